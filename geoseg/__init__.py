@@ -1,0 +1,38 @@
+"""geoseg: land-cover segmentation of satellite GeoTIFFs, from scene to stitched class map.
+
+Heavy libraries (torch, smp) load only when a model or prediction is used.
+
+Example:
+    >>> import geoseg
+    >>> grid = geoseg.make_grid(1000, 800, chip_size=256, overlap=0.25)
+    >>> len(grid)
+    20
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "create_model": "geoseg.model.factory",
+    "load_model": "geoseg.model.factory",
+    "Model": "geoseg.model.factory",
+    "ModelCard": "geoseg.model.card",
+    "ClassInfo": "geoseg.model.card",
+    "predict": "geoseg.predict.api",
+    "make_grid": "geoseg.tiling",
+    "Grid": "geoseg.tiling",
+    "Chip": "geoseg.tiling",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'geoseg' has no attribute {name!r}")

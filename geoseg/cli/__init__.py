@@ -1,0 +1,55 @@
+"""The ``geoseg`` command: one click group, one thin module per command."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from geoseg import __version__
+from geoseg.errors import GeosegError
+
+
+class _Group(click.Group):
+    """Turns errors into one line on stderr and an exit code (tracebacks only with --debug)."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("geoseg: interrupted; no output was changed", err=True)
+            sys.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+            if ctx.meta.get("geoseg.debug"):  # meta is shared with the subcommand's context
+                traceback.print_exc()
+            if isinstance(exc, GeosegError):
+                message = str(exc)
+            else:
+                message = f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)"
+            click.echo(f"geoseg: error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="geoseg")
+def main() -> None:
+    """Land-cover segmentation of satellite GeoTIFFs.
+
+    A scene is cut into overlapping chips on one grid, a segmentation model
+    labels every pixel, and the chips are stitched back into one seamless,
+    georeferenced class map. Run `geoseg COMMAND --help` for each command.
+    """
+
+
+def _register() -> None:
+    from geoseg.cli.info import info
+    from geoseg.cli.predict import predict
+
+    main.add_command(predict)
+    main.add_command(info)
+
+
+_register()

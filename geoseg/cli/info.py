@@ -1,0 +1,76 @@
+"""``geoseg info``: describe a model or a scene."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from geoseg.cli.options import common_options
+
+
+def _is_model(target: str) -> bool:
+    if target == "default":
+        return True
+    path = Path(target)
+    if path.suffix.lower() in {".pt", ".onnx", ".safetensors"}:
+        return True
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return False
+    return len(head) == 16 and head[8:10] == b'{"'
+
+
+@click.command(short_help="Describe a model or a scene.")
+@click.argument("target", metavar="MODEL|IMAGE")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@common_options
+def info(target: str, as_json: bool) -> None:
+    """Show a model's card (bands, normalization, chip size, classes, provenance) or a scene's
+    size, CRS, pixel size, bands and nodata.
+
+    \b
+    Examples:
+      geoseg info model.pt
+      geoseg info scene.tif --json
+    """
+    if _is_model(target):
+        from geoseg.model.bundled import default_model_path
+        from geoseg.model.checkpoint import read_card
+
+        card = read_card(default_model_path() if target == "default" else target)
+        data = json.loads(card.to_json())
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+            return
+        click.echo(f"model      {card.name} ({card.arch} / {card.encoder})")
+        click.echo(f"bands      {', '.join(card.bands)}")
+        click.echo(f"chip       {card.chip_size} px, overlap {card.overlap}")
+        click.echo(f"pixel size {card.pixel_size if card.pixel_size else 'unknown'} m")
+        if card.mean is not None:
+            click.echo(f"mean       {', '.join(f'{v:.4g}' for v in card.mean)}")
+            click.echo(f"std        {', '.join(f'{v:.4g}' for v in card.std or [])}")
+        click.echo("classes")
+        for c in card.classes:
+            click.echo(f"  {c.id:3d}  {c.color}  {c.name}")
+        for key, value in card.provenance.items():
+            click.echo(f"{key:10s} {value}")
+        return
+    from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
+
+    with gdal_env(), open_scene(target, require_georef=False) as ds:
+        data = {
+            "path": target, "driver": ds.driver, "width": ds.width, "height": ds.height, "count": ds.count,
+            "dtype": ds.dtypes[0], "crs": ds.crs.to_string() if ds.crs else None,
+            "pixel_size_m": pixel_size_m(ds) if ds.crs else None, "bounds": list(ds.bounds),
+            "nodata": ds.nodata, "bands": [d or f"band {i + 1}" for i, d in enumerate(ds.descriptions)],
+            "tags": ds.tags(),
+        }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        click.echo(f"{key:13s} {value}")

@@ -1,0 +1,104 @@
+"""Options shared by every command, declared once, and the CLI's error and progress handling."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+__all__ = ["common_options", "make_progress", "overlap_option", "chip_size_option", "overwrite_option"]
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        return f"geoseg: {level}{record.getMessage()}"
+
+
+def _configure_logging(verbose: int, quiet: int) -> None:
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    logger = logging.getLogger("geoseg")
+    logger.handlers[:] = []
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logger.addHandler(handler)
+    logger.setLevel(max(logging.DEBUG, level))
+    logger.propagate = False
+
+
+def _store(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        ctx.meta[f"geoseg.{key}"] = value
+        return value
+    return callback
+
+
+def common_options(func: Callable) -> Callable:
+    """``-v/-q``, ``--debug`` and ``--progress`` for a command (consumed here, not passed on)."""
+
+    @click.option("-v", "--verbose", count=True, help="More messages (repeat for debug output).",
+                  callback=_store("verbose"), expose_value=False, is_eager=True)
+    @click.option("-q", "--quiet", count=True, help="Fewer messages: only errors.",
+                  callback=_store("quiet"), expose_value=False, is_eager=True)
+    @click.option("--debug", is_flag=True, help="Show the full traceback of errors.",
+                  callback=_store("debug"), expose_value=False, is_eager=True)
+    @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "json", "none"]),
+                  default="auto", show_default=True, callback=_store("progress"), expose_value=False,
+                  help="Progress display: a bar, JSON lines on stderr ({\"stage\", \"done\", \"total\"}) "
+                       "for tools such as the QGIS plugin, or none. auto shows a bar on a terminal.")
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        _configure_logging(ctx.meta.get("geoseg.verbose", 0), ctx.meta.get("geoseg.quiet", 0))
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def make_progress() -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
+    """A progress callback for the current command's ``--progress`` mode, and a closer."""
+    ctx = click.get_current_context()
+    mode = ctx.meta.get("geoseg.progress", "auto")
+    if ctx.meta.get("geoseg.quiet", 0):
+        mode = "json" if mode == "json" else "none"
+    if mode == "auto":
+        mode = "bar" if sys.stderr.isatty() else "none"
+    if mode == "none":
+        return (lambda stage, done, total: None), (lambda: None)
+    if mode == "json":
+        def emit(stage: str, done: int, total: int) -> None:
+            sys.stderr.write(json.dumps({"stage": stage, "done": done, "total": total}) + "\n")
+            sys.stderr.flush()
+        return emit, (lambda: None)
+
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="chip", file=sys.stderr, dynamic_ncols=True)
+        bar.total = total
+        bar.update(done - bar.n)
+
+    def close() -> None:
+        for bar in bars.values():
+            bar.close()
+    return update, close
+
+
+chip_size_option = click.option(
+    "--chip-size", type=int, default=None,
+    help="Chip size in pixels (default: the model's); a multiple of the encoder's output stride.")
+overlap_option = click.option(
+    "--overlap", default=None, metavar="F|Npx",
+    help="Overlap of neighbouring chips: a fraction in [0, 1) of the chip, or pixels such as 64px "
+         "(default: the model's).")
+overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Replace existing outputs (they are replaced only once the new ones are complete).")

@@ -1,0 +1,1 @@
+"""Raster and file input/output: the only place that takes paths."""

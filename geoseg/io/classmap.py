@@ -1,0 +1,156 @@
+"""Writing class maps: tiled, compressed GeoTIFFs on the scene's grid, with colours and class table.
+
+Rows arrive in order from the stitcher; :class:`ClassMapWriter` buffers them
+per vertical block until whole rows of 256-pixel tiles are complete, so every
+tile is written once. Files are written under temporary names and renamed
+into place by :meth:`ClassMapWriter.commit`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from geoseg.errors import OutputError
+from geoseg.model.card import ClassInfo
+
+__all__ = ["NODATA", "TILE", "ClassMapWriter", "class_table_json", "colormap"]
+
+NODATA = 255
+TILE = 256
+CLASSES_TAG = "GEOSEG_CLASSES"
+
+
+def colormap(classes: Sequence[ClassInfo]) -> dict[int, tuple[int, int, int, int]]:
+    """GDAL colour table entries for a class table (nodata 255 transparent).
+
+    Example:
+        >>> colormap([ClassInfo(0, "water", "#0000ff")])[0]
+        (0, 0, 255, 255)
+    """
+    table = {c.id: (*c.rgb, 255) for c in classes}
+    table[NODATA] = (0, 0, 0, 0)
+    return table
+
+
+def class_table_json(classes: Sequence[ClassInfo]) -> str:
+    """The class table as stored in the ``GEOSEG_CLASSES`` tag."""
+    return json.dumps([{"id": c.id, "name": c.name, "color": c.color} for c in classes])
+
+
+class _Buffer:
+    """Rows of one vertical block waiting for a complete row of tiles."""
+
+    def __init__(self) -> None:
+        self.y0 = 0
+        self.parts: list[dict[str, np.ndarray]] = []
+        self.rows = 0
+
+
+class ClassMapWriter:
+    """Streams ``classes`` (and optionally ``confidence`` / ``probabilities``) rasters to disk.
+
+    ``paths`` maps ``"classes"``, ``"confidence"``, ``"probabilities"`` to
+    final output paths; only the given ones are written.
+    """
+
+    def __init__(
+        self,
+        paths: dict[str, Path],
+        crs: CRS,
+        transform: Affine,
+        width: int,
+        height: int,
+        classes: Sequence[ClassInfo],
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self.paths = {k: Path(v) for k, v in paths.items()}
+        self.tmp = {k: p.with_name(f".{p.stem}.{uuid.uuid4().hex[:8]}.partial{p.suffix}") for k, p in self.paths.items()}
+        self.classes = list(classes)
+        self.width, self.height = width, height
+        self.buffers: dict[int, _Buffer] = {}
+        base = {
+            "driver": "GTiff", "width": width, "height": height, "crs": crs, "transform": transform,
+            "dtype": "uint8", "nodata": NODATA, "tiled": True, "blockxsize": TILE, "blockysize": TILE,
+            "compress": "deflate", "predictor": 2, "BIGTIFF": "IF_SAFER", "interleave": "band",
+        }
+        counts = {"classes": 1, "confidence": 1, "probabilities": len(self.classes)}
+        self.ds: dict[str, rasterio.io.DatasetWriter] = {}
+        try:
+            for kind, tmp in self.tmp.items():
+                profile = dict(base, count=counts[kind])
+                if kind == "classes":
+                    profile["photometric"] = "palette"
+                    profile.pop("predictor")
+                self.ds[kind] = rasterio.open(tmp, "w", **profile)
+        except (rasterio.errors.RasterioIOError, OSError) as exc:
+            self.abort()
+            raise OutputError(f"cannot write {self.paths[kind]} ({exc}): check the folder and free disk space") from None
+        self._describe(tags or {})
+
+    def _describe(self, tags: dict[str, str]) -> None:
+        table = class_table_json(self.classes)
+        for kind, ds in self.ds.items():
+            ds.update_tags(**{CLASSES_TAG: table}, **tags)
+            if kind == "classes":
+                ds.write_colormap(1, colormap(self.classes))
+                ds.set_band_description(1, "class")
+            elif kind == "confidence":
+                ds.set_band_description(1, "confidence_percent")
+            else:
+                for c in self.classes:
+                    ds.set_band_description(c.id + 1, f"{c.name}_percent")
+
+    def write_rows(self, x0: int, y0: int, arrays: dict[str, np.ndarray]) -> None:
+        """Queue rows starting at ``y0`` for the block starting at column ``x0`` (rows come in order)."""
+        buf = self.buffers.setdefault(x0, _Buffer())
+        if buf.y0 + buf.rows != y0:
+            raise ValueError(f"rows for block {x0} must arrive in order: expected row {buf.y0 + buf.rows}, got {y0}")
+        buf.parts.append(arrays)
+        buf.rows += next(iter(arrays.values())).shape[-2]
+        end = buf.y0 + buf.rows
+        aligned = end if end >= self.height else (end // TILE) * TILE
+        if aligned > buf.y0:
+            self._write(x0, buf, aligned)
+
+    def _write(self, x0: int, buf: _Buffer, y_end: int) -> None:
+        joined = {k: np.concatenate([p[k] for p in buf.parts], axis=-2) for k in buf.parts[0]}
+        n = y_end - buf.y0
+        for kind, array in joined.items():
+            if kind not in self.ds:
+                continue
+            block = array[..., :n, :]
+            window = Window(x0, buf.y0, block.shape[-1], n)
+            self.ds[kind].write(block if block.ndim == 3 else block[None], window=window)
+        rest = {k: v[..., n:, :] for k, v in joined.items()}
+        buf.y0, buf.rows = y_end, buf.rows - n
+        buf.parts = [rest] if buf.rows else []
+
+    def commit(self) -> dict[str, Path]:
+        """Close the files and rename them into place; returns the final paths."""
+        for ds in self.ds.values():
+            ds.close()
+        for kind, tmp in self.tmp.items():
+            os.replace(tmp, self.paths[kind])
+        return dict(self.paths)
+
+    def abort(self) -> None:
+        """Close and delete the temporary files (the outputs are left as they were)."""
+        for ds in self.ds.values():
+            with contextlib.suppress(Exception):
+                ds.close()
+        for tmp in self.tmp.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            with contextlib.suppress(OSError):
+                Path(f"{tmp}.aux.xml").unlink()

@@ -1,0 +1,94 @@
+"""Output paths: refuse to clobber data, write under a temporary name, rename on success."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from geoseg.errors import OutputError
+
+__all__ = ["atomic_output", "check_output", "is_remote", "same_file"]
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    """True for GDAL virtual paths such as ``/vsicurl/...`` or URLs.
+
+    Example:
+        >>> is_remote("/vsicurl/https://example.com/a.tif"), is_remote("a.tif")
+        (True, False)
+    """
+    text = str(path)
+    return text.startswith("/vsi") or "://" in text
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when two paths name the same file (resolving links and case where the OS does)."""
+    if is_remote(a) or is_remote(b):
+        return str(a) == str(b)
+    pa, pb = Path(a), Path(b)
+    try:
+        if pa.exists() and pb.exists():
+            return pa.samefile(pb)
+    except OSError:
+        pass
+    return os.path.normcase(pa.resolve()) == os.path.normcase(pb.resolve())
+
+
+def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False) -> Path:
+    """Check that ``path`` may be written, before any work starts.
+
+    Refuses an output equal to an input (always), an existing output unless
+    ``overwrite``, and a folder that does not exist or cannot be written.
+
+    Example:
+        >>> check_output("/tmp/new_classes.tif").name
+        'new_classes.tif'
+    """
+    out = Path(path)
+    for item in inputs:
+        if same_file(out, item):
+            raise OutputError(f"output {out} is the input file: choose another output path")
+    if out.exists() and not overwrite:
+        raise OutputError(f"output {out} already exists: use --overwrite to replace it")
+    if out.is_dir():
+        raise OutputError(f"output {out} is a folder: give a file path")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"output folder {folder} does not exist: create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {folder} is not writable: choose another output path")
+    return out
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it to ``path`` only if the block succeeds.
+
+    The temporary file keeps the suffix so drivers that look at it still work.
+
+    Example:
+        >>> with atomic_output(Path("/tmp/out.txt")) as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> Path("/tmp/out.txt").read_text()
+        'done'
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
+    try:
+        yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

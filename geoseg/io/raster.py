@@ -1,0 +1,127 @@
+"""Reading scenes: open with clear errors, windowed reads with padding and a validity mask."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import MaskFlags
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from geoseg.errors import RasterError
+from geoseg.io.paths import is_remote
+
+__all__ = ["GDAL_CACHE_MB", "gdal_env", "open_scene", "pixel_size_m", "read_window", "scene_has_mask"]
+
+GDAL_CACHE_MB = 256
+"""GDAL's block cache is bounded to this many MB while geoseg reads and writes."""
+
+
+def gdal_env(**options: object) -> rasterio.Env:
+    """A rasterio environment with GDAL's block cache bounded (reading does not grow with the scene)."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", **options)
+
+
+def open_scene(path: str | os.PathLike, require_georef: bool = True) -> rasterio.io.DatasetReader:
+    """Open a raster GDAL reads (GeoTIFF, VRT, JP2, ``/vsicurl/`` COGs...) with one-line errors.
+
+    With ``require_georef`` a scene without CRS, without geotransform, or with a
+    rotated geotransform is refused.
+
+    Example:
+        >>> with open_scene("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
+        ...     ds.count
+        10
+    """
+    name = str(path)
+    if not is_remote(name):
+        p = Path(name)
+        if not p.exists():
+            raise RasterError(f"scene {name} does not exist: check the path")
+        if p.is_dir():
+            raise RasterError(f"scene {name} is a folder: give a raster file")
+        if p.stat().st_size == 0:
+            raise RasterError(f"scene {name} is an empty file: copy or export it again")
+    try:
+        ds = rasterio.open(name)
+    except RasterioIOError as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else "unrecognised format"
+        raise RasterError(f"{name} is not a raster GDAL can read ({detail}): give a GeoTIFF or another GDAL raster") from None
+    if require_georef:
+        try:
+            check_georeferencing(ds, name)
+        except RasterError:
+            ds.close()
+            raise
+    return ds
+
+
+def check_georeferencing(ds: rasterio.io.DatasetReader, name: str) -> None:
+    """Refuse scenes whose pixels cannot be placed on the map."""
+    if ds.crs is None:
+        raise RasterError(f"scene {name} has no CRS: assign one, e.g. gdal_edit.py -a_srs EPSG:32633 {name}")
+    t = ds.transform
+    if t.is_identity or (not ds.transform and ds.gcps[0]):
+        raise RasterError(f"scene {name} has no geotransform: georeference it (e.g. gdalwarp with its GCPs) first")
+    if t.b != 0 or t.d != 0:
+        raise RasterError(f"scene {name} has a rotated or sheared geotransform: warp it north-up with gdalwarp first")
+
+
+def scene_has_mask(ds: rasterio.io.DatasetReader) -> bool:
+    """False when GDAL reports every pixel of every band valid (no nodata, mask band or alpha)."""
+    return not all(flags == [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
+
+
+def read_window(
+    ds: rasterio.io.DatasetReader,
+    window: Window,
+    indexes: list[int],
+    out: np.ndarray | None = None,
+    masked: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``window`` of bands ``indexes`` as float32, padding past the scene's edges.
+
+    Returns ``(data, valid)``: data ``(C, h, w)`` and a boolean validity mask
+    ``(h, w)``, False for nodata (GDAL's dataset mask), non-finite values and
+    padding. Padding and invalid pixels are 0 in ``data``.
+    """
+    h, w = int(window.height), int(window.width)
+    data = out if out is not None else np.empty((len(indexes), h, w), dtype=np.float32)
+    valid = np.zeros((h, w), dtype=bool)
+    x0, y0 = int(window.col_off), int(window.row_off)
+    x1, y1 = min(x0 + w, ds.width), min(y0 + h, ds.height)
+    inner = Window(x0, y0, x1 - x0, y1 - y0)
+    if x1 - x0 < w or y1 - y0 < h:
+        data[...] = 0
+    raw = ds.read(indexes, window=inner)
+    data[:, : y1 - y0, : x1 - x0] = raw
+    if masked is None:
+        masked = scene_has_mask(ds)
+    if masked:
+        valid[: y1 - y0, : x1 - x0] = ds.dataset_mask(window=inner) > 0
+    else:
+        valid[: y1 - y0, : x1 - x0] = True
+    if raw.dtype.kind == "f":
+        valid[: y1 - y0, : x1 - x0] &= np.isfinite(raw).all(axis=0)
+    if not valid.all():
+        data[:, ~valid] = 0
+    return data, valid
+
+
+def pixel_size_m(ds: rasterio.io.DatasetReader) -> float:
+    """Mean pixel size in metres (degrees converted at the scene's centre for geographic CRSs)."""
+    t = ds.transform
+    size = (abs(t.a) + abs(t.e)) / 2
+    crs = ds.crs
+    if crs is None:
+        return float(size)
+    if crs.is_geographic:
+        lat = math.radians(ds.bounds.bottom + (ds.bounds.top - ds.bounds.bottom) / 2)
+        metres_per_degree = 111_320.0
+        return float((abs(t.a) * math.cos(lat) + abs(t.e)) / 2 * metres_per_degree)
+    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    return float(size * factor)

@@ -1,0 +1,150 @@
+"""The model card: everything predict needs to know about a model, as plain JSON.
+
+A checkpoint is this card plus the weights (see :mod:`geoseg.model.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from geoseg.errors import ModelError
+
+__all__ = ["CARD_FORMAT", "ClassInfo", "ModelCard", "default_colors", "generic_band_names"]
+
+CARD_FORMAT = "geoseg-model/1"
+
+# A qualitative palette that stays readable on maps (Tableau 10, then Set3-like tones).
+_PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462",
+)
+_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+_GENERIC_BAND = re.compile(r"^band_\d+$")
+
+
+def default_colors(count: int) -> list[str]:
+    """``count`` distinct ``#rrggbb`` colours.
+
+    Example:
+        >>> default_colors(2)
+        ['#1f77b4', '#ff7f0e']
+    """
+    return [_PALETTE[i % len(_PALETTE)] for i in range(count)]
+
+
+def generic_band_names(count: int) -> list[str]:
+    """Names given to bands when a model is created without band names.
+
+    Example:
+        >>> generic_band_names(3)
+        ['band_1', 'band_2', 'band_3']
+    """
+    return [f"band_{i + 1}" for i in range(count)]
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One row of the class table: id 0..K-1, name and ``#rrggbb`` colour."""
+
+    id: int
+    name: str
+    color: str
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        """The colour as an (r, g, b) tuple of 0..255."""
+        return tuple(int(self.color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+@dataclass
+class ModelCard:
+    """Self-description of a geoseg model.
+
+    ``mean`` and ``std`` normalize each input band (``(x - mean) / std``);
+    ``None`` means the raw values go to the model. ``pixel_size`` is in metres
+    (``None`` when unknown). ``params`` are extra keyword arguments for
+    ``smp.create_model``.
+    """
+
+    arch: str
+    encoder: str
+    bands: list[str]
+    classes: list[ClassInfo]
+    chip_size: int = 256
+    overlap: str = "0.125"
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    pixel_size: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    name: str = "geoseg-model"
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format: str = CARD_FORMAT
+
+    @property
+    def num_bands(self) -> int:
+        return len(self.bands)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def bands_are_named(self) -> bool:
+        """False when the bands carry only generic names (``band_1``...)."""
+        return not all(_GENERIC_BAND.match(b) for b in self.bands)
+
+    def to_json(self) -> str:
+        """The card as a JSON string."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "model") -> ModelCard:
+        """Parse and validate a card written by :meth:`to_json`.
+
+        Example:
+            >>> card = ModelCard("unet", "resnet18", ["B04"], [ClassInfo(0, "water", "#0000ff")])
+            >>> ModelCard.from_json(card.to_json()).classes[0].name
+            'water'
+        """
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError):
+            raise ModelError(f"{source}: its model card is not valid JSON; re-save the model with geoseg") from None
+        if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
+            raise ModelError(f"{source}: not a geoseg model card (format {CARD_FORMAT!r} expected)")
+        try:
+            data["classes"] = [ClassInfo(**c) for c in data["classes"]]
+            card = cls(**data)
+        except TypeError as exc:
+            raise ModelError(f"{source}: damaged model card ({exc}); re-save the model with geoseg") from None
+        card.validate(source)
+        return card
+
+    def validate(self, source: str = "model") -> None:
+        """Raise :class:`ModelError` naming the first inconsistent field."""
+        if not self.bands:
+            raise ModelError(f"{source}: the model card lists no input bands")
+        if len(set(self.bands)) != len(self.bands):
+            raise ModelError(f"{source}: band names must be unique, got {self.bands}")
+        if not self.classes:
+            raise ModelError(f"{source}: the model card lists no classes")
+        if [c.id for c in self.classes] != list(range(len(self.classes))):
+            raise ModelError(f"{source}: class ids must be 0..K-1 in order, got {[c.id for c in self.classes]}")
+        if len(self.classes) > 255:
+            raise ModelError(f"{source}: at most 255 classes fit a uint8 class map (255 is nodata)")
+        for c in self.classes:
+            if not _HEX.match(c.color):
+                raise ModelError(f"{source}: class {c.id} colour {c.color!r} is not '#rrggbb'")
+        for key in ("mean", "std"):
+            values = getattr(self, key)
+            if values is not None and len(values) != len(self.bands):
+                raise ModelError(
+                    f"{source}: {key} has {len(values)} values for {len(self.bands)} bands; give one per band"
+                )
+        if self.std is not None and any(not s > 0 for s in self.std):
+            raise ModelError(f"{source}: std values must be positive, got {self.std}")
+        if self.chip_size <= 0:
+            raise ModelError(f"{source}: chip size {self.chip_size} must be positive")

@@ -1,0 +1,102 @@
+"""Checkpoint files: a safetensors file whose metadata holds the JSON model card.
+
+safetensors stores raw tensors and a JSON header, so loading a model never
+executes code from the file (unlike a pickle). The card is stored under the
+metadata key ``geoseg_card``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import torch
+
+from geoseg.errors import ModelError
+from geoseg.model.card import ModelCard
+
+__all__ = ["CARD_KEY", "read_card", "read_checkpoint", "write_checkpoint"]
+
+CARD_KEY = "geoseg_card"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def _header(path: Path) -> dict:
+    """Parse the safetensors header without reading the tensors."""
+    if not path.exists():
+        raise ModelError(f"model file {path} does not exist: give a .pt file written by geoseg")
+    if path.is_dir():
+        raise ModelError(f"model {path} is a folder: give a .pt file written by geoseg")
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ModelError(f"model file {path} is empty or truncated: save or copy it again")
+        (size,) = struct.unpack("<Q", head)
+        if size > _MAX_HEADER:
+            raise ModelError(
+                f"{path} is not a geoseg model file (pickled or foreign checkpoints are refused, "
+                f"they could run code): save the model with geoseg"
+            )
+        raw = fh.read(size)
+        end = fh.seek(0, 2)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise ModelError(
+            f"{path} is not a geoseg model file (pickled or foreign checkpoints are refused, "
+            f"they could run code): save the model with geoseg"
+        ) from None
+    stored = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + size + stored > end:
+        raise ModelError(f"model file {path} is truncated: save or copy it again")
+    return header
+
+
+def read_card(path: str | Path) -> ModelCard:
+    """Read only the model card of a checkpoint (fast: no tensors are loaded).
+
+    Example:
+        >>> card = read_card("model.pt")  # doctest: +SKIP
+    """
+    path = Path(path)
+    meta = _header(path).get("__metadata__") or {}
+    if CARD_KEY not in meta:
+        raise ModelError(f"{path} is a safetensors file without a geoseg model card: save the model with geoseg")
+    return ModelCard.from_json(meta[CARD_KEY], source=str(path))
+
+
+def read_checkpoint(path: str | Path) -> tuple[ModelCard, dict[str, torch.Tensor]]:
+    """Read the card and the weights (as float32) of a checkpoint."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    card = read_card(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"model file {path} is damaged ({exc}): save or copy it again") from None
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
+    return card, state
+
+
+def write_checkpoint(path: str | Path, card: ModelCard, state: dict[str, torch.Tensor], half: bool = False) -> Path:
+    """Write ``state`` and ``card`` to ``path`` atomically (temporary name, then rename).
+
+    ``half=True`` stores floating-point weights as float16 (half the size).
+    """
+    from safetensors.torch import save_file
+
+    from geoseg.io.paths import atomic_output
+
+    card.validate(str(path))
+    tensors = {}
+    for key, value in state.items():
+        value = value.detach().cpu().contiguous()
+        if half and value.is_floating_point():
+            value = value.half()
+        tensors[key] = value
+    with atomic_output(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata={CARD_KEY: card.to_json()})
+    return Path(path)

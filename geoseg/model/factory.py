@@ -1,0 +1,255 @@
+"""Build smp models from a model card, and load and save them.
+
+Models come only from ``smp.create_model``; the :class:`Model` wrapper keeps
+the card beside the network so a model always knows its bands, classes,
+normalization and chip size.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from geoseg import __version__
+from geoseg._compat import import_smp
+from geoseg.errors import ChipSizeError, ModelError
+from geoseg.model.card import ClassInfo, ModelCard, default_colors, generic_band_names
+from geoseg.model.checkpoint import read_checkpoint, write_checkpoint
+
+__all__ = ["Model", "build_network", "create_model", "load_model", "valid_chip_sizes"]
+
+
+class Model(torch.nn.Module):
+    """An smp network together with its :class:`ModelCard`.
+
+    Call it like the network (normalized ``(B, C, H, W)`` float tensor in,
+    logits ``(B, K, H, W)`` out); :meth:`normalize` prepares raw band values.
+    """
+
+    def __init__(self, card: ModelCard, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.card = card
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    @property
+    def output_stride(self) -> int:
+        """Chip sizes must be multiples of this."""
+        return _output_stride(self.net)
+
+    def normalize(self, array: np.ndarray) -> np.ndarray:
+        """Normalize raw band values ``(..., C, H, W)`` in place with the card's mean and std."""
+        if self.card.mean is not None:
+            mean = np.asarray(self.card.mean, dtype=np.float32)[:, None, None]
+            std = np.asarray(self.card.std or [1.0] * len(self.card.mean), dtype=np.float32)[:, None, None]
+            array -= mean
+            array /= std
+        return array
+
+    def save(self, path: str | os.PathLike, half: bool = False) -> Path:
+        """Write the model (card and weights) to a checkpoint file.
+
+        Example:
+            >>> model = create_model(bands=["B04", "B08"], classes=["land", "water"], encoder="resnet18")
+            >>> model.save("/tmp/doc_model.pt").name
+            'doc_model.pt'
+        """
+        return write_checkpoint(path, self.card, self.net.state_dict(), half=half)
+
+
+def _output_stride(net: torch.nn.Module) -> int:
+    # Required for every architecture, also those (Unet) that would resize inside:
+    # chips on the stride keep predictions at chip edges as good as inside.
+    return int(getattr(net.encoder, "output_stride", 32))
+
+
+def valid_chip_sizes(chip_size: int, stride: int) -> tuple[int, int]:
+    """The nearest chip sizes below and above ``chip_size`` that are multiples of ``stride``.
+
+    Example:
+        >>> valid_chip_sizes(250, 32)
+        (224, 256)
+    """
+    below = max(stride, (chip_size // stride) * stride)
+    above = -(-chip_size // stride) * stride
+    return below, above
+
+
+def check_chip_size(chip_size: int, stride: int, source: str = "chip size") -> None:
+    """Raise :class:`ChipSizeError` unless ``chip_size`` suits an encoder of ``stride``."""
+    if chip_size <= 0:
+        raise ChipSizeError(f"{source} {chip_size} must be a positive number of pixels, e.g. 256")
+    if chip_size % stride:
+        below, above = valid_chip_sizes(chip_size, stride)
+        raise ChipSizeError(
+            f"{source} {chip_size} is not divisible by the encoder's output stride {stride}: use {below} or {above}"
+        )
+
+
+def _choice_error(kind: str, value: str, choices: Sequence[str]) -> ModelError:
+    close = difflib.get_close_matches(value, choices, n=3)
+    hint = f"did you mean {', '.join(close)}?" if close else f"choose one of {', '.join(choices)}"
+    return ModelError(f"unknown {kind} {value!r}: {hint}")
+
+
+def build_network(card: ModelCard, encoder_weights: str | os.PathLike | None = None) -> torch.nn.Module:
+    """Create the smp network a card describes (``smp.create_model``), weights random or given."""
+    smp = import_smp()
+    archs = list(smp.MODEL_ARCHITECTURES_MAPPING)
+    if card.arch.lower() not in archs:
+        raise _choice_error("architecture", card.arch, archs)
+    encoders = smp.encoders.get_encoder_names()
+    if card.encoder not in encoders and not card.encoder.startswith("tu-"):
+        raise _choice_error("encoder", card.encoder, encoders)
+    local = encoder_weights is not None and Path(encoder_weights).suffix in {".pt", ".pth", ".safetensors", ".bin"}
+    smp_weights = None if local or encoder_weights is None else str(encoder_weights)
+    try:
+        net = smp.create_model(
+            card.arch,
+            encoder_name=card.encoder,
+            encoder_weights=smp_weights,
+            in_channels=card.num_bands,
+            classes=card.num_classes,
+            **card.params,
+        )
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"smp cannot build {card.arch}/{card.encoder} with {card.params}: {exc}") from None
+    except OSError as exc:
+        raise ModelError(
+            f"encoder weights {encoder_weights!r} could not be fetched ({exc}); "
+            "download them yourself and pass the local file path"
+        ) from None
+    if local:
+        _load_encoder_weights(net, Path(encoder_weights))
+    return net
+
+
+def _load_encoder_weights(net: torch.nn.Module, path: Path) -> None:
+    if not path.is_file():
+        raise ModelError(f"encoder weights file {path} does not exist")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same answer
+        raise ModelError(f"encoder weights file {path} cannot be read safely ({exc})") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    own = net.encoder.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ModelError(f"encoder weights file {path} has no tensor that fits encoder {type(net.encoder).__name__}")
+    net.encoder.load_state_dict(usable, strict=False)
+
+
+def _class_table(classes: int | Sequence[str] | Sequence[dict[str, Any]] | Sequence[ClassInfo]) -> list[ClassInfo]:
+    if isinstance(classes, int):
+        names: list[Any] = [f"class_{i}" for i in range(classes)]
+    else:
+        names = list(classes)
+    colors = default_colors(len(names))
+    table = []
+    for i, item in enumerate(names):
+        if isinstance(item, ClassInfo):
+            table.append(ClassInfo(i, item.name, item.color))
+        elif isinstance(item, dict):
+            table.append(ClassInfo(i, str(item["name"]), str(item.get("color", colors[i]))))
+        else:
+            table.append(ClassInfo(i, str(item), colors[i]))
+    return table
+
+
+def create_model(
+    arch: str = "unet",
+    encoder: str = "resnet18",
+    bands: int | Sequence[str] = 3,
+    classes: int | Sequence[str] | Sequence[dict[str, Any]] = 2,
+    *,
+    chip_size: int = 256,
+    overlap: str | float = 0.125,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    pixel_size: float | None = None,
+    encoder_weights: str | os.PathLike | None = None,
+    name: str = "geoseg-model",
+    **params: Any,
+) -> Model:
+    """Create a new model with ``smp.create_model`` and its model card.
+
+    ``bands`` is a band count or the band names in input order (names let
+    predict pick scene bands by their descriptions). ``classes`` is a count,
+    names, or dicts with ``name`` and ``color``. ``encoder_weights`` is
+    ``None`` (random), a local weights file, or an smp weights name such as
+    ``"imagenet"`` (downloaded by smp: only when you ask for it). Extra
+    keyword arguments go to ``smp.create_model``.
+
+    Example:
+        >>> model = create_model("unet", "resnet18", bands=["B02", "B03", "B04", "B08"],
+        ...                      classes=["water", "forest", "field"], chip_size=256)
+        >>> model.card.num_bands, model.card.num_classes, model.output_stride
+        (4, 3, 32)
+    """
+    from geoseg.tiling import parse_overlap
+
+    band_names = generic_band_names(bands) if isinstance(bands, int) else [str(b) for b in bands]
+    card = ModelCard(
+        arch=arch.lower(),
+        encoder=encoder,
+        bands=band_names,
+        classes=_class_table(classes),
+        chip_size=int(chip_size),
+        overlap=str(overlap),
+        mean=None if mean is None else [float(v) for v in mean],
+        std=None if std is None else [float(v) for v in std],
+        pixel_size=None if pixel_size is None else float(pixel_size),
+        params=dict(params),
+        name=name,
+        provenance={"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "geoseg_version": __version__},
+    )
+    if card.mean is not None and card.std is None:
+        card.std = [1.0] * card.num_bands
+    card.validate("create_model")
+    parse_overlap(card.overlap, card.chip_size)
+    net = build_network(card, encoder_weights)
+    check_chip_size(card.chip_size, _output_stride(net))
+    return Model(card, net)
+
+
+def load_model(path: str | os.PathLike) -> Model:
+    """Load a model from a geoseg checkpoint without executing code from the file.
+
+    ``"default"`` names the model bundled with geoseg (``./default`` is a file).
+
+    Example:
+        >>> model = load_model("/tmp/doc_model.pt")
+        >>> model.card.bands
+        ['B04', 'B08']
+    """
+    if str(path) == "default":
+        from geoseg.model.bundled import default_model_path
+
+        path = default_model_path()
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        raise ModelError(f"{path}: ONNX models are not supported by this version yet; give a geoseg .pt checkpoint")
+    card, state = read_checkpoint(path)
+    net = build_network(card)
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ModelError(f"{path}: weights do not fit {card.arch}/{card.encoder} ({first})") from None
+    model = Model(card, net)
+    model.eval()
+    return model

@@ -1,0 +1,1 @@
+"""Prediction: batched chip inference and seamless stitching."""

@@ -1,0 +1,283 @@
+"""``geoseg.predict``: a scene and a model in, a stitched class map (and confidence) out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from geoseg.errors import InputError, RasterError
+from geoseg.io.classmap import NODATA, ClassMapWriter
+from geoseg.io.paths import check_output
+from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, read_window, scene_has_mask
+from geoseg.predict.bands import select_bands
+from geoseg.predict.engine import TorchRunner, iter_batches, prefetch
+from geoseg.predict.stitch import Stitcher
+from geoseg.tiling import Grid, make_grid, split_columns
+
+__all__ = ["PredictResult", "Progress", "predict"]
+
+log = logging.getLogger("geoseg")
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``, called as chips are predicted."""
+
+BLOCK_WIDTH = 16384
+"""Scenes wider than this are stitched in vertical blocks (see DESIGN.md, 'Memory and blocks')."""
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict` wrote and how long each part took (seconds)."""
+
+    outputs: dict[str, Path]
+    chips_total: int
+    chips_predicted: int
+    chips_skipped: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _warn(result_warnings: list[str], message: str) -> None:
+    log.warning(message)
+    result_warnings.append(message)
+
+
+def _check_outputs(outputs: dict[str, Path], inputs: list, overwrite: bool) -> None:
+    seen: dict[str, str] = {}
+    for kind, path in outputs.items():
+        check_output(path, inputs, overwrite)
+        key = os.path.normcase(str(Path(path).resolve()))
+        if key in seen:
+            raise InputError(f"--{seen[key]} and --{kind} name the same file {path}: give different paths")
+        seen[key] = kind
+
+
+def _aoi_filter(aoi: str | os.PathLike, ds, grid: Grid, chips: list) -> tuple[list, list]:
+    import shapely
+
+    from geoseg.io.vector import read_polygons
+
+    polygons = read_polygons(aoi, ds.crs)
+    union = shapely.union_all(polygons)
+    if not union.intersects(shapely.box(*ds.bounds)):
+        raise InputError(f"--aoi {aoi} does not overlap the scene {ds.name}: check the file and its CRS")
+    boxes = shapely.box(*np.array([c.bounds for c in chips]).T)
+    shapely.prepare(union)
+    keep = shapely.intersects(union, boxes)
+    return [c for c, k in zip(chips, keep) if k], polygons
+
+
+def predict(
+    image: str | os.PathLike,
+    model: object,
+    output: str | os.PathLike,
+    *,
+    confidence: str | os.PathLike | None = None,
+    probabilities: str | os.PathLike | None = None,
+    bands: str | list | None = None,
+    chip_size: int | None = None,
+    overlap: str | float | None = None,
+    batch_size: int = 8,
+    device: str = "auto",
+    tta: bool = False,
+    aoi: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    block_width: int = BLOCK_WIDTH,
+) -> PredictResult:
+    """Predict a scene chip by chip and stitch a seamless class map on the scene's grid.
+
+    ``model`` is a :class:`geoseg.Model`, a checkpoint path or ``"default"``.
+    ``output`` receives uint8 class ids 0..K-1 (255 = nodata or outside
+    ``aoi``); ``confidence`` the winning probability in percent;
+    ``probabilities`` one band per class in percent. Nothing is written
+    unless the whole scene succeeds.
+
+    Example:
+        >>> import geoseg
+        >>> m = geoseg.create_model(bands=10, classes=3)
+        >>> r = geoseg.predict("data_samples/brandenburg_s2_512.tif", m, "/tmp/doc_classes.tif",
+        ...                    overwrite=True)  # doctest: +SKIP
+    """
+    from geoseg.model.factory import Model, check_chip_size, load_model
+
+    started = time.perf_counter()
+    outputs = {"classes": Path(output)}
+    if confidence:
+        outputs["confidence"] = Path(confidence)
+    if probabilities:
+        outputs["probabilities"] = Path(probabilities)
+    inputs = [p for p in (image, aoi, None if isinstance(model, Model) else model) if p is not None and p != "default"]
+    _check_outputs(outputs, inputs, overwrite)
+    if batch_size < 1:
+        raise InputError(f"--batch-size {batch_size} must be at least 1")
+    net = model if isinstance(model, Model) else load_model(model)  # type: ignore[arg-type]
+    card = net.card
+    chip = int(chip_size or card.chip_size)
+    check_chip_size(chip, net.output_stride, "--chip-size")
+    result = PredictResult(outputs, 0, 0, 0)
+    with gdal_env(), open_scene(image) as ds:
+        indexes, note = select_bands(ds.descriptions, card.bands, bands, card.bands_are_named)
+        if note:
+            _warn(result.warnings, f"{ds.name}: {note}")
+        _check_pixel_size(ds, card.pixel_size, result.warnings)
+        grid = make_grid(ds.width, ds.height, chip, card.overlap if overlap is None else overlap, ds.transform)
+        chips = list(grid)
+        polygons = None
+        if aoi is not None:
+            chips, polygons = _aoi_filter(aoi, ds, grid, chips)
+        result.chips_total = len(chips)
+        runner = TorchRunner(net, device=device, tta=tta)
+        writer = ClassMapWriter(outputs, ds.crs, ds.transform, ds.width, ds.height, card.classes,
+                                tags={"GEOSEG_MODEL": card.name})
+        try:
+            _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_size, block_width,
+                 progress, result)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    result.seconds["total"] = time.perf_counter() - started
+    return result
+
+
+def _check_pixel_size(ds, model_size: float | None, warnings: list[str]) -> None:
+    if not model_size:
+        return
+    size = pixel_size_m(ds)
+    if abs(size - model_size) > 0.25 * model_size:
+        _warn(warnings, f"{ds.name}: pixel size {size:.3g} m differs from the model's {model_size:.3g} m by "
+              f"more than 25%; results may be poor (resample the scene to {model_size:.3g} m)")
+
+
+class _Radiometry:
+    """Compares the first chips' band means with the model's normalization (warns once)."""
+
+    def __init__(self, card, warnings: list[str], name: str) -> None:
+        self.card, self.warnings, self.name = card, warnings, name
+        self.sums: np.ndarray | None = None
+        self.count = 0
+        self.done = card.mean is None
+
+    def observe(self, data: np.ndarray, valid: np.ndarray) -> None:
+        if self.done or not valid.any():
+            return
+        sums = data[:, valid].sum(axis=1, dtype=np.float64)
+        self.sums = sums if self.sums is None else self.sums + sums
+        self.count += int(valid.sum())
+        if self.count >= 4 * 256 * 256:
+            self.check()
+
+    def check(self) -> None:
+        if self.done or not self.count:
+            return
+        self.done = True
+        means = self.sums / self.count
+        mean, std = np.asarray(self.card.mean), np.asarray(self.card.std)
+        far = np.abs(means - mean) > 3 * std
+        if far.any():
+            bad = ", ".join(f"{b} mean {m:.4g} (model {mu:.4g} ± {s:.3g})"
+                            for b, m, mu, s, f in zip(self.card.bands, means, mean, std, far) if f)
+            _warn(self.warnings, f"{self.name}: band statistics far outside the model's normalization: {bad}; "
+                  "check the bands' order, scaling and units")
+
+
+def _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_size, block_width,
+         progress, result) -> None:
+    from rasterio.features import geometry_mask
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    masked = scene_has_mask(ds)
+    float_scene = np.dtype(ds.dtypes[0]).kind == "f"
+    radiometry = _Radiometry(net.card, result.warnings, ds.name)
+    times = {"read_wait": 0.0, "model": 0.0, "stitch": 0.0, "write": 0.0}
+    done = 0
+    if progress:
+        progress("predict", 0, len(chips))
+
+    def make_sink(x0: int, x1: int):
+        def sink(y0: int, y1: int, probs: np.ndarray, weight: np.ndarray) -> None:
+            t = time.perf_counter()
+            window = Window(x0, y0, x1 - x0, y1 - y0)
+            valid = weight > 0
+            if masked or float_scene:
+                valid &= read_window(ds, window, indexes, masked=masked)[1]
+            if polygons is not None:
+                valid &= geometry_mask(polygons, (y1 - y0, x1 - x0), window_transform(window, ds.transform),
+                                       invert=True, all_touched=False)
+            arrays = {"classes": probs.argmax(axis=0).astype(np.uint8)}
+            arrays["classes"][~valid] = NODATA
+            if "confidence" in writer.ds:
+                conf = np.rint(probs.max(axis=0) * 100).astype(np.uint8)
+                conf[~valid] = NODATA
+                arrays["confidence"] = conf
+            if "probabilities" in writer.ds:
+                pr = np.rint(probs * 100).astype(np.uint8)
+                pr[:, ~valid] = NODATA
+                arrays["probabilities"] = pr
+            writer.write_rows(x0, y0, arrays)
+            times["write"] += time.perf_counter() - t
+        return sink
+
+    # the reader thread has its own handle: GDAL datasets are not shared between threads
+    def read_factory():
+        reader = open_scene(image)
+
+        def read(chip):
+            data, valid = read_window(reader, chip.window, indexes, masked=masked)
+            return data, valid
+        return reader, read
+
+    for x0, x1 in split_columns(ds.width, block_width):
+        block_chips = [c for c in chips if c.x0 < x1 and c.x1 > x0]
+        if not block_chips:
+            writer.write_rows(x0, 0, {"classes": np.full((ds.height, x1 - x0), NODATA, np.uint8),
+                                      **({"confidence": np.full((ds.height, x1 - x0), NODATA, np.uint8)}
+                                         if "confidence" in writer.ds else {}),
+                                      **({"probabilities": np.full((net.card.num_classes, ds.height, x1 - x0),
+                                                                   NODATA, np.uint8)}
+                                         if "probabilities" in writer.ds else {})})
+            continue
+        stitcher = Stitcher(grid, x0, x1, net.card.num_classes, make_sink(x0, x1))
+        reader, read = read_factory()
+        try:
+            def observed_read(chip, _read=read):
+                data, valid = _read(chip)
+                radiometry.observe(data, valid)
+                return data, valid
+
+            batches = prefetch(iter_batches(block_chips, observed_read, net.normalize, batch_size), depth=2)
+            t = time.perf_counter()
+            for batch in batches:
+                times["read_wait"] += time.perf_counter() - t
+                if batch.chips:
+                    t = time.perf_counter()
+                    probs = runner(batch.data)
+                    times["model"] += time.perf_counter() - t
+                    t = time.perf_counter()
+                    for chip, p in zip(batch.chips, probs):
+                        stitcher.add(chip, p)
+                    times["stitch"] += time.perf_counter() - t
+                result.chips_predicted += len(batch.chips)
+                result.chips_skipped += batch.skipped
+                done += len(batch.chips) + batch.skipped
+                if progress:
+                    progress("predict", done, len(chips))
+                t = time.perf_counter()
+            t = time.perf_counter()
+            stitcher.finish()
+            times["stitch"] += time.perf_counter() - t
+        finally:
+            reader.close()
+    radiometry.check()
+    times["stitch"] -= times["write"]
+    result.seconds.update(times)
+    if result.chips_predicted == 0:
+        raise RasterError(f"{ds.name}: every chip is nodata or outside the area of interest; nothing to predict")

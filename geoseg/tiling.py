@@ -1,0 +1,219 @@
+"""Tiling: lay a grid of overlapping chips over a scene.
+
+Pure functions over small values; no file is opened here. A :class:`Grid`
+covers every pixel of a ``width`` x ``height`` scene with square chips of
+``chip_size`` pixels placed every ``chip_size - overlap`` pixels; the last
+row and column are snapped to the scene's edge, and a scene smaller than a
+chip gets one chip that reaches past its edge (the reader pads it).
+Each :class:`Chip` carries its window and the affine transform of that
+window, so georeferencing travels with the chip to the stitcher.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from affine import Affine
+from rasterio.windows import Window
+
+from geoseg.errors import InputError
+
+__all__ = ["Chip", "Grid", "axis_offsets", "make_grid", "parse_overlap", "split_columns"]
+
+
+def parse_overlap(value: str | float | int, chip_size: int) -> int:
+    """Return the overlap in pixels for a fraction of the chip or a ``"<N>px"`` string.
+
+    A float (or a string holding one) is a fraction in [0, 1) of ``chip_size``;
+    an ``int`` or a string ending in ``px`` is a number of pixels smaller than
+    the chip.
+
+    Example:
+        >>> parse_overlap(0.25, 256), parse_overlap("64px", 256), parse_overlap("0.5", 128)
+        (64, 64, 64)
+    """
+    if chip_size <= 0:
+        raise InputError(f"chip size {chip_size} must be a positive number of pixels, e.g. 256")
+    text = str(value).strip().lower()
+    try:
+        if isinstance(value, int) and not isinstance(value, bool) or text.endswith("px"):
+            pixels = int(text[:-2] if text.endswith("px") else text)
+        else:
+            fraction = float(text)
+            if not 0.0 <= fraction < 1.0 or math.isnan(fraction):
+                raise InputError(
+                    f"overlap {value} must be a fraction in [0, 1) of the chip, "
+                    f"or pixels written like '64px'"
+                )
+            pixels = int(fraction * chip_size)
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(
+            f"overlap {value!r} is not a number: give a fraction such as 0.25 or pixels such as '64px'"
+        ) from None
+    if not 0 <= pixels < chip_size:
+        raise InputError(
+            f"overlap {value} must be at least 0 and smaller than the chip size "
+            f"({chip_size} px): use at most '{chip_size - 1}px'"
+        )
+    return pixels
+
+
+def axis_offsets(length: int, chip_size: int, stride: int) -> tuple[int, ...]:
+    """Chip start offsets along one axis: every ``stride`` pixels, the last snapped to the edge.
+
+    The count is ``ceil((length - chip_size) / stride) + 1`` so the chips reach
+    the edge; a length smaller than a chip gives the single offset 0.
+
+    Example:
+        >>> axis_offsets(1000, 256, 192)
+        (0, 192, 384, 576, 744)
+        >>> axis_offsets(100, 256, 192)
+        (0,)
+    """
+    if length <= 0:
+        raise InputError(f"raster size {length} must be at least one pixel")
+    if stride <= 0:
+        raise InputError(f"stride {stride} must be positive: make the overlap smaller than the chip")
+    if length <= chip_size:
+        return (0,)
+    count = math.ceil((length - chip_size) / stride) + 1
+    offsets = [i * stride for i in range(count - 1)] + [length - chip_size]
+    return tuple(sorted(set(offsets)))
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One model input window on the grid, with its georeferencing.
+
+    ``window`` may reach past the scene's right or bottom edge when the scene
+    is smaller than a chip; :attr:`valid_window` is the part inside the scene.
+    """
+
+    row: int
+    col: int
+    window: Window
+    transform: Affine
+    scene_width: int
+    scene_height: int
+
+    @property
+    def x0(self) -> int:
+        return int(self.window.col_off)
+
+    @property
+    def y0(self) -> int:
+        return int(self.window.row_off)
+
+    @property
+    def x1(self) -> int:
+        """Column just past the chip's last column inside the scene."""
+        return min(self.x0 + int(self.window.width), self.scene_width)
+
+    @property
+    def y1(self) -> int:
+        """Row just past the chip's last row inside the scene."""
+        return min(self.y0 + int(self.window.height), self.scene_height)
+
+    @property
+    def valid_window(self) -> Window:
+        return Window(self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) of the part inside the scene, in scene CRS units."""
+        a = self.transform
+        w, h = self.x1 - self.x0, self.y1 - self.y0
+        xs = (a.c, a.c + a.a * w + a.b * h, a.c + a.a * w, a.c + a.b * h)
+        ys = (a.f, a.f + a.d * w + a.e * h, a.f + a.d * w, a.f + a.e * h)
+        return min(xs), min(ys), max(xs), max(ys)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A grid of square chips covering a scene, in row-major order.
+
+    Build one with :func:`make_grid`.
+    """
+
+    width: int
+    height: int
+    chip_size: int
+    overlap: int
+    transform: Affine
+    xs: tuple[int, ...] = field(repr=False)
+    ys: tuple[int, ...] = field(repr=False)
+
+    @property
+    def rows(self) -> int:
+        return len(self.ys)
+
+    @property
+    def cols(self) -> int:
+        return len(self.xs)
+
+    def __len__(self) -> int:
+        return self.rows * self.cols
+
+    def chip(self, row: int, col: int) -> Chip:
+        """The chip at grid position (row, col)."""
+        x, y = self.xs[col], self.ys[row]
+        window = Window(x, y, self.chip_size, self.chip_size)
+        return Chip(row, col, window, self.transform * Affine.translation(x, y), self.width, self.height)
+
+    def __iter__(self) -> Iterator[Chip]:
+        for row in range(self.rows):
+            for col in range(self.cols):
+                yield self.chip(row, col)
+
+    def chips_in_columns(self, x0: int, x1: int) -> list[Chip]:
+        """Chips (row-major) whose columns intersect the scene columns [x0, x1)."""
+        cols = [c for c, x in enumerate(self.xs) if x < x1 and min(x + self.chip_size, self.width) > x0]
+        return [self.chip(r, c) for r in range(self.rows) for c in cols]
+
+
+def make_grid(
+    width: int,
+    height: int,
+    chip_size: int,
+    overlap: str | float | int = 0.0,
+    transform: Affine | None = None,
+) -> Grid:
+    """Lay a grid of ``chip_size`` chips with ``overlap`` over a ``width`` x ``height`` scene.
+
+    Example:
+        >>> grid = make_grid(67, 45, 32, "8px")
+        >>> grid.xs, grid.ys, len(grid)
+        ((0, 24, 35), (0, 13), 6)
+    """
+    if width <= 0 or height <= 0:
+        raise InputError(f"raster size {width}x{height} must be at least 1x1 pixel")
+    overlap_px = parse_overlap(overlap, chip_size)
+    stride = chip_size - overlap_px
+    return Grid(
+        width=width,
+        height=height,
+        chip_size=chip_size,
+        overlap=overlap_px,
+        transform=transform if transform is not None else Affine.identity(),
+        xs=axis_offsets(width, chip_size, stride),
+        ys=axis_offsets(height, chip_size, stride),
+    )
+
+
+def split_columns(width: int, max_width: int, align: int = 256) -> list[tuple[int, int]]:
+    """Split scene columns into vertical blocks at most ``max_width`` wide, edges on ``align``.
+
+    Example:
+        >>> split_columns(40000, 16384)
+        [(0, 13568), (13568, 27136), (27136, 40000)]
+    """
+    if width <= max_width:
+        return [(0, width)]
+    count = math.ceil(width / max_width)
+    step = math.ceil(width / count / align) * align
+    edges = list(range(0, width, step)) + [width]
+    return list(zip(edges[:-1], edges[1:]))
