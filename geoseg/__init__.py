@@ -21,7 +21,7 @@ _LAZY = {
     "Model": "geoseg.model.factory",
     "ModelCard": "geoseg.model.card",
     "ClassInfo": "geoseg.model.card",
-    "predict": "geoseg.predict.api",
+    "predict": "geoseg.inference.api",
     "make_grid": "geoseg.tiling",
     "Grid": "geoseg.tiling",
     "Chip": "geoseg.tiling",

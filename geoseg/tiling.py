@@ -162,7 +162,7 @@ class Grid:
         """The chip at grid position (row, col)."""
         x, y = self.xs[col], self.ys[row]
         window = Window(x, y, self.chip_size, self.chip_size)
-        return Chip(row, col, window, self.transform * Affine.translation(x, y), self.width, self.height)
+        return Chip(row, col, window, self.transform @ Affine.translation(x, y), self.width, self.height)
 
     def __iter__(self) -> Iterator[Chip]:
         for row in range(self.rows):

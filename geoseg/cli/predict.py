@@ -61,7 +61,7 @@ def predict(image, model, output, confidence, probabilities, bands, chip_size, o
     Example:
       geoseg predict scene.tif -m model.pt -o classes.tif --confidence confidence.tif
     """
-    from geoseg.predict.api import predict as run_predict
+    from geoseg.inference.api import predict as run_predict
 
     update, close = make_progress()
     try:

@@ -30,8 +30,10 @@ def _header(path: Path) -> dict:
         raise ModelError(f"model {path} is a folder: give a .pt file written by geoseg")
     with path.open("rb") as fh:
         head = fh.read(8)
+        if not head:
+            raise ModelError(f"model file {path} is empty: save or copy it again")
         if len(head) < 8:
-            raise ModelError(f"model file {path} is empty or truncated: save or copy it again")
+            raise ModelError(f"{path} is not a geoseg model file: save the model with geoseg")
         (size,) = struct.unpack("<Q", head)
         if size > _MAX_HEADER:
             raise ModelError(

@@ -89,7 +89,7 @@ def iter_batches(
         if not valid.any():
             skipped += 1
         else:
-            normalize(data)
+            data = normalize(data)
             if not valid.all():
                 data[:, ~valid] = 0
             pending.append((chip, data, valid))

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from geoseg.errors import InputError, RasterError
+from geoseg.inference.bands import select_bands
+from geoseg.inference.engine import TorchRunner, iter_batches, prefetch
 from geoseg.io.classmap import NODATA, ClassMapWriter
 from geoseg.io.paths import check_output
 from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, read_window, scene_has_mask
-from geoseg.predict.bands import select_bands
-from geoseg.predict.engine import TorchRunner, iter_batches, prefetch
-from geoseg.predict.stitch import Stitcher
+from geoseg.stitch import Stitcher
 from geoseg.tiling import Grid, make_grid, split_columns
 
 __all__ = ["PredictResult", "Progress", "predict"]
@@ -119,7 +119,7 @@ def predict(
         raise InputError(f"--batch-size {batch_size} must be at least 1")
     net = model if isinstance(model, Model) else load_model(model)  # type: ignore[arg-type]
     card = net.card
-    chip = int(chip_size or card.chip_size)
+    chip = int(card.chip_size if chip_size is None else chip_size)
     check_chip_size(chip, net.output_stride, "--chip-size")
     result = PredictResult(outputs, 0, 0, 0)
     with gdal_env(), open_scene(image) as ds:

@@ -1,0 +1,1 @@
+"""Inference: band matching, batched chip inference, and the predict pipeline."""

@@ -1,1 +1,0 @@
-"""Prediction: batched chip inference and seamless stitching."""

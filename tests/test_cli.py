@@ -1,0 +1,170 @@
+"""The geoseg command end to end: outputs reopened, every bad input answered in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+
+from geoseg.cli import main
+from tests.conftest import SAMPLE, random_scene, write_raster
+
+
+def run(runner, *args: object):
+    return runner.invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *words: str) -> None:
+    assert result.exit_code not in (0, None), result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_predict_end_to_end_and_reopen(runner, unet_path: Path, scene4: Path, tmp_path: Path) -> None:
+    out, conf = tmp_path / "classes.tif", tmp_path / "confidence.tif"
+    result = run(runner, "predict", scene4, "-m", unet_path, "-o", out, "--confidence", conf, "--progress", "json")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert events[0] == {"stage": "predict", "done": 0, "total": 2} and events[-1]["done"] == 2
+    with rasterio.open(out) as ds, rasterio.open(scene4) as src:
+        assert (ds.crs, ds.transform, ds.shape) == (src.crs, src.transform, src.shape)
+        assert ds.read(1).max() < 3
+    with rasterio.open(conf) as ds:
+        assert 0 < ds.read(1).min() <= ds.read(1).max() <= 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif", "confidence.tif", "scene4.tif"]
+
+
+def test_existing_output_needs_overwrite_and_is_kept(runner, unet_path: Path, scene4: Path, tmp_path: Path) -> None:
+    out = tmp_path / "classes.tif"
+    out.write_bytes(b"precious")
+    assert_one_line_error(run(runner, "predict", scene4, "-m", unet_path, "-o", out), "already exists", "--overwrite")
+    assert out.read_bytes() == b"precious"
+    assert run(runner, "predict", scene4, "-m", unet_path, "-o", out, "--overwrite").exit_code == 0
+    with rasterio.open(out) as ds:
+        assert ds.count == 1
+
+
+def test_info_on_model_and_scene(runner, unet_path: Path) -> None:
+    result = run(runner, "info", unet_path)
+    assert result.exit_code == 0 and "B02, B03, B04, B08" in result.output and "class_2" in result.output
+    result = run(runner, "info", SAMPLE, "--json")
+    data = json.loads(result.output)
+    assert data["crs"] == "EPSG:32633" and data["count"] == 10 and data["bands"][0] == "B02"
+
+
+def test_debug_shows_the_traceback(runner, unet_path: Path, tmp_path: Path) -> None:
+    text = tmp_path / "notes.tif"
+    text.write_text("not a raster")
+    result = run(runner, "predict", text, "-m", unet_path, "-o", tmp_path / "c.tif", "--debug")
+    assert result.exit_code == 1 and "Traceback" in result.stderr
+
+
+def _bad_inputs(tmp: Path, scene: Path, model: Path) -> list[tuple[str, list, tuple[str, ...]]]:
+    text = tmp / "text.tif"
+    text.write_text("hello")
+    jpeg = tmp / "photo.tif"
+    jpeg.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 100)
+    empty = tmp / "empty.tif"
+    empty.write_bytes(b"")
+    data = random_scene((4, 40, 40))
+    no_crs = write_raster(tmp / "nocrs.tif", data, crs=None)
+    no_transform = write_raster(tmp / "notransform.tif", data, transform=None, crs="EPSG:32633")
+    rotated = write_raster(tmp / "rotated.tif", data, transform=Affine(10, 2, 330000, 2, -10, 5822040))
+    three = write_raster(tmp / "three.tif", data[:3])
+    truncated_model = tmp / "truncated.pt"
+    truncated_model.write_bytes(model.read_bytes()[:5000])
+    readonly = tmp / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    aoi = tmp / "far.geojson"
+    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}}]}))
+    out = ["-o", tmp / "out.tif"]
+    return [
+        ("missing scene", [tmp / "nope.tif", "-m", model, *out], ("nope.tif", "does not exist")),
+        ("text file", [text, "-m", model, *out], ("text.tif", "not a raster")),
+        ("jpeg header", [jpeg, "-m", model, *out], ("photo.tif", "not a raster")),
+        ("empty file", [empty, "-m", model, *out], ("empty.tif", "empty")),
+        ("no crs", [no_crs, "-m", model, *out], ("nocrs.tif", "no CRS", "gdal_edit")),
+        ("no transform", [no_transform, "-m", model, *out], ("notransform.tif", "no geotransform")),
+        ("rotated", [rotated, "-m", model, *out], ("rotated.tif", "rotated", "gdalwarp")),
+        ("band count", [three, "-m", model, *out], ("expects 4 band(s)", "--bands")),
+        ("band names", [scene, "-m", model, "--bands", "B02,B03,B04,B99", *out], ("B99",)),
+        ("negative overlap", [scene, "-m", model, "--overlap", "-0.1", *out], ("overlap -0.1",)),
+        ("overlap one", [scene, "-m", model, "--overlap", "1", *out], ("overlap 1",)),
+        ("overlap px", [scene, "-m", model, "--overlap", "64px", *out], ("overlap 64px", "63px")),
+        ("chip zero", [scene, "-m", model, "--chip-size", "0", *out], ("--chip-size 0",)),
+        ("chip stride", [scene, "-m", model, "--chip-size", "60", *out], ("--chip-size 60", "56 or 64")),
+        ("aoi misses", [scene, "-m", model, "--aoi", aoi, *out], ("far.geojson", "does not overlap")),
+        ("aoi missing", [scene, "-m", model, "--aoi", tmp / "no.gpkg", *out], ("no.gpkg", "does not exist")),
+        ("model missing", [scene, "-m", tmp / "none.pt", *out], ("none.pt", "does not exist")),
+        ("model truncated", [scene, "-m", truncated_model, *out], ("truncated.pt", "truncated")),
+        ("model not geoseg", [scene, "-m", text, *out], ("text.tif", "not a geoseg model")),
+        ("output folder", [scene, "-m", model, "-o", tmp / "nofolder" / "c.tif"], ("nofolder", "does not exist")),
+        ("output readonly", [scene, "-m", model, "-o", readonly / "c.tif"], ("readonly", "not writable")),
+        ("output is input", [scene, "-m", model, "-o", scene], ("is the input",)),
+        ("output twice", [scene, "-m", model, "-o", tmp / "c.tif", "--confidence", tmp / "c.tif"], ("same file",)),
+        ("batch size", [scene, "-m", model, "--batch-size", "0", *out], ("--batch-size 0",)),
+    ]
+
+
+def test_bad_inputs_get_one_line_and_leave_nothing(runner, unet_path: Path, scene4: Path, tmp_path: Path) -> None:
+    cases = _bad_inputs(tmp_path, scene4, unet_path)
+    before = {p for p in tmp_path.rglob("*")}
+    failures = []
+    for name, args, words in cases:
+        if name == "output readonly" and os.geteuid() == 0:
+            continue  # root writes anywhere; covered on non-root machines
+        result = run(runner, "predict", *args)
+        try:
+            assert_one_line_error(result, *words)
+        except AssertionError as exc:
+            failures.append(f"{name}: {exc}")
+    assert not failures, "\n".join(failures)
+    assert {p for p in tmp_path.rglob("*")} == before, "no output may be left behind"
+
+
+def test_unknown_option_is_a_usage_error(runner, scene4: Path) -> None:
+    result = run(runner, "predict", scene4, "--frobnicate")
+    assert result.exit_code == 2
+
+
+def test_nothing_left_behind_when_the_model_fails_midway(runner, scene4: Path, tmp_path: Path, monkeypatch) -> None:
+    import geoseg.inference.engine as engine
+
+    calls = {"n": 0}
+    real = engine.TorchRunner.__call__
+
+    def failing(self, data):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("simulated failure")
+        return real(self, data)
+
+    monkeypatch.setattr(engine.TorchRunner, "__call__", failing)
+    from tests.conftest import tiny_unet
+
+    model = tiny_unet(["B02", "B03", "B04", "B08"], 3).save(tmp_path / "m.pt")
+    out = tmp_path / "c.tif"
+    out.write_bytes(b"old result")
+    result = run(runner, "predict", scene4, "-m", model, "-o", out, "--overwrite", "--batch-size", "2", "--chip-size", "32")
+    assert_one_line_error(result, "simulated failure")
+    assert out.read_bytes() == b"old result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif", "m.pt", "scene4.tif"]
+
+
+def test_model_refuses_file_without_descriptions_in_wrong_count_but_works_with_bands(runner, unet_path, tmp_path):
+    data = random_scene((6, 40, 40))
+    scene = write_raster(tmp_path / "six.tif", data)
+    out = tmp_path / "c.tif"
+    assert_one_line_error(run(runner, "predict", scene, "-m", unet_path, "-o", out), "6 band(s) without descriptions")
+    assert run(runner, "predict", scene, "-m", unet_path, "-o", out, "--bands", "1,2,3,5").exit_code == 0
+    with rasterio.open(out) as ds:
+        assert np.all(ds.read(1) < 3)

@@ -1,0 +1,165 @@
+"""geoseg.predict on generated and real rasters: georeferencing, nodata, bands, AOI, blocks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+
+import geoseg
+from geoseg.errors import BandMismatchError, InputError
+from tests.conftest import SAMPLE, WGS84, BandLogits, random_scene, tiny_unet, wrap, write_raster
+
+DTYPES = ["uint8", "uint16", "int16", "float32"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("crs", ["EPSG:32633", WGS84])
+def test_classes_are_argmax_of_the_bands_on_the_scene_grid(tmp_path: Path, dtype: str, crs: str) -> None:
+    transform = Affine(10.0, 0, 330000.0, 0, -10.0, 5822040.0) if crs != WGS84 else Affine(1e-4, 0, 13.0, 0, -1e-4, 52.5)
+    data = random_scene((3, 45, 67), dtype)
+    scene = write_raster(tmp_path / "s.tif", data, crs=crs, transform=transform)
+    model = wrap(BandLogits(), 3, 3, 32, "8px")
+    out = tmp_path / "classes.tif"
+    result = geoseg.predict(scene, model, out, confidence=tmp_path / "conf.tif")
+    with rasterio.open(out) as ds, rasterio.open(scene) as src:
+        assert (ds.crs, ds.transform, ds.width, ds.height) == (src.crs, src.transform, src.width, src.height)
+        assert ds.dtypes[0] == "uint8" and ds.nodata == 255
+        assert ds.profile["tiled"] and ds.compression.name.lower() == "deflate"
+        classes = ds.read(1)
+        colours = ds.colormap(1)
+        table = json.loads(ds.tags()["GEOSEG_CLASSES"])
+    assert np.array_equal(classes, data.astype(np.float32).argmax(0))
+    assert [c["id"] for c in table] == [0, 1, 2]
+    assert colours[0][:3] == tuple(int(table[0]["color"][i : i + 2], 16) for i in (1, 3, 5))
+    assert result.chips_predicted == 6 and result.chips_skipped == 0
+    with rasterio.open(tmp_path / "conf.tif") as ds:
+        conf = ds.read(1)
+    assert conf.min() >= 33 and conf.max() <= 100
+
+
+def test_nodata_propagates_and_empty_chips_are_skipped(tmp_path: Path) -> None:
+    data = random_scene((3, 45, 67), "uint16")
+    data[:, :, :30] = 0  # the whole left part is nodata: the first chip column holds no valid pixel
+    data[:, 40:, 50:] = 0
+    scene = write_raster(tmp_path / "s.tif", data, nodata=0)
+    model = wrap(BandLogits(), 3, 3, 16, "4px")
+    result = geoseg.predict(scene, model, tmp_path / "c.tif", confidence=tmp_path / "conf.tif",
+                            probabilities=tmp_path / "p.tif")
+    nodata = (data == 0).all(0)
+    for name in ("c.tif", "conf.tif"):
+        with rasterio.open(tmp_path / name) as ds:
+            band = ds.read(1)
+        assert (band[nodata] == 255).all() and (band[~nodata] != 255).all()
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        probs = ds.read()
+        assert ds.count == 3 and ds.descriptions == ("class_0_percent", "class_1_percent", "class_2_percent")
+    assert (probs[:, nodata] == 255).all()
+    assert np.abs(probs[:, ~nodata].astype(int).sum(0) - 100).max() <= 2
+    assert result.chips_skipped >= 3
+
+
+def test_float_scene_nan_pixels_are_nodata(tmp_path: Path) -> None:
+    data = random_scene((3, 40, 40), "float32")
+    data[0, 5:9, 5:9] = np.nan
+    data[1, 20, 20] = np.inf
+    scene = write_raster(tmp_path / "f.tif", data)
+    geoseg.predict(scene, wrap(BandLogits(), 3, 3, 16, "4px"), tmp_path / "c.tif")
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        classes = ds.read(1)
+    assert (classes[5:9, 5:9] == 255).all() and classes[20, 20] == 255
+    assert (classes != 255).sum() == 40 * 40 - 17
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (20, 13), (100, 7)])
+def test_scenes_smaller_than_a_chip_are_padded_not_skipped(tmp_path: Path, width: int, height: int) -> None:
+    data = random_scene((4, height, width), "uint16", seed=4)
+    scene = write_raster(tmp_path / "small.tif", data, descriptions=["B02", "B03", "B04", "B08"])
+    model = tiny_unet(["B02", "B03", "B04", "B08"], 3)
+    geoseg.predict(scene, model, tmp_path / "c.tif")
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        assert (ds.width, ds.height) == (width, height)
+        assert (ds.read(1) < 3).all()
+
+
+def test_wide_scene_in_vertical_blocks_equals_one_block(tmp_path: Path) -> None:
+    data = random_scene((4, 70, 700), "uint16", seed=5)
+    scene = write_raster(tmp_path / "wide.tif", data, descriptions=["B02", "B03", "B04", "B08"])
+    model = tiny_unet(["B02", "B03", "B04", "B08"], 3)
+    one = geoseg.predict(scene, model, tmp_path / "one.tif", probabilities=tmp_path / "one_p.tif")
+    split = geoseg.predict(scene, model, tmp_path / "blocks.tif", probabilities=tmp_path / "blocks_p.tif",
+                           block_width=256)
+    assert split.chips_predicted > one.chips_predicted  # chips at block seams run in both blocks (the halo)
+    for a, b in (("one.tif", "blocks.tif"), ("one_p.tif", "blocks_p.tif")):
+        with rasterio.open(tmp_path / a) as x, rasterio.open(tmp_path / b) as y:
+            assert np.array_equal(x.read(), y.read())
+
+
+def test_bands_are_picked_by_name_and_mismatches_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = random_scene((5, 40, 40), "uint16")
+    named = write_raster(tmp_path / "named.tif", data, descriptions=["B08", "B11", "B04", "B03", "B02"])
+    model = wrap(BandLogits(), ["B02", "B03", "B04"], 3, 16, "4px")
+    geoseg.predict(named, model, tmp_path / "c.tif")
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        assert np.array_equal(ds.read(1), data[[4, 3, 2]].astype(np.float32).argmax(0))
+    geoseg.predict(named, model, tmp_path / "c2.tif", bands="2,B08,5")
+    with rasterio.open(tmp_path / "c2.tif") as ds:
+        assert np.array_equal(ds.read(1), data[[1, 0, 4]].astype(np.float32).argmax(0))
+    unnamed = write_raster(tmp_path / "unnamed.tif", data[:3])
+    with caplog.at_level(logging.WARNING, logger="geoseg"):
+        result = geoseg.predict(unnamed, model, tmp_path / "c3.tif")
+    assert any("taken in order as B02=1, B03=2, B04=3" in w for w in result.warnings)
+    with pytest.raises(BandMismatchError, match=r"expects 3 band\(s\) \[B02, B03, B04\] but the scene has 5"):
+        geoseg.predict(write_raster(tmp_path / "other.tif", data, descriptions=list("abcde")), model, tmp_path / "x.tif")
+    with pytest.raises(InputError, match="out of range"):
+        geoseg.predict(named, model, tmp_path / "x.tif", bands="1,2,9")
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_pixel_size_and_radiometry_warnings(tmp_path: Path) -> None:
+    data = random_scene((3, 64, 64), "uint16")
+    scene = write_raster(tmp_path / "s.tif", data, transform=Affine(30.0, 0, 330000.0, 0, -30.0, 5822040.0))
+    model = wrap(BandLogits(), 3, 3, 32, "8px", pixel_size=10.0, mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0])
+    result = geoseg.predict(scene, model, tmp_path / "c.tif")
+    assert any("pixel size 30 m differs from the model's 10 m" in w for w in result.warnings)
+    assert any("band statistics far outside" in w for w in result.warnings)
+
+
+def test_aoi_in_another_crs_limits_the_prediction(tmp_path: Path) -> None:
+    data = random_scene((3, 96, 96), "uint16")
+    scene = write_raster(tmp_path / "s.tif", data)
+    with rasterio.open(scene) as ds:
+        left, bottom, right, top = ds.bounds
+    box = shapely.box(left + 100, bottom + 100, left + 300, bottom + 400)  # 20 x 30 pixels at the bottom left
+    aoi = tmp_path / "aoi.geojson"
+    gpd.GeoDataFrame(geometry=[box], crs="EPSG:32633").to_crs(WGS84).to_file(aoi)
+    model = wrap(BandLogits(), 3, 3, 32, "8px")
+    result = geoseg.predict(scene, model, tmp_path / "c.tif", aoi=aoi)
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        classes = ds.read(1)
+    inside = classes != 255
+    rows, cols = np.nonzero(inside)
+    assert 560 <= inside.sum() <= 640  # 20 x 30 pixels, give or take the reprojected edges
+    assert cols.min() >= 9 and cols.max() <= 31 and rows.min() >= 55 and rows.max() <= 87
+    assert result.chips_total < 16
+    far = tmp_path / "far.geojson"
+    gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)], crs=WGS84).to_file(far)
+    with pytest.raises(InputError, match="does not overlap the scene"):
+        geoseg.predict(scene, model, tmp_path / "none.tif", aoi=far)
+
+
+def test_real_sample_with_a_real_unet(tmp_path: Path) -> None:
+    model = tiny_unet(["B02", "B03", "B04", "B08"], 4, chip_size=128, overlap=0.25, pixel_size=10.0,
+                      mean=[1400, 1300, 1200, 2500], std=[500, 500, 600, 900])
+    result = geoseg.predict(SAMPLE, model, tmp_path / "c.tif", confidence=tmp_path / "conf.tif", tta=True)
+    assert result.warnings == []
+    with rasterio.open(tmp_path / "c.tif") as ds, rasterio.open(SAMPLE) as src:
+        assert ds.crs == src.crs and ds.transform == src.transform and ds.shape == src.shape
+        assert ds.read(1).max() < 4

@@ -1,0 +1,123 @@
+"""Stitching: identity round trip, exact agreement with a whole-scene forward pass, weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geoseg.inference.engine import TorchRunner, iter_batches
+from geoseg.stitch import Stitcher, chip_weights
+from geoseg.tiling import make_grid
+from tests.conftest import SmallConv, tiny_unet, wrap
+
+
+def stitch_array(array: np.ndarray, grid, fn, num_classes: int, x0: int = 0, x1: int | None = None):
+    """Tile ``array`` (C, H, W), apply ``fn`` to each padded chip, stitch; returns probs and weights."""
+    x1 = grid.width if x1 is None else x1
+    out = np.full((num_classes, grid.height, x1 - x0), np.nan, np.float32)
+    weight = np.zeros((grid.height, x1 - x0), np.float32)
+
+    def sink(y0, y1, probs, w):
+        out[:, y0:y1] = probs
+        weight[y0:y1] = w
+
+    st = Stitcher(grid, x0, x1, num_classes, sink)
+    size = grid.chip_size
+    for chip in grid.chips_in_columns(x0, x1):
+        padded = np.zeros((array.shape[0], size, size), np.float32)
+        h, w = chip.y1 - chip.y0, chip.x1 - chip.x0
+        padded[:, :h, :w] = array[:, chip.y0 : chip.y1, chip.x0 : chip.x1]
+        st.add(chip, fn(padded))
+    st.finish()
+    return out, weight
+
+
+@pytest.mark.parametrize(("width", "height", "chip", "overlap"), [
+    (67, 45, 32, "8px"), (67, 45, 16, 0.5), (20, 13, 32, 0.25), (100, 7, 16, "15px"), (1, 1, 8, 0), (64, 64, 32, 0),
+])
+def test_identity_round_trip_reproduces_the_input(width, height, chip, overlap) -> None:
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 1000, (3, height, width)).astype(np.float32)
+    grid = make_grid(width, height, chip, overlap)
+    out, weight = stitch_array(data, grid, lambda a: a, 3)
+    assert (weight > 0).all(), "every pixel gets a positive weight"
+    np.testing.assert_allclose(out, data, rtol=1e-6)
+    assert np.array_equal(np.rint(out), data)
+
+
+def test_weights_full_at_scene_border_and_zero_margin_inside() -> None:
+    grid = make_grid(67, 45, 32, "16px")
+    first = chip_weights(grid, grid.chip(0, 0))
+    assert (first[0, :8] == 1).all() and (first[:8, 0] == 1).all()  # scene border: full weight
+    assert (first[:, -4:] == 0).all() and (first[-4:, :] == 0).all()  # toward neighbours: tapered to 0
+    total = np.zeros((45, 67))
+    for c in grid:
+        total[c.y0 : c.y1, c.x0 : c.x1] += chip_weights(grid, c)
+    assert total.min() > 0
+
+
+def test_chips_out_of_order_are_refused() -> None:
+    grid = make_grid(64, 64, 32, 0)
+    st = Stitcher(grid, 0, 64, 1, lambda *a: None)
+    st.add(grid.chip(1, 0), np.ones((1, 32, 32), np.float32))
+    with pytest.raises(ValueError, match="after rows"):
+        st.add(grid.chip(0, 0), np.ones((1, 32, 32), np.float32))
+
+
+def _whole_and_tiled(model, data: np.ndarray, grid, x0=0, x1=None):
+    runner = TorchRunner(model, device="cpu")
+    with torch.inference_mode():
+        whole = torch.softmax(model(torch.from_numpy(data[None])), 1)[0].numpy()
+    tiled, weight = stitch_array(data, grid, lambda a: runner(a[None])[0], whole.shape[0], x0, x1)
+    return whole, tiled, weight
+
+
+@pytest.mark.parametrize(("overlap", "block"), [("16px", None), ("24px", None), ("16px", (16, 51))])
+def test_tiled_equals_whole_scene_when_the_receptive_field_fits_the_margin(overlap, block) -> None:
+    # SmallConv has a receptive-field radius of 2 px; the zero-weight margin is overlap // 4 >= 4 px.
+    rng = np.random.default_rng(2)
+    data = rng.normal(size=(2, 45, 67)).astype(np.float32)
+    model = wrap(SmallConv(2, 3), 2, 3, 32, overlap)
+    grid = make_grid(67, 45, 32, overlap)
+    x0, x1 = block or (0, 67)
+    whole, tiled, weight = _whole_and_tiled(model, data, grid, x0, x1)
+    assert (weight > 0).all()
+    np.testing.assert_allclose(tiled, whole[:, :, x0:x1], atol=1e-5)
+    assert np.array_equal(tiled.argmax(0), whole[:, :, x0:x1].argmax(0))
+
+
+def test_real_unet_tiled_agreement_is_reported(record_property) -> None:
+    """A real smp Unet sees less context in a chip than in the whole scene: report the agreement."""
+    torch.manual_seed(0)
+    model = tiny_unet(2, 4, chip_size=64, overlap="32px")
+    rng = np.random.default_rng(3)
+    coarse = rng.normal(size=(2, 24, 40))
+    data = np.kron(coarse, np.ones((8, 8))).astype(np.float32)  # 192 x 320, a multiple of the stride
+    grid = make_grid(320, 192, 64, "32px")
+    whole, tiled, _ = _whole_and_tiled(model, data, grid)
+    agreement = float((tiled.argmax(0) == whole.argmax(0)).mean())
+    record_property("unet_tiled_vs_whole_agreement", agreement)
+    print(f"\nUnet(resnet18, depth 3) tiled vs whole-scene argmax agreement: {agreement:.4f}")
+    assert agreement > 0.9
+
+
+def test_iter_batches_skips_empty_chips_and_fills_nodata_with_zero() -> None:
+    grid = make_grid(64, 32, 32, 0)
+    chips = list(grid)
+
+    def read(chip):
+        data = np.full((1, 32, 32), 5.0, np.float32)
+        valid = np.ones((32, 32), bool)
+        if chip.col == 0:
+            valid[:] = False
+        else:
+            valid[:4] = False
+        return data, valid
+
+    batches = list(iter_batches(chips, read, lambda a: a - 1, batch_size=4))
+    assert sum(b.skipped for b in batches) == 1
+    chips_done = [c for b in batches for c in b.chips]
+    assert [c.col for c in chips_done] == [1]
+    data = batches[-1].data[0, 0]
+    assert (data[:4] == 0).all() and (data[4:] == 4).all()
