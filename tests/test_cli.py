@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from affine import Affine
 
@@ -168,3 +169,27 @@ def test_model_refuses_file_without_descriptions_in_wrong_count_but_works_with_b
     assert run(runner, "predict", scene, "-m", unet_path, "-o", out, "--bands", "1,2,3,5").exit_code == 0
     with rasterio.open(out) as ds:
         assert np.all(ds.read(1) < 3)
+
+
+def test_unwritable_output_folder_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """Root writes anywhere, so the permission answer is simulated here (the check uses os.access)."""
+    from geoseg.errors import OutputError
+    from geoseg.io.paths import check_output
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(OutputError, match="not writable"):
+        check_output(tmp_path / "c.tif")
+
+
+def test_scene_with_an_internal_mask_band(runner, unet_path: Path, tmp_path: Path) -> None:
+    data = random_scene((4, 45, 67))
+    scene = write_raster(tmp_path / "masked.tif", data, descriptions=["B02", "B03", "B04", "B08"])
+    mask = np.full((45, 67), 255, np.uint8)
+    mask[:10, :20] = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(scene, "r+") as ds:
+        ds.write_mask(mask)
+    out = tmp_path / "c.tif"
+    assert run(runner, "predict", scene, "-m", unet_path, "-o", out).exit_code == 0
+    with rasterio.open(out) as ds:
+        classes = ds.read(1)
+    assert (classes[:10, :20] == 255).all() and (classes[mask > 0] != 255).all()

@@ -137,11 +137,33 @@ class ClassMapWriter:
         buf.parts = [rest] if buf.rows else []
 
     def commit(self) -> dict[str, Path]:
-        """Close the files and rename them into place; returns the final paths."""
+        """Close the files, rewrite them as cloud-optimized GeoTIFFs with overviews, rename into place.
+
+        The streamed files are tiled already; GDAL's COG driver adds overviews
+        (nearest for class ids, average for percentages) and puts the
+        directories first, so QGIS and remote readers get a quick overview.
+        """
+        from rasterio.shutil import copy as gdal_copy
+
         for ds in self.ds.values():
             ds.close()
+        cogs = {}
         for kind, tmp in self.tmp.items():
-            os.replace(tmp, self.paths[kind])
+            cog = tmp.with_name(tmp.name.replace(".partial", ".cog.partial"))
+            cogs[kind] = cog
+            try:
+                gdal_copy(tmp, cog, driver="COG", compress="DEFLATE", blocksize=TILE, BIGTIFF="IF_SAFER",
+                          overview_resampling="nearest" if kind == "classes" else "average",
+                          predictor="NO" if kind == "classes" else "YES", num_threads="ALL_CPUS")
+            except (rasterio.errors.RasterioError, OSError) as exc:
+                for path in cogs.values():
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                self.abort()
+                raise OutputError(f"cannot write {self.paths[kind]} ({exc}): check free disk space") from None
+            tmp.unlink()
+        for kind, cog in cogs.items():
+            os.replace(cog, self.paths[kind])
         return dict(self.paths)
 
     def abort(self) -> None:
