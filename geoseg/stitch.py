@@ -23,6 +23,9 @@ from geoseg.tiling import Chip, Grid
 
 __all__ = ["RowSink", "Stitcher", "chip_weights", "ramp"]
 
+EMIT_ROWS = 64
+"""Finished rows are handed to the sink in pieces of at most this many rows (bounds the transient arrays)."""
+
 RowSink = Callable[[int, int, np.ndarray, np.ndarray], None]
 """``sink(y0, y1, probs, weight)``: finished rows [y0, y1) of the block's columns."""
 
@@ -132,7 +135,7 @@ class Stitcher:
         """Hand rows [current, y_end) to the sink: no chip added from now on may touch them."""
         bx0, bx1 = self.x0 - self.ex0, self.x1 - self.ex0
         while self.y < y_end:
-            y1 = min(y_end, self.y + self.height)
+            y1 = min(y_end, self.y + min(self.height, EMIT_ROWS))
             n = y1 - self.y
             probs = np.empty((self.acc.shape[0], n, bx1 - bx0), dtype=np.float32)
             weight = np.empty((n, bx1 - bx0), dtype=np.float32)

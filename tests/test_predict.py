@@ -163,3 +163,25 @@ def test_real_sample_with_a_real_unet(tmp_path: Path) -> None:
     with rasterio.open(tmp_path / "c.tif") as ds, rasterio.open(SAMPLE) as src:
         assert ds.crs == src.crs and ds.transform == src.transform and ds.shape == src.shape
         assert ds.read(1).max() < 4
+
+
+def test_tta_of_a_pointwise_model_changes_nothing(tmp_path: Path) -> None:
+    data = random_scene((3, 45, 67), "uint16")
+    scene = write_raster(tmp_path / "s.tif", data)
+    model = wrap(BandLogits(gain=0.002), 3, 3, 32, "8px")
+    geoseg.predict(scene, model, tmp_path / "a.tif", probabilities=tmp_path / "ap.tif")
+    geoseg.predict(scene, model, tmp_path / "b.tif", probabilities=tmp_path / "bp.tif", tta=True)
+    for a, b in (("a.tif", "b.tif"), ("ap.tif", "bp.tif")):
+        with rasterio.open(tmp_path / a) as x, rasterio.open(tmp_path / b) as y:
+            assert np.array_equal(x.read(), y.read())
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    scene = write_raster(tmp_path / "s.tif", random_scene((3, 20, 20)))
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        geoseg.predict(scene, wrap(BandLogits(), 3, 3, 16, 0), tmp_path / "c.tif", device="cuda")
+    assert not (tmp_path / "c.tif").exists()
