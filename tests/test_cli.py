@@ -193,3 +193,34 @@ def test_scene_with_an_internal_mask_band(runner, unet_path: Path, tmp_path: Pat
     with rasterio.open(out) as ds:
         classes = ds.read(1)
     assert (classes[:10, :20] == 255).all() and (classes[mask > 0] != 255).all()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_interrupted_predict_keeps_the_previous_output(tmp_path: Path, signame: str) -> None:
+    """A real run interrupted mid-way: the old output stays, no temporary file is left."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import tiny_unet
+
+    scene = write_raster(tmp_path / "big.tif", random_scene((4, 1024, 1024)), descriptions=["B02", "B03", "B04", "B08"])
+    model = tiny_unet(["B02", "B03", "B04", "B08"], 3).save(tmp_path / "m.pt")
+    out = tmp_path / "c.tif"
+    out.write_bytes(b"previous result")
+    proc = subprocess.Popen([sys.executable, "-m", "geoseg", "predict", str(scene), "-m", str(model), "-o", str(out),
+                             "--overwrite", "--batch-size", "1", "--progress", "json"],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until chips are being predicted
+        if line.startswith("{") and json.loads(line)["done"] >= 2:
+            break
+    time.sleep(0.2)
+    proc.send_signal(getattr(signal, signame))
+    rest = proc.communicate(timeout=60)[1]
+    assert proc.returncode != 0
+    assert "interrupted" in rest and "Traceback" not in rest
+    assert out.read_bytes() == b"previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "c.tif", "m.pt"]
