@@ -22,6 +22,7 @@ _LAZY = {
     "ModelCard": "geoseg.model.card",
     "ClassInfo": "geoseg.model.card",
     "predict": "geoseg.inference.api",
+    "vectorize": "geoseg.vectorizer",
     "make_grid": "geoseg.tiling",
     "Grid": "geoseg.tiling",
     "Chip": "geoseg.tiling",

@@ -101,6 +101,13 @@ def tiny_unet(bands: int | list[str] = 4, classes: int = 3, **kwargs: object) ->
     return geoseg.create_model("unet", "resnet18", bands=bands, classes=classes, **options).eval()
 
 
+def run(runner: CliRunner, *args: object):
+    """Invoke the geoseg CLI with ``args`` (converted to strings)."""
+    from geoseg.cli import main
+
+    return runner.invoke(main, [str(a) for a in args])
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

@@ -11,12 +11,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from geoseg.cli import main
-from tests.conftest import SAMPLE, random_scene, write_raster
-
-
-def run(runner, *args: object):
-    return runner.invoke(main, [str(a) for a in args])
+from tests.conftest import SAMPLE, random_scene, run, write_raster
 
 
 def assert_one_line_error(result, *words: str) -> None:

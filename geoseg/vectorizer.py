@@ -1,0 +1,294 @@
+"""Vectorize: class regions of a class map as polygons with attributes.
+
+Array functions first (:func:`label_regions`, :func:`sieve_regions`,
+:func:`polygonize`), then :func:`vectorize`, which reads a class map and
+writes a vector file. Regions are 4-connected groups of pixels of one class,
+exactly as GDAL's polygonizer (``rasterio.features.shapes``) traces them, so
+the polygons rasterize back to the class map pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+
+from geoseg.errors import InputError, RasterError
+from geoseg.model.card import ClassInfo, default_colors
+
+__all__ = ["VectorizeResult", "label_regions", "polygonize", "sieve_regions", "vectorize"]
+
+log = logging.getLogger("geoseg")
+NODATA = 255
+
+
+def label_regions(classes: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Label 4-connected regions of equal class; returns (labels, class of each label).
+
+    Label 0 is nodata; ``region_class[label]`` is the class of a region.
+
+    Example:
+        >>> labels, region_class = label_regions(np.array([[0, 0, 1], [2, 0, 1]]), np.ones((2, 3), bool))
+        >>> labels.tolist(), region_class.tolist()
+        ([[1, 1, 2], [3, 1, 2]], [255, 0, 1, 2])
+    """
+    from scipy import ndimage
+
+    labels = np.zeros(classes.shape, dtype=np.int32)
+    region_class = [NODATA]
+    for value in np.unique(classes[valid]):
+        lab, count = ndimage.label((classes == value) & valid)
+        inside = lab > 0
+        labels[inside] = lab[inside] + (len(region_class) - 1)
+        region_class.extend([int(value)] * count)
+    return labels, np.asarray(region_class, dtype=np.int64)
+
+
+def sieve_regions(classes: np.ndarray, valid: np.ndarray, min_pixels: int, max_passes: int = 50) -> np.ndarray:
+    """Merge regions smaller than ``min_pixels`` into the neighbour they share the longest border with.
+
+    Ties go to the larger neighbour. Nodata pixels never change, and a small
+    region with no valid neighbour stays. Returns a new class array.
+
+    Example:
+        >>> a = np.array([[0, 0, 0, 0], [0, 1, 2, 2], [0, 0, 2, 2]])
+        >>> sieve_regions(a, np.ones(a.shape, bool), 2).tolist()
+        [[0, 0, 0, 0], [0, 0, 2, 2], [0, 0, 2, 2]]
+    """
+    out = classes.copy()
+    for _ in range(max_passes):
+        labels, region_class = label_regions(out, valid)
+        sizes = np.bincount(labels.ravel(), minlength=len(region_class))
+        small = sizes < min_pixels
+        small[0] = False
+        if not small.any():
+            break
+        pairs = []
+        for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
+            touching = (a != b) & (a > 0) & (b > 0)
+            pairs.append(np.stack([a[touching], b[touching]]))
+        edges = np.concatenate(pairs, axis=1)
+        edges = np.concatenate([edges, edges[::-1]], axis=1)
+        edges = edges[:, small[edges[0]]]
+        if not edges.size:
+            break
+        n = len(sizes)
+        keys, counts = np.unique(edges[0].astype(np.int64) * n + edges[1], return_counts=True)
+        src, dst = keys // n, keys % n
+        order = np.lexsort((dst, sizes[dst], counts, src))
+        src, dst = src[order], dst[order]
+        last = np.r_[src[1:] != src[:-1], True]
+        src, dst = src[last], dst[last]
+        # merge only into a neighbour that is larger (size, then label): no two regions swap classes
+        ok = (sizes[dst] > sizes[src]) | ((sizes[dst] == sizes[src]) & (dst > src))
+        if not ok.any():
+            break
+        new_class = region_class.copy()
+        new_class[src[ok]] = region_class[dst[ok]]
+        inside = labels > 0
+        out[inside] = new_class[labels[inside]]
+    return out
+
+
+def polygonize(labels: np.ndarray, transform: Affine) -> tuple[list, np.ndarray]:
+    """Polygons of labelled regions (GDAL's polygonizer, 4-connected); returns (geometries, label of each).
+
+    Example:
+        >>> geoms, ids = polygonize(np.array([[1, 1], [0, 2]], dtype=np.int32), Affine.identity())
+        >>> [g.area for g in geoms], ids.tolist()
+        ([2.0, 1.0], [1, 2])
+    """
+    import shapely.geometry
+    from rasterio.features import shapes
+
+    geoms, ids = [], []
+    for geom, value in shapes(labels, mask=labels > 0, connectivity=4, transform=transform):
+        geoms.append(shapely.geometry.shape(geom))
+        ids.append(int(value))
+    return geoms, np.asarray(ids, dtype=np.int64)
+
+
+@dataclass
+class VectorizeResult:
+    """What :func:`vectorize` wrote."""
+
+    output: Path
+    polygons: int
+    per_class: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def class_table_of(ds) -> list[ClassInfo]:
+    """The class table of a class map: the ``GEOSEG_CLASSES`` tag, else ids with the colour table."""
+    text = ds.tags().get("GEOSEG_CLASSES")
+    if text:
+        try:
+            return [ClassInfo(int(c["id"]), str(c["name"]), str(c["color"])) for c in json.loads(text)]
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s: unreadable GEOSEG_CLASSES tag; class names are the ids", ds.name)
+    try:
+        cmap = ds.colormap(1)
+    except ValueError:
+        cmap = {}
+    ids = range(max(cmap) + 1 if cmap else 0)
+    colors = default_colors(256)
+    return [ClassInfo(i, str(i), "#%02x%02x%02x" % cmap[i][:3] if i in cmap else colors[i]) for i in ids]
+
+
+def _pixel_area_m2(ds) -> float:
+    from geoseg.io.raster import pixel_size_m
+
+    t = ds.transform
+    if ds.crs is not None and ds.crs.is_geographic:
+        return pixel_size_m(ds) ** 2
+    factor = ds.crs.linear_units_factor[1] if ds.crs is not None else 1.0
+    return abs(t.a * t.e) * factor**2
+
+
+def measure(geoms: Sequence, crs) -> tuple[np.ndarray, np.ndarray]:
+    """Area (m²) and perimeter (m) of polygons; geodesic on the ellipsoid for geographic CRSs."""
+    import shapely
+
+    if crs is not None and crs.is_geographic:
+        from pyproj import CRS, Geod
+
+        geod = Geod(ellps="WGS84")
+        ellps = CRS.from_user_input(crs.to_wkt()).ellipsoid
+        if ellps is not None:
+            geod = Geod(a=ellps.semi_major_metre, rf=ellps.inverse_flattening or 0.0)
+        pairs = [geod.geometry_area_perimeter(g) for g in geoms]
+        return np.abs(np.array([p[0] for p in pairs])), np.array([p[1] for p in pairs])
+    factor = crs.linear_units_factor[1] if crs is not None else 1.0
+    arr = np.asarray(geoms, dtype=object)
+    return shapely.area(arr) * factor**2, shapely.length(arr) * factor
+
+
+def vectorize(
+    classes: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    min_area: float | None = None,
+    simplify: float | None = None,
+    confidence: str | os.PathLike | None = None,
+    background: Sequence[int] | int | None = None,
+    precision: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> VectorizeResult:
+    """Polygonize a class map into GeoPackage, Shapefile, GeoJSON or FlatGeobuf (by extension).
+
+    ``min_area`` (m²) first merges smaller regions into the neighbour they
+    share the longest border with; ``simplify`` (m) simplifies the polygons as
+    a coverage, so neighbours keep shared borders; ``confidence`` adds each
+    polygon's mean confidence; ``background`` leaves those class ids out.
+
+    Example:
+        >>> vectorize("classes.tif", "polygons.gpkg", min_area=500, simplify=5)  # doctest: +SKIP
+    """
+    import geopandas as gpd
+
+    from geoseg.io.features import check_vector_output, write_polygons
+    from geoseg.io.raster import gdal_env, open_scene
+
+    started = time.perf_counter()
+    out = Path(output)
+    fmt = check_vector_output(out, [classes, confidence], overwrite)
+    if min_area is not None and min_area < 0:
+        raise InputError(f"--min-area {min_area} must be zero or more square metres")
+    if simplify is not None and simplify < 0:
+        raise InputError(f"--simplify {simplify} must be zero or more metres")
+    skip = {background} if isinstance(background, int) else set(background or ())
+    with gdal_env(), open_scene(classes) as ds:
+        if np.dtype(ds.dtypes[0]).kind not in "iu":
+            raise RasterError(f"{ds.name} holds {ds.dtypes[0]} values, not class ids: give an integer class map")
+        table = class_table_of(ds)
+        crs, transform = ds.crs, ds.transform
+        data = ds.read(1)
+        valid = ds.read_masks(1) > 0
+        conf = _read_confidence(confidence, ds) if confidence else None
+        pixel_area = _pixel_area_m2(ds)
+    if progress:
+        progress("vectorize", 0, 3)
+    if min_area:
+        data = sieve_regions(data, valid, max(1, math.ceil(min_area / pixel_area - 1e-9)))
+    labels, region_class = label_regions(data, valid)
+    if progress:
+        progress("vectorize", 1, 3)
+    geoms, ids = polygonize(labels, Affine.identity())  # pixel coordinates: exact integers
+    if progress:
+        progress("vectorize", 2, 3)
+    class_ids = region_class[ids] if len(ids) else np.zeros(0, np.int64)
+    keep = ~np.isin(class_ids, list(skip)) if skip else np.ones(len(ids), bool)
+    geoms = [g for g, k in zip(geoms, keep) if k]
+    ids, class_ids = ids[keep], class_ids[keep]
+    if simplify and geoms:
+        geoms = _simplify(geoms, simplify / math.sqrt(pixel_area))
+    geoms = list(_to_crs_coordinates(np.asarray(geoms, dtype=object), transform)) if geoms else []
+    names = {c.id: c.name for c in table}
+    area, perimeter = measure(geoms, crs) if geoms else (np.zeros(0), np.zeros(0))
+    columns = {
+        "class_id": class_ids.astype(np.int32),
+        "class_name": [names.get(int(c), str(int(c))) for c in class_ids],
+        "area_m2": np.round(area, 2),
+        "perimeter_m": np.round(perimeter, 2),
+    }
+    if conf is not None:
+        sums = np.bincount(labels.ravel(), weights=np.where(conf == NODATA, 0, conf).ravel(), minlength=len(region_class))
+        counts = np.bincount(labels.ravel(), weights=(conf != NODATA).ravel(), minlength=len(region_class))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        columns["mean_confidence"] = np.round(mean[ids], 2)
+    frame = gpd.GeoDataFrame(columns, geometry=geoms, crs=crs.to_wkt() if crs else None)
+    write_polygons(frame, out, fmt, table, precision=precision)
+    if progress:
+        progress("vectorize", 3, 3)
+    per_class = {names.get(int(c), str(int(c))): int(n) for c, n in zip(*np.unique(class_ids, return_counts=True))}
+    if not geoms:
+        log.warning("%s: no polygons (every pixel is nodata or background); wrote an empty layer", out)
+    return VectorizeResult(out, len(geoms), per_class, time.perf_counter() - started)
+
+
+def _read_confidence(path: str | os.PathLike, ref) -> np.ndarray:
+    from geoseg.io.raster import open_scene
+
+    with open_scene(path) as ds:
+        if (ds.width, ds.height) != (ref.width, ref.height) or ds.transform != ref.transform or ds.crs != ref.crs:
+            raise RasterError(f"confidence raster {path} is not on the class map's grid (CRS, transform and size "
+                              "must match): give the confidence.tif written with these classes")
+        return ds.read(1)
+
+
+def _simplify(geoms: list, tolerance_px: float) -> list:
+    """Coverage simplification in pixel coordinates.
+
+    GDAL's polygons share edges but not always vertices (a long edge of one
+    polygon faces several of its neighbours' corners); GEOS needs a noded
+    coverage, so every edge first gets a vertex at each pixel corner, which is
+    exact in integer pixel coordinates.
+    """
+    import shapely
+
+    noded = shapely.segmentize(np.asarray(geoms, dtype=object), 1.0)
+    simplified = shapely.coverage_simplify(noded, tolerance_px)
+    return [g if not g.is_empty else o for g, o in zip(simplified, geoms)]
+
+
+def _to_crs_coordinates(geoms: np.ndarray, transform: Affine) -> np.ndarray:
+    """Map pixel (col, row) coordinates to the CRS as GDAL does (x = c + a*col + b*row)."""
+    import shapely
+
+    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+
+    def affine(xy: np.ndarray) -> np.ndarray:
+        col, row = xy[:, 0], xy[:, 1]
+        return np.column_stack([c + a * col + b * row, f + d * col + e * row])
+
+    return shapely.transform(geoms, affine)

@@ -1,0 +1,201 @@
+"""Vectorize: exact round trip, areas, validity, formats, sieve, coverage simplification, styles."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from affine import Affine
+from rasterio.features import rasterize
+
+import geoseg
+from geoseg.errors import InputError, OutputError, RasterError
+from geoseg.vectorizer import label_regions, sieve_regions
+from tests.conftest import WGS84, run, write_raster
+
+TABLE = [{"id": i, "name": n, "color": c} for i, (n, c) in
+         enumerate([("water", "#1f78b4"), ("forest", "#33a02c"), ("field", "#ffd92f"), ("urban", "#e31a1c")])]
+
+
+def class_map(tmp_path: Path, name: str = "classes.tif", crs: str = "EPSG:32633", transform: Affine | None = None,
+              seed: int = 0, shape: tuple[int, int] = (61, 83)) -> tuple[Path, np.ndarray]:
+    """Blobby classes with holes, single pixels and a nodata corner."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    coarse = rng.integers(0, 4, (h // 6 + 1, w // 6 + 1))
+    data = np.kron(coarse, np.ones((6, 6), np.uint8))[:h, :w].astype(np.uint8)
+    noise = rng.random((h, w)) < 0.03
+    data[noise] = rng.integers(0, 4, noise.sum())
+    data[20:30, 20:30] = 1
+    data[24:26, 24:26] = 2  # a hole in a polygon
+    data[:8, -10:] = 255
+    transform = transform or Affine(10.0, 0, 330000.0, 0, -10.0, 5822040.0)
+    path = write_raster(tmp_path / name, data, crs=crs, transform=transform, nodata=255)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(GEOSEG_CLASSES=json.dumps(TABLE))
+    return path, data
+
+
+@pytest.mark.parametrize("ext", ["gpkg", "fgb", "shp"])
+def test_polygons_rasterize_back_exactly(tmp_path: Path, ext: str) -> None:
+    path, data = class_map(tmp_path)
+    out = tmp_path / f"polygons.{ext}"
+    result = geoseg.vectorize(path, out)
+    frame = gpd.read_file(out, layer="polygons" if ext == "gpkg" else None)
+    with rasterio.open(path) as ds:
+        back = rasterize(zip(frame.geometry, frame.class_id), out_shape=data.shape, transform=ds.transform,
+                         fill=255, dtype="uint8")
+        assert frame.crs == ds.crs
+    assert np.array_equal(back, data)
+    assert result.polygons == len(frame)
+    assert shapely.is_valid(frame.geometry.values).all()
+    assert any(len(g.interiors) for g in frame.geometry), "holes are kept"
+    assert not (frame.class_id == 255).any()
+    # areas add up to the class pixel areas; names come from the class table
+    for cid, group in frame.groupby("class_id"):
+        assert group.area_m2.sum() == pytest.approx((data == cid).sum() * 100.0)
+        assert set(group.class_name) == {TABLE[cid]["name"]}
+    perimeter = "perim_m" if ext == "shp" else "perimeter_m"
+    np.testing.assert_allclose(frame[perimeter], frame.geometry.length, rtol=1e-9)
+
+
+def test_labels_match_gdal_regions(tmp_path: Path) -> None:
+    _, data = class_map(tmp_path)
+    labels, region_class = label_regions(data, data != 255)
+    frame_count = len(list(rasterio.features.shapes(data, mask=data != 255, connectivity=4)))
+    assert labels.max() == frame_count == len(region_class) - 1
+
+
+def test_geojson_is_wgs84_with_right_hand_winding(tmp_path: Path) -> None:
+    path, data = class_map(tmp_path)
+    out = tmp_path / "p.geojson"
+    geoseg.vectorize(path, out, precision=6)
+    raw = json.loads(out.read_text())
+    assert "crs" not in raw
+    frame = gpd.read_file(out)
+    assert frame.crs.to_epsg() == 4326
+    lon, lat = frame.geometry.iloc[0].exterior.coords[0]
+    assert 12 < lon < 14 and 52 < lat < 53
+    for g in frame.geometry:
+        assert g.exterior.is_ccw and all(not ring.is_ccw for ring in g.interiors)
+    coords = raw["features"][0]["geometry"]["coordinates"][0][0]
+    assert all(len(str(v).split(".")[1]) <= 6 for v in coords)
+
+
+def test_geographic_class_map_areas_are_true_square_metres(tmp_path: Path) -> None:
+    transform = Affine(0.0001, 0, 13.0, 0, -0.0001, 52.5)
+    path, data = class_map(tmp_path, crs=WGS84, transform=transform)
+    frame = gpd.read_file(geoseg.vectorize(path, tmp_path / "p.gpkg").output, layer="polygons")
+    total = frame.area_m2.sum()
+    expected = (data != 255).sum() * (0.0001 * 111_320 * np.cos(np.radians(52.497))) * (0.0001 * 111_250)
+    assert total == pytest.approx(expected, rel=0.01)
+
+
+def test_sieve_merges_into_the_longest_border_and_keeps_nodata() -> None:
+    a = np.array([
+        [1, 1, 1, 1, 2, 2],
+        [1, 1, 1, 1, 2, 2],
+        [1, 3, 3, 3, 2, 2],  # region 3 (3 px) shares 3 edges with 1 and 1 edge with 2... and 3 with 0 below
+        [0, 0, 0, 0, 2, 2],
+        [0, 0, 0, 0, 2, 2],
+    ], dtype=np.uint8)
+    valid = np.ones(a.shape, bool)
+    out = sieve_regions(a, valid, 4)
+    assert (out[2, 1:4] == 1).all()  # 1 shares 4 edges (3 above + 1 left); 0 shares 3; 2 shares 1
+    valid[0, 0] = False
+    out = sieve_regions(np.where(valid, a, 255).astype(np.uint8), valid, 100)
+    assert out[0, 0] == 255
+
+
+def test_min_area_leaves_no_small_region_and_no_hole(tmp_path: Path) -> None:
+    path, data = class_map(tmp_path)
+    frame = gpd.read_file(geoseg.vectorize(path, tmp_path / "p.gpkg", min_area=500).output, layer="polygons")
+    assert frame.area_m2.min() >= 500 - 1e-6
+    union = shapely.union_all(frame.geometry.values)
+    assert union.area == pytest.approx((data != 255).sum() * 100.0)
+
+
+def test_coverage_simplification_keeps_shared_borders(tmp_path: Path) -> None:
+    path, _ = class_map(tmp_path)
+    plain = gpd.read_file(geoseg.vectorize(path, tmp_path / "a.gpkg").output, layer="polygons")
+    simple = gpd.read_file(geoseg.vectorize(path, tmp_path / "b.gpkg", simplify=15).output, layer="polygons")
+    assert len(simple) == len(plain)
+    assert sum(len(g.exterior.coords) for g in simple.geometry) < sum(len(g.exterior.coords) for g in plain.geometry)
+    assert shapely.coverage_is_valid(simple.geometry.values)  # no overlaps, no slivers between neighbours
+    assert simple.geometry.is_valid.all()
+    union = shapely.union_all(simple.geometry.values)
+    assert union.area == pytest.approx(simple.geometry.area.sum(), rel=1e-9)  # no overlaps
+    assert union.area == pytest.approx(plain.geometry.area.sum(), rel=0.02)  # no gaps opened
+
+
+def test_mean_confidence_and_background(tmp_path: Path) -> None:
+    path, data = class_map(tmp_path)
+    conf = np.where(data == 1, 80, 40).astype(np.uint8)
+    conf[data == 255] = 255
+    with rasterio.open(path) as ds:
+        conf_path = write_raster(tmp_path / "conf.tif", conf, transform=ds.transform, nodata=255)
+    frame = gpd.read_file(geoseg.vectorize(path, tmp_path / "p.gpkg", confidence=conf_path, background=[0]).output,
+                          layer="polygons")
+    assert 0 not in set(frame.class_id)
+    assert (frame[frame.class_id == 1].mean_confidence == 80).all()
+    assert (frame[frame.class_id != 1].mean_confidence == 40).all()
+
+
+def test_gpkg_carries_its_qgis_style(tmp_path: Path) -> None:
+    path, _ = class_map(tmp_path)
+    out = geoseg.vectorize(path, tmp_path / "p.gpkg").output
+    with sqlite3.connect(out) as db:
+        rows = db.execute("SELECT f_table_name, useAsDefault, styleQML FROM layer_styles").fetchall()
+    assert len(rows) == 1 and rows[0][:2] == ("polygons", 1)
+    assert 'attr="class_id"' in rows[0][2] and 'label="forest"' in rows[0][2] and "51,160,44,255" in rows[0][2]
+
+
+def test_all_nodata_writes_an_empty_layer(tmp_path: Path) -> None:
+    path = write_raster(tmp_path / "empty.tif", np.full((10, 10), 255, np.uint8), nodata=255)
+    for ext in ("gpkg", "geojson", "shp", "fgb"):
+        result = geoseg.vectorize(path, tmp_path / f"e.{ext}")
+        assert result.polygons == 0
+        frame = gpd.read_file(tmp_path / f"e.{ext}")
+        assert len(frame) == 0
+
+
+def test_class_map_without_table_uses_ids_as_names(tmp_path: Path) -> None:
+    data = np.array([[0, 0, 3], [5, 5, 3]], np.uint8)
+    path = write_raster(tmp_path / "c.tif", data)
+    frame = gpd.read_file(geoseg.vectorize(path, tmp_path / "p.gpkg").output, layer="polygons")
+    assert sorted(frame.class_name) == ["0", "3", "5"]
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    path, _ = class_map(tmp_path)
+    floats = write_raster(tmp_path / "f.tif", np.zeros((5, 5), np.float32))
+    with pytest.raises(RasterError, match="not class ids"):
+        geoseg.vectorize(floats, tmp_path / "x.gpkg")
+    with pytest.raises(InputError, match="unknown extension '.kml'"):
+        geoseg.vectorize(path, tmp_path / "x.kml")
+    (tmp_path / "exists.gpkg").write_text("keep")
+    with pytest.raises(OutputError, match="--overwrite"):
+        geoseg.vectorize(path, tmp_path / "exists.gpkg")
+    (tmp_path / "old.dbf").write_text("keep")
+    with pytest.raises(OutputError, match="old.dbf already exists"):
+        geoseg.vectorize(path, tmp_path / "old.shp")
+    other = write_raster(tmp_path / "conf.tif", np.zeros((7, 7), np.uint8))
+    with pytest.raises(RasterError, match="not on the class map's grid"):
+        geoseg.vectorize(path, tmp_path / "x.gpkg", confidence=other)
+    assert (tmp_path / "exists.gpkg").read_text() == "keep"
+    assert not list(tmp_path.glob("x.*")) and not list(tmp_path.glob("*partial*"))
+
+
+def test_cli_vectorize(runner, tmp_path: Path) -> None:
+    path, _ = class_map(tmp_path)
+    result = run(runner, "vectorize", path, "-o", tmp_path / "p.fgb", "--min-area", "300", "--simplify", "5", "-v")
+    assert result.exit_code == 0, result.output
+    assert "polygons" in result.stderr
+    result = run(runner, "vectorize", path, "-o", tmp_path / "p.txt")
+    assert result.exit_code == 1 and "unknown extension" in result.stderr and "Traceback" not in result.output
