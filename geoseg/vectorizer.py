@@ -140,7 +140,8 @@ def class_table_of(ds) -> list[ClassInfo]:
         cmap = {}
     ids = range(max(cmap) + 1 if cmap else 0)
     colors = default_colors(256)
-    return [ClassInfo(i, str(i), "#%02x%02x%02x" % cmap[i][:3] if i in cmap else colors[i]) for i in ids]
+    hexes = {i: "#" + "".join(f"{v:02x}" for v in rgba[:3]) for i, rgba in cmap.items()}
+    return [ClassInfo(i, str(i), hexes.get(i, colors[i % len(colors)])) for i in ids if i != NODATA]
 
 
 def _pixel_area_m2(ds) -> float:
