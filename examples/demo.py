@@ -1,8 +1,8 @@
-"""The demo behind `make demo`: predict the bundled Sentinel-2 sample with a fresh model.
+"""The demo behind `make demo`: run the whole pipeline on the bundled Sentinel-2 sample.
 
 The model is made with ``geoseg.create_model`` (random weights: the class map
 shows the pipeline, not a trained result). It is saved as a checkpoint and
-run through the ``geoseg predict`` command, exactly as a user would.
+run through the ``geoseg run`` command, exactly as a user would.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ def main() -> int:
         pixel_size=10.0, name="demo-untrained",
     )
     model_path = model.save(OUT / "demo_model.pt")
-    command = [sys.executable, "-m", "geoseg", "predict", str(SCENE), "-m", str(model_path),
-               "-o", str(OUT / "classes.tif"), "--confidence", str(OUT / "confidence.tif"),
-               "--overwrite", "--progress", "bar", "-v"]
-    print("$ geoseg " + " ".join(command[3:]))
+    result = OUT / "result"
+    command = [sys.executable, "-m", "geoseg", "run", str(SCENE), "-m", str(model_path), "-o", str(result),
+               "--min-area", "500", "--simplify", "5", "--overwrite", "--progress", "bar", "-v"]
+    print("$ geoseg " + " ".join(command[3:]), flush=True)
     code = subprocess.call(command)
     if code == 0:
-        subprocess.call([sys.executable, "-m", "geoseg", "info", str(OUT / "classes.tif")])
-        print(f"\nOpen {OUT / 'classes.tif'} in QGIS: it carries its colour table and the scene's CRS.")
+        print(f"\nWrote {', '.join(sorted(p.name for p in result.iterdir()))} in {result}")
+        print(f"Look at {result / 'preview.png'}; open classes.tif and polygons.gpkg in QGIS (styled on open).")
     return code
 
 

@@ -23,6 +23,7 @@ _LAZY = {
     "ClassInfo": "geoseg.model.card",
     "predict": "geoseg.inference.api",
     "vectorize": "geoseg.vectorizer",
+    "run": "geoseg.pipeline",
     "make_grid": "geoseg.tiling",
     "Grid": "geoseg.tiling",
     "Chip": "geoseg.tiling",

@@ -24,7 +24,7 @@ from affine import Affine
 from geoseg.errors import InputError, RasterError
 from geoseg.model.card import ClassInfo, default_colors
 
-__all__ = ["VectorizeResult", "label_regions", "polygonize", "sieve_regions", "vectorize"]
+__all__ = ["VectorizeResult", "label_regions", "polygonize", "polygons_frame", "sieve_regions", "vectorize"]
 
 log = logging.getLogger("geoseg")
 NODATA = 255
@@ -172,36 +172,23 @@ def measure(geoms: Sequence, crs) -> tuple[np.ndarray, np.ndarray]:
     return shapely.area(arr) * factor**2, shapely.length(arr) * factor
 
 
-def vectorize(
+def polygons_frame(
     classes: str | os.PathLike,
-    output: str | os.PathLike,
     *,
     min_area: float | None = None,
     simplify: float | None = None,
     confidence: str | os.PathLike | None = None,
     background: Sequence[int] | int | None = None,
-    precision: int | None = None,
-    overwrite: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
-) -> VectorizeResult:
-    """Polygonize a class map into GeoPackage, Shapefile, GeoJSON or FlatGeobuf (by extension).
+):
+    """Polygons of a class map as a GeoDataFrame in its CRS, and its class table.
 
-    ``min_area`` (m²) first merges smaller regions into the neighbour they
-    share the longest border with; ``simplify`` (m) simplifies the polygons as
-    a coverage, so neighbours keep shared borders; ``confidence`` adds each
-    polygon's mean confidence; ``background`` leaves those class ids out.
-
-    Example:
-        >>> vectorize("classes.tif", "polygons.gpkg", min_area=500, simplify=5)  # doctest: +SKIP
+    See :func:`vectorize` for the options.
     """
     import geopandas as gpd
 
-    from geoseg.io.features import check_vector_output, write_polygons
     from geoseg.io.raster import gdal_env, open_scene
 
-    started = time.perf_counter()
-    out = Path(output)
-    fmt = check_vector_output(out, [classes, confidence], overwrite)
     if min_area is not None and min_area < 0:
         raise InputError(f"--min-area {min_area} must be zero or more square metres")
     if simplify is not None and simplify < 0:
@@ -247,14 +234,45 @@ def vectorize(
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         columns["mean_confidence"] = np.round(mean[ids], 2)
-    frame = gpd.GeoDataFrame(columns, geometry=geoms, crs=crs.to_wkt() if crs else None)
-    write_polygons(frame, out, fmt, table, precision=precision)
     if progress:
         progress("vectorize", 3, 3)
-    per_class = {names.get(int(c), str(int(c))): int(n) for c, n in zip(*np.unique(class_ids, return_counts=True))}
-    if not geoms:
+    return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs.to_wkt() if crs else None), table
+
+
+def vectorize(
+    classes: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    min_area: float | None = None,
+    simplify: float | None = None,
+    confidence: str | os.PathLike | None = None,
+    background: Sequence[int] | int | None = None,
+    precision: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> VectorizeResult:
+    """Polygonize a class map into GeoPackage, Shapefile, GeoJSON or FlatGeobuf (by extension).
+
+    ``min_area`` (m²) first merges smaller regions into the neighbour they
+    share the longest border with; ``simplify`` (m) simplifies the polygons as
+    a coverage, so neighbours keep shared borders; ``confidence`` adds each
+    polygon's mean confidence; ``background`` leaves those class ids out.
+
+    Example:
+        >>> vectorize("classes.tif", "polygons.gpkg", min_area=500, simplify=5)  # doctest: +SKIP
+    """
+    from geoseg.io.features import check_vector_output, write_polygons
+
+    started = time.perf_counter()
+    out = Path(output)
+    fmt = check_vector_output(out, [classes, confidence], overwrite)
+    frame, table = polygons_frame(classes, min_area=min_area, simplify=simplify, confidence=confidence,
+                                  background=background, progress=progress)
+    write_polygons(frame, out, fmt, table, precision=precision)
+    per_class = {str(k): int(v) for k, v in frame.class_name.value_counts(sort=False).items()}
+    if frame.empty:
         log.warning("%s: no polygons (every pixel is nodata or background); wrote an empty layer", out)
-    return VectorizeResult(out, len(geoms), per_class, time.perf_counter() - started)
+    return VectorizeResult(out, len(frame), per_class, time.perf_counter() - started)
 
 
 def _read_confidence(path: str | os.PathLike, ref) -> np.ndarray:

@@ -90,3 +90,19 @@ def test_ogrinfo_reads_every_output(tmp_path: Path, outputs) -> None:
         done = subprocess.run(["ogrinfo", "-so", "-al", str(path)], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert f"Feature Count: {count}" in done.stdout, (ext, done.stdout)
+
+
+@needs_qgis
+def test_qgis_opens_a_run_folder(runner, unet_path: Path, tmp_path: Path) -> None:
+    from tests.conftest import SAMPLE, run
+
+    out = tmp_path / "result"
+    assert run(runner, "run", SAMPLE, "-o", out, "-m", unet_path, "--min-area", "300").exit_code == 0
+    report = open_in_qgis(tmp_path, out / "classes.tif", out / "confidence.tif", out / "polygons.gpkg",
+                          out / "polygons.geojson")
+    record = json.loads((out / "run.json").read_text())
+    assert report[str(out / "classes.tif")]["renderer"] == "paletted"
+    assert report[str(out / "confidence.tif")]["valid"]
+    assert report[str(out / "polygons.gpkg")]["renderer"] == "categorizedSymbol"
+    for name in ("polygons.gpkg", "polygons.geojson"):
+        assert report[str(out / name)]["count"] == record["counts"]["polygons"]

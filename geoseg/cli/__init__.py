@@ -61,8 +61,10 @@ def main() -> None:
 def _register() -> None:
     from geoseg.cli.info import info
     from geoseg.cli.predict import predict
+    from geoseg.cli.run import run
     from geoseg.cli.vectorize import vectorize
 
+    main.add_command(run)
     main.add_command(predict)
     main.add_command(vectorize)
     main.add_command(info)

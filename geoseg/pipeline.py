@@ -1,0 +1,184 @@
+"""``geoseg run``: predict, vectorize and style one scene into a complete output folder.
+
+The folder is built beside OUTDIR under a temporary name and renamed into
+place only when complete; ``run.json`` is written last, so its presence means
+the run finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoseg import __version__
+from geoseg.errors import OutputError
+from geoseg.io.paths import is_remote
+
+__all__ = ["RunResult", "run"]
+
+FILES = ("classes.tif", "confidence.tif", "polygons.gpkg", "polygons.geojson", "classes.qml", "polygons.qml",
+         "areas.csv", "preview.png", "run.json")
+
+
+@dataclass
+class RunResult:
+    """Where :func:`run` wrote and what run.json holds."""
+
+    outdir: Path
+    record: dict[str, Any]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_outdir(outdir: Path, inputs: list, overwrite: bool) -> None:
+    if outdir.exists() and not overwrite:
+        raise OutputError(f"output folder {outdir} already exists: use --overwrite to replace it")
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"output {outdir} is a file, not a folder: give a folder path")
+    resolved = outdir.resolve()
+    for item in inputs:
+        if item is None or is_remote(item) or str(item) == "default":
+            continue
+        path = Path(item).resolve()
+        if path == resolved or resolved in path.parents:
+            raise OutputError(f"input {item} lies inside the output folder {outdir}: choose another output folder")
+    parent = resolved.parent
+    if not parent.is_dir():
+        raise OutputError(f"output folder's parent {parent} does not exist: create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"folder {parent} is not writable: choose another output folder")
+
+
+def areas_table(classes: Path, table: list) -> list[dict[str, Any]]:
+    """Pixels, area (m²) and share of the classified area for each class of a class map, read in blocks."""
+    from geoseg.io.raster import gdal_env, open_scene
+    from geoseg.vectorizer import _pixel_area_m2
+
+    with gdal_env(), open_scene(classes) as ds:
+        counts = np.zeros(256, dtype=np.int64)
+        for _, window in ds.block_windows(1):
+            counts += np.bincount(ds.read(1, window=window).ravel(), minlength=256)
+        pixel_area = _pixel_area_m2(ds)
+    total = counts[:255].sum()
+    return [{"class_id": c.id, "class_name": c.name, "pixels": int(counts[c.id]),
+             "area_m2": round(float(counts[c.id] * pixel_area), 2),
+             "share": round(float(counts[c.id] / total), 6) if total else 0.0} for c in table]
+
+
+def run(
+    image: str | os.PathLike,
+    outdir: str | os.PathLike,
+    model: object = "default",
+    *,
+    min_area: float | None = None,
+    simplify: float | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    **predict_options: Any,
+) -> RunResult:
+    """Run the whole pipeline on one scene and write the OUTDIR files of DESIGN.md.
+
+    ``predict_options`` are those of :func:`geoseg.predict` (bands, chip_size,
+    overlap, batch_size, device, tta, aoi).
+
+    Example:
+        >>> geoseg.run("scene.tif", "out", model="model.pt", min_area=500)  # doctest: +SKIP
+    """
+    from geoseg.inference.api import predict
+    from geoseg.io.features import write_polygons
+    from geoseg.model.factory import Model, load_model
+    from geoseg.preview import write_preview
+    from geoseg.styles import classes_qml, polygons_qml
+    from geoseg.vectorizer import polygons_frame
+
+    started = time.perf_counter()
+    out = Path(outdir)
+    model_path = None if isinstance(model, Model) else model
+    _check_outdir(out, [image, model_path, predict_options.get("aoi")], overwrite)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    net = model if isinstance(model, Model) else load_model(model)  # type: ignore[arg-type]
+    timings["load_model"] = time.perf_counter() - t
+    tmp = out.resolve().parent / f".{out.name}.{uuid.uuid4().hex[:8]}.partial"
+    tmp.mkdir()
+    try:
+        t = time.perf_counter()
+        result = predict(image, net, tmp / "classes.tif", confidence=tmp / "confidence.tif", progress=progress,
+                         **predict_options)
+        timings["predict"] = time.perf_counter() - t
+        t = time.perf_counter()
+        frame, table = polygons_frame(tmp / "classes.tif", min_area=min_area, simplify=simplify,
+                                      confidence=tmp / "confidence.tif", progress=progress)
+        write_polygons(frame, tmp / "polygons.gpkg", "GPKG", table)
+        write_polygons(frame, tmp / "polygons.geojson", "GeoJSON", table)
+        timings["vectorize"] = time.perf_counter() - t
+        t = time.perf_counter()
+        (tmp / "classes.qml").write_text(classes_qml(table), encoding="utf-8")
+        (tmp / "polygons.qml").write_text(polygons_qml(table), encoding="utf-8")
+        areas = areas_table(tmp / "classes.tif", table)
+        with (tmp / "areas.csv").open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(areas[0]) if areas else ["class_id"])
+            writer.writeheader()
+            writer.writerows(areas)
+        write_preview(image, tmp / "classes.tif", table, tmp / "preview.png", title=f"{Path(str(image)).name} — {net.card.name}")
+        timings["report"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - started
+        record = {
+            "geoseg_version": __version__,
+            "model": {"name": net.card.name, "path": str(model_path) if model_path else None,
+                      "sha256": _sha256(Path(model_path) if model_path != "default" else _default_path())
+                      if model_path else None, "arch": net.card.arch, "encoder": net.card.encoder},
+            "inputs": {"image": str(image), "aoi": str(predict_options["aoi"]) if predict_options.get("aoi") else None},
+            "parameters": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in predict_options.items()}
+            | {"min_area": min_area, "simplify": simplify},
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            "counts": {"chips_total": result.chips_total, "chips_predicted": result.chips_predicted,
+                       "chips_skipped": result.chips_skipped, "polygons": len(frame)},
+            "warnings": result.warnings,
+            "areas": areas,
+        }
+        (tmp / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return RunResult(out, record)
+
+
+def _default_path() -> Path:
+    from geoseg.model.bundled import default_model_path
+
+    return default_model_path()
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder to OUTDIR; an old OUTDIR is removed only after the swap."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
+        os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,76 @@
+"""geoseg run: the complete output folder, atomic replacement, refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+
+from tests.conftest import SAMPLE, run
+
+
+def test_run_writes_every_file(runner, unet_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "result"
+    result = run(runner, "run", SAMPLE, "-o", out, "-m", unet_path, "--min-area", "400", "--simplify", "5")
+    assert result.exit_code == 0, result.output
+    from geoseg.pipeline import FILES
+
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]  # no temporary folder left
+    record = json.loads((out / "run.json").read_text())
+    assert record["model"]["sha256"] and len(record["model"]["sha256"]) == 64
+    assert set(record["timings_s"]) >= {"predict", "vectorize", "total"}
+    with rasterio.open(out / "classes.tif") as ds, rasterio.open(SAMPLE) as src:
+        assert (ds.crs, ds.transform, ds.shape) == (src.crs, src.transform, src.shape)
+        classes = ds.read(1)
+    rows = list(csv.DictReader((out / "areas.csv").open()))
+    assert [int(r["pixels"]) for r in rows] == [int((classes == i).sum()) for i in range(3)]
+    assert abs(sum(float(r["share"]) for r in rows) - 1) < 1e-4
+    gpkg = gpd.read_file(out / "polygons.gpkg", layer="polygons")
+    geojson = gpd.read_file(out / "polygons.geojson")
+    assert len(gpkg) == len(geojson) == record["counts"]["polygons"] and gpkg.area_m2.min() >= 400
+    assert geojson.crs.to_epsg() == 4326 and gpkg.crs == src.crs
+    assert {"mean_confidence", "perimeter_m"} <= set(gpkg.columns)
+    assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert 'type="paletted"' in (out / "classes.qml").read_text()
+
+
+def test_existing_outdir_is_kept_without_overwrite_and_replaced_with(runner, unet_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "result"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    result = run(runner, "run", SAMPLE, "-o", out, "-m", unet_path)
+    assert result.exit_code == 1 and "--overwrite" in result.stderr
+    assert (out / "notes.txt").read_text() == "mine"
+    assert run(runner, "run", SAMPLE, "-o", out, "-m", unet_path, "--overwrite").exit_code == 0
+    assert not (out / "notes.txt").exists() and (out / "run.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]
+
+
+def test_run_refusals(runner, unet_path: Path, tmp_path: Path) -> None:
+    inside = tmp_path / "data"
+    inside.mkdir()
+    scene = inside / "scene.tif"
+    scene.write_bytes(SAMPLE.read_bytes())
+    result = run(runner, "run", scene, "-o", inside, "-m", unet_path, "--overwrite")
+    assert result.exit_code == 1 and "inside the output folder" in result.stderr
+    assert scene.exists()
+    result = run(runner, "run", SAMPLE, "-o", tmp_path / "x")
+    assert result.exit_code == 1 and "no default model" in result.stderr and "-m" in result.stderr
+    result = run(runner, "run", SAMPLE, SAMPLE, "-o", tmp_path / "x", "-m", unet_path)
+    assert result.exit_code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_failed_run_leaves_no_folder(runner, unet_path: Path, tmp_path: Path) -> None:
+    data = np.zeros((3, 20, 20), np.uint16)
+    from tests.conftest import write_raster
+
+    scene = write_raster(tmp_path / "three.tif", data)
+    result = run(runner, "run", scene, "-o", tmp_path / "out", "-m", unet_path)
+    assert result.exit_code == 1 and "expects 4 band(s)" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["three.tif"]
