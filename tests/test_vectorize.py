@@ -199,3 +199,17 @@ def test_cli_vectorize(runner, tmp_path: Path) -> None:
     assert "polygons" in result.stderr
     result = run(runner, "vectorize", path, "-o", tmp_path / "p.txt")
     assert result.exit_code == 1 and "unknown extension" in result.stderr and "Traceback" not in result.output
+
+
+def test_vectorize_does_not_need_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path, _ = class_map(tmp_path)
+    code = ("import sys\nfrom geoseg.cli import main\n"
+            f"try:\n    main(['vectorize', {str(path)!r}, '-o', {str(tmp_path / 'p.gpkg')!r}])\n"
+            "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+            "assert 'torch' not in sys.modules and 'segmentation_models_pytorch' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "p.gpkg").exists()
