@@ -126,6 +126,33 @@ class VectorizeResult:
     seconds: float = 0.0
 
 
+def read_class_table(path: str | os.PathLike) -> list[ClassInfo]:
+    """A class table from a geoseg model file, or a JSON file: ``[{"id", "name", "color"}...]`` or ``{"0": "name"}``.
+
+    Example:
+        >>> import tempfile
+        >>> f = Path(tempfile.mkdtemp()) / "classes.json"
+        >>> _ = f.write_text('{"0": "water", "1": "forest"}')
+        >>> [c.name for c in read_class_table(f)]
+        ['water', 'forest']
+    """
+    from geoseg.model.checkpoint import read_card
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--classes {p} does not exist: give a geoseg model file or a JSON class table")
+    if p.suffix.lower() != ".json":
+        return list(read_card(p).classes)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            data = [{"id": int(k), "name": str(v)} for k, v in data.items()]
+        colors = default_colors(256)
+        return [ClassInfo(int(c["id"]), str(c["name"]), str(c.get("color", colors[int(c["id"]) % 16]))) for c in data]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise InputError(f"--classes {p}: expected a JSON list of {{id, name, color}} or an object of id: name") from None
+
+
 def class_table_of(ds) -> list[ClassInfo]:
     """The class table of a class map: the ``GEOSEG_CLASSES`` tag, else ids with the colour table."""
     text = ds.tags().get("GEOSEG_CLASSES")
@@ -179,6 +206,7 @@ def polygons_frame(
     simplify: float | None = None,
     confidence: str | os.PathLike | None = None,
     background: Sequence[int] | int | None = None,
+    classes_table: str | os.PathLike | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ):
     """Polygons of a class map as a GeoDataFrame in its CRS, and its class table.
@@ -197,7 +225,7 @@ def polygons_frame(
     with gdal_env(), open_scene(classes) as ds:
         if np.dtype(ds.dtypes[0]).kind not in "iu":
             raise RasterError(f"{ds.name} holds {ds.dtypes[0]} values, not class ids: give an integer class map")
-        table = class_table_of(ds)
+        table = read_class_table(classes_table) if classes_table else class_table_of(ds)
         crs, transform = ds.crs, ds.transform
         data = ds.read(1)
         valid = ds.read_masks(1) > 0
@@ -248,6 +276,7 @@ def vectorize(
     confidence: str | os.PathLike | None = None,
     background: Sequence[int] | int | None = None,
     precision: int | None = None,
+    classes_table: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> VectorizeResult:
@@ -256,7 +285,9 @@ def vectorize(
     ``min_area`` (m²) first merges smaller regions into the neighbour they
     share the longest border with; ``simplify`` (m) simplifies the polygons as
     a coverage, so neighbours keep shared borders; ``confidence`` adds each
-    polygon's mean confidence; ``background`` leaves those class ids out.
+    polygon's mean confidence; ``background`` leaves those class ids out;
+    ``classes_table`` (a model file or JSON) names and colours the classes
+    when the class map carries no class table.
 
     Example:
         >>> vectorize("classes.tif", "polygons.gpkg", min_area=500, simplify=5)  # doctest: +SKIP
@@ -267,7 +298,7 @@ def vectorize(
     out = Path(output)
     fmt = check_vector_output(out, [classes, confidence], overwrite)
     frame, table = polygons_frame(classes, min_area=min_area, simplify=simplify, confidence=confidence,
-                                  background=background, progress=progress)
+                                  background=background, classes_table=classes_table, progress=progress)
     write_polygons(frame, out, fmt, table, precision=precision)
     per_class = {str(k): int(v) for k, v in frame.class_name.value_counts(sort=False).items()}
     if frame.empty:

@@ -201,15 +201,30 @@ def test_cli_vectorize(runner, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "unknown extension" in result.stderr and "Traceback" not in result.output
 
 
-def test_vectorize_does_not_need_torch(tmp_path: Path) -> None:
+def test_vectorize_does_not_need_torch(tmp_path: Path, unet_path: Path) -> None:
     import subprocess
     import sys
 
     path, _ = class_map(tmp_path)
     code = ("import sys\nfrom geoseg.cli import main\n"
-            f"try:\n    main(['vectorize', {str(path)!r}, '-o', {str(tmp_path / 'p.gpkg')!r}])\n"
+            f"try:\n    main(['vectorize', {str(path)!r}, '-o', {str(tmp_path / 'p.gpkg')!r}, '--classes', {str(unet_path)!r}])\n"
             "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
             "assert 'torch' not in sys.modules and 'segmentation_models_pytorch' not in sys.modules\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "p.gpkg").exists()
+
+
+def test_classes_option_names_a_bare_class_map(runner, tmp_path: Path, unet_path: Path) -> None:
+    data = np.array([[0, 0, 2], [1, 1, 2]], np.uint8)
+    path = write_raster(tmp_path / "c.tif", data)
+    table = tmp_path / "classes.json"
+    table.write_text(json.dumps({"0": "water", "1": "forest", "2": "field"}))
+    assert run(runner, "vectorize", path, "-o", tmp_path / "a.gpkg", "--classes", table).exit_code == 0
+    assert sorted(gpd.read_file(tmp_path / "a.gpkg", layer="polygons").class_name) == ["field", "forest", "water"]
+    assert run(runner, "vectorize", path, "-o", tmp_path / "b.gpkg", "--classes", unet_path).exit_code == 0
+    assert sorted(gpd.read_file(tmp_path / "b.gpkg", layer="polygons").class_name) == ["class_0", "class_1", "class_2"]
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    result = run(runner, "vectorize", path, "-o", tmp_path / "c.gpkg", "--classes", bad)
+    assert result.exit_code == 1 and "--classes" in result.stderr

@@ -35,11 +35,14 @@ def polygon_options(func):
               help="Add each polygon's mean confidence (the confidence.tif written with the class map).")
 @click.option("--background", type=int, multiple=True, metavar="ID",
               help="Leave out polygons of this class id (repeat for several).")
+@click.option("--classes", "classes_table", default=None, metavar="MODEL|classes.json",
+              help="Class names and colours for a class map without a class table: a geoseg model file, or JSON "
+                   "([{\"id\": 0, \"name\": \"water\", \"color\": \"#1f78b4\"}, ...] or {\"0\": \"water\"}).")
 @click.option("--precision", type=int, default=None, metavar="N",
               help="GeoJSON only: decimal places of coordinates (default 7).")
 @overwrite_option
 @common_options
-def vectorize(classes, output, min_area, simplify, confidence, background, precision, overwrite) -> None:
+def vectorize(classes, output, min_area, simplify, confidence, background, classes_table, precision, overwrite) -> None:
     """Turn the class regions of classes.tif into polygons with class_id, class_name, area_m2,
     perimeter_m (and mean_confidence).
 
@@ -57,7 +60,8 @@ def vectorize(classes, output, min_area, simplify, confidence, background, preci
     update, close = make_progress()
     try:
         result = run_vectorize(classes, output, min_area=min_area, simplify=simplify, confidence=confidence,
-                               background=list(background), precision=precision, overwrite=overwrite, progress=update)
+                               background=list(background), classes_table=classes_table, precision=precision,
+                               overwrite=overwrite, progress=update)
     finally:
         close()
     counts = ", ".join(f"{name} {n}" for name, n in result.per_class.items())

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from geoseg.errors import ModelError
 from geoseg.model.card import ModelCard
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["CARD_KEY", "read_card", "read_checkpoint", "write_checkpoint"]
 
