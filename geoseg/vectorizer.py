@@ -199,6 +199,20 @@ def measure(geoms: Sequence, crs) -> tuple[np.ndarray, np.ndarray]:
     return shapely.area(arr) * factor**2, shapely.length(arr) * factor
 
 
+STRIP_PIXELS = 8_000_000
+"""Pixels per strip when polygonizing (memory is bounded by a strip, not by the raster)."""
+
+SIEVE_IN_MEMORY = 16384 * 16384
+"""Class maps up to this many pixels are sieved whole; larger ones per strip with a halo (approximate at seams)."""
+
+SIEVE_HALO = 256
+
+
+def _strips(height: int, width: int, rows: int | None = None) -> list[tuple[int, int]]:
+    step = rows or max(64, STRIP_PIXELS // max(width, 1))
+    return [(y, min(y + step, height)) for y in range(0, height, step)]
+
+
 def polygons_frame(
     classes: str | os.PathLike,
     *,
@@ -208,63 +222,84 @@ def polygons_frame(
     background: Sequence[int] | int | None = None,
     classes_table: str | os.PathLike | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    strip_rows: int | None = None,
 ):
     """Polygons of a class map as a GeoDataFrame in its CRS, and its class table.
 
-    See :func:`vectorize` for the options.
+    The map is read and polygonized in strips of rows (``strip_rows``, default
+    about 8 million pixels); regions cut at strip edges are merged again, so
+    the polygons equal those of the whole raster. See :func:`vectorize` for
+    the other options.
     """
     import geopandas as gpd
+    from rasterio.windows import Window
 
     from geoseg.io.raster import gdal_env, open_scene
+    from geoseg.strips import StripPolygonizer
 
     if min_area is not None and min_area < 0:
         raise InputError(f"--min-area {min_area} must be zero or more square metres")
     if simplify is not None and simplify < 0:
         raise InputError(f"--simplify {simplify} must be zero or more metres")
     skip = {background} if isinstance(background, int) else set(background or ())
+    traced = StripPolygonizer()
     with gdal_env(), open_scene(classes) as ds:
         if np.dtype(ds.dtypes[0]).kind not in "iu":
             raise RasterError(f"{ds.name} holds {ds.dtypes[0]} values, not class ids: give an integer class map")
         table = read_class_table(classes_table) if classes_table else class_table_of(ds)
-        crs, transform = ds.crs, ds.transform
-        data = ds.read(1)
-        valid = ds.read_masks(1) > 0
-        conf = _read_confidence(confidence, ds) if confidence else None
+        crs, transform, width, height = ds.crs, ds.transform, ds.width, ds.height
         pixel_area = _pixel_area_m2(ds)
-    if progress:
-        progress("vectorize", 0, 3)
-    if min_area:
-        data = sieve_regions(data, valid, max(1, math.ceil(min_area / pixel_area - 1e-9)))
-    labels, region_class = label_regions(data, valid)
-    if progress:
-        progress("vectorize", 1, 3)
-    geoms, ids = polygonize(labels, Affine.identity())  # pixel coordinates: exact integers
-    if progress:
-        progress("vectorize", 2, 3)
-    class_ids = region_class[ids] if len(ids) else np.zeros(0, np.int64)
-    keep = ~np.isin(class_ids, list(skip)) if skip else np.ones(len(ids), bool)
-    geoms = [g for g, k in zip(geoms, keep) if k]
-    ids, class_ids = ids[keep], class_ids[keep]
+        conf_ds = _open_confidence(confidence, ds) if confidence else None
+        min_pixels = max(1, math.ceil(min_area / pixel_area - 1e-9)) if min_area else 0
+        sieved = None
+        if min_pixels and width * height <= SIEVE_IN_MEMORY:
+            sieved = sieve_regions(ds.read(1), ds.read_masks(1) > 0, min_pixels)
+        strips = _strips(height, width, strip_rows)
+        for i, (y0, y1) in enumerate(strips):
+            if progress:
+                progress("vectorize", i, len(strips) + 1)
+            window = Window(0, y0, width, y1 - y0)
+            valid = ds.read_masks(1, window=window) > 0
+            if sieved is not None:
+                data = sieved[y0:y1]
+            elif min_pixels:
+                data = _sieve_with_halo(ds, y0, y1, min_pixels)
+            else:
+                data = ds.read(1, window=window)
+            conf = conf_ds.read(1, window=window) if conf_ds is not None else None
+            traced.add(y0, data, valid, conf)
+        traced.finish()
+        if conf_ds is not None:
+            conf_ds.close()
+    regions = [r for r in traced.done if r.class_id not in skip]
+    geoms = [r.geometry for r in regions]
+    class_ids = np.array([r.class_id for r in regions], dtype=np.int32)
     if simplify and geoms:
         geoms = _simplify(geoms, simplify / math.sqrt(pixel_area))
     geoms = list(_to_crs_coordinates(np.asarray(geoms, dtype=object), transform)) if geoms else []
     names = {c.id: c.name for c in table}
     area, perimeter = measure(geoms, crs) if geoms else (np.zeros(0), np.zeros(0))
     columns = {
-        "class_id": class_ids.astype(np.int32),
+        "class_id": class_ids,
         "class_name": [names.get(int(c), str(int(c))) for c in class_ids],
         "area_m2": np.round(area, 2),
         "perimeter_m": np.round(perimeter, 2),
     }
-    if conf is not None:
-        sums = np.bincount(labels.ravel(), weights=np.where(conf == NODATA, 0, conf).ravel(), minlength=len(region_class))
-        counts = np.bincount(labels.ravel(), weights=(conf != NODATA).ravel(), minlength=len(region_class))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-        columns["mean_confidence"] = np.round(mean[ids], 2)
+    if confidence is not None:
+        columns["mean_confidence"] = np.round(
+            [r.conf_sum / r.conf_count if r.conf_count else np.nan for r in regions], 2)
     if progress:
-        progress("vectorize", 3, 3)
+        progress("vectorize", len(strips) + 1, len(strips) + 1)
     return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs.to_wkt() if crs else None), table
+
+
+def _sieve_with_halo(ds, y0: int, y1: int, min_pixels: int) -> np.ndarray:
+    from rasterio.windows import Window
+
+    top, bottom = max(0, y0 - SIEVE_HALO), min(ds.height, y1 + SIEVE_HALO)
+    window = Window(0, top, ds.width, bottom - top)
+    block = sieve_regions(ds.read(1, window=window), ds.read_masks(1, window=window) > 0, min_pixels)
+    return block[y0 - top : y1 - top]
 
 
 def vectorize(
@@ -306,14 +341,15 @@ def vectorize(
     return VectorizeResult(out, len(frame), per_class, time.perf_counter() - started)
 
 
-def _read_confidence(path: str | os.PathLike, ref) -> np.ndarray:
+def _open_confidence(path: str | os.PathLike, ref):
     from geoseg.io.raster import open_scene
 
-    with open_scene(path) as ds:
-        if (ds.width, ds.height) != (ref.width, ref.height) or ds.transform != ref.transform or ds.crs != ref.crs:
-            raise RasterError(f"confidence raster {path} is not on the class map's grid (CRS, transform and size "
-                              "must match): give the confidence.tif written with these classes")
-        return ds.read(1)
+    ds = open_scene(path)
+    if (ds.width, ds.height) != (ref.width, ref.height) or ds.transform != ref.transform or ds.crs != ref.crs:
+        ds.close()
+        raise RasterError(f"confidence raster {path} is not on the class map's grid (CRS, transform and size "
+                          "must match): give the confidence.tif written with these classes")
+    return ds
 
 
 def _simplify(geoms: list, tolerance_px: float) -> list:

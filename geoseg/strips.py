@@ -1,0 +1,128 @@
+"""Strip-wise polygonizing: memory bounded by a strip of rows, regions cut at strip edges merged again.
+
+A class map is read in horizontal strips. Each strip's regions are labelled
+and traced by GDAL's polygonizer; regions that touch a strip's top or bottom
+row stay pending, and pieces of one region in neighbouring strips (same class,
+touching across the cut) are joined with a union-find. A region is finished
+and its pieces are unioned as soon as no piece touches the latest strip's
+bottom row, so the result equals polygonizing the whole raster at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from affine import Affine
+
+from geoseg.vectorizer import label_regions, polygonize
+
+__all__ = ["Region", "StripPolygonizer"]
+
+
+@dataclass
+class Region:
+    """One finished region: polygon (pixel coordinates), class id, pixel count, confidence sum and count."""
+
+    geometry: object
+    class_id: int
+    pixels: int
+    conf_sum: float = 0.0
+    conf_count: int = 0
+
+
+@dataclass
+class _Pending:
+    pieces: list = field(default_factory=list)
+    class_id: int = 0
+    pixels: int = 0
+    conf_sum: float = 0.0
+    conf_count: int = 0
+
+
+class StripPolygonizer:
+    """Feed strips top to bottom with :meth:`add`; read finished regions from :attr:`done`.
+
+    Example:
+        >>> sp = StripPolygonizer()
+        >>> a = np.array([[1, 1, 2], [1, 2, 2], [1, 1, 1]], np.uint8)
+        >>> for y in range(3):
+        ...     sp.add(y, a[y : y + 1], np.ones((1, 3), bool))
+        >>> sp.finish()
+        >>> sorted((r.class_id, r.pixels, r.geometry.area) for r in sp.done)
+        [(1, 6, 6.0), (2, 3, 3.0)]
+    """
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+        self.pending: dict[int, _Pending] = {}
+        self.done: list[Region] = []
+        self.next_id = 1
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _find(self, x: int) -> int:
+        root = x
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while self.parent.get(x, x) != root:  # path compression
+            self.parent[x], x = root, self.parent[x]
+        return root
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def add(self, y0: int, classes: np.ndarray, valid: np.ndarray, confidence: np.ndarray | None = None) -> None:
+        """Add the strip of rows starting at ``y0`` (class ids, validity, optional confidence with 255 = none)."""
+        labels, region_class = label_regions(classes, valid)
+        count = len(region_class) - 1
+        offset = self.next_id - 1
+        self.next_id += count
+        glabels = np.where(labels > 0, labels + offset, 0)
+        pixels = np.bincount(labels.ravel(), minlength=count + 1)
+        if confidence is not None:
+            known = (confidence != 255) & (labels > 0)
+            csum = np.bincount(labels[known], weights=confidence[known].astype(np.float64), minlength=count + 1)
+            ccount = np.bincount(labels[known], minlength=count + 1)
+        else:
+            csum, ccount = np.zeros(count + 1), np.zeros(count + 1, np.int64)
+        if self._prev is not None:
+            prev_ids, prev_classes = self._prev
+            touching = (prev_ids > 0) & (glabels[0] > 0) & (prev_classes == classes[0])
+            if touching.any():
+                for a, b in set(zip(prev_ids[touching].tolist(), glabels[0][touching].tolist())):
+                    self._union(a, b)
+        edge = set(np.unique(labels[0]).tolist()) | set(np.unique(labels[-1]).tolist())
+        geoms, ids = polygonize(labels, Affine.translation(0, y0))
+        for geom, local in zip(geoms, ids.tolist()):
+            args = (int(region_class[local]), int(pixels[local]), float(csum[local]), int(ccount[local]))
+            if local in edge:
+                self.pending[local + offset] = _Pending([geom], *args)
+            else:
+                self.done.append(Region(geom, *args))
+        self._prev = (glabels[-1].copy(), classes[-1].copy())
+        open_roots = {self._find(g) for g in np.unique(glabels[-1]).tolist() if g > 0}
+        self._close(lambda root: root not in open_roots)
+
+    def finish(self) -> None:
+        """Finish every pending region (call after the last strip)."""
+        self._close(lambda root: True)
+        self._prev = None
+
+    def _close(self, closable) -> None:
+        import shapely
+
+        groups: dict[int, list[int]] = {}
+        for gid in self.pending:
+            root = self._find(gid)
+            if closable(root):
+                groups.setdefault(root, []).append(gid)
+        for members in groups.values():
+            parts = [self.pending.pop(g) for g in members]
+            pieces = [p for part in parts for p in part.pieces]
+            geometry = pieces[0] if len(pieces) == 1 else shapely.simplify(shapely.union_all(pieces), 0)
+            self.done.append(Region(geometry, parts[0].class_id, sum(p.pixels for p in parts),
+                                    sum(p.conf_sum for p in parts), sum(p.conf_count for p in parts)))
+            for g in members:
+                self.parent.pop(g, None)
