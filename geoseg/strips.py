@@ -40,6 +40,48 @@ class _Pending:
     conf_count: int = 0
 
 
+def _merge(pieces: list) -> object:
+    """Union pieces of one region cut at strip edges, exactly (pixel coordinates are integers).
+
+    The vertices the cut lines leave are collinear and removed, so the ring is
+    the one GDAL traces over the whole raster.
+    """
+    import shapely
+
+    return drop_collinear(shapely.union_all(pieces))
+
+
+def drop_collinear(polygon: object) -> object:
+    """Remove vertices in the middle of straight horizontal or vertical runs (pixel-aligned rings).
+
+    Example:
+        >>> import shapely
+        >>> drop_collinear(shapely.Polygon([(0, 0), (1, 0), (2, 0), (2, 1), (0, 1)])).wkt
+        'POLYGON ((0 0, 2 0, 2 1, 0 1, 0 0))'
+    """
+    import shapely
+
+    rings = [polygon.exterior, *polygon.interiors]
+    coords, ring_index = shapely.get_coordinates(rings, return_index=True)
+    keep = np.ones(len(coords), dtype=bool)
+    starts = np.r_[0, np.flatnonzero(np.diff(ring_index)) + 1]
+    ends = np.r_[starts[1:], len(coords)]
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        ring = coords[start : end - 1]  # without the closing point
+        prev, nxt = np.roll(ring, 1, axis=0), np.roll(ring, -1, axis=0)
+        straight = ((prev[:, 0] == ring[:, 0]) & (ring[:, 0] == nxt[:, 0])) | (
+            (prev[:, 1] == ring[:, 1]) & (ring[:, 1] == nxt[:, 1]))
+        if straight[0]:  # keep the start point a corner: rotate to the first corner
+            corner = int(np.flatnonzero(~straight)[0])
+            coords[start : end - 1] = np.roll(ring, -corner, axis=0)
+            straight = np.roll(straight, -corner)
+            coords[end - 1] = coords[start]
+        keep[start : end - 1] = ~straight
+    kept = coords[keep]
+    new_rings = shapely.linearrings(kept, indices=ring_index[keep])
+    return shapely.Polygon(new_rings[0], new_rings[1:])
+
+
 class StripPolygonizer:
     """Feed strips top to bottom with :meth:`add`; read finished regions from :attr:`done`.
 
@@ -111,7 +153,6 @@ class StripPolygonizer:
         self._prev = None
 
     def _close(self, closable) -> None:
-        import shapely
 
         groups: dict[int, list[int]] = {}
         for gid in self.pending:
@@ -121,7 +162,7 @@ class StripPolygonizer:
         for members in groups.values():
             parts = [self.pending.pop(g) for g in members]
             pieces = [p for part in parts for p in part.pieces]
-            geometry = pieces[0] if len(pieces) == 1 else shapely.simplify(shapely.union_all(pieces), 0)
+            geometry = pieces[0] if len(pieces) == 1 else _merge(pieces)
             self.done.append(Region(geometry, parts[0].class_id, sum(p.pixels for p in parts),
                                     sum(p.conf_sum for p in parts), sum(p.conf_count for p in parts)))
             for g in members:

@@ -98,22 +98,41 @@ def sieve_regions(classes: np.ndarray, valid: np.ndarray, min_pixels: int, max_p
     return out
 
 
-def polygonize(labels: np.ndarray, transform: Affine) -> tuple[list, np.ndarray]:
+def polygonize(labels: np.ndarray, transform: Affine, batch: int = 2000) -> tuple[list, np.ndarray]:
     """Polygons of labelled regions (GDAL's polygonizer, 4-connected); returns (geometries, label of each).
+
+    The rings GDAL traces become shapely polygons in vectorized calls, ``batch`` polygons at a time.
 
     Example:
         >>> geoms, ids = polygonize(np.array([[1, 1], [0, 2]], dtype=np.int32), Affine.identity())
         >>> [g.area for g in geoms], ids.tolist()
         ([2.0, 1.0], [1, 2])
     """
-    import shapely.geometry
     from rasterio.features import shapes
 
-    geoms, ids = [], []
+    polygons: list = []
+    ids: list[int] = []
+    rings: list[list] = []
     for geom, value in shapes(labels, mask=labels > 0, connectivity=4, transform=transform):
-        geoms.append(shapely.geometry.shape(geom))
         ids.append(int(value))
-    return geoms, np.asarray(ids, dtype=np.int64)
+        rings.append(geom["coordinates"])
+        if len(rings) == batch:
+            polygons.extend(_build_polygons(rings))
+            rings = []
+    if rings:
+        polygons.extend(_build_polygons(rings))
+    return polygons, np.asarray(ids, dtype=np.int64)
+
+
+def _build_polygons(polygon_rings: list[list]) -> list:
+    import shapely
+
+    sizes = [len(ring) for rings in polygon_rings for ring in rings]
+    owner = [i for i, rings in enumerate(polygon_rings) for _ in rings]
+    coords = np.fromiter((v for rings in polygon_rings for ring in rings for xy in ring for v in xy),
+                         dtype=np.float64, count=2 * sum(sizes)).reshape(-1, 2)
+    made = shapely.linearrings(coords, indices=np.repeat(np.arange(len(sizes)), sizes))
+    return list(shapely.polygons(made, indices=np.asarray(owner)))
 
 
 @dataclass
@@ -199,8 +218,9 @@ def measure(geoms: Sequence, crs) -> tuple[np.ndarray, np.ndarray]:
     return shapely.area(arr) * factor**2, shapely.length(arr) * factor
 
 
-STRIP_PIXELS = 8_000_000
-"""Pixels per strip when polygonizing (memory is bounded by a strip, not by the raster)."""
+STRIP_PIXELS = 8192 * 8192
+"""Pixels per strip when polygonizing: class maps up to about 8000 x 8000 are traced at once; larger ones
+in strips whose cut regions are merged again (memory bounded by a strip and the polygons themselves)."""
 
 SIEVE_IN_MEMORY = 16384 * 16384
 """Class maps up to this many pixels are sieved whole; larger ones per strip with a halo (approximate at seams)."""
@@ -209,8 +229,16 @@ SIEVE_HALO = 256
 
 
 def _strips(height: int, width: int, rows: int | None = None) -> list[tuple[int, int]]:
-    step = rows or max(64, STRIP_PIXELS // max(width, 1))
-    return [(y, min(y + step, height)) for y in range(0, height, step)]
+    """Row ranges of equal-height strips of at most ``STRIP_PIXELS`` (or ``rows`` rows).
+
+    Example:
+        >>> _strips(100, 10, rows=40)
+        [(0, 40), (40, 80), (80, 100)]
+    """
+    if rows is None:
+        count = max(1, math.ceil(height * width / STRIP_PIXELS))
+        rows = max(64, math.ceil(height / count))
+    return [(y, min(y + rows, height)) for y in range(0, height, rows)]
 
 
 def polygons_frame(
@@ -227,7 +255,7 @@ def polygons_frame(
     """Polygons of a class map as a GeoDataFrame in its CRS, and its class table.
 
     The map is read and polygonized in strips of rows (``strip_rows``, default
-    about 8 million pixels); regions cut at strip edges are merged again, so
+    about 16 million pixels); regions cut at strip edges are merged again, so
     the polygons equal those of the whole raster. See :func:`vectorize` for
     the other options.
     """
