@@ -23,7 +23,7 @@ import numpy as np
 
 from geoseg import __version__
 from geoseg.errors import OutputError
-from geoseg.io.paths import is_remote
+from geoseg.io.paths import check_writable_folder, is_remote
 
 __all__ = ["RunResult", "run"]
 
@@ -59,23 +59,18 @@ def _check_outdir(outdir: Path, inputs: list, overwrite: bool) -> None:
         path = Path(item).resolve()
         if path == resolved or resolved in path.parents:
             raise OutputError(f"input {item} lies inside the output folder {outdir}: choose another output folder")
-    parent = resolved.parent
-    if not parent.is_dir():
-        raise OutputError(f"output folder's parent {parent} does not exist: create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"folder {parent} is not writable: choose another output folder")
+    check_writable_folder(resolved.parent)
 
 
 def areas_table(classes: Path, table: list) -> list[dict[str, Any]]:
     """Pixels, area (m²) and share of the classified area for each class of a class map, read in blocks."""
-    from geoseg.io.raster import gdal_env, open_scene
-    from geoseg.vectorizer import _pixel_area_m2
+    from geoseg.io.raster import gdal_env, open_scene, pixel_area_m2
 
     with gdal_env(), open_scene(classes) as ds:
         counts = np.zeros(256, dtype=np.int64)
         for _, window in ds.block_windows(1):
             counts += np.bincount(ds.read(1, window=window).ravel(), minlength=256)
-        pixel_area = _pixel_area_m2(ds)
+        pixel_area = pixel_area_m2(ds)
     total = counts[:255].sum()
     return [{"class_id": c.id, "class_name": c.name, "pixels": int(counts[c.id]),
              "area_m2": round(float(counts[c.id] * pixel_area), 2),
@@ -103,6 +98,7 @@ def run(
     """
     from geoseg.inference.api import predict
     from geoseg.io.features import write_polygons
+    from geoseg.model.bundled import default_model_path
     from geoseg.model.factory import Model, load_model
     from geoseg.preview import write_preview
     from geoseg.styles import classes_qml, polygons_qml
@@ -111,6 +107,7 @@ def run(
     started = time.perf_counter()
     out = Path(outdir)
     model_path = None if isinstance(model, Model) else model
+    model_file = None if model_path is None else default_model_path() if model_path == "default" else Path(model_path)
     _check_outdir(out, [image, model_path, predict_options.get("aoi")], overwrite)
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -143,8 +140,8 @@ def run(
         record = {
             "geoseg_version": __version__,
             "model": {"name": net.card.name, "path": str(model_path) if model_path else None,
-                      "sha256": _sha256(Path(model_path) if model_path != "default" else _default_path())
-                      if model_path else None, "arch": net.card.arch, "encoder": net.card.encoder},
+                      "sha256": _sha256(model_file) if model_file else None,
+                      "arch": net.card.arch, "encoder": net.card.encoder},
             "inputs": {"image": str(image), "aoi": str(predict_options["aoi"]) if predict_options.get("aoi") else None},
             "parameters": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in predict_options.items()}
             | {"min_area": min_area, "simplify": simplify},
@@ -160,12 +157,6 @@ def run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return RunResult(out, record)
-
-
-def _default_path() -> Path:
-    from geoseg.model.bundled import default_model_path
-
-    return default_model_path()
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:

@@ -22,12 +22,12 @@ import numpy as np
 from affine import Affine
 
 from geoseg.errors import InputError, RasterError
+from geoseg.io.classmap import CLASSES_TAG, NODATA
 from geoseg.model.card import ClassInfo, default_colors
 
 __all__ = ["VectorizeResult", "label_regions", "polygonize", "polygons_frame", "sieve_regions", "vectorize"]
 
 log = logging.getLogger("geoseg")
-NODATA = 255
 
 
 def label_regions(classes: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +174,7 @@ def read_class_table(path: str | os.PathLike) -> list[ClassInfo]:
 
 def class_table_of(ds) -> list[ClassInfo]:
     """The class table of a class map: the ``GEOSEG_CLASSES`` tag, else ids with the colour table."""
-    text = ds.tags().get("GEOSEG_CLASSES")
+    text = ds.tags().get(CLASSES_TAG)
     if text:
         try:
             return [ClassInfo(int(c["id"]), str(c["name"]), str(c["color"])) for c in json.loads(text)]
@@ -190,16 +190,6 @@ def class_table_of(ds) -> list[ClassInfo]:
     return [ClassInfo(i, str(i), hexes.get(i, colors[i % len(colors)])) for i in ids if i != NODATA]
 
 
-def _pixel_area_m2(ds) -> float:
-    from geoseg.io.raster import pixel_size_m
-
-    t = ds.transform
-    if ds.crs is not None and ds.crs.is_geographic:
-        return pixel_size_m(ds) ** 2
-    factor = ds.crs.linear_units_factor[1] if ds.crs is not None else 1.0
-    return abs(t.a * t.e) * factor**2
-
-
 def measure(geoms: Sequence, crs) -> tuple[np.ndarray, np.ndarray]:
     """Area (m²) and perimeter (m) of polygons; geodesic on the ellipsoid for geographic CRSs."""
     import shapely
@@ -213,7 +203,9 @@ def measure(geoms: Sequence, crs) -> tuple[np.ndarray, np.ndarray]:
             geod = Geod(a=ellps.semi_major_metre, rf=ellps.inverse_flattening or 0.0)
         pairs = [geod.geometry_area_perimeter(g) for g in geoms]
         return np.abs(np.array([p[0] for p in pairs])), np.array([p[1] for p in pairs])
-    factor = crs.linear_units_factor[1] if crs is not None else 1.0
+    from geoseg.io.raster import linear_factor
+
+    factor = linear_factor(crs)
     arr = np.asarray(geoms, dtype=object)
     return shapely.area(arr) * factor**2, shapely.length(arr) * factor
 
@@ -255,14 +247,14 @@ def polygons_frame(
     """Polygons of a class map as a GeoDataFrame in its CRS, and its class table.
 
     The map is read and polygonized in strips of rows (``strip_rows``, default
-    about 16 million pixels); regions cut at strip edges are merged again, so
+    8192 x 8192 pixels); regions cut at strip edges are merged again, so
     the polygons equal those of the whole raster. See :func:`vectorize` for
     the other options.
     """
     import geopandas as gpd
     from rasterio.windows import Window
 
-    from geoseg.io.raster import gdal_env, open_scene
+    from geoseg.io.raster import gdal_env, open_scene, pixel_area_m2
     from geoseg.strips import StripPolygonizer
 
     if min_area is not None and min_area < 0:
@@ -276,7 +268,7 @@ def polygons_frame(
             raise RasterError(f"{ds.name} holds {ds.dtypes[0]} values, not class ids: give an integer class map")
         table = read_class_table(classes_table) if classes_table else class_table_of(ds)
         crs, transform, width, height = ds.crs, ds.transform, ds.width, ds.height
-        pixel_area = _pixel_area_m2(ds)
+        pixel_area = pixel_area_m2(ds)
         conf_ds = _open_confidence(confidence, ds) if confidence else None
         min_pixels = max(1, math.ceil(min_area / pixel_area - 1e-9)) if min_area else 0
         sieved = None

@@ -52,13 +52,13 @@ def write_polygons(frame, path: Path, driver: str, classes: Sequence[ClassInfo],
     if driver == "GeoJSON":
         frame = frame.to_crs("EPSG:4326") if frame.crs is not None else frame
         options = {"RFC7946": "YES", "COORDINATE_PRECISION": 7 if precision is None else precision, "WRITE_NAME": "NO"}
+    elif driver == "GPKG":
+        options = {"VERSION": "1.2"}  # readable by older GDAL and QGIS releases without warnings
     try:
         if driver == "ESRI Shapefile":
             _write_shapefile(frame.rename(columns=SHAPEFILE_FIELDS), path)
             return
         with atomic_output(path) as tmp:
-            if driver == "GPKG":
-                options = {"VERSION": "1.2"}  # readable by older GDAL and QGIS releases without warnings
             write_dataframe(frame, tmp, layer=LAYER, driver=driver, geometry_type="Polygon", **options)
             if driver == "GPKG":
                 from geoseg.styles import polygons_qml

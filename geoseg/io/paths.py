@@ -10,7 +10,7 @@ from pathlib import Path
 
 from geoseg.errors import OutputError
 
-__all__ = ["atomic_output", "check_output", "is_remote", "same_file"]
+__all__ = ["atomic_output", "check_output", "check_writable_folder", "is_remote", "same_file"]
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -55,12 +55,20 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
         raise OutputError(f"output {out} already exists: use --overwrite to replace it")
     if out.is_dir():
         raise OutputError(f"output {out} is a folder: give a file path")
-    folder = out.parent if str(out.parent) else Path(".")
+    check_writable_folder(out.parent if str(out.parent) else Path("."))
+    return out
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Refuse a folder to write into that does not exist or cannot be written.
+
+    Example:
+        >>> check_writable_folder(Path("/tmp"))
+    """
     if not folder.is_dir():
         raise OutputError(f"output folder {folder} does not exist: create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {folder} is not writable: choose another output path")
-    return out
 
 
 def _umask() -> int:

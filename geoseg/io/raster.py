@@ -15,7 +15,10 @@ from rasterio.windows import Window
 from geoseg.errors import RasterError
 from geoseg.io.paths import is_remote
 
-__all__ = ["GDAL_CACHE_MB", "gdal_env", "open_scene", "pixel_size_m", "read_window", "scene_has_mask"]
+__all__ = [
+    "GDAL_CACHE_MB", "gdal_env", "linear_factor", "open_scene", "pixel_area_m2", "pixel_size_m", "read_window",
+    "scene_has_mask",
+]
 
 GDAL_CACHE_MB = 256
 """GDAL's block cache is bounded to this many MB while geoseg reads and writes."""
@@ -123,5 +126,25 @@ def pixel_size_m(ds: rasterio.io.DatasetReader) -> float:
         lat = math.radians(ds.bounds.bottom + (ds.bounds.top - ds.bounds.bottom) / 2)
         metres_per_degree = 111_320.0
         return float((abs(t.a) * math.cos(lat) + abs(t.e)) / 2 * metres_per_degree)
-    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-    return float(size * factor)
+    return float(size * linear_factor(crs))
+
+
+def linear_factor(crs) -> float:
+    """Metres per unit of a projected CRS (1.0 when unknown).
+
+    Example:
+        >>> from rasterio.crs import CRS
+        >>> linear_factor(CRS.from_epsg(2263))  # NAD83 / New York Long Island (ftUS)
+        0.30480060960121924
+    """
+    if crs is None or not crs.linear_units_factor:
+        return 1.0
+    return float(crs.linear_units_factor[1])
+
+
+def pixel_area_m2(ds: rasterio.io.DatasetReader) -> float:
+    """Area of one pixel in square metres (at the scene's centre for geographic CRSs)."""
+    if ds.crs is not None and ds.crs.is_geographic:
+        return pixel_size_m(ds) ** 2
+    t = ds.transform
+    return abs(t.a * t.e) * linear_factor(ds.crs) ** 2
