@@ -29,7 +29,7 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, tt
     OUTDIR is built beside its final place under a temporary name and renamed
     when complete; an existing OUTDIR is refused unless --overwrite, and is
     replaced only once the new one is complete. Without -m the bundled default
-    model is used. --min-area and --simplify apply to the polygons only;
+    model is used (this version bundles none yet, so give -m). --min-area and --simplify apply to the polygons only;
     classes.tif is the model's own map.
 
     \b
