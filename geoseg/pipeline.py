@@ -11,9 +11,7 @@ import csv
 import hashlib
 import json
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from geoseg import __version__
-from geoseg.errors import OutputError
-from geoseg.io.paths import check_writable_folder, is_remote
+from geoseg.io.paths import atomic_folder, check_outdir
 
 __all__ = ["RunResult", "run"]
 
@@ -45,21 +42,6 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _check_outdir(outdir: Path, inputs: list, overwrite: bool) -> None:
-    if outdir.exists() and not overwrite:
-        raise OutputError(f"output folder {outdir} already exists: use --overwrite to replace it")
-    if outdir.exists() and not outdir.is_dir():
-        raise OutputError(f"output {outdir} is a file, not a folder: give a folder path")
-    resolved = outdir.resolve()
-    for item in inputs:
-        if item is None or is_remote(item) or str(item) == "default":
-            continue
-        path = Path(item).resolve()
-        if path == resolved or resolved in path.parents:
-            raise OutputError(f"input {item} lies inside the output folder {outdir}: choose another output folder")
-    check_writable_folder(resolved.parent)
 
 
 def areas_table(classes: Path, table: list) -> list[dict[str, Any]]:
@@ -108,14 +90,12 @@ def run(
     out = Path(outdir)
     model_path = None if isinstance(model, Model) else model
     model_file = None if model_path is None else default_model_path() if model_path == "default" else Path(model_path)
-    _check_outdir(out, [image, model_path, predict_options.get("aoi")], overwrite)
+    check_outdir(out, [image, model_path, predict_options.get("aoi")], overwrite)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     net = model if isinstance(model, Model) else load_model(model)  # type: ignore[arg-type]
     timings["load_model"] = time.perf_counter() - t
-    tmp = out.resolve().parent / f".{out.name}.{uuid.uuid4().hex[:8]}.partial"
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:
         t = time.perf_counter()
         result = predict(image, net, tmp / "classes.tif", confidence=tmp / "confidence.tif", progress=progress,
                          **predict_options)
@@ -152,24 +132,5 @@ def run(
             "areas": areas,
         }
         (tmp / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return RunResult(out, record)
 
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished folder to OUTDIR; an old OUTDIR is removed only after the swap."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except OSError:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -59,15 +59,16 @@ def main() -> None:
 
 
 def _register() -> None:
+    from geoseg.cli.evaluate import evaluate
     from geoseg.cli.info import info
     from geoseg.cli.predict import predict
     from geoseg.cli.run import run
+    from geoseg.cli.tile import tile
+    from geoseg.cli.train import train
     from geoseg.cli.vectorize import vectorize
 
-    main.add_command(run)
-    main.add_command(predict)
-    main.add_command(vectorize)
-    main.add_command(info)
+    for command in (run, predict, vectorize, tile, train, evaluate, info):
+        main.add_command(command)
 
 
 _register()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from geoseg.errors import OutputError
 
-__all__ = ["atomic_output", "check_output", "check_writable_folder", "is_remote", "same_file"]
+__all__ = ["atomic_folder", "atomic_output", "check_outdir", "check_output", "check_writable_folder", "is_remote", "same_file"]
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -59,6 +60,27 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     return out
 
 
+def check_outdir(outdir: Path, inputs: Iterable, overwrite: bool) -> None:
+    """Check that output folder ``outdir`` may be (re)built: refused if it exists (unless ``overwrite``),
+    is a file, or would contain one of ``inputs``.
+
+    Example:
+        >>> check_outdir(Path("/tmp/new_outdir"), ["scene.tif"], overwrite=False)
+    """
+    if outdir.exists() and not overwrite:
+        raise OutputError(f"output folder {outdir} already exists: use --overwrite to replace it")
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"output {outdir} is a file, not a folder: give a folder path")
+    resolved = outdir.resolve()
+    for item in inputs:
+        if item is None or is_remote(item) or str(item) == "default":
+            continue
+        path = Path(item).resolve()
+        if path == resolved or resolved in path.parents:
+            raise OutputError(f"input {item} lies inside the output folder {outdir}: choose another output folder")
+    check_writable_folder(resolved.parent)
+
+
 def check_writable_folder(folder: Path) -> None:
     """Refuse a folder to write into that does not exist or cannot be written.
 
@@ -99,4 +121,38 @@ def atomic_output(path: Path) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(out: Path) -> Iterator[Path]:
+    """Yield a temporary sibling folder; it replaces ``out`` only if the block succeeds.
+
+    An existing ``out`` is removed only after the new folder is in place.
+
+    Example:
+        >>> with atomic_folder(Path("/tmp/doc_outdir")) as tmp:
+        ...     _ = (tmp / "a.txt").write_text("done")
+        >>> sorted(p.name for p in Path("/tmp/doc_outdir").iterdir())
+        ['a.txt']
+    """
+    out = Path(out)
+    tmp = out.resolve().parent / f".{out.name}.{uuid.uuid4().hex[:8]}.partial"
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if old is not None:
+                os.replace(old, out)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,0 +1,222 @@
+"""``geoseg tile``: a georeferenced chip dataset (image and mask GeoTIFFs plus a footprint index).
+
+CHIP_DIR holds ``images/`` and ``masks/`` (same file names), ``index.gpkg``
+(layer ``chips``: footprint, file names, position in the scene, labeled
+share), ``classes.json`` (class table and label values) and ``tile.json``
+(the scenes' grids). Training can read a chip dir: the chips of each scene
+are mosaicked back in place as VRTs, so the same spatial split applies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from geoseg.errors import InputError
+from geoseg.labels import IGNORE_INDEX, LabelMap
+
+__all__ = ["TileResult", "chip_mosaics", "tile"]
+
+_GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
+               "float32": "Float32", "float64": "Float64", "int8": "Int8"}
+
+
+@dataclass
+class TileResult:
+    """What :func:`tile` wrote."""
+
+    chip_dir: Path
+    written: int
+    skipped_unlabeled: int
+    skipped_empty: int
+
+
+def _chip_profile(ds: Any, transform: Any, size: int, count: int, dtype: str, nodata: Any) -> dict[str, Any]:
+    return {"driver": "GTiff", "width": size, "height": size, "count": count, "dtype": dtype, "crs": ds.crs,
+            "transform": transform, "nodata": nodata, "compress": "deflate", "tiled": size % 16 == 0 and size >= 16,
+            "blockxsize": min(256, size), "blockysize": min(256, size)}
+
+
+def _read_raw(ds: Any, chip: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A chip's bands in the scene's dtype (padding past the edge: nodata or 0) and its validity."""
+    from rasterio.windows import Window
+
+    size = int(chip.window.width)
+    data = np.full((ds.count, size, size), ds.nodata or 0, dtype=ds.dtypes[0])
+    valid = np.zeros((size, size), dtype=bool)
+    w, h = chip.x1 - chip.x0, chip.y1 - chip.y0
+    inner = Window(chip.x0, chip.y0, w, h)
+    data[:, :h, :w] = ds.read(window=inner)
+    valid[:h, :w] = ds.dataset_mask(window=inner) > 0
+    return data, valid
+
+
+def tile(
+    image: str | os.PathLike,
+    chip_dir: str | os.PathLike,
+    labels: str | os.PathLike | None = None,
+    label_field: str | None = None,
+    chip_size: int = 256,
+    overlap: str | float = 0,
+    min_labeled: float = 0.0,
+    classes: LabelMap | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TileResult:
+    """Cut ``image`` (and its labels) into chips on the grid of :func:`geoseg.make_grid`.
+
+    Chips without any valid pixel, and with labels, chips whose labeled share
+    is below ``min_labeled``, are skipped.
+
+    Example:
+        >>> tile("scene.tif", "chips", labels="labels.gpkg", label_field="fclass", min_labeled=0.1)  # doctest: +SKIP
+    """
+    import geopandas as gpd
+    import rasterio
+    import shapely
+
+    from geoseg.io.labels import SceneGrid, open_labels
+    from geoseg.io.paths import atomic_folder, check_outdir
+    from geoseg.io.raster import gdal_env, open_scene
+    from geoseg.tiling import make_grid
+
+    out = Path(chip_dir)
+    if not 0.0 <= min_labeled <= 1.0:
+        raise InputError(f"--min-labeled {min_labeled} must lie in [0, 1], e.g. 0.1 for 10% labeled pixels")
+    check_outdir(out, [image, labels], overwrite)
+    stem = Path(str(image)).stem
+    with gdal_env(), open_scene(image) as ds:
+        grid = make_grid(ds.width, ds.height, chip_size=chip_size, overlap=overlap, transform=ds.transform)
+        source = None if labels is None else open_labels(labels, SceneGrid.of(ds), label_field, classes)
+        rows, written, unlabeled, empty = [], 0, 0, 0
+        try:
+            with atomic_folder(out) as tmp:
+                (tmp / "images").mkdir()
+                (tmp / "masks").mkdir()
+                for n, chip in enumerate(grid):
+                    data, valid = _read_raw(ds, chip)
+                    if not valid.any():
+                        empty += 1
+                        continue
+                    mask = None
+                    if source is not None:
+                        mask = source.read(chip.window)
+                        mask[~valid] = IGNORE_INDEX
+                        share = float((mask != IGNORE_INDEX).mean())
+                        if share < min_labeled or share == 0:
+                            unlabeled += 1
+                            continue
+                    name = f"{stem}_r{chip.row:04d}_c{chip.col:04d}.tif"
+                    prof = _chip_profile(ds, chip.transform, chip_size, ds.count, ds.dtypes[0], ds.nodata)
+                    with rasterio.open(tmp / "images" / name, "w", **prof) as dst:
+                        dst.write(data)
+                        dst.descriptions = ds.descriptions
+                        if ds.nodata is None and not valid.all():
+                            dst.write_mask(valid.astype(np.uint8) * 255)
+                    row = {"image": f"images/{name}", "scene": stem, "row": chip.row, "col": chip.col,
+                           "x_off": chip.x0, "y_off": chip.y0, "geometry": shapely.box(*chip.bounds)}
+                    if mask is not None:
+                        mprof = _chip_profile(ds, chip.transform, chip_size, 1, "uint8", IGNORE_INDEX)
+                        with rasterio.open(tmp / "masks" / name, "w", **mprof) as dst:
+                            dst.write_colormap(1, {c.id: (*c.rgb, 255) for c in source.label_map.classes})
+                            dst.write(mask, 1)
+                        row |= {"mask": f"masks/{name}", "labeled": round(share, 4)}
+                    rows.append(row)
+                    written += 1
+                    if progress:
+                        progress("tile", n + 1, len(grid))
+                frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=ds.crs.to_wkt()) if rows else \
+                    gpd.GeoDataFrame({"image": []}, geometry=[], crs=ds.crs.to_wkt())
+                frame.to_file(tmp / "index.gpkg", layer="chips", driver="GPKG", engine="pyogrio")
+                meta = {"format": "geoseg-chips/1", "chip_size": chip_size, "overlap": str(overlap),
+                        "scenes": [{"name": stem, "source": str(image), "width": ds.width, "height": ds.height,
+                                    "transform": list(ds.transform)[:6], "crs": ds.crs.to_wkt(),
+                                    "dtype": ds.dtypes[0], "nodata": ds.nodata,
+                                    "bands": [d or f"band_{i + 1}" for i, d in enumerate(ds.descriptions)]}]}
+                (tmp / "tile.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+                if source is not None:
+                    lm = source.label_map
+                    table = [{"id": c.id, "name": c.name, "color": c.color,
+                              "values": sorted(v for v, i in lm.values.items() if i == c.id)} for c in lm.classes]
+                    (tmp / "classes.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
+        finally:
+            if source is not None:
+                source.close()
+    return TileResult(out, written, unlabeled, empty)
+
+
+def _vrt(scene: dict[str, Any], files: list[tuple[str, int, int]], size: int, bands: list[str], dtype: str,
+         nodata: Any, root: Path, mask: bool) -> str:
+    t = scene["transform"]
+    gt = f"{t[2]!r}, {t[0]!r}, {t[1]!r}, {t[5]!r}, {t[3]!r}, {t[4]!r}"
+    parts = [f'<VRTDataset rasterXSize="{scene["width"]}" rasterYSize="{scene["height"]}">',
+             f"  <SRS>{escape(scene['crs'])}</SRS>", f"  <GeoTransform>{gt}</GeoTransform>"]
+
+    def sources(band: int, lut: bool) -> list[str]:
+        items = []
+        for name, x, y in files:
+            kind = "ComplexSource" if lut else "SimpleSource"
+            items += [f"    <{kind}>", f'      <SourceFilename relativeToVRT="0">{escape(str(root / name))}'
+                      "</SourceFilename>", f"      <SourceBand>{band}</SourceBand>",
+                      f'      <SrcRect xOff="0" yOff="0" xSize="{size}" ySize="{size}"/>',
+                      f'      <DstRect xOff="{x}" yOff="{y}" xSize="{size}" ySize="{size}"/>']
+            if lut:
+                items.append("      <LUT>0:255,255:255</LUT>")
+            items.append(f"    </{kind}>")
+        return items
+
+    for b, desc in enumerate(bands, start=1):
+        parts.append(f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{b}">')
+        parts.append(f"    <Description>{escape(desc)}</Description>")
+        if nodata is not None:
+            parts.append(f"    <NoDataValue>{nodata!r}</NoDataValue>")
+        parts += sources(b, False)
+        parts.append("  </VRTRasterBand>")
+    if mask:  # pixels outside every chip are invalid (not zeros to learn from)
+        parts += ["  <MaskBand>", '    <VRTRasterBand dataType="Byte">', *sources(1, True), "    </VRTRasterBand>",
+                  "  </MaskBand>"]
+    parts.append("</VRTDataset>")
+    return "\n".join(parts)
+
+
+def chip_mosaics(chip_dir: Path, work_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """VRT mosaics of a chip dir's chips per scene (written to ``work_dir``) and its class table.
+
+    Returns scene entries ``{image, labels, label_field}`` for training and
+    the class spec (names, colours, values = the mask's class ids).
+    """
+    import pyogrio
+
+    meta_path = chip_dir / "tile.json"
+    if not meta_path.is_file() or not (chip_dir / "classes.json").is_file():
+        raise InputError(f"{chip_dir} is not a labeled chip folder written by geoseg tile (no tile.json or "
+                         "classes.json): run geoseg tile IMAGE --labels LABELS -o CHIP_DIR first")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    table = json.loads((chip_dir / "classes.json").read_text(encoding="utf-8"))
+    index = pyogrio.read_dataframe(chip_dir / "index.gpkg", layer="chips", read_geometry=False)
+    size = int(meta["chip_size"])
+    scenes = []
+    for scene in meta["scenes"]:
+        rows = index[index["scene"] == scene["name"]]
+        if rows.empty:
+            continue
+        images = [(str(r.image), int(r.x_off), int(r.y_off)) for r in rows.itertuples()]
+        masks = [(str(r.mask), int(r.x_off), int(r.y_off)) for r in rows.itertuples()]
+        img = work_dir / f"{scene['name']}_chips.vrt"
+        msk = work_dir / f"{scene['name']}_masks.vrt"
+        img.write_text(_vrt(scene, images, size, scene["bands"], scene["dtype"], scene["nodata"], chip_dir.resolve(),
+                            True), encoding="utf-8")
+        msk.write_text(_vrt(scene, masks, size, ["labels"], "uint8", IGNORE_INDEX, chip_dir.resolve(), False),
+                       encoding="utf-8")
+        scenes.append({"image": str(img), "labels": str(msk), "label_field": None})
+    if not scenes:
+        raise InputError(f"{chip_dir} holds no chips: tile with a lower --min-labeled")
+    spec = [{"name": c["name"], "color": c["color"], "values": [c["id"]]} for c in table]
+    return scenes, spec

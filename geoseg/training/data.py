@@ -1,0 +1,294 @@
+"""Training data read straight from scenes and labels: index, spatial split, normalization, samples.
+
+Each scene is read once in blocks to count labeled pixels per class and band
+statistics per *cell* (a square of ``stride`` pixels). Chips lie on the
+stride lattice; the spatial split assigns whole *blocks* to validation and
+keeps training chips at least ``gap`` pixels away from them, so validation
+pixels never leak into training through neighbouring pixels. Normalization
+statistics come from the training area only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+
+from geoseg.errors import InputError
+from geoseg.labels import IGNORE_INDEX, LabelMap
+
+__all__ = ["SceneData", "Split", "index_scene", "make_split", "band_stats", "augment", "Sample"]
+
+log = logging.getLogger("geoseg")
+Progress = Callable[[str, int, int], None]
+_BLOCK_CELLS = 16
+
+
+@dataclass
+class SceneData:
+    """One scene with its labels and per-cell statistics (cells of ``stride`` pixels)."""
+
+    image: str
+    ds: Any
+    labels: Any
+    indexes: list[int]
+    stride: int
+    class_counts: np.ndarray  # (cy, cx, K) labeled pixels per class
+    band_sum: np.ndarray  # (cy, cx, C)
+    band_sq: np.ndarray  # (cy, cx, C)
+    valid_count: np.ndarray  # (cy, cx)
+
+    @property
+    def width(self) -> int:
+        return self.ds.width
+
+    @property
+    def height(self) -> int:
+        return self.ds.height
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw bands (float32, C x h x w), validity and class ids (uint8, unlabeled and invalid = 255)."""
+        from geoseg.io.raster import read_window
+
+        data, valid = read_window(self.ds, window, self.indexes)
+        labels = self.labels.read(window)
+        labels[~valid] = IGNORE_INDEX
+        return data, valid, labels
+
+    def close(self) -> None:
+        self.labels.close()
+        self.ds.close()
+
+
+def index_scene(
+    image: str, labels: Any, indexes: list[int], num_classes: int, stride: int, progress: Progress | None = None
+) -> SceneData:
+    """Open ``image`` and count labels and band statistics per cell (one pass in blocks)."""
+    from geoseg.io.raster import open_scene, read_window
+
+    ds = open_scene(image)
+    cy, cx = math.ceil(ds.height / stride), math.ceil(ds.width / stride)
+    counts = np.zeros((cy, cx, num_classes), dtype=np.int64)
+    bsum = np.zeros((cy, cx, len(indexes)), dtype=np.float64)
+    bsq = np.zeros_like(bsum)
+    vcount = np.zeros((cy, cx), dtype=np.int64)
+    step = _BLOCK_CELLS
+    blocks = [(r, c) for r in range(0, cy, step) for c in range(0, cx, step)]
+    for n, (r, c) in enumerate(blocks):
+        nr, nc = min(step, cy - r), min(step, cx - c)
+        window = Window(c * stride, r * stride, nc * stride, nr * stride)
+        data, valid = read_window(ds, window, indexes)
+        lab = labels.read(window)
+        lab[~valid] = IGNORE_INDEX
+        cell = (np.arange(nr * stride)[:, None] // stride) * nc + np.arange(nc * stride)[None, :] // stride
+        keep = lab != IGNORE_INDEX
+        flat = np.bincount(cell[keep] * num_classes + lab[keep], minlength=nr * nc * num_classes)
+        counts[r : r + nr, c : c + nc] = flat.reshape(nr, nc, num_classes)
+        vcount[r : r + nr, c : c + nc] = np.bincount(cell[valid], minlength=nr * nc).reshape(nr, nc)
+        for b in range(len(indexes)):
+            values = data[b][valid].astype(np.float64)
+            bsum[r : r + nr, c : c + nc, b] = np.bincount(cell[valid], values, minlength=nr * nc).reshape(nr, nc)
+            bsq[r : r + nr, c : c + nc, b] = np.bincount(cell[valid], values * values, minlength=nr * nc).reshape(nr, nc)
+        if progress:
+            progress("index", n + 1, len(blocks))
+    return SceneData(image, ds, labels, indexes, stride, counts, bsum, bsq, vcount)
+
+
+def _window_sums(cells: np.ndarray, n: int) -> np.ndarray:
+    """Sum of every ``n x n`` square of cells, indexed by its top-left cell (integral image)."""
+    ii = np.zeros((cells.shape[0] + 1, cells.shape[1] + 1), dtype=np.int64)
+    ii[1:, 1:] = cells.cumsum(0).cumsum(1)
+    return ii[n:, n:] - ii[:-n, n:] - ii[n:, :-n] + ii[:-n, :-n]
+
+
+@dataclass
+class Sample:
+    """A chip window of a scene (``scene`` indexes the list of :class:`SceneData`)."""
+
+    scene: int
+    window: Window
+    score: Window | None = None  # pixels scored in validation, relative to the window
+
+
+@dataclass
+class Split:
+    """Training chips, validation chips and the cells of each role per scene."""
+
+    train: list[Sample] = field(default_factory=list)
+    val: list[Sample] = field(default_factory=list)
+    val_cells: list[np.ndarray] = field(default_factory=list)
+    train_cells: list[np.ndarray] = field(default_factory=list)
+
+
+def _choose_val_blocks(labeled: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    chosen = np.zeros(labeled.shape, dtype=bool)
+    total = labeled.sum()
+    if fraction <= 0 or total == 0:
+        return chosen
+    candidates = np.flatnonzero(labeled.ravel() > 0)
+    rng.shuffle(candidates)
+    taken = 0
+    for idx in candidates:
+        if taken >= fraction * total:
+            break
+        if len(candidates) > 1 and chosen.sum() == len(candidates) - 1:
+            break  # keep at least one labeled block for training
+        chosen.flat[idx] = True
+        taken += labeled.flat[idx]
+    return chosen
+
+
+def make_split(
+    scenes: Sequence[SceneData], chip: int, block: int, gap: int, val_fraction: float, min_labeled: float, seed: int
+) -> Split:
+    """Spatial split by blocks: validation blocks, and training chips at least ``gap`` px away from them."""
+    from scipy.ndimage import binary_dilation
+
+    rng = np.random.default_rng(seed)
+    split = Split()
+    for s, scene in enumerate(scenes):
+        stride = scene.stride
+        labeled = scene.class_counts.sum(-1)
+        bc = block // stride
+        by, bx = math.ceil(labeled.shape[0] / bc), math.ceil(labeled.shape[1] / bc)
+        padded = np.zeros((by * bc, bx * bc), dtype=np.int64)
+        padded[: labeled.shape[0], : labeled.shape[1]] = labeled
+        per_block = padded.reshape(by, bc, bx, bc).sum((1, 3))
+        val_blocks = _choose_val_blocks(per_block, val_fraction, rng)
+        val_cells = np.kron(val_blocks, np.ones((bc, bc), dtype=bool))[: labeled.shape[0], : labeled.shape[1]]
+        g = math.ceil(gap / stride)
+        banned = binary_dilation(val_cells, np.ones((2 * g + 1, 2 * g + 1), bool)) if g else val_cells
+        split.val_cells.append(val_cells)
+        split.train_cells.append(~banned)
+        n = max(1, chip // stride)
+        if labeled.shape[0] >= n and labeled.shape[1] >= n:
+            lab_sum = _window_sums(labeled, n)
+            ban_sum = _window_sums(banned.astype(np.int64), n)
+            ok = (ban_sum == 0) & (lab_sum >= max(1, min_labeled * chip * chip))
+            for cy, cx in zip(*np.nonzero(ok)):
+                split.train.append(Sample(s, Window(int(cx) * stride, int(cy) * stride, chip, chip)))
+        elif labeled.sum() and not banned.any():
+            split.train.append(Sample(s, Window(0, 0, chip, chip)))
+        for vy, vx in zip(*np.nonzero(val_blocks)):
+            x0, y0 = int(vx) * block, int(vy) * block
+            bw, bh = min(block, scene.width - x0), min(block, scene.height - y0)
+            for oy in range(0, bh, chip):
+                for ox in range(0, bw, chip):
+                    sw, sh = min(chip, bw - ox), min(chip, bh - oy)
+                    # centre the chip on the scored part so small blocks keep context around them
+                    wx = x0 + ox - (chip - sw) // 2
+                    wy = y0 + oy - (chip - sh) // 2
+                    score = Window(x0 + ox - wx, y0 + oy - wy, sw, sh)
+                    split.val.append(Sample(s, Window(wx, wy, chip, chip), score))
+    return split
+
+
+def band_stats(scenes: Sequence[SceneData], cells: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:
+    """Per-band mean and standard deviation over the valid pixels of the given cells."""
+    total = sum(float(sc.valid_count[c].sum()) for sc, c in zip(scenes, cells))
+    if total == 0:
+        raise InputError("the training area has no valid pixels: check the scenes' nodata and the labels")
+    s = sum(sc.band_sum[c].sum(0) for sc, c in zip(scenes, cells))
+    q = sum(sc.band_sq[c].sum(0) for sc, c in zip(scenes, cells))
+    mean = s / total
+    std = np.sqrt(np.maximum(q / total - mean * mean, 0.0))
+    std = np.where(std > 1e-6, std, 1.0)
+    return [float(v) for v in mean], [float(v) for v in std]
+
+
+def class_counts(scenes: Sequence[SceneData], cells: Sequence[np.ndarray]) -> np.ndarray:
+    """Labeled pixels per class over the given cells."""
+    return sum(sc.class_counts[c].sum(0) for sc, c in zip(scenes, cells))
+
+
+def augment(
+    data: np.ndarray, labels: np.ndarray, rng: np.random.Generator, flips: bool, rot90: bool,
+    scale: float, brightness: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips, 90° rotations, scale and brightness jitter of a normalized chip and its labels.
+
+    Only geometric changes that keep every band's meaning (no colour mixing).
+
+    Example:
+        >>> d, l = augment(np.zeros((2, 8, 8), np.float32), np.zeros((8, 8), np.uint8),
+        ...                np.random.default_rng(0), True, True, 0.0, 0.0)
+        >>> d.shape, l.shape
+        ((2, 8, 8), (8, 8))
+    """
+    if flips and rng.random() < 0.5:
+        data, labels = data[:, :, ::-1], labels[:, ::-1]
+    if flips and rng.random() < 0.5:
+        data, labels = data[:, ::-1], labels[::-1]
+    if rot90:
+        k = int(rng.integers(4))
+        if k:
+            data, labels = np.rot90(data, k, axes=(1, 2)), np.rot90(labels, k)
+    if scale > 0:
+        data, labels = _scale_jitter(data, labels, float(rng.uniform(1 - scale, 1 + scale)), rng)
+    if brightness > 0:
+        data = data * float(rng.uniform(1 - brightness, 1 + brightness)) + float(rng.uniform(-brightness, brightness))
+    return np.ascontiguousarray(data, dtype=np.float32), np.ascontiguousarray(labels)
+
+
+def _scale_jitter(
+    data: np.ndarray, labels: np.ndarray, factor: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+    import torch.nn.functional as F
+
+    h, w = labels.shape
+    nh, nw = max(1, round(h * factor)), max(1, round(w * factor))
+    d = F.interpolate(torch.from_numpy(np.ascontiguousarray(data))[None], size=(nh, nw), mode="bilinear",
+                      align_corners=False)[0].numpy()
+    lab = F.interpolate(torch.from_numpy(np.ascontiguousarray(labels))[None, None].float(), size=(nh, nw),
+                        mode="nearest")[0, 0].numpy().astype(np.uint8)
+    out_d = np.zeros_like(data)
+    out_l = np.full_like(labels, IGNORE_INDEX)
+    y = int(rng.integers(0, max(1, nh - h + 1))) if nh > h else 0
+    x = int(rng.integers(0, max(1, nw - w + 1))) if nw > w else 0
+    ch, cw = min(h, nh), min(w, nw)
+    out_d[:, :ch, :cw] = d[:, y : y + ch, x : x + cw]
+    out_l[:ch, :cw] = lab[y : y + ch, x : x + cw]
+    return out_d, out_l
+
+
+def iter_samples(
+    scenes: Sequence[SceneData], samples: Sequence[Sample], normalize: Callable[[np.ndarray], np.ndarray],
+    batch_size: int, rng: np.random.Generator | None = None, aug: dict[str, Any] | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[Sample]]]:
+    """Batches ``(data (B,C,S,S) float32, labels (B,S,S) uint8, samples)``; augmented when ``rng`` is given."""
+    batch: list[tuple[np.ndarray, np.ndarray, Sample]] = []
+    for sample in samples:
+        data, valid, labels = scenes[sample.scene].read(sample.window)
+        data = normalize(data)
+        if not valid.all():
+            data[:, ~valid] = 0  # as in prediction: invalid pixels at the band mean
+        if sample.score is not None:
+            keep = np.full(labels.shape, IGNORE_INDEX, dtype=np.uint8)
+            sw = sample.score
+            ys = slice(int(sw.row_off), int(sw.row_off + sw.height))
+            xs = slice(int(sw.col_off), int(sw.col_off + sw.width))
+            keep[ys, xs] = labels[ys, xs]
+            labels = keep
+        if rng is not None and aug:
+            data, labels = augment(data, labels, rng, **aug)
+        batch.append((data, labels, sample))
+        if len(batch) == batch_size:
+            yield _stack(batch)
+            batch = []
+    if batch:
+        yield _stack(batch)
+
+
+def _stack(batch: list) -> tuple[np.ndarray, np.ndarray, list[Sample]]:
+    return np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]), [b[2] for b in batch]
+
+
+def label_map_for(spec: list | None, ignore: list) -> LabelMap | None:
+    """The config's class table as a :class:`LabelMap` (None: classes come from the label values)."""
+    return None if spec is None else LabelMap.from_spec(spec, ignore)
