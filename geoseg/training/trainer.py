@@ -57,6 +57,14 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A config without the keys a resumed run may change (more epochs, other patience or threads)."""
+    cfg = json.loads(json.dumps(cfg))
+    for key in ("epochs", "patience", "threads"):
+        cfg["train"].pop(key, None)
+    return cfg
+
+
 def _check_run_dir(run_dir: Path, resume: bool) -> None:
     if resume:
         if not (run_dir / "resume.pt").is_file():
@@ -269,8 +277,8 @@ def train(
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)
     if resume:
-        saved = (run_dir / "config.yaml").read_text(encoding="utf-8")
-        if json.loads(saved) != json.loads(json.dumps(cfg)):
+        saved = json.loads((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        if _comparable(saved) != _comparable(json.loads(json.dumps(cfg))):
             raise ConfigError(f"the config differs from the one {run_dir} was started with: resume with "
                               f"{run_dir / 'config.yaml'} or start a new run folder")
     from geoseg.inference.engine import prefetch, resolve_device
@@ -341,6 +349,7 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
         model.net.load_state_dict(weights_state)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        sched.T_max = t["epochs"]  # a resumed run may be given more epochs
         history, best, best_epoch, bad = state["history"], state["best"], state["best_epoch"], state["bad"]
         start_epoch = state["epoch"] + 1
         if best_epoch:
