@@ -106,6 +106,12 @@ def test_truncated_missing_and_foreign_files(tmp_path: Path) -> None:
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.pt"))
     with pytest.raises(ModelError, match="without a geoseg model card"):
         geoseg.load_model(tmp_path / "foreign.pt")
+
+
+def test_missing_bundled_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import geoseg.model.bundled as bundled
+
+    monkeypatch.setattr(bundled, "DEFAULT_MODEL", tmp_path / "default.pt")
     with pytest.raises(ModelError, match="no default model"):
         geoseg.load_model("default")
 

@@ -59,8 +59,6 @@ def test_run_refusals(runner, unet_path: Path, tmp_path: Path) -> None:
     result = run(runner, "run", scene, "-o", inside, "-m", unet_path, "--overwrite")
     assert result.exit_code == 1 and "inside the output folder" in result.stderr
     assert scene.exists()
-    result = run(runner, "run", SAMPLE, "-o", tmp_path / "x")
-    assert result.exit_code == 1 and "no default model" in result.stderr and "-m" in result.stderr
     result = run(runner, "run", SAMPLE, SAMPLE, "-o", tmp_path / "x", "-m", unet_path)
     assert result.exit_code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

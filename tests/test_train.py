@@ -331,3 +331,31 @@ def test_existing_run_folder_is_refused(trained, runner) -> None:
     out = run(runner, "train", tmp / "c.yaml", "-o", result.run_dir)
     assert out.exit_code == 1 and "use --resume" in out.output
     assert (result.run_dir / "model.pt").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path: Path) -> None:
+    from geoseg.training.config import load_config
+
+    cfg = load_config(path)
+    for scene in cfg["data"]["scenes"]:
+        assert Path(scene["image"]).is_file() and Path(scene["labels"]).is_file()
+
+
+def test_example_config_trains_one_epoch(tmp_path: Path) -> None:
+    """The documented polygon example runs as shipped (shortened to one small epoch)."""
+    import yaml
+
+    from geoseg.training.config import load_config
+
+    src = Path(__file__).resolve().parents[1] / "configs" / "example_polygons.yaml"
+    raw = yaml.safe_load(src.read_text())
+    cfg = load_config(src)
+    raw["data"]["scenes"] = cfg["data"]["scenes"]
+    raw["model"].update({"chip_size": 128, "params": {"encoder_depth": 3, "decoder_channels": [32, 16, 8]}})
+    raw["train"].update({"epochs": 1, "samples_per_epoch": 4})
+    result = geoseg.train(raw, tmp_path / "run")
+    card = geoseg.load_model(result.model_path).card
+    assert [c.name for c in card.classes] == ["forest", "farm", "meadow", "water"]
+    assert card.bands[:3] == ["B02", "B03", "B04"] and "OpenStreetMap" in card.provenance["attribution"]

@@ -24,6 +24,17 @@ def _is_model(target: str) -> bool:
     return len(head) == 16 and head[8:10] == b'{"'
 
 
+def _short(value: object) -> str:
+    """Provenance values for reading: floats to 4 significant digits, mappings as key=value."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_short(v) for v in value)
+    return str(value)
+
+
 @click.command(short_help="Describe a model or a scene.")
 @click.argument("target", metavar="MODEL|IMAGE")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
@@ -57,7 +68,7 @@ def info(target: str, as_json: bool) -> None:
         for c in card.classes:
             click.echo(f"  {c.id:3d}  {c.color}  {c.name}")
         for key, value in card.provenance.items():
-            click.echo(f"{key:10s} {value}")
+            click.echo(f"{key:10s} {_short(value)}")
         return
     from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
 

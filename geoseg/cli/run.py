@@ -29,12 +29,14 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, tt
     OUTDIR is built beside its final place under a temporary name and renamed
     when complete; an existing OUTDIR is refused unless --overwrite, and is
     replaced only once the new one is complete. Without -m the bundled default
-    model is used (this version bundles none yet, so give -m). --min-area and --simplify apply to the polygons only;
-    classes.tif is the model's own map.
+    model is used (8 land-use classes for 10-band Sentinel-2 L1C at 10 m; see
+    `geoseg info default`). --min-area and --simplify apply to the polygons
+    only; classes.tif is the model's own map.
 
     \b
     Example:
-      geoseg run scene.tif -o results/ -m model.pt --min-area 500 --simplify 5
+      geoseg run sentinel2.tif -o results/ --min-area 500 --simplify 5
+      geoseg run scene.tif -o results/ -m model.pt
     """
     from geoseg.pipeline import run as run_pipeline
 

@@ -32,7 +32,8 @@ class ConfigError(InputError):
 _NUM = (int, float)
 _ANY = object
 SCHEMA: dict[str, dict[str, tuple[Any, Any, Any]]] = {
-    "": {"name": (str, "geoseg-model", None), "description": (str, "", None)},
+    "": {"name": (str, "geoseg-model", None), "description": (str, "", None), "attribution": (str, "", None),
+         "licence": (str, "", None)},
     "model": {
         "arch": (str, "unet", None), "encoder": (str, "resnet18", None), "encoder_weights": ((str, type(None)), None, None),
         "params": (dict, {}, None), "chip_size": (int, 256, (32, 4096)), "overlap": ((str, *_NUM), "0.25", None),

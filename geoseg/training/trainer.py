@@ -307,6 +307,7 @@ def _build(cfg: dict[str, Any], band_names: list[str], label_map: Any, pixel: fl
     )
     model.card.provenance.update({
         "description": cfg["description"],
+        **{key: cfg[key] for key in ("attribution", "licence") if cfg[key]},
         "training_scenes": [Path(s.image).name for s in scenes],
         "training_chips": len(split.train), "validation_chips": len(split.val),
         "label_values": {c.name: sorted(v for v, i in label_map.values.items() if i == c.id) for c in label_map.classes},
@@ -328,7 +329,7 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
     weights = _class_weights(cfg, counts, names)
     torch.manual_seed(t["seed"])
     model = _build(cfg, band_names, label_map, pixel, mean, std, scenes, split)
-    model.card.provenance["class_weights"] = weights
+    model.card.provenance["class_weights"] = None if weights is None else [round(w, 4) for w in weights]
     model.card.provenance["training_pixels"] = {n: int(c) for n, c in zip(names, counts)}
     net = model.to(device)
     if device == "cpu":
@@ -415,8 +416,9 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
             best, best_epoch, bad, best_summary = score, epoch, 0, summary
             model.card.provenance.update({
                 "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"), "best_epoch": epoch,
-                "validation_mean_iou": summary.get("mean_iou"),
-                "validation_iou": {c["name"]: c["iou"] for c in summary.get("classes", [])},
+                "validation_mean_iou": None if summary.get("mean_iou") is None else round(summary["mean_iou"], 4),
+                "validation_iou": {c["name"]: None if c["iou"] is None else round(c["iou"], 4)
+                                   for c in summary.get("classes", [])},
             })
             model.cpu().save(run_dir / "model.pt", half=t["save_fp16"])
             model.to(device)
