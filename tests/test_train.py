@@ -359,3 +359,19 @@ def test_example_config_trains_one_epoch(tmp_path: Path) -> None:
     card = geoseg.load_model(result.model_path).card
     assert [c.name for c in card.classes] == ["forest", "farm", "meadow", "water"]
     assert card.bands[:3] == ["B02", "B03", "B04"] and "OpenStreetMap" in card.provenance["attribution"]
+
+
+def test_tile_and_evaluate_refusals(tmp_path: Path, runner) -> None:
+    image, labels, _ = learnable_scene(tmp_path, size=64)
+    result = run(runner, "tile", image, "-o", tmp_path / "c", "--labels", labels, "--min-labeled", 1.5)
+    assert result.exit_code == 1 and "--min-labeled 1.5 must lie in [0, 1]" in result.stderr
+    assert not (tmp_path / "c").exists()
+    (tmp_path / "c").mkdir()
+    result = run(runner, "tile", image, "-o", tmp_path / "c", "--labels", labels)
+    assert result.exit_code == 1 and "use --overwrite" in result.stderr
+    result = run(runner, "evaluate", image, labels)
+    assert result.exit_code == 1 and "carries no class table" in result.stderr
+    (tmp_path / "m.json").write_text("{}")
+    result = run(runner, "evaluate", labels, labels, "--json", tmp_path / "m.json")
+    assert result.exit_code == 1 and "use --overwrite" in result.stderr
+    assert (tmp_path / "m.json").read_text() == "{}"

@@ -408,7 +408,7 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
             score = summary["mean_iou"] if summary["mean_iou"] is not None else -1.0
         else:
             summary, score = {}, epoch  # no validation: the latest model is the best
-        row.update({"chips": seen, "seconds": round(time.perf_counter() - began, 2),
+        row.update({"chips": seen, "train_seconds": round(train_time, 2), "seconds": round(time.perf_counter() - began, 2),
                     "data_wait_share": round(timer.wait / max(train_time, 1e-9), 4)})
         history.append(row)
         improved = score > best
