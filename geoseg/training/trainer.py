@@ -73,9 +73,9 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise OutputError(f"run folder {run_dir} already exists and is not empty: use --resume to continue it "
                           "or choose another folder")
-    parent = run_dir.parent if str(run_dir.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output folder {parent} does not exist: create it first")
+    parent = next((p for p in run_dir.parents if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create run folder {run_dir}: {parent} is not a writable folder")
 
 
 def _scene_bands(ds: Any, wanted: list | None, image: str) -> tuple[list[int], list[str]]:
