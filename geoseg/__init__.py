@@ -27,6 +27,7 @@ _LAZY = {
     "train": "geoseg.training.trainer",
     "evaluate": "geoseg.evaluation",
     "tile": "geoseg.chipset",
+    "export_onnx": "geoseg.model.onnx",
     "make_grid": "geoseg.tiling",
     "Grid": "geoseg.tiling",
     "Chip": "geoseg.tiling",

@@ -78,22 +78,23 @@ def run(
     Example:
         >>> geoseg.run("scene.tif", "out", model="model.pt", min_area=500)  # doctest: +SKIP
     """
-    from geoseg.inference.api import predict
+    from geoseg.inference.api import open_model, predict
     from geoseg.io.features import write_polygons
     from geoseg.model.bundled import default_model_path
-    from geoseg.model.factory import Model, load_model
+    from geoseg.model.factory import Model
+    from geoseg.model.onnx import OnnxModel
     from geoseg.preview import write_preview
     from geoseg.styles import classes_qml, polygons_qml
     from geoseg.vectorizer import polygons_frame
 
     started = time.perf_counter()
     out = Path(outdir)
-    model_path = None if isinstance(model, Model) else model
+    model_path = None if isinstance(model, (Model, OnnxModel)) else model
     model_file = None if model_path is None else default_model_path() if model_path == "default" else Path(model_path)
     check_outdir(out, [image, model_path, predict_options.get("aoi")], overwrite)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    net = model if isinstance(model, Model) else load_model(model)  # type: ignore[arg-type]
+    net = open_model(model, predict_options.get("backend", "auto"), predict_options.get("device", "auto"))
     timings["load_model"] = time.perf_counter() - t
     with atomic_folder(out) as tmp:
         t = time.perf_counter()

@@ -60,6 +60,7 @@ def main() -> None:
 
 def _register() -> None:
     from geoseg.cli.evaluate import evaluate
+    from geoseg.cli.export import export
     from geoseg.cli.info import info
     from geoseg.cli.predict import predict
     from geoseg.cli.run import run
@@ -67,7 +68,7 @@ def _register() -> None:
     from geoseg.cli.train import train
     from geoseg.cli.vectorize import vectorize
 
-    for command in (run, predict, vectorize, tile, train, evaluate, info):
+    for command in (run, predict, vectorize, tile, train, evaluate, export, info):
         main.add_command(command)
 
 

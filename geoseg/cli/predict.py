@@ -14,7 +14,8 @@ log = logging.getLogger("geoseg")
 def model_option(required: bool) -> click.Option:
     return click.option(
         "-m", "--model", "model", required=required, metavar="MODEL",
-        help="Model: a geoseg .pt checkpoint, or 'default' for the bundled model (a file named default is ./default).")
+        help="Model: a geoseg .pt checkpoint, an .onnx file (geoseg export or Deepness metadata), or 'default' for "
+             "the bundled model (a file named default is ./default).")
 
 
 def inference_options(func):
@@ -29,6 +30,10 @@ def inference_options(func):
         click.option("--batch-size", default=8, show_default=True, type=int, help="Chips per model call."),
         click.option("--device", default="auto", show_default=True,
                      type=click.Choice(["auto", "cpu", "cuda"]), help="Where the model runs; auto picks a GPU if there is one."),
+        click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "torch", "onnx"]),
+                     help="Inference engine: torch, or onnx (onnxruntime; a .pt model is exported in memory first). "
+                          "auto runs .onnx files with onnxruntime, and .pt models too on CPU for scenes of 64 "
+                          "chips or more when onnxruntime is installed (about 1.5-2x faster)."),
         click.option("--tta", is_flag=True, help="Test-time augmentation: average the predictions of flipped chips (4x slower)."),
         click.option("--aoi", default=None, metavar="POLYGONS",
                      help="Predict only where these polygons (any vector format and CRS) lie; elsewhere is nodata."),
@@ -48,8 +53,8 @@ def inference_options(func):
               help="Also write every class's probability in percent, one band per class.")
 @inference_options
 @common_options
-def predict(image, model, output, confidence, probabilities, bands, chip_size, overlap, batch_size, device, tta,
-            aoi, overwrite) -> None:
+def predict(image, model, output, confidence, probabilities, bands, chip_size, overlap, batch_size, device, backend,
+            tta, aoi, overwrite) -> None:
     """Predict a class map for IMAGE with MODEL, stitched seamlessly on IMAGE's grid.
 
     IMAGE is any raster GDAL reads (GeoTIFF, VRT, JP2, /vsicurl/ COGs). The
@@ -68,7 +73,7 @@ def predict(image, model, output, confidence, probabilities, bands, chip_size, o
         result = run_predict(
             image, model, output, confidence=confidence, probabilities=probabilities, bands=bands,
             chip_size=chip_size, overlap=overlap, batch_size=batch_size, device=device, tta=tta, aoi=aoi,
-            overwrite=overwrite, progress=update)
+            overwrite=overwrite, progress=update, backend=backend)
     finally:
         close()
     log.info("%s: %d chips predicted, %d skipped (nodata), %.1f s",

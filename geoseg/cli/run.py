@@ -20,7 +20,7 @@ log = logging.getLogger("geoseg")
 @inference_options
 @polygon_options
 @common_options
-def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, tta, aoi, overwrite, min_area,
+def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, backend, tta, aoi, overwrite, min_area,
         simplify) -> None:
     """Run the whole pipeline on IMAGE and write OUTDIR with classes.tif, confidence.tif,
     polygons.gpkg, polygons.geojson, classes.qml, polygons.qml, areas.csv, preview.png
@@ -47,7 +47,7 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, tt
         result = run_pipeline(
             images[0], outdir, model or "default", min_area=min_area, simplify=simplify, overwrite=overwrite,
             progress=update, bands=bands, chip_size=chip_size, overlap=overlap, batch_size=batch_size, device=device,
-            tta=tta, aoi=aoi)
+            tta=tta, aoi=aoi, backend=backend)
     finally:
         close()
     counts = result.record["counts"]

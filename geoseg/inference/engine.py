@@ -12,7 +12,7 @@ import numpy as np
 
 from geoseg.tiling import Chip
 
-__all__ = ["Batch", "TorchRunner", "iter_batches", "prefetch", "resolve_device"]
+__all__ = ["Batch", "OnnxRunner", "TorchRunner", "iter_batches", "prefetch", "resolve_device"]
 
 T = TypeVar("T")
 _DONE = object()
@@ -172,3 +172,29 @@ class TorchRunner:
                     for f in flips
                 ) / len(flips)
             return probs.float().contiguous().cpu().numpy()
+
+
+_FLIPS: list[tuple[int, ...]] = [(), (3,), (2,), (2, 3)]
+
+
+class OnnxRunner:
+    """Runs an exported model (:class:`geoseg.model.onnx.OnnxModel`) with onnxruntime; same contract as
+    :class:`TorchRunner`: normalized chips in, softmax probabilities out."""
+
+    def __init__(self, model: object, tta: bool = False) -> None:
+        self.model = model
+        self.tta = tta
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        m = self.model
+        return m.session.run(None, {m.input_name: m.to_graph_input(x)})[0]  # type: ignore[attr-defined]
+
+    def __call__(self, data: np.ndarray) -> np.ndarray:
+        if not self.tta:
+            return np.ascontiguousarray(self._forward(data), dtype=np.float32)
+        total = np.zeros((data.shape[0], self.model.card.num_classes, *data.shape[2:]), np.float32)  # type: ignore[attr-defined]
+        for axes in _FLIPS:
+            x = np.flip(data, axes) if axes else data
+            p = self._forward(np.ascontiguousarray(x))
+            total += np.flip(p, axes) if axes else p
+        return total / len(_FLIPS)

@@ -1,0 +1,243 @@
+"""ONNX models that travel: export for QGIS (Deepness, GeoDeep) and loading for onnxruntime.
+
+The exported graph takes raw band values divided by 255 (the convention of
+Deepness and GeoDeep, which divide uint8 by 255 before the model), undoes
+that scale and applies geoseg's per-band normalization inside the graph, runs
+the network and ends with a softmax. The Deepness standardization keys are
+therefore identity (mean 0, std 1), and every per-band normalization geoseg
+knows is reproduced exactly. Metadata values are JSON-encoded, as Deepness
+reads them; the full geoseg model card is stored under ``geoseg_card``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoseg.errors import ModelError
+from geoseg.model.card import ModelCard
+
+__all__ = ["DEEPNESS_KEYS", "OnnxModel", "deepness_metadata", "export_onnx", "load_onnx", "onnx_input_scale"]
+
+CARD_KEY = "geoseg_card"
+INPUT_SCALE = 1.0 / 255.0
+DEEPNESS_KEYS = {  # key: type the value must have after json.loads
+    "model_type": str, "class_names": dict, "resolution": (int, float), "tiles_size": int, "tile_size": int,
+    "tiles_overlap": (int, float), "standardization_mean": list, "standardization_std": list,
+    "seg_thresh": (int, float), "seg_small_segment": int,
+}
+
+
+def onnx_input_scale() -> float:
+    """Factor from raw band values to the exported graph's input (1/255, as Deepness and GeoDeep feed it)."""
+    return INPUT_SCALE
+
+
+def deepness_metadata(card: ModelCard, chip_size: int) -> dict[str, Any]:
+    """The Deepness / GeoDeep metadata of a model exported with chip size ``chip_size``.
+
+    Example:
+        >>> from geoseg.model.card import ClassInfo
+        >>> card = ModelCard("unet", "resnet18", ["B04"], [ClassInfo(0, "water", "#0000ff")], pixel_size=10.0,
+        ...                  overlap="64px")
+        >>> meta = deepness_metadata(card, 256)
+        >>> meta["model_type"], meta["resolution"], meta["tiles_overlap"], meta["class_names"]
+        ('Segmentor', 1000.0, 25, {'0': 'water'})
+    """
+    from geoseg.tiling import parse_overlap
+
+    overlap_pct = round(100 * parse_overlap(card.overlap, chip_size) / chip_size)
+    return {
+        "model_type": "Segmentor",
+        "class_names": {str(c.id): c.name for c in card.classes},
+        "resolution": float(card.pixel_size * 100) if card.pixel_size else 100.0,
+        "tiles_size": int(chip_size),
+        "tile_size": int(chip_size),
+        "tiles_overlap": int(overlap_pct),
+        "standardization_mean": [0.0] * card.num_bands,
+        "standardization_std": [1.0] * card.num_bands,
+        "seg_thresh": 0.5,
+        "seg_small_segment": 0,
+    }
+
+
+def _folded(model: Any) -> Any:
+    """The model with input rescaling, normalization and softmax in one module."""
+    import torch
+
+    card = model.card
+    bands = card.num_bands
+    mean = np.zeros(bands) if card.mean is None else np.asarray(card.mean, dtype=np.float64)
+    std = np.ones(bands) if card.std is None else np.asarray(card.std, dtype=np.float64)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+        raise ModelError(f"model {card.name}: its normalization (mean {card.mean}, std {card.std}) cannot be "
+                         "expressed in ONNX; re-save the model with finite means and positive stds")
+    scale = torch.tensor((1.0 / INPUT_SCALE) / std, dtype=torch.float32).view(1, bands, 1, 1)
+    shift = torch.tensor(-mean / std, dtype=torch.float32).view(1, bands, 1, 1)
+
+    class Folded(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = model.net
+            self.register_buffer("scale", scale)
+            self.register_buffer("shift", shift)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.net(x * self.scale + self.shift), dim=1)
+
+    return Folded().eval()
+
+
+def export_onnx(
+    model: Any, output: str | os.PathLike, chip_size: int | None = None, overwrite: bool = False, opset: int = 17
+) -> Path:
+    """Export a geoseg model to one self-contained ONNX file for Deepness, GeoDeep and geoseg.
+
+    Static square input of ``chip_size`` (default: the model's), dynamic
+    batch axis, softmax inside, normalization folded in (input = raw / 255).
+
+    Example:
+        >>> import geoseg
+        >>> m = geoseg.create_model(bands=3, classes=2, chip_size=64, encoder_depth=3, decoder_channels=(16, 8, 8))
+        >>> export_onnx(m, "/tmp/doc_model.onnx", overwrite=True).name
+        'doc_model.onnx'
+    """
+    import torch
+
+    from geoseg.io.paths import atomic_output, check_output
+    from geoseg.model.factory import Model, check_chip_size, load_model
+
+    out = check_output(output, [] if isinstance(model, Model) else [model], overwrite)
+    if out.suffix.lower() != ".onnx":
+        raise ModelError(f"export output {out} must end in .onnx")
+    net = model if isinstance(model, Model) else load_model(model)
+    card = net.card
+    size = int(chip_size or card.chip_size)
+    check_chip_size(size, net.output_stride, "--chip-size")
+    folded = _folded(net.cpu().eval())
+    example = torch.zeros(1, card.num_bands, size, size)
+    card_json = json.loads(card.to_json())
+    card_json["chip_size"] = size
+    with atomic_output(out) as tmp, torch.no_grad(), warnings.catch_warnings():
+        # the TorchScript exporter on purpose: one self-contained file at an opset Deepness and GeoDeep load
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(folded, (example,), str(tmp), input_names=["input"], output_names=["probabilities"],
+                          dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=opset,
+                          dynamo=False)
+        _write_metadata(tmp, {**deepness_metadata(card, size), CARD_KEY: card_json,
+                              "geoseg_input_scale": INPUT_SCALE})
+    return out
+
+
+def _write_metadata(path: Path, values: dict[str, Any]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in values.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    proto.producer_name = "geoseg"
+    onnx.save(proto, str(path))
+
+
+class OnnxModel:
+    """An exported model run by onnxruntime: its card, session and static chip size."""
+
+    def __init__(self, path: Path, session: Any, card: ModelCard, chip_size: int, input_scale: float | None) -> None:
+        self.path, self.session, self.card = path, session, card
+        self.chip_size, self.input_scale = chip_size, input_scale  # None: the graph takes normalized values
+        self.input_name = session.get_inputs()[0].name
+        self.output_stride = chip_size  # the only chip size the file takes
+
+    def normalize(self, array: np.ndarray) -> np.ndarray:
+        """Same values as :meth:`geoseg.Model.normalize` (the runner turns them back into graph input)."""
+        if self.card.mean is not None:
+            array -= np.asarray(self.card.mean, dtype=np.float32)[:, None, None]
+            array /= np.asarray(self.card.std or [1.0] * len(self.card.mean), dtype=np.float32)[:, None, None]
+        return array
+
+    def to_graph_input(self, normalized: np.ndarray) -> np.ndarray:
+        """Normalized chips in the graph's input units (geoseg exports: raw × input scale)."""
+        if self.input_scale is None:
+            return normalized.astype(np.float32, copy=False)
+        c = self.card.num_bands
+        mean = np.zeros(c, np.float32) if self.card.mean is None else np.asarray(self.card.mean, np.float32)
+        std = np.ones(c, np.float32) if self.card.std is None else np.asarray(self.card.std, np.float32)
+        return ((normalized * std[:, None, None] + mean[:, None, None]) * np.float32(self.input_scale)).astype(
+            np.float32, copy=False)
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device.startswith("cuda") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def load_onnx(path: str | os.PathLike, device: str = "cpu") -> OnnxModel:
+    """Open an ONNX model with onnxruntime; geoseg's card, or Deepness metadata alone, describe it."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"model file {p} does not exist: give a .onnx file exported by geoseg or for Deepness")
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ModelError(f"{p}: running ONNX models needs onnxruntime: pip install 'geoseg[onnx]'") from None
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        session = ort.InferenceSession(str(p), sess_options=options, providers=_providers(device))
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for damaged files
+        raise ModelError(f"{p} is not an ONNX model onnxruntime can load ({str(exc).splitlines()[0]})") from None
+    inputs = session.get_inputs()
+    shape = inputs[0].shape
+    if len(inputs) != 1 or len(shape) != 4 or not isinstance(shape[-1], int) or shape[-1] != shape[-2]:
+        raise ModelError(f"{p}: expected one input of shape (batch, bands, N, N) with a static N, got "
+                         f"{[i.shape for i in inputs]}")
+    meta = session.get_modelmeta().custom_metadata_map
+    card, scale = _card_from_metadata(p, meta, int(shape[1]), int(shape[-1]))
+    return OnnxModel(p, session, card, int(shape[-1]), scale)
+
+
+def _card_from_metadata(path: Path, meta: dict[str, str], bands: int, size: int) -> tuple[ModelCard, float | None]:
+    import logging
+
+    from geoseg.model.card import ClassInfo, default_colors, generic_band_names
+
+    if CARD_KEY in meta:
+        card = ModelCard.from_json(json.dumps(json.loads(meta[CARD_KEY])), source=str(path))
+        card.chip_size = size
+        return card, float(json.loads(meta.get("geoseg_input_scale", "1.0")))
+    missing = [k for k in ("model_type", "class_names") if k not in meta]
+    if missing:
+        raise ModelError(f"{path} carries neither a geoseg card nor Deepness metadata (missing "
+                         f"{', '.join(missing)}): export it with geoseg export or add Deepness metadata")
+    try:
+        names = json.loads(meta["class_names"])
+        mean = json.loads(meta.get("standardization_mean", json.dumps([0.0] * bands)))
+        std = json.loads(meta.get("standardization_std", json.dumps([1.0] * bands)))
+        resolution = float(json.loads(meta.get("resolution", "100")))
+        overlap = float(json.loads(meta.get("tiles_overlap", "15")))
+    except (ValueError, TypeError):
+        raise ModelError(f"{path}: its Deepness metadata is not JSON-encoded as Deepness expects") from None
+    order = sorted(names, key=int)
+    colors = default_colors(len(order))
+    classes = [ClassInfo(i, str(names[k]), colors[i]) for i, k in enumerate(order)]
+    mean = [float(m) / INPUT_SCALE for m in mean][:bands] if len(mean) >= bands else [0.0] * bands
+    std = [float(s) / INPUT_SCALE for s in std][:bands] if len(std) >= bands else [1.0 / INPUT_SCALE] * bands
+    logging.getLogger("geoseg").warning(
+        "%s has Deepness metadata only: assumed bands in scene order, input raw/255 standardized with its "
+        "standardization_mean/std, %s cm pixels, and a softmax output", path, resolution)
+    # Deepness feeds (raw / 255 - m) / s = (raw - 255 m) / (255 s): geoseg's normalization with these values
+    card = ModelCard("onnx", "onnx", generic_band_names(bands), classes, chip_size=size,
+                     overlap=str(min(0.9, overlap / 100)), mean=mean, std=std, pixel_size=resolution / 100,
+                     name=path.stem)
+    return card, None
