@@ -161,3 +161,12 @@ def test_geodeep_runs_an_exported_three_band_model(tmp_path: Path) -> None:
     print("GeoDeep vs geoseg class agreement", agreement, "class shares", shares)
     assert agreement >= 0.95
     assert shares.min() > 0.1  # a real map, not one class everywhere
+
+
+def test_normalization_that_cannot_be_expressed_is_refused(tmp_path: Path) -> None:
+    from geoseg.errors import ModelError
+
+    model = tiny_unet(3, 2, mean=[0.0, 0.0, 0.0], std=[1.0, float("inf"), 1.0])
+    with pytest.raises(ModelError, match="cannot be expressed in ONNX"):
+        export_onnx(model, tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())
