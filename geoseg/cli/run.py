@@ -14,7 +14,7 @@ log = logging.getLogger("geoseg")
 
 
 @click.command(short_help="Predict, vectorize and style a scene into an output folder.")
-@click.argument("images", nargs=-1, required=True, metavar="IMAGE")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
 @click.option("-o", "--output", "outdir", required=True, metavar="OUTDIR", help="Output folder to create.")
 @model_option(required=False)
 @inference_options
@@ -33,15 +33,28 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
     `geoseg info default`). --min-area and --simplify apply to the polygons
     only; classes.tif is the model's own map.
 
+    Several scenes (paths, a quoted glob such as 'tiles/*.tif', or @list.txt
+    with one path per line) write OUTDIR/<scene name>/ per scene, batch.json
+    (each scene done, skipped or failed with the reason), classes.vrt (a
+    mosaic of the class maps) and polygons.gpkg (all polygons, field scene).
+    Running the same batch into the same OUTDIR again skips scenes that are
+    complete (--overwrite redoes all); a failed scene does not stop the
+    others, and the exit code is then 3.
+
     \b
     Example:
       geoseg run sentinel2.tif -o results/ --min-area 500 --simplify 5
       geoseg run scene.tif -o results/ -m model.pt
+      geoseg run 'tiles/*.tif' -o mosaic/ -m model.pt
     """
+    from geoseg.batch import is_batch
+
+    if is_batch(images):
+        _run_batch(images, outdir, model, overwrite, min_area, simplify, bands=bands, chip_size=chip_size,
+                   overlap=overlap, batch_size=batch_size, device=device, tta=tta, aoi=aoi, backend=backend)
+        return
     from geoseg.pipeline import run as run_pipeline
 
-    if len(images) > 1:
-        raise click.UsageError("several scenes in one run are not supported by this version yet: run them one by one")
     update, close = make_progress()
     try:
         result = run_pipeline(
@@ -53,3 +66,23 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
     counts = result.record["counts"]
     log.info("%s: %d chips, %d polygons, %.1f s", outdir, counts["chips_predicted"], counts["polygons"],
              result.record["timings_s"]["total"])
+
+
+def _run_batch(images, outdir, model, overwrite, min_area, simplify, **options) -> None:
+    import sys
+
+    from geoseg.batch import run_batch
+
+    update, close = make_progress()
+    try:
+        result = run_batch(images, outdir, model or "default", overwrite=overwrite, progress=update,
+                           min_area=min_area, simplify=simplify, **options)
+    finally:
+        close()
+    counts = {k: sum(s["status"] == k for s in result.scenes) for k in ("done", "skipped", "failed")}
+    click.echo(f"geoseg: {outdir}: {counts['done']} done, {counts['skipped']} skipped (already complete), "
+               f"{counts['failed']} failed", err=True)
+    for scene in result.failed:
+        click.echo(f"geoseg: failed: {scene['scene']}: {scene['reason']}", err=True)
+    if result.failed:
+        sys.exit(3)

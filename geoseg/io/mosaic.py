@@ -1,0 +1,86 @@
+"""Batch outputs: a VRT mosaic of class maps and one GeoPackage of everyone's polygons."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from geoseg.io.classmap import CLASSES_TAG, NODATA
+
+__all__ = ["merge_polygons", "mosaic_vrt"]
+
+
+def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
+    """Write ``out``, a VRT mosaic of class maps (paths relative to it); returns notes on what was left out.
+
+    All maps must share CRS and pixel size (geoseg writes each on its scene's
+    grid); otherwise no mosaic is written and the note says why.
+    """
+    import rasterio
+
+    from geoseg.io.paths import atomic_output
+
+    infos = []
+    for path in paths:
+        with rasterio.open(path) as ds:
+            infos.append((path, ds.crs, ds.transform, ds.width, ds.height, ds.colormap(1), ds.tags().get(CLASSES_TAG)))
+    _, crs, t0, *_ = infos[0]
+    if any(i[1] != crs for i in infos) or any(abs(i[2].a - t0.a) > 1e-9 * abs(t0.a) or abs(i[2].e - t0.e) >
+                                              1e-9 * abs(t0.e) for i in infos):
+        if out.exists():
+            out.unlink()
+        return ["classes.vrt not written: the scenes differ in CRS or pixel size (a mosaic needs one grid); "
+                "open the scenes' classes.tif side by side or warp them to one grid"]
+    res_x, res_y = t0.a, -t0.e
+    left = min(i[2].c for i in infos)
+    top = max(i[2].f for i in infos)
+    right = max(i[2].c + i[3] * res_x for i in infos)
+    bottom = min(i[2].f - i[4] * res_y for i in infos)
+    width, height = math.ceil((right - left) / res_x - 1e-6), math.ceil((top - bottom) / res_y - 1e-6)
+    cmap = infos[0][5]
+    lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">', f"  <SRS>{escape(crs.to_wkt())}</SRS>",
+             f"  <GeoTransform>{left!r}, {res_x!r}, 0.0, {top!r}, 0.0, {-res_y!r}</GeoTransform>"]
+    if infos[0][6]:
+        lines.append(f'  <Metadata><MDI key="{CLASSES_TAG}">{escape(infos[0][6])}</MDI></Metadata>')
+    lines += ['  <VRTRasterBand dataType="Byte" band="1">', f"    <NoDataValue>{NODATA}</NoDataValue>",
+              "    <ColorInterp>Palette</ColorInterp>", "    <ColorTable>"]
+    lines += [f'      <Entry c1="{r}" c2="{g}" c3="{b}" c4="{a}"/>'
+              for r, g, b, a in (cmap.get(i, (0, 0, 0, 0)) for i in range(256))]
+    lines.append("    </ColorTable>")
+    for path, _, t, w, h, _, _ in infos:
+        x, y = (t.c - left) / res_x, (top - t.f) / res_y
+        rel = Path(path).resolve().relative_to(out.resolve().parent).as_posix()
+        lines += ["    <ComplexSource>", f'      <SourceFilename relativeToVRT="1">{escape(rel)}</SourceFilename>',
+                  "      <SourceBand>1</SourceBand>", f"      <NODATA>{NODATA}</NODATA>",
+                  f'      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>',
+                  f'      <DstRect xOff="{x!r}" yOff="{y!r}" xSize="{w}" ySize="{h}"/>', "    </ComplexSource>"]
+    lines += ["  </VRTRasterBand>", "</VRTDataset>"]
+    with atomic_output(out) as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
+    return []
+
+
+def merge_polygons(paths: list[Path], out: Path) -> list[str]:
+    """Concatenate scenes' ``polygons.gpkg`` into ``out`` (CRS of the first, field ``scene``, QGIS style)."""
+    import geopandas as gpd
+    import pandas as pd
+    import pyogrio
+    import rasterio
+
+    from geoseg.io.features import write_polygons
+    from geoseg.vectorizer import class_table_of
+
+    frames = []
+    for path in paths:
+        frame = pyogrio.read_dataframe(path, layer="polygons")
+        frame.insert(0, "scene", path.parent.name)
+        frames.append(frame)
+    crs = frames[0].crs
+    reprojected = any(f.crs != crs for f in frames)
+    frames = [f.to_crs(crs) if f.crs != crs else f for f in frames]
+    merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
+    with rasterio.open(paths[0].parent / "classes.tif") as ds:
+        table = class_table_of(ds)
+    write_polygons(merged, out, "GPKG", table)
+    return [f"polygons.gpkg: scenes in other CRSs reprojected to the first scene's {crs}"] if reprojected else []

@@ -1,0 +1,88 @@
+"""Batch runs: several scenes into one OUTDIR, failures recorded, resumable, mosaic and merged polygons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import rasterio
+from affine import Affine
+from conftest import random_scene, run, write_raster
+from rasterio.windows import from_bounds
+
+BANDS = ["B02", "B03", "B04", "B08"]
+
+
+def tiles(folder: Path) -> list[Path]:
+    """Three 4-band scenes side by side on one 10 m grid (x offsets 0, 100, 200 px)."""
+    folder.mkdir()
+    paths = []
+    for i in range(3):
+        transform = Affine(10.0, 0, 330000.0 + 1000.0 * i, 0, -10.0, 5822040.0)
+        paths.append(write_raster(folder / f"tile_{i}.tif", random_scene((4, 90, 100), seed=i), transform=transform,
+                                  descriptions=BANDS))
+    return paths
+
+
+def test_batch_records_failures_mosaics_and_resumes(runner, unet_path: Path, tmp_path: Path) -> None:
+    scenes = tiles(tmp_path / "in")
+    (tmp_path / "in" / "broken.tif").write_text("not a raster")
+    out = tmp_path / "out"
+    result = run(runner, "run", tmp_path / "in" / "*.tif", "-o", out, "-m", unet_path, "--min-area", 200)
+    assert result.exit_code == 3, result.output
+    assert "failed: " in result.stderr and "broken.tif is not a raster GDAL can read" in result.stderr
+    record = json.loads((out / "batch.json").read_text())
+    status = {Path(s["scene"]).name: s["status"] for s in record["scenes"]}
+    assert status == {"broken.tif": "failed", "tile_0.tif": "done", "tile_1.tif": "done", "tile_2.tif": "done"}
+    assert record["counts"] == {"done": 3, "skipped": 0, "failed": 1}
+    assert not (out / "broken").exists()
+    # the mosaic shows every scene's class map in its place
+    with rasterio.open(out / "classes.vrt") as vrt:
+        assert (vrt.width, vrt.height) == (300, 90) and vrt.nodata == 255 and vrt.colormap(1)[0][3] == 255
+        for scene in scenes:
+            with rasterio.open(out / scene.stem / "classes.tif") as ds:
+                window = from_bounds(*ds.bounds, transform=vrt.transform)
+                assert (vrt.read(1, window=window) == ds.read(1)).all()
+    merged = pyogrio.read_dataframe(out / "polygons.gpkg", layer="polygons")
+    counts = [len(pyogrio.read_dataframe(out / s.stem / "polygons.gpkg", layer="polygons")) for s in scenes]
+    assert len(merged) == sum(counts) and set(merged["scene"]) == {s.stem for s in scenes}
+    # resume: complete scenes are skipped, the fixed one is done
+    stamps = {s.stem: (out / s.stem / "run.json").stat().st_mtime_ns for s in scenes}
+    write_raster(tmp_path / "in" / "broken.tif", random_scene((4, 90, 100), seed=9), descriptions=BANDS,
+                 transform=Affine(10.0, 0, 333000.0, 0, -10.0, 5822040.0))
+    result = run(runner, "run", tmp_path / "in" / "*.tif", "-o", out, "-m", unet_path, "--min-area", 200)
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "batch.json").read_text())
+    assert record["counts"] == {"done": 1, "skipped": 3, "failed": 0}
+    assert {s.stem: (out / s.stem / "run.json").stat().st_mtime_ns for s in scenes} == stamps
+    with rasterio.open(out / "classes.vrt") as vrt:
+        assert vrt.width == 400
+    assert len(pyogrio.read_dataframe(out / "polygons.gpkg", layer="polygons")) > len(merged)
+
+
+def test_list_file_and_single_model_load(runner, unet_path: Path, tmp_path: Path) -> None:
+    scenes = tiles(tmp_path / "in")
+    listing = tmp_path / "scenes.txt"
+    listing.write_text("# two of them\n" + "\n".join(f"in/{s.name}" for s in scenes[:2]) + "\n")
+    result = run(runner, "run", f"@{listing}", "-o", tmp_path / "out", "-m", unet_path)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert [s["status"] for s in record["scenes"]] == ["done", "done"]
+    assert all((tmp_path / "out" / s.stem / "run.json").is_file() for s in scenes[:2])
+
+
+def test_batch_input_errors(runner, unet_path: Path, tmp_path: Path) -> None:
+    scenes = tiles(tmp_path / "in")
+    result = run(runner, "run", tmp_path / "nothing" / "*.tif", "-o", tmp_path / "out", "-m", unet_path)
+    assert result.exit_code == 1 and "matches no file" in result.stderr
+    (tmp_path / "other").mkdir()
+    twin = tmp_path / "other" / scenes[0].name
+    twin.write_bytes(scenes[0].read_bytes())
+    result = run(runner, "run", scenes[0], twin, "-o", tmp_path / "out", "-m", unet_path)
+    assert result.exit_code == 1 and "would both write OUTDIR/tile_0" in result.stderr
+    result = run(runner, "run", "@" + str(tmp_path / "missing.txt"), "-o", tmp_path / "out", "-m", unet_path)
+    assert result.exit_code == 1 and "list file" in result.stderr
+    assert not (tmp_path / "out").exists()
+    assert np.all([len(r.stderr.strip().splitlines()) == 1 for r in [result]])
