@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 import threading
@@ -30,6 +31,9 @@ class _Group(click.Group):
                 traceback.print_exc()
             if isinstance(exc, GeosegError):
                 message = str(exc)
+            elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                where = f" writing {exc.filename}" if exc.filename else ""
+                message = f"no space left on the device{where}: free disk space or write to another folder"
             else:
                 message = f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)"
             click.echo(f"geoseg: error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)

@@ -135,7 +135,7 @@ def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
         raise VectorError(f"labels {name} hold no features: give a file with labeled polygons")
     if frame.crs is None:
         raise VectorError(f"labels {name} have no CRS: assign one (e.g. ogr2ogr -a_srs EPSG:4326)")
-    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty & frame[label_field].notna()]
+    frame = frame[~frame.geometry.isna() & ~frame.geometry.is_empty & frame[label_field].notna()]
     frame = frame[frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
     if frame.empty:
         raise VectorError(f"labels {name} hold no polygons with a {label_field!r} value: give labeled polygons")
