@@ -46,7 +46,7 @@ def read_label_map(path: str | os.PathLike, class_names: list[str]) -> LabelMap:
         raise InputError(f"--classes {p} does not exist: give a training config or a JSON/YAML class mapping")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
+    except (yaml.YAMLError, UnicodeDecodeError):
         raise InputError(f"--classes {p} is not valid JSON or YAML: fix the syntax") from None
     if isinstance(data, dict) and isinstance(data.get("data"), dict):
         data = data["data"]

@@ -132,3 +132,47 @@ def test_labels_with_broken_geometries(tmp_path: Path) -> None:
     gpd.GeoDataFrame({"kind": ["a"]}, geometry=[shapely.box(x, y - 100, x + 100, y)]).to_file(tmp_path / "nocrs.gpkg")
     with pytest.raises(VectorError, match="have no CRS"):
         open_labels(tmp_path / "nocrs.gpkg", grid, "kind")
+
+
+def _bad_files(tmp: Path) -> dict[str, Path]:
+    text = tmp / "text.tif"
+    text.write_text("hello")
+    jpeg = tmp / "photo.tif"
+    jpeg.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 100)
+    empty = tmp / "empty.tif"
+    empty.write_bytes(b"")
+    good = write_raster(tmp / "good.tif", random_scene((4, 40, 40)))
+    truncated = tmp / "truncated.tif"
+    truncated.write_bytes(good.read_bytes()[:600])
+    return {"text": text, "jpeg": jpeg, "empty": empty, "truncated": truncated, "missing": tmp / "missing.tif"}
+
+
+@pytest.mark.parametrize("command", ["predict", "run", "vectorize", "tile", "evaluate", "info", "export", "train"])
+def test_every_command_answers_bad_files_in_one_line(command: str, model4: Path, tmp_path: Path, runner) -> None:
+    bad = _bad_files(tmp_path)
+    before = set(tmp_path.rglob("*"))
+    for kind, path in bad.items():
+        if command == "info" and kind == "truncated":
+            continue  # info reads the header only, which is intact
+        args = {
+            "predict": ["predict", path, "-m", model4, "-o", tmp_path / "c.tif"],
+            "run": ["run", path, "-m", model4, "-o", tmp_path / "out"],
+            "vectorize": ["vectorize", path, "-o", tmp_path / "p.gpkg"],
+            "tile": ["tile", path, "-o", tmp_path / "chips"],
+            "evaluate": ["evaluate", path, path],
+            "info": ["info", path],
+            "export": ["export", str(path).replace(".tif", ".pt"), "-o", tmp_path / "m.onnx"],
+            "train": ["train", str(path).replace(".tif", ".yaml"), "-o", tmp_path / "run"],
+        }[command]
+        if command in ("export", "train") and kind != "missing":
+            target = Path(args[1])
+            target.write_bytes(path.read_bytes() if path.exists() else b"")
+        result = run(runner, *args)
+        assert result.exit_code == 1, (kind, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("geoseg: error: ") and "Traceback" not in result.output, \
+            (kind, result.output)
+        assert Path(args[1]).name in lines[0] or "config" in lines[0], (kind, lines[0])
+        if command in ("export", "train") and kind != "missing":
+            Path(args[1]).unlink()
+    assert set(tmp_path.rglob("*")) == before, "no output may be left behind"

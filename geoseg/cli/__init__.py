@@ -31,6 +31,10 @@ class _Group(click.Group):
                 traceback.print_exc()
             if isinstance(exc, GeosegError):
                 message = str(exc)
+            elif _is_read_failure(exc):
+                detail = str(exc.__cause__ or exc).splitlines()[0]
+                message = (f"cannot read pixels ({detail}): the file is damaged or truncated; copy or export it "
+                           "again (gdalinfo -checksum FILE shows the damage)")
             elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                 where = f" writing {exc.filename}" if exc.filename else ""
                 message = f"no space left on the device{where}: free disk space or write to another folder"
@@ -38,6 +42,13 @@ class _Group(click.Group):
                 message = f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)"
             click.echo(f"geoseg: error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
             sys.exit(1)
+
+
+def _is_read_failure(exc: BaseException) -> bool:
+    """rasterio's "Read failed" for pixels GDAL cannot decode (the cause names the file and band)."""
+    from rasterio.errors import RasterioIOError
+
+    return isinstance(exc, RasterioIOError) and str(exc).startswith("Read failed")
 
 
 def _terminate_like_interrupt() -> None:

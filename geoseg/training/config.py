@@ -206,6 +206,8 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"config {p} does not exist: give a YAML file (examples in configs/)")
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {p} is not a text file: give a YAML config (examples in configs/)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
