@@ -176,3 +176,46 @@ def test_every_command_answers_bad_files_in_one_line(command: str, model4: Path,
         if command in ("export", "train") and kind != "missing":
             Path(args[1]).unlink()
     assert set(tmp_path.rglob("*")) == before, "no output may be left behind"
+
+
+@pytest.mark.skipif(__import__("os").name == "nt", reason="POSIX signals")
+@pytest.mark.parametrize("command", ["run", "vectorize"])
+def test_interrupted_run_and_vectorize_keep_the_previous_output(command: str, model4: Path, tmp_path: Path) -> None:
+    """Real processes interrupted mid-way (SIGINT): previous outputs untouched, no temporary files."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    rng = np.random.default_rng(0)
+    if command == "run":
+        scene = write_raster(tmp_path / "scene.tif", random_scene((4, 768, 768)))
+        target = tmp_path / "out"
+        target.mkdir()
+        (target / "keep.txt").write_text("previous run")
+        args = ["run", str(scene), "-m", str(model4), "-o", str(target), "--overwrite", "--batch-size", "1"]
+        stage = "predict"
+    else:
+        classes = np.kron(rng.integers(0, 6, (700, 700)), np.ones((4, 4))).astype("uint8")
+        scene = write_raster(tmp_path / "classes.tif", classes, nodata=255)
+        target = tmp_path / "polygons.gpkg"
+        target.write_bytes(b"previous polygons")
+        args = ["vectorize", str(scene), "-o", str(target), "--overwrite", "--min-area", "2000"]
+        stage = "vectorize"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = subprocess.Popen([sys.executable, "-m", "geoseg", *args, "--progress", "json"], stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("{") and json.loads(line)["stage"].startswith(stage):
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, rest
+    assert "interrupted" in rest and "Traceback" not in rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    if command == "run":
+        assert sorted(p.name for p in target.iterdir()) == ["keep.txt"]
+    else:
+        assert target.read_bytes() == b"previous polygons"
