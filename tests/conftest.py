@@ -49,6 +49,21 @@ def write_raster(
     return path
 
 
+def bad_raster_files(tmp: Path) -> dict[str, Path]:
+    """Files named .tif that GDAL cannot use: text, a JPEG header, empty, truncated, and a missing path."""
+    text = tmp / "text.tif"
+    text.write_text("hello")
+    jpeg = tmp / "photo.tif"
+    jpeg.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 100)
+    empty = tmp / "empty.tif"
+    empty.write_bytes(b"")
+    good = write_raster(tmp / "good.tif", random_scene((4, 40, 40)))
+    truncated = tmp / "truncated.tif"
+    truncated.write_bytes(good.read_bytes()[:600])
+    good.unlink()
+    return {"text": text, "jpeg": jpeg, "empty": empty, "truncated": truncated, "missing": tmp / "missing.tif"}
+
+
 def random_scene(shape: tuple[int, int, int], dtype: str = "uint16", seed: int = 0) -> np.ndarray:
     """Smooth random bands (blocky fields) of ``shape``: something a model can react to."""
     rng = np.random.default_rng(seed)

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from tests.conftest import SAMPLE, random_scene, run, write_raster
+from tests.conftest import SAMPLE, bad_raster_files, random_scene, run, write_raster
 
 
 def assert_one_line_error(result, *words: str) -> None:
@@ -63,12 +63,8 @@ def test_debug_shows_the_traceback(runner, unet_path: Path, tmp_path: Path) -> N
 
 
 def _bad_inputs(tmp: Path, scene: Path, model: Path) -> list[tuple[str, list, tuple[str, ...]]]:
-    text = tmp / "text.tif"
-    text.write_text("hello")
-    jpeg = tmp / "photo.tif"
-    jpeg.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 100)
-    empty = tmp / "empty.tif"
-    empty.write_bytes(b"")
+    bad = bad_raster_files(tmp)
+    text, jpeg, empty = bad["text"], bad["jpeg"], bad["empty"]
     data = random_scene((4, 40, 40))
     no_crs = write_raster(tmp / "nocrs.tif", data, crs=None)
     no_transform = write_raster(tmp / "notransform.tif", data, transform=None, crs="EPSG:32633")

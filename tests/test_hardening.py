@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from conftest import random_scene, run, tiny_unet, write_raster
+from conftest import bad_raster_files, random_scene, run, tiny_unet, write_raster
 
 import geoseg
 
@@ -134,22 +134,9 @@ def test_labels_with_broken_geometries(tmp_path: Path) -> None:
         open_labels(tmp_path / "nocrs.gpkg", grid, "kind")
 
 
-def _bad_files(tmp: Path) -> dict[str, Path]:
-    text = tmp / "text.tif"
-    text.write_text("hello")
-    jpeg = tmp / "photo.tif"
-    jpeg.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 100)
-    empty = tmp / "empty.tif"
-    empty.write_bytes(b"")
-    good = write_raster(tmp / "good.tif", random_scene((4, 40, 40)))
-    truncated = tmp / "truncated.tif"
-    truncated.write_bytes(good.read_bytes()[:600])
-    return {"text": text, "jpeg": jpeg, "empty": empty, "truncated": truncated, "missing": tmp / "missing.tif"}
-
-
 @pytest.mark.parametrize("command", ["predict", "run", "vectorize", "tile", "evaluate", "info", "export", "train"])
 def test_every_command_answers_bad_files_in_one_line(command: str, model4: Path, tmp_path: Path, runner) -> None:
-    bad = _bad_files(tmp_path)
+    bad = bad_raster_files(tmp_path)
     before = set(tmp_path.rglob("*"))
     for kind, path in bad.items():
         if command == "info" and kind == "truncated":

@@ -59,9 +59,9 @@ def test_run_refusals(runner, unet_path: Path, tmp_path: Path) -> None:
     result = run(runner, "run", scene, "-o", inside, "-m", unet_path, "--overwrite")
     assert result.exit_code == 1 and "inside the output folder" in result.stderr
     assert scene.exists()
-    result = run(runner, "run", SAMPLE, SAMPLE, "-o", tmp_path / "x", "-m", unet_path)
-    assert result.exit_code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+    result = run(runner, "run", SAMPLE, SAMPLE, "-o", tmp_path / "x", "-m", unet_path)  # the same scene twice: once
+    assert result.exit_code == 0 and len(json.loads((tmp_path / "x" / "batch.json").read_text())["scenes"]) == 1
 
 
 def test_failed_run_leaves_no_folder(runner, unet_path: Path, tmp_path: Path) -> None:
