@@ -98,6 +98,8 @@ def run_batch(
     *,
     overwrite: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
     **options: Any,
 ) -> BatchResult:
     """Run :func:`geoseg.run` on every scene into ``OUTDIR/<scene>/``; resumable, failures recorded.
@@ -106,13 +108,17 @@ def run_batch(
     unless ``overwrite``. Returns every scene's status; ``batch.json``,
     ``classes.vrt`` and ``polygons.gpkg`` are (re)written at the end.
 
+    ``workers`` runs the scenes on a Dask ``LocalCluster`` of that many
+    single-thread worker processes, ``scheduler`` on an existing Dask cluster
+    (``tcp://host:8786``); each scene is one task, each worker loads the
+    model once, and the outputs are the same as in one process.
+
     Example:
         >>> result = run_batch(["a.tif", "b.tif"], "out", model="model.pt")  # doctest: +SKIP
         >>> [s["status"] for s in result.scenes]  # doctest: +SKIP
     """
     from geoseg.inference.api import open_model
     from geoseg.io.paths import check_writable_folder
-    from geoseg.pipeline import run
 
     scenes = expand_inputs(images)
     out = Path(outdir)
@@ -122,30 +128,119 @@ def run_batch(
     for scene in scenes:
         if not scene.startswith("/vsi") and out.resolve() in Path(scene).resolve().parents:
             raise InputError(f"input {scene} lies inside the output folder {out}: choose another output folder")
-    net = open_model(model, options.get("backend", "auto"), options.get("device", "auto"))
-    out.mkdir(exist_ok=True)
-    result = BatchResult(out)
-    for n, scene in enumerate(scenes):
-        target = out / _stem(scene)
-        entry: dict[str, Any] = {"scene": scene, "folder": target.name}
-        started = time.perf_counter()
-        if (target / "run.json").is_file() and not overwrite:
-            entry["status"] = "skipped"
-        else:
-            try:
-                run(scene, target, net, overwrite=True, progress=progress, **options)
-                entry["status"] = "done"
-            except (GeosegError, OSError, ValueError, RuntimeError) as exc:
-                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                entry.update(status="failed", reason=message)
-                log.warning("%s failed: %s", scene, message)
-        entry["seconds"] = round(time.perf_counter() - started, 2)
-        result.scenes.append(entry)
-        if progress:
-            progress("batch", n + 1, len(scenes))
+    distributed = workers is not None or scheduler is not None
+    if distributed and not isinstance(model, (str, os.PathLike)):
+        raise InputError("--workers and --scheduler need the model as a file path (or 'default'), not an object")
+    net = model if distributed else open_model(model, options.get("backend", "auto"), options.get("device", "auto"))
+    client = cluster = None
+    if distributed:  # check the model file and reach the cluster before anything is written
+        open_model(model, options.get("backend", "auto"), "cpu")
+        client, cluster = _client(workers, scheduler)
+    try:
+        result = _run_all(scenes, out, net, client, progress, overwrite, options)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
     finished = [out / s["folder"] for s in result.scenes if s["status"] != "failed"]
     _write_batch_outputs(out, finished, result, model)
     return result
+
+
+def _run_all(scenes: list[str], out: Path, net: object, client: Any, progress: Callable[[str, int, int], None] | None,
+             overwrite: bool, options: dict[str, Any]) -> BatchResult:
+    out.mkdir(exist_ok=True)
+    result = BatchResult(out)
+    todo = []
+    for scene in scenes:
+        target = out / _stem(scene)
+        entry: dict[str, Any] = {"scene": scene, "folder": target.name}
+        result.scenes.append(entry)
+        if (target / "run.json").is_file() and not overwrite:
+            entry.update(status="skipped", seconds=0.0)
+        else:
+            todo.append(entry)
+    if client is not None:
+        _run_on_dask(todo, out, str(net), client, progress, len(scenes) - len(todo), len(scenes), options)
+    else:
+        for n, entry in enumerate(todo):
+            entry.update(_run_scene(entry["scene"], str(out / entry["folder"]), net, options, progress))
+            if progress:
+                progress("batch", len(scenes) - len(todo) + n + 1, len(scenes))
+    return result
+
+
+def _run_scene(scene: str, target: str, model: object, options: dict[str, Any],
+               progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Run one scene; a failure becomes a status with its one-line reason."""
+    from geoseg.pipeline import run
+
+    started = time.perf_counter()
+    try:
+        run(scene, target, model, overwrite=True, progress=progress, **options)
+        status: dict[str, Any] = {"status": "done"}
+    except (GeosegError, OSError, ValueError, RuntimeError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        status = {"status": "failed", "reason": message}
+        log.warning("%s failed: %s", scene, message)
+    status["seconds"] = round(time.perf_counter() - started, 2)
+    return status
+
+
+_WORKER_MODELS: dict[str, object] = {}
+
+
+def _dask_task(scene: str, target: str, model: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Runs on a Dask worker: the model is loaded once per worker process and kept."""
+    from geoseg.inference.api import open_model
+
+    try:
+        import torch
+        from distributed import get_worker
+
+        torch.set_num_threads(max(1, get_worker().state.nthreads))
+    except (ImportError, ValueError):
+        pass
+    key = f"{model}|{options.get('backend', 'auto')}|{options.get('device', 'auto')}"
+    if key not in _WORKER_MODELS:
+        _WORKER_MODELS[key] = open_model(model, options.get("backend", "auto"), options.get("device", "auto"))
+    return _run_scene(scene, target, _WORKER_MODELS[key], options)
+
+
+def _client(workers: int | None, scheduler: str | None):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--workers and --scheduler need Dask: pip install 'geoseg[dask]'") from None
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="5s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({str(exc).splitlines()[0][:120]}): "
+                             "check the address (tcp://host:8786) and that the scheduler runs") from None
+    if workers is None or workers < 1:
+        raise InputError(f"--workers {workers} must be at least 1")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def _run_on_dask(todo: list[dict[str, Any]], out: Path, model: str, client: Any,
+                 progress: Callable[[str, int, int], None] | None, done_before: int, total: int,
+                 options: dict[str, Any]) -> None:
+    from distributed import as_completed
+
+    from geoseg.io.paths import is_remote
+
+    def absolute(path: str) -> str:  # workers may run elsewhere: hand them absolute paths
+        return path if path == "default" or is_remote(path) else str(Path(path).resolve())
+
+    futures = {client.submit(_dask_task, absolute(e["scene"]), str((out / e["folder"]).resolve()), absolute(model),
+                             options, pure=False): e for e in todo}
+    for n, future in enumerate(as_completed(futures)):
+        futures[future].update(future.result())
+        if progress:
+            progress("batch", done_before + n + 1, total)
 
 
 def _write_batch_outputs(out: Path, finished: list[Path], result: BatchResult, model: object) -> None:

@@ -86,3 +86,45 @@ def test_batch_input_errors(runner, unet_path: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "list file" in result.stderr
     assert not (tmp_path / "out").exists()
     assert np.all([len(r.stderr.strip().splitlines()) == 1 for r in [result]])
+
+
+def test_dask_workers_give_the_same_outputs_as_one_process(runner, unet_path: Path, tmp_path: Path) -> None:
+    import time
+
+    import pytest
+
+    pytest.importorskip("distributed", reason="Dask is in the dev extra: pip install -e '.[dev]'")
+    tiles(tmp_path / "in")
+    (tmp_path / "in" / "broken.tif").write_text("not a raster")
+    pattern = tmp_path / "in" / "*.tif"
+    one = run(runner, "run", pattern, "-o", tmp_path / "one", "-m", unet_path, "--min-area", 200)
+    started = time.perf_counter()
+    two = run(runner, "run", pattern, "-o", tmp_path / "two", "-m", unet_path, "--min-area", 200, "--workers", 2)
+    print("2 Dask workers, 4 scenes:", round(time.perf_counter() - started, 1), "s")
+    assert one.exit_code == two.exit_code == 3, two.output
+    a = json.loads((tmp_path / "one" / "batch.json").read_text())
+    b = json.loads((tmp_path / "two" / "batch.json").read_text())
+    assert [(s["folder"], s["status"], s.get("reason")) for s in a["scenes"]] == \
+        [(s["folder"], s["status"], s.get("reason")) for s in b["scenes"]]
+    for i in range(3):
+        with rasterio.open(tmp_path / "one" / f"tile_{i}" / "classes.tif") as x, \
+                rasterio.open(tmp_path / "two" / f"tile_{i}" / "classes.tif") as y:
+            assert (x.read(1) == y.read(1)).all()
+        p = pyogrio.read_dataframe(tmp_path / "one" / f"tile_{i}" / "polygons.gpkg", layer="polygons")
+        q = pyogrio.read_dataframe(tmp_path / "two" / f"tile_{i}" / "polygons.gpkg", layer="polygons")
+        assert len(p) == len(q) and p.geometry.geom_equals_exact(q.geometry, 0).all()
+        assert (p.drop(columns="geometry") == q.drop(columns="geometry")).all().all()
+
+
+def test_unreachable_scheduler_is_a_quick_clear_error(runner, unet_path: Path, tmp_path: Path) -> None:
+    import time
+
+    import pytest
+
+    pytest.importorskip("distributed", reason="Dask is in the dev extra: pip install -e '.[dev]'")
+    scenes = tiles(tmp_path / "in")
+    started = time.perf_counter()
+    result = run(runner, "run", *scenes, "-o", tmp_path / "out", "-m", unet_path, "--scheduler", "tcp://127.0.0.1:9")
+    assert time.perf_counter() - started < 30
+    assert result.exit_code == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

@@ -19,9 +19,13 @@ log = logging.getLogger("geoseg")
 @model_option(required=False)
 @inference_options
 @polygon_options
+@click.option("--workers", type=int, default=None, metavar="N",
+              help="Batches: run the scenes on a local Dask cluster of N single-thread worker processes.")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Batches: run the scenes on an existing Dask cluster, e.g. tcp://10.0.0.5:8786.")
 @common_options
 def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, backend, tta, aoi, overwrite, min_area,
-        simplify) -> None:
+        simplify, workers, scheduler) -> None:
     """Run the whole pipeline on IMAGE and write OUTDIR with classes.tif, confidence.tif,
     polygons.gpkg, polygons.geojson, classes.qml, polygons.qml, areas.csv, preview.png
     and run.json (written last: its presence means the run is complete).
@@ -39,7 +43,10 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
     mosaic of the class maps) and polygons.gpkg (all polygons, field scene).
     Running the same batch into the same OUTDIR again skips scenes that are
     complete (--overwrite redoes all); a failed scene does not stop the
-    others, and the exit code is then 3.
+    others, and the exit code is then 3. --workers N or --scheduler ADDRESS
+    run the scenes as Dask tasks (each worker loads the model once; the
+    outputs are the same as in one process); one scene is not yet split
+    across workers.
 
     \b
     Example:
@@ -49,9 +56,10 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
     """
     from geoseg.batch import is_batch
 
-    if is_batch(images):
-        _run_batch(images, outdir, model, overwrite, min_area, simplify, bands=bands, chip_size=chip_size,
-                   overlap=overlap, batch_size=batch_size, device=device, tta=tta, aoi=aoi, backend=backend)
+    if is_batch(images) or workers is not None or scheduler is not None:
+        _run_batch(images, outdir, model, overwrite, min_area, simplify, workers, scheduler, bands=bands,
+                   chip_size=chip_size, overlap=overlap, batch_size=batch_size, device=device, tta=tta, aoi=aoi,
+                   backend=backend)
         return
     from geoseg.pipeline import run as run_pipeline
 
@@ -68,7 +76,7 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
              result.record["timings_s"]["total"])
 
 
-def _run_batch(images, outdir, model, overwrite, min_area, simplify, **options) -> None:
+def _run_batch(images, outdir, model, overwrite, min_area, simplify, workers, scheduler, **options) -> None:
     import sys
 
     from geoseg.batch import run_batch
@@ -76,7 +84,7 @@ def _run_batch(images, outdir, model, overwrite, min_area, simplify, **options) 
     update, close = make_progress()
     try:
         result = run_batch(images, outdir, model or "default", overwrite=overwrite, progress=update,
-                           min_area=min_area, simplify=simplify, **options)
+                           min_area=min_area, simplify=simplify, workers=workers, scheduler=scheduler, **options)
     finally:
         close()
     counts = {k: sum(s["status"] == k for s in result.scenes) for k in ("done", "skipped", "failed")}
