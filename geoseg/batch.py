@@ -90,6 +90,11 @@ class BatchResult:
     def failed(self) -> list[dict[str, Any]]:
         return [s for s in self.scenes if s["status"] == "failed"]
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Scenes per status."""
+        return {k: sum(s["status"] == k for s in self.scenes) for k in ("done", "skipped", "failed")}
+
 
 def run_batch(
     images: Sequence[str],
@@ -118,16 +123,11 @@ def run_batch(
         >>> [s["status"] for s in result.scenes]  # doctest: +SKIP
     """
     from geoseg.inference.api import open_model
-    from geoseg.io.paths import check_writable_folder
+    from geoseg.io.paths import check_outdir
 
     scenes = expand_inputs(images)
     out = Path(outdir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output {out} is a file, not a folder: give a folder path")
-    check_writable_folder(out.resolve().parent)
-    for scene in scenes:
-        if not scene.startswith("/vsi") and out.resolve() in Path(scene).resolve().parents:
-            raise InputError(f"input {scene} lies inside the output folder {out}: choose another output folder")
+    check_outdir(out, scenes, overwrite=True)  # an existing OUTDIR is the batch being resumed
     distributed = workers is not None or scheduler is not None
     if distributed and not isinstance(model, (str, os.PathLike)):
         raise InputError("--workers and --scheduler need the model as a file path (or 'default'), not an object")
@@ -246,7 +246,7 @@ def _run_on_dask(todo: list[dict[str, Any]], out: Path, model: str, client: Any,
 def _write_batch_outputs(out: Path, finished: list[Path], result: BatchResult, model: object) -> None:
     from geoseg import __version__
     from geoseg.io.mosaic import merge_polygons, mosaic_vrt
-    from geoseg.io.paths import atomic_output
+    from geoseg.io.paths import write_text_atomic
 
     notes = []
     if finished:
@@ -258,7 +258,6 @@ def _write_batch_outputs(out: Path, finished: list[Path], result: BatchResult, m
                 (out / name).unlink()
     record = {"geoseg_version": __version__, "model": str(model) if isinstance(model, (str, os.PathLike)) else
               getattr(getattr(model, "card", None), "name", None), "scenes": result.scenes,
-              "counts": {k: sum(s["status"] == k for s in result.scenes) for k in ("done", "skipped", "failed")},
+              "counts": result.counts,
               "notes": notes}
-    with atomic_output(out / "batch.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    write_text_atomic(out / "batch.json", json.dumps(record, indent=2))

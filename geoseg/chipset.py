@@ -82,6 +82,7 @@ def tile(
     import rasterio
     import shapely
 
+    from geoseg.io.classmap import colormap
     from geoseg.io.labels import SceneGrid, open_labels
     from geoseg.io.paths import atomic_folder, check_outdir
     from geoseg.io.raster import gdal_env, open_scene
@@ -95,7 +96,7 @@ def tile(
     with gdal_env(), open_scene(image) as ds:
         grid = make_grid(ds.width, ds.height, chip_size=chip_size, overlap=overlap, transform=ds.transform)
         source = None if labels is None else open_labels(labels, SceneGrid.of(ds), label_field, classes)
-        rows, written, unlabeled, empty = [], 0, 0, 0
+        rows, unlabeled, empty = [], 0, 0
         try:
             with atomic_folder(out) as tmp:
                 (tmp / "images").mkdir()
@@ -125,11 +126,10 @@ def tile(
                     if mask is not None:
                         mprof = _chip_profile(ds, chip.transform, chip_size, 1, "uint8", IGNORE_INDEX)
                         with rasterio.open(tmp / "masks" / name, "w", **mprof) as dst:
-                            dst.write_colormap(1, {c.id: (*c.rgb, 255) for c in source.label_map.classes})
+                            dst.write_colormap(1, colormap(source.label_map.classes))
                             dst.write(mask, 1)
                         row |= {"mask": f"masks/{name}", "labeled": round(share, 4)}
                     rows.append(row)
-                    written += 1
                     if progress:
                         progress("tile", n + 1, len(grid))
                 frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=ds.crs.to_wkt()) if rows else \
@@ -143,13 +143,13 @@ def tile(
                 (tmp / "tile.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
                 if source is not None:
                     lm = source.label_map
-                    table = [{"id": c.id, "name": c.name, "color": c.color,
-                              "values": sorted(v for v, i in lm.values.items() if i == c.id)} for c in lm.classes]
+                    table = [{"id": c.id, "name": c.name, "color": c.color, "values": lm.values_of(c.id)}
+                             for c in lm.classes]
                     (tmp / "classes.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
         finally:
             if source is not None:
                 source.close()
-    return TileResult(out, written, unlabeled, empty)
+    return TileResult(out, len(rows), unlabeled, empty)
 
 
 def _vrt(scene: dict[str, Any], files: list[tuple[str, int, int]], size: int, bands: list[str], dtype: str,

@@ -127,7 +127,6 @@ def evaluate(
 
 def write_json(summary: dict[str, Any], path: Path) -> None:
     """Write metrics as JSON atomically."""
-    from geoseg.io.paths import atomic_output
+    from geoseg.io.paths import write_text_atomic
 
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    write_text_atomic(path, json.dumps(summary, indent=2))

@@ -27,14 +27,10 @@ __all__ = ["IGNORE_INDEX", "LabelMap", "burn"]
 
 def _key(value: Any) -> str:
     """Label values compare as text, so ``1``, ``1.0`` and ``"1"`` name the same value."""
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, (np.integer,)):
-        value = int(value)
-    if isinstance(value, (np.floating,)):
-        value = float(value)
-        if value.is_integer():
-            value = int(value)
     return str(value).strip()
 
 
@@ -56,6 +52,10 @@ class LabelMap:
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.classes]
+
+    def values_of(self, class_id: int) -> list[str]:
+        """The label values (as text, sorted) that mean class ``class_id``."""
+        return sorted(v for v, i in self.values.items() if i == class_id)
 
     @classmethod
     def from_spec(cls, spec: Sequence[Any], ignore: Iterable[Any] = ()) -> LabelMap:

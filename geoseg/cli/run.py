@@ -87,7 +87,7 @@ def _run_batch(images, outdir, model, overwrite, min_area, simplify, workers, sc
                            min_area=min_area, simplify=simplify, workers=workers, scheduler=scheduler, **options)
     finally:
         close()
-    counts = {k: sum(s["status"] == k for s in result.scenes) for k in ("done", "skipped", "failed")}
+    counts = result.counts
     click.echo(f"geoseg: {outdir}: {counts['done']} done, {counts['skipped']} skipped (already complete), "
                f"{counts['failed']} failed", err=True)
     for scene in result.failed:

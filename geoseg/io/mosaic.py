@@ -19,7 +19,7 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     """
     import rasterio
 
-    from geoseg.io.paths import atomic_output
+    from geoseg.io.paths import write_text_atomic
 
     infos = []
     for path in paths:
@@ -56,8 +56,7 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
                   f'      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>',
                   f'      <DstRect xOff="{x!r}" yOff="{y!r}" xSize="{w}" ySize="{h}"/>', "    </ComplexSource>"]
     lines += ["  </VRTRasterBand>", "</VRTDataset>"]
-    with atomic_output(out) as tmp:
-        tmp.write_text("\n".join(lines), encoding="utf-8")
+    write_text_atomic(out, "\n".join(lines))
     return []
 
 

@@ -11,7 +11,10 @@ from pathlib import Path
 
 from geoseg.errors import OutputError
 
-__all__ = ["atomic_folder", "atomic_output", "check_outdir", "check_output", "check_writable_folder", "is_remote", "same_file"]
+__all__ = [
+    "atomic_folder", "atomic_output", "check_outdir", "check_output", "check_writable_folder", "is_remote", "same_file",
+    "write_text_atomic",
+]
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -122,6 +125,18 @@ def atomic_output(path: Path) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` under a temporary name, then rename.
+
+    Example:
+        >>> write_text_atomic(Path("/tmp/doc_note.txt"), "done").read_text()
+        'done'
+    """
+    with atomic_output(Path(path)) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 @contextlib.contextmanager

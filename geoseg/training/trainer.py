@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.errors import InputError, OutputError
+from geoseg.io.paths import atomic_output, write_text_atomic
 from geoseg.metrics import ConfusionMatrix
 from geoseg.training.config import ConfigError, load_config, parse_config
 from geoseg.training.data import (
@@ -182,20 +183,13 @@ class _Timer:
             yield item
 
 
-def _write_text(path: Path, text: str) -> None:
-    from geoseg.io.paths import atomic_output
-
-    with atomic_output(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def _write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     buf = io.StringIO()
     keys = list(dict.fromkeys(k for row in history for k in row))
     writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
-    _write_text(run_dir / "history.csv", buf.getvalue())
+    write_text_atomic(run_dir / "history.csv", buf.getvalue())
 
 
 def _plot_curves(run_dir: Path, history: list[dict[str, Any]]) -> None:
@@ -203,8 +197,6 @@ def _plot_curves(run_dir: Path, history: list[dict[str, Any]]) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from geoseg.io.paths import atomic_output
 
     epochs = [r["epoch"] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
@@ -310,7 +302,7 @@ def _build(cfg: dict[str, Any], band_names: list[str], label_map: Any, pixel: fl
         **{key: cfg[key] for key in ("attribution", "licence") if cfg[key]},
         "training_scenes": [Path(s.image).name for s in scenes],
         "training_chips": len(split.train), "validation_chips": len(split.val),
-        "label_values": {c.name: sorted(v for v, i in label_map.values.items() if i == c.id) for c in label_map.classes},
+        "label_values": {c.name: label_map.values_of(c.id) for c in label_map.classes},
     })
     return model
 
@@ -357,7 +349,7 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
             model.card.provenance.update(state.get("best_provenance", {}))
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_text(run_dir / "config.yaml", json.dumps(cfg, indent=2))
+        write_text_atomic(run_dir / "config.yaml", json.dumps(cfg, indent=2))
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device)
@@ -429,7 +421,7 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
         _save_resume(torch, run_dir, opt, sched, epoch, history, best, best_epoch, bad, model)
         _write_history(run_dir, history)
         _plot_curves(run_dir, history)
-        _write_text(run_dir / "metrics.json", json.dumps({"best_epoch": best_epoch, "validation": best_summary},
+        write_text_atomic(run_dir / "metrics.json", json.dumps({"best_epoch": best_epoch, "validation": best_summary},
                                                          indent=2))
         if on_epoch:
             on_epoch(row)
@@ -438,8 +430,6 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
 
 
 def _save_resume(torch, run_dir, opt, sched, epoch, history, best, best_epoch, bad, model) -> None:
-    from geoseg.io.paths import atomic_output
-
     keys = ("trained", "best_epoch", "validation_mean_iou", "validation_iou")
     state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
              "best": best, "best_epoch": best_epoch, "bad": bad,
