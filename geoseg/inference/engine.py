@@ -131,6 +131,10 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+_FLIPS: list[tuple[int, ...]] = [(), (3,), (2,), (2, 3)]
+"""Test-time augmentation: the chip as it is and flipped along x, y and both (axes of a B, C, H, W batch)."""
+
+
 class TorchRunner:
     """Runs a model on normalized chips and returns softmax probabilities as float32 numpy.
 
@@ -165,16 +169,12 @@ class TorchRunner:
             if not self.tta:
                 probs = torch.softmax(self._forward(x), dim=1)
             else:
-                flips: list[list[int]] = [[], [3], [2], [2, 3]]
                 probs = sum(
-                    torch.softmax(self._forward(x.flip(f) if f else x), dim=1).flip(f) if f
+                    torch.softmax(self._forward(x.flip(f)), dim=1).flip(f) if f
                     else torch.softmax(self._forward(x), dim=1)
-                    for f in flips
-                ) / len(flips)
+                    for f in _FLIPS
+                ) / len(_FLIPS)
             return probs.float().contiguous().cpu().numpy()
-
-
-_FLIPS: list[tuple[int, ...]] = [(), (3,), (2,), (2, 3)]
 
 
 class OnnxRunner:

@@ -10,6 +10,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from geoseg.errors import ModelError
 
 __all__ = ["CARD_FORMAT", "ClassInfo", "ModelCard", "default_colors", "generic_band_names"]
@@ -95,6 +97,26 @@ class ModelCard:
     def bands_are_named(self) -> bool:
         """False when the bands carry only generic names (``band_1``...)."""
         return not all(_GENERIC_BAND.match(b) for b in self.bands)
+
+    def normalization(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-band mean and std as float64 arrays (0 and 1 when the model takes raw values)."""
+        mean = np.zeros(self.num_bands) if self.mean is None else np.asarray(self.mean, dtype=np.float64)
+        std = np.ones(self.num_bands) if self.std is None else np.asarray(self.std, dtype=np.float64)
+        return mean, std
+
+    def normalize(self, array: np.ndarray) -> np.ndarray:
+        """Normalize raw band values ``(C, H, W)`` in place: ``(x - mean) / std``.
+
+        Example:
+            >>> card = ModelCard("unet", "resnet18", ["B04"], [ClassInfo(0, "water", "#0000ff")], mean=[10.0], std=[2.0])
+            >>> card.normalize(np.full((1, 1, 2), 14.0, np.float32)).tolist()
+            [[[2.0, 2.0]]]
+        """
+        if self.mean is not None:
+            mean, std = self.normalization()
+            array -= mean.astype(np.float32)[:, None, None]
+            array /= std.astype(np.float32)[:, None, None]
+        return array
 
     def to_json(self) -> str:
         """The card as a JSON string."""

@@ -47,13 +47,8 @@ class Model(torch.nn.Module):
         return _output_stride(self.net)
 
     def normalize(self, array: np.ndarray) -> np.ndarray:
-        """Normalize raw band values ``(..., C, H, W)`` in place with the card's mean and std."""
-        if self.card.mean is not None:
-            mean = np.asarray(self.card.mean, dtype=np.float32)[:, None, None]
-            std = np.asarray(self.card.std or [1.0] * len(self.card.mean), dtype=np.float32)[:, None, None]
-            array -= mean
-            array /= std
-        return array
+        """Normalize raw band values ``(C, H, W)`` in place with the card's mean and std."""
+        return self.card.normalize(array)
 
     def save(self, path: str | os.PathLike, half: bool = False) -> Path:
         """Write the model (card and weights) to a checkpoint file.

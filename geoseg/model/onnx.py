@@ -22,7 +22,7 @@ import numpy as np
 from geoseg.errors import ModelError
 from geoseg.model.card import ModelCard
 
-__all__ = ["DEEPNESS_KEYS", "OnnxModel", "deepness_metadata", "export_onnx", "load_onnx", "onnx_input_scale"]
+__all__ = ["DEEPNESS_KEYS", "OnnxModel", "deepness_metadata", "export_onnx", "load_onnx"]
 
 CARD_KEY = "geoseg_card"
 INPUT_SCALE = 1.0 / 255.0
@@ -31,11 +31,6 @@ DEEPNESS_KEYS = {  # key: type the value must have after json.loads
     "tiles_overlap": (int, float), "standardization_mean": list, "standardization_std": list,
     "seg_thresh": (int, float), "seg_small_segment": int,
 }
-
-
-def onnx_input_scale() -> float:
-    """Factor from raw band values to the exported graph's input (1/255, as Deepness and GeoDeep feed it)."""
-    return INPUT_SCALE
 
 
 def deepness_metadata(card: ModelCard, chip_size: int) -> dict[str, Any]:
@@ -72,8 +67,7 @@ def _folded(model: Any) -> Any:
 
     card = model.card
     bands = card.num_bands
-    mean = np.zeros(bands) if card.mean is None else np.asarray(card.mean, dtype=np.float64)
-    std = np.ones(bands) if card.std is None else np.asarray(card.std, dtype=np.float64)
+    mean, std = card.normalization()
     if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
         raise ModelError(f"model {card.name}: its normalization (mean {card.mean}, std {card.std}) cannot be "
                          "expressed in ONNX; re-save the model with finite means and positive stds")
@@ -154,23 +148,20 @@ class OnnxModel:
         self.chip_size, self.input_scale = chip_size, input_scale  # None: the graph takes normalized values
         self.input_name = session.get_inputs()[0].name
         self.output_stride = chip_size  # the only chip size the file takes
+        mean, std = card.normalization()
+        scale = 1.0 if input_scale is None else input_scale
+        self._gain = (std * scale).astype(np.float32)[:, None, None]
+        self._offset = (mean * scale).astype(np.float32)[:, None, None]
 
     def normalize(self, array: np.ndarray) -> np.ndarray:
         """Same values as :meth:`geoseg.Model.normalize` (the runner turns them back into graph input)."""
-        if self.card.mean is not None:
-            array -= np.asarray(self.card.mean, dtype=np.float32)[:, None, None]
-            array /= np.asarray(self.card.std or [1.0] * len(self.card.mean), dtype=np.float32)[:, None, None]
-        return array
+        return self.card.normalize(array)
 
     def to_graph_input(self, normalized: np.ndarray) -> np.ndarray:
         """Normalized chips in the graph's input units (geoseg exports: raw × input scale)."""
         if self.input_scale is None:
             return normalized.astype(np.float32, copy=False)
-        c = self.card.num_bands
-        mean = np.zeros(c, np.float32) if self.card.mean is None else np.asarray(self.card.mean, np.float32)
-        std = np.ones(c, np.float32) if self.card.std is None else np.asarray(self.card.std, np.float32)
-        return ((normalized * std[:, None, None] + mean[:, None, None]) * np.float32(self.input_scale)).astype(
-            np.float32, copy=False)
+        return (normalized * self._gain + self._offset).astype(np.float32, copy=False)
 
 
 def _providers(device: str) -> list[str]:
@@ -213,7 +204,7 @@ def _card_from_metadata(path: Path, meta: dict[str, str], bands: int, size: int)
     from geoseg.model.card import ClassInfo, default_colors, generic_band_names
 
     if CARD_KEY in meta:
-        card = ModelCard.from_json(json.dumps(json.loads(meta[CARD_KEY])), source=str(path))
+        card = ModelCard.from_json(meta[CARD_KEY], source=str(path))
         card.chip_size = size
         return card, float(json.loads(meta.get("geoseg_input_scale", "1.0")))
     missing = [k for k in ("model_type", "class_names") if k not in meta]
