@@ -10,7 +10,6 @@ statistics come from the training area only.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,11 +19,10 @@ import numpy as np
 from rasterio.windows import Window
 
 from geoseg.errors import InputError
-from geoseg.labels import IGNORE_INDEX, LabelMap
+from geoseg.labels import IGNORE_INDEX
 
 __all__ = ["SceneData", "Split", "index_scene", "make_split", "band_stats", "augment", "Sample"]
 
-log = logging.getLogger("geoseg")
 Progress = Callable[[str, int, int], None]
 _BLOCK_CELLS = 16
 
@@ -69,7 +67,7 @@ def index_scene(
     image: str, labels: Any, indexes: list[int], num_classes: int, stride: int, progress: Progress | None = None
 ) -> SceneData:
     """Open ``image`` and count labels and band statistics per cell (one pass in blocks)."""
-    from geoseg.io.raster import open_scene, read_window
+    from geoseg.io.raster import open_scene
 
     ds = open_scene(image)
     cy, cx = math.ceil(ds.height / stride), math.ceil(ds.width / stride)
@@ -77,14 +75,13 @@ def index_scene(
     bsum = np.zeros((cy, cx, len(indexes)), dtype=np.float64)
     bsq = np.zeros_like(bsum)
     vcount = np.zeros((cy, cx), dtype=np.int64)
+    scene = SceneData(image, ds, labels, indexes, stride, counts, bsum, bsq, vcount)
     step = _BLOCK_CELLS
     blocks = [(r, c) for r in range(0, cy, step) for c in range(0, cx, step)]
     for n, (r, c) in enumerate(blocks):
         nr, nc = min(step, cy - r), min(step, cx - c)
         window = Window(c * stride, r * stride, nc * stride, nr * stride)
-        data, valid = read_window(ds, window, indexes)
-        lab = labels.read(window)
-        lab[~valid] = IGNORE_INDEX
+        data, valid, lab = scene.read(window)
         cell = (np.arange(nr * stride)[:, None] // stride) * nc + np.arange(nc * stride)[None, :] // stride
         keep = lab != IGNORE_INDEX
         flat = np.bincount(cell[keep] * num_classes + lab[keep], minlength=nr * nc * num_classes)
@@ -96,7 +93,7 @@ def index_scene(
             bsq[r : r + nr, c : c + nc, b] = np.bincount(cell[valid], values * values, minlength=nr * nc).reshape(nr, nc)
         if progress:
             progress("index", n + 1, len(blocks))
-    return SceneData(image, ds, labels, indexes, stride, counts, bsum, bsq, vcount)
+    return scene
 
 
 def _window_sums(cells: np.ndarray, n: int) -> np.ndarray:
@@ -288,7 +285,3 @@ def iter_samples(
 def _stack(batch: list) -> tuple[np.ndarray, np.ndarray, list[Sample]]:
     return np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]), [b[2] for b in batch]
 
-
-def label_map_for(spec: list | None, ignore: list) -> LabelMap | None:
-    """The config's class table as a :class:`LabelMap` (None: classes come from the label values)."""
-    return None if spec is None else LabelMap.from_spec(spec, ignore)

@@ -26,6 +26,7 @@ import numpy as np
 
 from geoseg.errors import InputError, OutputError
 from geoseg.io.paths import atomic_output, write_text_atomic
+from geoseg.labels import LabelMap
 from geoseg.metrics import ConfusionMatrix
 from geoseg.training.config import ConfigError, load_config, parse_config
 from geoseg.training.data import (
@@ -35,7 +36,6 @@ from geoseg.training.data import (
     class_counts,
     index_scene,
     iter_samples,
-    label_map_for,
     make_split,
 )
 
@@ -43,7 +43,6 @@ __all__ = ["TrainResult", "train"]
 
 log = logging.getLogger("geoseg")
 Progress = Callable[[str, int, int], None]
-RUN_FILES = ("model.pt", "last.pt", "resume.pt", "history.csv", "curves.png", "metrics.json", "config.yaml")
 
 
 @dataclass
@@ -79,7 +78,7 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
         raise OutputError(f"cannot create run folder {run_dir}: {parent} is not a writable folder")
 
 
-def _scene_bands(ds: Any, wanted: list | None, image: str) -> tuple[list[int], list[str]]:
+def _scene_bands(ds: Any, wanted: list | None) -> tuple[list[int], list[str]]:
     from geoseg.inference.bands import _parse_requested
 
     descriptions = list(ds.descriptions)
@@ -97,7 +96,6 @@ def _open_scenes(
     data = cfg["data"]
     if data["chips"]:
         from geoseg.chipset import chip_mosaics
-        from geoseg.labels import LabelMap
 
         if data["classes"] is not None:
             raise ConfigError("config key data.classes: chips carry their classes (CHIP_DIR/classes.json); "
@@ -106,7 +104,7 @@ def _open_scenes(
         label_map = LabelMap.from_spec(spec)
     else:
         scene_cfgs = data["scenes"]
-        label_map = label_map_for(data["classes"], data["ignore_values"])
+        label_map = None if data["classes"] is None else LabelMap.from_spec(data["classes"], data["ignore_values"])
     scenes: list[SceneData] = []
     band_names: list[str] | None = None
     pixel = 0.0
@@ -115,7 +113,7 @@ def _open_scenes(
     with gdal_env():
         for sc in scene_cfgs:
             with open_scene(sc["image"]) as ds:
-                indexes, names = _scene_bands(ds, data["bands"], sc["image"])
+                indexes, names = _scene_bands(ds, data["bands"])
                 grid = SceneGrid.of(ds)
                 pixel = pixel or pixel_size_m(ds)
             if band_names is None:
@@ -263,25 +261,23 @@ def train(
         >>> result = train("configs/brandenburg_default.yaml", "runs/default")  # doctest: +SKIP
         >>> result.best_miou  # doctest: +SKIP
     """
-    import torch
 
     cfg = load_config(config) if isinstance(config, (str, os.PathLike)) else parse_config(config, Path.cwd())
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, resume)
     if resume:
         saved = json.loads((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        if _comparable(saved) != _comparable(json.loads(json.dumps(cfg))):
+        if _comparable(saved) != _comparable(cfg):
             raise ConfigError(f"the config differs from the one {run_dir} was started with: resume with "
                               f"{run_dir / 'config.yaml'} or start a new run folder")
-    from geoseg.inference.engine import prefetch, resolve_device
+    from geoseg.inference.engine import resolve_device
 
     device = resolve_device(cfg["train"]["device"])
     with tempfile.TemporaryDirectory(prefix="geoseg-train-") as work:
         scenes, band_names, label_map, pixel = _open_scenes(cfg, progress, Path(work))
         try:
             with _deterministic(device, cfg["train"]["threads"]):
-                return _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, progress,
-                              on_epoch, prefetch, torch)
+                return _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, progress, on_epoch)
         finally:
             for scene in scenes:
                 scene.close()
@@ -307,7 +303,10 @@ def _build(cfg: dict[str, Any], band_names: list[str], label_map: Any, pixel: fl
     return model
 
 
-def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, progress, on_epoch, prefetch, torch):
+def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, progress, on_epoch):
+    import torch
+
+    from geoseg.inference.engine import prefetch
     from geoseg.training.losses import make_loss
 
     t = cfg["train"]
@@ -403,8 +402,7 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
         row.update({"chips": seen, "train_seconds": round(train_time, 2), "seconds": round(time.perf_counter() - began, 2),
                     "data_wait_share": round(timer.wait / max(train_time, 1e-9), 4)})
         history.append(row)
-        improved = score > best
-        if improved:
+        if score > best:
             best, best_epoch, bad, best_summary = score, epoch, 0, summary
             model.card.provenance.update({
                 "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"), "best_epoch": epoch,
@@ -412,12 +410,10 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
                 "validation_iou": {c["name"]: None if c["iou"] is None else round(c["iou"], 4)
                                    for c in summary.get("classes", [])},
             })
-            model.cpu().save(run_dir / "model.pt", half=t["save_fp16"])
-            model.to(device)
+            model.save(run_dir / "model.pt", half=t["save_fp16"])
         else:
             bad += 1
-        model.cpu().save(run_dir / "last.pt", half=False)
-        model.to(device)
+        model.save(run_dir / "last.pt", half=False)
         _save_resume(torch, run_dir, opt, sched, epoch, history, best, best_epoch, bad, model)
         _write_history(run_dir, history)
         _plot_curves(run_dir, history)
