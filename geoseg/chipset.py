@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from geoseg.errors import InputError
+from geoseg.io.mosaic import vrt_source
 from geoseg.labels import IGNORE_INDEX, LabelMap
 
 __all__ = ["TileResult", "chip_mosaics", "tile"]
@@ -159,28 +160,19 @@ def _vrt(scene: dict[str, Any], files: list[tuple[str, int, int]], size: int, ba
     parts = [f'<VRTDataset rasterXSize="{scene["width"]}" rasterYSize="{scene["height"]}">',
              f"  <SRS>{escape(scene['crs'])}</SRS>", f"  <GeoTransform>{gt}</GeoTransform>"]
 
-    def sources(band: int, lut: bool) -> list[str]:
-        items = []
-        for name, x, y in files:
-            kind = "ComplexSource" if lut else "SimpleSource"
-            items += [f"    <{kind}>", f'      <SourceFilename relativeToVRT="0">{escape(str(root / name))}'
-                      "</SourceFilename>", f"      <SourceBand>{band}</SourceBand>",
-                      f'      <SrcRect xOff="0" yOff="0" xSize="{size}" ySize="{size}"/>',
-                      f'      <DstRect xOff="{x}" yOff="{y}" xSize="{size}" ySize="{size}"/>']
-            if lut:
-                items.append("      <LUT>0:255,255:255</LUT>")
-            items.append(f"    </{kind}>")
-        return items
+    def sources(band: int, lut: str | None = None) -> list[str]:
+        return [line for name, x, y in files
+                for line in vrt_source(str(root / name), False, band, (size, size), (x, y), lut=lut)]
 
     for b, desc in enumerate(bands, start=1):
         parts.append(f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{b}">')
         parts.append(f"    <Description>{escape(desc)}</Description>")
         if nodata is not None:
             parts.append(f"    <NoDataValue>{nodata!r}</NoDataValue>")
-        parts += sources(b, False)
+        parts += sources(b)
         parts.append("  </VRTRasterBand>")
     if mask:  # pixels outside every chip are invalid (not zeros to learn from)
-        parts += ["  <MaskBand>", '    <VRTRasterBand dataType="Byte">', *sources(1, True), "    </VRTRasterBand>",
+        parts += ["  <MaskBand>", '    <VRTRasterBand dataType="Byte">', *sources(1, "0:255,255:255"), "    </VRTRasterBand>",
                   "  </MaskBand>"]
     parts.append("</VRTDataset>")
     return "\n".join(parts)

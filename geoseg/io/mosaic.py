@@ -8,7 +8,30 @@ from xml.sax.saxutils import escape
 
 from geoseg.io.classmap import CLASSES_TAG, NODATA
 
-__all__ = ["merge_polygons", "mosaic_vrt"]
+__all__ = ["merge_polygons", "mosaic_vrt", "vrt_source"]
+
+
+def vrt_source(filename: str, relative: bool, band: int, size: tuple[int, int], offset: tuple[float, float],
+               nodata: int | None = None, lut: str | None = None) -> list[str]:
+    """XML lines of one VRT source: band ``band`` of ``filename`` (all ``size`` pixels) placed at ``offset``.
+
+    A ``nodata`` value or a ``lut`` make it a ComplexSource, else a SimpleSource.
+
+    Example:
+        >>> vrt_source("a.tif", True, 1, (2, 2), (4, 0))[1]
+        '      <SourceFilename relativeToVRT="1">a.tif</SourceFilename>'
+    """
+    kind = "ComplexSource" if nodata is not None or lut else "SimpleSource"
+    (w, h), (x, y) = size, offset
+    lines = [f"    <{kind}>", f'      <SourceFilename relativeToVRT="{int(relative)}">{escape(filename)}</SourceFilename>',
+             f"      <SourceBand>{band}</SourceBand>"]
+    if nodata is not None:
+        lines.append(f"      <NODATA>{nodata}</NODATA>")
+    lines += [f'      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>',
+              f'      <DstRect xOff="{x!r}" yOff="{y!r}" xSize="{w}" ySize="{h}"/>']
+    if lut:
+        lines.append(f"      <LUT>{lut}</LUT>")
+    return [*lines, f"    </{kind}>"]
 
 
 def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
@@ -51,10 +74,7 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     for path, _, t, w, h, _, _ in infos:
         x, y = (t.c - left) / res_x, (top - t.f) / res_y
         rel = Path(path).resolve().relative_to(out.resolve().parent).as_posix()
-        lines += ["    <ComplexSource>", f'      <SourceFilename relativeToVRT="1">{escape(rel)}</SourceFilename>',
-                  "      <SourceBand>1</SourceBand>", f"      <NODATA>{NODATA}</NODATA>",
-                  f'      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>',
-                  f'      <DstRect xOff="{x!r}" yOff="{y!r}" xSize="{w}" ySize="{h}"/>', "    </ComplexSource>"]
+        lines += vrt_source(rel, True, 1, (w, h), (x, y), nodata=NODATA)
     lines += ["  </VRTRasterBand>", "</VRTDataset>"]
     write_text_atomic(out, "\n".join(lines))
     return []
