@@ -56,19 +56,16 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
     """
     from geoseg.batch import is_batch
 
+    options = {"min_area": min_area, "simplify": simplify, "bands": bands, "chip_size": chip_size, "overlap": overlap,
+               "batch_size": batch_size, "device": device, "tta": tta, "aoi": aoi, "backend": backend}
     if is_batch(images) or workers is not None or scheduler is not None:
-        _run_batch(images, outdir, model, overwrite, min_area, simplify, workers, scheduler, bands=bands,
-                   chip_size=chip_size, overlap=overlap, batch_size=batch_size, device=device, tta=tta, aoi=aoi,
-                   backend=backend)
+        _run_batch(images, outdir, model or "default", overwrite, workers, scheduler, options)
         return
     from geoseg.pipeline import run as run_pipeline
 
     update, close = make_progress()
     try:
-        result = run_pipeline(
-            images[0], outdir, model or "default", min_area=min_area, simplify=simplify, overwrite=overwrite,
-            progress=update, bands=bands, chip_size=chip_size, overlap=overlap, batch_size=batch_size, device=device,
-            tta=tta, aoi=aoi, backend=backend)
+        result = run_pipeline(images[0], outdir, model or "default", overwrite=overwrite, progress=update, **options)
     finally:
         close()
     counts = result.record["counts"]
@@ -76,15 +73,15 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
              result.record["timings_s"]["total"])
 
 
-def _run_batch(images, outdir, model, overwrite, min_area, simplify, workers, scheduler, **options) -> None:
+def _run_batch(images, outdir, model, overwrite, workers, scheduler, options) -> None:
     import sys
 
     from geoseg.batch import run_batch
 
     update, close = make_progress()
     try:
-        result = run_batch(images, outdir, model or "default", overwrite=overwrite, progress=update,
-                           min_area=min_area, simplify=simplify, workers=workers, scheduler=scheduler, **options)
+        result = run_batch(images, outdir, model, overwrite=overwrite, progress=update, workers=workers,
+                           scheduler=scheduler, **options)
     finally:
         close()
     counts = result.counts
