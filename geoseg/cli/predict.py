@@ -33,7 +33,8 @@ def inference_options(func):
         click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "torch", "onnx"]),
                      help="Inference engine: torch, or onnx (onnxruntime; a .pt model is exported in memory first). "
                           "auto runs .onnx files with onnxruntime, and .pt models too on CPU for scenes of 64 "
-                          "chips or more when onnxruntime is installed (about 1.5-2x faster)."),
+                          "chips or more when onnxruntime is installed (measured 1.36x faster on 2 CPU cores, "
+                          "see BENCHMARKS.md)."),
         click.option("--tta", is_flag=True, help="Test-time augmentation: average the predictions of flipped chips (4x slower)."),
         click.option("--aoi", default=None, metavar="POLYGONS",
                      help="Predict only where these polygons (any vector format and CRS) lie; elsewhere is nodata."),

@@ -45,8 +45,8 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
     complete (--overwrite redoes all); a failed scene does not stop the
     others, and the exit code is then 3. --workers N or --scheduler ADDRESS
     run the scenes as Dask tasks (each worker loads the model once; the
-    outputs are the same as in one process); one scene is not yet split
-    across workers.
+    outputs are the same as in one process) and always use the batch layout,
+    also for one scene, which is not yet split across workers.
 
     \b
     Example:

@@ -99,7 +99,8 @@ def predict(
     (onnxruntime; a checkpoint is exported to ONNX in memory first) or
     ``auto``: onnxruntime for ``.onnx`` files, and on CPU for scenes of at
     least :data:`AUTO_ONNX_CHIPS` chips when onnxruntime is installed (it runs
-    the same model about 1.5-2x faster; the export costs a few seconds).
+    the model about 1.36x faster on the project's 2-core CPU, BENCHMARKS.md;
+    the export costs about a second).
     ``output`` receives uint8 class ids 0..K-1 (255 = nodata or outside
     ``aoi``); ``confidence`` the winning probability in percent;
     ``probabilities`` one band per class in percent. Nothing is written
