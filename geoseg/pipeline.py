@@ -79,13 +79,13 @@ def run(
         >>> geoseg.run("scene.tif", "out", model="model.pt", min_area=500)  # doctest: +SKIP
     """
     from geoseg.inference.api import open_model, predict
-    from geoseg.io.features import write_polygons
+    from geoseg.io.features import PolygonSink
     from geoseg.model.bundled import default_model_path
     from geoseg.model.factory import Model
     from geoseg.model.onnx import OnnxModel
     from geoseg.preview import write_preview
     from geoseg.styles import classes_qml, polygons_qml
-    from geoseg.vectorizer import polygons_frame
+    from geoseg.vectorizer import polygon_batches, write_batches
 
     started = time.perf_counter()
     out = Path(outdir)
@@ -102,10 +102,10 @@ def run(
                          **predict_options)
         timings["predict"] = time.perf_counter() - t
         t = time.perf_counter()
-        frame, table = polygons_frame(tmp / "classes.tif", min_area=min_area, simplify=simplify,
-                                      confidence=tmp / "confidence.tif", progress=progress)
-        write_polygons(frame, tmp / "polygons.gpkg", "GPKG", table)
-        write_polygons(frame, tmp / "polygons.geojson", "GeoJSON", table)
+        table, batches = polygon_batches(tmp / "classes.tif", min_area=min_area, simplify=simplify,
+                                         confidence=tmp / "confidence.tif", progress=progress)
+        per_class = write_batches(batches, [PolygonSink(tmp / "polygons.gpkg", "GPKG", table),
+                                            PolygonSink(tmp / "polygons.geojson", "GeoJSON", table)])
         timings["vectorize"] = time.perf_counter() - t
         t = time.perf_counter()
         (tmp / "classes.qml").write_text(classes_qml(table), encoding="utf-8")
@@ -128,7 +128,7 @@ def run(
             | {"min_area": min_area, "simplify": simplify},
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             "counts": {"chips_total": result.chips_total, "chips_predicted": result.chips_predicted,
-                       "chips_skipped": result.chips_skipped, "polygons": len(frame)},
+                       "chips_skipped": result.chips_skipped, "polygons": sum(per_class.values())},
             "warnings": result.warnings,
             "areas": areas,
         }

@@ -9,12 +9,13 @@ the polygons rasterize back to the class map pixel for pixel.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from geoseg.errors import InputError, RasterError
 from geoseg.io.classmap import CLASSES_TAG, NODATA
 from geoseg.model.card import ClassInfo, default_colors
 
-__all__ = ["VectorizeResult", "label_regions", "polygonize", "polygons_frame", "sieve_regions", "vectorize"]
+__all__ = [
+    "VectorizeResult", "label_regions", "polygon_batches", "polygonize", "polygons_frame", "sieve_regions", "vectorize",
+]
 
 log = logging.getLogger("geoseg")
 
@@ -210,9 +213,9 @@ def measure(geoms: Sequence, crs) -> tuple[np.ndarray, np.ndarray]:
     return shapely.area(arr) * factor**2, shapely.length(arr) * factor
 
 
-STRIP_PIXELS = 8192 * 8192
-"""Pixels per strip when polygonizing: class maps up to about 8000 x 8000 are traced at once; larger ones
-in strips whose cut regions are merged again (memory bounded by a strip and the polygons themselves)."""
+STRIP_PIXELS = 8192 * 1024
+"""Pixels per strip when polygonizing (1024 rows of an 8192-wide map); regions cut at strip edges are merged
+again, so memory is bounded by a strip, the regions crossing its last row and one batch of polygons."""
 
 SIEVE_IN_MEMORY = 16384 * 16384
 """Class maps up to this many pixels are sieved whole; larger ones per strip with a halo (approximate at seams)."""
@@ -233,7 +236,32 @@ def _strips(height: int, width: int, rows: int | None = None) -> list[tuple[int,
     return [(y, min(y + rows, height)) for y in range(0, height, rows)]
 
 
-def polygons_frame(
+def polygons_frame(classes: str | os.PathLike, **options):
+    """Polygons of a class map as one GeoDataFrame in its CRS, and its class table.
+
+    The batches of :func:`polygon_batches` (same options) concatenated: handy
+    for small maps and tests; :func:`vectorize` streams the batches instead.
+
+    Example:
+        >>> frame, table = polygons_frame("classes.tif", min_area=500)  # doctest: +SKIP
+    """
+    import geopandas as gpd
+    import pandas as pd
+
+    table, batches = polygon_batches(classes, **options)
+    frames = list(batches)
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return gpd.GeoDataFrame(frame, geometry="geometry", crs=frames[0].crs), table
+
+
+READ_CACHE_MB = 32
+"""GDAL block cache while vectorizing (MB)."""
+
+BATCH_POLYGONS = 10000
+"""Finished polygons gathered before a batch is measured and handed on (written, when streaming)."""
+
+
+def polygon_batches(
     classes: str | os.PathLike,
     *,
     min_area: float | None = None,
@@ -243,74 +271,115 @@ def polygons_frame(
     classes_table: str | os.PathLike | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     strip_rows: int | None = None,
-):
-    """Polygons of a class map as a GeoDataFrame in its CRS, and its class table.
+) -> tuple[list[ClassInfo], Iterator]:
+    """The class table of a class map and an iterator over its polygons, GeoDataFrame batches in its CRS.
 
-    The map is read and polygonized in strips of rows (``strip_rows``, default
-    8192 x 8192 pixels); regions cut at strip edges are merged again, so
-    the polygons equal those of the whole raster. See :func:`vectorize` for
-    the other options.
+    The inputs are checked before this returns; the map is then read and
+    polygonized in strips of rows (``strip_rows``, default ``STRIP_PIXELS``
+    pixels) as the iterator is consumed. Regions cut at strip edges are
+    merged again, so the polygons equal those of the whole raster, and each
+    region is handed on as soon as it is finished: memory holds a strip, the
+    regions that still reach its last row, and one batch. With ``simplify``
+    every polygon is held until the end, because a coverage is simplified as a
+    whole. The iterator yields at least one batch (empty when there are no
+    polygons). See :func:`vectorize` for the options.
+
+    Example:
+        >>> table, batches = polygon_batches("classes.tif", background=0)  # doctest: +SKIP
+        >>> sum(len(b) for b in batches)  # doctest: +SKIP
+        1234
     """
-    import geopandas as gpd
-    from rasterio.windows import Window
-
     from geoseg.io.raster import gdal_env, open_scene, pixel_area_m2
-    from geoseg.strips import StripPolygonizer
 
     if min_area is not None and min_area < 0:
         raise InputError(f"--min-area {min_area} must be zero or more square metres")
     if simplify is not None and simplify < 0:
         raise InputError(f"--simplify {simplify} must be zero or more metres")
-    skip = {background} if isinstance(background, int) else set(background or ())
-    traced = StripPolygonizer()
     with gdal_env(), open_scene(classes) as ds:
         if np.dtype(ds.dtypes[0]).kind not in "iu":
             raise RasterError(f"{ds.name} holds {ds.dtypes[0]} values, not class ids: give an integer class map")
         table = read_class_table(classes_table) if classes_table else class_table_of(ds)
-        crs, transform, width, height = ds.crs, ds.transform, ds.width, ds.height
+        if confidence:
+            _open_confidence(confidence, ds).close()
         pixel_area = pixel_area_m2(ds)
-        conf_ds = _open_confidence(confidence, ds) if confidence else None
-        min_pixels = max(1, math.ceil(min_area / pixel_area - 1e-9)) if min_area else 0
-        sieved = None
-        if min_pixels and width * height <= SIEVE_IN_MEMORY:
-            sieved = sieve_regions(ds.read(1), ds.read_masks(1) > 0, min_pixels)
-        strips = _strips(height, width, strip_rows)
-        for i, (y0, y1) in enumerate(strips):
-            if progress:
-                progress("vectorize", i, len(strips) + 1)
-            window = Window(0, y0, width, y1 - y0)
-            valid = ds.read_masks(1, window=window) > 0
-            if sieved is not None:
-                data = sieved[y0:y1]
-            elif min_pixels:
-                data = _sieve_with_halo(ds, y0, y1, min_pixels)
-            else:
-                data = ds.read(1, window=window)
-            conf = conf_ds.read(1, window=window) if conf_ds is not None else None
-            traced.add(y0, data, valid, conf)
-        traced.finish()
-        if conf_ds is not None:
-            conf_ds.close()
-    regions = [r for r in traced.done if r.class_id not in skip]
+    skip = {background} if isinstance(background, int) else set(background or ())
+    min_pixels = max(1, math.ceil(min_area / pixel_area - 1e-9)) if min_area else 0
+    names = {c.id: c.name for c in table}
+
+    def batches() -> Iterator:
+        from geoseg.strips import StripPolygonizer
+
+        traced = StripPolygonizer()
+        held: list = []
+        yielded = False
+        # strips are read once, top to bottom: a small block cache is enough
+        with gdal_env(GDAL_CACHEMAX=READ_CACHE_MB), open_scene(classes) as ds:
+            conf_ds = _open_confidence(confidence, ds) if confidence else None
+            try:
+                sieved = None
+                if min_pixels and ds.width * ds.height <= SIEVE_IN_MEMORY:
+                    sieved = sieve_regions(ds.read(1), ds.read_masks(1) > 0, min_pixels)
+                strips = _strips(ds.height, ds.width, strip_rows)
+                for i, (y0, y1) in enumerate(strips):
+                    if progress:
+                        progress("vectorize", i, len(strips))
+                    traced.add(y0, *_read_strip(ds, conf_ds, y0, y1, sieved, min_pixels))
+                    if i == len(strips) - 1:
+                        traced.finish()
+                    held.extend(r for r in traced.done if r.class_id not in skip)
+                    traced.done.clear()
+                    if not simplify and (len(held) >= BATCH_POLYGONS or i == len(strips) - 1):
+                        if held or not yielded:
+                            yield _frame(held, ds, names, pixel_area, None, confidence is not None)
+                            yielded = True
+                        held = []
+                if simplify or not yielded:
+                    yield _frame(held, ds, names, pixel_area, simplify, confidence is not None)
+                if progress:
+                    progress("vectorize", len(strips), len(strips))
+            finally:
+                if conf_ds is not None:
+                    conf_ds.close()
+
+    return table, batches()
+
+
+def _read_strip(ds, conf_ds, y0: int, y1: int, sieved: np.ndarray | None, min_pixels: int) -> tuple:
+    """Class ids, validity and confidence of rows ``y0:y1`` (sieved when asked)."""
+    from rasterio.windows import Window
+
+    window = Window(0, y0, ds.width, y1 - y0)
+    valid = ds.read_masks(1, window=window) > 0
+    if sieved is not None:
+        data = sieved[y0:y1]
+    elif min_pixels:
+        data = _sieve_with_halo(ds, y0, y1, min_pixels)
+    else:
+        data = ds.read(1, window=window)
+    conf = conf_ds.read(1, window=window) if conf_ds is not None else None
+    return data, valid, conf
+
+
+def _frame(regions: list, ds, names: dict, pixel_area: float, simplify: float | None, with_confidence: bool):
+    """A GeoDataFrame of finished regions: geometry in the CRS and the attributes."""
+    import geopandas as gpd
+
     geoms = [r.geometry for r in regions]
     class_ids = np.array([r.class_id for r in regions], dtype=np.int32)
     if simplify and geoms:
         geoms = _simplify(geoms, simplify / math.sqrt(pixel_area))
-    geoms = list(_to_crs_coordinates(np.asarray(geoms, dtype=object), transform)) if geoms else []
-    names = {c.id: c.name for c in table}
-    area, perimeter = measure(geoms, crs) if geoms else (np.zeros(0), np.zeros(0))
+    geoms = list(_to_crs_coordinates(np.asarray(geoms, dtype=object), ds.transform)) if geoms else []
+    area, perimeter = measure(geoms, ds.crs) if geoms else (np.zeros(0), np.zeros(0))
     columns = {
         "class_id": class_ids,
         "class_name": [names.get(int(c), str(int(c))) for c in class_ids],
         "area_m2": np.round(area, 2),
         "perimeter_m": np.round(perimeter, 2),
     }
-    if confidence is not None:
+    if with_confidence:
         columns["mean_confidence"] = np.round(
             [r.conf_sum / r.conf_count if r.conf_count else np.nan for r in regions], 2)
-    if progress:
-        progress("vectorize", len(strips) + 1, len(strips) + 1)
-    return gpd.GeoDataFrame(columns, geometry=geoms, crs=crs.to_wkt() if crs else None), table
+    return gpd.GeoDataFrame(columns, geometry=geoms, crs=ds.crs.to_wkt() if ds.crs else None)
 
 
 def _sieve_with_halo(ds, y0: int, y1: int, min_pixels: int) -> np.ndarray:
@@ -347,18 +416,41 @@ def vectorize(
     Example:
         >>> vectorize("classes.tif", "polygons.gpkg", min_area=500, simplify=5)  # doctest: +SKIP
     """
-    from geoseg.io.features import check_vector_output, write_polygons
+    from geoseg.io.features import PolygonSink, check_vector_output
 
     started = time.perf_counter()
     out = Path(output)
     fmt = check_vector_output(out, [classes, confidence], overwrite)
-    frame, table = polygons_frame(classes, min_area=min_area, simplify=simplify, confidence=confidence,
-                                  background=background, classes_table=classes_table, progress=progress)
-    write_polygons(frame, out, fmt, table, precision=precision)
-    per_class = {str(k): int(v) for k, v in frame.class_name.value_counts(sort=False).items()}
-    if frame.empty:
+    table, batches = polygon_batches(classes, min_area=min_area, simplify=simplify, confidence=confidence,
+                                     background=background, classes_table=classes_table, progress=progress)
+    per_class = write_batches(batches, [PolygonSink(out, fmt, table, precision)])
+    count = sum(per_class.values())
+    if not count:
         log.warning("%s: no polygons (every pixel is nodata or background); wrote an empty layer", out)
-    return VectorizeResult(out, len(frame), per_class, time.perf_counter() - started)
+    return VectorizeResult(out, count, per_class, time.perf_counter() - started)
+
+
+def write_batches(batches: Iterator, sinks: list) -> dict[str, int]:
+    """Write every batch to each :class:`~geoseg.io.features.PolygonSink`; returns polygons per class name.
+
+    The sinks are closed (their files renamed into place) only when all
+    batches were written; on an error their scratch files are removed.
+
+    Example:
+        >>> table, batches = polygon_batches("classes.tif")  # doctest: +SKIP
+        >>> write_batches(batches, [PolygonSink(Path("p.gpkg"), "GPKG", table)])  # doctest: +SKIP
+        {'water': 12, 'forest': 40}
+    """
+    with contextlib.ExitStack() as stack:
+        for sink in sinks:
+            stack.enter_context(sink)
+        per_class: dict[str, int] = {}
+        for frame in batches:
+            for sink in sinks:
+                sink.write(frame)
+            for name, n in frame.class_name.value_counts(sort=False).items():
+                per_class[str(name)] = per_class.get(str(name), 0) + int(n)
+    return per_class
 
 
 def _open_confidence(path: str | os.PathLike, ref):

@@ -266,3 +266,59 @@ def test_huge_maps_are_sieved_per_strip_with_a_halo(tmp_path: Path, monkeypatch)
     assert shapely.is_valid(frame.geometry.values).all()
     assert frame.area_m2.sum() == pytest.approx((data != 255).sum() * 100.0)
     assert (frame.area_m2 >= 500).mean() > 0.9  # approximate only where a region crosses a strip seam
+
+
+def test_polygons_stream_to_every_format_in_batches(tmp_path: Path, monkeypatch) -> None:
+    """Small strips and batches: regions are handed on while strips are still being read, and each format
+    holds exactly the polygons of the whole raster."""
+    import geoseg.vectorizer as vz
+
+    path, data = class_map(tmp_path, seed=3)
+    whole, _ = vz.polygons_frame(path, strip_rows=data.shape[0])
+    events: list[str] = []
+    monkeypatch.setattr(vz, "BATCH_POLYGONS", 5)
+    table, batches = vz.polygon_batches(path, strip_rows=4, progress=lambda stage, i, n: events.append(f"strip {i}"))
+    for frame in batches:
+        events.append(f"batch {len(frame)}")
+    strips = [i for i, e in enumerate(events) if e.startswith("strip")]
+    handed = [i for i, e in enumerate(events) if e.startswith("batch")]
+    assert len(handed) > 3 and handed[0] < strips[1] and handed[-2] < strips[-1], \
+        "batches leave while strips are still being read"
+    assert sum(int(e.split()[1]) for e in events if e.startswith("batch")) == len(whole)
+
+    monkeypatch.setattr(vz, "STRIP_PIXELS", 4 * data.shape[1])
+    expected = sorted(shapely.normalize(g).wkt for g in whole.geometry)
+    for name in ("p.gpkg", "p.shp", "p.fgb", "p.geojson"):
+        result = vz.vectorize(path, tmp_path / name)
+        frame = gpd.read_file(tmp_path / name, layer="polygons" if name.endswith(".gpkg") else None)
+        assert result.polygons == len(frame) == len(whole)
+        if name.endswith(".geojson"):
+            assert frame.crs.to_epsg() == 4326
+            frame = frame.to_crs(whole.crs)
+            assert sorted(frame.area_m2) == sorted(whole.area_m2)
+            assert np.allclose(sorted(frame.area), sorted(whole.area), rtol=2e-3)  # 7 decimals of a degree
+        else:
+            assert sorted(shapely.normalize(g).wkt for g in frame.geometry) == expected
+    assert not list(tmp_path.glob(".*partial*")), "no scratch files left"
+
+
+def test_a_failure_while_streaming_leaves_no_output(tmp_path: Path, monkeypatch) -> None:
+    import geoseg.vectorizer as vz
+    from geoseg.io.features import PolygonSink
+
+    path, data = class_map(tmp_path, seed=4)
+    target = tmp_path / "p.gpkg"
+    target.write_text("previous result")
+    monkeypatch.setattr(vz, "BATCH_POLYGONS", 3)
+    table, batches = vz.polygon_batches(path, strip_rows=3)
+
+    def failing():
+        for i, frame in enumerate(batches):
+            if i == 2:
+                raise RuntimeError("interrupted")
+            yield frame
+
+    with pytest.raises(RuntimeError):
+        vz.write_batches(failing(), [PolygonSink(target, "GPKG", table)])
+    assert target.read_text() == "previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["p.gpkg", path.name])

@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from geoseg.errors import InputError, OutputError
 from geoseg.io.paths import atomic_output, check_output
 from geoseg.model.card import ClassInfo
 
-__all__ = ["FORMATS", "LAYER", "SHAPEFILE_FIELDS", "check_vector_output", "write_polygons"]
+__all__ = ["FORMATS", "LAYER", "SHAPEFILE_FIELDS", "PolygonSink", "check_vector_output", "write_polygons"]
 
 LAYER = "polygons"
 FORMATS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf"}
@@ -44,45 +45,110 @@ def check_vector_output(path: Path, inputs: Iterable, overwrite: bool) -> str:
 
 
 def write_polygons(frame, path: Path, driver: str, classes: Sequence[ClassInfo], precision: int | None = None) -> None:
-    """Write ``frame`` to ``path`` under a temporary name, then rename (a Shapefile's files together)."""
-    from pyogrio import write_dataframe
-    from pyogrio.errors import DataSourceError
+    """Write ``frame`` to ``path`` under a temporary name, then rename (a Shapefile's files together).
 
-    options: dict[str, object] = {}
-    if driver == "GeoJSON":
-        frame = frame.to_crs("EPSG:4326") if frame.crs is not None else frame
-        options = {"RFC7946": "YES", "COORDINATE_PRECISION": 7 if precision is None else precision, "WRITE_NAME": "NO"}
-    elif driver == "GPKG":
-        options = {"VERSION": "1.2"}  # readable by older GDAL and QGIS releases without warnings
-    try:
-        if driver == "ESRI Shapefile":
-            _write_shapefile(frame.rename(columns=SHAPEFILE_FIELDS), path)
+    Example:
+        >>> write_polygons(frame, Path("polygons.gpkg"), "GPKG", classes)  # doctest: +SKIP
+    """
+    with PolygonSink(path, driver, classes, precision) as sink:
+        sink.write(frame)
+
+
+class PolygonSink:
+    """Stream batches of polygons into one vector file: memory holds a batch, not the layer.
+
+    Batches are appended to a scratch GeoPackage beside ``path`` (in EPSG:4326
+    for GeoJSON, with Shapefile field names for a Shapefile). Closing turns it
+    into the output: a GeoPackage gets its QGIS style and is renamed into
+    place; other formats are converted from the scratch file by GDAL as an
+    Arrow stream, batch by batch. Nothing appears at ``path`` unless every
+    batch was written; an error removes the scratch file.
+
+    Example:
+        >>> with PolygonSink(Path("polygons.fgb"), "FlatGeobuf", classes) as sink:  # doctest: +SKIP
+        ...     for frame in batches:
+        ...         sink.write(frame)
+    """
+
+    def __init__(self, path: Path, driver: str, classes: Sequence[ClassInfo], precision: int | None = None) -> None:
+        self.path, self.driver, self.classes, self.precision = Path(path), driver, classes, precision
+        self.scratch = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial.gpkg")
+        self.count = 0
+        self._started = False
+
+    def write(self, frame) -> None:
+        """Append one batch (a GeoDataFrame in any CRS; an empty one still fixes the layer's fields)."""
+        from pyogrio import write_dataframe
+
+        if self._started and frame.empty:
             return
-        with atomic_output(path) as tmp:
-            write_dataframe(frame, tmp, layer=LAYER, driver=driver, geometry_type="Polygon", **options)
-            if driver == "GPKG":
+        if self.driver == "GeoJSON" and frame.crs is not None:
+            frame = frame.to_crs("EPSG:4326")
+        if self.driver == "ESRI Shapefile":
+            frame = frame.rename(columns=SHAPEFILE_FIELDS)
+        self._guard(lambda: write_dataframe(frame, self.scratch, layer=LAYER, driver="GPKG", geometry_type="Polygon",
+                                            append=self._started, VERSION="1.2"))
+        self._started = True
+        self.count += len(frame)
+
+    def close(self) -> None:
+        """Turn the scratch file into the output (renamed into place only when complete)."""
+        if not self._started:
+            raise OutputError(f"no layer was written to {self.path}")
+        try:
+            if self.driver == "GPKG":
                 from geoseg.styles import polygons_qml
 
-                add_gpkg_style(tmp, LAYER, polygons_qml(classes))
-    except DataSourceError as exc:
-        raise OutputError(f"cannot write {path} ({exc}): check the folder and free disk space") from None
+                self._guard(lambda: add_gpkg_style(self.scratch, LAYER, polygons_qml(self.classes)))
+                os.replace(self.scratch, self.path)
+            elif self.driver == "ESRI Shapefile":
+                folder = Path(tempfile.mkdtemp(prefix=f".{self.path.stem}.", suffix=".partial", dir=self.path.parent))
+                try:
+                    self._guard(lambda: self._convert(folder / self.path.name))
+                    for suffix in _SIDECARS:
+                        side = self.path.with_suffix(suffix)
+                        if (folder / self.path.name).with_suffix(suffix).exists():
+                            os.replace((folder / self.path.name).with_suffix(suffix), side)
+                        elif side.exists():
+                            side.unlink()  # a stale sidecar of the file we replace
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+            else:
+                with atomic_output(self.path) as tmp:
+                    self._guard(lambda: self._convert(tmp))
+        finally:
+            self.scratch.unlink(missing_ok=True)
 
+    def _convert(self, target: Path) -> None:
+        from pyogrio import open_arrow, write_arrow
 
-def _write_shapefile(frame, path: Path) -> None:
-    from pyogrio import write_dataframe
+        options: dict[str, object] = {}
+        if self.driver == "GeoJSON":
+            options = {"RFC7946": "YES", "WRITE_NAME": "NO",
+                       "COORDINATE_PRECISION": 7 if self.precision is None else self.precision}
+        elif self.driver == "ESRI Shapefile":
+            options = {"ENCODING": "UTF-8"}
+        with open_arrow(self.scratch, layer=LAYER, use_pyarrow=False) as (meta, stream):
+            write_arrow(stream, target, layer=None if self.driver == "ESRI Shapefile" else LAYER, driver=self.driver,
+                        geometry_name=meta["geometry_name"] or "geom", geometry_type="Polygon", crs=meta["crs"],
+                        layer_options=options)
 
-    folder = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".partial", dir=path.parent))
-    try:
-        tmp = folder / path.name
-        write_dataframe(frame, tmp, driver="ESRI Shapefile", geometry_type="Polygon", encoding="UTF-8")
-        for suffix in _SIDECARS:
-            side = path.with_suffix(suffix)
-            if tmp.with_suffix(suffix).exists():
-                os.replace(tmp.with_suffix(suffix), side)
-            elif side.exists():
-                side.unlink()  # a stale sidecar of the file we replace
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    def _guard(self, action) -> None:
+        from pyogrio.errors import DataLayerError, DataSourceError
+
+        try:
+            action()
+        except (DataSourceError, DataLayerError) as exc:
+            raise OutputError(f"cannot write {self.path} ({exc}): check the folder and free disk space") from None
+
+    def __enter__(self) -> PolygonSink:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.scratch.unlink(missing_ok=True)
 
 
 def add_gpkg_style(path: Path, layer: str, qml: str, name: str = "geoseg") -> None:

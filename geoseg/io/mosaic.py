@@ -81,25 +81,30 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
 
 
 def merge_polygons(paths: list[Path], out: Path) -> list[str]:
-    """Concatenate scenes' ``polygons.gpkg`` into ``out`` (CRS of the first, field ``scene``, QGIS style)."""
-    import geopandas as gpd
-    import pandas as pd
+    """Concatenate scenes' ``polygons.gpkg`` into ``out`` (CRS of the first, field ``scene``, QGIS style).
+
+    Streams: one scene's polygons are in memory at a time.
+
+    Example:
+        >>> merge_polygons([Path("a/polygons.gpkg"), Path("b/polygons.gpkg")], Path("polygons.gpkg"))  # doctest: +SKIP
+        []
+    """
     import pyogrio
     import rasterio
 
-    from geoseg.io.features import write_polygons
+    from geoseg.io.features import PolygonSink
     from geoseg.vectorizer import class_table_of
 
-    frames = []
-    for path in paths:
-        frame = pyogrio.read_dataframe(path, layer="polygons")
-        frame.insert(0, "scene", path.parent.name)
-        frames.append(frame)
-    crs = frames[0].crs
-    reprojected = any(f.crs != crs for f in frames)
-    frames = [f.to_crs(crs) if f.crs != crs else f for f in frames]
-    merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=crs)
     with rasterio.open(paths[0].parent / "classes.tif") as ds:
         table = class_table_of(ds)
-    write_polygons(merged, out, "GPKG", table)
+    crs = None
+    reprojected = False
+    with PolygonSink(out, "GPKG", table) as sink:
+        for path in paths:
+            frame = pyogrio.read_dataframe(path, layer="polygons")
+            frame.insert(0, "scene", path.parent.name)
+            crs = frame.crs if crs is None else crs
+            if frame.crs != crs:
+                frame, reprojected = frame.to_crs(crs), True
+            sink.write(frame)
     return [f"polygons.gpkg: scenes in other CRSs reprojected to the first scene's {crs}"] if reprojected else []

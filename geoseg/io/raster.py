@@ -26,7 +26,7 @@ GDAL_CACHE_MB = 256
 
 def gdal_env(**options: object) -> rasterio.Env:
     """A rasterio environment with GDAL's block cache bounded (reading does not grow with the scene)."""
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", **options)
+    return rasterio.Env(**{"GDAL_CACHEMAX": GDAL_CACHE_MB, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", **options})
 
 
 def open_scene(path: str | os.PathLike, require_georef: bool = True) -> rasterio.io.DatasetReader:
