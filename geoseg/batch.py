@@ -21,7 +21,7 @@ from typing import Any
 
 from geoseg.errors import GeosegError, InputError
 
-__all__ = ["BatchResult", "expand_inputs", "is_batch", "run_batch"]
+__all__ = ["BatchResult", "expand_inputs", "is_batch", "run_batch", "scene_blocks"]
 
 log = logging.getLogger("geoseg")
 _GLOB = set("*?[")
@@ -116,7 +116,10 @@ def run_batch(
     ``workers`` runs the scenes on a Dask ``LocalCluster`` of that many
     single-thread worker processes, ``scheduler`` on an existing Dask cluster
     (``tcp://host:8786``); each scene is one task, each worker loads the
-    model once, and the outputs are the same as in one process.
+    model once, and the outputs are the same as in one process. A scene
+    wider than ``block_width`` (option of :func:`geoseg.predict`) is split
+    into vertical blocks predicted as separate tasks (on different workers),
+    then joined and vectorized as one map by a last task.
 
     Example:
         >>> result = run_batch(["a.tif", "b.tif"], "out", model="model.pt")  # doctest: +SKIP
@@ -172,27 +175,33 @@ def _run_all(scenes: list[str], out: Path, net: object, client: Any, progress: C
 
 
 def _run_scene(scene: str, target: str, model: object, options: dict[str, Any],
-               progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Run one scene; a failure becomes a status with its one-line reason."""
+               progress: Callable[[str, int, int], None] | None = None,
+               blocks: list[tuple[int, Any]] | None = None) -> dict[str, Any]:
+    """Run one scene (from its predicted ``blocks`` when given); a failure becomes a status with its reason."""
     from geoseg.pipeline import run
 
     started = time.perf_counter()
     try:
-        run(scene, target, model, overwrite=True, progress=progress, **options)
+        run(scene, target, model, overwrite=True, progress=progress, blocks=blocks, **options)
         status: dict[str, Any] = {"status": "done"}
     except (GeosegError, OSError, ValueError, RuntimeError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        status = {"status": "failed", "reason": message}
-        log.warning("%s failed: %s", scene, message)
+        status = _failed(scene, exc)
     status["seconds"] = round(time.perf_counter() - started, 2)
     return status
 
 
+def _failed(scene: str, exc: BaseException) -> dict[str, Any]:
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    log.warning("%s failed: %s", scene, message)
+    return {"status": "failed", "reason": message}
+
+
 _WORKER_MODELS: dict[str, object] = {}
+_POLYGON_OPTIONS = ("min_area", "simplify")
 
 
-def _dask_task(scene: str, target: str, model: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Runs on a Dask worker: the model is loaded once per worker process and kept."""
+def _worker_model(model: str, options: dict[str, Any]) -> object:
+    """The model of this Dask worker process: loaded on first use and kept."""
     from geoseg.inference.api import open_model
 
     try:
@@ -205,7 +214,63 @@ def _dask_task(scene: str, target: str, model: str, options: dict[str, Any]) -> 
     key = f"{model}|{options.get('backend', 'auto')}|{options.get('device', 'auto')}"
     if key not in _WORKER_MODELS:
         _WORKER_MODELS[key] = open_model(model, options.get("backend", "auto"), options.get("device", "auto"))
-    return _run_scene(scene, target, _WORKER_MODELS[key], options)
+    return _WORKER_MODELS[key]
+
+
+def _dask_task(scene: str, target: str, model: str, options: dict[str, Any],
+               *blocks: tuple[int, Any] | dict[str, Any]) -> dict[str, Any]:
+    """Runs on a Dask worker: one scene, or the rest of a split scene once its ``blocks`` are predicted."""
+    failures = [b for b in blocks if isinstance(b, dict)]
+    try:
+        if failures:
+            return failures[0] | {"seconds": 0.0}
+        return _run_scene(scene, target, _worker_model(model, options), options, blocks=list(blocks) or None)
+    finally:
+        if blocks:
+            import shutil
+
+            shutil.rmtree(_blocks_dir(Path(target)), ignore_errors=True)
+
+
+def _dask_block(scene: str, target: str, model: str, options: dict[str, Any],
+                columns: tuple[int, int]) -> tuple[int, Any] | dict[str, Any]:
+    """Runs on a Dask worker: predict one vertical block of a split scene into the scene's blocks folder."""
+    from geoseg.inference.api import predict
+
+    folder = _blocks_dir(Path(target))
+    folder.mkdir(parents=True, exist_ok=True)
+    x0 = columns[0]
+    predict_options = {k: v for k, v in options.items() if k not in _POLYGON_OPTIONS}
+    try:
+        return x0, predict(scene, _worker_model(model, options), folder / f"classes_{x0}.tif",
+                           confidence=folder / f"confidence_{x0}.tif", overwrite=True, columns=columns,
+                           **predict_options)
+    except (GeosegError, OSError, ValueError, RuntimeError) as exc:
+        return _failed(scene, exc)
+
+
+def _blocks_dir(target: Path) -> Path:
+    return target.with_name(f".{target.name}.blocks")
+
+
+def scene_blocks(scene: str, block_width: int) -> list[tuple[int, int]]:
+    """The vertical blocks a scene is split into on Dask (one block when it is not wider than ``block_width``).
+
+    A scene that cannot be opened gives one block: its task reports the reason.
+
+    Example:
+        >>> scene_blocks("data_samples/brandenburg_s2.tif", 512)
+        [(0, 512), (512, 1024), (1024, 1536)]
+    """
+    from geoseg.io.raster import gdal_env, open_scene
+    from geoseg.tiling import split_columns
+
+    try:
+        with gdal_env(), open_scene(scene) as ds:
+            width = ds.width
+    except GeosegError:
+        return [(0, 0)]
+    return split_columns(width, block_width)
 
 
 def _client(workers: int | None, scheduler: str | None):
@@ -235,8 +300,16 @@ def _run_on_dask(todo: list[dict[str, Any]], out: Path, model: str, client: Any,
     def absolute(path: str) -> str:  # workers may run elsewhere: hand them absolute paths
         return path if path == "default" or is_remote(path) else str(Path(path).resolve())
 
-    futures = {client.submit(_dask_task, absolute(e["scene"]), str((out / e["folder"]).resolve()), absolute(model),
-                             options, pure=False): e for e in todo}
+    from geoseg.inference.api import BLOCK_WIDTH
+
+    futures = {}
+    for entry in todo:
+        scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
+        blocks = scene_blocks(scene, options.get("block_width") or BLOCK_WIDTH)
+        parts = [] if len(blocks) == 1 else [
+            client.submit(_dask_block, scene, target, absolute(model), options, columns, pure=False)
+            for columns in blocks]
+        futures[client.submit(_dask_task, scene, target, absolute(model), options, *parts, pure=False)] = entry
     for n, future in enumerate(as_completed(futures)):
         futures[future].update(future.result())
         if progress:

@@ -68,17 +68,21 @@ def run(
     simplify: float | None = None,
     overwrite: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    blocks: list[tuple[int, Any]] | None = None,
     **predict_options: Any,
 ) -> RunResult:
     """Run the whole pipeline on one scene and write the OUTDIR files of DESIGN.md.
 
     ``predict_options`` are those of :func:`geoseg.predict` (bands, chip_size,
-    overlap, batch_size, device, tta, aoi).
+    overlap, batch_size, device, tta, aoi, backend, block_width). ``blocks``
+    (``(x0, PredictResult)`` pairs from ``predict(columns=...)``, as Dask
+    workers make them for a split scene) replaces the prediction: they are
+    joined into ``classes.tif`` and ``confidence.tif`` and the rest runs as usual.
 
     Example:
         >>> geoseg.run("scene.tif", "out", model="model.pt", min_area=500)  # doctest: +SKIP
     """
-    from geoseg.inference.api import open_model, predict
+    from geoseg.inference.api import assemble_blocks, open_model, predict
     from geoseg.io.features import PolygonSink
     from geoseg.model.bundled import default_model_path
     from geoseg.model.factory import Model
@@ -98,9 +102,17 @@ def run(
     timings["load_model"] = time.perf_counter() - t
     with atomic_folder(out) as tmp:
         t = time.perf_counter()
-        result = predict(image, net, tmp / "classes.tif", confidence=tmp / "confidence.tif", progress=progress,
-                         **predict_options)
-        timings["predict"] = time.perf_counter() - t
+        if blocks is None:
+            result = predict(image, net, tmp / "classes.tif", confidence=tmp / "confidence.tif", progress=progress,
+                             **predict_options)
+        else:
+            result = assemble_blocks(image, blocks, {"classes": tmp / "classes.tif",
+                                                     "confidence": tmp / "confidence.tif"}, net.card)
+        if blocks is None:
+            timings["predict"] = time.perf_counter() - t
+        else:  # worker seconds summed over the blocks, then joining them here
+            timings["predict_blocks"] = result.seconds.get("total", 0.0)
+            timings["assemble_blocks"] = time.perf_counter() - t
         t = time.perf_counter()
         table, batches = polygon_batches(tmp / "classes.tif", min_area=min_area, simplify=simplify,
                                          confidence=tmp / "confidence.tif", progress=progress)
@@ -128,7 +140,8 @@ def run(
             | {"min_area": min_area, "simplify": simplify},
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
             "counts": {"chips_total": result.chips_total, "chips_predicted": result.chips_predicted,
-                       "chips_skipped": result.chips_skipped, "polygons": sum(per_class.values())},
+                       "chips_skipped": result.chips_skipped, "polygons": sum(per_class.values()),
+                       "blocks": len(blocks) if blocks else 1},
             "warnings": result.warnings,
             "areas": areas,
         }

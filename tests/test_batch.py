@@ -128,3 +128,38 @@ def test_unreachable_scheduler_is_a_quick_clear_error(runner, unet_path: Path, t
     assert time.perf_counter() - started < 30
     assert result.exit_code == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_a_wide_scene_split_into_4_blocks_on_2_workers_equals_one_process(runner, unet_path: Path,
+                                                                          tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("distributed", reason="Dask is in the dev extra: pip install -e '.[dev]'")
+    folder = tmp_path / "in"
+    scenes = tiles(folder)
+    wide = write_raster(folder / "wide.tif", random_scene((4, 70, 1024), seed=7), descriptions=BANDS)
+    one = run(runner, "run", *scenes, wide, "-o", tmp_path / "one", "-m", unet_path, "--min-area", 200)
+    two = run(runner, "run", *scenes, wide, "-o", tmp_path / "two", "-m", unet_path, "--min-area", 200,
+              "--workers", 2, "--block-width", 256)
+    assert one.exit_code == two.exit_code == 0, two.output
+    record = json.loads((tmp_path / "two" / "wide" / "run.json").read_text())
+    assert record["counts"]["blocks"] == 4 and "predict_blocks" in record["timings_s"]
+    assert json.loads((tmp_path / "one" / "wide" / "run.json").read_text())["counts"]["blocks"] == 1
+    assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.name.startswith(".")) == [], "blocks removed"
+    for name in ("wide", "tile_0"):
+        for raster in ("classes.tif", "confidence.tif"):
+            with rasterio.open(tmp_path / "one" / name / raster) as x, \
+                    rasterio.open(tmp_path / "two" / name / raster) as y:
+                assert (x.transform, x.crs, x.colormap(1) if raster == "classes.tif" else None) == \
+                    (y.transform, y.crs, y.colormap(1) if raster == "classes.tif" else None)
+                assert (x.read(1) == y.read(1)).all(), f"{name}/{raster}: same pixels"
+                assert x.tags()["GEOSEG_CLASSES"] == y.tags()["GEOSEG_CLASSES"]
+        p = pyogrio.read_dataframe(tmp_path / "one" / name / "polygons.gpkg", layer="polygons")
+        q = pyogrio.read_dataframe(tmp_path / "two" / name / "polygons.gpkg", layer="polygons")
+        assert len(p) == len(q) and p.geometry.geom_equals_exact(q.geometry, 0).all()
+        assert (p.drop(columns="geometry") == q.drop(columns="geometry")).all().all()
+    with rasterio.open(tmp_path / "one" / "wide" / "classes.tif") as x:
+        seams = [x.transform.c + x.transform.a * col for col in (256, 512, 768)]
+    bounds = pyogrio.read_dataframe(tmp_path / "two" / "wide" / "polygons.gpkg", layer="polygons").bounds
+    for seam in seams:
+        assert ((bounds.minx < seam) & (bounds.maxx > seam)).any(), "polygons reach across every block seam"

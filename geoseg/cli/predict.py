@@ -38,6 +38,10 @@ def inference_options(func):
         click.option("--tta", is_flag=True, help="Test-time augmentation: average the predictions of flipped chips (4x slower)."),
         click.option("--aoi", default=None, metavar="POLYGONS",
                      help="Predict only where these polygons (any vector format and CRS) lie; elsewhere is nodata."),
+        click.option("--block-width", default=16384, show_default=True, type=click.IntRange(min=256), metavar="PX",
+                     help="Scenes wider than this are stitched in vertical blocks (each with a halo of the chip "
+                          "overlap, same pixels), which bounds memory for any width; with --workers or --scheduler "
+                          "the blocks of one scene run as separate Dask tasks."),
         overwrite_option,
     ]):
         func = option(func)
@@ -55,7 +59,7 @@ def inference_options(func):
 @inference_options
 @common_options
 def predict(image, model, output, confidence, probabilities, bands, chip_size, overlap, batch_size, device, backend,
-            tta, aoi, overwrite) -> None:
+            tta, aoi, block_width, overwrite) -> None:
     """Predict a class map for IMAGE with MODEL, stitched seamlessly on IMAGE's grid.
 
     IMAGE is any raster GDAL reads (GeoTIFF, VRT, JP2, /vsicurl/ COGs). The
@@ -74,7 +78,7 @@ def predict(image, model, output, confidence, probabilities, bands, chip_size, o
         result = run_predict(
             image, model, output, confidence=confidence, probabilities=probabilities, bands=bands,
             chip_size=chip_size, overlap=overlap, batch_size=batch_size, device=device, tta=tta, aoi=aoi,
-            overwrite=overwrite, progress=update, backend=backend)
+            overwrite=overwrite, progress=update, backend=backend, block_width=block_width)
     finally:
         close()
     log.info("%s: %d chips predicted, %d skipped (nodata), %.1f s",

@@ -24,8 +24,8 @@ log = logging.getLogger("geoseg")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Batches: run the scenes on an existing Dask cluster, e.g. tcp://10.0.0.5:8786.")
 @common_options
-def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, backend, tta, aoi, overwrite, min_area,
-        simplify, workers, scheduler) -> None:
+def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, backend, tta, aoi, block_width, overwrite,
+        min_area, simplify, workers, scheduler) -> None:
     """Run the whole pipeline on IMAGE and write OUTDIR with classes.tif, confidence.tif,
     polygons.gpkg, polygons.geojson, classes.qml, polygons.qml, areas.csv, preview.png
     and run.json (written last: its presence means the run is complete).
@@ -46,18 +46,22 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
     others, and the exit code is then 3. --workers N or --scheduler ADDRESS
     run the scenes as Dask tasks (each worker loads the model once; the
     outputs are the same as in one process) and always use the batch layout,
-    also for one scene, which is not yet split across workers.
+    also for one scene. A scene wider than --block-width is then split into
+    vertical blocks predicted on different workers and joined into one
+    seamless classes.tif (the same pixels and polygons as in one process).
 
     \b
     Example:
       geoseg run sentinel2.tif -o results/ --min-area 500 --simplify 5
       geoseg run scene.tif -o results/ -m model.pt
       geoseg run 'tiles/*.tif' -o mosaic/ -m model.pt
+      geoseg run mosaic.vrt -o out/ -m model.pt --workers 2 --block-width 8192
     """
     from geoseg.batch import is_batch
 
     options = {"min_area": min_area, "simplify": simplify, "bands": bands, "chip_size": chip_size, "overlap": overlap,
-               "batch_size": batch_size, "device": device, "tta": tta, "aoi": aoi, "backend": backend}
+               "batch_size": batch_size, "device": device, "tta": tta, "aoi": aoi, "backend": backend,
+               "block_width": block_width}
     if is_batch(images) or workers is not None or scheduler is not None:
         _run_batch(images, outdir, model or "default", overwrite, workers, scheduler, options)
         return

@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from affine import Affine
 
 from geoseg.errors import InputError, RasterError
 from geoseg.inference.bands import select_bands
@@ -91,6 +93,7 @@ def predict(
     progress: Progress | None = None,
     block_width: int = BLOCK_WIDTH,
     backend: str = "auto",
+    columns: tuple[int, int] | None = None,
 ) -> PredictResult:
     """Predict a scene chip by chip and stitch a seamless class map on the scene's grid.
 
@@ -104,7 +107,11 @@ def predict(
     ``output`` receives uint8 class ids 0..K-1 (255 = nodata or outside
     ``aoi``); ``confidence`` the winning probability in percent;
     ``probabilities`` one band per class in percent. Nothing is written
-    unless the whole scene succeeds.
+    unless the whole scene succeeds. Scenes wider than ``block_width`` are
+    stitched in vertical blocks. ``columns=(x0, x1)`` predicts only those
+    scene columns, with every chip that reaches them (a halo of the chip
+    overlap), into outputs as wide as the block: blocks predicted apart (on
+    different Dask workers) hold the same pixels as the whole scene.
 
     Example:
         >>> import geoseg
@@ -143,21 +150,80 @@ def predict(
         _check_pixel_size(ds, card.pixel_size, result.warnings)
         grid = make_grid(ds.width, ds.height, chip, card.overlap if overlap is None else overlap, ds.transform)
         chips = list(grid)
+        x0, x1 = _check_columns(columns, ds)
+        if columns is not None:
+            chips = [c for c in chips if c.x0 < x1 and c.x1 > x0]
         polygons = None
         if aoi is not None:
             chips, polygons = _aoi_filter(aoi, ds, grid, chips)
         result.chips_total = len(chips)
         runner, net = _runner(net, backend, device, tta, chip, len(chips), result)
-        writer = ClassMapWriter(outputs, ds.crs, ds.transform, ds.width, ds.height, card.classes,
-                                tags={"GEOSEG_MODEL": card.name})
+        writer = ClassMapWriter(outputs, ds.crs, ds.transform * Affine.translation(x0, 0), x1 - x0, ds.height,
+                                card.classes, tags={"GEOSEG_MODEL": card.name})
         try:
-            _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_size, block_width,
-                 progress, result)
+            blocks = [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, block_width)]
+            _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_size, blocks,
+                 progress, result, block_mode=columns is not None)
             writer.commit()
         except BaseException:
             writer.abort()
             raise
     result.seconds["total"] = time.perf_counter() - started
+    return result
+
+
+def assemble_blocks(
+    image: str | os.PathLike,
+    blocks: list[tuple[int, PredictResult]],
+    outputs: dict[str, Path],
+    card: Any,
+    rows: int = 1024,
+) -> PredictResult:
+    """Join blocks predicted apart with ``predict(columns=...)`` into the scene's outputs.
+
+    ``blocks`` are ``(x0, result)`` pairs covering the scene's columns;
+    ``outputs`` maps ``classes`` / ``confidence`` to the scene files, written
+    with the same writer as :func:`predict` (same tiling, colours, tags, COG),
+    so they hold the same pixels as one whole-scene prediction. Reads
+    ``rows`` rows of a block at a time.
+
+    Example:
+        >>> blocks = [(0, predict("s.tif", m, "b0.tif", columns=(0, 512))),
+        ...           (512, predict("s.tif", m, "b1.tif", columns=(512, 900)))]  # doctest: +SKIP
+        >>> assemble_blocks("s.tif", blocks, {"classes": Path("classes.tif")}, m.card)  # doctest: +SKIP
+    """
+    from rasterio.windows import Window
+
+    blocks = sorted(blocks, key=lambda b: b[0])
+    result = PredictResult(dict(outputs), 0, 0, 0)
+    for _, part in blocks:
+        result.chips_total += part.chips_total
+        result.chips_predicted += part.chips_predicted
+        result.chips_skipped += part.chips_skipped
+        for key, value in part.seconds.items():
+            result.seconds[key] = result.seconds.get(key, 0.0) + value
+        result.warnings.extend(w for w in part.warnings if w not in result.warnings)
+    with gdal_env(), open_scene(image) as ds:
+        if result.chips_predicted == 0:
+            raise RasterError(f"{ds.name}: every chip is nodata or outside the area of interest; nothing to predict")
+        writer = ClassMapWriter(outputs, ds.crs, ds.transform, ds.width, ds.height, card.classes,
+                                tags={"GEOSEG_MODEL": card.name})
+        try:
+            for x0, part in blocks:
+                sources = {kind: open_scene(part.outputs[kind], require_georef=False) for kind in outputs}
+                try:
+                    width = next(iter(sources.values())).width
+                    for y0 in range(0, ds.height, rows):
+                        window = Window(0, y0, width, min(rows, ds.height - y0))
+                        writer.write_rows(x0, y0, {kind: src.read(window=window)[0] if src.count == 1 else
+                                                   src.read(window=window) for kind, src in sources.items()})
+                finally:
+                    for src in sources.values():
+                        src.close()
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
     return result
 
 
@@ -255,8 +321,19 @@ class _Radiometry:
                   "check the bands' order, scaling and units")
 
 
-def _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_size, block_width,
-         progress, result) -> None:
+def _check_columns(columns: tuple[int, int] | None, ds) -> tuple[int, int]:
+    if columns is None:
+        return 0, ds.width
+    x0, x1 = (int(v) for v in columns)
+    if not 0 <= x0 < x1 <= ds.width:
+        raise InputError(f"columns {x0}:{x1} are not inside {ds.name} (0:{ds.width}): give 0 <= x0 < x1 <= width")
+    return x0, x1
+
+
+def _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_size, blocks,
+         progress, result, block_mode: bool = False) -> None:
+    """Predict and stitch ``chips`` block by block (``blocks``: scene column ranges, written at their offset
+    from the first block's left edge)."""
     from rasterio.features import geometry_mask
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
@@ -289,7 +366,7 @@ def _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_s
                 pr = np.rint(probs * 100).astype(np.uint8)
                 pr[:, ~valid] = NODATA
                 arrays["probabilities"] = pr
-            writer.write_rows(x0, y0, arrays)
+            writer.write_rows(x0 - offset, y0, arrays)
             times["write"] += time.perf_counter() - t
         return sink
 
@@ -302,10 +379,11 @@ def _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_s
             return data, valid
         return reader, read
 
-    for x0, x1 in split_columns(ds.width, block_width):
+    offset = blocks[0][0]
+    for x0, x1 in blocks:
         block_chips = [c for c in chips if c.x0 < x1 and c.x1 > x0]
         if not block_chips:
-            writer.write_rows(x0, 0, {"classes": np.full((ds.height, x1 - x0), NODATA, np.uint8),
+            writer.write_rows(x0 - offset, 0, {"classes": np.full((ds.height, x1 - x0), NODATA, np.uint8),
                                       **({"confidence": np.full((ds.height, x1 - x0), NODATA, np.uint8)}
                                          if "confidence" in writer.ds else {}),
                                       **({"probabilities": np.full((net.card.num_classes, ds.height, x1 - x0),
@@ -346,5 +424,5 @@ def _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_s
     radiometry.check()
     times["stitch"] -= times["write"]
     result.seconds.update(times)
-    if result.chips_predicted == 0:
+    if result.chips_predicted == 0 and not block_mode:  # a block may be all nodata; its scene is checked whole
         raise RasterError(f"{ds.name}: every chip is nodata or outside the area of interest; nothing to predict")
