@@ -40,15 +40,52 @@ class _Pending:
     conf_count: int = 0
 
 
-def _merge(pieces: list) -> object:
-    """Union pieces of one region cut at strip edges, exactly (pixel coordinates are integers).
+def _merge(pieces: list, cuts: np.ndarray) -> object:
+    """Union pieces of one region cut at strip edges (rows ``cuts``), exactly (pixel coordinates are integers).
 
-    The vertices the cut lines leave are collinear and removed, so the ring is
-    the one GDAL traces over the whole raster.
+    The pieces form a coverage: GEOS's coverage union joins them in linear
+    time once both sides of every cut have a vertex at each pixel corner
+    along it (:func:`pin_cuts`); the general overlay (``union_all``) is the
+    fallback. The vertices the cut lines leave are collinear and removed, so
+    the ring is the one GDAL traces over the whole raster.
     """
     import shapely
 
-    return drop_collinear(shapely.union_all(pieces))
+    merged = shapely.coverage_union_all(pin_cuts(pieces, cuts))
+    if merged.geom_type != "Polygon":
+        parts = [g for g in getattr(merged, "geoms", []) if g.area > 0]  # GEOS may leave a zero-area sliver
+        merged = parts[0] if len(parts) == 1 else shapely.union_all(pieces)
+    return drop_collinear(merged)
+
+
+def pin_cuts(pieces: list, cuts: np.ndarray) -> np.ndarray:
+    """Polygons with a vertex at every integer x along their horizontal edges on the rows ``cuts``.
+
+    Example:
+        >>> import shapely
+        >>> pin_cuts([shapely.box(0, 0, 3, 2)], np.array([2]))[0].wkt
+        'POLYGON ((3 0, 3 2, 2 2, 1 2, 0 2, 0 0, 3 0))'
+    """
+    import shapely
+
+    polys = np.asarray(pieces, dtype=object)
+    rings = shapely.get_rings(polys)
+    ring_owner = np.repeat(np.arange(len(polys)), shapely.get_num_interior_rings(polys) + 1)
+    coords, index = shapely.get_coordinates(rings, return_index=True)
+    last = np.r_[index[1:] != index[:-1], True]  # closing point of each ring
+    a, b = coords[:-1], coords[1:]
+    step = np.sign(b[:, 0] - a[:, 0])
+    on_cut = (~last[:-1]) & (a[:, 1] == b[:, 1]) & np.isin(a[:, 1], cuts)
+    extra = np.where(on_cut, np.abs(b[:, 0] - a[:, 0]).astype(np.int64) - 1, 0)
+    extra = np.maximum(extra, 0)
+    per_vertex = np.r_[1 + extra, 1]
+    start = np.repeat(np.arange(len(coords)), per_vertex)
+    k = np.arange(len(start)) - np.repeat(np.cumsum(per_vertex) - per_vertex, per_vertex)
+    out = coords[start].copy()
+    inner = k > 0
+    out[inner, 0] += step[start[inner]] * k[inner]
+    made = shapely.linearrings(out, indices=index[start])
+    return shapely.polygons(made, indices=ring_owner)
 
 
 def drop_collinear(polygon: object) -> object:
@@ -101,6 +138,7 @@ class StripPolygonizer:
         self.done: list[Region] = []
         self.next_id = 1
         self._prev: tuple[np.ndarray, np.ndarray] | None = None
+        self.cuts: list[int] = []
 
     def _find(self, x: int) -> int:
         root = x
@@ -130,6 +168,7 @@ class StripPolygonizer:
         else:
             csum, ccount = np.zeros(count + 1), np.zeros(count + 1, np.int64)
         if self._prev is not None:
+            self.cuts.append(y0)
             prev_ids, prev_classes = self._prev
             touching = (prev_ids > 0) & (glabels[0] > 0) & (prev_classes == classes[0])
             if touching.any():
@@ -162,7 +201,7 @@ class StripPolygonizer:
         for members in groups.values():
             parts = [self.pending.pop(g) for g in members]
             pieces = [p for part in parts for p in part.pieces]
-            geometry = pieces[0] if len(pieces) == 1 else _merge(pieces)
+            geometry = pieces[0] if len(pieces) == 1 else _merge(pieces, np.asarray(self.cuts, dtype=np.float64))
             self.done.append(Region(geometry, parts[0].class_id, sum(p.pixels for p in parts),
                                     sum(p.conf_sum for p in parts), sum(p.conf_count for p in parts)))
             for g in members:

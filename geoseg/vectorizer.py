@@ -213,8 +213,8 @@ def measure(geoms: Sequence, crs) -> tuple[np.ndarray, np.ndarray]:
     return shapely.area(arr) * factor**2, shapely.length(arr) * factor
 
 
-STRIP_PIXELS = 8192 * 1024
-"""Pixels per strip when polygonizing (1024 rows of an 8192-wide map); regions cut at strip edges are merged
+STRIP_PIXELS = 8192 * 512
+"""Pixels per strip when polygonizing (512 rows of an 8192-wide map); regions cut at strip edges are merged
 again, so memory is bounded by a strip, the regions crossing its last row and one batch of polygons."""
 
 SIEVE_IN_MEMORY = 16384 * 16384
