@@ -375,3 +375,32 @@ def test_tile_and_evaluate_refusals(tmp_path: Path, runner) -> None:
     result = run(runner, "evaluate", labels, labels, "--json", tmp_path / "m.json")
     assert result.exit_code == 1 and "use --overwrite" in result.stderr
     assert (tmp_path / "m.json").read_text() == "{}"
+
+
+def test_torchrun_with_two_gloo_processes_trains_and_writes_one_checkpoint(tmp_path: Path) -> None:
+    """``geoseg train`` under torchrun: DistributedDataParallel on CPU (gloo), each process half of every epoch's
+    chips (torch's DistributedSampler), metrics reduced over both, only rank 0 writes."""
+    import os
+    import subprocess
+    import sys
+
+    image, labels, _ = learnable_scene(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps(small_config(image, labels, epochs=3, threads=1)))
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "geoseg",
+         "train", str(config), "-o", str(tmp_path / "run"), "--progress", "none"],
+        capture_output=True, text=True, env=env, timeout=400, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert files == ["config.yaml", "curves.png", "history.csv", "last.pt", "metrics.json", "model.pt", "resume.pt"]
+    with (tmp_path / "run" / "history.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert all(int(r["chips"]) == 48 for r in rows), "the two processes together see the epoch's 48 chips"
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    model = geoseg.load_model(tmp_path / "run" / "model.pt")
+    assert model.card.provenance["processes"] == 2
+    assert 0.0 <= float(rows[-1]["val_miou"]) <= 1.0
+    assert done.stderr.count("training on 2 processes") <= 1, "only rank 0 reports"

@@ -211,6 +211,64 @@ def _plot_curves(run_dir: Path, history: list[dict[str, Any]]) -> None:
     plt.close(fig)
 
 
+@dataclass
+class _Dist:
+    """This process's place in a torchrun job (rank 0 of 1 when not under torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def reduce(self, values: list[float] | np.ndarray) -> np.ndarray:
+        """Sum ``values`` over all processes (float64)."""
+        array = np.asarray(values, dtype=np.float64)
+        if self.world == 1:
+            return array
+        import torch
+        import torch.distributed as dist
+
+        tensor = torch.from_numpy(array.copy())
+        if dist.get_backend() == "nccl":
+            tensor = tensor.cuda()
+        dist.all_reduce(tensor)
+        return tensor.cpu().numpy()
+
+    def share(self, samples: list) -> list:
+        """This process's part of an epoch's samples (torch's DistributedSampler: padded so all take as many steps)."""
+        if self.world == 1:
+            return samples
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(len(samples)), num_replicas=self.world, rank=self.rank, shuffle=False)
+        return [samples[i] for i in sampler]
+
+
+@contextlib.contextmanager
+def _distributed(device: str) -> Iterator[_Dist]:
+    """Join the process group when started by ``torchrun`` (``WORLD_SIZE`` > 1): gloo on CPU, nccl on CUDA."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        yield _Dist()
+        return
+    import torch.distributed as dist
+
+    backend = "nccl" if device.startswith("cuda") else "gloo"
+    dist.init_process_group(backend=backend)
+    info = _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if info.main:
+        log.info("training on %d processes (torchrun, %s)", info.world, backend)
+    else:
+        log.setLevel(logging.WARNING)
+    try:
+        yield info
+    finally:
+        dist.destroy_process_group()
+
+
 @contextlib.contextmanager
 def _deterministic(device: str, threads: int | None) -> Iterator[None]:
     import torch
@@ -229,19 +287,26 @@ def _deterministic(device: str, threads: int | None) -> Iterator[None]:
 
 
 def _evaluate(model: Any, runner: Callable, scenes: list[SceneData], split: Split, batch: int, k: int,
-              loss_fn: Callable) -> tuple[ConfusionMatrix, float | None]:
+              loss_fn: Callable, dist_info: _Dist = _Dist()) -> tuple[ConfusionMatrix, float | None]:
+    """Confusion matrix and mean loss on the validation chips (each process takes every world-th chip; the sums
+    are reduced over the processes)."""
     import torch
 
     cm = ConfusionMatrix(k)
     losses, n = 0.0, 0
     model.eval()
     with torch.inference_mode():
-        for data, labels, _ in iter_samples(scenes, split.val, model.normalize, batch):
+        for data, labels, _ in iter_samples(scenes, split.val[dist_info.rank :: dist_info.world], model.normalize,
+                                            batch):
             logits = runner(torch.from_numpy(data))
             target = torch.from_numpy(labels.astype(np.int64))
             losses += float(loss_fn(logits.float().cpu(), target)) * len(data)
             n += len(data)
             cm.update(labels, logits.argmax(1).cpu().numpy())
+    if dist_info.world > 1:
+        reduced = dist_info.reduce(np.r_[cm.matrix.ravel(), losses, n])
+        cm.matrix[:] = reduced[:-2].reshape(cm.matrix.shape).astype(cm.matrix.dtype)
+        losses, n = float(reduced[-2]), int(reduced[-1])
     return cm, (losses / n if n else None)
 
 
@@ -264,23 +329,35 @@ def train(
 
     cfg = load_config(config) if isinstance(config, (str, os.PathLike)) else parse_config(config, Path.cwd())
     run_dir = Path(run_dir)
-    _check_run_dir(run_dir, resume)
-    if resume:
-        saved = json.loads((run_dir / "config.yaml").read_text(encoding="utf-8"))
-        if _comparable(saved) != _comparable(cfg):
-            raise ConfigError(f"the config differs from the one {run_dir} was started with: resume with "
-                              f"{run_dir / 'config.yaml'} or start a new run folder")
     from geoseg.inference.engine import resolve_device
 
     device = resolve_device(cfg["train"]["device"])
-    with tempfile.TemporaryDirectory(prefix="geoseg-train-") as work:
-        scenes, band_names, label_map, pixel = _open_scenes(cfg, progress, Path(work))
-        try:
-            with _deterministic(device, cfg["train"]["threads"]):
-                return _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, progress, on_epoch)
-        finally:
-            for scene in scenes:
-                scene.close()
+    with _distributed(device) as dist_info:
+        _check_run_dir(run_dir, resume)
+        if resume:
+            saved = json.loads((run_dir / "config.yaml").read_text(encoding="utf-8"))
+            if _comparable(saved) != _comparable(cfg):
+                raise ConfigError(f"the config differs from the one {run_dir} was started with: resume with "
+                                  f"{run_dir / 'config.yaml'} or start a new run folder")
+        if dist_info.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()  # every process has checked RUN_DIR before rank 0 writes to it
+            if device.startswith("cuda"):
+                device = f"cuda:{dist_info.local_rank}"
+        threads = cfg["train"]["threads"]
+        if dist_info.world > 1 and not threads and device == "cpu":  # share the cores between the processes
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", dist_info.world))
+            threads = max(1, (os.cpu_count() or 1) // local)
+        with tempfile.TemporaryDirectory(prefix="geoseg-train-") as work:
+            scenes, band_names, label_map, pixel = _open_scenes(cfg, progress if dist_info.main else None, Path(work))
+            try:
+                with _deterministic(device, threads):
+                    return _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device,
+                                  progress if dist_info.main else None, on_epoch, dist_info)
+            finally:
+                for scene in scenes:
+                    scene.close()
 
 
 def _build(cfg: dict[str, Any], band_names: list[str], label_map: Any, pixel: float, mean: list[float],
@@ -303,7 +380,7 @@ def _build(cfg: dict[str, Any], band_names: list[str], label_map: Any, pixel: fl
     return model
 
 
-def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, progress, on_epoch):
+def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, progress, on_epoch, dist_info=_Dist()):
     import torch
 
     from geoseg.inference.engine import prefetch
@@ -322,9 +399,17 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
     model = _build(cfg, band_names, label_map, pixel, mean, std, scenes, split)
     model.card.provenance["class_weights"] = None if weights is None else [round(w, 4) for w in weights]
     model.card.provenance["training_pixels"] = {n: int(c) for n, c in zip(names, counts)}
+    model.card.provenance["processes"] = dist_info.world
     net = model.to(device)
     if device == "cpu":
         net = net.to(memory_format=torch.channels_last)
+    trained = net  # what the training steps call: the model, or its DistributedDataParallel wrapper
+    if dist_info.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # static_graph: the same layers run every step, and encoders cut short (encoder_depth) leave some unused
+        trained = DistributedDataParallel(net, device_ids=[dist_info.local_rank] if device.startswith("cuda") else None,
+                                          static_graph=True)
     opt = torch.optim.AdamW(net.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t["epochs"])
     loss_fn = make_loss(t["loss"], weights, t["focal_gamma"])
@@ -346,16 +431,16 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
         start_epoch = state["epoch"] + 1
         if best_epoch:
             model.card.provenance.update(state.get("best_provenance", {}))
-    else:
+    elif dist_info.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "config.yaml", json.dumps(cfg, indent=2))
 
-    def forward(x: torch.Tensor) -> torch.Tensor:
+    def forward(x: torch.Tensor, module: Any = net) -> torch.Tensor:
         x = x.to(device)
         if device == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=amp_dtype, enabled=use_cuda):
-            return net(x)
+            return module(x)
 
     aug = {k: cfg["augment"][k] for k in ("flips", "rot90", "scale", "brightness")}
     batch = t["batch_size"]
@@ -368,14 +453,14 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
         began = time.perf_counter()
         rng = np.random.default_rng([t["seed"], epoch])
         order = _epoch_order(len(split.train), t["samples_per_epoch"], rng)
-        samples = [split.train[i] for i in order]
+        samples = dist_info.share([split.train[i] for i in order])
         steps = math.ceil(len(samples) / batch)
         net.train()
         timer = _Timer(prefetch(iter_samples(scenes, samples, model.normalize, batch, rng, aug), depth=3))
         total_loss, seen = 0.0, 0
         for step, (data, labels, _) in enumerate(timer):
             target = torch.from_numpy(labels.astype(np.int64)).to(device)
-            logits = forward(torch.from_numpy(data))
+            logits = forward(torch.from_numpy(data), trained)
             loss = loss_fn(logits.float(), target)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -387,10 +472,12 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
                 progress(f"epoch {epoch}/{t['epochs']}", step + 1, steps)
         sched.step()
         train_time = time.perf_counter() - began
+        total_loss, seen = (float(v) for v in dist_info.reduce([total_loss, seen]))
+        seen = int(seen)
         row: dict[str, Any] = {"epoch": epoch, "train_loss": round(total_loss / max(seen, 1), 5),
                                "lr": round(opt.param_groups[0]["lr"], 8)}
         if split.val:
-            cm, val_loss = _evaluate(net, forward, scenes, split, batch, len(names), loss_fn)
+            cm, val_loss = _evaluate(net, forward, scenes, split, batch, len(names), loss_fn, dist_info)
             summary = cm.summary(names)
             row.update({"val_loss": None if val_loss is None else round(val_loss, 5),
                         "val_miou": summary["mean_iou"], "val_accuracy": summary["accuracy"],
@@ -410,15 +497,17 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
                 "validation_iou": {c["name"]: None if c["iou"] is None else round(c["iou"], 4)
                                    for c in summary.get("classes", [])},
             })
-            model.save(run_dir / "model.pt", half=t["save_fp16"])
+            if dist_info.main:
+                model.save(run_dir / "model.pt", half=t["save_fp16"])
         else:
             bad += 1
-        model.save(run_dir / "last.pt", half=False)
-        _save_resume(torch, run_dir, opt, sched, epoch, history, best, best_epoch, bad, model)
-        _write_history(run_dir, history)
-        _plot_curves(run_dir, history)
-        write_text_atomic(run_dir / "metrics.json", json.dumps({"best_epoch": best_epoch, "validation": best_summary},
-                                                         indent=2))
+        if dist_info.main:  # the other processes hold the same weights (DistributedDataParallel)
+            model.save(run_dir / "last.pt", half=False)
+            _save_resume(torch, run_dir, opt, sched, epoch, history, best, best_epoch, bad, model)
+            _write_history(run_dir, history)
+            _plot_curves(run_dir, history)
+            write_text_atomic(run_dir / "metrics.json",
+                              json.dumps({"best_epoch": best_epoch, "validation": best_summary}, indent=2))
         if on_epoch:
             on_epoch(row)
     return TrainResult(run_dir, run_dir / "model.pt", best_epoch, best if best >= 0 and split.val else None,
