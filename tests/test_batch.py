@@ -163,3 +163,25 @@ def test_a_wide_scene_split_into_4_blocks_on_2_workers_equals_one_process(runner
     bounds = pyogrio.read_dataframe(tmp_path / "two" / "wide" / "polygons.gpkg", layer="polygons").bounds
     for seam in seams:
         assert ((bounds.minx < seam) & (bounds.maxx > seam)).any(), "polygons reach across every block seam"
+
+
+def test_a_batch_exports_the_model_to_onnx_once(unet_path: Path, tmp_path: Path, monkeypatch) -> None:
+    import pytest
+
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    import geoseg.model.onnx as onnx_module
+    from geoseg.batch import run_batch
+    from geoseg.model.factory import load_model
+
+    calls = []
+    real = onnx_module.export_onnx
+    monkeypatch.setattr(onnx_module, "export_onnx", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = load_model(unet_path)
+    result = run_batch(tiles(tmp_path / "in"), tmp_path / "out", model, backend="onnx")
+    assert result.counts["done"] == 3 and len(calls) == 1
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # trained further: the next run exports again
+    run_batch([tmp_path / "in" / "tile_0.tif"], tmp_path / "out2", model, backend="onnx")
+    assert len(calls) == 2

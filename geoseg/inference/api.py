@@ -271,13 +271,18 @@ def _runner(net, backend: str, device: str, tta: bool, chip: int, chips: int, re
 
     from geoseg.model.onnx import export_onnx, load_onnx
 
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="geoseg-onnx-") as tmp:
-        path = export_onnx(net, Path(tmp) / "model.onnx", chip_size=chip)
-        onnx_model = load_onnx(path, resolve_device(device))  # the session holds the graph in memory
-    result.seconds["export_onnx"] = time.perf_counter() - started
-    log.info("running the model with onnxruntime (exported in %.1f s)", result.seconds["export_onnx"])
-    return OnnxRunner(onnx_model, tta=tta), onnx_model
+    # exported once per model object, chip size, device and weights (their in-place version counters change
+    # when they are trained further): a batch of scenes reuses the session
+    exports = net.__dict__.setdefault("_onnx_exports", {})
+    key = (chip, resolve_device(device), sum(p._version for p in net.parameters()))
+    if key not in exports:
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="geoseg-onnx-") as tmp:
+            path = export_onnx(net, Path(tmp) / "model.onnx", chip_size=chip)
+            exports[key] = load_onnx(path, key[1])  # the session holds the graph in memory
+        result.seconds["export_onnx"] = time.perf_counter() - started
+        log.info("running the model with onnxruntime (exported in %.1f s)", result.seconds["export_onnx"])
+    return OnnxRunner(exports[key], tta=tta), exports[key]
 
 
 def _check_pixel_size(ds, model_size: float | None, warnings: list[str]) -> None:
