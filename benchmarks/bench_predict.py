@@ -75,7 +75,7 @@ def one(scene: Path, model: Path, model_only: bool) -> dict:
     net = geoseg.load_model(model)
     out = WORK / f"{scene.stem}_classes.tif"
     t = time.perf_counter()
-    result = geoseg.predict(scene, net, out, overwrite=True)
+    result = geoseg.predict(scene, net, out, overwrite=True, batch_size=BATCH)
     total = time.perf_counter() - t
     record = {"scene": scene.name, "chips": result.chips_predicted, "total_s": total,
               "in_run_model_s": result.seconds["model"], "read_wait_s": result.seconds["read_wait"],

@@ -104,6 +104,7 @@ def _bad_inputs(tmp: Path, scene: Path, model: Path) -> list[tuple[str, list, tu
         ("output is input", [scene, "-m", model, "-o", scene], ("is the input",)),
         ("output twice", [scene, "-m", model, "-o", tmp / "c.tif", "--confidence", tmp / "c.tif"], ("same file",)),
         ("batch size", [scene, "-m", model, "--batch-size", "0", *out], ("--batch-size 0",)),
+        ("block width", [scene, "-m", model, "--block-width", "100", *out], ("--block-width 100",)),
     ]
 
 

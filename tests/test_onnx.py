@@ -65,6 +65,21 @@ def test_onnx_backend_matches_the_checkpoint(tmp_path: Path) -> None:
     assert agreement >= 0.999 and tta_agreement >= 0.999
 
 
+def test_an_onnx_model_runs_without_importing_torch(tmp_path: Path) -> None:
+    """Importing torch costs over a second and hundreds of MB: an ONNX run (CLI or API) must not need it."""
+    import subprocess
+    import sys
+
+    export_onnx(tiny_unet(10, 3, pixel_size=10.0), tmp_path / "tiny.onnx")
+    code = ("import sys, geoseg; from geoseg.cli import main; "
+            f"geoseg.predict({str(SAMPLE)!r}, {str(tmp_path / 'tiny.onnx')!r}, {str(tmp_path / 'c.tif')!r}); "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    assert (tmp_path / "c.tif").exists()
+
+
 def test_onnx_file_runs_through_geoseg_run(tmp_path: Path, runner) -> None:
     model = tiny_unet(10, 3, pixel_size=10.0)
     export_onnx(model, tmp_path / "tiny.onnx")

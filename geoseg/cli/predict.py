@@ -27,7 +27,9 @@ def inference_options(func):
                           "descriptions hold the model's band names, else in order when the counts agree."),
         chip_size_option,
         overlap_option,
-        click.option("--batch-size", default=8, show_default=True, type=int, help="Chips per model call."),
+        click.option("--batch-size", default=None, type=int, metavar="N",
+                     help="Chips per model call. Default: 2 on the CPU (small batches run fastest there, "
+                          "BENCHMARKS.md), 8 on a GPU."),
         click.option("--device", default="auto", show_default=True,
                      type=click.Choice(["auto", "cpu", "cuda"]), help="Where the model runs; auto picks a GPU if there is one."),
         click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "torch", "onnx"]),
@@ -38,7 +40,7 @@ def inference_options(func):
         click.option("--tta", is_flag=True, help="Test-time augmentation: average the predictions of flipped chips (4x slower)."),
         click.option("--aoi", default=None, metavar="POLYGONS",
                      help="Predict only where these polygons (any vector format and CRS) lie; elsewhere is nodata."),
-        click.option("--block-width", default=16384, show_default=True, type=click.IntRange(min=256), metavar="PX",
+        click.option("--block-width", default=16384, show_default=True, type=int, metavar="PX",
                      help="Scenes wider than this are stitched in vertical blocks (each with a halo of the chip "
                           "overlap, same pixels), which bounds memory for any width; with --workers or --scheduler "
                           "the blocks of one scene run as separate Dask tasks."),

@@ -15,7 +15,7 @@ from affine import Affine
 
 from geoseg.errors import InputError, RasterError
 from geoseg.inference.bands import select_bands
-from geoseg.inference.engine import OnnxRunner, TorchRunner, iter_batches, prefetch, resolve_device
+from geoseg.inference.engine import OnnxRunner, TorchRunner, default_batch, iter_batches, prefetch, resolve_device
 from geoseg.io.classmap import NODATA, ClassMapWriter
 from geoseg.io.paths import check_output
 from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, read_window, scene_has_mask
@@ -85,7 +85,7 @@ def predict(
     bands: str | list | None = None,
     chip_size: int | None = None,
     overlap: str | float | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     device: str = "auto",
     tta: bool = False,
     aoi: str | os.PathLike | None = None,
@@ -104,6 +104,8 @@ def predict(
     least :data:`AUTO_ONNX_CHIPS` chips when onnxruntime is installed (it runs
     the model about 1.36x faster on the project's 2-core CPU, BENCHMARKS.md;
     the export costs about a second).
+    ``batch_size`` (chips per model call) defaults to 2 on the CPU, where
+    small batches run fastest, and 8 on a GPU.
     ``output`` receives uint8 class ids 0..K-1 (255 = nodata or outside
     ``aoi``); ``confidence`` the winning probability in percent;
     ``probabilities`` one band per class in percent. Nothing is written
@@ -119,7 +121,7 @@ def predict(
         >>> r = geoseg.predict("data_samples/brandenburg_s2_512.tif", m, "/tmp/doc_classes.tif",
         ...                    overwrite=True)  # doctest: +SKIP
     """
-    from geoseg.model.factory import Model, check_chip_size
+    from geoseg.model.card import check_chip_size
     from geoseg.model.onnx import OnnxModel
 
     started = time.perf_counter()
@@ -128,11 +130,13 @@ def predict(
         outputs["confidence"] = Path(confidence)
     if probabilities:
         outputs["probabilities"] = Path(probabilities)
-    in_memory = isinstance(model, (Model, OnnxModel))
+    in_memory = not isinstance(model, (str, os.PathLike))
     inputs = [p for p in (image, aoi, None if in_memory else model) if p is not None and p != "default"]
     _check_outputs(outputs, inputs, overwrite)
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size {batch_size} must be at least 1")
+    if block_width < 256:
+        raise InputError(f"--block-width {block_width} must be at least 256 pixels (one tile)")
     if backend not in BACKENDS:
         raise InputError(f"--backend {backend!r} is not known: use {', '.join(BACKENDS)}")
     net = open_model(model, backend, device)
@@ -158,6 +162,7 @@ def predict(
             chips, polygons = _aoi_filter(aoi, ds, grid, chips)
         result.chips_total = len(chips)
         runner, net = _runner(net, backend, device, tta, chip, len(chips), result)
+        batch_size = batch_size or default_batch(runner.device)
         writer = ClassMapWriter(outputs, ds.crs, ds.transform * Affine.translation(x0, 0), x1 - x0, ds.height,
                                 card.classes, tags={"GEOSEG_MODEL": card.name})
         try:
@@ -234,15 +239,16 @@ AUTO_ONNX_CHIPS = 64
 
 def open_model(model: object, backend: str = "auto", device: str = "auto"):
     """A :class:`geoseg.Model` or an :class:`~geoseg.model.onnx.OnnxModel` from a model object, path or `default`."""
-    from geoseg.model.factory import Model, load_model
-    from geoseg.model.onnx import OnnxModel, load_onnx
+    from geoseg.model.onnx import OnnxModel, load_onnx, onnx_device
 
-    if isinstance(model, (Model, OnnxModel)):
+    if not isinstance(model, (str, os.PathLike)):
         net = model
     elif str(model).lower().endswith(".onnx"):
-        net = load_onnx(model, resolve_device(device))
+        net = load_onnx(model, onnx_device(device))  # torch is not imported for ONNX models
     else:
-        net = load_model(model)  # type: ignore[arg-type]
+        from geoseg.model.factory import load_model
+
+        net = load_model(model)
     if isinstance(net, OnnxModel) and backend == "torch":
         raise InputError(f"{net.path.name} is an ONNX model: run it with --backend onnx or auto, or give the .pt "
                          "checkpoint for --backend torch")

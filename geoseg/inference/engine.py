@@ -131,6 +131,22 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+CPU_BATCH, GPU_BATCH = 2, 8
+"""Default chips per model call. On CPU small batches run fastest (2-core measurements, ms per 256-px chip, batch
+2 against 8: Unet-mobilenet_v2 16 against 26 with torch, 16 against 17 with onnxruntime; Unet-resnet18 40 against
+42 and 32 against 33); a GPU wants larger ones."""
+
+
+def default_batch(device: str) -> int:
+    """Chips per model call when none is given: :data:`GPU_BATCH` on CUDA, :data:`CPU_BATCH` on the CPU.
+
+    Example:
+        >>> default_batch("cpu"), default_batch("cuda")
+        (2, 8)
+    """
+    return GPU_BATCH if device.startswith("cuda") else CPU_BATCH
+
+
 _FLIPS: list[tuple[int, ...]] = [(), (3,), (2,), (2, 3)]
 """Test-time augmentation: the chip as it is and flipped along x, y and both (axes of a B, C, H, W batch)."""
 
@@ -184,6 +200,8 @@ class OnnxRunner:
     def __init__(self, model: object, tta: bool = False) -> None:
         self.model = model
         self.tta = tta
+        providers = model.session.get_providers()  # type: ignore[attr-defined]
+        self.device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         m = self.model

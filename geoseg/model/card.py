@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.errors import ModelError
+from geoseg.errors import ChipSizeError, ModelError
 
-__all__ = ["CARD_FORMAT", "ClassInfo", "ModelCard", "default_colors", "generic_band_names"]
+__all__ = [
+    "CARD_FORMAT", "ClassInfo", "ModelCard", "check_chip_size", "default_colors", "generic_band_names", "valid_chip_sizes",
+]
 
 CARD_FORMAT = "geoseg-model/1"
 
@@ -170,3 +172,26 @@ class ModelCard:
             raise ModelError(f"{source}: std values must be positive, got {self.std}")
         if self.chip_size <= 0:
             raise ModelError(f"{source}: chip size {self.chip_size} must be positive")
+
+
+def valid_chip_sizes(chip_size: int, stride: int) -> tuple[int, int]:
+    """The nearest chip sizes below and above ``chip_size`` that are multiples of ``stride``.
+
+    Example:
+        >>> valid_chip_sizes(250, 32)
+        (224, 256)
+    """
+    below = max(stride, (chip_size // stride) * stride)
+    above = -(-chip_size // stride) * stride
+    return below, above
+
+
+def check_chip_size(chip_size: int, stride: int, source: str = "chip size") -> None:
+    """Raise :class:`ChipSizeError` unless ``chip_size`` suits an encoder of ``stride``."""
+    if chip_size <= 0:
+        raise ChipSizeError(f"{source} {chip_size} must be a positive number of pixels, e.g. 256")
+    if chip_size % stride:
+        below, above = valid_chip_sizes(chip_size, stride)
+        raise ChipSizeError(
+            f"{source} {chip_size} is not divisible by the encoder's output stride {stride}: use {below} or {above}"
+        )

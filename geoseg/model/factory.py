@@ -19,8 +19,15 @@ import torch
 
 from geoseg import __version__
 from geoseg._compat import import_smp
-from geoseg.errors import ChipSizeError, ModelError
-from geoseg.model.card import ClassInfo, ModelCard, default_colors, generic_band_names
+from geoseg.errors import ModelError
+from geoseg.model.card import (  # noqa: F401  (valid_chip_sizes re-exported)
+    ClassInfo,
+    ModelCard,
+    check_chip_size,
+    default_colors,
+    generic_band_names,
+    valid_chip_sizes,
+)
 from geoseg.model.checkpoint import read_checkpoint, write_checkpoint
 
 __all__ = ["Model", "build_network", "create_model", "load_model", "valid_chip_sizes"]
@@ -65,29 +72,6 @@ def _output_stride(net: torch.nn.Module) -> int:
     # Required for every architecture, also those (Unet) that would resize inside:
     # chips on the stride keep predictions at chip edges as good as inside.
     return int(getattr(net.encoder, "output_stride", 32))
-
-
-def valid_chip_sizes(chip_size: int, stride: int) -> tuple[int, int]:
-    """The nearest chip sizes below and above ``chip_size`` that are multiples of ``stride``.
-
-    Example:
-        >>> valid_chip_sizes(250, 32)
-        (224, 256)
-    """
-    below = max(stride, (chip_size // stride) * stride)
-    above = -(-chip_size // stride) * stride
-    return below, above
-
-
-def check_chip_size(chip_size: int, stride: int, source: str = "chip size") -> None:
-    """Raise :class:`ChipSizeError` unless ``chip_size`` suits an encoder of ``stride``."""
-    if chip_size <= 0:
-        raise ChipSizeError(f"{source} {chip_size} must be a positive number of pixels, e.g. 256")
-    if chip_size % stride:
-        below, above = valid_chip_sizes(chip_size, stride)
-        raise ChipSizeError(
-            f"{source} {chip_size} is not divisible by the encoder's output stride {stride}: use {below} or {above}"
-        )
 
 
 def _choice_error(kind: str, value: str, choices: Sequence[str]) -> ModelError:

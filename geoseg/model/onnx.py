@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.errors import ModelError
+from geoseg.errors import InputError, ModelError
 from geoseg.model.card import ModelCard
 
 __all__ = ["DEEPNESS_KEYS", "OnnxModel", "deepness_metadata", "export_onnx", "load_onnx"]
@@ -162,6 +162,26 @@ class OnnxModel:
         if self.input_scale is None:
             return normalized.astype(np.float32, copy=False)
         return (normalized * self._gain + self._offset).astype(np.float32, copy=False)
+
+
+def onnx_device(device: str = "auto") -> str:
+    """``auto`` becomes ``cuda`` when onnxruntime has its CUDA provider, else ``cpu`` (without importing torch).
+
+    Example:
+        >>> onnx_device("cpu")
+        'cpu'
+    """
+    import onnxruntime as ort
+
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "auto":
+        return "cuda" if cuda else "cpu"
+    if device.startswith("cuda") and not cuda:
+        raise InputError(f"--device {device}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
+                         "use --device cpu or auto")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(f"--device {device!r} is not known: use auto, cpu or cuda")
+    return device
 
 
 def _providers(device: str) -> list[str]:
