@@ -48,11 +48,11 @@ def main() -> None:
         runs: dict[str, list[float]] = {"torch": [], "onnx (export included)": [], "onnx file": []}
         for i in range(2):
             runs["torch"].append(timed(f"torch #{i + 1}", lambda: geoseg.predict(
-                scene, ckpt, tmp / "torch.tif", backend="torch", overwrite=True)))
+                scene, ckpt, tmp / "torch.tif", backend="torch", overwrite=True, batch_size=8)))
             runs["onnx (export included)"].append(timed(f"onnx, export included #{i + 1}", lambda: geoseg.predict(
-                scene, ckpt, tmp / "onnx.tif", backend="onnx", overwrite=True)))
+                scene, ckpt, tmp / "onnx.tif", backend="onnx", overwrite=True, batch_size=8)))
             runs["onnx file"].append(timed(f"onnx file #{i + 1}", lambda: geoseg.predict(
-                scene, onnx_file, tmp / "file.tif", overwrite=True)))
+                scene, onnx_file, tmp / "file.tif", overwrite=True, batch_size=8)))
         model_only = model_only_ratio(model, onnx_file)
         with rasterio.open(tmp / "torch.tif") as a, rasterio.open(tmp / "onnx.tif") as b:
             agreement = float((a.read(1) == b.read(1)).mean())
