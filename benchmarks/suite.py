@@ -8,7 +8,9 @@ size (``benchmarks/plots/``, one line per tool):
     .venv/bin/python benchmarks/suite.py --quick    # 1024² and 2048² only, about 2 minutes
 
 Every measurement runs in a fresh process (its own peak RSS, no warm caches
-shared between tools). Times are of the work after imports; geoseg's time is
+shared between tools). geoseg, GeoDeep and the model alone run twice in
+alternation and the faster run of each counts: the machine is shared, and
+back-to-back runs differ by up to 10%. Times are of the work after imports; geoseg's time is
 loading the model (and, for a ``.pt`` checkpoint on the onnxruntime backend,
 exporting it in memory) plus predicting, and ``predict_over_model`` divides
 the predict part by the model alone on the same chips. The command-line
@@ -202,10 +204,11 @@ def _chips_and_runner(scene: str, model: str):
 
 
 def job_model_only(scene: str, model: str) -> dict:
-    """The model alone: forward passes on the chips geoseg predicts, already in memory (no reading, no stitching)."""
+    """The model alone: forward passes on the chips geoseg predicts, already in memory (no reading, no stitching).
+
+    The first call is timed too (its one-off set-up is part of running those chips, in predict as here)."""
     ds, _, _, runner, batches = _chips_and_runner(scene, model)
     data = [b.data for b in batches if b.chips]
-    runner(data[0])  # warm-up, as predict's first batch is part of its time
     t = time.perf_counter()
     for x in data:
         runner(x)
@@ -284,6 +287,17 @@ def child(name: str, args: list[str]) -> None:
     print(json.dumps(record))
 
 
+def best_of(runs: int, *jobs: tuple) -> list[dict]:
+    """Run the jobs in alternation ``runs`` times; keep each job's fastest run (this machine is shared and noisy)."""
+    best: list[dict | None] = [None] * len(jobs)
+    for _ in range(runs):
+        for i, job in enumerate(jobs):
+            record = run_job(*job)
+            if best[i] is None or record["wall_s"] < best[i]["wall_s"]:
+                best[i] = record
+    return best  # type: ignore[return-value]
+
+
 def run_job(name: str, *args: object) -> dict:
     done = subprocess.run([sys.executable, __file__, "--job", name, *map(str, args)], capture_output=True, text=True)
     if done.returncode:
@@ -331,21 +345,26 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         return row
 
-    # RGB uint8: geoseg, model only, whole-scene stitching, GeoDeep
+    # RGB uint8: geoseg, model only, whole-scene stitching, GeoDeep (the timing pairs best of 2, in alternation)
     for size in peer_sizes + geoseg_only:
         scene = make_scene(WORK / f"rgb_{size}.tif", size, size, 3, "uint8")
         name = f"RGB uint8 {size}²"
-        ours = add("rgb", "geoseg", name, size * size,
-                   run_job("geoseg", scene, models["rgb_onnx"], WORK / f"geoseg_rgb_{size}.tif", "onnx"))
+        ours_job = ("geoseg", scene, models["rgb_onnx"], WORK / f"geoseg_rgb_{size}.tif", "onnx")
+        if size not in peer_sizes:
+            add("rgb", "geoseg", name, size * size, run_job(*ours_job))
+            continue
+        jobs = [ours_job, ("geodeep", scene, models["rgb_onnx"], WORK / f"geodeep_rgb_{size}.tif")]
         if size <= 4096:
-            only = add("rgb", "model only", name, size * size, run_job("model_only", scene, models["rgb_onnx"]))
+            jobs.append(("model_only", scene, models["rgb_onnx"]))
+        records = best_of(2, *jobs)
+        ours = add("rgb", "geoseg", name, size * size, records[0])
+        deep = add("rgb", "GeoDeep", name, size * size, records[1])
+        ours["geodeep_over_geoseg"] = round(deep["wall_s"] / ours["wall_s"], 3)
+        if size <= 4096:
+            only = add("rgb", "model only", name, size * size, records[2])
             ours["predict_over_model"] = round(ours["predict_s"] / only["wall_s"], 3)
-        if size in peer_sizes:
-            add("rgb", "whole-scene stitching", name, size * size,
-                run_job("whole_scene", scene, models["rgb_onnx"], WORK / f"whole_rgb_{size}.tif"))
-            deep = add("rgb", "GeoDeep", name, size * size,
-                       run_job("geodeep", scene, models["rgb_onnx"], WORK / f"geodeep_rgb_{size}.tif"))
-            ours["geodeep_over_geoseg"] = round(deep["wall_s"] / ours["wall_s"], 3)
+        add("rgb", "whole-scene stitching", name, size * size,
+            run_job("whole_scene", scene, models["rgb_onnx"], WORK / f"whole_rgb_{size}.tif"))
 
     # the same weights with 512-px chips and a 64-px overlap (the model is fully convolutional): less overlap work
     size = 2048 if args.quick else 4096
@@ -359,10 +378,10 @@ def main() -> None:
     size = 2048 if args.quick else 4096
     scene = make_scene(WORK / f"rgb_{size}_nodata.tif", size, size, 3, "uint8", nodata_share=0.4)
     name = f"RGB uint8 {size}², left 40% nodata"
-    ours = add("nodata", "geoseg", name, size * size,
-               run_job("geoseg", scene, models["rgb_onnx"], WORK / "geoseg_nodata.tif", "onnx"))
-    deep = add("nodata", "GeoDeep", name, size * size,
-               run_job("geodeep", scene, models["rgb_onnx"], WORK / "geodeep_nodata.tif"))
+    records = best_of(2, ("geoseg", scene, models["rgb_onnx"], WORK / "geoseg_nodata.tif", "onnx"),
+                      ("geodeep", scene, models["rgb_onnx"], WORK / "geodeep_nodata.tif"))
+    ours = add("nodata", "geoseg", name, size * size, records[0])
+    deep = add("nodata", "GeoDeep", name, size * size, records[1])
     ours["geodeep_over_geoseg"] = round(deep["wall_s"] / ours["wall_s"], 3)
 
     # multispectral uint16, geoseg alone
@@ -383,19 +402,20 @@ def main() -> None:
 
     with rasterio.open(brandenburg) as ds:
         pixels = ds.width * ds.height
-    ours = add("real", "geoseg", "Brandenburg S2, 10 bands, default model", pixels,
-               run_job("geoseg", brandenburg, "default", WORK / "geoseg_brandenburg.tif"))
-    only = add("real", "model only", "Brandenburg S2, 10 bands, default model", pixels,
-               run_job("model_only", brandenburg, "default"))
+    records = best_of(2, ("geoseg", brandenburg, "default", WORK / "geoseg_brandenburg.tif"),
+                      ("model_only", brandenburg, "default"))
+    ours = add("real", "geoseg", "Brandenburg S2, 10 bands, default model", pixels, records[0])
+    only = add("real", "model only", "Brandenburg S2, 10 bands, default model", pixels, records[1])
     ours["predict_over_model"] = round(ours["predict_s"] / only["wall_s"], 3)
     # the same 3-band model in both tools on a real scene: the Brandenburg RGB bands, forest against open land
     rgb_scene = WORK / "brandenburg_rgb.tif"
     with rasterio.open(rgb_scene) as ds:
         pixels = ds.width * ds.height
     name = "Brandenburg RGB, forest model (128 px chips)"
-    ours = add("real", "geoseg", name, pixels, run_job("geoseg", rgb_scene, models["forest"], WORK / "geoseg_forest.tif"))
-    deep = add("real", "GeoDeep", name, pixels,
-               run_job("geodeep", rgb_scene, models["forest"], WORK / "geodeep_forest.tif"))
+    records = best_of(2, ("geoseg", rgb_scene, models["forest"], WORK / "geoseg_forest.tif"),
+                      ("geodeep", rgb_scene, models["forest"], WORK / "geodeep_forest.tif"))
+    ours = add("real", "geoseg", name, pixels, records[0])
+    deep = add("real", "GeoDeep", name, pixels, records[1])
     ours["geodeep_over_geoseg"] = round(deep["wall_s"] / ours["wall_s"], 3)
     ours["agreement_with_geodeep"] = round(agreement(WORK / "geoseg_forest.tif", WORK / "geodeep_forest.tif"), 4)
     for size in peer_sizes:
