@@ -256,7 +256,7 @@ def _blocks_dir(target: Path) -> Path:
 def scene_blocks(scene: str, block_width: int) -> list[tuple[int, int]]:
     """The vertical blocks a scene is split into on Dask (one block when it is not wider than ``block_width``).
 
-    A scene that cannot be opened gives one block: its task reports the reason.
+    Empty when the scene cannot be opened: it then runs as one task, which reports the reason.
 
     Example:
         >>> scene_blocks("data_samples/brandenburg_s2.tif", 512)
@@ -269,7 +269,7 @@ def scene_blocks(scene: str, block_width: int) -> list[tuple[int, int]]:
         with gdal_env(), open_scene(scene) as ds:
             width = ds.width
     except GeosegError:
-        return [(0, 0)]
+        return []
     return split_columns(width, block_width)
 
 
@@ -306,7 +306,7 @@ def _run_on_dask(todo: list[dict[str, Any]], out: Path, model: str, client: Any,
     for entry in todo:
         scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
         blocks = scene_blocks(scene, options.get("block_width") or BLOCK_WIDTH)
-        parts = [] if len(blocks) == 1 else [
+        parts = [] if len(blocks) < 2 else [
             client.submit(_dask_block, scene, target, absolute(model), options, columns, pure=False)
             for columns in blocks]
         futures[client.submit(_dask_task, scene, target, absolute(model), options, *parts, pure=False)] = entry

@@ -15,7 +15,7 @@ from geoseg.errors import InputError, OutputError
 from geoseg.io.paths import atomic_output, check_output
 from geoseg.model.card import ClassInfo
 
-__all__ = ["FORMATS", "LAYER", "SHAPEFILE_FIELDS", "PolygonSink", "check_vector_output", "write_polygons"]
+__all__ = ["FORMATS", "LAYER", "SHAPEFILE_FIELDS", "PolygonSink", "check_vector_output"]
 
 LAYER = "polygons"
 FORMATS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf"}
@@ -42,16 +42,6 @@ def check_vector_output(path: Path, inputs: Iterable, overwrite: bool) -> str:
             if side.exists():
                 raise OutputError(f"output {side} already exists: use --overwrite to replace it")
     return driver
-
-
-def write_polygons(frame, path: Path, driver: str, classes: Sequence[ClassInfo], precision: int | None = None) -> None:
-    """Write ``frame`` to ``path`` under a temporary name, then rename (a Shapefile's files together).
-
-    Example:
-        >>> write_polygons(frame, Path("polygons.gpkg"), "GPKG", classes)  # doctest: +SKIP
-    """
-    with PolygonSink(path, driver, classes, precision) as sink:
-        sink.write(frame)
 
 
 class PolygonSink:
