@@ -51,6 +51,10 @@ def vectorize(classes, output, min_area, simplify, confidence, background, class
     polygon. A GeoPackage carries its QGIS style (class colours and names).
     Shapefile fields are class_id, class_name, area_m2, perim_m, mean_conf.
 
+    The map is read in strips and each polygon is written as soon as its
+    region is complete, so memory does not grow with the number of polygons
+    (--simplify holds them all: a coverage is simplified as a whole).
+
     \b
     Example:
       geoseg vectorize classes.tif -o polygons.gpkg --min-area 500 --simplify 5 --confidence confidence.tif
