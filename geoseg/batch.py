@@ -202,18 +202,21 @@ _POLYGON_OPTIONS = ("min_area", "simplify")
 
 def _worker_model(model: str, options: dict[str, Any]) -> object:
     """The model of this Dask worker process: loaded on first use and kept."""
+    import sys
+
     from geoseg.inference.api import open_model
 
-    try:
-        import torch
-        from distributed import get_worker
-
-        torch.set_num_threads(max(1, get_worker().state.nthreads))
-    except (ImportError, ValueError):
-        pass
     key = f"{model}|{options.get('backend', 'auto')}|{options.get('device', 'auto')}"
     if key not in _WORKER_MODELS:
         _WORKER_MODELS[key] = open_model(model, options.get("backend", "auto"), options.get("device", "auto"))
+    torch = sys.modules.get("torch")  # loaded with a .pt model; an .onnx model runs without importing it
+    if torch is not None:
+        try:
+            from distributed import get_worker
+
+            torch.set_num_threads(max(1, get_worker().state.nthreads))
+        except (ImportError, ValueError):
+            pass
     return _WORKER_MODELS[key]
 
 

@@ -105,12 +105,10 @@ def run(
         if blocks is None:
             result = predict(image, net, tmp / "classes.tif", confidence=tmp / "confidence.tif", progress=progress,
                              **predict_options)
-        else:
-            result = assemble_blocks(image, blocks, {"classes": tmp / "classes.tif",
-                                                     "confidence": tmp / "confidence.tif"}, net.card)
-        if blocks is None:
             timings["predict"] = time.perf_counter() - t
         else:  # worker seconds summed over the blocks, then joining them here
+            result = assemble_blocks(image, blocks, {"classes": tmp / "classes.tif",
+                                                     "confidence": tmp / "confidence.tif"}, net.card)
             timings["predict_blocks"] = result.seconds.get("total", 0.0)
             timings["assemble_blocks"] = time.perf_counter() - t
         t = time.perf_counter()

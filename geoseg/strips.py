@@ -46,8 +46,9 @@ def _merge(pieces: list, cuts: np.ndarray) -> object:
     The pieces form a coverage: GEOS's coverage union joins their shells in
     linear time once both sides of every cut have a vertex at each pixel
     corner along it (:func:`pin_cuts`), and the pieces' own holes are added
-    back; the general overlay (``union_all``) is the fallback. The vertices the cut lines leave are collinear and removed, so
-    the ring is the one GDAL traces over the whole raster.
+    back; the general overlay (``union_all``) is the fallback. The vertices
+    the cut lines leave are collinear and removed, so the ring is the one
+    GDAL traces over the whole raster.
     """
     import shapely
 

@@ -333,7 +333,7 @@ def polygon_batches(
                             yield _frame(held, ds, names, pixel_area, None, confidence is not None)
                             yielded = True
                         held = []
-                if simplify or not yielded:
+                if simplify:  # the last strip yielded everything otherwise
                     yield _frame(held, ds, names, pixel_area, simplify, confidence is not None)
                 if progress:
                     progress("vectorize", len(strips), len(strips))

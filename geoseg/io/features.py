@@ -63,7 +63,6 @@ class PolygonSink:
     def __init__(self, path: Path, driver: str, classes: Sequence[ClassInfo], precision: int | None = None) -> None:
         self.path, self.driver, self.classes, self.precision = Path(path), driver, classes, precision
         self.scratch = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial.gpkg")
-        self.count = 0
         self._started = False
 
     def write(self, frame) -> None:
@@ -79,7 +78,6 @@ class PolygonSink:
         self._guard(lambda: write_dataframe(frame, self.scratch, layer=LAYER, driver="GPKG", geometry_type="Polygon",
                                             append=self._started, VERSION="1.2"))
         self._started = True
-        self.count += len(frame)
 
     def close(self) -> None:
         """Turn the scratch file into the output (renamed into place only when complete)."""
