@@ -305,13 +305,6 @@ def run_job(name: str, *args: object) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_command(command: list[str]) -> dict:
-    """An external tool's wall time and peak RSS (measured from outside: it is not Python)."""
-    out = subprocess.run([sys.executable, str(HERE / "measure.py"), "--", *command], capture_output=True, text=True,
-                         check=True)
-    return json.loads(out.stdout)
-
-
 def agreement(a: Path, b: Path) -> float:
     """Share of pixels valid in both maps where the classes agree."""
     import rasterio
@@ -426,6 +419,7 @@ def main() -> None:
     # vectorize against gdal_polygonize
     sys.path.insert(0, str(HERE))
     from bench_vectorize import make_classes
+    from bench_vectorize import measure as run_command  # an external command's wall time and peak RSS
 
     gdal = shutil.which("gdal_polygonize.py")
     for size in ([2048] if args.quick else [2048, 4096, 8192]) + geoseg_only:
