@@ -41,18 +41,38 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         scene = make_scene(tmp / "scene.tif", size, size)
-        model = geoseg.create_model("unet", "resnet18", bands=["B02", "B03", "B04", "B08"], classes=3,
-                                    chip_size=256, overlap="32px", mean=[1000] * 4, std=[500] * 4)
+        model = geoseg.create_model(
+            "unet",
+            "resnet18",
+            bands=["B02", "B03", "B04", "B08"],
+            classes=3,
+            chip_size=256,
+            overlap="32px",
+            mean=[1000] * 4,
+            std=[500] * 4,
+        )
         ckpt = model.save(tmp / "model.pt")
         onnx_file = export_onnx(ckpt, tmp / "model.onnx")
         runs: dict[str, list[float]] = {"torch": [], "onnx (export included)": [], "onnx file": []}
         for i in range(2):
-            runs["torch"].append(timed(f"torch #{i + 1}", lambda: geoseg.predict(
-                scene, ckpt, tmp / "torch.tif", backend="torch", overwrite=True, batch_size=8)))
-            runs["onnx (export included)"].append(timed(f"onnx, export included #{i + 1}", lambda: geoseg.predict(
-                scene, ckpt, tmp / "onnx.tif", backend="onnx", overwrite=True, batch_size=8)))
-            runs["onnx file"].append(timed(f"onnx file #{i + 1}", lambda: geoseg.predict(
-                scene, onnx_file, tmp / "file.tif", overwrite=True, batch_size=8)))
+            runs["torch"].append(
+                timed(
+                    f"torch #{i + 1}",
+                    lambda: geoseg.predict(scene, ckpt, tmp / "torch.tif", backend="torch", overwrite=True, batch_size=8),
+                )
+            )
+            runs["onnx (export included)"].append(
+                timed(
+                    f"onnx, export included #{i + 1}",
+                    lambda: geoseg.predict(scene, ckpt, tmp / "onnx.tif", backend="onnx", overwrite=True, batch_size=8),
+                )
+            )
+            runs["onnx file"].append(
+                timed(
+                    f"onnx file #{i + 1}",
+                    lambda: geoseg.predict(scene, onnx_file, tmp / "file.tif", overwrite=True, batch_size=8),
+                )
+            )
         model_only = model_only_ratio(model, onnx_file)
         with rasterio.open(tmp / "torch.tif") as a, rasterio.open(tmp / "onnx.tif") as b:
             agreement = float((a.read(1) == b.read(1)).mean())
@@ -64,8 +84,10 @@ def main() -> None:
     for name, seconds in best.items():
         print(f"| {name} | {seconds:.2f} | {chips / seconds:.1f} | {best['torch'] / seconds:.2f}x |")
     print(f"class maps torch vs onnxruntime: {agreement:.5%} of pixels equal")
-    print(f"model only (10 batches of 8x4x256x256, no I/O): torch {model_only[0]:.2f} s, onnxruntime "
-          f"{model_only[1]:.2f} s, speed-up {model_only[0] / model_only[1]:.2f}x")
+    print(
+        f"model only (10 batches of 8x4x256x256, no I/O): torch {model_only[0]:.2f} s, onnxruntime "
+        f"{model_only[1]:.2f} s, speed-up {model_only[0] / model_only[1]:.2f}x"
+    )
 
 
 def model_only_ratio(model, onnx_file: Path) -> tuple[float, float]:

@@ -35,8 +35,10 @@ def peak_rss_mb() -> float:
 def on_cluster(scenes: list[str], out: Path, model: Path, workers: int) -> tuple[float, list[float]]:
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         start = time.perf_counter()
         result = run_batch(scenes, out, str(model), scheduler=cluster.scheduler_address, **OPTIONS)
         seconds = time.perf_counter() - start
@@ -52,8 +54,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         scenes = [str(make_scene(tmp / f"scene_{i}.tif", size, size)) for i in range(count)]
-        model = geoseg.create_model("unet", "resnet18", bands=["B02", "B03", "B04", "B08"], classes=3, chip_size=256,
-                                    overlap="32px", mean=[1000] * 4, std=[500] * 4).save(tmp / "model.pt")
+        model = geoseg.create_model(
+            "unet",
+            "resnet18",
+            bands=["B02", "B03", "B04", "B08"],
+            classes=3,
+            chip_size=256,
+            overlap="32px",
+            mean=[1000] * 4,
+            std=[500] * 4,
+        ).save(tmp / "model.pt")
         start = time.perf_counter()
         assert not run_batch(scenes, tmp / "single", str(model), **OPTIONS).failed
         single = time.perf_counter() - start

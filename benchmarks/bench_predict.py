@@ -39,9 +39,21 @@ def make_scene(path: Path, width: int, height: int) -> Path:
     if path.exists():
         return path
     rng = np.random.default_rng(width * 7 + height)
-    profile = {"driver": "GTiff", "width": width, "height": height, "count": 4, "dtype": "uint16",
-               "crs": "EPSG:32633", "transform": Affine(10, 0, 300000, 0, -10, 5900000), "tiled": True,
-               "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 2, "BIGTIFF": "YES"}
+    profile = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": 4,
+        "dtype": "uint16",
+        "crs": "EPSG:32633",
+        "transform": Affine(10, 0, 300000, 0, -10, 5900000),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "predictor": 2,
+        "BIGTIFF": "YES",
+    }
     tmp = path.with_suffix(".partial.tif")
     with rasterio.open(tmp, "w", **profile) as ds:
         ds.descriptions = ("B02", "B03", "B04", "B08")
@@ -58,9 +70,18 @@ def make_model(path: Path) -> Path:
     import geoseg
 
     if not path.exists():
-        geoseg.create_model("unet", "resnet18", bands=["B02", "B03", "B04", "B08"], classes=6, chip_size=CHIP,
-                            overlap=OVERLAP, mean=[1500] * 4, std=[1000] * 4, pixel_size=10.0,
-                            name="bench-unet-r18").save(path)
+        geoseg.create_model(
+            "unet",
+            "resnet18",
+            bands=["B02", "B03", "B04", "B08"],
+            classes=6,
+            chip_size=CHIP,
+            overlap=OVERLAP,
+            mean=[1500] * 4,
+            std=[1000] * 4,
+            pixel_size=10.0,
+            name="bench-unet-r18",
+        ).save(path)
     return path
 
 
@@ -77,9 +98,15 @@ def one(scene: Path, model: Path, model_only: bool) -> dict:
     t = time.perf_counter()
     result = geoseg.predict(scene, net, out, overwrite=True, batch_size=BATCH)
     total = time.perf_counter() - t
-    record = {"scene": scene.name, "chips": result.chips_predicted, "total_s": total,
-              "in_run_model_s": result.seconds["model"], "read_wait_s": result.seconds["read_wait"],
-              "stitch_s": result.seconds["stitch"], "write_s": result.seconds["write"]}
+    record = {
+        "scene": scene.name,
+        "chips": result.chips_predicted,
+        "total_s": total,
+        "in_run_model_s": result.seconds["model"],
+        "read_wait_s": result.seconds["read_wait"],
+        "stitch_s": result.seconds["stitch"],
+        "write_s": result.seconds["write"],
+    }
     import rasterio
 
     with rasterio.open(scene) as ds:
@@ -113,22 +140,31 @@ def main() -> None:
     rows = []
     for i, (width, height) in enumerate(SIZES["quick" if args.quick else "full"]):
         scene = make_scene(WORK / f"scene_{width}x{height}.tif", width, height)
-        out = subprocess.run([sys.executable, __file__, "--one", str(scene), str(model), "1" if i == 0 else "0"],
-                             check=True, capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", str(scene), str(model), "1" if i == 0 else "0"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     base = rows[0]
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {rows[0]['torch_threads']} torch threads, "
-          f"Python {platform.python_version()}")
-    print(f"{'scene':>26} {'chips':>6} {'time s':>8} {'Mpx/s':>6} {'peak RSS MB':>11} {'RSS vs first':>12} "
-          f"{'time/model':>10}")
+    print(
+        f"\nmachine: {platform.processor() or platform.machine()}, {rows[0]['torch_threads']} torch threads, "
+        f"Python {platform.python_version()}"
+    )
+    print(f"{'scene':>26} {'chips':>6} {'time s':>8} {'Mpx/s':>6} {'peak RSS MB':>11} {'RSS vs first':>12} {'time/model':>10}")
     for r in rows:
-        print(f"{r['scene']:>26} {r['chips']:>6} {r['total_s']:8.1f} {r['megapixels'] / r['total_s']:6.2f} "
-              f"{r['peak_rss_mb']:11.0f} {r['peak_rss_mb'] / base['peak_rss_mb']:12.2f} "
-              f"{r['total_s'] / r['in_run_model_s']:10.3f}")
+        print(
+            f"{r['scene']:>26} {r['chips']:>6} {r['total_s']:8.1f} {r['megapixels'] / r['total_s']:6.2f} "
+            f"{r['peak_rss_mb']:11.0f} {r['peak_rss_mb'] / base['peak_rss_mb']:12.2f} "
+            f"{r['total_s'] / r['in_run_model_s']:10.3f}"
+        )
     if "model_only_s" in base:
-        print(f"\n{base['scene']}: predict {base['total_s']:.1f} s, model alone on the same {base['chips']} chips "
-              f"(no I/O) {base['model_only_s']:.1f} s, ratio {base['total_s'] / base['model_only_s']:.3f}")
+        print(
+            f"\n{base['scene']}: predict {base['total_s']:.1f} s, model alone on the same {base['chips']} chips "
+            f"(no I/O) {base['model_only_s']:.1f} s, ratio {base['total_s'] / base['model_only_s']:.3f}"
+        )
     (WORK / "results_predict.json").write_text(json.dumps(rows, indent=2))
 
 

@@ -46,8 +46,10 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|")
     for row in result.history:
         train_s = row["train_seconds"]
-        print(f"| {row['epoch']} | {row['chips']} | {train_s:.1f} | {row['chips'] / train_s:.2f} | "
-              f"{row['data_wait_share']:.1%} | {row['seconds']:.1f} |")
+        print(
+            f"| {row['epoch']} | {row['chips']} | {train_s:.1f} | {row['chips'] / train_s:.2f} | "
+            f"{row['data_wait_share']:.1%} | {row['seconds']:.1f} |"
+        )
     print(f"total {total:.1f} s including indexing the scene and building the model")
 
 

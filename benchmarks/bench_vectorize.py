@@ -47,9 +47,20 @@ def make_classes(path: Path, size: int, seed: int | None = None) -> Path:
     classes = np.digitize(field, edges).astype(np.uint8)
     speckle = rng.random((size, size)) < 0.002
     classes[speckle] = rng.integers(0, 8, speckle.sum())
-    profile = {"driver": "GTiff", "width": size, "height": size, "count": 1, "dtype": "uint8", "nodata": 255,
-               "crs": "EPSG:32633", "transform": Affine(10, 0, 300000, 0, -10, 5900000), "tiled": True,
-               "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": 1,
+        "dtype": "uint8",
+        "nodata": 255,
+        "crs": "EPSG:32633",
+        "transform": Affine(10, 0, 300000, 0, -10, 5900000),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+    }
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(classes, 1)
     return path
@@ -69,38 +80,54 @@ def make_tall(path: Path, size: int, tiles: int) -> Path:
             with rasterio.open(part) as src:
                 for y in range(0, size, 1024):
                     window = rasterio.windows.Window(0, y, size, min(1024, size - y))
-                    out.write(src.read(1, window=window), 1,
-                              window=rasterio.windows.Window(0, i * (size + 1) + y, size, window.height))
+                    out.write(
+                        src.read(1, window=window), 1, window=rasterio.windows.Window(0, i * (size + 1) + y, size, window.height)
+                    )
             if i < tiles - 1:
-                out.write(np.full((1, size), 255, np.uint8), 1,
-                          window=rasterio.windows.Window(0, i * (size + 1) + size, size, 1))
+                out.write(np.full((1, size), 255, np.uint8), 1, window=rasterio.windows.Window(0, i * (size + 1) + size, size, 1))
     return path
 
 
 def measure(command: list[str]) -> dict:
-    out = subprocess.run([sys.executable, str(HERE / "measure.py"), "--", *command], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, str(HERE / "measure.py"), "--", *command], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=8192)
-    parser.add_argument("--tall", type=int, default=0, metavar="N",
-                        help="also vectorize 1..N stacked independent maps with geoseg (memory against height)")
+    parser.add_argument(
+        "--tall",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also vectorize 1..N stacked independent maps with geoseg (memory against height)",
+    )
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     classes = make_classes(WORK / f"classes_{args.size}.tif", args.size)
     rows = []
-    geoseg = [str(Path(sys.executable).with_name("geoseg")), "vectorize", str(classes), "-o",
-              str(WORK / "geoseg_polygons.gpkg"), "--overwrite", "--progress", "none"]
+    geoseg = [
+        str(Path(sys.executable).with_name("geoseg")),
+        "vectorize",
+        str(classes),
+        "-o",
+        str(WORK / "geoseg_polygons.gpkg"),
+        "--overwrite",
+        "--progress",
+        "none",
+    ]
     rows.append({"tool": "geoseg vectorize (GPKG, with attributes)", **measure(geoseg)})
     gdal = shutil.which("gdal_polygonize.py")
     if gdal:
         target = WORK / "gdal_polygons.gpkg"
         target.unlink(missing_ok=True)
-        rows.append({"tool": "gdal_polygonize.py (GPKG, class value only)",
-                     **measure([gdal, "-q", str(classes), "-f", "GPKG", str(target), "polygons", "class"])})
+        rows.append(
+            {
+                "tool": "gdal_polygonize.py (GPKG, class value only)",
+                **measure([gdal, "-q", str(classes), "-f", "GPKG", str(target), "polygons", "class"]),
+            }
+        )
     else:
         print("gdal_polygonize.py not found (Debian: apt-get install gdal-bin): geoseg alone")
     for r in rows:
@@ -118,8 +145,9 @@ def main() -> None:
         run = measure([geoseg[0], "vectorize", str(path), "-o", str(out), "--overwrite", "--progress", "none"])
         import pyogrio
 
-        tall.append({"height": tiles * (args.size + 1) - 1, "polygons": pyogrio.read_info(out, layer="polygons")[
-            "features"], **run})
+        tall.append(
+            {"height": tiles * (args.size + 1) - 1, "polygons": pyogrio.read_info(out, layer="polygons")["features"], **run}
+        )
     if tall:
         print(f"\ngeoseg vectorize, {args.size} wide, independent maps stacked")
         print(f"{'height':>8} {'polygons':>9} {'time s':>8} {'peak RSS MB':>12}")

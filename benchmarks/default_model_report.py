@@ -90,16 +90,18 @@ def main() -> None:
     base_cm = ConfusionMatrix(k)
     base_cm.update(truth_val, base)
     m, b = model_cm.summary(names), base_cm.summary(names)
-    print(f"model {model_path}: {model.card.name}; validation blocks {int(split.val_cells[0].sum() * stride**2)} px "
-          f"of {labels.size}; training chips {len(split.train)}")
+    print(
+        f"model {model_path}: {model.card.name}; validation blocks {int(split.val_cells[0].sum() * stride**2)} px "
+        f"of {labels.size}; training chips {len(split.train)}"
+    )
     print()
     print("| class | labeled px (train) | labeled px (held out) | IoU model | IoU baseline |")
     print("|---|---:|---:|---:|---:|")
     for cm_row, base_row, n_train in zip(m["classes"], b["classes"], train_counts):
-        print(f"| {cm_row['name']} | {n_train:,} | {cm_row['pixels']:,} | {cm_row['iou'] or 0:.3f} | "
-              f"{base_row['iou'] or 0:.3f} |")
-    print(f"| **mean IoU** | {int(train_counts.sum()):,} | {m['pixels']:,} | **{m['mean_iou']:.3f}** | "
-          f"**{b['mean_iou']:.3f}** |")
+        print(
+            f"| {cm_row['name']} | {n_train:,} | {cm_row['pixels']:,} | {cm_row['iou'] or 0:.3f} | {base_row['iou'] or 0:.3f} |"
+        )
+    print(f"| **mean IoU** | {int(train_counts.sum()):,} | {m['pixels']:,} | **{m['mean_iou']:.3f}** | **{b['mean_iou']:.3f}** |")
     print(f"| pixel accuracy | | | {m['accuracy']:.3f} | {b['accuracy']:.3f} |")
 
 

@@ -71,6 +71,7 @@ CHIP, OVERLAP = 256, 0.25
 
 # ----------------------------------------------------------------------------------------------- inputs
 
+
 def make_scene(path: Path, width: int, height: int, bands: int, dtype: str, nodata_share: float = 0.0) -> Path:
     """Fields of 64 px with constant random values per band (compress to a few MB); the left ``nodata_share``
     of the columns is nodata 0."""
@@ -81,10 +82,21 @@ def make_scene(path: Path, width: int, height: int, bands: int, dtype: str, noda
         return path
     rng = np.random.default_rng(width * 7 + height + bands)
     hi = 250 if dtype == "uint8" else 4000
-    profile = {"driver": "GTiff", "width": width, "height": height, "count": bands, "dtype": dtype,
-               "crs": "EPSG:32633", "transform": Affine(10, 0, 300000, 0, -10, 5900000), "tiled": True,
-               "blockxsize": 256, "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER",
-               "nodata": 0 if nodata_share else None}
+    profile = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": bands,
+        "dtype": dtype,
+        "crs": "EPSG:32633",
+        "transform": Affine(10, 0, 300000, 0, -10, 5900000),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+        "nodata": 0 if nodata_share else None,
+    }
     if dtype == "uint8" and bands == 3:
         profile["photometric"] = "RGB"
     tmp = path.with_suffix(".partial.tif")
@@ -107,15 +119,33 @@ def make_models() -> dict[str, Path]:
 
     rgb, rgb_onnx, four = WORK / "unet_r18_rgb.pt", WORK / "unet_r18_rgb.onnx", WORK / "unet_r18_4band.pt"
     if not rgb.exists():
-        geoseg.create_model("unet", "resnet18", bands=["red", "green", "blue"], classes=6, chip_size=CHIP,
-                            overlap=OVERLAP, mean=[128.0] * 3, std=[64.0] * 3, pixel_size=10.0,
-                            name="bench-unet-r18-rgb").save(rgb)
+        geoseg.create_model(
+            "unet",
+            "resnet18",
+            bands=["red", "green", "blue"],
+            classes=6,
+            chip_size=CHIP,
+            overlap=OVERLAP,
+            mean=[128.0] * 3,
+            std=[64.0] * 3,
+            pixel_size=10.0,
+            name="bench-unet-r18-rgb",
+        ).save(rgb)
     if not rgb_onnx.exists():
         export_onnx(rgb, rgb_onnx)
     if not four.exists():
-        geoseg.create_model("unet", "resnet18", bands=["B02", "B03", "B04", "B08"], classes=6, chip_size=CHIP,
-                            overlap=OVERLAP, mean=[2000.0] * 4, std=[1000.0] * 4, pixel_size=10.0,
-                            name="bench-unet-r18-4band").save(four)
+        geoseg.create_model(
+            "unet",
+            "resnet18",
+            bands=["B02", "B03", "B04", "B08"],
+            classes=6,
+            chip_size=CHIP,
+            overlap=OVERLAP,
+            mean=[2000.0] * 4,
+            std=[1000.0] * 4,
+            pixel_size=10.0,
+            name="bench-unet-r18-4band",
+        ).save(four)
     return {"rgb": rgb, "rgb_onnx": rgb_onnx, "4band": four}
 
 
@@ -140,11 +170,19 @@ def train_rgb_model() -> Path:
         out.write(scaled)
     config = {
         "name": "forest-rgb",
-        "model": {"arch": "unet", "encoder": "resnet18", "chip_size": 128, "overlap": 0.25,
-                  "params": {"encoder_depth": 3, "decoder_channels": [32, 16, 8]}},
-        "data": {"scenes": [{"image": str(rgb), "labels": str(ROOT / "data_samples" / "brandenburg_osm_mask.tif")}],
-                 "classes": [{"name": "forest", "values": [1]}, {"name": "open land", "values": [2, 3, 4, 8]}],
-                 "ignore_values": [5, 6, 7], "stride": 64},
+        "model": {
+            "arch": "unet",
+            "encoder": "resnet18",
+            "chip_size": 128,
+            "overlap": 0.25,
+            "params": {"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+        },
+        "data": {
+            "scenes": [{"image": str(rgb), "labels": str(ROOT / "data_samples" / "brandenburg_osm_mask.tif")}],
+            "classes": [{"name": "forest", "values": [1]}, {"name": "open land", "values": [2, 3, 4, 8]}],
+            "ignore_values": [5, 6, 7],
+            "stride": 64,
+        },
         "split": {"val_fraction": 0.2, "block_size": 128},
         "train": {"epochs": 4, "samples_per_epoch": 96, "batch_size": 8, "lr": 0.005, "loss": "ce", "threads": 2},
     }
@@ -155,6 +193,7 @@ def train_rgb_model() -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- jobs (child processes)
+
 
 def job_geoseg(scene: str, model: str, out: str, backend: str = "auto", chip_size: str = "", overlap: str = "") -> dict:
     """Load the model (and export it to ONNX in memory when the backend asks, as predict would), then predict."""
@@ -173,12 +212,25 @@ def job_geoseg(scene: str, model: str, out: str, backend: str = "auto", chip_siz
     _runner(net, backend, "auto", False, chip, count, PredictResult({}, 0, 0, 0))  # an export is kept on the model
     load = time.perf_counter() - t
     t = time.perf_counter()
-    result = geoseg.predict(scene, net, out, overwrite=True, backend=backend,  # default batch: 2 on the CPU
-                            chip_size=chip, overlap=overlap or None)
+    result = geoseg.predict(
+        scene,
+        net,
+        out,
+        overwrite=True,
+        backend=backend,  # default batch: 2 on the CPU
+        chip_size=chip,
+        overlap=overlap or None,
+    )
     predict_s = time.perf_counter() - t
-    return {"wall_s": load + predict_s, "load_s": load, "predict_s": predict_s, "chips": result.chips_predicted,
-            "skipped": result.chips_skipped, "model_s": result.seconds.get("model", 0.0),
-            "read_wait_s": result.seconds.get("read_wait", 0.0)}
+    return {
+        "wall_s": load + predict_s,
+        "load_s": load,
+        "predict_s": predict_s,
+        "chips": result.chips_predicted,
+        "skipped": result.chips_skipped,
+        "model_s": result.seconds.get("model", 0.0),
+        "read_wait_s": result.seconds.get("read_wait", 0.0),
+    }
 
 
 def _chips_and_runner(scene: str, model: str):
@@ -222,7 +274,7 @@ def job_whole_scene(scene: str, model: str, out: str) -> dict:
     t = time.perf_counter()
     ds, grid, net, runner, batches = _chips_and_runner(scene, model)
     k = net.card.num_classes
-    acc = np.zeros((k, ds.height, ds.width), dtype=np.float32)   # every class, every pixel of the scene
+    acc = np.zeros((k, ds.height, ds.width), dtype=np.float32)  # every class, every pixel of the scene
     weight = np.zeros((ds.height, ds.width), dtype=np.float32)
     chips = 0
     for batch in batches:
@@ -236,8 +288,18 @@ def job_whole_scene(scene: str, model: str, out: str) -> dict:
         chips += len(batch.chips)
     classes = acc.argmax(axis=0).astype(np.uint8)
     classes[weight == 0] = 255
-    profile = {"driver": "GTiff", "width": ds.width, "height": ds.height, "count": 1, "dtype": "uint8",
-               "crs": ds.crs, "transform": ds.transform, "nodata": 255, "tiled": True, "compress": "deflate"}
+    profile = {
+        "driver": "GTiff",
+        "width": ds.width,
+        "height": ds.height,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": ds.crs,
+        "transform": ds.transform,
+        "nodata": 255,
+        "tiled": True,
+        "compress": "deflate",
+    }
     with rasterio.open(out, "w", **profile) as dst:
         dst.write(classes, 1)
     return {"wall_s": time.perf_counter() - t, "chips": chips}
@@ -251,8 +313,17 @@ def job_geodeep(scene: str, model: str, out: str) -> dict:
     mask = geodeep.run(scene, model, output_type="raw")
     wall = time.perf_counter() - t
     with rasterio.open(scene) as ds:
-        profile = {"driver": "GTiff", "width": ds.width, "height": ds.height, "count": 1, "dtype": "uint8",
-                   "crs": ds.crs, "transform": ds.transform, "tiled": True, "compress": "deflate"}
+        profile = {
+            "driver": "GTiff",
+            "width": ds.width,
+            "height": ds.height,
+            "count": 1,
+            "dtype": "uint8",
+            "crs": ds.crs,
+            "transform": ds.transform,
+            "tiled": True,
+            "compress": "deflate",
+        }
     with rasterio.open(out, "w", **profile) as dst:  # after the clock: GeoDeep itself returns an array
         dst.write(mask.astype(np.uint8), 1)
     return {"wall_s": wall}
@@ -265,8 +336,13 @@ def job_prepare() -> dict:
     return {"wall_s": 0.0, "paths": paths}
 
 
-JOBS = {"geoseg": job_geoseg, "model_only": job_model_only, "whole_scene": job_whole_scene,
-        "geodeep": job_geodeep, "prepare": job_prepare}
+JOBS = {
+    "geoseg": job_geoseg,
+    "model_only": job_model_only,
+    "whole_scene": job_whole_scene,
+    "geodeep": job_geodeep,
+    "prepare": job_prepare,
+}
 
 
 def peak_rss_mb() -> float:
@@ -317,6 +393,7 @@ def agreement(a: Path, b: Path) -> float:
 
 # ----------------------------------------------------------------------------------------------- the run
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1024² and 2048² only (a smoke run)")
@@ -356,23 +433,36 @@ def main() -> None:
         if size <= 4096:
             only = add("rgb", "model only", name, size * size, records[2])
             ours["predict_over_model"] = round(ours["predict_s"] / only["wall_s"], 3)
-        add("rgb", "whole-scene stitching", name, size * size,
-            run_job("whole_scene", scene, models["rgb_onnx"], WORK / f"whole_rgb_{size}.tif"))
+        add(
+            "rgb",
+            "whole-scene stitching",
+            name,
+            size * size,
+            run_job("whole_scene", scene, models["rgb_onnx"], WORK / f"whole_rgb_{size}.tif"),
+        )
 
     # the same weights with 512-px chips and a 64-px overlap (the model is fully convolutional): less overlap work
     size = 2048 if args.quick else 4096
     scene = WORK / f"rgb_{size}.tif"
     deep = next(r for r in rows if r["tool"] == "GeoDeep" and r["scene"] == f"RGB uint8 {size}²")
-    big = add("rgb 512", "geoseg, 512-px chips", f"RGB uint8 {size}²", size * size,
-              run_job("geoseg", scene, models["rgb"], WORK / "geoseg_rgb_512.tif", "onnx", 512, "64px"))
+    big = add(
+        "rgb 512",
+        "geoseg, 512-px chips",
+        f"RGB uint8 {size}²",
+        size * size,
+        run_job("geoseg", scene, models["rgb"], WORK / "geoseg_rgb_512.tif", "onnx", 512, "64px"),
+    )
     big["geodeep_over_geoseg"] = round(deep["wall_s"] / big["wall_s"], 3)
 
     # nodata: geoseg skips chips with no valid pixel, GeoDeep predicts them
     size = 2048 if args.quick else 4096
     scene = make_scene(WORK / f"rgb_{size}_nodata.tif", size, size, 3, "uint8", nodata_share=0.4)
     name = f"RGB uint8 {size}², left 40% nodata"
-    records = best_of(2, ("geoseg", scene, models["rgb_onnx"], WORK / "geoseg_nodata.tif", "onnx"),
-                      ("geodeep", scene, models["rgb_onnx"], WORK / "geodeep_nodata.tif"))
+    records = best_of(
+        2,
+        ("geoseg", scene, models["rgb_onnx"], WORK / "geoseg_nodata.tif", "onnx"),
+        ("geodeep", scene, models["rgb_onnx"], WORK / "geodeep_nodata.tif"),
+    )
     ours = add("nodata", "geoseg", name, size * size, records[0])
     deep = add("nodata", "GeoDeep", name, size * size, records[1])
     ours["geodeep_over_geoseg"] = round(deep["wall_s"] / ours["wall_s"], 3)
@@ -384,8 +474,13 @@ def main() -> None:
     for width, height, bands in multi:
         scene = make_scene(WORK / f"ms{bands}_{width}x{height}.tif", width, height, bands, "uint16")
         model = models["4band"] if bands == 4 else "default"
-        add("multispectral", f"geoseg ({bands} bands)", f"{bands}-band uint16 {width}×{height}", width * height,
-            run_job("geoseg", scene, model, WORK / f"geoseg_ms{bands}_{width}x{height}.tif"))
+        add(
+            "multispectral",
+            f"geoseg ({bands} bands)",
+            f"{bands}-band uint16 {width}×{height}",
+            width * height,
+            run_job("geoseg", scene, model, WORK / f"geoseg_ms{bands}_{width}x{height}.tif"),
+        )
 
     # real scenes
     brandenburg = SHARED / "brandenburg_s2_osm" / "s2_l1c_10m_stack.tif"
@@ -395,8 +490,9 @@ def main() -> None:
 
     with rasterio.open(brandenburg) as ds:
         pixels = ds.width * ds.height
-    records = best_of(2, ("geoseg", brandenburg, "default", WORK / "geoseg_brandenburg.tif"),
-                      ("model_only", brandenburg, "default"))
+    records = best_of(
+        2, ("geoseg", brandenburg, "default", WORK / "geoseg_brandenburg.tif"), ("model_only", brandenburg, "default")
+    )
     ours = add("real", "geoseg", "Brandenburg S2, 10 bands, default model", pixels, records[0])
     only = add("real", "model only", "Brandenburg S2, 10 bands, default model", pixels, records[1])
     ours["predict_over_model"] = round(ours["predict_s"] / only["wall_s"], 3)
@@ -405,16 +501,18 @@ def main() -> None:
     with rasterio.open(rgb_scene) as ds:
         pixels = ds.width * ds.height
     name = "Brandenburg RGB, forest model (128 px chips)"
-    records = best_of(2, ("geoseg", rgb_scene, models["forest"], WORK / "geoseg_forest.tif"),
-                      ("geodeep", rgb_scene, models["forest"], WORK / "geodeep_forest.tif"))
+    records = best_of(
+        2,
+        ("geoseg", rgb_scene, models["forest"], WORK / "geoseg_forest.tif"),
+        ("geodeep", rgb_scene, models["forest"], WORK / "geodeep_forest.tif"),
+    )
     ours = add("real", "geoseg", name, pixels, records[0])
     deep = add("real", "GeoDeep", name, pixels, records[1])
     ours["geodeep_over_geoseg"] = round(deep["wall_s"] / ours["wall_s"], 3)
     ours["agreement_with_geodeep"] = round(agreement(WORK / "geoseg_forest.tif", WORK / "geodeep_forest.tif"), 4)
     for size in peer_sizes:
         ours = next(r for r in rows if r["group"] == "rgb" and r["tool"] == "geoseg" and r["scene"].endswith(f"{size}²"))
-        ours["agreement_with_geodeep"] = round(agreement(WORK / f"geoseg_rgb_{size}.tif",
-                                                         WORK / f"geodeep_rgb_{size}.tif"), 4)
+        ours["agreement_with_geodeep"] = round(agreement(WORK / f"geoseg_rgb_{size}.tif", WORK / f"geodeep_rgb_{size}.tif"), 4)
 
     # vectorize against gdal_polygonize
     sys.path.insert(0, str(HERE))
@@ -426,22 +524,48 @@ def main() -> None:
         classes = make_classes(HERE / "output" / f"classes_{size}.tif", size)
         name = f"class map {size}²"
         geoseg_cli = str(Path(sys.executable).with_name("geoseg"))
-        ours = add("vectorize", "geoseg vectorize", name, size * size,
-                   run_command([geoseg_cli, "vectorize", str(classes), "-o", str(WORK / "geoseg_polygons.gpkg"),
-                                "--overwrite", "--progress", "none"]))
+        ours = add(
+            "vectorize",
+            "geoseg vectorize",
+            name,
+            size * size,
+            run_command(
+                [
+                    geoseg_cli,
+                    "vectorize",
+                    str(classes),
+                    "-o",
+                    str(WORK / "geoseg_polygons.gpkg"),
+                    "--overwrite",
+                    "--progress",
+                    "none",
+                ]
+            ),
+        )
         if gdal and size <= 8192:
             target = WORK / "gdal_polygons.gpkg"
             target.unlink(missing_ok=True)
-            theirs = add("vectorize", "gdal_polygonize.py", name, size * size,
-                         run_command([gdal, "-q", str(classes), "-f", "GPKG", str(target), "polygons", "class"]))
+            theirs = add(
+                "vectorize",
+                "gdal_polygonize.py",
+                name,
+                size * size,
+                run_command([gdal, "-q", str(classes), "-f", "GPKG", str(target), "polygons", "class"]),
+            )
             ours["gdal_over_geoseg"] = round(theirs["wall_s"] / ours["wall_s"], 3)
 
     report(rows, time.perf_counter() - started, args.quick)
 
 
 def report(rows: list[dict], seconds: float, quick: bool) -> None:
-    machine = {"machine": platform.machine(), "processor": platform.processor(), "python": platform.python_version(),
-               "cpus": __import__("os").cpu_count(), "suite_seconds": round(seconds, 1), "quick": quick}
+    machine = {
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "cpus": __import__("os").cpu_count(),
+        "suite_seconds": round(seconds, 1),
+        "quick": quick,
+    }
     print(f"\n{machine}\n")
     header = f"{'group':<13} {'tool':<24} {'scene':<44} {'time s':>8} {'peak MB':>8}  ratios"
     print(header)
@@ -461,13 +585,13 @@ def plot(rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     PLOTS.mkdir(exist_ok=True)
-    for group, title in (("rgb", "Predict, RGB uint8 scenes, Unet-resnet18 ONNX"),
-                         ("vectorize", "Vectorize a class map")):
+    for group, title in (("rgb", "Predict, RGB uint8 scenes, Unet-resnet18 ONNX"), ("vectorize", "Vectorize a class map")):
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         tools = dict.fromkeys(r["tool"] for r in rows if r["group"] == group)
         for tool in tools:
-            points = sorted((r["megapixels"], r["wall_s"], r["peak_rss_mb"]) for r in rows
-                            if r["group"] == group and r["tool"] == tool)
+            points = sorted(
+                (r["megapixels"], r["wall_s"], r["peak_rss_mb"]) for r in rows if r["group"] == group and r["tool"] == tool
+            )
             mp = [p[0] for p in points]
             axes[0].plot(mp, [p[1] for p in points], marker="o", label=tool)
             axes[1].plot(mp, [p[2] for p in points], marker="o", label=tool)

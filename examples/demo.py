@@ -19,8 +19,23 @@ OUT = ROOT / "demo_output"
 def main() -> int:
     OUT.mkdir(exist_ok=True)
     result = OUT / "result"
-    command = [sys.executable, "-m", "geoseg", "run", str(SCENE), "-o", str(result),
-               "--min-area", "500", "--simplify", "5", "--overwrite", "--progress", "bar", "-v"]
+    command = [
+        sys.executable,
+        "-m",
+        "geoseg",
+        "run",
+        str(SCENE),
+        "-o",
+        str(result),
+        "--min-area",
+        "500",
+        "--simplify",
+        "5",
+        "--overwrite",
+        "--progress",
+        "bar",
+        "-v",
+    ]
     print("$ geoseg " + " ".join(command[3:]), flush=True)
     code = subprocess.call(command)
     if code == 0:

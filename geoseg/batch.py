@@ -69,8 +69,9 @@ def expand_inputs(items: Sequence[str]) -> list[str]:
     for scene in scenes:
         stem = _stem(scene)
         if stem.lower() in seen and seen[stem.lower()] != scene:
-            raise InputError(f"{seen[stem.lower()]} and {scene} would both write OUTDIR/{stem}: rename one or run "
-                             "them in separate batches")
+            raise InputError(
+                f"{seen[stem.lower()]} and {scene} would both write OUTDIR/{stem}: rename one or run them in separate batches"
+            )
         seen[stem.lower()] = scene
     return list(dict.fromkeys(scenes))
 
@@ -151,8 +152,15 @@ def run_batch(
     return result
 
 
-def _run_all(scenes: list[str], out: Path, net: object, client: Any, progress: Callable[[str, int, int], None] | None,
-             overwrite: bool, options: dict[str, Any]) -> BatchResult:
+def _run_all(
+    scenes: list[str],
+    out: Path,
+    net: object,
+    client: Any,
+    progress: Callable[[str, int, int], None] | None,
+    overwrite: bool,
+    options: dict[str, Any],
+) -> BatchResult:
     out.mkdir(exist_ok=True)
     result = BatchResult(out)
     todo = []
@@ -174,9 +182,14 @@ def _run_all(scenes: list[str], out: Path, net: object, client: Any, progress: C
     return result
 
 
-def _run_scene(scene: str, target: str, model: object, options: dict[str, Any],
-               progress: Callable[[str, int, int], None] | None = None,
-               blocks: list[tuple[int, Any]] | None = None) -> dict[str, Any]:
+def _run_scene(
+    scene: str,
+    target: str,
+    model: object,
+    options: dict[str, Any],
+    progress: Callable[[str, int, int], None] | None = None,
+    blocks: list[tuple[int, Any]] | None = None,
+) -> dict[str, Any]:
     """Run one scene (from its predicted ``blocks`` when given); a failure becomes a status with its reason."""
     from geoseg.pipeline import run
 
@@ -220,8 +233,9 @@ def _worker_model(model: str, options: dict[str, Any]) -> object:
     return _WORKER_MODELS[key]
 
 
-def _dask_task(scene: str, target: str, model: str, options: dict[str, Any],
-               *blocks: tuple[int, Any] | dict[str, Any]) -> dict[str, Any]:
+def _dask_task(
+    scene: str, target: str, model: str, options: dict[str, Any], *blocks: tuple[int, Any] | dict[str, Any]
+) -> dict[str, Any]:
     """Runs on a Dask worker: one scene, or the rest of a split scene once its ``blocks`` are predicted."""
     failures = [b for b in blocks if isinstance(b, dict)]
     try:
@@ -235,8 +249,9 @@ def _dask_task(scene: str, target: str, model: str, options: dict[str, Any],
             shutil.rmtree(_blocks_dir(Path(target)), ignore_errors=True)
 
 
-def _dask_block(scene: str, target: str, model: str, options: dict[str, Any],
-                columns: tuple[int, int]) -> tuple[int, Any] | dict[str, Any]:
+def _dask_block(
+    scene: str, target: str, model: str, options: dict[str, Any], columns: tuple[int, int]
+) -> tuple[int, Any] | dict[str, Any]:
     """Runs on a Dask worker: predict one vertical block of a split scene into the scene's blocks folder."""
     from geoseg.inference.api import predict
 
@@ -245,9 +260,15 @@ def _dask_block(scene: str, target: str, model: str, options: dict[str, Any],
     x0 = columns[0]
     predict_options = {k: v for k, v in options.items() if k not in _POLYGON_OPTIONS}
     try:
-        return x0, predict(scene, _worker_model(model, options), folder / f"classes_{x0}.tif",
-                           confidence=folder / f"confidence_{x0}.tif", overwrite=True, columns=columns,
-                           **predict_options)
+        return x0, predict(
+            scene,
+            _worker_model(model, options),
+            folder / f"classes_{x0}.tif",
+            confidence=folder / f"confidence_{x0}.tif",
+            overwrite=True,
+            columns=columns,
+            **predict_options,
+        )
     except (GeosegError, OSError, ValueError, RuntimeError) as exc:
         return _failed(scene, exc)
 
@@ -285,17 +306,26 @@ def _client(workers: int | None, scheduler: str | None):
         try:
             return Client(scheduler, timeout="5s"), None
         except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({str(exc).splitlines()[0][:120]}): "
-                             "check the address (tcp://host:8786) and that the scheduler runs") from None
+            raise InputError(
+                f"cannot reach the Dask scheduler at {scheduler} ({str(exc).splitlines()[0][:120]}): "
+                "check the address (tcp://host:8786) and that the scheduler runs"
+            ) from None
     if workers is None or workers < 1:
         raise InputError(f"--workers {workers} must be at least 1")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     return Client(cluster), cluster
 
 
-def _run_on_dask(todo: list[dict[str, Any]], out: Path, model: str, client: Any,
-                 progress: Callable[[str, int, int], None] | None, done_before: int, total: int,
-                 options: dict[str, Any]) -> None:
+def _run_on_dask(
+    todo: list[dict[str, Any]],
+    out: Path,
+    model: str,
+    client: Any,
+    progress: Callable[[str, int, int], None] | None,
+    done_before: int,
+    total: int,
+    options: dict[str, Any],
+) -> None:
     from distributed import as_completed
 
     from geoseg.io.paths import is_remote
@@ -309,9 +339,11 @@ def _run_on_dask(todo: list[dict[str, Any]], out: Path, model: str, client: Any,
     for entry in todo:
         scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
         blocks = scene_blocks(scene, options.get("block_width") or BLOCK_WIDTH)
-        parts = [] if len(blocks) < 2 else [
-            client.submit(_dask_block, scene, target, absolute(model), options, columns, pure=False)
-            for columns in blocks]
+        parts = (
+            []
+            if len(blocks) < 2
+            else [client.submit(_dask_block, scene, target, absolute(model), options, columns, pure=False) for columns in blocks]
+        )
         futures[client.submit(_dask_task, scene, target, absolute(model), options, *parts, pure=False)] = entry
     for n, future in enumerate(as_completed(futures)):
         futures[future].update(future.result())
@@ -332,8 +364,11 @@ def _write_batch_outputs(out: Path, finished: list[Path], result: BatchResult, m
         for name in ("classes.vrt", "polygons.gpkg"):
             if (out / name).exists():
                 (out / name).unlink()
-    record = {"geoseg_version": __version__, "model": str(model) if isinstance(model, (str, os.PathLike)) else
-              getattr(getattr(model, "card", None), "name", None), "scenes": result.scenes,
-              "counts": result.counts,
-              "notes": notes}
+    record = {
+        "geoseg_version": __version__,
+        "model": str(model) if isinstance(model, (str, os.PathLike)) else getattr(getattr(model, "card", None), "name", None),
+        "scenes": result.scenes,
+        "counts": result.counts,
+        "notes": notes,
+    }
     write_text_atomic(out / "batch.json", json.dumps(record, indent=2))

@@ -25,8 +25,16 @@ from geoseg.labels import IGNORE_INDEX, LabelMap
 
 __all__ = ["TileResult", "chip_mosaics", "tile"]
 
-_GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
-               "float32": "Float32", "float64": "Float64", "int8": "Int8"}
+_GDAL_TYPES = {
+    "uint8": "Byte",
+    "uint16": "UInt16",
+    "int16": "Int16",
+    "uint32": "UInt32",
+    "int32": "Int32",
+    "float32": "Float32",
+    "float64": "Float64",
+    "int8": "Int8",
+}
 
 
 @dataclass
@@ -40,9 +48,20 @@ class TileResult:
 
 
 def _chip_profile(ds: Any, transform: Any, size: int, count: int, dtype: str, nodata: Any) -> dict[str, Any]:
-    return {"driver": "GTiff", "width": size, "height": size, "count": count, "dtype": dtype, "crs": ds.crs,
-            "transform": transform, "nodata": nodata, "compress": "deflate", "tiled": size % 16 == 0 and size >= 16,
-            "blockxsize": min(256, size), "blockysize": min(256, size)}
+    return {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": count,
+        "dtype": dtype,
+        "crs": ds.crs,
+        "transform": transform,
+        "nodata": nodata,
+        "compress": "deflate",
+        "tiled": size % 16 == 0 and size >= 16,
+        "blockxsize": min(256, size),
+        "blockysize": min(256, size),
+    }
 
 
 def _read_raw(ds: Any, chip: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -122,8 +141,15 @@ def tile(
                         dst.descriptions = ds.descriptions
                         if ds.nodata is None and not valid.all():
                             dst.write_mask(valid.astype(np.uint8) * 255)
-                    row = {"image": f"images/{name}", "scene": stem, "row": chip.row, "col": chip.col,
-                           "x_off": chip.x0, "y_off": chip.y0, "geometry": shapely.box(*chip.bounds)}
+                    row = {
+                        "image": f"images/{name}",
+                        "scene": stem,
+                        "row": chip.row,
+                        "col": chip.col,
+                        "x_off": chip.x0,
+                        "y_off": chip.y0,
+                        "geometry": shapely.box(*chip.bounds),
+                    }
                     if mask is not None:
                         mprof = _chip_profile(ds, chip.transform, chip_size, 1, "uint8", IGNORE_INDEX)
                         with rasterio.open(tmp / "masks" / name, "w", **mprof) as dst:
@@ -133,19 +159,34 @@ def tile(
                     rows.append(row)
                     if progress:
                         progress("tile", n + 1, len(grid))
-                frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=ds.crs.to_wkt()) if rows else \
-                    gpd.GeoDataFrame({"image": []}, geometry=[], crs=ds.crs.to_wkt())
+                frame = (
+                    gpd.GeoDataFrame(rows, geometry="geometry", crs=ds.crs.to_wkt())
+                    if rows
+                    else gpd.GeoDataFrame({"image": []}, geometry=[], crs=ds.crs.to_wkt())
+                )
                 frame.to_file(tmp / "index.gpkg", layer="chips", driver="GPKG", engine="pyogrio")
-                meta = {"format": "geoseg-chips/1", "chip_size": chip_size, "overlap": str(overlap),
-                        "scenes": [{"name": stem, "source": str(image), "width": ds.width, "height": ds.height,
-                                    "transform": list(ds.transform)[:6], "crs": ds.crs.to_wkt(),
-                                    "dtype": ds.dtypes[0], "nodata": ds.nodata,
-                                    "bands": [d or f"band_{i + 1}" for i, d in enumerate(ds.descriptions)]}]}
+                meta = {
+                    "format": "geoseg-chips/1",
+                    "chip_size": chip_size,
+                    "overlap": str(overlap),
+                    "scenes": [
+                        {
+                            "name": stem,
+                            "source": str(image),
+                            "width": ds.width,
+                            "height": ds.height,
+                            "transform": list(ds.transform)[:6],
+                            "crs": ds.crs.to_wkt(),
+                            "dtype": ds.dtypes[0],
+                            "nodata": ds.nodata,
+                            "bands": [d or f"band_{i + 1}" for i, d in enumerate(ds.descriptions)],
+                        }
+                    ],
+                }
                 (tmp / "tile.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
                 if source is not None:
                     lm = source.label_map
-                    table = [{"id": c.id, "name": c.name, "color": c.color, "values": lm.values_of(c.id)}
-                             for c in lm.classes]
+                    table = [{"id": c.id, "name": c.name, "color": c.color, "values": lm.values_of(c.id)} for c in lm.classes]
                     (tmp / "classes.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
         finally:
             if source is not None:
@@ -153,16 +194,26 @@ def tile(
     return TileResult(out, len(rows), unlabeled, empty)
 
 
-def _vrt(scene: dict[str, Any], files: list[tuple[str, int, int]], size: int, bands: list[str], dtype: str,
-         nodata: Any, root: Path, mask: bool) -> str:
+def _vrt(
+    scene: dict[str, Any],
+    files: list[tuple[str, int, int]],
+    size: int,
+    bands: list[str],
+    dtype: str,
+    nodata: Any,
+    root: Path,
+    mask: bool,
+) -> str:
     t = scene["transform"]
     gt = f"{t[2]!r}, {t[0]!r}, {t[1]!r}, {t[5]!r}, {t[3]!r}, {t[4]!r}"
-    parts = [f'<VRTDataset rasterXSize="{scene["width"]}" rasterYSize="{scene["height"]}">',
-             f"  <SRS>{escape(scene['crs'])}</SRS>", f"  <GeoTransform>{gt}</GeoTransform>"]
+    parts = [
+        f'<VRTDataset rasterXSize="{scene["width"]}" rasterYSize="{scene["height"]}">',
+        f"  <SRS>{escape(scene['crs'])}</SRS>",
+        f"  <GeoTransform>{gt}</GeoTransform>",
+    ]
 
     def sources(band: int, lut: str | None = None) -> list[str]:
-        return [line for name, x, y in files
-                for line in vrt_source(str(root / name), False, band, (size, size), (x, y), lut=lut)]
+        return [line for name, x, y in files for line in vrt_source(str(root / name), False, band, (size, size), (x, y), lut=lut)]
 
     for b, desc in enumerate(bands, start=1):
         parts.append(f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{b}">')
@@ -172,8 +223,13 @@ def _vrt(scene: dict[str, Any], files: list[tuple[str, int, int]], size: int, ba
         parts += sources(b)
         parts.append("  </VRTRasterBand>")
     if mask:  # pixels outside every chip are invalid (not zeros to learn from)
-        parts += ["  <MaskBand>", '    <VRTRasterBand dataType="Byte">', *sources(1, "0:255,255:255"), "    </VRTRasterBand>",
-                  "  </MaskBand>"]
+        parts += [
+            "  <MaskBand>",
+            '    <VRTRasterBand dataType="Byte">',
+            *sources(1, "0:255,255:255"),
+            "    </VRTRasterBand>",
+            "  </MaskBand>",
+        ]
     parts.append("</VRTDataset>")
     return "\n".join(parts)
 
@@ -188,8 +244,10 @@ def chip_mosaics(chip_dir: Path, work_dir: Path) -> tuple[list[dict[str, Any]], 
 
     meta_path = chip_dir / "tile.json"
     if not meta_path.is_file() or not (chip_dir / "classes.json").is_file():
-        raise InputError(f"{chip_dir} is not a labeled chip folder written by geoseg tile (no tile.json or "
-                         "classes.json): run geoseg tile IMAGE --labels LABELS -o CHIP_DIR first")
+        raise InputError(
+            f"{chip_dir} is not a labeled chip folder written by geoseg tile (no tile.json or "
+            "classes.json): run geoseg tile IMAGE --labels LABELS -o CHIP_DIR first"
+        )
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     table = json.loads((chip_dir / "classes.json").read_text(encoding="utf-8"))
     index = pyogrio.read_dataframe(chip_dir / "index.gpkg", layer="chips", read_geometry=False)
@@ -203,10 +261,10 @@ def chip_mosaics(chip_dir: Path, work_dir: Path) -> tuple[list[dict[str, Any]], 
         masks = [(str(r.mask), int(r.x_off), int(r.y_off)) for r in rows.itertuples()]
         img = work_dir / f"{scene['name']}_chips.vrt"
         msk = work_dir / f"{scene['name']}_masks.vrt"
-        img.write_text(_vrt(scene, images, size, scene["bands"], scene["dtype"], scene["nodata"], chip_dir.resolve(),
-                            True), encoding="utf-8")
-        msk.write_text(_vrt(scene, masks, size, ["labels"], "uint8", IGNORE_INDEX, chip_dir.resolve(), False),
-                       encoding="utf-8")
+        img.write_text(
+            _vrt(scene, images, size, scene["bands"], scene["dtype"], scene["nodata"], chip_dir.resolve(), True), encoding="utf-8"
+        )
+        msk.write_text(_vrt(scene, masks, size, ["labels"], "uint8", IGNORE_INDEX, chip_dir.resolve(), False), encoding="utf-8")
         scenes.append({"image": str(img), "labels": str(msk), "label_field": None})
     if not scenes:
         raise InputError(f"{chip_dir} holds no chips: tile with a lower --min-labeled")

@@ -62,15 +62,15 @@ def read_label_map(path: str | os.PathLike, class_names: list[str]) -> LabelMap:
             else:
                 ignored.append(value)
         if ignored:
-            log.info("label values %s of %s name no class of the map: not scored",
-                     ", ".join(str(v) for v in ignored), p)
+            log.info("label values %s of %s name no class of the map: not scored", ", ".join(str(v) for v in ignored), p)
         label_map = LabelMap.from_spec(spec, ignored)
     else:
-        raise InputError(f"--classes {p}: expected a training config, {{classes: [...]}} or "
-                         "an object of label value: class name")
+        raise InputError(f"--classes {p}: expected a training config, {{classes: [...]}} or an object of label value: class name")
     if label_map.names != list(class_names):
-        raise InputError(f"--classes {p} lists classes {', '.join(label_map.names)} but the class map has "
-                         f"{', '.join(class_names)}: give the mapping of the model that made the map")
+        raise InputError(
+            f"--classes {p} lists classes {', '.join(label_map.names)} but the class map has "
+            f"{', '.join(class_names)}: give the mapping of the model that made the map"
+        )
     return label_map
 
 

@@ -74,8 +74,10 @@ class LabelMap:
             raw = [name] if raw is None else (raw if isinstance(raw, (list, tuple)) else [raw])
             for v in raw:
                 if _key(v) in values and values[_key(v)] != i:
-                    raise InputError(f"label value {v!r} is given for classes {classes[values[_key(v)]].name!r} "
-                                     f"and {name!r}: give each value to one class")
+                    raise InputError(
+                        f"label value {v!r} is given for classes {classes[values[_key(v)]].name!r} "
+                        f"and {name!r}: give each value to one class"
+                    )
                 values[_key(v)] = i
         return cls(classes, values, {_key(v) for v in ignore})
 
@@ -88,8 +90,10 @@ class LabelMap:
             ['forest', 'water']
         """
         skip = {_key(v) for v in ignore}
-        keys = sorted({_key(v) for v in found} - skip, key=lambda k: (not k.lstrip("-").isdigit(),
-                                                                      int(k) if k.lstrip("-").isdigit() else 0, k))
+        keys = sorted(
+            {_key(v) for v in found} - skip,
+            key=lambda k: (not k.lstrip("-").isdigit(), int(k) if k.lstrip("-").isdigit() else 0, k),
+        )
         return cls.from_spec([{"name": k, "values": [k]} for k in keys], ignore)
 
     def check_values(self, found: Iterable[Any], source: str) -> None:
@@ -111,9 +115,7 @@ class LabelMap:
         return ids[inverse].reshape(arr.shape)
 
 
-def burn(
-    geometries: Sequence[Any], class_ids: Sequence[int], shape: tuple[int, int], transform: Affine
-) -> np.ndarray:
+def burn(geometries: Sequence[Any], class_ids: Sequence[int], shape: tuple[int, int], transform: Affine) -> np.ndarray:
     """Rasterize polygons into a ``uint8`` mask of ``shape`` (unlabeled pixels IGNORE_INDEX).
 
     Polygons are burned in the given order, later ones on top; pass them
@@ -130,6 +132,9 @@ def burn(
     if len(geometries) == 0:
         return np.full(shape, IGNORE_INDEX, dtype=np.uint8)
     return rasterize(
-        zip(geometries, (int(c) for c in class_ids)), out_shape=shape, transform=transform,
-        fill=IGNORE_INDEX, dtype="uint8",
+        zip(geometries, (int(c) for c in class_ids)),
+        out_shape=shape,
+        transform=transform,
+        fill=IGNORE_INDEX,
+        dtype="uint8",
     )

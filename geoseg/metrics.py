@@ -102,8 +102,15 @@ class ConfusionMatrix:
             "mean_iou": mean(iou),
             "mean_f1": mean(f1),
             "classes": [
-                {"id": i, "name": names[i], "pixels": int(self.support[i]), "iou": clean(iou[i]),
-                 "f1": clean(f1[i]), "precision": clean(prec[i]), "recall": clean(rec[i])}
+                {
+                    "id": i,
+                    "name": names[i],
+                    "pixels": int(self.support[i]),
+                    "iou": clean(iou[i]),
+                    "f1": clean(f1[i]),
+                    "precision": clean(prec[i]),
+                    "recall": clean(rec[i]),
+                }
                 for i in range(self.num_classes)
             ],
             "confusion_matrix": self.matrix.tolist(),
@@ -118,10 +125,14 @@ def format_table(summary: dict[str, Any]) -> str:
 
     lines = [f"{'id':>3}  {'class':<20} {'pixels':>10}  {'IoU':>6}  {'F1':>6}  {'prec':>6}  {'recall':>6}"]
     for c in summary["classes"]:
-        lines.append(f"{c['id']:>3}  {c['name'][:20]:<20} {c['pixels']:>10}  {num(c['iou'])}  {num(c['f1'])}  "
-                     f"{num(c['precision'])}  {num(c['recall'])}")
-    lines.append(f"mean IoU {num(summary['mean_iou']).strip()}   mean F1 {num(summary['mean_f1']).strip()}   "
-                 f"pixel accuracy {num(summary['accuracy']).strip()}   labeled pixels {summary['pixels']}")
+        lines.append(
+            f"{c['id']:>3}  {c['name'][:20]:<20} {c['pixels']:>10}  {num(c['iou'])}  {num(c['f1'])}  "
+            f"{num(c['precision'])}  {num(c['recall'])}"
+        )
+    lines.append(
+        f"mean IoU {num(summary['mean_iou']).strip()}   mean F1 {num(summary['mean_f1']).strip()}   "
+        f"pixel accuracy {num(summary['accuracy']).strip()}   labeled pixels {summary['pixels']}"
+    )
     k = len(summary["classes"])
     width = max(6, *(len(str(v)) for row in summary["confusion_matrix"] for v in row))
     lines.append("confusion matrix (rows truth, columns prediction):")

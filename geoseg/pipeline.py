@@ -24,8 +24,17 @@ from geoseg.io.paths import atomic_folder, check_outdir
 
 __all__ = ["RunResult", "run"]
 
-FILES = ("classes.tif", "confidence.tif", "polygons.gpkg", "polygons.geojson", "classes.qml", "polygons.qml",
-         "areas.csv", "preview.png", "run.json")
+FILES = (
+    "classes.tif",
+    "confidence.tif",
+    "polygons.gpkg",
+    "polygons.geojson",
+    "classes.qml",
+    "polygons.qml",
+    "areas.csv",
+    "preview.png",
+    "run.json",
+)
 
 
 @dataclass
@@ -54,9 +63,16 @@ def areas_table(classes: Path, table: list) -> list[dict[str, Any]]:
             counts += np.bincount(ds.read(1, window=window).ravel(), minlength=256)
         pixel_area = pixel_area_m2(ds)
     total = counts[:255].sum()
-    return [{"class_id": c.id, "class_name": c.name, "pixels": int(counts[c.id]),
-             "area_m2": round(float(counts[c.id] * pixel_area), 2),
-             "share": round(float(counts[c.id] / total), 6) if total else 0.0} for c in table]
+    return [
+        {
+            "class_id": c.id,
+            "class_name": c.name,
+            "pixels": int(counts[c.id]),
+            "area_m2": round(float(counts[c.id] * pixel_area), 2),
+            "share": round(float(counts[c.id] / total), 6) if total else 0.0,
+        }
+        for c in table
+    ]
 
 
 def run(
@@ -103,19 +119,23 @@ def run(
     with atomic_folder(out) as tmp:
         t = time.perf_counter()
         if blocks is None:
-            result = predict(image, net, tmp / "classes.tif", confidence=tmp / "confidence.tif", progress=progress,
-                             **predict_options)
+            result = predict(
+                image, net, tmp / "classes.tif", confidence=tmp / "confidence.tif", progress=progress, **predict_options
+            )
             timings["predict"] = time.perf_counter() - t
         else:  # worker seconds summed over the blocks, then joining them here
-            result = assemble_blocks(image, blocks, {"classes": tmp / "classes.tif",
-                                                     "confidence": tmp / "confidence.tif"}, net.card)
+            result = assemble_blocks(
+                image, blocks, {"classes": tmp / "classes.tif", "confidence": tmp / "confidence.tif"}, net.card
+            )
             timings["predict_blocks"] = result.seconds.get("total", 0.0)
             timings["assemble_blocks"] = time.perf_counter() - t
         t = time.perf_counter()
-        table, batches = polygon_batches(tmp / "classes.tif", min_area=min_area, simplify=simplify,
-                                         confidence=tmp / "confidence.tif", progress=progress)
-        per_class = write_batches(batches, [PolygonSink(tmp / "polygons.gpkg", "GPKG", table),
-                                            PolygonSink(tmp / "polygons.geojson", "GeoJSON", table)])
+        table, batches = polygon_batches(
+            tmp / "classes.tif", min_area=min_area, simplify=simplify, confidence=tmp / "confidence.tif", progress=progress
+        )
+        per_class = write_batches(
+            batches, [PolygonSink(tmp / "polygons.gpkg", "GPKG", table), PolygonSink(tmp / "polygons.geojson", "GeoJSON", table)]
+        )
         timings["vectorize"] = time.perf_counter() - t
         t = time.perf_counter()
         (tmp / "classes.qml").write_text(classes_qml(table), encoding="utf-8")
@@ -130,19 +150,26 @@ def run(
         timings["total"] = time.perf_counter() - started
         record = {
             "geoseg_version": __version__,
-            "model": {"name": net.card.name, "path": str(model_path) if model_path else None,
-                      "sha256": _sha256(model_file) if model_file else None,
-                      "arch": net.card.arch, "encoder": net.card.encoder},
+            "model": {
+                "name": net.card.name,
+                "path": str(model_path) if model_path else None,
+                "sha256": _sha256(model_file) if model_file else None,
+                "arch": net.card.arch,
+                "encoder": net.card.encoder,
+            },
             "inputs": {"image": str(image), "aoi": str(predict_options["aoi"]) if predict_options.get("aoi") else None},
             "parameters": {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in predict_options.items()}
             | {"min_area": min_area, "simplify": simplify},
             "timings_s": {k: round(v, 3) for k, v in timings.items()},
-            "counts": {"chips_total": result.chips_total, "chips_predicted": result.chips_predicted,
-                       "chips_skipped": result.chips_skipped, "polygons": sum(per_class.values()),
-                       "blocks": len(blocks) if blocks else 1},
+            "counts": {
+                "chips_total": result.chips_total,
+                "chips_predicted": result.chips_predicted,
+                "chips_skipped": result.chips_skipped,
+                "polygons": sum(per_class.values()),
+                "blocks": len(blocks) if blocks else 1,
+            },
             "warnings": result.warnings,
             "areas": areas,
         }
         (tmp / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return RunResult(out, record)
-

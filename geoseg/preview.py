@@ -39,8 +39,9 @@ def _stretch(rgb: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def write_preview(scene: str | os.PathLike, classes: str | os.PathLike, table: Sequence[ClassInfo],
-                  output: Path, title: str = "") -> Path:
+def write_preview(
+    scene: str | os.PathLike, classes: str | os.PathLike, table: Sequence[ClassInfo], output: Path, title: str = ""
+) -> Path:
     """Write a PNG with the scene (2–98% stretch) and the class map side by side, decimated to ~1024 px."""
     import matplotlib
 

@@ -114,7 +114,8 @@ def drop_collinear(polygon: object) -> object:
         ring = coords[start : end - 1]  # without the closing point
         prev, nxt = np.roll(ring, 1, axis=0), np.roll(ring, -1, axis=0)
         straight = ((prev[:, 0] == ring[:, 0]) & (ring[:, 0] == nxt[:, 0])) | (
-            (prev[:, 1] == ring[:, 1]) & (ring[:, 1] == nxt[:, 1]))
+            (prev[:, 1] == ring[:, 1]) & (ring[:, 1] == nxt[:, 1])
+        )
         if straight[0]:  # keep the start point a corner: rotate to the first corner
             corner = int(np.flatnonzero(~straight)[0])
             coords[start : end - 1] = np.roll(ring, -corner, axis=0)
@@ -209,7 +210,14 @@ class StripPolygonizer:
             parts = [self.pending.pop(g) for g in members]
             pieces = [p for part in parts for p in part.pieces]
             geometry = pieces[0] if len(pieces) == 1 else _merge(pieces, np.asarray(self.cuts, dtype=np.float64))
-            self.done.append(Region(geometry, parts[0].class_id, sum(p.pixels for p in parts),
-                                    sum(p.conf_sum for p in parts), sum(p.conf_count for p in parts)))
+            self.done.append(
+                Region(
+                    geometry,
+                    parts[0].class_id,
+                    sum(p.pixels for p in parts),
+                    sum(p.conf_sum for p in parts),
+                    sum(p.conf_count for p in parts),
+                )
+            )
             for g in members:
                 self.parent.pop(g, None)

@@ -43,21 +43,15 @@ def parse_overlap(value: str | float | int, chip_size: int) -> int:
         else:
             fraction = float(text)
             if not 0.0 <= fraction < 1.0 or math.isnan(fraction):
-                raise InputError(
-                    f"overlap {value} must be a fraction in [0, 1) of the chip, "
-                    f"or pixels written like '64px'"
-                )
+                raise InputError(f"overlap {value} must be a fraction in [0, 1) of the chip, or pixels written like '64px'")
             pixels = int(fraction * chip_size)
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise
-        raise InputError(
-            f"overlap {value!r} is not a number: give a fraction such as 0.25 or pixels such as '64px'"
-        ) from None
+        raise InputError(f"overlap {value!r} is not a number: give a fraction such as 0.25 or pixels such as '64px'") from None
     if not 0 <= pixels < chip_size:
         raise InputError(
-            f"overlap {value} must be at least 0 and smaller than the chip size "
-            f"({chip_size} px): use at most '{chip_size - 1}px'"
+            f"overlap {value} must be at least 0 and smaller than the chip size ({chip_size} px): use at most '{chip_size - 1}px'"
         )
     return pixels
 

@@ -27,7 +27,13 @@ from geoseg.io.classmap import CLASSES_TAG, NODATA
 from geoseg.model.card import ClassInfo, default_colors
 
 __all__ = [
-    "VectorizeResult", "label_regions", "polygon_batches", "polygonize", "polygons_frame", "sieve_regions", "vectorize",
+    "VectorizeResult",
+    "label_regions",
+    "polygon_batches",
+    "polygonize",
+    "polygons_frame",
+    "sieve_regions",
+    "vectorize",
 ]
 
 log = logging.getLogger("geoseg")
@@ -132,8 +138,9 @@ def _build_polygons(polygon_rings: list[list]) -> list:
 
     sizes = [len(ring) for rings in polygon_rings for ring in rings]
     owner = [i for i, rings in enumerate(polygon_rings) for _ in rings]
-    coords = np.fromiter((v for rings in polygon_rings for ring in rings for xy in ring for v in xy),
-                         dtype=np.float64, count=2 * sum(sizes)).reshape(-1, 2)
+    coords = np.fromiter(
+        (v for rings in polygon_rings for ring in rings for xy in ring for v in xy), dtype=np.float64, count=2 * sum(sizes)
+    ).reshape(-1, 2)
     made = shapely.linearrings(coords, indices=np.repeat(np.arange(len(sizes)), sizes))
     return list(shapely.polygons(made, indices=np.asarray(owner)))
 
@@ -377,8 +384,7 @@ def _frame(regions: list, ds, names: dict, pixel_area: float, simplify: float | 
         "perimeter_m": np.round(perimeter, 2),
     }
     if with_confidence:
-        columns["mean_confidence"] = np.round(
-            [r.conf_sum / r.conf_count if r.conf_count else np.nan for r in regions], 2)
+        columns["mean_confidence"] = np.round([r.conf_sum / r.conf_count if r.conf_count else np.nan for r in regions], 2)
     return gpd.GeoDataFrame(columns, geometry=geoms, crs=ds.crs.to_wkt() if ds.crs else None)
 
 
@@ -421,8 +427,15 @@ def vectorize(
     started = time.perf_counter()
     out = Path(output)
     fmt = check_vector_output(out, [classes, confidence], overwrite)
-    table, batches = polygon_batches(classes, min_area=min_area, simplify=simplify, confidence=confidence,
-                                     background=background, classes_table=classes_table, progress=progress)
+    table, batches = polygon_batches(
+        classes,
+        min_area=min_area,
+        simplify=simplify,
+        confidence=confidence,
+        background=background,
+        classes_table=classes_table,
+        progress=progress,
+    )
     per_class = write_batches(batches, [PolygonSink(out, fmt, table, precision)])
     count = sum(per_class.values())
     if not count:
@@ -459,8 +472,10 @@ def _open_confidence(path: str | os.PathLike, ref):
     ds = open_scene(path)
     if (ds.width, ds.height) != (ref.width, ref.height) or ds.transform != ref.transform or ds.crs != ref.crs:
         ds.close()
-        raise RasterError(f"confidence raster {path} is not on the class map's grid (CRS, transform and size "
-                          "must match): give the confidence.tif written with these classes")
+        raise RasterError(
+            f"confidence raster {path} is not on the class map's grid (CRS, transform and size "
+            "must match): give the confidence.tif written with these classes"
+        )
     return ds
 
 

@@ -36,8 +36,10 @@ def main() -> None:
     DEFAULT_MODEL.parent.mkdir(parents=True, exist_ok=True)
     model.save(DEFAULT_MODEL, half=True)
     size = DEFAULT_MODEL.stat().st_size / 1e6
-    print(f"{DEFAULT_MODEL.relative_to(ROOT)}: {model.card.name}, {size:.1f} MB, "
-          f"validation mean IoU {model.card.provenance.get('validation_mean_iou')}")
+    print(
+        f"{DEFAULT_MODEL.relative_to(ROOT)}: {model.card.name}, {size:.1f} MB, "
+        f"validation mean IoU {model.card.provenance.get('validation_mean_iou')}"
+    )
 
 
 if __name__ == "__main__":

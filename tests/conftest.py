@@ -36,8 +36,15 @@ def write_raster(
     """Write ``data`` (bands, rows, cols) as a GeoTIFF."""
     if data.ndim == 2:
         data = data[None]
-    profile = {"driver": "GTiff", "width": data.shape[2], "height": data.shape[1], "count": data.shape[0],
-               "dtype": data.dtype.name, "nodata": nodata, **extra}
+    profile = {
+        "driver": "GTiff",
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "count": data.shape[0],
+        "dtype": data.dtype.name,
+        "nodata": nodata,
+        **extra,
+    }
     if crs is not None:
         profile["crs"] = crs
     if transform is not None:
@@ -95,7 +102,8 @@ class SmallConv(torch.nn.Module):
         super().__init__()
         torch.manual_seed(seed)
         self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(bands, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, classes, 3, padding=1))
+            torch.nn.Conv2d(bands, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, classes, 3, padding=1)
+        )
         self.encoder = torch.nn.Module()
         self.encoder.output_stride = 1
 
@@ -103,8 +111,7 @@ class SmallConv(torch.nn.Module):
         return self.body(x)
 
 
-def wrap(net: torch.nn.Module, bands: int | list[str], classes: int, chip_size: int, overlap: str,
-         **card: object) -> Model:
+def wrap(net: torch.nn.Module, bands: int | list[str], classes: int, chip_size: int, overlap: str, **card: object) -> Model:
     names = generic_band_names(bands) if isinstance(bands, int) else list(bands)
     table = [ClassInfo(i, f"class_{i}", f"#{40 * i % 256:02x}5aa0") for i in range(classes)]
     return Model(ModelCard("unet", "custom", names, table, chip_size=chip_size, overlap=overlap, **card), net).eval()

@@ -21,8 +21,9 @@ def tiles(folder: Path) -> list[Path]:
     paths = []
     for i in range(3):
         transform = Affine(10.0, 0, 330000.0 + 1000.0 * i, 0, -10.0, 5822040.0)
-        paths.append(write_raster(folder / f"tile_{i}.tif", random_scene((4, 90, 100), seed=i), transform=transform,
-                                  descriptions=BANDS))
+        paths.append(
+            write_raster(folder / f"tile_{i}.tif", random_scene((4, 90, 100), seed=i), transform=transform, descriptions=BANDS)
+        )
     return paths
 
 
@@ -50,8 +51,12 @@ def test_batch_records_failures_mosaics_and_resumes(runner, unet_path: Path, tmp
     assert len(merged) == sum(counts) and set(merged["scene"]) == {s.stem for s in scenes}
     # resume: complete scenes are skipped, the fixed one is done
     stamps = {s.stem: (out / s.stem / "run.json").stat().st_mtime_ns for s in scenes}
-    write_raster(tmp_path / "in" / "broken.tif", random_scene((4, 90, 100), seed=9), descriptions=BANDS,
-                 transform=Affine(10.0, 0, 333000.0, 0, -10.0, 5822040.0))
+    write_raster(
+        tmp_path / "in" / "broken.tif",
+        random_scene((4, 90, 100), seed=9),
+        descriptions=BANDS,
+        transform=Affine(10.0, 0, 333000.0, 0, -10.0, 5822040.0),
+    )
     result = run(runner, "run", tmp_path / "in" / "*.tif", "-o", out, "-m", unet_path, "--min-area", 200)
     assert result.exit_code == 0, result.output
     record = json.loads((out / "batch.json").read_text())
@@ -104,11 +109,14 @@ def test_dask_workers_give_the_same_outputs_as_one_process(runner, unet_path: Pa
     assert one.exit_code == two.exit_code == 3, two.output
     a = json.loads((tmp_path / "one" / "batch.json").read_text())
     b = json.loads((tmp_path / "two" / "batch.json").read_text())
-    assert [(s["folder"], s["status"], s.get("reason")) for s in a["scenes"]] == \
-        [(s["folder"], s["status"], s.get("reason")) for s in b["scenes"]]
+    assert [(s["folder"], s["status"], s.get("reason")) for s in a["scenes"]] == [
+        (s["folder"], s["status"], s.get("reason")) for s in b["scenes"]
+    ]
     for i in range(3):
-        with rasterio.open(tmp_path / "one" / f"tile_{i}" / "classes.tif") as x, \
-                rasterio.open(tmp_path / "two" / f"tile_{i}" / "classes.tif") as y:
+        with (
+            rasterio.open(tmp_path / "one" / f"tile_{i}" / "classes.tif") as x,
+            rasterio.open(tmp_path / "two" / f"tile_{i}" / "classes.tif") as y,
+        ):
             assert (x.read(1) == y.read(1)).all()
         p = pyogrio.read_dataframe(tmp_path / "one" / f"tile_{i}" / "polygons.gpkg", layer="polygons")
         q = pyogrio.read_dataframe(tmp_path / "two" / f"tile_{i}" / "polygons.gpkg", layer="polygons")
@@ -130,8 +138,7 @@ def test_unreachable_scheduler_is_a_quick_clear_error(runner, unet_path: Path, t
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
-def test_a_wide_scene_split_into_4_blocks_on_2_workers_equals_one_process(runner, unet_path: Path,
-                                                                          tmp_path: Path) -> None:
+def test_a_wide_scene_split_into_4_blocks_on_2_workers_equals_one_process(runner, unet_path: Path, tmp_path: Path) -> None:
     import pytest
 
     pytest.importorskip("distributed", reason="Dask is in the dev extra: pip install -e '.[dev]'")
@@ -139,8 +146,22 @@ def test_a_wide_scene_split_into_4_blocks_on_2_workers_equals_one_process(runner
     scenes = tiles(folder)
     wide = write_raster(folder / "wide.tif", random_scene((4, 70, 1024), seed=7), descriptions=BANDS)
     one = run(runner, "run", *scenes, wide, "-o", tmp_path / "one", "-m", unet_path, "--min-area", 200)
-    two = run(runner, "run", *scenes, wide, "-o", tmp_path / "two", "-m", unet_path, "--min-area", 200,
-              "--workers", 2, "--block-width", 256)
+    two = run(
+        runner,
+        "run",
+        *scenes,
+        wide,
+        "-o",
+        tmp_path / "two",
+        "-m",
+        unet_path,
+        "--min-area",
+        200,
+        "--workers",
+        2,
+        "--block-width",
+        256,
+    )
     assert one.exit_code == two.exit_code == 0, two.output
     record = json.loads((tmp_path / "two" / "wide" / "run.json").read_text())
     assert record["counts"]["blocks"] == 4 and "predict_blocks" in record["timings_s"]
@@ -148,10 +169,12 @@ def test_a_wide_scene_split_into_4_blocks_on_2_workers_equals_one_process(runner
     assert sorted(p.name for p in (tmp_path / "two").iterdir() if p.name.startswith(".")) == [], "blocks removed"
     for name in ("wide", "tile_0"):
         for raster in ("classes.tif", "confidence.tif"):
-            with rasterio.open(tmp_path / "one" / name / raster) as x, \
-                    rasterio.open(tmp_path / "two" / name / raster) as y:
-                assert (x.transform, x.crs, x.colormap(1) if raster == "classes.tif" else None) == \
-                    (y.transform, y.crs, y.colormap(1) if raster == "classes.tif" else None)
+            with rasterio.open(tmp_path / "one" / name / raster) as x, rasterio.open(tmp_path / "two" / name / raster) as y:
+                assert (x.transform, x.crs, x.colormap(1) if raster == "classes.tif" else None) == (
+                    y.transform,
+                    y.crs,
+                    y.colormap(1) if raster == "classes.tif" else None,
+                )
                 assert (x.read(1) == y.read(1)).all(), f"{name}/{raster}: same pixels"
                 assert x.tags()["GEOSEG_CLASSES"] == y.tags()["GEOSEG_CLASSES"]
         p = pyogrio.read_dataframe(tmp_path / "one" / name / "polygons.gpkg", layer="polygons")

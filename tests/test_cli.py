@@ -76,8 +76,20 @@ def _bad_inputs(tmp: Path, scene: Path, model: Path) -> list[tuple[str, list, tu
     readonly.mkdir()
     readonly.chmod(0o555)
     aoi = tmp / "far.geojson"
-    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
-        "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}}]}))
+    aoi.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]},
+                    }
+                ],
+            }
+        )
+    )
     out = ["-o", tmp / "out.tif"]
     return [
         ("missing scene", [tmp / "nope.tif", "-m", model, *out], ("nope.tif", "does not exist")),
@@ -202,9 +214,26 @@ def test_interrupted_predict_keeps_the_previous_output(tmp_path: Path, signame: 
     model = tiny_unet(["B02", "B03", "B04", "B08"], 3).save(tmp_path / "m.pt")
     out = tmp_path / "c.tif"
     out.write_bytes(b"previous result")
-    proc = subprocess.Popen([sys.executable, "-m", "geoseg", "predict", str(scene), "-m", str(model), "-o", str(out),
-                             "--overwrite", "--batch-size", "1", "--progress", "json"],
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "geoseg",
+            "predict",
+            str(scene),
+            "-m",
+            str(model),
+            "-o",
+            str(out),
+            "--overwrite",
+            "--batch-size",
+            "1",
+            "--progress",
+            "json",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     for line in proc.stderr:  # wait until chips are being predicted
         if line.startswith("{") and json.loads(line)["done"] >= 2:

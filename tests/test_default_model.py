@@ -18,8 +18,7 @@ def test_default_model_is_small_and_describes_its_data() -> None:
     model = geoseg.load_model("default")
     card = model.card
     assert card.bands == ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
-    assert [c.name for c in card.classes] == ["forest", "farm", "meadow", "grass", "scrub", "wetland", "water",
-                                              "residential"]
+    assert [c.name for c in card.classes] == ["forest", "farm", "meadow", "grass", "scrub", "wetland", "water", "residential"]
     assert card.pixel_size == 10.0 and card.mean is not None and card.std is not None
     text = card.provenance["attribution"] + card.provenance["licence"]
     for words in ("Copernicus Sentinel data", "OpenStreetMap contributors", "ODbL"):

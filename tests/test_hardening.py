@@ -18,8 +18,7 @@ import geoseg
 ODD_SCENES = {
     "south-up": dict(data=random_scene((4, 50, 60)), transform=Affine(10, 0, 330000, 0, 10, 5800000)),
     "geographic": dict(data=random_scene((4, 50, 60)), crs="EPSG:4326", transform=Affine(1e-3, 0, 13.0, 0, -1e-3, 52.5)),
-    "antimeridian": dict(data=random_scene((4, 50, 60)), crs="EPSG:4326",
-                         transform=Affine(0.01, 0, 179.8, 0, -0.01, 10.0)),
+    "antimeridian": dict(data=random_scene((4, 50, 60)), crs="EPSG:4326", transform=Affine(0.01, 0, 179.8, 0, -0.01, 10.0)),
     "1x1": dict(data=random_scene((4, 1, 1))),
     "1xN": dict(data=random_scene((4, 1, 300))),
     "Nx1": dict(data=random_scene((4, 200, 1))),
@@ -42,8 +41,7 @@ def test_odd_scenes_run_end_to_end(name: str, model4: Path, tmp_path: Path, runn
     out = tmp_path / "out"
     result = run(runner, "run", scene, "-m", model4, "-o", out, "--min-area", 100)
     assert result.exit_code == 0, result.output
-    with rasterio.open(scene) as src, rasterio.open(out / "classes.tif") as cls, \
-            rasterio.open(out / "confidence.tif") as conf:
+    with rasterio.open(scene) as src, rasterio.open(out / "classes.tif") as cls, rasterio.open(out / "confidence.tif") as conf:
         assert (cls.crs, cls.transform, cls.width, cls.height) == (src.crs, src.transform, src.width, src.height)
         classes, confidence = cls.read(1), conf.read(1)
         raw = src.read()
@@ -70,8 +68,7 @@ def _points(coords: list) -> list:
 def test_band_counts_and_dtypes(bands: int, dtype: str, tmp_path: Path) -> None:
     info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
     rng = np.random.default_rng(bands)
-    values = rng.integers(info.min, info.max, (bands, 33, 41), endpoint=True) if info else rng.normal(0, 1e6,
-                                                                                                      (bands, 33, 41))
+    values = rng.integers(info.min, info.max, (bands, 33, 41), endpoint=True) if info else rng.normal(0, 1e6, (bands, 33, 41))
     scene = write_raster(tmp_path / "s.tif", values.astype(dtype))
     model = tiny_unet(bands, 2)
     geoseg.predict(scene, model, tmp_path / "c.tif")
@@ -97,8 +94,10 @@ def test_full_disk_is_one_line_and_leaves_nothing(model4: Path, tmp_path: Path, 
 
     monkeypatch.setattr(classmap.ClassMapWriter, "write_rows", full)
     scene = write_raster(tmp_path / "s.tif", random_scene((4, 40, 40)))
-    for args in (["predict", scene, "-m", model4, "-o", tmp_path / "c.tif"], ["run", scene, "-m", model4, "-o",
-                                                                              tmp_path / "out"]):
+    for args in (
+        ["predict", scene, "-m", model4, "-o", tmp_path / "c.tif"],
+        ["run", scene, "-m", model4, "-o", tmp_path / "out"],
+    ):
         result = run(runner, *args)
         assert result.exit_code == 1 and "no space left on the device" in result.stderr, result.output
         assert len(result.stderr.strip().splitlines()) == 1
@@ -120,7 +119,8 @@ def test_labels_with_broken_geometries(tmp_path: Path) -> None:
     frame = gpd.GeoDataFrame(
         {"kind": ["a", "b", "c", "d"]},
         geometry=[bowtie, shapely.Polygon(), shapely.Point(x + 50, y - 50), shapely.box(x + 250, y - 350, x + 350, y - 250)],
-        crs="EPSG:32633")
+        crs="EPSG:32633",
+    )
     frame.to_file(tmp_path / "mixed.gpkg")
     labels = open_labels(tmp_path / "mixed.gpkg", grid, "kind")
     mask = labels.read(rasterio.windows.Window(0, 0, 40, 40))
@@ -157,8 +157,10 @@ def test_every_command_answers_bad_files_in_one_line(command: str, model4: Path,
         result = run(runner, *args)
         assert result.exit_code == 1, (kind, result.output)
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("geoseg: error: ") and "Traceback" not in result.output, \
-            (kind, result.output)
+        assert len(lines) == 1 and lines[0].startswith("geoseg: error: ") and "Traceback" not in result.output, (
+            kind,
+            result.output,
+        )
         assert Path(args[1]).name in lines[0] or "config" in lines[0], (kind, lines[0])
         if command in ("export", "train") and kind != "missing":
             Path(args[1]).unlink()
@@ -190,8 +192,7 @@ def test_interrupted_run_and_vectorize_keep_the_previous_output(command: str, mo
         args = ["vectorize", str(scene), "-o", str(target), "--overwrite", "--min-area", "2000"]
         stage = "vectorize"
     before = sorted(p.name for p in tmp_path.iterdir())
-    proc = subprocess.Popen([sys.executable, "-m", "geoseg", *args, "--progress", "json"], stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "geoseg", *args, "--progress", "json"], stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:
         if line.startswith("{") and json.loads(line)["stage"].startswith(stage):

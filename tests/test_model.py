@@ -18,8 +18,13 @@ from tests.conftest import tiny_unet
 
 
 def test_save_load_round_trip_keeps_card_and_outputs(tmp_path: Path) -> None:
-    model = tiny_unet(["B02", "B03", "B04", "B08"], [{"name": "water", "color": "#0000ff"}, "forest"],
-                      mean=[1, 2, 3, 4], std=[5, 6, 7, 8], pixel_size=10.0)
+    model = tiny_unet(
+        ["B02", "B03", "B04", "B08"],
+        [{"name": "water", "color": "#0000ff"}, "forest"],
+        mean=[1, 2, 3, 4],
+        std=[5, 6, 7, 8],
+        pixel_size=10.0,
+    )
     path = model.save(tmp_path / "m.pt")
     loaded = geoseg.load_model(path)
     assert loaded.card.bands == ["B02", "B03", "B04", "B08"]
@@ -56,10 +61,16 @@ def test_chip_size_not_on_the_stride_is_refused_with_nearest_sizes() -> None:
         geoseg.create_model(chip_size=250)
 
 
-@pytest.mark.parametrize(("kwargs", "words"), [
-    ({"arch": "unett"}, "did you mean unet"), ({"encoder": "resnet19"}, "did you mean resnet18"),
-    ({"bands": ["a", "a"]}, "unique"), ({"mean": [1, 2]}, "one per band"), ({"std": [1, 0, 1], "mean": [0, 0, 0]}, "positive"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"arch": "unett"}, "did you mean unet"),
+        ({"encoder": "resnet19"}, "did you mean resnet18"),
+        ({"bands": ["a", "a"]}, "unique"),
+        ({"mean": [1, 2]}, "one per band"),
+        ({"std": [1, 0, 1], "mean": [0, 0, 0]}, "positive"),
+    ],
+)
 def test_bad_model_descriptions(kwargs: dict, words: str) -> None:
     with pytest.raises(ModelError, match=words):
         geoseg.create_model(**kwargs)

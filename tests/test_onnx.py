@@ -71,9 +71,11 @@ def test_an_onnx_model_runs_without_importing_torch(tmp_path: Path) -> None:
     import sys
 
     export_onnx(tiny_unet(10, 3, pixel_size=10.0), tmp_path / "tiny.onnx")
-    code = ("import sys, geoseg; from geoseg.cli import main; "
-            f"geoseg.predict({str(SAMPLE)!r}, {str(tmp_path / 'tiny.onnx')!r}, {str(tmp_path / 'c.tif')!r}); "
-            "print('torch' in sys.modules)")
+    code = (
+        "import sys, geoseg; from geoseg.cli import main; "
+        f"geoseg.predict({str(SAMPLE)!r}, {str(tmp_path / 'tiny.onnx')!r}, {str(tmp_path / 'c.tif')!r}); "
+        "print('torch' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
@@ -99,14 +101,26 @@ def test_onnx_without_metadata_and_with_deepness_metadata_only(tmp_path: Path, r
 
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.Softmax(dim=1)).eval()
     bare = tmp_path / "bare.onnx"
-    torch.onnx.export(net, (torch.zeros(1, 3, 32, 32),), str(bare), opset_version=17, dynamo=False,
-                      input_names=["x"], dynamic_axes={"x": {0: "b"}})
+    torch.onnx.export(
+        net,
+        (torch.zeros(1, 3, 32, 32),),
+        str(bare),
+        opset_version=17,
+        dynamo=False,
+        input_names=["x"],
+        dynamic_axes={"x": {0: "b"}},
+    )
     scene = write_raster(tmp_path / "rgb.tif", np.full((3, 40, 40), 100, "uint8"))
     result = run(runner, "predict", scene, "-m", bare, "-o", tmp_path / "c.tif")
     assert result.exit_code == 1 and "missing model_type, class_names" in result.stderr
     proto = onnx.load(str(bare))
-    for key, value in {"model_type": "Segmentor", "class_names": {"0": "a", "1": "b"}, "resolution": 1000,
-                       "standardization_mean": [0.5, 0.5, 0.5], "standardization_std": [0.25, 0.25, 0.25]}.items():
+    for key, value in {
+        "model_type": "Segmentor",
+        "class_names": {"0": "a", "1": "b"},
+        "resolution": 1000,
+        "standardization_mean": [0.5, 0.5, 0.5],
+        "standardization_std": [0.25, 0.25, 0.25],
+    }.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
     onnx.save(proto, str(tmp_path / "deepness.onnx"))
@@ -138,8 +152,15 @@ def _rgb_sample(tmp: Path) -> Path:
         profile = {"crs": ds.crs, "transform": ds.transform}
     lo, hi = np.percentile(data, 2, axis=(1, 2)), np.percentile(data, 98, axis=(1, 2))
     rgb = np.clip((data - lo[:, None, None]) / (hi - lo)[:, None, None] * 255, 0, 255).astype("uint8")
-    path = write_raster(tmp / "rgb.tif", rgb, crs=profile["crs"].to_string(), transform=profile["transform"],
-                        tiled=True, blockxsize=256, blockysize=256)
+    path = write_raster(
+        tmp / "rgb.tif",
+        rgb,
+        crs=profile["crs"].to_string(),
+        transform=profile["transform"],
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+    )
     with rasterio.open(path, "r+") as ds:
         from rasterio.enums import ColorInterp
 
@@ -155,11 +176,19 @@ def test_geodeep_runs_an_exported_three_band_model(tmp_path: Path) -> None:
     # inputs and metadata GeoDeep uses, not on where its chips fall (it crops overlaps and median-filters
     # instead of blending; an uncertain model flips classes under such differences).
     config = {
-        "model": {"arch": "unet", "encoder": "resnet18", "chip_size": 128, "overlap": 0.25,
-                  "params": {"encoder_depth": 3, "decoder_channels": [32, 16, 8]}},
-        "data": {"scenes": [{"image": str(rgb), "labels": str(SAMPLE.with_name("brandenburg_osm_mask_512.tif"))}],
-                 "classes": [{"name": "forest", "values": [1]}, {"name": "open land", "values": [2, 3, 4, 8]}],
-                 "ignore_values": [5, 6, 7], "stride": 32},
+        "model": {
+            "arch": "unet",
+            "encoder": "resnet18",
+            "chip_size": 128,
+            "overlap": 0.25,
+            "params": {"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+        },
+        "data": {
+            "scenes": [{"image": str(rgb), "labels": str(SAMPLE.with_name("brandenburg_osm_mask_512.tif"))}],
+            "classes": [{"name": "forest", "values": [1]}, {"name": "open land", "values": [2, 3, 4, 8]}],
+            "ignore_values": [5, 6, 7],
+            "stride": 32,
+        },
         "split": {"val_fraction": 0.2, "block_size": 128},
         "train": {"epochs": 6, "samples_per_epoch": 32, "batch_size": 8, "lr": 0.005, "loss": "ce", "threads": 2},
     }

@@ -51,8 +51,7 @@ def test_nodata_propagates_and_empty_chips_are_skipped(tmp_path: Path) -> None:
     data[:, 40:, 50:] = 0
     scene = write_raster(tmp_path / "s.tif", data, nodata=0)
     model = wrap(BandLogits(), 3, 3, 16, "4px")
-    result = geoseg.predict(scene, model, tmp_path / "c.tif", confidence=tmp_path / "conf.tif",
-                            probabilities=tmp_path / "p.tif")
+    result = geoseg.predict(scene, model, tmp_path / "c.tif", confidence=tmp_path / "conf.tif", probabilities=tmp_path / "p.tif")
     nodata = (data == 0).all(0)
     for name in ("c.tif", "conf.tif"):
         with rasterio.open(tmp_path / name) as ds:
@@ -94,8 +93,7 @@ def test_wide_scene_in_vertical_blocks_equals_one_block(tmp_path: Path) -> None:
     scene = write_raster(tmp_path / "wide.tif", data, descriptions=["B02", "B03", "B04", "B08"])
     model = tiny_unet(["B02", "B03", "B04", "B08"], 3)
     one = geoseg.predict(scene, model, tmp_path / "one.tif", probabilities=tmp_path / "one_p.tif")
-    split = geoseg.predict(scene, model, tmp_path / "blocks.tif", probabilities=tmp_path / "blocks_p.tif",
-                           block_width=256)
+    split = geoseg.predict(scene, model, tmp_path / "blocks.tif", probabilities=tmp_path / "blocks_p.tif", block_width=256)
     assert split.chips_predicted > one.chips_predicted  # chips at block seams run in both blocks (the halo)
     for a, b in (("one.tif", "blocks.tif"), ("one_p.tif", "blocks_p.tif")):
         with rasterio.open(tmp_path / a) as x, rasterio.open(tmp_path / b) as y:
@@ -156,8 +154,15 @@ def test_aoi_in_another_crs_limits_the_prediction(tmp_path: Path) -> None:
 
 
 def test_real_sample_with_a_real_unet(tmp_path: Path) -> None:
-    model = tiny_unet(["B02", "B03", "B04", "B08"], 4, chip_size=128, overlap=0.25, pixel_size=10.0,
-                      mean=[1400, 1300, 1200, 2500], std=[500, 500, 600, 900])
+    model = tiny_unet(
+        ["B02", "B03", "B04", "B08"],
+        4,
+        chip_size=128,
+        overlap=0.25,
+        pixel_size=10.0,
+        mean=[1400, 1300, 1200, 2500],
+        std=[500, 500, 600, 900],
+    )
     result = geoseg.predict(SAMPLE, model, tmp_path / "c.tif", confidence=tmp_path / "conf.tif", tta=True)
     assert result.warnings == []
     with rasterio.open(tmp_path / "c.tif") as ds, rasterio.open(SAMPLE) as src:

@@ -65,8 +65,13 @@ def test_chip_georeferencing_is_exact(width, height, chip, transform, data) -> N
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(width=st.integers(1, 160), height=st.integers(1, 160), chip=st.sampled_from([8, 16, 32, 64]),
-       data=st.data(), seed=st.integers(0, 2**32 - 1))
+@given(
+    width=st.integers(1, 160),
+    height=st.integers(1, 160),
+    chip=st.sampled_from([8, 16, 32, 64]),
+    data=st.data(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_stitching_the_identity_returns_the_input(width, height, chip, data, seed) -> None:
     overlap = data.draw(overlaps(chip))
     values = np.random.default_rng(seed).random((2, height, width)).astype(np.float32)

@@ -43,8 +43,9 @@ def qgis_env(tmp: Path) -> dict[str, str]:
 
 
 def open_in_qgis(tmp: Path, *paths: Path) -> dict:
-    done = subprocess.run([SYSTEM_PYTHON, str(CLIENT), *map(str, paths)], capture_output=True, text=True,
-                          env=qgis_env(tmp), timeout=300)
+    done = subprocess.run(
+        [SYSTEM_PYTHON, str(CLIENT), *map(str, paths)], capture_output=True, text=True, env=qgis_env(tmp), timeout=300
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -98,8 +99,7 @@ def test_qgis_opens_a_run_folder(runner, unet_path: Path, tmp_path: Path) -> Non
 
     out = tmp_path / "result"
     assert run(runner, "run", SAMPLE, "-o", out, "-m", unet_path, "--min-area", "300").exit_code == 0
-    report = open_in_qgis(tmp_path, out / "classes.tif", out / "confidence.tif", out / "polygons.gpkg",
-                          out / "polygons.geojson")
+    report = open_in_qgis(tmp_path, out / "classes.tif", out / "confidence.tif", out / "polygons.gpkg", out / "polygons.geojson")
     record = json.loads((out / "run.json").read_text())
     assert report[str(out / "classes.tif")]["renderer"] == "paletted"
     assert report[str(out / "confidence.tif")]["valid"]
@@ -117,9 +117,22 @@ def test_processing_tool_runs_headless_and_loads_styled_outputs(unet_path: Path,
 
     executable = Path(sys.executable).with_name("geoseg")
     outdir, png = tmp_path / "qgis_run", tmp_path / "render.png"
-    done = subprocess.run([SYSTEM_PYTHON, str(CLIENT.with_name("qgis_processing.py")), str(PROCESSING_SCRIPT),
-                           str(executable), str(SAMPLE), str(unet_path), str(outdir), str(png)],
-                          capture_output=True, text=True, env=qgis_env(tmp_path), timeout=600)
+    done = subprocess.run(
+        [
+            SYSTEM_PYTHON,
+            str(CLIENT.with_name("qgis_processing.py")),
+            str(PROCESSING_SCRIPT),
+            str(executable),
+            str(SAMPLE),
+            str(unet_path),
+            str(outdir),
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        env=qgis_env(tmp_path),
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert "run.json" in report["outputs"] and "polygons.gpkg" in report["outputs"]

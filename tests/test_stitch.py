@@ -33,9 +33,17 @@ def stitch_array(array: np.ndarray, grid, fn, num_classes: int, x0: int = 0, x1:
     return out, weight
 
 
-@pytest.mark.parametrize(("width", "height", "chip", "overlap"), [
-    (67, 45, 32, "8px"), (67, 45, 16, 0.5), (20, 13, 32, 0.25), (100, 7, 16, "15px"), (1, 1, 8, 0), (64, 64, 32, 0),
-])
+@pytest.mark.parametrize(
+    ("width", "height", "chip", "overlap"),
+    [
+        (67, 45, 32, "8px"),
+        (67, 45, 16, 0.5),
+        (20, 13, 32, 0.25),
+        (100, 7, 16, "15px"),
+        (1, 1, 8, 0),
+        (64, 64, 32, 0),
+    ],
+)
 def test_identity_round_trip_reproduces_the_input(width, height, chip, overlap) -> None:
     rng = np.random.default_rng(1)
     data = rng.integers(0, 1000, (3, height, width)).astype(np.float32)

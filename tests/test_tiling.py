@@ -55,19 +55,35 @@ def test_geographic_south_up_transform_bounds() -> None:
     assert chip.bounds == pytest.approx((12.0, 52.0, 12.064, 52.064))
 
 
-@pytest.mark.parametrize(("value", "chip", "pixels"), [
-    (0.25, 256, 64), ("0.25", 256, 64), ("64px", 256, 64), (" 64PX ", 256, 64), (0, 256, 0), (10, 256, 10),
-    (0.999, 256, 255),
-])
+@pytest.mark.parametrize(
+    ("value", "chip", "pixels"),
+    [
+        (0.25, 256, 64),
+        ("0.25", 256, 64),
+        ("64px", 256, 64),
+        (" 64PX ", 256, 64),
+        (0, 256, 0),
+        (10, 256, 10),
+        (0.999, 256, 255),
+    ],
+)
 def test_parse_overlap(value, chip: int, pixels: int) -> None:
     assert parse_overlap(value, chip) == pixels
 
 
-@pytest.mark.parametrize(("value", "chip", "words"), [
-    (1.0, 256, "fraction in [0, 1)"), (-0.1, 256, "fraction in [0, 1)"), ("256px", 256, "smaller than the chip"),
-    ("-3px", 256, "at least 0"), ("abc", 256, "not a number"), ("nan", 256, "fraction"),
-    (0.1, 0, "positive"), (0.1, -5, "positive"),
-])
+@pytest.mark.parametrize(
+    ("value", "chip", "words"),
+    [
+        (1.0, 256, "fraction in [0, 1)"),
+        (-0.1, 256, "fraction in [0, 1)"),
+        ("256px", 256, "smaller than the chip"),
+        ("-3px", 256, "at least 0"),
+        ("abc", 256, "not a number"),
+        ("nan", 256, "fraction"),
+        (0.1, 0, "positive"),
+        (0.1, -5, "positive"),
+    ],
+)
 def test_bad_overlap_and_chip_size_are_refused(value, chip: int, words: str) -> None:
     with pytest.raises(InputError, match=words.replace("[", r"\[").replace(")", r"\)")):
         parse_overlap(value, chip)

@@ -39,15 +39,22 @@ def learnable_scene(tmp: Path, size: int = 256, seed: int = 0) -> tuple[Path, Pa
 def small_config(image: Path, labels: Path, **train: object) -> dict:
     return {
         "name": "test-model",
-        "model": {"arch": "unet", "encoder": "resnet18", "chip_size": 64, "overlap": "16px",
-                  "params": {"encoder_depth": 3, "decoder_channels": [32, 16, 8]}},
-        "data": {"scenes": [{"image": str(image), "labels": str(labels)}],
-                 "classes": [{"name": "water", "values": [1]}, {"name": "forest", "values": [2]},
-                             {"name": "field", "values": [3]}],
-                 "stride": 16, "min_labeled": 0.1},
+        "model": {
+            "arch": "unet",
+            "encoder": "resnet18",
+            "chip_size": 64,
+            "overlap": "16px",
+            "params": {"encoder_depth": 3, "decoder_channels": [32, 16, 8]},
+        },
+        "data": {
+            "scenes": [{"image": str(image), "labels": str(labels)}],
+            "classes": [{"name": "water", "values": [1]}, {"name": "forest", "values": [2]}, {"name": "field", "values": [3]}],
+            "stride": 16,
+            "min_labeled": 0.1,
+        },
         "split": {"val_fraction": 0.25, "block_size": 64, "gap": 16, "seed": 1},
-        "train": {"epochs": 6, "batch_size": 8, "lr": 0.01, "samples_per_epoch": 48, "seed": 0, "loss": {"ce": 1.0},
-                  "threads": 2} | train,
+        "train": {"epochs": 6, "batch_size": 8, "lr": 0.01, "samples_per_epoch": 48, "seed": 0, "loss": {"ce": 1.0}, "threads": 2}
+        | train,
     }
 
 
@@ -178,8 +185,9 @@ def test_losses_ignore_unlabeled_pixels() -> None:
 def test_chip_folder_from_tile_trains(trained, tmp_path: Path, runner) -> None:
     tmp, image, labels, classes, _ = trained
     chips = tmp_path / "chips"
-    result = run(runner, "tile", image, "-o", chips, "--labels", labels, "--chip-size", 64, "--overlap", "0",
-                 "--min-labeled", 0.5)
+    result = run(
+        runner, "tile", image, "-o", chips, "--labels", labels, "--chip-size", 64, "--overlap", "0", "--min-labeled", 0.5
+    )
     assert result.exit_code == 0, result.output
     import geopandas as gpd
 
@@ -283,28 +291,47 @@ def _bad_input_cases(tmp: Path) -> list[tuple[dict, str]]:
     image, labels, _ = learnable_scene(tmp, size=64)
     far = gpd.GeoDataFrame({"fclass": ["forest"]}, geometry=[shapely.box(0, 0, 100, 100)], crs=UTM33)
     far.to_file(tmp / "far.gpkg")
-    near = gpd.GeoDataFrame({"fclass": ["forest", "lake"]},
-                            geometry=[shapely.box(330000, 5821500, 330300, 5822000)] * 2, crs=UTM33)
+    near = gpd.GeoDataFrame(
+        {"fclass": ["forest", "lake"]}, geometry=[shapely.box(330000, 5821500, 330300, 5822000)] * 2, crs=UTM33
+    )
     near.to_file(tmp / "near.gpkg")
     (tmp / "empty.geojson").write_text("")
     write_raster(tmp / "two.tif", np.ones((2, 64, 64), "uint16"))
 
     def scene(**kw: object) -> dict:
-        return {"data": {"scenes": [{"image": str(image), "labels": str(labels)} | kw],
-                         "classes": ["forest", "water"]}}
+        return {"data": {"scenes": [{"image": str(image), "labels": str(labels)} | kw], "classes": ["forest", "water"]}}
 
     return [
         (scene(labels=str(tmp / "far.gpkg"), label_field="fclass"), "do not overlap the scene"),
         (scene(labels=str(tmp / "near.gpkg"), label_field="fcls"), "have no field 'fcls': fields are fclass"),
         (scene(labels=str(tmp / "near.gpkg"), label_field="fclass"), "label values lake in"),
         (scene(labels=str(tmp / "empty.geojson"), label_field="fclass"), "are an empty file"),
-        ({"data": {"scenes": [{"image": str(image), "labels": str(labels)},
-                              {"image": str(tmp / "two.tif"), "labels": str(labels)}],
-                   "classes": [{"name": "a", "values": [1, 2, 3]}]}}, "gives 2 bands but the first scene gives 3"),
-        ({"data": {"scenes": [{"image": str(image), "labels": str(labels)}], "bands": ["B02", "B11"],
-                   "classes": [{"name": "a", "values": [1, 2, 3]}]}}, "'B11' is not a band description"),
-        ({"data": {"scenes": [{"image": str(image), "labels": str(labels), "labelfield": "x"}]}},
-         "data.scenes[0].labelfield is not known: did you mean 'label_field'"),
+        (
+            {
+                "data": {
+                    "scenes": [
+                        {"image": str(image), "labels": str(labels)},
+                        {"image": str(tmp / "two.tif"), "labels": str(labels)},
+                    ],
+                    "classes": [{"name": "a", "values": [1, 2, 3]}],
+                }
+            },
+            "gives 2 bands but the first scene gives 3",
+        ),
+        (
+            {
+                "data": {
+                    "scenes": [{"image": str(image), "labels": str(labels)}],
+                    "bands": ["B02", "B11"],
+                    "classes": [{"name": "a", "values": [1, 2, 3]}],
+                }
+            },
+            "'B11' is not a band description",
+        ),
+        (
+            {"data": {"scenes": [{"image": str(image), "labels": str(labels), "labelfield": "x"}]}},
+            "data.scenes[0].labelfield is not known: did you mean 'label_field'",
+        ),
     ]
 
 
@@ -333,8 +360,7 @@ def test_existing_run_folder_is_refused(trained, runner) -> None:
     assert (result.run_dir / "model.pt").stat().st_mtime_ns == before
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")),
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_are_valid(path: Path) -> None:
     from geoseg.training.config import load_config
 
@@ -389,9 +415,28 @@ def test_torchrun_with_two_gloo_processes_trains_and_writes_one_checkpoint(tmp_p
     config.write_text(json.dumps(small_config(image, labels, epochs=3, threads=1)))
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "geoseg",
-         "train", str(config), "-o", str(tmp_path / "run"), "--progress", "none"],
-        capture_output=True, text=True, env=env, timeout=400, cwd=tmp_path)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "geoseg",
+            "train",
+            str(config),
+            "-o",
+            str(tmp_path / "run"),
+            "--progress",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=400,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert files == ["config.yaml", "curves.png", "history.csv", "last.pt", "metrics.json", "model.pt", "resume.pt"]

@@ -19,12 +19,20 @@ from geoseg.errors import InputError, OutputError, RasterError
 from geoseg.vectorizer import label_regions, sieve_regions
 from tests.conftest import WGS84, run, write_raster
 
-TABLE = [{"id": i, "name": n, "color": c} for i, (n, c) in
-         enumerate([("water", "#1f78b4"), ("forest", "#33a02c"), ("field", "#ffd92f"), ("urban", "#e31a1c")])]
+TABLE = [
+    {"id": i, "name": n, "color": c}
+    for i, (n, c) in enumerate([("water", "#1f78b4"), ("forest", "#33a02c"), ("field", "#ffd92f"), ("urban", "#e31a1c")])
+]
 
 
-def class_map(tmp_path: Path, name: str = "classes.tif", crs: str = "EPSG:32633", transform: Affine | None = None,
-              seed: int = 0, shape: tuple[int, int] = (61, 83)) -> tuple[Path, np.ndarray]:
+def class_map(
+    tmp_path: Path,
+    name: str = "classes.tif",
+    crs: str = "EPSG:32633",
+    transform: Affine | None = None,
+    seed: int = 0,
+    shape: tuple[int, int] = (61, 83),
+) -> tuple[Path, np.ndarray]:
     """Blobby classes with holes, single pixels and a nodata corner."""
     rng = np.random.default_rng(seed)
     h, w = shape
@@ -49,8 +57,9 @@ def test_polygons_rasterize_back_exactly(tmp_path: Path, ext: str) -> None:
     result = geoseg.vectorize(path, out)
     frame = gpd.read_file(out, layer="polygons" if ext == "gpkg" else None)
     with rasterio.open(path) as ds:
-        back = rasterize(zip(frame.geometry, frame.class_id), out_shape=data.shape, transform=ds.transform,
-                         fill=255, dtype="uint8")
+        back = rasterize(
+            zip(frame.geometry, frame.class_id), out_shape=data.shape, transform=ds.transform, fill=255, dtype="uint8"
+        )
         assert frame.crs == ds.crs
     assert np.array_equal(back, data)
     assert result.polygons == len(frame)
@@ -98,13 +107,16 @@ def test_geographic_class_map_areas_are_true_square_metres(tmp_path: Path) -> No
 
 
 def test_sieve_merges_into_the_longest_border_and_keeps_nodata() -> None:
-    a = np.array([
-        [1, 1, 1, 1, 2, 2],
-        [1, 1, 1, 1, 2, 2],
-        [1, 3, 3, 3, 2, 2],  # region 3 (3 px) shares 3 edges with 1 and 1 edge with 2... and 3 with 0 below
-        [0, 0, 0, 0, 2, 2],
-        [0, 0, 0, 0, 2, 2],
-    ], dtype=np.uint8)
+    a = np.array(
+        [
+            [1, 1, 1, 1, 2, 2],
+            [1, 1, 1, 1, 2, 2],
+            [1, 3, 3, 3, 2, 2],  # region 3 (3 px) shares 3 edges with 1 and 1 edge with 2... and 3 with 0 below
+            [0, 0, 0, 0, 2, 2],
+            [0, 0, 0, 0, 2, 2],
+        ],
+        dtype=np.uint8,
+    )
     valid = np.ones(a.shape, bool)
     out = sieve_regions(a, valid, 4)
     assert (out[2, 1:4] == 1).all()  # 1 shares 4 edges (3 above + 1 left); 0 shares 3; 2 shares 1
@@ -140,8 +152,9 @@ def test_mean_confidence_and_background(tmp_path: Path) -> None:
     conf[data == 255] = 255
     with rasterio.open(path) as ds:
         conf_path = write_raster(tmp_path / "conf.tif", conf, transform=ds.transform, nodata=255)
-    frame = gpd.read_file(geoseg.vectorize(path, tmp_path / "p.gpkg", confidence=conf_path, background=[0]).output,
-                          layer="polygons")
+    frame = gpd.read_file(
+        geoseg.vectorize(path, tmp_path / "p.gpkg", confidence=conf_path, background=[0]).output, layer="polygons"
+    )
     assert 0 not in set(frame.class_id)
     assert (frame[frame.class_id == 1].mean_confidence == 80).all()
     assert (frame[frame.class_id != 1].mean_confidence == 40).all()
@@ -206,10 +219,12 @@ def test_vectorize_does_not_need_torch(tmp_path: Path, unet_path: Path) -> None:
     import sys
 
     path, _ = class_map(tmp_path)
-    code = ("import sys\nfrom geoseg.cli import main\n"
-            f"try:\n    main(['vectorize', {str(path)!r}, '-o', {str(tmp_path / 'p.gpkg')!r}, '--classes', {str(unet_path)!r}])\n"
-            "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
-            "assert 'torch' not in sys.modules and 'segmentation_models_pytorch' not in sys.modules\n")
+    code = (
+        "import sys\nfrom geoseg.cli import main\n"
+        f"try:\n    main(['vectorize', {str(path)!r}, '-o', {str(tmp_path / 'p.gpkg')!r}, '--classes', {str(unet_path)!r}])\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "assert 'torch' not in sys.modules and 'segmentation_models_pytorch' not in sys.modules\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "p.gpkg").exists()
@@ -252,8 +267,9 @@ def test_strips_give_the_same_polygons_as_the_whole_raster(tmp_path: Path, rows:
         np.testing.assert_allclose(a[column], b[column])
     sieved_whole, _ = polygons_frame(path, min_area=500, strip_rows=data.shape[0])
     sieved_strips, _ = polygons_frame(path, min_area=500, strip_rows=rows)
-    assert sorted(shapely.normalize(g).wkt for g in sieved_whole.geometry) == \
-        sorted(shapely.normalize(g).wkt for g in sieved_strips.geometry)
+    assert sorted(shapely.normalize(g).wkt for g in sieved_whole.geometry) == sorted(
+        shapely.normalize(g).wkt for g in sieved_strips.geometry
+    )
 
 
 def test_huge_maps_are_sieved_per_strip_with_a_halo(tmp_path: Path, monkeypatch) -> None:
@@ -282,8 +298,9 @@ def test_polygons_stream_to_every_format_in_batches(tmp_path: Path, monkeypatch)
         events.append(f"batch {len(frame)}")
     strips = [i for i, e in enumerate(events) if e.startswith("strip")]
     handed = [i for i, e in enumerate(events) if e.startswith("batch")]
-    assert len(handed) > 3 and handed[0] < strips[1] and handed[-2] < strips[-1], \
+    assert len(handed) > 3 and handed[0] < strips[1] and handed[-2] < strips[-1], (
         "batches leave while strips are still being read"
+    )
     assert sum(int(e.split()[1]) for e in events if e.startswith("batch")) == len(whole)
 
     monkeypatch.setattr(vz, "STRIP_PIXELS", 4 * data.shape[1])

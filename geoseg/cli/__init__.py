@@ -33,8 +33,10 @@ class _Group(click.Group):
                 message = str(exc)
             elif _is_read_failure(exc):
                 detail = str(exc.__cause__ or exc).splitlines()[0]
-                message = (f"cannot read pixels ({detail}): the file is damaged or truncated; copy or export it "
-                           "again (gdalinfo -checksum FILE shows the damage)")
+                message = (
+                    f"cannot read pixels ({detail}): the file is damaged or truncated; copy or export it "
+                    "again (gdalinfo -checksum FILE shows the damage)"
+                )
             elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                 where = f" writing {exc.filename}" if exc.filename else ""
                 message = f"no space left on the device{where}: free disk space or write to another folder"

@@ -11,10 +11,14 @@ from geoseg.cli.options import common_options, make_progress, overwrite_option
 @click.argument("pred", metavar="PRED.tif")
 @click.argument("truth", metavar="TRUTH")
 @click.option("--label-field", default=None, metavar="F", help="Field of truth polygons that holds the labels.")
-@click.option("--classes", default=None, metavar="FILE",
-              help="How truth values map to the map's classes: a training config, {classes: [...]} or "
-                   "{\"value\": \"class name\"} (YAML or JSON). Default: polygon labels are class names, mask "
-                   "values are class ids.")
+@click.option(
+    "--classes",
+    default=None,
+    metavar="FILE",
+    help="How truth values map to the map's classes: a training config, {classes: [...]} or "
+    '{"value": "class name"} (YAML or JSON). Default: polygon labels are class names, mask '
+    "values are class ids.",
+)
 @click.option("--json", "json_path", default=None, metavar="metrics.json", help="Also write the metrics as JSON.")
 @overwrite_option
 @common_options

@@ -10,8 +10,7 @@ from geoseg.cli.options import common_options, overwrite_option
 @click.command(short_help="Export a model to ONNX for QGIS (Deepness, GeoDeep) and onnxruntime.")
 @click.argument("model", metavar="MODEL")
 @click.option("-o", "--output", required=True, metavar="model.onnx", help="ONNX file to write.")
-@click.option("--chip-size", type=int, default=None,
-              help="The file's static chip size in pixels (default: the model's).")
+@click.option("--chip-size", type=int, default=None, help="The file's static chip size in pixels (default: the model's).")
 @overwrite_option
 @common_options
 def export(model, output, chip_size, overwrite) -> None:

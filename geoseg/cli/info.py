@@ -74,10 +74,17 @@ def info(target: str, as_json: bool) -> None:
 
     with gdal_env(), open_scene(target, require_georef=False) as ds:
         data = {
-            "path": target, "driver": ds.driver, "width": ds.width, "height": ds.height, "count": ds.count,
-            "dtype": ds.dtypes[0], "crs": ds.crs.to_string() if ds.crs else None,
-            "pixel_size_m": pixel_size_m(ds) if ds.crs else None, "bounds": list(ds.bounds),
-            "nodata": ds.nodata, "bands": [d or f"band {i + 1}" for i, d in enumerate(ds.descriptions)],
+            "path": target,
+            "driver": ds.driver,
+            "width": ds.width,
+            "height": ds.height,
+            "count": ds.count,
+            "dtype": ds.dtypes[0],
+            "crs": ds.crs.to_string() if ds.crs else None,
+            "pixel_size_m": pixel_size_m(ds) if ds.crs else None,
+            "bounds": list(ds.bounds),
+            "nodata": ds.nodata,
+            "bands": [d or f"band {i + 1}" for i, d in enumerate(ds.descriptions)],
             "tags": ds.tags(),
         }
     if as_json:

@@ -35,22 +35,50 @@ def _store(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
         ctx.meta[f"geoseg.{key}"] = value
         return value
+
     return callback
 
 
 def common_options(func: Callable) -> Callable:
     """``-v/-q``, ``--debug`` and ``--progress`` for a command (consumed here, not passed on)."""
 
-    @click.option("-v", "--verbose", count=True, help="More messages (repeat for debug output).",
-                  callback=_store("verbose"), expose_value=False, is_eager=True)
-    @click.option("-q", "--quiet", count=True, help="Fewer messages: only errors.",
-                  callback=_store("quiet"), expose_value=False, is_eager=True)
-    @click.option("--debug", is_flag=True, help="Show the full traceback of errors.",
-                  callback=_store("debug"), expose_value=False, is_eager=True)
-    @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "json", "none"]),
-                  default="auto", show_default=True, callback=_store("progress"), expose_value=False,
-                  help="Progress display: a bar, JSON lines on stderr ({\"stage\", \"done\", \"total\"}) "
-                       "for tools such as the QGIS plugin, or none. auto shows a bar on a terminal.")
+    @click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="More messages (repeat for debug output).",
+        callback=_store("verbose"),
+        expose_value=False,
+        is_eager=True,
+    )
+    @click.option(
+        "-q",
+        "--quiet",
+        count=True,
+        help="Fewer messages: only errors.",
+        callback=_store("quiet"),
+        expose_value=False,
+        is_eager=True,
+    )
+    @click.option(
+        "--debug",
+        is_flag=True,
+        help="Show the full traceback of errors.",
+        callback=_store("debug"),
+        expose_value=False,
+        is_eager=True,
+    )
+    @click.option(
+        "--progress",
+        "progress_mode",
+        type=click.Choice(["auto", "bar", "json", "none"]),
+        default="auto",
+        show_default=True,
+        callback=_store("progress"),
+        expose_value=False,
+        help='Progress display: a bar, JSON lines on stderr ({"stage", "done", "total"}) '
+        "for tools such as the QGIS plugin, or none. auto shows a bar on a terminal.",
+    )
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
@@ -71,9 +99,11 @@ def make_progress() -> tuple[Callable[[str, int, int], None], Callable[[], None]
     if mode == "none":
         return (lambda stage, done, total: None), (lambda: None)
     if mode == "json":
+
         def emit(stage: str, done: int, total: int) -> None:
             sys.stderr.write(json.dumps({"stage": stage, "done": done, "total": total}) + "\n")
             sys.stderr.flush()
+
         return emit, (lambda: None)
 
     from tqdm import tqdm
@@ -90,15 +120,22 @@ def make_progress() -> tuple[Callable[[str, int, int], None], Callable[[], None]
     def close() -> None:
         for bar in bars.values():
             bar.close()
+
     return update, close
 
 
 chip_size_option = click.option(
-    "--chip-size", type=int, default=None,
-    help="Chip size in pixels (default: the model's); a multiple of the encoder's output stride.")
+    "--chip-size",
+    type=int,
+    default=None,
+    help="Chip size in pixels (default: the model's); a multiple of the encoder's output stride.",
+)
 overlap_option = click.option(
-    "--overlap", default=None, metavar="F|Npx",
-    help="Overlap of neighbouring chips: a fraction in [0, 1) of the chip, or pixels such as 64px "
-         "(default: the model's).")
+    "--overlap",
+    default=None,
+    metavar="F|Npx",
+    help="Overlap of neighbouring chips: a fraction in [0, 1) of the chip, or pixels such as 64px (default: the model's).",
+)
 overwrite_option = click.option(
-    "--overwrite", is_flag=True, help="Replace existing outputs (they are replaced only once the new ones are complete).")
+    "--overwrite", is_flag=True, help="Replace existing outputs (they are replaced only once the new ones are complete)."
+)

@@ -19,13 +19,39 @@ log = logging.getLogger("geoseg")
 @model_option(required=False)
 @inference_options
 @polygon_options
-@click.option("--workers", type=int, default=None, metavar="N",
-              help="Batches: run the scenes on a local Dask cluster of N single-thread worker processes.")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Batches: run the scenes on an existing Dask cluster, e.g. tcp://10.0.0.5:8786.")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Batches: run the scenes on a local Dask cluster of N single-thread worker processes.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Batches: run the scenes on an existing Dask cluster, e.g. tcp://10.0.0.5:8786.",
+)
 @common_options
-def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, backend, tta, aoi, block_width, overwrite,
-        min_area, simplify, workers, scheduler) -> None:
+def run(
+    images,
+    outdir,
+    model,
+    bands,
+    chip_size,
+    overlap,
+    batch_size,
+    device,
+    backend,
+    tta,
+    aoi,
+    block_width,
+    overwrite,
+    min_area,
+    simplify,
+    workers,
+    scheduler,
+) -> None:
     """Run the whole pipeline on IMAGE and write OUTDIR with classes.tif, confidence.tif,
     polygons.gpkg, polygons.geojson, classes.qml, polygons.qml, areas.csv, preview.png
     and run.json (written last: its presence means the run is complete).
@@ -59,9 +85,19 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
     """
     from geoseg.batch import is_batch
 
-    options = {"min_area": min_area, "simplify": simplify, "bands": bands, "chip_size": chip_size, "overlap": overlap,
-               "batch_size": batch_size, "device": device, "tta": tta, "aoi": aoi, "backend": backend,
-               "block_width": block_width}
+    options = {
+        "min_area": min_area,
+        "simplify": simplify,
+        "bands": bands,
+        "chip_size": chip_size,
+        "overlap": overlap,
+        "batch_size": batch_size,
+        "device": device,
+        "tta": tta,
+        "aoi": aoi,
+        "backend": backend,
+        "block_width": block_width,
+    }
     if is_batch(images) or workers is not None or scheduler is not None:
         _run_batch(images, outdir, model or "default", overwrite, workers, scheduler, options)
         return
@@ -73,8 +109,13 @@ def run(images, outdir, model, bands, chip_size, overlap, batch_size, device, ba
     finally:
         close()
     counts = result.record["counts"]
-    log.info("%s: %d chips, %d polygons, %.1f s", outdir, counts["chips_predicted"], counts["polygons"],
-             result.record["timings_s"]["total"])
+    log.info(
+        "%s: %d chips, %d polygons, %.1f s",
+        outdir,
+        counts["chips_predicted"],
+        counts["polygons"],
+        result.record["timings_s"]["total"],
+    )
 
 
 def _run_batch(images, outdir, model, overwrite, workers, scheduler, options) -> None:
@@ -84,13 +125,16 @@ def _run_batch(images, outdir, model, overwrite, workers, scheduler, options) ->
 
     update, close = make_progress()
     try:
-        result = run_batch(images, outdir, model, overwrite=overwrite, progress=update, workers=workers,
-                           scheduler=scheduler, **options)
+        result = run_batch(
+            images, outdir, model, overwrite=overwrite, progress=update, workers=workers, scheduler=scheduler, **options
+        )
     finally:
         close()
     counts = result.counts
-    click.echo(f"geoseg: {outdir}: {counts['done']} done, {counts['skipped']} skipped (already complete), "
-               f"{counts['failed']} failed", err=True)
+    click.echo(
+        f"geoseg: {outdir}: {counts['done']} done, {counts['skipped']} skipped (already complete), {counts['failed']} failed",
+        err=True,
+    )
     for scene in result.failed:
         click.echo(f"geoseg: failed: {scene['scene']}: {scene['reason']}", err=True)
     if result.failed:

@@ -10,16 +10,31 @@ from geoseg.cli.options import common_options, make_progress, overwrite_option
 @click.command(short_help="Cut a scene (and its labels) into georeferenced GeoTIFF chips.")
 @click.argument("image", metavar="IMAGE")
 @click.option("-o", "--output", "chip_dir", required=True, metavar="CHIP_DIR", help="Chip folder to create.")
-@click.option("--labels", default=None, metavar="LABELS",
-              help="Labels: polygons in any format and CRS GDAL reads (with --label-field), or a mask raster "
-                   "(resampled nearest onto the scene's grid when its grid differs).")
+@click.option(
+    "--labels",
+    default=None,
+    metavar="LABELS",
+    help="Labels: polygons in any format and CRS GDAL reads (with --label-field), or a mask raster "
+    "(resampled nearest onto the scene's grid when its grid differs).",
+)
 @click.option("--label-field", default=None, metavar="F", help="Field of the label polygons that holds the labels.")
 @click.option("--chip-size", type=int, default=256, show_default=True, help="Chip size in pixels.")
-@click.option("--overlap", default="0", show_default=True, metavar="F|Npx",
-              help="Overlap of neighbouring chips: a fraction in [0, 1) of the chip, or pixels such as 64px.")
-@click.option("--min-labeled", type=float, default=0.0, show_default=True, metavar="F",
-              help="Skip chips whose share of labeled pixels is below F (0-1); with labels, chips without any "
-                   "labeled pixel are always skipped.")
+@click.option(
+    "--overlap",
+    default="0",
+    show_default=True,
+    metavar="F|Npx",
+    help="Overlap of neighbouring chips: a fraction in [0, 1) of the chip, or pixels such as 64px.",
+)
+@click.option(
+    "--min-labeled",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="F",
+    help="Skip chips whose share of labeled pixels is below F (0-1); with labels, chips without any "
+    "labeled pixel are always skipped.",
+)
 @overwrite_option
 @common_options
 def tile(image, chip_dir, labels, label_field, chip_size, overlap, min_labeled, overwrite) -> None:
@@ -38,10 +53,18 @@ def tile(image, chip_dir, labels, label_field, chip_size, overlap, min_labeled, 
 
     update, close = make_progress()
     try:
-        result = run_tile(image, chip_dir, labels=labels, label_field=label_field, chip_size=chip_size,
-                          overlap=overlap, min_labeled=min_labeled, overwrite=overwrite, progress=update)
+        result = run_tile(
+            image,
+            chip_dir,
+            labels=labels,
+            label_field=label_field,
+            chip_size=chip_size,
+            overlap=overlap,
+            min_labeled=min_labeled,
+            overwrite=overwrite,
+            progress=update,
+        )
     finally:
         close()
     skipped = f", {result.skipped_unlabeled} skipped as unlabeled" if labels else ""
-    click.echo(f"{chip_dir}: {result.written} chips written{skipped}, {result.skipped_empty} skipped as nodata",
-               err=True)
+    click.echo(f"{chip_dir}: {result.written} chips written{skipped}, {result.skipped_empty} skipped as nodata", err=True)

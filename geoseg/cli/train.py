@@ -12,16 +12,21 @@ from geoseg.cli.options import common_options, make_progress
 def _epoch_line(row: dict[str, Any]) -> str:
     parts = [f"epoch {row['epoch']}", f"loss {row['train_loss']:.4f}"]
     if row.get("val_miou") is not None:
-        parts += [f"val loss {row['val_loss']:.4f}", f"val mIoU {row['val_miou']:.3f}",
-                  f"val accuracy {row['val_accuracy']:.3f}"]
+        parts += [f"val loss {row['val_loss']:.4f}", f"val mIoU {row['val_miou']:.3f}", f"val accuracy {row['val_accuracy']:.3f}"]
     parts.append(f"{row['seconds']:.1f} s")
     return "geoseg: " + ", ".join(parts)
 
 
 @click.command(short_help="Train a model from a YAML config.")
 @click.argument("config", metavar="CONFIG.yaml")
-@click.option("-o", "--output", "run_dir", required=True, metavar="RUN_DIR",
-              help="Folder for the run (model.pt, last.pt, history.csv, curves.png, metrics.json).")
+@click.option(
+    "-o",
+    "--output",
+    "run_dir",
+    required=True,
+    metavar="RUN_DIR",
+    help="Folder for the run (model.pt, last.pt, history.csv, curves.png, metrics.json).",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from its last epoch.")
 @common_options
 def train(config, run_dir, resume) -> None:
@@ -43,8 +48,13 @@ def train(config, run_dir, resume) -> None:
     update, close = make_progress()
     quiet = click.get_current_context().meta.get("geoseg.quiet", 0)
     try:
-        result = run_train(config, run_dir, resume=resume, progress=update,
-                           on_epoch=None if quiet else (lambda row: click.echo(_epoch_line(row), err=True)))
+        result = run_train(
+            config,
+            run_dir,
+            resume=resume,
+            progress=update,
+            on_epoch=None if quiet else (lambda row: click.echo(_epoch_line(row), err=True)),
+        )
     finally:
         close()
     best = "n/a" if result.best_miou is None else f"{result.best_miou:.3f}"

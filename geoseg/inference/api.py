@@ -143,8 +143,10 @@ def predict(
     card = net.card
     chip = int(card.chip_size if chip_size is None else chip_size)
     if isinstance(net, OnnxModel) and chip != net.chip_size:
-        raise InputError(f"--chip-size {chip}: the ONNX model {net.path.name} takes only {net.chip_size} px chips "
-                         f"(export it again with geoseg export --chip-size {chip})")
+        raise InputError(
+            f"--chip-size {chip}: the ONNX model {net.path.name} takes only {net.chip_size} px chips "
+            f"(export it again with geoseg export --chip-size {chip})"
+        )
     check_chip_size(chip, net.output_stride, "--chip-size")
     result = PredictResult(outputs, 0, 0, 0)
     with gdal_env(), open_scene(image) as ds:
@@ -163,12 +165,33 @@ def predict(
         result.chips_total = len(chips)
         runner, net = _runner(net, backend, device, tta, chip, len(chips), result)
         batch_size = batch_size or default_batch(runner.device)
-        writer = ClassMapWriter(outputs, ds.crs, ds.transform * Affine.translation(x0, 0), x1 - x0, ds.height,
-                                card.classes, tags={"GEOSEG_MODEL": card.name})
+        writer = ClassMapWriter(
+            outputs,
+            ds.crs,
+            ds.transform * Affine.translation(x0, 0),
+            x1 - x0,
+            ds.height,
+            card.classes,
+            tags={"GEOSEG_MODEL": card.name},
+        )
         try:
             blocks = [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, block_width)]
-            _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_size, blocks,
-                 progress, result, block_mode=columns is not None)
+            _run(
+                ds,
+                image,
+                grid,
+                chips,
+                indexes,
+                net,
+                runner,
+                writer,
+                polygons,
+                batch_size,
+                blocks,
+                progress,
+                result,
+                block_mode=columns is not None,
+            )
             writer.commit()
         except BaseException:
             writer.abort()
@@ -211,8 +234,9 @@ def assemble_blocks(
     with gdal_env(), open_scene(image) as ds:
         if result.chips_predicted == 0:
             raise RasterError(f"{ds.name}: every chip is nodata or outside the area of interest; nothing to predict")
-        writer = ClassMapWriter(outputs, ds.crs, ds.transform, ds.width, ds.height, card.classes,
-                                tags={"GEOSEG_MODEL": card.name})
+        writer = ClassMapWriter(
+            outputs, ds.crs, ds.transform, ds.width, ds.height, card.classes, tags={"GEOSEG_MODEL": card.name}
+        )
         try:
             for x0, part in blocks:
                 sources = {kind: open_scene(part.outputs[kind], require_georef=False) for kind in outputs}
@@ -220,8 +244,14 @@ def assemble_blocks(
                     width = next(iter(sources.values())).width
                     for y0 in range(0, ds.height, rows):
                         window = Window(0, y0, width, min(rows, ds.height - y0))
-                        writer.write_rows(x0, y0, {kind: src.read(window=window)[0] if src.count == 1 else
-                                                   src.read(window=window) for kind, src in sources.items()})
+                        writer.write_rows(
+                            x0,
+                            y0,
+                            {
+                                kind: src.read(window=window)[0] if src.count == 1 else src.read(window=window)
+                                for kind, src in sources.items()
+                            },
+                        )
                 finally:
                     for src in sources.values():
                         src.close()
@@ -250,8 +280,10 @@ def open_model(model: object, backend: str = "auto", device: str = "auto"):
 
         net = load_model(model)
     if isinstance(net, OnnxModel) and backend == "torch":
-        raise InputError(f"{net.path.name} is an ONNX model: run it with --backend onnx or auto, or give the .pt "
-                         "checkpoint for --backend torch")
+        raise InputError(
+            f"{net.path.name} is an ONNX model: run it with --backend onnx or auto, or give the .pt "
+            "checkpoint for --backend torch"
+        )
     return net
 
 
@@ -268,7 +300,8 @@ def _runner(net, backend: str, device: str, tta: bool, chip: int, chips: int, re
     if isinstance(net, OnnxModel):
         return OnnxRunner(net, tta=tta), net
     use_onnx = backend == "onnx" or (
-        backend == "auto" and resolve_device(device) == "cpu" and chips >= AUTO_ONNX_CHIPS and _onnx_installed())
+        backend == "auto" and resolve_device(device) == "cpu" and chips >= AUTO_ONNX_CHIPS and _onnx_installed()
+    )
     if not use_onnx:
         return TorchRunner(net, device=device, tta=tta), net
     if not _onnx_installed():
@@ -296,8 +329,11 @@ def _check_pixel_size(ds, model_size: float | None, warnings: list[str]) -> None
         return
     size = pixel_size_m(ds)
     if abs(size - model_size) > 0.25 * model_size:
-        _warn(warnings, f"{ds.name}: pixel size {size:.3g} m differs from the model's {model_size:.3g} m by "
-              f"more than 25%; results may be poor (resample the scene to {model_size:.3g} m)")
+        _warn(
+            warnings,
+            f"{ds.name}: pixel size {size:.3g} m differs from the model's {model_size:.3g} m by "
+            f"more than 25%; results may be poor (resample the scene to {model_size:.3g} m)",
+        )
 
 
 class _Radiometry:
@@ -326,10 +362,16 @@ class _Radiometry:
         mean, std = np.asarray(self.card.mean), np.asarray(self.card.std)
         far = np.abs(means - mean) > 3 * std
         if far.any():
-            bad = ", ".join(f"{b} mean {m:.4g} (model {mu:.4g} ± {s:.3g})"
-                            for b, m, mu, s, f in zip(self.card.bands, means, mean, std, far) if f)
-            _warn(self.warnings, f"{self.name}: band statistics far outside the model's normalization: {bad}; "
-                  "check the bands' order, scaling and units")
+            bad = ", ".join(
+                f"{b} mean {m:.4g} (model {mu:.4g} ± {s:.3g})"
+                for b, m, mu, s, f in zip(self.card.bands, means, mean, std, far)
+                if f
+            )
+            _warn(
+                self.warnings,
+                f"{self.name}: band statistics far outside the model's normalization: {bad}; "
+                "check the bands' order, scaling and units",
+            )
 
 
 def _check_columns(columns: tuple[int, int] | None, ds) -> tuple[int, int]:
@@ -341,8 +383,9 @@ def _check_columns(columns: tuple[int, int] | None, ds) -> tuple[int, int]:
     return x0, x1
 
 
-def _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_size, blocks,
-         progress, result, block_mode: bool = False) -> None:
+def _run(
+    ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_size, blocks, progress, result, block_mode: bool = False
+) -> None:
     """Predict and stitch ``chips`` block by block (``blocks``: scene column ranges, written at their offset
     from the first block's left edge)."""
     from rasterio.features import geometry_mask
@@ -365,8 +408,9 @@ def _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_s
             if masked or float_scene:
                 valid &= read_window(ds, window, indexes, masked=masked)[1]
             if polygons is not None:
-                valid &= geometry_mask(polygons, (y1 - y0, x1 - x0), window_transform(window, ds.transform),
-                                       invert=True, all_touched=False)
+                valid &= geometry_mask(
+                    polygons, (y1 - y0, x1 - x0), window_transform(window, ds.transform), invert=True, all_touched=False
+                )
             arrays = {"classes": probs.argmax(axis=0).astype(np.uint8)}
             arrays["classes"][~valid] = NODATA
             if "confidence" in writer.ds:
@@ -379,6 +423,7 @@ def _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_s
                 arrays["probabilities"] = pr
             writer.write_rows(x0 - offset, y0, arrays)
             times["write"] += time.perf_counter() - t
+
         return sink
 
     # the reader thread has its own handle: GDAL datasets are not shared between threads
@@ -388,22 +433,31 @@ def _run(ds, image, grid, chips, indexes, net, runner, writer, polygons, batch_s
         def read(chip):
             data, valid = read_window(reader, chip.window, indexes, masked=masked)
             return data, valid
+
         return reader, read
 
     offset = blocks[0][0]
     for x0, x1 in blocks:
         block_chips = [c for c in chips if c.x0 < x1 and c.x1 > x0]
         if not block_chips:
-            writer.write_rows(x0 - offset, 0, {"classes": np.full((ds.height, x1 - x0), NODATA, np.uint8),
-                                      **({"confidence": np.full((ds.height, x1 - x0), NODATA, np.uint8)}
-                                         if "confidence" in writer.ds else {}),
-                                      **({"probabilities": np.full((net.card.num_classes, ds.height, x1 - x0),
-                                                                   NODATA, np.uint8)}
-                                         if "probabilities" in writer.ds else {})})
+            writer.write_rows(
+                x0 - offset,
+                0,
+                {
+                    "classes": np.full((ds.height, x1 - x0), NODATA, np.uint8),
+                    **({"confidence": np.full((ds.height, x1 - x0), NODATA, np.uint8)} if "confidence" in writer.ds else {}),
+                    **(
+                        {"probabilities": np.full((net.card.num_classes, ds.height, x1 - x0), NODATA, np.uint8)}
+                        if "probabilities" in writer.ds
+                        else {}
+                    ),
+                },
+            )
             continue
         stitcher = Stitcher(grid, x0, x1, net.card.num_classes, make_sink(x0, x1))
         reader, read = read_factory()
         try:
+
             def observed_read(chip, _read=read):
                 data, valid = _read(chip)
                 radiometry.observe(data, valid)

@@ -14,9 +14,7 @@ def _describe(descriptions: Sequence[str | None], count: int) -> str:
     return f"{count} band(s) [{', '.join(names)}]" if any(descriptions) else f"{count} band(s) without descriptions"
 
 
-def _parse_requested(
-    requested: str | Sequence[str | int], descriptions: Sequence[str | None], count: int
-) -> list[int]:
+def _parse_requested(requested: str | Sequence[str | int], descriptions: Sequence[str | None], count: int) -> list[int]:
     items = [s.strip() for s in requested.split(",")] if isinstance(requested, str) else list(requested)
     lookup = {d.lower(): i + 1 for i, d in enumerate(descriptions) if d}
     indexes = []

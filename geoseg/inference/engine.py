@@ -186,8 +186,7 @@ class TorchRunner:
                 probs = torch.softmax(self._forward(x), dim=1)
             else:
                 probs = sum(
-                    torch.softmax(self._forward(x.flip(f)), dim=1).flip(f) if f
-                    else torch.softmax(self._forward(x), dim=1)
+                    torch.softmax(self._forward(x.flip(f)), dim=1).flip(f) if f else torch.softmax(self._forward(x), dim=1)
                     for f in _FLIPS
                 ) / len(_FLIPS)
             return probs.float().contiguous().cpu().numpy()

@@ -80,9 +80,20 @@ class ClassMapWriter:
         self.width, self.height = width, height
         self.buffers: dict[int, _Buffer] = {}
         base = {
-            "driver": "GTiff", "width": width, "height": height, "crs": crs, "transform": transform,
-            "dtype": "uint8", "nodata": NODATA, "tiled": True, "blockxsize": TILE, "blockysize": TILE,
-            "compress": "deflate", "predictor": 2, "BIGTIFF": "IF_SAFER", "interleave": "band",
+            "driver": "GTiff",
+            "width": width,
+            "height": height,
+            "crs": crs,
+            "transform": transform,
+            "dtype": "uint8",
+            "nodata": NODATA,
+            "tiled": True,
+            "blockxsize": TILE,
+            "blockysize": TILE,
+            "compress": "deflate",
+            "predictor": 2,
+            "BIGTIFF": "IF_SAFER",
+            "interleave": "band",
         }
         counts = {"classes": 1, "confidence": 1, "probabilities": len(self.classes)}
         self.ds: dict[str, rasterio.io.DatasetWriter] = {}
@@ -152,9 +163,17 @@ class ClassMapWriter:
             cog = tmp.with_name(tmp.name.replace(".partial", ".cog.partial"))
             cogs[kind] = cog
             try:
-                gdal_copy(tmp, cog, driver="COG", compress="DEFLATE", blocksize=TILE, BIGTIFF="IF_SAFER",
-                          overview_resampling="nearest" if kind == "classes" else "average",
-                          predictor="NO" if kind == "classes" else "YES", num_threads="ALL_CPUS")
+                gdal_copy(
+                    tmp,
+                    cog,
+                    driver="COG",
+                    compress="DEFLATE",
+                    blocksize=TILE,
+                    BIGTIFF="IF_SAFER",
+                    overview_resampling="nearest" if kind == "classes" else "average",
+                    predictor="NO" if kind == "classes" else "YES",
+                    num_threads="ALL_CPUS",
+                )
             except (rasterio.errors.RasterioError, OSError) as exc:
                 for path in cogs.values():
                     with contextlib.suppress(OSError):

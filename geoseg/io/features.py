@@ -32,8 +32,10 @@ def check_vector_output(path: Path, inputs: Iterable, overwrite: bool) -> str:
     """
     driver = FORMATS.get(path.suffix.lower())
     if driver is None:
-        raise InputError(f"output {path}: unknown extension {path.suffix or '(none)'!r}; "
-                         f"use one of {', '.join(sorted(set(FORMATS) - {'.json'}))}")
+        raise InputError(
+            f"output {path}: unknown extension {path.suffix or '(none)'!r}; "
+            f"use one of {', '.join(sorted(set(FORMATS) - {'.json'}))}"
+        )
     inputs = [i for i in inputs if i is not None]
     check_output(path, inputs, overwrite)
     if driver == "ESRI Shapefile" and not overwrite:
@@ -75,8 +77,11 @@ class PolygonSink:
             frame = frame.to_crs("EPSG:4326")
         if self.driver == "ESRI Shapefile":
             frame = frame.rename(columns=SHAPEFILE_FIELDS)
-        self._guard(lambda: write_dataframe(frame, self.scratch, layer=LAYER, driver="GPKG", geometry_type="Polygon",
-                                            append=self._started, VERSION="1.2"))
+        self._guard(
+            lambda: write_dataframe(
+                frame, self.scratch, layer=LAYER, driver="GPKG", geometry_type="Polygon", append=self._started, VERSION="1.2"
+            )
+        )
         self._started = True
 
     def close(self) -> None:
@@ -112,14 +117,24 @@ class PolygonSink:
 
         options: dict[str, object] = {}
         if self.driver == "GeoJSON":
-            options = {"RFC7946": "YES", "WRITE_NAME": "NO",
-                       "COORDINATE_PRECISION": 7 if self.precision is None else self.precision}
+            options = {
+                "RFC7946": "YES",
+                "WRITE_NAME": "NO",
+                "COORDINATE_PRECISION": 7 if self.precision is None else self.precision,
+            }
         elif self.driver == "ESRI Shapefile":
             options = {"ENCODING": "UTF-8"}
         with open_arrow(self.scratch, layer=LAYER, use_pyarrow=False) as (meta, stream):
-            write_arrow(stream, target, layer=None if self.driver == "ESRI Shapefile" else LAYER, driver=self.driver,
-                        geometry_name=meta["geometry_name"] or "geom", geometry_type="Polygon", crs=meta["crs"],
-                        layer_options=options)
+            write_arrow(
+                stream,
+                target,
+                layer=None if self.driver == "ESRI Shapefile" else LAYER,
+                driver=self.driver,
+                geometry_name=meta["geometry_name"] or "geom",
+                geometry_type="Polygon",
+                crs=meta["crs"],
+                layer_options=options,
+            )
 
     def _guard(self, action) -> None:
         from pyogrio.errors import DataLayerError, DataSourceError
@@ -146,13 +161,17 @@ def add_gpkg_style(path: Path, layer: str, qml: str, name: str = "geoseg") -> No
             "CREATE TABLE IF NOT EXISTS layer_styles (id INTEGER PRIMARY KEY AUTOINCREMENT, f_table_catalog TEXT(256), "
             "f_table_schema TEXT(256), f_table_name TEXT(256), f_geometry_column TEXT(256), styleName TEXT(30), "
             "styleQML TEXT, styleSLD TEXT, useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30), "
-            "update_time DATETIME DEFAULT CURRENT_TIMESTAMP)")
-        db.execute("INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier) "
-                   "VALUES ('layer_styles', 'attributes', 'layer_styles')")
+            "update_time DATETIME DEFAULT CURRENT_TIMESTAMP)"
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier) "
+            "VALUES ('layer_styles', 'attributes', 'layer_styles')"
+        )
         geom = db.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (layer,)).fetchone()
         db.execute("DELETE FROM layer_styles WHERE f_table_name = ?", (layer,))
         db.execute(
             "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column, styleName, "
             "styleQML, styleSLD, useAsDefault, description, owner, ui, update_time) "
             "VALUES ('', '', ?, ?, ?, ?, '', 1, ?, '', '', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-            (layer, geom[0] if geom else "geom", name, qml, "class colours and names from geoseg"))
+            (layer, geom[0] if geom else "geom", name, qml, "class colours and names from geoseg"),
+        )

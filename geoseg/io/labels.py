@@ -85,11 +85,18 @@ class RasterLabels:
 
         self.path, self.grid, self.label_map = path, grid, label_map
         self._ds = ds
-        same = (ds.crs == grid.crs and ds.transform == grid.transform and ds.width == grid.width
-                and ds.height == grid.height)
-        self._src = ds if same else WarpedVRT(
-            ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-            resampling=Resampling.nearest,
+        same = ds.crs == grid.crs and ds.transform == grid.transform and ds.width == grid.width and ds.height == grid.height
+        self._src = (
+            ds
+            if same
+            else WarpedVRT(
+                ds,
+                crs=grid.crs,
+                transform=grid.transform,
+                width=grid.width,
+                height=grid.height,
+                resampling=Resampling.nearest,
+            )
         )
 
     def read(self, window: Window) -> np.ndarray:
@@ -126,8 +133,10 @@ def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
         raise VectorError(f"{name} is not a vector file GDAL can read ({str(exc).splitlines()[0]})") from None
     fields = [str(f) for f in info["fields"]]
     if label_field is None:
-        raise InputError(f"labels {name}: give the field that holds the labels with --label-field "
-                         f"(label_field in a config), one of: {', '.join(fields) or 'none'}")
+        raise InputError(
+            f"labels {name}: give the field that holds the labels with --label-field "
+            f"(label_field in a config), one of: {', '.join(fields) or 'none'}"
+        )
     if label_field not in fields:
         raise InputError(f"labels {name} have no field {label_field!r}: fields are {', '.join(fields) or 'none'}")
     frame = gpd.read_file(name, engine="pyogrio", columns=[label_field])
@@ -142,8 +151,10 @@ def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
     frame = frame.to_crs(grid.crs.to_wkt())
     frame["geometry"] = shapely.make_valid(frame.geometry.to_numpy())
     if not frame.intersects(shapely.box(*grid.bounds)).any():
-        raise VectorError(f"labels {name} do not overlap the scene (bounds {tuple(round(b) for b in grid.bounds)} "
-                          f"in {grid.crs.to_string()}): give labels for this scene")
+        raise VectorError(
+            f"labels {name} do not overlap the scene (bounds {tuple(round(b) for b in grid.bounds)} "
+            f"in {grid.crs.to_string()}): give labels for this scene"
+        )
     return frame.rename(columns={label_field: "__label__"})
 
 

@@ -11,8 +11,15 @@ from geoseg.io.classmap import CLASSES_TAG, NODATA
 __all__ = ["merge_polygons", "mosaic_vrt", "vrt_source"]
 
 
-def vrt_source(filename: str, relative: bool, band: int, size: tuple[int, int], offset: tuple[float, float],
-               nodata: int | None = None, lut: str | None = None) -> list[str]:
+def vrt_source(
+    filename: str,
+    relative: bool,
+    band: int,
+    size: tuple[int, int],
+    offset: tuple[float, float],
+    nodata: int | None = None,
+    lut: str | None = None,
+) -> list[str]:
     """XML lines of one VRT source: band ``band`` of ``filename`` (all ``size`` pixels) placed at ``offset``.
 
     A ``nodata`` value or a ``lut`` make it a ComplexSource, else a SimpleSource.
@@ -23,12 +30,17 @@ def vrt_source(filename: str, relative: bool, band: int, size: tuple[int, int], 
     """
     kind = "ComplexSource" if nodata is not None or lut else "SimpleSource"
     (w, h), (x, y) = size, offset
-    lines = [f"    <{kind}>", f'      <SourceFilename relativeToVRT="{int(relative)}">{escape(filename)}</SourceFilename>',
-             f"      <SourceBand>{band}</SourceBand>"]
+    lines = [
+        f"    <{kind}>",
+        f'      <SourceFilename relativeToVRT="{int(relative)}">{escape(filename)}</SourceFilename>',
+        f"      <SourceBand>{band}</SourceBand>",
+    ]
     if nodata is not None:
         lines.append(f"      <NODATA>{nodata}</NODATA>")
-    lines += [f'      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>',
-              f'      <DstRect xOff="{x!r}" yOff="{y!r}" xSize="{w}" ySize="{h}"/>']
+    lines += [
+        f'      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>',
+        f'      <DstRect xOff="{x!r}" yOff="{y!r}" xSize="{w}" ySize="{h}"/>',
+    ]
     if lut:
         lines.append(f"      <LUT>{lut}</LUT>")
     return [*lines, f"    </{kind}>"]
@@ -49,12 +61,15 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
         with rasterio.open(path) as ds:
             infos.append((path, ds.crs, ds.transform, ds.width, ds.height, ds.colormap(1), ds.tags().get(CLASSES_TAG)))
     _, crs, t0, *_ = infos[0]
-    if any(i[1] != crs for i in infos) or any(abs(i[2].a - t0.a) > 1e-9 * abs(t0.a) or abs(i[2].e - t0.e) >
-                                              1e-9 * abs(t0.e) for i in infos):
+    if any(i[1] != crs for i in infos) or any(
+        abs(i[2].a - t0.a) > 1e-9 * abs(t0.a) or abs(i[2].e - t0.e) > 1e-9 * abs(t0.e) for i in infos
+    ):
         if out.exists():
             out.unlink()
-        return ["classes.vrt not written: the scenes differ in CRS or pixel size (a mosaic needs one grid); "
-                "open the scenes' classes.tif side by side or warp them to one grid"]
+        return [
+            "classes.vrt not written: the scenes differ in CRS or pixel size (a mosaic needs one grid); "
+            "open the scenes' classes.tif side by side or warp them to one grid"
+        ]
     res_x, res_y = t0.a, -t0.e
     left = min(i[2].c for i in infos)
     top = max(i[2].f for i in infos)
@@ -62,14 +77,22 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     bottom = min(i[2].f - i[4] * res_y for i in infos)
     width, height = math.ceil((right - left) / res_x - 1e-6), math.ceil((top - bottom) / res_y - 1e-6)
     cmap = infos[0][5]
-    lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">', f"  <SRS>{escape(crs.to_wkt())}</SRS>",
-             f"  <GeoTransform>{left!r}, {res_x!r}, 0.0, {top!r}, 0.0, {-res_y!r}</GeoTransform>"]
+    lines = [
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+        f"  <SRS>{escape(crs.to_wkt())}</SRS>",
+        f"  <GeoTransform>{left!r}, {res_x!r}, 0.0, {top!r}, 0.0, {-res_y!r}</GeoTransform>",
+    ]
     if infos[0][6]:
         lines.append(f'  <Metadata><MDI key="{CLASSES_TAG}">{escape(infos[0][6])}</MDI></Metadata>')
-    lines += ['  <VRTRasterBand dataType="Byte" band="1">', f"    <NoDataValue>{NODATA}</NoDataValue>",
-              "    <ColorInterp>Palette</ColorInterp>", "    <ColorTable>"]
-    lines += [f'      <Entry c1="{r}" c2="{g}" c3="{b}" c4="{a}"/>'
-              for r, g, b, a in (cmap.get(i, (0, 0, 0, 0)) for i in range(256))]
+    lines += [
+        '  <VRTRasterBand dataType="Byte" band="1">',
+        f"    <NoDataValue>{NODATA}</NoDataValue>",
+        "    <ColorInterp>Palette</ColorInterp>",
+        "    <ColorTable>",
+    ]
+    lines += [
+        f'      <Entry c1="{r}" c2="{g}" c3="{b}" c4="{a}"/>' for r, g, b, a in (cmap.get(i, (0, 0, 0, 0)) for i in range(256))
+    ]
     lines.append("    </ColorTable>")
     for path, _, t, w, h, _, _ in infos:
         x, y = (t.c - left) / res_x, (top - t.f) / res_y

@@ -12,7 +12,13 @@ from pathlib import Path
 from geoseg.errors import OutputError
 
 __all__ = [
-    "atomic_folder", "atomic_output", "check_outdir", "check_output", "check_writable_folder", "is_remote", "same_file",
+    "atomic_folder",
+    "atomic_output",
+    "check_outdir",
+    "check_output",
+    "check_writable_folder",
+    "is_remote",
+    "same_file",
     "write_text_atomic",
 ]
 

@@ -16,7 +16,13 @@ from geoseg.errors import RasterError
 from geoseg.io.paths import is_remote
 
 __all__ = [
-    "GDAL_CACHE_MB", "gdal_env", "linear_factor", "open_scene", "pixel_area_m2", "pixel_size_m", "read_window",
+    "GDAL_CACHE_MB",
+    "gdal_env",
+    "linear_factor",
+    "open_scene",
+    "pixel_area_m2",
+    "pixel_size_m",
+    "read_window",
     "scene_has_mask",
 ]
 

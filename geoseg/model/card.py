@@ -15,15 +15,35 @@ import numpy as np
 from geoseg.errors import ChipSizeError, ModelError
 
 __all__ = [
-    "CARD_FORMAT", "ClassInfo", "ModelCard", "check_chip_size", "default_colors", "generic_band_names", "valid_chip_sizes",
+    "CARD_FORMAT",
+    "ClassInfo",
+    "ModelCard",
+    "check_chip_size",
+    "default_colors",
+    "generic_band_names",
+    "valid_chip_sizes",
 ]
 
 CARD_FORMAT = "geoseg-model/1"
 
 # A qualitative palette that stays readable on maps (Tableau 10, then Set3-like tones).
 _PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf", "#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#8dd3c7",
+    "#ffffb3",
+    "#bebada",
+    "#fb8072",
+    "#80b1d3",
+    "#fdb462",
 )
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 _GENERIC_BAND = re.compile(r"^band_\d+$")
@@ -165,9 +185,7 @@ class ModelCard:
         for key in ("mean", "std"):
             values = getattr(self, key)
             if values is not None and len(values) != len(self.bands):
-                raise ModelError(
-                    f"{source}: {key} has {len(values)} values for {len(self.bands)} bands; give one per band"
-                )
+                raise ModelError(f"{source}: {key} has {len(values)} values for {len(self.bands)} bands; give one per band")
         if self.std is not None and any(not s > 0 for s in self.std):
             raise ModelError(f"{source}: std values must be positive, got {self.std}")
         if self.chip_size <= 0:

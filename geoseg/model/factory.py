@@ -221,8 +221,10 @@ def load_model(path: str | os.PathLike) -> Model:
         path = default_model_path()
     path = Path(path)
     if path.suffix.lower() == ".onnx":
-        raise ModelError(f"{path} is an ONNX model: load it with geoseg.model.onnx.load_onnx (predict and run "
-                         "take it as it is); load_model reads .pt checkpoints")
+        raise ModelError(
+            f"{path} is an ONNX model: load it with geoseg.model.onnx.load_onnx (predict and run "
+            "take it as it is); load_model reads .pt checkpoints"
+        )
     card, state = read_checkpoint(path)
     net = build_network(card)
     try:

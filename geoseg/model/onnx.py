@@ -27,9 +27,16 @@ __all__ = ["DEEPNESS_KEYS", "OnnxModel", "deepness_metadata", "export_onnx", "lo
 CARD_KEY = "geoseg_card"
 INPUT_SCALE = 1.0 / 255.0
 DEEPNESS_KEYS = {  # key: type the value must have after json.loads
-    "model_type": str, "class_names": dict, "resolution": (int, float), "tiles_size": int, "tile_size": int,
-    "tiles_overlap": (int, float), "standardization_mean": list, "standardization_std": list,
-    "seg_thresh": (int, float), "seg_small_segment": int,
+    "model_type": str,
+    "class_names": dict,
+    "resolution": (int, float),
+    "tiles_size": int,
+    "tile_size": int,
+    "tiles_overlap": (int, float),
+    "standardization_mean": list,
+    "standardization_std": list,
+    "seg_thresh": (int, float),
+    "seg_small_segment": int,
 }
 
 
@@ -69,8 +76,10 @@ def _folded(model: Any) -> Any:
     bands = card.num_bands
     mean, std = card.normalization()
     if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-        raise ModelError(f"model {card.name}: its normalization (mean {card.mean}, std {card.std}) cannot be "
-                         "expressed in ONNX; re-save the model with finite means and positive stds")
+        raise ModelError(
+            f"model {card.name}: its normalization (mean {card.mean}, std {card.std}) cannot be "
+            "expressed in ONNX; re-save the model with finite means and positive stds"
+        )
     scale = torch.tensor((1.0 / INPUT_SCALE) / std, dtype=torch.float32).view(1, bands, 1, 1)
     shift = torch.tensor(-mean / std, dtype=torch.float32).view(1, bands, 1, 1)
 
@@ -120,11 +129,17 @@ def export_onnx(
     with atomic_output(out) as tmp, torch.no_grad(), warnings.catch_warnings():
         # the TorchScript exporter on purpose: one self-contained file at an opset Deepness and GeoDeep load
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(folded, (example,), str(tmp), input_names=["input"], output_names=["probabilities"],
-                          dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=opset,
-                          dynamo=False)
-        _write_metadata(tmp, {**deepness_metadata(card, size), CARD_KEY: card_json,
-                              "geoseg_input_scale": INPUT_SCALE})
+        torch.onnx.export(
+            folded,
+            (example,),
+            str(tmp),
+            input_names=["input"],
+            output_names=["probabilities"],
+            dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
+            opset_version=opset,
+            dynamo=False,
+        )
+        _write_metadata(tmp, {**deepness_metadata(card, size), CARD_KEY: card_json, "geoseg_input_scale": INPUT_SCALE})
     return out
 
 
@@ -177,8 +192,9 @@ def onnx_device(device: str = "auto") -> str:
     if device == "auto":
         return "cuda" if cuda else "cpu"
     if device.startswith("cuda") and not cuda:
-        raise InputError(f"--device {device}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); "
-                         "use --device cpu or auto")
+        raise InputError(
+            f"--device {device}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); use --device cpu or auto"
+        )
     if device != "cpu" and not device.startswith("cuda"):
         raise InputError(f"--device {device!r} is not known: use auto, cpu or cuda")
     return device
@@ -211,8 +227,9 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu") -> OnnxModel:
     inputs = session.get_inputs()
     shape = inputs[0].shape
     if len(inputs) != 1 or len(shape) != 4 or not isinstance(shape[-1], int) or shape[-1] != shape[-2]:
-        raise ModelError(f"{p}: expected one input of shape (batch, bands, N, N) with a static N, got "
-                         f"{[i.shape for i in inputs]}")
+        raise ModelError(
+            f"{p}: expected one input of shape (batch, bands, N, N) with a static N, got {[i.shape for i in inputs]}"
+        )
     meta = session.get_modelmeta().custom_metadata_map
     card, scale = _card_from_metadata(p, meta, int(shape[1]), int(shape[-1]))
     return OnnxModel(p, session, card, int(shape[-1]), scale)
@@ -229,8 +246,10 @@ def _card_from_metadata(path: Path, meta: dict[str, str], bands: int, size: int)
         return card, float(json.loads(meta.get("geoseg_input_scale", "1.0")))
     missing = [k for k in ("model_type", "class_names") if k not in meta]
     if missing:
-        raise ModelError(f"{path} carries neither a geoseg card nor Deepness metadata (missing "
-                         f"{', '.join(missing)}): export it with geoseg export or add Deepness metadata")
+        raise ModelError(
+            f"{path} carries neither a geoseg card nor Deepness metadata (missing "
+            f"{', '.join(missing)}): export it with geoseg export or add Deepness metadata"
+        )
     try:
         names = json.loads(meta["class_names"])
         mean = json.loads(meta.get("standardization_mean", json.dumps([0.0] * bands)))
@@ -246,9 +265,21 @@ def _card_from_metadata(path: Path, meta: dict[str, str], bands: int, size: int)
     std = [float(s) / INPUT_SCALE for s in std][:bands] if len(std) >= bands else [1.0 / INPUT_SCALE] * bands
     logging.getLogger("geoseg").warning(
         "%s has Deepness metadata only: assumed bands in scene order, input raw/255 standardized with its "
-        "standardization_mean/std, %s cm pixels, and a softmax output", path, resolution)
+        "standardization_mean/std, %s cm pixels, and a softmax output",
+        path,
+        resolution,
+    )
     # Deepness feeds (raw / 255 - m) / s = (raw - 255 m) / (255 s): geoseg's normalization with these values
-    card = ModelCard("onnx", "onnx", generic_band_names(bands), classes, chip_size=size,
-                     overlap=str(min(0.9, overlap / 100)), mean=mean, std=std, pixel_size=resolution / 100,
-                     name=path.stem)
+    card = ModelCard(
+        "onnx",
+        "onnx",
+        generic_band_names(bands),
+        classes,
+        chip_size=size,
+        overlap=str(min(0.9, overlap / 100)),
+        mean=mean,
+        std=std,
+        pixel_size=resolution / 100,
+        name=path.stem,
+    )
     return card, None

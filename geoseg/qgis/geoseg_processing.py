@@ -78,23 +78,37 @@ class GeosegRunAlgorithm(QgsProcessingAlgorithm):
         return "geoseg"
 
     def shortHelpString(self):  # noqa: N802 - QGIS API
-        return ("Runs 'geoseg run' on a raster layer: a class map (classes.tif), confidence, styled polygons, "
-                "areas.csv and a preview in the output folder. Leave the model empty for geoseg's default model.")
+        return (
+            "Runs 'geoseg run' on a raster layer: a class map (classes.tif), confidence, styled polygons, "
+            "areas.csv and a preview in the output folder. Leave the model empty for geoseg's default model."
+        )
 
     def createInstance(self):  # noqa: N802 - QGIS API
         return GeosegRunAlgorithm()
 
     def initAlgorithm(self, config=None):  # noqa: N802 - QGIS API
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Scene"))
-        self.addParameter(QgsProcessingParameterFile(self.MODEL, "Model (.pt); empty for the default model",
-                                                     optional=True, fileFilter="geoseg models (*.pt *.onnx)"))
-        self.addParameter(QgsProcessingParameterNumber(self.MIN_AREA, "Smallest polygon (m²)",
-                                                       QgsProcessingParameterNumber.Double, optional=True, minValue=0))
-        self.addParameter(QgsProcessingParameterNumber(self.SIMPLIFY, "Simplify tolerance (m)",
-                                                       QgsProcessingParameterNumber.Double, optional=True, minValue=0))
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL, "Model (.pt); empty for the default model", optional=True, fileFilter="geoseg models (*.pt *.onnx)"
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.MIN_AREA, "Smallest polygon (m²)", QgsProcessingParameterNumber.Double, optional=True, minValue=0
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.SIMPLIFY, "Simplify tolerance (m)", QgsProcessingParameterNumber.Double, optional=True, minValue=0
+            )
+        )
         self.addParameter(QgsProcessingParameterBoolean(self.TTA, "Test-time augmentation (slower)", defaultValue=False))
-        self.addParameter(QgsProcessingParameterString(self.EXECUTABLE, "geoseg executable",
-                                                       defaultValue=QgsSettings().value(SETTING, "geoseg")))
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.EXECUTABLE, "geoseg executable", defaultValue=QgsSettings().value(SETTING, "geoseg")
+            )
+        )
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTDIR, "Output folder"))
         self.addOutput(QgsProcessingOutputRasterLayer(self.CLASSES, "Classes"))
         self.addOutput(QgsProcessingOutputVectorLayer(self.POLYGONS, "Polygons", QgsProcessing.TypeVectorPolygon))
@@ -126,8 +140,8 @@ class GeosegRunAlgorithm(QgsProcessingAlgorithm):
             details.setPostProcessor(post)
             context.addLayerToLoadOnCompletion(classes, details)
             context.addLayerToLoadOnCompletion(
-                polygons + "|layername=polygons",
-                QgsProcessingContext.LayerDetails("polygons", context.project(), self.POLYGONS))
+                polygons + "|layername=polygons", QgsProcessingContext.LayerDetails("polygons", context.project(), self.POLYGONS)
+            )
         return {self.CLASSES: classes, self.POLYGONS: polygons + "|layername=polygons", self.OUTDIR: outdir}
 
     def _run(self, command, feedback):
@@ -135,7 +149,8 @@ class GeosegRunAlgorithm(QgsProcessingAlgorithm):
             proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         except OSError as exc:
             raise QgsProcessingException(
-                f"cannot start {command[0]} ({exc}): set the geoseg executable to its full path") from None
+                f"cannot start {command[0]} ({exc}): set the geoseg executable to its full path"
+            ) from None
         errors = []
 
         def read_stderr():

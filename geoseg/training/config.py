@@ -32,32 +32,55 @@ class ConfigError(InputError):
 _NUM = (int, float)
 _ANY = object
 SCHEMA: dict[str, dict[str, tuple[Any, Any, Any]]] = {
-    "": {"name": (str, "geoseg-model", None), "description": (str, "", None), "attribution": (str, "", None),
-         "licence": (str, "", None)},
+    "": {
+        "name": (str, "geoseg-model", None),
+        "description": (str, "", None),
+        "attribution": (str, "", None),
+        "licence": (str, "", None),
+    },
     "model": {
-        "arch": (str, "unet", None), "encoder": (str, "resnet18", None), "encoder_weights": ((str, type(None)), None, None),
-        "params": (dict, {}, None), "chip_size": (int, 256, (32, 4096)), "overlap": ((str, *_NUM), "0.25", None),
+        "arch": (str, "unet", None),
+        "encoder": (str, "resnet18", None),
+        "encoder_weights": ((str, type(None)), None, None),
+        "params": (dict, {}, None),
+        "chip_size": (int, 256, (32, 4096)),
+        "overlap": ((str, *_NUM), "0.25", None),
     },
     "data": {
-        "scenes": (list, [], None), "chips": ((str, type(None)), None, None), "bands": ((list, type(None)), None, None),
-        "classes": ((list, type(None)), None, None), "ignore_values": (list, [], None),
-        "min_labeled": (_NUM, 0.05, (0.0, 1.0)), "stride": ((int, type(None)), None, (8, 4096)),
+        "scenes": (list, [], None),
+        "chips": ((str, type(None)), None, None),
+        "bands": ((list, type(None)), None, None),
+        "classes": ((list, type(None)), None, None),
+        "ignore_values": (list, [], None),
+        "min_labeled": (_NUM, 0.05, (0.0, 1.0)),
+        "stride": ((int, type(None)), None, (8, 4096)),
     },
     "split": {
-        "val_fraction": (_NUM, 0.2, (0.0, 0.9)), "block_size": ((int, type(None)), None, (32, 1 << 20)),
-        "gap": ((int, type(None)), None, (0, 1 << 20)), "seed": (int, 0, None),
+        "val_fraction": (_NUM, 0.2, (0.0, 0.9)),
+        "block_size": ((int, type(None)), None, (32, 1 << 20)),
+        "gap": ((int, type(None)), None, (0, 1 << 20)),
+        "seed": (int, 0, None),
     },
     "augment": {
-        "flips": (bool, True, None), "rot90": (bool, True, None), "scale": (_NUM, 0.0, (0.0, 0.5)),
+        "flips": (bool, True, None),
+        "rot90": (bool, True, None),
+        "scale": (_NUM, 0.0, (0.0, 0.5)),
         "brightness": (_NUM, 0.0, (0.0, 0.5)),
     },
     "train": {
-        "epochs": (int, 30, (1, 100000)), "batch_size": (int, 8, (1, 4096)), "lr": (_NUM, 1e-3, (1e-8, 10.0)),
-        "weight_decay": (_NUM, 1e-4, (0.0, 1.0)), "loss": ((str, dict), "ce", None),
-        "class_weights": ((str, list, type(None)), "auto", None), "focal_gamma": (_NUM, 2.0, (0.0, 10.0)),
-        "patience": ((int, type(None)), 10, (1, 100000)), "seed": (int, 0, None),
-        "device": (str, "auto", None), "samples_per_epoch": ((int, type(None)), None, (1, 1 << 30)),
-        "save_fp16": (bool, False, None), "threads": ((int, type(None)), None, (1, 1024)),
+        "epochs": (int, 30, (1, 100000)),
+        "batch_size": (int, 8, (1, 4096)),
+        "lr": (_NUM, 1e-3, (1e-8, 10.0)),
+        "weight_decay": (_NUM, 1e-4, (0.0, 1.0)),
+        "loss": ((str, dict), "ce", None),
+        "class_weights": ((str, list, type(None)), "auto", None),
+        "focal_gamma": (_NUM, 2.0, (0.0, 10.0)),
+        "patience": ((int, type(None)), 10, (1, 100000)),
+        "seed": (int, 0, None),
+        "device": (str, "auto", None),
+        "samples_per_epoch": ((int, type(None)), None, (1, 1 << 30)),
+        "save_fp16": (bool, False, None),
+        "threads": ((int, type(None)), None, (1, 1024)),
     },
 }
 SCENE_KEYS = {"image": (str, None), "labels": (str, None), "label_field": ((str, type(None)), None)}
@@ -78,8 +101,15 @@ def _unknown(key: str, name: str, valid: list[str]) -> ConfigError:
 
 def _type_name(types: Any) -> str:
     types = types if isinstance(types, tuple) else (types,)
-    names = {int: "an integer", float: "a number", str: "text", bool: "true or false", list: "a list",
-             dict: "a mapping", type(None): "null"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "text",
+        bool: "true or false",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
 
 

@@ -204,8 +204,13 @@ def class_counts(scenes: Sequence[SceneData], cells: Sequence[np.ndarray]) -> np
 
 
 def augment(
-    data: np.ndarray, labels: np.ndarray, rng: np.random.Generator, flips: bool, rot90: bool,
-    scale: float, brightness: float,
+    data: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    flips: bool,
+    rot90: bool,
+    scale: float,
+    brightness: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random flips, 90° rotations, scale and brightness jitter of a normalized chip and its labels.
 
@@ -232,18 +237,20 @@ def augment(
     return np.ascontiguousarray(data, dtype=np.float32), np.ascontiguousarray(labels)
 
 
-def _scale_jitter(
-    data: np.ndarray, labels: np.ndarray, factor: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
+def _scale_jitter(data: np.ndarray, labels: np.ndarray, factor: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     import torch
     import torch.nn.functional as F
 
     h, w = labels.shape
     nh, nw = max(1, round(h * factor)), max(1, round(w * factor))
-    d = F.interpolate(torch.from_numpy(np.ascontiguousarray(data))[None], size=(nh, nw), mode="bilinear",
-                      align_corners=False)[0].numpy()
-    lab = F.interpolate(torch.from_numpy(np.ascontiguousarray(labels))[None, None].float(), size=(nh, nw),
-                        mode="nearest")[0, 0].numpy().astype(np.uint8)
+    d = F.interpolate(torch.from_numpy(np.ascontiguousarray(data))[None], size=(nh, nw), mode="bilinear", align_corners=False)[
+        0
+    ].numpy()
+    lab = (
+        F.interpolate(torch.from_numpy(np.ascontiguousarray(labels))[None, None].float(), size=(nh, nw), mode="nearest")[0, 0]
+        .numpy()
+        .astype(np.uint8)
+    )
     out_d = np.zeros_like(data)
     out_l = np.full_like(labels, IGNORE_INDEX)
     y = int(rng.integers(0, max(1, nh - h + 1))) if nh > h else 0
@@ -255,8 +262,12 @@ def _scale_jitter(
 
 
 def iter_samples(
-    scenes: Sequence[SceneData], samples: Sequence[Sample], normalize: Callable[[np.ndarray], np.ndarray],
-    batch_size: int, rng: np.random.Generator | None = None, aug: dict[str, Any] | None = None,
+    scenes: Sequence[SceneData],
+    samples: Sequence[Sample],
+    normalize: Callable[[np.ndarray], np.ndarray],
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+    aug: dict[str, Any] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, list[Sample]]]:
     """Batches ``(data (B,C,S,S) float32, labels (B,S,S) uint8, samples)``; augmented when ``rng`` is given."""
     batch: list[tuple[np.ndarray, np.ndarray, Sample]] = []
@@ -284,4 +295,3 @@ def iter_samples(
 
 def _stack(batch: list) -> tuple[np.ndarray, np.ndarray, list[Sample]]:
     return np.stack([b[0] for b in batch]), np.stack([b[1] for b in batch]), [b[2] for b in batch]
-

@@ -33,8 +33,9 @@ def auto_class_weights(counts: Sequence[int]) -> list[float]:
     return [float(v) for v in w]
 
 
-def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0,
-               weight: torch.Tensor | None = None) -> torch.Tensor:
+def focal_loss(
+    logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Focal loss (Lin et al. 2017): cross-entropy scaled by ``(1 - p_true) ** gamma``."""
     ce = F.cross_entropy(logits, target, reduction="none", ignore_index=IGNORE_INDEX)
     valid = target != IGNORE_INDEX
@@ -80,8 +81,7 @@ def make_loss(weights: dict[str, float], class_weights: Sequence[float] | None =
         total = logits.new_zeros(())
         if weights.get("ce"):
             if (target != IGNORE_INDEX).any():
-                total = total + weights["ce"] * F.cross_entropy(logits.float(), target, weight=w,
-                                                                ignore_index=IGNORE_INDEX)
+                total = total + weights["ce"] * F.cross_entropy(logits.float(), target, weight=w, ignore_index=IGNORE_INDEX)
             else:
                 total = total + logits.sum() * 0
         if weights.get("focal"):

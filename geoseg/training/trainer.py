@@ -71,8 +71,9 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
             raise OutputError(f"{run_dir} holds no resume.pt: --resume continues a run started with geoseg train")
         return
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise OutputError(f"run folder {run_dir} already exists and is not empty: use --resume to continue it "
-                          "or choose another folder")
+        raise OutputError(
+            f"run folder {run_dir} already exists and is not empty: use --resume to continue it or choose another folder"
+        )
     parent = next((p for p in run_dir.parents if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot create run folder {run_dir}: {parent} is not a writable folder")
@@ -87,9 +88,7 @@ def _scene_bands(ds: Any, wanted: list | None) -> tuple[list[int], list[str]]:
     return indexes, names
 
 
-def _open_scenes(
-    cfg: dict[str, Any], progress: Progress | None, work: Path
-) -> tuple[list[SceneData], list[str], Any, float]:
+def _open_scenes(cfg: dict[str, Any], progress: Progress | None, work: Path) -> tuple[list[SceneData], list[str], Any, float]:
     from geoseg.io.labels import SceneGrid, open_labels
     from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
 
@@ -98,8 +97,10 @@ def _open_scenes(
         from geoseg.chipset import chip_mosaics
 
         if data["classes"] is not None:
-            raise ConfigError("config key data.classes: chips carry their classes (CHIP_DIR/classes.json); "
-                              "remove data.classes or train from scenes")
+            raise ConfigError(
+                "config key data.classes: chips carry their classes (CHIP_DIR/classes.json); "
+                "remove data.classes or train from scenes"
+            )
         scene_cfgs, spec = chip_mosaics(Path(data["chips"]), work)
         label_map = LabelMap.from_spec(spec)
     else:
@@ -119,8 +120,10 @@ def _open_scenes(
             if band_names is None:
                 band_names = names
             elif len(names) != len(band_names):
-                raise InputError(f"scene {sc['image']} gives {len(names)} bands but the first scene gives "
-                                 f"{len(band_names)} ({', '.join(band_names)}): set data.bands to pick the same bands")
+                raise InputError(
+                    f"scene {sc['image']} gives {len(names)} bands but the first scene gives "
+                    f"{len(band_names)} ({', '.join(band_names)}): set data.bands to pick the same bands"
+                )
             labels = open_labels(sc["labels"], grid, sc.get("label_field"), label_map, tuple(data["ignore_values"]))
             label_map = labels.label_map
             scenes.append(index_scene(sc["image"], labels, indexes, len(label_map.classes), stride, progress))
@@ -135,8 +138,7 @@ def _split(cfg: dict[str, Any], scenes: list[SceneData]) -> Split:
     for key, value in (("data.stride", chip), ("split.block_size", block)):
         if value % stride:
             raise ConfigError(f"config key {key}: {value} must be a multiple of data.stride ({stride})")
-    split = make_split(scenes, chip, block, gap, cfg["split"]["val_fraction"], cfg["data"]["min_labeled"],
-                       cfg["split"]["seed"])
+    split = make_split(scenes, chip, block, gap, cfg["split"]["val_fraction"], cfg["data"]["min_labeled"], cfg["split"]["seed"])
     if not split.train:
         raise InputError(
             f"no training chip of {chip} px has {cfg['data']['min_labeled']:.0%} labeled pixels outside the "
@@ -151,8 +153,10 @@ def _class_weights(cfg: dict[str, Any], counts: np.ndarray, names: list[str]) ->
     given = cfg["train"]["class_weights"]
     if isinstance(given, list):
         if len(given) != len(names):
-            raise ConfigError(f"config key train.class_weights: {len(given)} weights for {len(names)} classes "
-                              f"({', '.join(names)}): give one per class")
+            raise ConfigError(
+                f"config key train.class_weights: {len(given)} weights for {len(names)} classes "
+                f"({', '.join(names)}): give one per class"
+            )
         return [float(w) for w in given]
     if given == "auto":
         return auto_class_weights(counts)
@@ -286,8 +290,16 @@ def _deterministic(device: str, threads: int | None) -> Iterator[None]:
         torch.set_num_threads(old_threads)
 
 
-def _evaluate(model: Any, runner: Callable, scenes: list[SceneData], split: Split, batch: int, k: int,
-              loss_fn: Callable, dist_info: _Dist = _Dist()) -> tuple[ConfusionMatrix, float | None]:
+def _evaluate(
+    model: Any,
+    runner: Callable,
+    scenes: list[SceneData],
+    split: Split,
+    batch: int,
+    k: int,
+    loss_fn: Callable,
+    dist_info: _Dist = _Dist(),
+) -> tuple[ConfusionMatrix, float | None]:
     """Confusion matrix and mean loss on the validation chips (each process takes every world-th chip; the sums
     are reduced over the processes)."""
     import torch
@@ -296,8 +308,7 @@ def _evaluate(model: Any, runner: Callable, scenes: list[SceneData], split: Spli
     losses, n = 0.0, 0
     model.eval()
     with torch.inference_mode():
-        for data, labels, _ in iter_samples(scenes, split.val[dist_info.rank :: dist_info.world], model.normalize,
-                                            batch):
+        for data, labels, _ in iter_samples(scenes, split.val[dist_info.rank :: dist_info.world], model.normalize, batch):
             logits = runner(torch.from_numpy(data))
             target = torch.from_numpy(labels.astype(np.int64))
             losses += float(loss_fn(logits.float().cpu(), target)) * len(data)
@@ -337,8 +348,10 @@ def train(
         if resume:
             saved = json.loads((run_dir / "config.yaml").read_text(encoding="utf-8"))
             if _comparable(saved) != _comparable(cfg):
-                raise ConfigError(f"the config differs from the one {run_dir} was started with: resume with "
-                                  f"{run_dir / 'config.yaml'} or start a new run folder")
+                raise ConfigError(
+                    f"the config differs from the one {run_dir} was started with: resume with "
+                    f"{run_dir / 'config.yaml'} or start a new run folder"
+                )
         if dist_info.world > 1:
             import torch.distributed as dist
 
@@ -353,30 +366,61 @@ def train(
             scenes, band_names, label_map, pixel = _open_scenes(cfg, progress if dist_info.main else None, Path(work))
             try:
                 with _deterministic(device, threads):
-                    return _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device,
-                                  progress if dist_info.main else None, on_epoch, dist_info)
+                    return _train(
+                        cfg,
+                        run_dir,
+                        resume,
+                        scenes,
+                        band_names,
+                        label_map,
+                        pixel,
+                        device,
+                        progress if dist_info.main else None,
+                        on_epoch,
+                        dist_info,
+                    )
             finally:
                 for scene in scenes:
                     scene.close()
 
 
-def _build(cfg: dict[str, Any], band_names: list[str], label_map: Any, pixel: float, mean: list[float],
-           std: list[float], scenes: list[SceneData], split: Split) -> Any:
+def _build(
+    cfg: dict[str, Any],
+    band_names: list[str],
+    label_map: Any,
+    pixel: float,
+    mean: list[float],
+    std: list[float],
+    scenes: list[SceneData],
+    split: Split,
+) -> Any:
     from geoseg.model.factory import create_model
 
     m = cfg["model"]
     model = create_model(
-        m["arch"], m["encoder"], bands=band_names, classes=label_map.classes, chip_size=m["chip_size"],
-        overlap=m["overlap"], mean=mean, std=std, pixel_size=round(pixel, 3), encoder_weights=m["encoder_weights"],
-        name=cfg["name"], **m["params"],
+        m["arch"],
+        m["encoder"],
+        bands=band_names,
+        classes=label_map.classes,
+        chip_size=m["chip_size"],
+        overlap=m["overlap"],
+        mean=mean,
+        std=std,
+        pixel_size=round(pixel, 3),
+        encoder_weights=m["encoder_weights"],
+        name=cfg["name"],
+        **m["params"],
     )
-    model.card.provenance.update({
-        "description": cfg["description"],
-        **{key: cfg[key] for key in ("attribution", "licence") if cfg[key]},
-        "training_scenes": [Path(s.image).name for s in scenes],
-        "training_chips": len(split.train), "validation_chips": len(split.val),
-        "label_values": {c.name: label_map.values_of(c.id) for c in label_map.classes},
-    })
+    model.card.provenance.update(
+        {
+            "description": cfg["description"],
+            **{key: cfg[key] for key in ("attribution", "licence") if cfg[key]},
+            "training_scenes": [Path(s.image).name for s in scenes],
+            "training_chips": len(split.train),
+            "validation_chips": len(split.val),
+            "label_values": {c.name: label_map.values_of(c.id) for c in label_map.classes},
+        }
+    )
     return model
 
 
@@ -408,13 +452,14 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
         from torch.nn.parallel import DistributedDataParallel
 
         # static_graph: the same layers run every step, and encoders cut short (encoder_depth) leave some unused
-        trained = DistributedDataParallel(net, device_ids=[dist_info.local_rank] if device.startswith("cuda") else None,
-                                          static_graph=True)
+        trained = DistributedDataParallel(
+            net, device_ids=[dist_info.local_rank] if device.startswith("cuda") else None, static_graph=True
+        )
     opt = torch.optim.AdamW(net.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t["epochs"])
     loss_fn = make_loss(t["loss"], weights, t["focal_gamma"])
     use_cuda = device.startswith("cuda")
-    amp_dtype = (torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16)
+    amp_dtype = torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_cuda and amp_dtype == torch.float16)
     history: list[dict[str, Any]] = []
     start_epoch, best, best_epoch, bad = 1, -1.0, 0, 0
@@ -474,29 +519,47 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
         train_time = time.perf_counter() - began
         total_loss, seen = (float(v) for v in dist_info.reduce([total_loss, seen]))
         seen = int(seen)
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": round(total_loss / max(seen, 1), 5),
-                               "lr": round(opt.param_groups[0]["lr"], 8)}
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": round(total_loss / max(seen, 1), 5),
+            "lr": round(opt.param_groups[0]["lr"], 8),
+        }
         if split.val:
             cm, val_loss = _evaluate(net, forward, scenes, split, batch, len(names), loss_fn, dist_info)
             summary = cm.summary(names)
-            row.update({"val_loss": None if val_loss is None else round(val_loss, 5),
-                        "val_miou": summary["mean_iou"], "val_accuracy": summary["accuracy"],
-                        "val_f1": summary["mean_f1"]})
+            row.update(
+                {
+                    "val_loss": None if val_loss is None else round(val_loss, 5),
+                    "val_miou": summary["mean_iou"],
+                    "val_accuracy": summary["accuracy"],
+                    "val_f1": summary["mean_f1"],
+                }
+            )
             row.update({f"iou_{c['name']}": c["iou"] for c in summary["classes"]})
             score = summary["mean_iou"] if summary["mean_iou"] is not None else -1.0
         else:
             summary, score = {}, epoch  # no validation: the latest model is the best
-        row.update({"chips": seen, "train_seconds": round(train_time, 2), "seconds": round(time.perf_counter() - began, 2),
-                    "data_wait_share": round(timer.wait / max(train_time, 1e-9), 4)})
+        row.update(
+            {
+                "chips": seen,
+                "train_seconds": round(train_time, 2),
+                "seconds": round(time.perf_counter() - began, 2),
+                "data_wait_share": round(timer.wait / max(train_time, 1e-9), 4),
+            }
+        )
         history.append(row)
         if score > best:
             best, best_epoch, bad, best_summary = score, epoch, 0, summary
-            model.card.provenance.update({
-                "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"), "best_epoch": epoch,
-                "validation_mean_iou": None if summary.get("mean_iou") is None else round(summary["mean_iou"], 4),
-                "validation_iou": {c["name"]: None if c["iou"] is None else round(c["iou"], 4)
-                                   for c in summary.get("classes", [])},
-            })
+            model.card.provenance.update(
+                {
+                    "trained": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "best_epoch": epoch,
+                    "validation_mean_iou": None if summary.get("mean_iou") is None else round(summary["mean_iou"], 4),
+                    "validation_iou": {
+                        c["name"]: None if c["iou"] is None else round(c["iou"], 4) for c in summary.get("classes", [])
+                    },
+                }
+            )
             if dist_info.main:
                 model.save(run_dir / "model.pt", half=t["save_fp16"])
         else:
@@ -506,18 +569,27 @@ def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, p
             _save_resume(torch, run_dir, opt, sched, epoch, history, best, best_epoch, bad, model)
             _write_history(run_dir, history)
             _plot_curves(run_dir, history)
-            write_text_atomic(run_dir / "metrics.json",
-                              json.dumps({"best_epoch": best_epoch, "validation": best_summary}, indent=2))
+            write_text_atomic(
+                run_dir / "metrics.json", json.dumps({"best_epoch": best_epoch, "validation": best_summary}, indent=2)
+            )
         if on_epoch:
             on_epoch(row)
-    return TrainResult(run_dir, run_dir / "model.pt", best_epoch, best if best >= 0 and split.val else None,
-                       history, best_summary)
+    return TrainResult(
+        run_dir, run_dir / "model.pt", best_epoch, best if best >= 0 and split.val else None, history, best_summary
+    )
 
 
 def _save_resume(torch, run_dir, opt, sched, epoch, history, best, best_epoch, bad, model) -> None:
     keys = ("trained", "best_epoch", "validation_mean_iou", "validation_iou")
-    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
-             "best": best, "best_epoch": best_epoch, "bad": bad,
-             "best_provenance": {k: model.card.provenance[k] for k in keys if k in model.card.provenance}}
+    state = {
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "epoch": epoch,
+        "history": history,
+        "best": best,
+        "best_epoch": best_epoch,
+        "bad": bad,
+        "best_provenance": {k: model.card.provenance[k] for k in keys if k in model.card.provenance},
+    }
     with atomic_output(run_dir / "resume.pt") as tmp:
         torch.save(state, tmp)

@@ -15,9 +15,13 @@ report = {}
 for path in sys.argv[1:]:
     if path.endswith(".tif"):
         layer = QgsRasterLayer(path, "raster")
-        report[path] = {"valid": layer.isValid(), "crs": layer.crs().authid(),
-                        "renderer": layer.renderer().type() if layer.renderer() else None,
-                        "width": layer.width(), "height": layer.height()}
+        report[path] = {
+            "valid": layer.isValid(),
+            "crs": layer.crs().authid(),
+            "renderer": layer.renderer().type() if layer.renderer() else None,
+            "width": layer.width(),
+            "height": layer.height(),
+        }
     else:
         uri = f"{path}|layername=polygons" if path.endswith(".gpkg") else path
         layer = QgsVectorLayer(uri, "vector", "ogr")
@@ -25,8 +29,13 @@ for path in sys.argv[1:]:
         categories = []
         if renderer is not None and renderer.type() == "categorizedSymbol":
             categories = [[c.value(), c.label(), c.symbol().color().name()] for c in renderer.categories()]
-        report[path] = {"valid": layer.isValid(), "crs": layer.crs().authid(), "count": layer.featureCount(),
-                        "renderer": renderer.type() if renderer else None, "categories": categories,
-                        "fields": [f.name() for f in layer.fields()]}
+        report[path] = {
+            "valid": layer.isValid(),
+            "crs": layer.crs().authid(),
+            "count": layer.featureCount(),
+            "renderer": renderer.type() if renderer else None,
+            "categories": categories,
+            "fields": [f.name() for f in layer.fields()],
+        }
 print(json.dumps(report), flush=True)
 os._exit(0)  # QGIS 3.22 may crash in exitQgis() when headless; the report is complete

@@ -47,18 +47,30 @@ class Feedback(QgsProcessingFeedback):
 feedback = Feedback()
 context = QgsProcessingContext()
 context.setProject(QgsProject.instance())
-result = processing.run(module.GeosegRunAlgorithm(), {
-    "INPUT": scene, "MODEL": model, "OUTDIR": outdir, "MIN_AREA": 300, "EXECUTABLE": executable,
-}, feedback=feedback, context=context)
+result = processing.run(
+    module.GeosegRunAlgorithm(),
+    {
+        "INPUT": scene,
+        "MODEL": model,
+        "OUTDIR": outdir,
+        "MIN_AREA": 300,
+        "EXECUTABLE": executable,
+    },
+    feedback=feedback,
+    context=context,
+)
 classes = QgsRasterLayer(result["CLASSES"], "classes")
 classes.loadNamedStyle(os.path.join(outdir, "classes.qml"))
 polygons = QgsVectorLayer(result["POLYGONS"], "polygons", "ogr")
 report = {
     "outputs": sorted(os.listdir(outdir)),
-    "classes_valid": classes.isValid(), "classes_renderer": classes.renderer().type(),
-    "polygons_valid": polygons.isValid(), "polygons_renderer": polygons.renderer().type(),
+    "classes_valid": classes.isValid(),
+    "classes_renderer": classes.renderer().type(),
+    "polygons_valid": polygons.isValid(),
+    "polygons_renderer": polygons.renderer().type(),
     "polygons_count": polygons.featureCount(),
-    "progress_max": max(feedback.progress_values or [0]), "progress_steps": len(feedback.progress_values),
+    "progress_max": max(feedback.progress_values or [0]),
+    "progress_steps": len(feedback.progress_values),
 }
 settings = QgsMapSettings()
 polygons.setOpacity(0.6)
