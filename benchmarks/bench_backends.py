@@ -92,7 +92,7 @@ def main() -> None:
 
 def model_only_ratio(model, onnx_file: Path) -> tuple[float, float]:
     """The runners alone on the same random batches (best of two passes each)."""
-    from geoseg.inference.engine import OnnxRunner, TorchRunner
+    from geoseg.inference.backends import OnnxRunner, TorchRunner
     from geoseg.model.onnx import load_onnx
 
     batches = [np.random.default_rng(i).normal(0, 1, (8, 4, 256, 256)).astype(np.float32) for i in range(10)]

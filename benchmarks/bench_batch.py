@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import geoseg
-from geoseg.batch import run_batch
+from geoseg.flows.batch import run_batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_predict import make_scene  # noqa: E402

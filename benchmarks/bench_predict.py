@@ -90,8 +90,8 @@ def one(scene: Path, model: Path, model_only: bool) -> dict:
     import torch
 
     import geoseg
-    from geoseg.inference.engine import TorchRunner
-    from geoseg.tiling import make_grid
+    from geoseg.core.grid import make_grid
+    from geoseg.inference.backends import TorchRunner
 
     net = geoseg.load_model(model)
     out = WORK / f"{scene.stem}_classes.tif"

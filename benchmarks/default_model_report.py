@@ -22,8 +22,8 @@ import rasterio
 import torch
 
 import geoseg
-from geoseg.labels import IGNORE_INDEX
-from geoseg.metrics import ConfusionMatrix
+from geoseg.core.classes import IGNORE_INDEX
+from geoseg.core.metrics import ConfusionMatrix
 from geoseg.training.config import load_config
 from geoseg.training.trainer import _open_scenes, _split
 

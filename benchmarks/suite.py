@@ -198,9 +198,9 @@ def train_rgb_model() -> Path:
 def job_geoseg(scene: str, model: str, out: str, backend: str = "auto", chip_size: str = "", overlap: str = "") -> dict:
     """Load the model (and export it to ONNX in memory when the backend asks, as predict would), then predict."""
     import geoseg
-    from geoseg.inference.api import PredictResult, _runner, open_model
+    from geoseg.core.grid import make_grid
+    from geoseg.inference.predict import PredictResult, _runner, open_model
     from geoseg.io.raster import open_scene
-    from geoseg.tiling import make_grid
 
     if str(model).endswith(".onnx"):
         import onnxruntime  # noqa: F401  (imported before the clock, as GeoDeep's are)
@@ -235,11 +235,12 @@ def job_geoseg(scene: str, model: str, out: str, backend: str = "auto", chip_siz
 
 def _chips_and_runner(scene: str, model: str):
     """Exactly the chips geoseg predicts (same grid, nodata chips dropped), read and normalized as predict does."""
-    from geoseg.inference.api import PredictResult, _runner, open_model
-    from geoseg.inference.bands import select_bands
-    from geoseg.inference.engine import default_batch, iter_batches
+    from geoseg.core.bands import select_bands
+    from geoseg.core.grid import make_grid
+    from geoseg.inference.backends import default_batch
+    from geoseg.inference.batches import iter_batches
+    from geoseg.inference.predict import PredictResult, _runner, open_model
     from geoseg.io.raster import open_scene, read_window, scene_has_mask
-    from geoseg.tiling import make_grid
 
     net = open_model(model)
     ds = open_scene(scene)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from geoseg.core.version import __version__
 
 _LAZY = {
     "create_model": "geoseg.model.factory",
@@ -21,16 +21,16 @@ _LAZY = {
     "Model": "geoseg.model.factory",
     "ModelCard": "geoseg.model.card",
     "ClassInfo": "geoseg.model.card",
-    "predict": "geoseg.inference.api",
-    "vectorize": "geoseg.vectorizer",
-    "run": "geoseg.pipeline",
+    "predict": "geoseg.inference.predict",
+    "vectorize": "geoseg.polygonize.api",
+    "run": "geoseg.flows.run",
     "train": "geoseg.training.trainer",
-    "evaluate": "geoseg.evaluation",
-    "tile": "geoseg.chipset",
+    "evaluate": "geoseg.training.evaluation",
+    "tile": "geoseg.training.chipset",
     "export_onnx": "geoseg.model.onnx",
-    "make_grid": "geoseg.tiling",
-    "Grid": "geoseg.tiling",
-    "Chip": "geoseg.tiling",
+    "make_grid": "geoseg.core.grid",
+    "Grid": "geoseg.core.grid",
+    "Chip": "geoseg.core.grid",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -12,7 +12,8 @@ from affine import Affine
 from click.testing import CliRunner
 
 import geoseg
-from geoseg.model.card import ClassInfo, ModelCard, generic_band_names
+from geoseg.core.classes import ClassInfo
+from geoseg.model.card import ModelCard, generic_band_names
 from geoseg.model.factory import Model
 
 collect_ignore = ["clients"]  # run by Debian's python3 with QGIS, not by pytest

@@ -195,7 +195,7 @@ def test_a_batch_exports_the_model_to_onnx_once(unet_path: Path, tmp_path: Path,
     import torch
 
     import geoseg.model.onnx as onnx_module
-    from geoseg.batch import run_batch
+    from geoseg.flows.batch import run_batch
     from geoseg.model.factory import load_model
 
     calls = []

@@ -142,7 +142,7 @@ def test_unknown_option_is_a_usage_error(runner, scene4: Path) -> None:
 
 
 def test_nothing_left_behind_when_the_model_fails_midway(runner, scene4: Path, tmp_path: Path, monkeypatch) -> None:
-    import geoseg.inference.engine as engine
+    import geoseg.inference.backends as engine
 
     calls = {"n": 0}
     real = engine.TorchRunner.__call__
@@ -177,7 +177,7 @@ def test_model_refuses_file_without_descriptions_in_wrong_count_but_works_with_b
 
 def test_unwritable_output_folder_is_refused(tmp_path: Path, monkeypatch) -> None:
     """Root writes anywhere, so the permission answer is simulated here (the check uses os.access)."""
-    from geoseg.errors import OutputError
+    from geoseg.core.errors import OutputError
     from geoseg.io.paths import check_output
 
     monkeypatch.setattr(os, "access", lambda path, mode: False)

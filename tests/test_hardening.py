@@ -108,8 +108,8 @@ def test_labels_with_broken_geometries(tmp_path: Path) -> None:
     import geopandas as gpd
     import shapely
 
-    from geoseg.errors import VectorError
-    from geoseg.io.labels import SceneGrid, open_labels
+    from geoseg.core.errors import VectorError
+    from geoseg.io.label_files import SceneGrid, open_labels
 
     scene = write_raster(tmp_path / "s.tif", np.ones((1, 40, 40), "uint16"))
     with rasterio.open(scene) as ds:

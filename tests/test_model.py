@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import geoseg
-from geoseg.errors import ChipSizeError, ModelError
+from geoseg.core.errors import ChipSizeError, ModelError
 from geoseg.model.checkpoint import read_card
 from tests.conftest import tiny_unet
 

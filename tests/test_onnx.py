@@ -208,7 +208,7 @@ def test_geodeep_runs_an_exported_three_band_model(tmp_path: Path) -> None:
 
 
 def test_normalization_that_cannot_be_expressed_is_refused(tmp_path: Path) -> None:
-    from geoseg.errors import ModelError
+    from geoseg.core.errors import ModelError
 
     model = tiny_unet(3, 2, mean=[0.0, 0.0, 0.0], std=[1.0, float("inf"), 1.0])
     with pytest.raises(ModelError, match="cannot be expressed in ONNX"):

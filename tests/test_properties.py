@@ -8,7 +8,7 @@ from affine import Affine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geoseg.tiling import make_grid, parse_overlap
+from geoseg.core.grid import make_grid, parse_overlap
 from tests.test_stitch import stitch_array
 
 sizes = st.integers(1, 700)

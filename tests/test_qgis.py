@@ -55,7 +55,7 @@ def outputs(tmp_path: Path) -> tuple[Path, dict[str, Path], int]:
     """A class map written by geoseg.predict (colour table, class tag) and its polygons in every format."""
     import geopandas as gpd
 
-    from geoseg.model.card import ClassInfo
+    from geoseg.core.classes import ClassInfo
     from tests.conftest import BandLogits, random_scene, wrap, write_raster
 
     scene = write_raster(tmp_path / "scene.tif", random_scene((4, 61, 83), seed=3))

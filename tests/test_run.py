@@ -17,7 +17,7 @@ def test_run_writes_every_file(runner, unet_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "result"
     result = run(runner, "run", SAMPLE, "-o", out, "-m", unet_path, "--min-area", "400", "--simplify", "5")
     assert result.exit_code == 0, result.output
-    from geoseg.pipeline import FILES
+    from geoseg.flows.run import FILES
 
     assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]  # no temporary folder left

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from geoseg.inference.engine import TorchRunner, iter_batches
-from geoseg.stitch import Stitcher, chip_weights
-from geoseg.tiling import make_grid
+from geoseg.core.grid import make_grid
+from geoseg.inference.backends import TorchRunner
+from geoseg.inference.batches import iter_batches
+from geoseg.inference.stitch import Stitcher, chip_weights
 from tests.conftest import SmallConv, tiny_unet, wrap
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from geoseg.errors import InputError
-from geoseg.tiling import axis_offsets, make_grid, parse_overlap, split_columns
+from geoseg.core.errors import InputError
+from geoseg.core.grid import axis_offsets, make_grid, parse_overlap, split_columns
 
 SIZES = [(67, 45), (1, 1), (256, 256), (257, 300), (1000, 31), (5, 900)]
 

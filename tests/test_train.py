@@ -15,7 +15,7 @@ from conftest import UTM33, run, write_raster
 from rasterio.windows import Window
 
 import geoseg
-from geoseg.labels import IGNORE_INDEX
+from geoseg.core.classes import IGNORE_INDEX
 from geoseg.training.data import augment, make_split
 
 TRANSFORM = Affine(10.0, 0, 330000.0, 0, -10.0, 5822040.0)
@@ -214,7 +214,7 @@ def test_vector_labels_in_another_crs_land_on_the_right_pixels(tmp_path: Path) -
     import geopandas as gpd
     import shapely
 
-    from geoseg.io.labels import SceneGrid, open_labels
+    from geoseg.io.label_files import SceneGrid, open_labels
 
     image = write_raster(tmp_path / "s.tif", np.ones((1, 40, 50), "uint16"))
     x0, y0 = 330000.0, 5822040.0
@@ -233,7 +233,7 @@ def test_vector_labels_in_another_crs_land_on_the_right_pixels(tmp_path: Path) -
 
 
 def test_evaluate_matches_a_hand_computed_confusion_matrix(tmp_path: Path, runner) -> None:
-    from geoseg.io.classmap import CLASSES_TAG
+    from geoseg.core.classes import CLASSES_TAG
 
     rng = np.random.default_rng(5)
     pred = rng.integers(0, 3, (30, 40)).astype("uint8")

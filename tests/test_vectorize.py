@@ -15,8 +15,8 @@ from affine import Affine
 from rasterio.features import rasterize
 
 import geoseg
-from geoseg.errors import InputError, OutputError, RasterError
-from geoseg.vectorizer import label_regions, sieve_regions
+from geoseg.core.errors import InputError, OutputError, RasterError
+from geoseg.polygonize.api import label_regions, sieve_regions
 from tests.conftest import WGS84, run, write_raster
 
 TABLE = [
@@ -247,7 +247,7 @@ def test_classes_option_names_a_bare_class_map(runner, tmp_path: Path, unet_path
 
 @pytest.mark.parametrize("rows", [1, 7, 20])
 def test_strips_give_the_same_polygons_as_the_whole_raster(tmp_path: Path, rows: int) -> None:
-    from geoseg.vectorizer import polygons_frame
+    from geoseg.polygonize.api import polygons_frame
 
     path, data = class_map(tmp_path, seed=rows)
     conf = ((np.arange(data.size) % 97).reshape(data.shape)).astype(np.uint8)
@@ -273,7 +273,7 @@ def test_strips_give_the_same_polygons_as_the_whole_raster(tmp_path: Path, rows:
 
 
 def test_huge_maps_are_sieved_per_strip_with_a_halo(tmp_path: Path, monkeypatch) -> None:
-    import geoseg.vectorizer as vz
+    import geoseg.polygonize.api as vz
 
     path, data = class_map(tmp_path)
     monkeypatch.setattr(vz, "SIEVE_IN_MEMORY", 0)
@@ -287,7 +287,7 @@ def test_huge_maps_are_sieved_per_strip_with_a_halo(tmp_path: Path, monkeypatch)
 def test_polygons_stream_to_every_format_in_batches(tmp_path: Path, monkeypatch) -> None:
     """Small strips and batches: regions are handed on while strips are still being read, and each format
     holds exactly the polygons of the whole raster."""
-    import geoseg.vectorizer as vz
+    import geoseg.polygonize.api as vz
 
     path, data = class_map(tmp_path, seed=3)
     whole, _ = vz.polygons_frame(path, strip_rows=data.shape[0])
@@ -320,7 +320,7 @@ def test_polygons_stream_to_every_format_in_batches(tmp_path: Path, monkeypatch)
 
 
 def test_a_failure_while_streaming_leaves_no_output(tmp_path: Path, monkeypatch) -> None:
-    import geoseg.vectorizer as vz
+    import geoseg.polygonize.api as vz
     from geoseg.io.features import PolygonSink
 
     path, data = class_map(tmp_path, seed=4)

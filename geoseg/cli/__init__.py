@@ -10,8 +10,8 @@ import traceback
 
 import click
 
-from geoseg import __version__
-from geoseg.errors import GeosegError
+from geoseg.core.errors import GeosegError
+from geoseg.core.version import __version__
 
 
 class _Group(click.Group):

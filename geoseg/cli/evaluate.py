@@ -31,10 +31,10 @@ def evaluate(pred, truth, label_field, classes, json_path, overwrite) -> None:
     Example:
       geoseg evaluate out/classes.tif labels.gpkg --label-field fclass --json metrics.json
     """
-    from geoseg.evaluation import evaluate as run_evaluate
-    from geoseg.evaluation import write_json
+    from geoseg.core.metrics import format_table
     from geoseg.io.paths import check_output
-    from geoseg.metrics import format_table
+    from geoseg.training.evaluation import evaluate as run_evaluate
+    from geoseg.training.evaluation import write_json
 
     out = None if json_path is None else check_output(json_path, [pred, truth], overwrite)
     update, close = make_progress()

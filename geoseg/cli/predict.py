@@ -133,7 +133,7 @@ def predict(
     Example:
       geoseg predict scene.tif -m model.pt -o classes.tif --confidence confidence.tif
     """
-    from geoseg.inference.api import predict as run_predict
+    from geoseg.inference.predict import predict as run_predict
 
     update, close = make_progress()
     try:

@@ -83,7 +83,7 @@ def run(
       geoseg run 'tiles/*.tif' -o mosaic/ -m model.pt
       geoseg run mosaic.vrt -o out/ -m model.pt --workers 2 --block-width 8192
     """
-    from geoseg.batch import is_batch
+    from geoseg.flows.batch import is_batch
 
     options = {
         "min_area": min_area,
@@ -101,7 +101,7 @@ def run(
     if is_batch(images) or workers is not None or scheduler is not None:
         _run_batch(images, outdir, model or "default", overwrite, workers, scheduler, options)
         return
-    from geoseg.pipeline import run as run_pipeline
+    from geoseg.flows.run import run as run_pipeline
 
     update, close = make_progress()
     try:
@@ -121,7 +121,7 @@ def run(
 def _run_batch(images, outdir, model, overwrite, workers, scheduler, options) -> None:
     import sys
 
-    from geoseg.batch import run_batch
+    from geoseg.flows.batch import run_batch
 
     update, close = make_progress()
     try:

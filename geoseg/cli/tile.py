@@ -1,4 +1,4 @@
-"""``geoseg tile``: thin wrapper over :func:`geoseg.chipset.tile`."""
+"""``geoseg tile``: thin wrapper over :func:`geoseg.training.chipset.tile`."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def tile(image, chip_dir, labels, label_field, chip_size, overlap, min_labeled, 
     Example:
       geoseg tile scene.tif -o chips/ --labels landuse.gpkg --label-field fclass --min-labeled 0.1
     """
-    from geoseg.chipset import tile as run_tile
+    from geoseg.training.chipset import tile as run_tile
 
     update, close = make_progress()
     try:

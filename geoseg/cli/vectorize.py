@@ -85,7 +85,7 @@ def vectorize(classes, output, min_area, simplify, confidence, background, class
     Example:
       geoseg vectorize classes.tif -o polygons.gpkg --min-area 500 --simplify 5 --confidence confidence.tif
     """
-    from geoseg.vectorizer import vectorize as run_vectorize
+    from geoseg.polygonize.api import vectorize as run_vectorize
 
     update, close = make_progress()
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Sequence
@@ -21,31 +22,32 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geoseg.errors import OutputError
-from geoseg.model.card import ClassInfo
+from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo, class_table_json, colormap, default_colors
+from geoseg.core.errors import OutputError
 
-__all__ = ["NODATA", "TILE", "ClassMapWriter", "class_table_json", "colormap"]
+__all__ = ["TILE", "ClassMapWriter", "class_table_of"]
 
-NODATA = 255
 TILE = 256
-CLASSES_TAG = "GEOSEG_CLASSES"
+
+log = logging.getLogger("geoseg")
 
 
-def colormap(classes: Sequence[ClassInfo]) -> dict[int, tuple[int, int, int, int]]:
-    """GDAL colour table entries for a class table (nodata 255 transparent).
-
-    Example:
-        >>> colormap([ClassInfo(0, "water", "#0000ff")])[0]
-        (0, 0, 255, 255)
-    """
-    table = {c.id: (*c.rgb, 255) for c in classes}
-    table[NODATA] = (0, 0, 0, 0)
-    return table
-
-
-def class_table_json(classes: Sequence[ClassInfo]) -> str:
-    """The class table as stored in the ``GEOSEG_CLASSES`` tag."""
-    return json.dumps([{"id": c.id, "name": c.name, "color": c.color} for c in classes])
+def class_table_of(ds) -> list[ClassInfo]:
+    """The class table of a class map: the ``GEOSEG_CLASSES`` tag, else ids with the colour table."""
+    text = ds.tags().get(CLASSES_TAG)
+    if text:
+        try:
+            return [ClassInfo(int(c["id"]), str(c["name"]), str(c["color"])) for c in json.loads(text)]
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s: unreadable GEOSEG_CLASSES tag; class names are the ids", ds.name)
+    try:
+        cmap = ds.colormap(1)
+    except ValueError:
+        cmap = {}
+    ids = range(max(cmap) + 1 if cmap else 0)
+    colors = default_colors(256)
+    hexes = {i: "#" + "".join(f"{v:02x}" for v in rgba[:3]) for i, rgba in cmap.items()}
+    return [ClassInfo(i, str(i), hexes.get(i, colors[i % len(colors)])) for i in ids if i != NODATA]
 
 
 class _Buffer:

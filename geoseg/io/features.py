@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from geoseg.errors import InputError, OutputError
+from geoseg.core.classes import ClassInfo
+from geoseg.core.errors import InputError, OutputError
 from geoseg.io.paths import atomic_output, check_output
-from geoseg.model.card import ClassInfo
 
 __all__ = ["FORMATS", "LAYER", "SHAPEFILE_FIELDS", "PolygonSink", "check_vector_output"]
 
@@ -49,6 +49,7 @@ def check_vector_output(path: Path, inputs: Iterable, overwrite: bool) -> str:
 class PolygonSink:
     """Stream batches of polygons into one vector file: memory holds a batch, not the layer.
 
+    ``style`` (QML text) is stored in a GeoPackage as its layer's default QGIS style.
     Batches are appended to a scratch GeoPackage beside ``path`` (in EPSG:4326
     for GeoJSON, with Shapefile field names for a Shapefile). Closing turns it
     into the output: a GeoPackage gets its QGIS style and is renamed into
@@ -62,8 +63,11 @@ class PolygonSink:
         ...         sink.write(frame)
     """
 
-    def __init__(self, path: Path, driver: str, classes: Sequence[ClassInfo], precision: int | None = None) -> None:
+    def __init__(
+        self, path: Path, driver: str, classes: Sequence[ClassInfo], precision: int | None = None, style: str | None = None
+    ) -> None:
         self.path, self.driver, self.classes, self.precision = Path(path), driver, classes, precision
+        self.style = style
         self.scratch = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial.gpkg")
         self._started = False
 
@@ -90,9 +94,9 @@ class PolygonSink:
             raise OutputError(f"no layer was written to {self.path}")
         try:
             if self.driver == "GPKG":
-                from geoseg.styles import polygons_qml
-
-                self._guard(lambda: add_gpkg_style(self.scratch, LAYER, polygons_qml(self.classes)))
+                if self.style is not None:
+                    style = self.style
+                    self._guard(lambda: add_gpkg_style(self.scratch, LAYER, style))
                 os.replace(self.scratch, self.path)
             elif self.driver == "ESRI Shapefile":
                 folder = Path(tempfile.mkdtemp(prefix=f".{self.path.stem}.", suffix=".partial", dir=self.path.parent))

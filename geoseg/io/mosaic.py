@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from geoseg.io.classmap import CLASSES_TAG, NODATA
+from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo
 
 __all__ = ["merge_polygons", "mosaic_vrt", "vrt_source"]
 
@@ -103,9 +104,10 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     return []
 
 
-def merge_polygons(paths: list[Path], out: Path) -> list[str]:
+def merge_polygons(paths: list[Path], out: Path, style: Callable[[Sequence[ClassInfo]], str] | None = None) -> list[str]:
     """Concatenate scenes' ``polygons.gpkg`` into ``out`` (CRS of the first, field ``scene``, QGIS style).
 
+    ``style`` makes the QGIS style (QML text) from the class table.
     Streams: one scene's polygons are in memory at a time.
 
     Example:
@@ -115,14 +117,14 @@ def merge_polygons(paths: list[Path], out: Path) -> list[str]:
     import pyogrio
     import rasterio
 
+    from geoseg.io.classmap import class_table_of
     from geoseg.io.features import PolygonSink
-    from geoseg.vectorizer import class_table_of
 
     with rasterio.open(paths[0].parent / "classes.tif") as ds:
         table = class_table_of(ds)
     crs = None
     reprojected = False
-    with PolygonSink(out, "GPKG", table) as sink:
+    with PolygonSink(out, "GPKG", table, style=style(table) if style else None) as sink:
         for path in paths:
             frame = pyogrio.read_dataframe(path, layer="polygons")
             frame.insert(0, "scene", path.parent.name)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from geoseg.errors import OutputError
+from geoseg.core.errors import OutputError
 
 __all__ = [
     "atomic_folder",

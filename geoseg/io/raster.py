@@ -12,7 +12,7 @@ from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from geoseg.errors import RasterError
+from geoseg.core.errors import RasterError
 from geoseg.io.paths import is_remote
 
 __all__ = [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rasterio.crs import CRS
 
-from geoseg.errors import VectorError
+from geoseg.core.errors import VectorError
 from geoseg.io.paths import is_remote
 
 __all__ = ["read_polygons"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from geoseg.model.card import ClassInfo, ModelCard
+from geoseg.core.classes import ClassInfo
+from geoseg.model.card import ModelCard
 
 __all__ = ["ClassInfo", "Model", "ModelCard", "create_model", "load_model"]
 

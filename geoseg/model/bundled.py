@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geoseg.errors import ModelError
+from geoseg.core.errors import ModelError
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "models" / "default.pt"
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.errors import ChipSizeError, ModelError
+from geoseg.core.classes import ClassInfo, default_colors
+from geoseg.core.errors import ChipSizeError, ModelError
 
 __all__ = [
     "CARD_FORMAT",
@@ -26,37 +27,8 @@ __all__ = [
 
 CARD_FORMAT = "geoseg-model/1"
 
-# A qualitative palette that stays readable on maps (Tableau 10, then Set3-like tones).
-_PALETTE = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#2ca02c",
-    "#d62728",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#7f7f7f",
-    "#bcbd22",
-    "#17becf",
-    "#8dd3c7",
-    "#ffffb3",
-    "#bebada",
-    "#fb8072",
-    "#80b1d3",
-    "#fdb462",
-)
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 _GENERIC_BAND = re.compile(r"^band_\d+$")
-
-
-def default_colors(count: int) -> list[str]:
-    """``count`` distinct ``#rrggbb`` colours.
-
-    Example:
-        >>> default_colors(2)
-        ['#1f77b4', '#ff7f0e']
-    """
-    return [_PALETTE[i % len(_PALETTE)] for i in range(count)]
 
 
 def generic_band_names(count: int) -> list[str]:
@@ -67,20 +39,6 @@ def generic_band_names(count: int) -> list[str]:
         ['band_1', 'band_2', 'band_3']
     """
     return [f"band_{i + 1}" for i in range(count)]
-
-
-@dataclass(frozen=True)
-class ClassInfo:
-    """One row of the class table: id 0..K-1, name and ``#rrggbb`` colour."""
-
-    id: int
-    name: str
-    color: str
-
-    @property
-    def rgb(self) -> tuple[int, int, int]:
-        """The colour as an (r, g, b) tuple of 0..255."""
-        return tuple(int(self.color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
 
 
 @dataclass

@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from geoseg.errors import ModelError
+from geoseg.core.errors import ModelError
 from geoseg.model.card import ModelCard
 
 if TYPE_CHECKING:

@@ -17,17 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from geoseg import __version__
 from geoseg._compat import import_smp
-from geoseg.errors import ModelError
-from geoseg.model.card import (  # noqa: F401  (valid_chip_sizes re-exported)
-    ClassInfo,
-    ModelCard,
-    check_chip_size,
-    default_colors,
-    generic_band_names,
-    valid_chip_sizes,
-)
+from geoseg.core.classes import ClassInfo, default_colors
+from geoseg.core.errors import ModelError
+from geoseg.core.version import __version__
+from geoseg.model.card import ModelCard, check_chip_size, generic_band_names, valid_chip_sizes
 from geoseg.model.checkpoint import read_checkpoint, write_checkpoint
 
 __all__ = ["Model", "build_network", "create_model", "load_model", "valid_chip_sizes"]
@@ -179,7 +173,7 @@ def create_model(
         >>> model.card.num_bands, model.card.num_classes, model.output_stride
         (4, 3, 32)
     """
-    from geoseg.tiling import parse_overlap
+    from geoseg.core.grid import parse_overlap
 
     band_names = generic_band_names(bands) if isinstance(bands, int) else [str(b) for b in bands]
     card = ModelCard(

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.errors import InputError, ModelError
+from geoseg.core.errors import InputError, ModelError
 from geoseg.model.card import ModelCard
 
 __all__ = ["DEEPNESS_KEYS", "OnnxModel", "deepness_metadata", "export_onnx", "load_onnx"]
@@ -51,7 +51,7 @@ def deepness_metadata(card: ModelCard, chip_size: int) -> dict[str, Any]:
         >>> meta["model_type"], meta["resolution"], meta["tiles_overlap"], meta["class_names"]
         ('Segmentor', 1000.0, 25, {'0': 'water'})
     """
-    from geoseg.tiling import parse_overlap
+    from geoseg.core.grid import parse_overlap
 
     overlap_pct = round(100 * parse_overlap(card.overlap, chip_size) / chip_size)
     return {
@@ -238,7 +238,8 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu") -> OnnxModel:
 def _card_from_metadata(path: Path, meta: dict[str, str], bands: int, size: int) -> tuple[ModelCard, float | None]:
     import logging
 
-    from geoseg.model.card import ClassInfo, default_colors, generic_band_names
+    from geoseg.core.classes import ClassInfo, default_colors
+    from geoseg.model.card import generic_band_names
 
     if CARD_KEY in meta:
         card = ModelCard.from_json(meta[CARD_KEY], source=str(path))

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from geoseg.errors import InputError
+from geoseg.core.errors import InputError
 
 __all__ = ["ConfigError", "SCHEMA", "load_config", "parse_config"]
 
@@ -214,7 +214,7 @@ def parse_config(raw: Any, base: Path) -> dict[str, Any]:
                     raise _err(f"data.classes[{i}]", "needs a name")
             elif not isinstance(item, (str, int)):
                 raise _err(f"data.classes[{i}]", "must be a class name or a mapping {name, color, values}")
-    from geoseg.tiling import parse_overlap
+    from geoseg.core.grid import parse_overlap
 
     try:
         parse_overlap(cfg["model"]["overlap"], cfg["model"]["chip_size"])

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from geoseg.errors import InputError
-from geoseg.labels import IGNORE_INDEX
+from geoseg.core.classes import IGNORE_INDEX
+from geoseg.core.errors import InputError
 
 __all__ = ["SceneData", "Split", "index_scene", "make_split", "band_stats", "augment", "Sample"]
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from geoseg.labels import IGNORE_INDEX
+from geoseg.core.classes import IGNORE_INDEX
 
 __all__ = ["auto_class_weights", "dice_loss", "focal_loss", "make_loss"]
 

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.errors import InputError, OutputError
+from geoseg.core.errors import InputError, OutputError
+from geoseg.core.labels import LabelMap
+from geoseg.core.metrics import ConfusionMatrix
 from geoseg.io.paths import atomic_output, write_text_atomic
-from geoseg.labels import LabelMap
-from geoseg.metrics import ConfusionMatrix
 from geoseg.training.config import ConfigError, load_config, parse_config
 from geoseg.training.data import (
     SceneData,
@@ -80,21 +80,21 @@ def _check_run_dir(run_dir: Path, resume: bool) -> None:
 
 
 def _scene_bands(ds: Any, wanted: list | None) -> tuple[list[int], list[str]]:
-    from geoseg.inference.bands import _parse_requested
+    from geoseg.core.bands import parse_requested
 
     descriptions = list(ds.descriptions)
-    indexes = list(range(1, ds.count + 1)) if wanted is None else _parse_requested(wanted, descriptions, ds.count)
+    indexes = list(range(1, ds.count + 1)) if wanted is None else parse_requested(wanted, descriptions, ds.count)
     names = [descriptions[i - 1] or f"band_{i}" for i in indexes]
     return indexes, names
 
 
 def _open_scenes(cfg: dict[str, Any], progress: Progress | None, work: Path) -> tuple[list[SceneData], list[str], Any, float]:
-    from geoseg.io.labels import SceneGrid, open_labels
+    from geoseg.io.label_files import SceneGrid, open_labels
     from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
 
     data = cfg["data"]
     if data["chips"]:
-        from geoseg.chipset import chip_mosaics
+        from geoseg.training.chipset import chip_mosaics
 
         if data["classes"] is not None:
             raise ConfigError(
@@ -340,7 +340,7 @@ def train(
 
     cfg = load_config(config) if isinstance(config, (str, os.PathLike)) else parse_config(config, Path.cwd())
     run_dir = Path(run_dir)
-    from geoseg.inference.engine import resolve_device
+    from geoseg.model.device import resolve_device
 
     device = resolve_device(cfg["train"]["device"])
     with _distributed(device) as dist_info:
@@ -427,7 +427,7 @@ def _build(
 def _train(cfg, run_dir, resume, scenes, band_names, label_map, pixel, device, progress, on_epoch, dist_info=_Dist()):
     import torch
 
-    from geoseg.inference.engine import prefetch
+    from geoseg.core.threads import prefetch
     from geoseg.training.losses import make_loss
 
     t = cfg["train"]

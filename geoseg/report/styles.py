@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from xml.sax.saxutils import quoteattr
 
-from geoseg.model.card import ClassInfo
+from geoseg.core.classes import ClassInfo
 
 __all__ = ["classes_qml", "polygons_qml"]
 

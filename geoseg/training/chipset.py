@@ -19,9 +19,10 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from geoseg.errors import InputError
+from geoseg.core.classes import IGNORE_INDEX
+from geoseg.core.errors import InputError
+from geoseg.core.labels import LabelMap
 from geoseg.io.mosaic import vrt_source
-from geoseg.labels import IGNORE_INDEX, LabelMap
 
 __all__ = ["TileResult", "chip_mosaics", "tile"]
 
@@ -102,11 +103,11 @@ def tile(
     import rasterio
     import shapely
 
-    from geoseg.io.classmap import colormap
-    from geoseg.io.labels import SceneGrid, open_labels
+    from geoseg.core.classes import colormap
+    from geoseg.core.grid import make_grid
+    from geoseg.io.label_files import SceneGrid, open_labels
     from geoseg.io.paths import atomic_folder, check_outdir
     from geoseg.io.raster import gdal_env, open_scene
-    from geoseg.tiling import make_grid
 
     out = Path(chip_dir)
     if not 0.0 <= min_labeled <= 1.0:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.model.card import ClassInfo
+from geoseg.core.classes import ClassInfo
 
 __all__ = ["rgb_bands", "write_preview"]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg import __version__
+from geoseg.core.version import __version__
 from geoseg.io.paths import atomic_folder, check_outdir
 
 __all__ = ["RunResult", "run"]
@@ -98,14 +98,14 @@ def run(
     Example:
         >>> geoseg.run("scene.tif", "out", model="model.pt", min_area=500)  # doctest: +SKIP
     """
-    from geoseg.inference.api import assemble_blocks, open_model, predict
+    from geoseg.inference.predict import assemble_blocks, open_model, predict
     from geoseg.io.features import PolygonSink
     from geoseg.model.bundled import default_model_path
     from geoseg.model.factory import Model
     from geoseg.model.onnx import OnnxModel
-    from geoseg.preview import write_preview
-    from geoseg.styles import classes_qml, polygons_qml
-    from geoseg.vectorizer import polygon_batches, write_batches
+    from geoseg.report.preview import write_preview
+    from geoseg.report.styles import classes_qml, polygons_qml
+    from geoseg.polygonize.api import polygon_batches, write_batches
 
     started = time.perf_counter()
     out = Path(outdir)
@@ -134,7 +134,11 @@ def run(
             tmp / "classes.tif", min_area=min_area, simplify=simplify, confidence=tmp / "confidence.tif", progress=progress
         )
         per_class = write_batches(
-            batches, [PolygonSink(tmp / "polygons.gpkg", "GPKG", table), PolygonSink(tmp / "polygons.geojson", "GeoJSON", table)]
+            batches,
+            [
+                PolygonSink(tmp / "polygons.gpkg", "GPKG", table, style=polygons_qml(table)),
+                PolygonSink(tmp / "polygons.geojson", "GeoJSON", table),
+            ],
         )
         timings["vectorize"] = time.perf_counter() - t
         t = time.perf_counter()

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from geoseg.tiling import Chip, Grid
+from geoseg.core.grid import Chip, Grid
 
 __all__ = ["RowSink", "Stitcher", "chip_weights", "ramp"]
 
@@ -59,7 +59,7 @@ def chip_weights(grid: Grid, chip: Chip) -> np.ndarray:
     """Blend weights of ``chip`` over its part inside the scene, shape ``(h, w)``.
 
     Example:
-        >>> from geoseg.tiling import make_grid
+        >>> from geoseg.core.grid import make_grid
         >>> g = make_grid(48, 32, 32, "16px")
         >>> print(np.array2string(chip_weights(g, g.chip(0, 0))[0, -10:], precision=2))
         [0.67 0.56 0.44 0.33 0.22 0.11 0.   0.   0.   0.  ]
@@ -80,7 +80,7 @@ class Stitcher:
     Rows with no chip get weight 0 (the sink turns them into nodata).
 
     Example:
-        >>> from geoseg.tiling import make_grid
+        >>> from geoseg.core.grid import make_grid
         >>> grid = make_grid(40, 30, 16, "4px")
         >>> rows = []
         >>> st = Stitcher(grid, 0, 40, 2, lambda y0, y1, p, w: rows.append((y0, y1, p.shape)))

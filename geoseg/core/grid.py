@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from affine import Affine
 from rasterio.windows import Window
 
-from geoseg.errors import InputError
+from geoseg.core.errors import InputError
 
 __all__ = ["Chip", "Grid", "axis_offsets", "make_grid", "parse_overlap", "split_columns"]
 

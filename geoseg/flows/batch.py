@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geoseg.errors import GeosegError, InputError
+from geoseg.core.errors import GeosegError, InputError
 
 __all__ = ["BatchResult", "expand_inputs", "is_batch", "run_batch", "scene_blocks"]
 
@@ -126,7 +126,7 @@ def run_batch(
         >>> result = run_batch(["a.tif", "b.tif"], "out", model="model.pt")  # doctest: +SKIP
         >>> [s["status"] for s in result.scenes]  # doctest: +SKIP
     """
-    from geoseg.inference.api import open_model
+    from geoseg.inference.predict import open_model
     from geoseg.io.paths import check_outdir
 
     scenes = expand_inputs(images)
@@ -191,7 +191,7 @@ def _run_scene(
     blocks: list[tuple[int, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run one scene (from its predicted ``blocks`` when given); a failure becomes a status with its reason."""
-    from geoseg.pipeline import run
+    from geoseg.flows.run import run
 
     started = time.perf_counter()
     try:
@@ -217,7 +217,7 @@ def _worker_model(model: str, options: dict[str, Any]) -> object:
     """The model of this Dask worker process: loaded on first use and kept."""
     import sys
 
-    from geoseg.inference.api import open_model
+    from geoseg.inference.predict import open_model
 
     key = f"{model}|{options.get('backend', 'auto')}|{options.get('device', 'auto')}"
     if key not in _WORKER_MODELS:
@@ -253,7 +253,7 @@ def _dask_block(
     scene: str, target: str, model: str, options: dict[str, Any], columns: tuple[int, int]
 ) -> tuple[int, Any] | dict[str, Any]:
     """Runs on a Dask worker: predict one vertical block of a split scene into the scene's blocks folder."""
-    from geoseg.inference.api import predict
+    from geoseg.inference.predict import predict
 
     folder = _blocks_dir(Path(target))
     folder.mkdir(parents=True, exist_ok=True)
@@ -286,8 +286,8 @@ def scene_blocks(scene: str, block_width: int) -> list[tuple[int, int]]:
         >>> scene_blocks("data_samples/brandenburg_s2.tif", 512)
         [(0, 512), (512, 1024), (1024, 1536)]
     """
+    from geoseg.core.grid import split_columns
     from geoseg.io.raster import gdal_env, open_scene
-    from geoseg.tiling import split_columns
 
     try:
         with gdal_env(), open_scene(scene) as ds:
@@ -333,7 +333,7 @@ def _run_on_dask(
     def absolute(path: str) -> str:  # workers may run elsewhere: hand them absolute paths
         return path if path == "default" or is_remote(path) else str(Path(path).resolve())
 
-    from geoseg.inference.api import BLOCK_WIDTH
+    from geoseg.inference.predict import BLOCK_WIDTH
 
     futures = {}
     for entry in todo:
@@ -352,14 +352,15 @@ def _run_on_dask(
 
 
 def _write_batch_outputs(out: Path, finished: list[Path], result: BatchResult, model: object) -> None:
-    from geoseg import __version__
+    from geoseg.core.version import __version__
     from geoseg.io.mosaic import merge_polygons, mosaic_vrt
     from geoseg.io.paths import write_text_atomic
+    from geoseg.report.styles import polygons_qml
 
     notes = []
     if finished:
         notes += mosaic_vrt([f / "classes.tif" for f in finished], out / "classes.vrt")
-        notes += merge_polygons([f / "polygons.gpkg" for f in finished], out / "polygons.gpkg")
+        notes += merge_polygons([f / "polygons.gpkg" for f in finished], out / "polygons.gpkg", style=polygons_qml)
     else:
         for name in ("classes.vrt", "polygons.gpkg"):
             if (out / name).exists():

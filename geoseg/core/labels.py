@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from geoseg.errors import InputError
-from geoseg.metrics import IGNORE_INDEX
-from geoseg.model.card import ClassInfo, default_colors
+from geoseg.core.classes import IGNORE_INDEX, ClassInfo, default_colors
+from geoseg.core.errors import InputError
 
-__all__ = ["IGNORE_INDEX", "LabelMap", "burn"]
+__all__ = ["LabelMap", "burn"]
 
 
 def _key(value: Any) -> str:

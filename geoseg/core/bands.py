@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from geoseg.errors import BandMismatchError, InputError
+from geoseg.core.errors import BandMismatchError, InputError
 
 __all__ = ["select_bands"]
 
@@ -14,7 +14,7 @@ def _describe(descriptions: Sequence[str | None], count: int) -> str:
     return f"{count} band(s) [{', '.join(names)}]" if any(descriptions) else f"{count} band(s) without descriptions"
 
 
-def _parse_requested(requested: str | Sequence[str | int], descriptions: Sequence[str | None], count: int) -> list[int]:
+def parse_requested(requested: str | Sequence[str | int], descriptions: Sequence[str | None], count: int) -> list[int]:
     items = [s.strip() for s in requested.split(",")] if isinstance(requested, str) else list(requested)
     lookup = {d.lower(): i + 1 for i, d in enumerate(descriptions) if d}
     indexes = []
@@ -54,7 +54,7 @@ def select_bands(
     count = len(descriptions)
     expected = f"{len(model_bands)} band(s) [{', '.join(model_bands)}]"
     if requested is not None and requested != "":
-        indexes = _parse_requested(requested, descriptions, count)
+        indexes = parse_requested(requested, descriptions, count)
         if len(indexes) != len(model_bands):
             raise BandMismatchError(
                 f"--bands selects {len(indexes)} band(s) but the model expects {expected}: give {len(model_bands)}"

@@ -17,9 +17,10 @@ import numpy as np
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geoseg.errors import InputError, VectorError
+from geoseg.core.classes import IGNORE_INDEX
+from geoseg.core.errors import InputError, VectorError
+from geoseg.core.labels import LabelMap, burn
 from geoseg.io.paths import is_remote
-from geoseg.labels import IGNORE_INDEX, LabelMap, burn
 
 __all__ = ["SceneGrid", "VectorLabels", "RasterLabels", "open_labels", "VECTOR_SUFFIXES"]
 

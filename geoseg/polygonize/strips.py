@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from affine import Affine
 
-from geoseg.vectorizer import label_regions, polygonize
+from geoseg.polygonize.api import label_regions, polygonize
 
 __all__ = ["Region", "StripPolygonizer"]
 

@@ -12,10 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ConfusionMatrix", "IGNORE_INDEX"]
-
-IGNORE_INDEX = 255
-"""Label value of unlabeled pixels: never trained as a class, never scored."""
+__all__ = ["ConfusionMatrix"]
 
 
 class ConfusionMatrix:

@@ -13,14 +13,18 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from geoseg.errors import InputError, RasterError
-from geoseg.inference.bands import select_bands
-from geoseg.inference.engine import OnnxRunner, TorchRunner, default_batch, iter_batches, prefetch, resolve_device
-from geoseg.io.classmap import NODATA, ClassMapWriter
+from geoseg.core.bands import select_bands
+from geoseg.core.classes import NODATA
+from geoseg.core.errors import InputError, RasterError
+from geoseg.core.grid import Grid, make_grid, split_columns
+from geoseg.core.threads import prefetch
+from geoseg.inference.backends import OnnxRunner, TorchRunner, default_batch
+from geoseg.inference.batches import iter_batches
+from geoseg.inference.stitch import Stitcher
+from geoseg.io.classmap import ClassMapWriter
 from geoseg.io.paths import check_output
 from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, read_window, scene_has_mask
-from geoseg.stitch import Stitcher
-from geoseg.tiling import Grid, make_grid, split_columns
+from geoseg.model.device import resolve_device
 
 __all__ = ["PredictResult", "Progress", "predict"]
 

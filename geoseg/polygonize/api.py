@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 
-from geoseg.errors import InputError, RasterError
-from geoseg.io.classmap import CLASSES_TAG, NODATA
-from geoseg.model.card import ClassInfo, default_colors
+from geoseg.core.classes import NODATA, ClassInfo, default_colors
+from geoseg.core.errors import InputError, RasterError
+from geoseg.io.classmap import class_table_of
 
 __all__ = [
     "VectorizeResult",
@@ -182,24 +182,6 @@ def read_class_table(path: str | os.PathLike) -> list[ClassInfo]:
         raise InputError(f"--classes {p}: expected a JSON list of {{id, name, color}} or an object of id: name") from None
 
 
-def class_table_of(ds) -> list[ClassInfo]:
-    """The class table of a class map: the ``GEOSEG_CLASSES`` tag, else ids with the colour table."""
-    text = ds.tags().get(CLASSES_TAG)
-    if text:
-        try:
-            return [ClassInfo(int(c["id"]), str(c["name"]), str(c["color"])) for c in json.loads(text)]
-        except (ValueError, KeyError, TypeError):
-            log.warning("%s: unreadable GEOSEG_CLASSES tag; class names are the ids", ds.name)
-    try:
-        cmap = ds.colormap(1)
-    except ValueError:
-        cmap = {}
-    ids = range(max(cmap) + 1 if cmap else 0)
-    colors = default_colors(256)
-    hexes = {i: "#" + "".join(f"{v:02x}" for v in rgba[:3]) for i, rgba in cmap.items()}
-    return [ClassInfo(i, str(i), hexes.get(i, colors[i % len(colors)])) for i in ids if i != NODATA]
-
-
 def measure(geoms: Sequence, crs) -> tuple[np.ndarray, np.ndarray]:
     """Area (m²) and perimeter (m) of polygons; geodesic on the ellipsoid for geographic CRSs."""
     import shapely
@@ -314,7 +296,7 @@ def polygon_batches(
     names = {c.id: c.name for c in table}
 
     def batches() -> Iterator:
-        from geoseg.strips import StripPolygonizer
+        from geoseg.polygonize.strips import StripPolygonizer
 
         traced = StripPolygonizer()
         held: list = []
@@ -423,6 +405,7 @@ def vectorize(
         >>> vectorize("classes.tif", "polygons.gpkg", min_area=500, simplify=5)  # doctest: +SKIP
     """
     from geoseg.io.features import PolygonSink, check_vector_output
+    from geoseg.report.styles import polygons_qml
 
     started = time.perf_counter()
     out = Path(output)
@@ -436,7 +419,7 @@ def vectorize(
         classes_table=classes_table,
         progress=progress,
     )
-    per_class = write_batches(batches, [PolygonSink(out, fmt, table, precision)])
+    per_class = write_batches(batches, [PolygonSink(out, fmt, table, precision, style=polygons_qml(table))])
     count = sum(per_class.values())
     if not count:
         log.warning("%s: no polygons (every pixel is nodata or background); wrote an empty layer", out)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from geoseg.errors import InputError
-from geoseg.labels import LabelMap
-from geoseg.metrics import ConfusionMatrix
+from geoseg.core.errors import InputError
+from geoseg.core.labels import LabelMap
+from geoseg.core.metrics import ConfusionMatrix
 
 __all__ = ["evaluate", "read_label_map"]
 
@@ -92,9 +92,9 @@ def evaluate(
     """
     from rasterio.windows import Window
 
-    from geoseg.io.labels import VECTOR_SUFFIXES, SceneGrid, open_labels
+    from geoseg.io.classmap import class_table_of
+    from geoseg.io.label_files import VECTOR_SUFFIXES, SceneGrid, open_labels
     from geoseg.io.raster import gdal_env, open_scene
-    from geoseg.vectorizer import class_table_of
 
     with gdal_env(), open_scene(pred) as ds:
         table = class_table_of(ds)

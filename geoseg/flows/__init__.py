@@ -1,0 +1,1 @@
+"""Flows: whole commands assembled from the layers below (one scene, batches, Dask)."""

@@ -1,0 +1,1 @@
+"""Polygonize: class maps to polygons (region maths, strips, measures, the file-writing API)."""

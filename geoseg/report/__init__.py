@@ -1,0 +1,1 @@
+"""Reports: QGIS styles, preview pictures and class areas of finished outputs."""
