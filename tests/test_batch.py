@@ -9,8 +9,9 @@ import numpy as np
 import pyogrio
 import rasterio
 from affine import Affine
-from conftest import random_scene, run, write_raster
 from rasterio.windows import from_bounds
+
+from tests.helpers import random_scene, run, write_raster
 
 BANDS = ["B02", "B03", "B04", "B08"]
 

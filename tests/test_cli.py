@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from tests.conftest import SAMPLE, bad_raster_files, random_scene, run, write_raster
+from tests.helpers import SAMPLE, bad_raster_files, random_scene, run, write_raster
 
 
 def assert_one_line_error(result, *words: str) -> None:
@@ -154,7 +154,7 @@ def test_nothing_left_behind_when_the_model_fails_midway(runner, scene4: Path, t
         return real(self, data)
 
     monkeypatch.setattr(engine.TorchRunner, "__call__", failing)
-    from tests.conftest import tiny_unet
+    from tests.helpers import tiny_unet
 
     model = tiny_unet(["B02", "B03", "B04", "B08"], 3).save(tmp_path / "m.pt")
     out = tmp_path / "c.tif"
@@ -208,7 +208,7 @@ def test_interrupted_predict_keeps_the_previous_output(tmp_path: Path, signame: 
     import sys
     import time
 
-    from tests.conftest import tiny_unet
+    from tests.helpers import tiny_unet
 
     scene = write_raster(tmp_path / "big.tif", random_scene((4, 1024, 1024)), descriptions=["B02", "B03", "B04", "B08"])
     model = tiny_unet(["B02", "B03", "B04", "B08"], 3).save(tmp_path / "m.pt")

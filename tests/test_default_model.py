@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import rasterio
-from conftest import SAMPLE, run
 
 import geoseg
 from geoseg.model.bundled import default_model_path
+from tests.helpers import SAMPLE, run
 
 
 def test_default_model_is_small_and_describes_its_data() -> None:

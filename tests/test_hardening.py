@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from conftest import bad_raster_files, random_scene, run, tiny_unet, write_raster
 
 import geoseg
+from tests.helpers import bad_raster_files, random_scene, run, tiny_unet, write_raster
 
 ODD_SCENES = {
     "south-up": dict(data=random_scene((4, 50, 60)), transform=Affine(10, 0, 330000, 0, 10, 5800000)),

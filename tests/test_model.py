@@ -14,7 +14,7 @@ import torch
 import geoseg
 from geoseg.core.errors import ChipSizeError, ModelError
 from geoseg.model.checkpoint import read_card
-from tests.conftest import tiny_unet
+from tests.helpers import tiny_unet
 
 
 def test_save_load_round_trip_keeps_card_and_outputs(tmp_path: Path) -> None:

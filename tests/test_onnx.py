@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import SAMPLE, run, tiny_unet, write_raster
 
 import geoseg
 from geoseg.model.onnx import DEEPNESS_KEYS, export_onnx, load_onnx
+from tests.helpers import SAMPLE, run, tiny_unet, write_raster
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev extra: pip install -e '.[dev]'")
 onnx = pytest.importorskip("onnx", reason="onnx is in the dev extra: pip install -e '.[dev]'")

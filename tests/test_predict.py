@@ -15,7 +15,7 @@ from affine import Affine
 
 import geoseg
 from geoseg.core.errors import BandMismatchError, InputError
-from tests.conftest import SAMPLE, WGS84, BandLogits, random_scene, tiny_unet, wrap, write_raster
+from tests.helpers import SAMPLE, WGS84, BandLogits, random_scene, tiny_unet, wrap, write_raster
 
 DTYPES = ["uint8", "uint16", "int16", "float32"]
 

@@ -56,7 +56,7 @@ def outputs(tmp_path: Path) -> tuple[Path, dict[str, Path], int]:
     import geopandas as gpd
 
     from geoseg.core.classes import ClassInfo
-    from tests.conftest import BandLogits, random_scene, wrap, write_raster
+    from tests.helpers import BandLogits, random_scene, wrap, write_raster
 
     scene = write_raster(tmp_path / "scene.tif", random_scene((4, 61, 83), seed=3))
     model = wrap(BandLogits(), 4, 4, 32, "8px")
@@ -95,7 +95,7 @@ def test_ogrinfo_reads_every_output(tmp_path: Path, outputs) -> None:
 
 @needs_qgis
 def test_qgis_opens_a_run_folder(runner, unet_path: Path, tmp_path: Path) -> None:
-    from tests.conftest import SAMPLE, run
+    from tests.helpers import SAMPLE, run
 
     out = tmp_path / "result"
     assert run(runner, "run", SAMPLE, "-o", out, "-m", unet_path, "--min-area", "300").exit_code == 0
@@ -113,7 +113,7 @@ def test_processing_tool_runs_headless_and_loads_styled_outputs(unet_path: Path,
     import sys
 
     from geoseg.qgis import PROCESSING_SCRIPT
-    from tests.conftest import SAMPLE
+    from tests.helpers import SAMPLE
 
     executable = Path(sys.executable).with_name("geoseg")
     outdir, png = tmp_path / "qgis_run", tmp_path / "render.png"

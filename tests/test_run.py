@@ -10,7 +10,7 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 
-from tests.conftest import SAMPLE, run
+from tests.helpers import SAMPLE, run
 
 
 def test_run_writes_every_file(runner, unet_path: Path, tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_run_refusals(runner, unet_path: Path, tmp_path: Path) -> None:
 
 def test_failed_run_leaves_no_folder(runner, unet_path: Path, tmp_path: Path) -> None:
     data = np.zeros((3, 20, 20), np.uint16)
-    from tests.conftest import write_raster
+    from tests.helpers import write_raster
 
     scene = write_raster(tmp_path / "three.tif", data)
     result = run(runner, "run", scene, "-o", tmp_path / "out", "-m", unet_path)

@@ -10,7 +10,7 @@ from geoseg.core.grid import make_grid
 from geoseg.inference.backends import TorchRunner
 from geoseg.inference.batches import iter_batches
 from geoseg.inference.stitch import Stitcher, chip_weights
-from tests.conftest import SmallConv, tiny_unet, wrap
+from tests.helpers import SmallConv, tiny_unet, wrap
 
 
 def stitch_array(array: np.ndarray, grid, fn, num_classes: int, x0: int = 0, x1: int | None = None):

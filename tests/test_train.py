@@ -11,12 +11,12 @@ import pytest
 import rasterio
 import torch
 from affine import Affine
-from conftest import UTM33, run, write_raster
 from rasterio.windows import Window
 
 import geoseg
 from geoseg.core.classes import IGNORE_INDEX
 from geoseg.training.data import augment, make_split
+from tests.helpers import UTM33, run, write_raster
 
 TRANSFORM = Affine(10.0, 0, 330000.0, 0, -10.0, 5822040.0)
 

@@ -17,7 +17,7 @@ from rasterio.features import rasterize
 import geoseg
 from geoseg.core.errors import InputError, OutputError, RasterError
 from geoseg.polygonize.api import label_regions, sieve_regions
-from tests.conftest import WGS84, run, write_raster
+from tests.helpers import WGS84, run, write_raster
 
 TABLE = [
     {"id": i, "name": n, "color": c}

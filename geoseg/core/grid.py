@@ -19,12 +19,13 @@ from affine import Affine
 from rasterio.windows import Window
 
 from geoseg.core.errors import InputError
+from geoseg.core.options import Overlap
 
 __all__ = ["Chip", "Grid", "axis_offsets", "make_grid", "parse_overlap", "split_columns"]
 
 
-def parse_overlap(value: str | float | int, chip_size: int) -> int:
-    """Return the overlap in pixels for a fraction of the chip or a ``"<N>px"`` string.
+def parse_overlap(value: str | float | Overlap, chip_size: int) -> int:
+    """Return the overlap in pixels for a fraction of the chip or a ``"<N>px"`` string (see :class:`Overlap`).
 
     A float (or a string holding one) is a fraction in [0, 1) of ``chip_size``;
     an ``int`` or a string ending in ``px`` is a number of pixels smaller than
@@ -34,26 +35,7 @@ def parse_overlap(value: str | float | int, chip_size: int) -> int:
         >>> parse_overlap(0.25, 256), parse_overlap("64px", 256), parse_overlap("0.5", 128)
         (64, 64, 64)
     """
-    if chip_size <= 0:
-        raise InputError(f"chip size {chip_size} must be a positive number of pixels, e.g. 256")
-    text = str(value).strip().lower()
-    try:
-        if isinstance(value, int) and not isinstance(value, bool) or text.endswith("px"):
-            pixels = int(text[:-2] if text.endswith("px") else text)
-        else:
-            fraction = float(text)
-            if not 0.0 <= fraction < 1.0 or math.isnan(fraction):
-                raise InputError(f"overlap {value} must be a fraction in [0, 1) of the chip, or pixels written like '64px'")
-            pixels = int(fraction * chip_size)
-    except ValueError as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"overlap {value!r} is not a number: give a fraction such as 0.25 or pixels such as '64px'") from None
-    if not 0 <= pixels < chip_size:
-        raise InputError(
-            f"overlap {value} must be at least 0 and smaller than the chip size ({chip_size} px): use at most '{chip_size - 1}px'"
-        )
-    return pixels
+    return Overlap.parse(value).pixels(chip_size)
 
 
 def axis_offsets(length: int, chip_size: int, stride: int) -> tuple[int, ...]:

@@ -103,9 +103,9 @@ def run(
     from geoseg.model.bundled import default_model_path
     from geoseg.model.factory import Model
     from geoseg.model.onnx import OnnxModel
+    from geoseg.polygonize.api import polygon_batches, write_batches
     from geoseg.report.preview import write_preview
     from geoseg.report.styles import classes_qml, polygons_qml
-    from geoseg.polygonize.api import polygon_batches, write_batches
 
     started = time.perf_counter()
     out = Path(outdir)

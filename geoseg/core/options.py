@@ -1,0 +1,203 @@
+"""Typed options: built once from the CLI or the Python API, checked there, carried unchanged to the work.
+
+:class:`PredictOptions` travels from ``geoseg predict``/``geoseg run``
+through the batch and Dask paths to :func:`geoseg.predict`;
+:class:`VectorizeOptions` to the polygonizer. Both are frozen: a value is
+checked once, in ``__post_init__``, and every later stage reads the same
+object (Dask pickles it to its workers as it is). Defaults live here and
+nowhere else.
+
+Example:
+    >>> opts = PredictOptions(overlap="64px", batch_size=4)
+    >>> opts.overlap.pixels(256), opts.batch_size
+    (64, 4)
+    >>> VectorizeOptions(min_area=500).min_area
+    500.0
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from geoseg.core.errors import InputError
+
+__all__ = ["BLOCK_WIDTH", "DEVICES", "Overlap", "PredictOptions", "Progress", "VectorizeOptions"]
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called as long work advances (chips, rows, scenes)."""
+
+BLOCK_WIDTH = 16384
+"""Scenes wider than this are stitched in vertical blocks (docs/ARCHITECTURE.md, 'Memory and blocks')."""
+
+DEVICES = ("auto", "cpu", "cuda")
+"""Device names the CLI offers (``cuda:N`` is accepted too)."""
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Overlap of neighbouring chips: a fraction in [0, 1) of the chip, or a number of pixels.
+
+    Parsed once from ``0.25``, ``"0.25"``, ``"64px"`` or an ``int`` (pixels);
+    :meth:`pixels` turns it into pixels for a chip size.
+
+    Example:
+        >>> Overlap.parse(0.25).pixels(256), Overlap.parse("64px").pixels(256), str(Overlap.parse("0.5"))
+        (64, 64, '0.5')
+    """
+
+    fraction: float | None = None
+    px: int | None = None
+
+    @classmethod
+    def parse(cls, value: str | float | Overlap) -> Overlap:
+        """An :class:`Overlap` from a fraction, ``"<N>px"`` text or an ``int`` number of pixels."""
+        if isinstance(value, Overlap):
+            return value
+        text = str(value).strip().lower()
+        try:
+            if isinstance(value, int) and not isinstance(value, bool) or text.endswith("px"):
+                pixels = int(text[:-2] if text.endswith("px") else text)
+                if pixels < 0:
+                    raise InputError(f"overlap {value} must be at least 0 pixels")
+                return cls(px=pixels)
+            fraction = float(text)
+        except ValueError as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(
+                f"overlap {value!r} is not a number: give a fraction such as 0.25 or pixels such as '64px'"
+            ) from None
+        if not 0.0 <= fraction < 1.0 or math.isnan(fraction):
+            raise InputError(f"overlap {value} must be a fraction in [0, 1) of the chip, or pixels written like '64px'")
+        return cls(fraction=fraction)
+
+    def pixels(self, chip_size: int) -> int:
+        """The overlap in pixels for chips of ``chip_size``; it must be smaller than the chip."""
+        if chip_size <= 0:
+            raise InputError(f"chip size {chip_size} must be a positive number of pixels, e.g. 256")
+        pixels = self.px if self.px is not None else int((self.fraction or 0.0) * chip_size)
+        if not 0 <= pixels < chip_size:
+            raise InputError(
+                f"overlap {self} must be at least 0 and smaller than the chip size ({chip_size} px): "
+                f"use at most '{chip_size - 1}px'"
+            )
+        return pixels
+
+    def __str__(self) -> str:
+        return f"{self.px}px" if self.px is not None else f"{self.fraction:g}"
+
+
+def _path_or_none(value: str | os.PathLike[str] | None) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How a scene is predicted: bands, chips, batching, device, backend, TTA, area of interest, blocks.
+
+    ``None`` means "the model's" for ``chip_size`` and ``overlap`` and
+    "automatic" for ``batch_size`` (2 chips on the CPU, 8 on a GPU).
+    ``backend`` is a name of :data:`geoseg.inference.backends.BACKENDS`
+    (checked where the backend is chosen).
+
+    Example:
+        >>> PredictOptions(bands="B04,B03,B02").bands
+        ('B04', 'B03', 'B02')
+        >>> PredictOptions(batch_size=0)
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.InputError: --batch-size 0 must be at least 1
+    """
+
+    bands: tuple[str, ...] | None = None
+    chip_size: int | None = None
+    overlap: Overlap | None = None
+    batch_size: int | None = None
+    device: str = "auto"
+    backend: str = "auto"
+    tta: bool = False
+    aoi: str | None = None
+    block_width: int = BLOCK_WIDTH
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalize once, here
+        if self.bands is not None and not isinstance(self.bands, tuple):
+            raw = self.bands.split(",") if isinstance(self.bands, str) else list(self.bands)
+            set_(self, "bands", tuple(str(b).strip() for b in raw if str(b).strip()))
+        if self.overlap is not None and not isinstance(self.overlap, Overlap):
+            set_(self, "overlap", Overlap.parse(self.overlap))
+        set_(self, "aoi", _path_or_none(self.aoi))
+        if self.chip_size is not None and (isinstance(self.chip_size, bool) or int(self.chip_size) <= 0):
+            raise InputError(f"--chip-size {self.chip_size} must be a positive number of pixels, e.g. 256")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InputError(f"--batch-size {self.batch_size} must be at least 1")
+        if self.block_width < 256:
+            raise InputError(f"--block-width {self.block_width} must be at least 256 pixels (one tile)")
+        device = str(self.device)
+        if device not in DEVICES and not device.startswith("cuda:"):
+            raise InputError(f"--device {device!r} is not known: use auto, cpu or cuda")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> PredictOptions:
+        """Options from keyword values (unknown keys are an error naming the valid ones)."""
+        return _from_mapping(cls, values)
+
+    def replace(self, **changes: Any) -> PredictOptions:
+        """A copy with ``changes`` (checked again)."""
+        return replace(self, **changes)
+
+    def record(self) -> dict[str, Any]:
+        """Plain JSON values for run.json."""
+        values = asdict(self)
+        values["overlap"] = None if self.overlap is None else str(self.overlap)
+        values["bands"] = None if self.bands is None else ",".join(self.bands)
+        return values
+
+
+@dataclass(frozen=True)
+class VectorizeOptions:
+    """How a class map becomes polygons: sieve (m²), coverage simplification (m), background ids, precision.
+
+    Example:
+        >>> VectorizeOptions(simplify=5, background=[0]).background
+        (0,)
+    """
+
+    min_area: float | None = None
+    simplify: float | None = None
+    background: tuple[int, ...] = field(default_factory=tuple)
+    precision: int | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        for name, unit in (("min_area", "square metres"), ("simplify", "metres")):
+            value = getattr(self, name)
+            if value is not None:
+                number = float(value)
+                if not math.isfinite(number) or number < 0:
+                    raise InputError(f"--{name.replace('_', '-')} {value} must be zero or more {unit}")
+                set_(self, name, number)
+        set_(self, "background", tuple(int(b) for b in (self.background or ())))
+        if self.precision is not None and not 0 <= int(self.precision) <= 15:
+            raise InputError(f"precision {self.precision} must be between 0 and 15 decimal places")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> VectorizeOptions:
+        """Options from keyword values (unknown keys are an error naming the valid ones)."""
+        return _from_mapping(cls, values)
+
+    def record(self) -> dict[str, Any]:
+        """Plain JSON values for run.json."""
+        return {"min_area": self.min_area, "simplify": self.simplify}
+
+
+def _from_mapping(cls: Any, values: Mapping[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(f"unknown option {unknown[0]!r}: use one of {', '.join(sorted(known))}")
+    return cls(**{k: v for k, v in values.items()})
