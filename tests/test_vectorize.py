@@ -16,7 +16,7 @@ from rasterio.features import rasterize
 
 import geoseg
 from geoseg.core.errors import InputError, OutputError, RasterError
-from geoseg.polygonize.api import label_regions, sieve_regions
+from geoseg.polygonize.regions import label_regions, sieve_regions
 from tests.helpers import WGS84, run, write_raster
 
 TABLE = [
@@ -174,7 +174,7 @@ def test_all_nodata_writes_an_empty_layer(tmp_path: Path) -> None:
     for ext in ("gpkg", "geojson", "shp", "fgb"):
         result = geoseg.vectorize(path, tmp_path / f"e.{ext}")
         assert result.polygons == 0
-        frame = gpd.read_file(tmp_path / f"e.{ext}")
+        frame = gpd.read_file(tmp_path / f"e.{ext}", layer="polygons" if ext == "gpkg" else None)
         assert len(frame) == 0
 
 
@@ -274,10 +274,11 @@ def test_strips_give_the_same_polygons_as_the_whole_raster(tmp_path: Path, rows:
 
 def test_huge_maps_are_sieved_per_strip_with_a_halo(tmp_path: Path, monkeypatch) -> None:
     import geoseg.polygonize.api as vz
+    import geoseg.polygonize.strips as vz_strips
 
     path, data = class_map(tmp_path)
-    monkeypatch.setattr(vz, "SIEVE_IN_MEMORY", 0)
-    monkeypatch.setattr(vz, "SIEVE_HALO", 8)
+    monkeypatch.setattr(vz_strips, "SIEVE_IN_MEMORY", 0)
+    monkeypatch.setattr(vz_strips, "SIEVE_HALO", 8)
     frame, _ = vz.polygons_frame(path, min_area=500, strip_rows=20)
     assert shapely.is_valid(frame.geometry.values).all()
     assert frame.area_m2.sum() == pytest.approx((data != 255).sum() * 100.0)
@@ -288,6 +289,7 @@ def test_polygons_stream_to_every_format_in_batches(tmp_path: Path, monkeypatch)
     """Small strips and batches: regions are handed on while strips are still being read, and each format
     holds exactly the polygons of the whole raster."""
     import geoseg.polygonize.api as vz
+    import geoseg.polygonize.strips as vz_strips
 
     path, data = class_map(tmp_path, seed=3)
     whole, _ = vz.polygons_frame(path, strip_rows=data.shape[0])
@@ -303,7 +305,7 @@ def test_polygons_stream_to_every_format_in_batches(tmp_path: Path, monkeypatch)
     )
     assert sum(int(e.split()[1]) for e in events if e.startswith("batch")) == len(whole)
 
-    monkeypatch.setattr(vz, "STRIP_PIXELS", 4 * data.shape[1])
+    monkeypatch.setattr(vz_strips, "STRIP_PIXELS", 4 * data.shape[1])
     expected = sorted(shapely.normalize(g).wkt for g in whole.geometry)
     for name in ("p.gpkg", "p.shp", "p.fgb", "p.geojson"):
         result = vz.vectorize(path, tmp_path / name)

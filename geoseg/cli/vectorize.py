@@ -1,4 +1,4 @@
-"""``geoseg vectorize``: thin wrapper over :func:`geoseg.vectorize`."""
+"""``geoseg vectorize``: thin wrapper over :func:`geoseg.polygonize.api.write_polygons` (formats from the registry)."""
 
 from __future__ import annotations
 
@@ -6,45 +6,25 @@ import logging
 
 import click
 
-from geoseg.cli.options import common_options, make_progress, overwrite_option
+from geoseg.cli.options import common_options, make_progress, overwrite_option, polygon_options
+from geoseg.io.features import FORMATS
 
 log = logging.getLogger("geoseg")
 
-
-def polygon_options(func):
-    """Options shared by vectorize and run."""
-    for option in reversed(
-        [
-            click.option(
-                "--min-area",
-                type=float,
-                default=None,
-                metavar="M2",
-                help="Merge regions smaller than this many square metres into the neighbour they share the "
-                "longest border with (before polygonizing, so no holes appear).",
-            ),
-            click.option(
-                "--simplify",
-                type=float,
-                default=None,
-                metavar="M",
-                help="Simplify polygons with this tolerance in metres, as a coverage: neighbours keep shared "
-                "borders (no gaps, no overlaps).",
-            ),
-        ]
-    ):
-        func = option(func)
-    return func
+_EXTENSIONS = "|".join(fmt.extensions[0] for fmt in FORMATS)
+_NAMES = ", ".join(fmt.name for fmt in FORMATS[:-1]) + f" or {FORMATS[-1].name}"
+_WGS84 = " and ".join(fmt.name for fmt in FORMATS if fmt.wgs84)
+_PRECISION = {fmt.name: fmt.precision[1] for fmt in FORMATS if fmt.precision}
 
 
-@click.command(short_help="Polygonize a class map into GeoPackage, Shapefile, GeoJSON or FlatGeobuf.")
+@click.command(short_help=f"Polygonize a class map into {_NAMES}.")
 @click.argument("classes", metavar="classes.tif")
 @click.option(
     "-o",
     "--output",
     required=True,
-    metavar="OUT.gpkg|.geojson|.shp|.fgb",
-    help="Vector file to write; the extension picks the format. GeoJSON is written in EPSG:4326 "
+    metavar=f"OUT{_EXTENSIONS}",
+    help=f"Vector file to write; the extension picks the format. {_WGS84} are written in EPSG:4326 "
     "(RFC 7946), the others in the class map's CRS.",
 )
 @polygon_options
@@ -65,10 +45,27 @@ def polygon_options(func):
     help="Class names and colours for a class map without a class table: a geoseg model file, or JSON "
     '([{"id": 0, "name": "water", "color": "#1f78b4"}, ...] or {"0": "water"}).',
 )
-@click.option("--precision", type=int, default=None, metavar="N", help="GeoJSON only: decimal places of coordinates (default 7).")
+@click.option(
+    "--precision",
+    type=int,
+    default=None,
+    metavar="N",
+    help=f"{' and '.join(_PRECISION)} only: decimal places of coordinates "
+    f"(default {', '.join(sorted({str(d) for d in _PRECISION.values()}))}).",
+)
 @overwrite_option
 @common_options
-def vectorize(classes, output, min_area, simplify, confidence, background, classes_table, precision, overwrite) -> None:
+def vectorize(
+    classes: str,
+    output: str,
+    min_area: float | None,
+    simplify: float | None,
+    confidence: str | None,
+    background: tuple[int, ...],
+    classes_table: str | None,
+    precision: int | None,
+    overwrite: bool,
+) -> None:
     """Turn the class regions of classes.tif into polygons with class_id, class_name, area_m2,
     perimeter_m (and mean_confidence).
 
@@ -85,19 +82,18 @@ def vectorize(classes, output, min_area, simplify, confidence, background, class
     Example:
       geoseg vectorize classes.tif -o polygons.gpkg --min-area 500 --simplify 5 --confidence confidence.tif
     """
-    from geoseg.polygonize.api import vectorize as run_vectorize
+    from geoseg.core.options import VectorizeOptions
+    from geoseg.polygonize.api import write_polygons
 
+    options = VectorizeOptions(min_area=min_area, simplify=simplify, background=background, precision=precision)
     update, close = make_progress()
     try:
-        result = run_vectorize(
+        result = write_polygons(
             classes,
             output,
-            min_area=min_area,
-            simplify=simplify,
+            options,
             confidence=confidence,
-            background=list(background),
             classes_table=classes_table,
-            precision=precision,
             overwrite=overwrite,
             progress=update,
         )

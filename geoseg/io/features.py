@@ -1,4 +1,11 @@
-"""Writing polygon layers: GeoPackage (with its QGIS style), Shapefile, GeoJSON (RFC 7946), FlatGeobuf."""
+"""Writing polygon layers, one registry entry per vector format: GeoPackage (with its QGIS style), Shapefile,
+GeoJSON (RFC 7946), GeoJSON Lines, FlatGeobuf.
+
+:data:`FORMATS` lists the formats as :class:`VectorFormat` entries; the
+output's extension picks one (:func:`format_for_path`). Adding a format is
+one entry there: its GDAL driver, extensions, CRS, field names, sidecar
+files, creation options and how the scratch file becomes the output.
+"""
 
 from __future__ import annotations
 
@@ -8,54 +15,199 @@ import shutil
 import sqlite3
 import tempfile
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from geoseg.core.classes import ClassInfo
 from geoseg.core.errors import InputError, OutputError
 from geoseg.io.paths import atomic_output, check_output
 
-__all__ = ["FORMATS", "LAYER", "SHAPEFILE_FIELDS", "PolygonSink", "check_vector_output"]
+if TYPE_CHECKING:
+    from geopandas import GeoDataFrame
+
+__all__ = [
+    "FORMATS",
+    "LAYER",
+    "PolygonSink",
+    "VectorFormat",
+    "add_gpkg_style",
+    "check_vector_output",
+    "finish_converted",
+    "finish_in_place",
+    "format_for_path",
+    "format_named",
+]
 
 LAYER = "polygons"
-FORMATS = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf"}
-SHAPEFILE_FIELDS = {"perimeter_m": "perim_m", "mean_confidence": "mean_conf"}
-_SIDECARS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+"""Name of the polygon layer in every format that names layers."""
 
 
-def check_vector_output(path: Path, inputs: Iterable, overwrite: bool) -> str:
-    """The OGR driver for ``path``'s extension, after the usual output checks.
+def finish_in_place(sink: PolygonSink) -> None:
+    """The scratch GeoPackage is the output: store the sink's QGIS style in it and rename it into place."""
+    if sink.style is not None:
+        add_gpkg_style(sink.scratch, LAYER, sink.style)
+    os.replace(sink.scratch, sink.path)
+
+
+def finish_converted(sink: PolygonSink) -> None:
+    """GDAL converts the scratch GeoPackage into the output, written under a temporary name and renamed.
+
+    A format with sidecar files is written into a scratch folder beside the
+    output and each file is moved into place; a sidecar the format did not
+    write this time is removed (a stale file of the output it replaces).
+    """
+    if not sink.format.sidecars:
+        with atomic_output(sink.path) as tmp:
+            sink.convert(tmp)
+        return
+    folder = Path(tempfile.mkdtemp(prefix=f".{sink.path.stem}.", suffix=".partial", dir=sink.path.parent))
+    try:
+        sink.convert(folder / sink.path.name)
+        for suffix in sink.format.sidecars:
+            side, written = sink.path.with_suffix(suffix), (folder / sink.path.name).with_suffix(suffix)
+            if written.exists():
+                os.replace(written, side)
+            elif side.exists():
+                side.unlink()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class VectorFormat:
+    """One vector format polygons are written to (an entry of :data:`FORMATS`).
+
+    ``name`` is shown to people; ``driver`` is GDAL's; ``extensions`` pick
+    the format by output path (the first is the one messages and ``--help``
+    list). ``wgs84`` formats are written in EPSG:4326, the others in the class
+    map's CRS. ``fields`` renames attribute fields (a Shapefile's names have
+    at most 10 characters). ``sidecars`` are the suffixes of every file the
+    format writes (refused if one exists unless overwriting, replaced
+    together). ``layer_options`` are GDAL layer creation options;
+    ``precision`` is ``(option, default)`` for the layer option that takes
+    the decimal places of coordinates. ``named_layer``: the layer is named
+    :data:`LAYER`. ``finish(sink)`` turns the sink's scratch GeoPackage into
+    the output: :func:`finish_in_place` or :func:`finish_converted`.
 
     Example:
-        >>> check_vector_output(Path("/tmp/new_polygons.fgb"), [], False)
+        >>> fmt = format_for_path(Path("polygons.shp"))
+        >>> fmt.driver, fmt.fields["perimeter_m"], fmt.wgs84
+        ('ESRI Shapefile', 'perim_m', False)
+    """
+
+    name: str
+    driver: str
+    extensions: tuple[str, ...]
+    wgs84: bool = False
+    fields: Mapping[str, str] = field(default_factory=dict)
+    sidecars: tuple[str, ...] = ()
+    layer_options: Mapping[str, object] = field(default_factory=dict)
+    precision: tuple[str, int] | None = None
+    named_layer: bool = True
+    finish: Callable[[PolygonSink], None] = field(default=finish_converted, repr=False)
+
+    def options(self, precision: int | None = None) -> dict[str, object]:
+        """GDAL layer creation options, with ``precision`` (or the default) where the format takes it.
+
+        Example:
+            >>> format_named("GeoJSON").options(4)["COORDINATE_PRECISION"]
+            4
+        """
+        options = dict(self.layer_options)
+        if self.precision is not None:
+            option, default = self.precision
+            options[option] = default if precision is None else precision
+        return options
+
+
+FORMATS: tuple[VectorFormat, ...] = (
+    VectorFormat("GeoPackage", "GPKG", (".gpkg",), finish=finish_in_place),
+    VectorFormat(
+        "Shapefile",
+        "ESRI Shapefile",
+        (".shp",),
+        fields={"perimeter_m": "perim_m", "mean_confidence": "mean_conf"},
+        sidecars=(".shp", ".shx", ".dbf", ".prj", ".cpg"),
+        layer_options={"ENCODING": "UTF-8"},
+        named_layer=False,
+    ),
+    VectorFormat(
+        "GeoJSON",
+        "GeoJSON",
+        (".geojson", ".json"),
+        wgs84=True,
+        layer_options={"RFC7946": "YES", "WRITE_NAME": "NO"},
+        precision=("COORDINATE_PRECISION", 7),
+    ),
+    VectorFormat("GeoJSON Lines", "GeoJSONSeq", (".geojsonl", ".geojsons"), wgs84=True, precision=("COORDINATE_PRECISION", 7)),
+    VectorFormat("FlatGeobuf", "FlatGeobuf", (".fgb",)),
+)
+"""The vector formats polygons are written to; the output's extension picks one."""
+
+
+def format_for_path(path: Path) -> VectorFormat:
+    """The entry of :data:`FORMATS` for ``path``'s extension; an unknown one is an error listing the valid ones.
+
+    Example:
+        >>> format_for_path(Path("polygons.GeoJSON")).driver
+        'GeoJSON'
+    """
+    suffix = path.suffix.lower()
+    for fmt in FORMATS:
+        if suffix in fmt.extensions:
+            return fmt
+    raise InputError(
+        f"output {path}: unknown extension {path.suffix or '(none)'!r}; "
+        f"use one of {', '.join(sorted(fmt.extensions[0] for fmt in FORMATS))}"
+    )
+
+
+def format_named(driver: str) -> VectorFormat:
+    """The entry of :data:`FORMATS` whose GDAL driver is ``driver``.
+
+    Example:
+        >>> format_named("FlatGeobuf").extensions
+        ('.fgb',)
+    """
+    for fmt in FORMATS:
+        if fmt.driver == driver:
+            return fmt
+    raise ValueError(f"no vector format with GDAL driver {driver!r}: use one of {', '.join(f.driver for f in FORMATS)}")
+
+
+def check_vector_output(path: Path, inputs: Iterable[str | os.PathLike | None], overwrite: bool) -> VectorFormat:
+    """The vector format for ``path``'s extension, after the usual output checks (also of its sidecar files).
+
+    Example:
+        >>> check_vector_output(Path("/tmp/new_polygons.fgb"), [], False).driver
         'FlatGeobuf'
     """
-    driver = FORMATS.get(path.suffix.lower())
-    if driver is None:
-        raise InputError(
-            f"output {path}: unknown extension {path.suffix or '(none)'!r}; "
-            f"use one of {', '.join(sorted(set(FORMATS) - {'.json'}))}"
-        )
-    inputs = [i for i in inputs if i is not None]
-    check_output(path, inputs, overwrite)
-    if driver == "ESRI Shapefile" and not overwrite:
-        for suffix in _SIDECARS:
+    fmt = format_for_path(path)
+    check_output(path, [i for i in inputs if i is not None], overwrite)
+    if not overwrite:
+        for suffix in fmt.sidecars:
             side = path.with_suffix(suffix)
             if side.exists():
                 raise OutputError(f"output {side} already exists: use --overwrite to replace it")
-    return driver
+    return fmt
 
 
 class PolygonSink:
     """Stream batches of polygons into one vector file: memory holds a batch, not the layer.
 
-    ``style`` (QML text) is stored in a GeoPackage as its layer's default QGIS style.
+    ``fmt`` is a :class:`VectorFormat` or the GDAL driver name of one in
+    :data:`FORMATS` (``"GPKG"``). ``style`` (QML text) is stored in a
+    GeoPackage as its layer's default QGIS style. ``precision`` is the
+    decimal places of coordinates where the format takes them (GeoJSON).
     Batches are appended to a scratch GeoPackage beside ``path`` (in EPSG:4326
-    for GeoJSON, with Shapefile field names for a Shapefile). Closing turns it
-    into the output: a GeoPackage gets its QGIS style and is renamed into
-    place; other formats are converted from the scratch file by GDAL as an
-    Arrow stream, batch by batch. Nothing appears at ``path`` unless every
-    batch was written; an error removes the scratch file.
+    and with renamed fields where the format asks). Closing turns it into the
+    output with the format's ``finish``: a GeoPackage gets its QGIS style and
+    is renamed into place; other formats are converted from the scratch file
+    by GDAL as an Arrow stream, batch by batch. Nothing appears at ``path``
+    unless every batch was written; an error removes the scratch file.
 
     Example:
         >>> with PolygonSink(Path("polygons.fgb"), "FlatGeobuf", classes) as sink:  # doctest: +SKIP
@@ -64,23 +216,28 @@ class PolygonSink:
     """
 
     def __init__(
-        self, path: Path, driver: str, classes: Sequence[ClassInfo], precision: int | None = None, style: str | None = None
+        self,
+        path: Path,
+        fmt: VectorFormat | str,
+        classes: Sequence[ClassInfo],
+        precision: int | None = None,
+        style: str | None = None,
     ) -> None:
-        self.path, self.driver, self.classes, self.precision = Path(path), driver, classes, precision
-        self.style = style
+        self.path, self.classes, self.precision, self.style = Path(path), classes, precision, style
+        self.format = fmt if isinstance(fmt, VectorFormat) else format_named(fmt)
         self.scratch = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial.gpkg")
         self._started = False
 
-    def write(self, frame) -> None:
+    def write(self, frame: GeoDataFrame) -> None:
         """Append one batch (a GeoDataFrame in any CRS; an empty one still fixes the layer's fields)."""
         from pyogrio import write_dataframe
 
         if self._started and frame.empty:
             return
-        if self.driver == "GeoJSON" and frame.crs is not None:
+        if self.format.wgs84 and frame.crs is not None:
             frame = frame.to_crs("EPSG:4326")
-        if self.driver == "ESRI Shapefile":
-            frame = frame.rename(columns=SHAPEFILE_FIELDS)
+        if self.format.fields:
+            frame = frame.rename(columns=dict(self.format.fields))
         self._guard(
             lambda: write_dataframe(
                 frame, self.scratch, layer=LAYER, driver="GPKG", geometry_type="Polygon", append=self._started, VERSION="1.2"
@@ -93,54 +250,27 @@ class PolygonSink:
         if not self._started:
             raise OutputError(f"no layer was written to {self.path}")
         try:
-            if self.driver == "GPKG":
-                if self.style is not None:
-                    style = self.style
-                    self._guard(lambda: add_gpkg_style(self.scratch, LAYER, style))
-                os.replace(self.scratch, self.path)
-            elif self.driver == "ESRI Shapefile":
-                folder = Path(tempfile.mkdtemp(prefix=f".{self.path.stem}.", suffix=".partial", dir=self.path.parent))
-                try:
-                    self._guard(lambda: self._convert(folder / self.path.name))
-                    for suffix in _SIDECARS:
-                        side = self.path.with_suffix(suffix)
-                        if (folder / self.path.name).with_suffix(suffix).exists():
-                            os.replace((folder / self.path.name).with_suffix(suffix), side)
-                        elif side.exists():
-                            side.unlink()  # a stale sidecar of the file we replace
-                finally:
-                    shutil.rmtree(folder, ignore_errors=True)
-            else:
-                with atomic_output(self.path) as tmp:
-                    self._guard(lambda: self._convert(tmp))
+            self._guard(lambda: self.format.finish(self))
         finally:
             self.scratch.unlink(missing_ok=True)
 
-    def _convert(self, target: Path) -> None:
+    def convert(self, target: Path) -> None:
+        """Write the scratch layer to ``target`` in this sink's format (GDAL, as an Arrow stream)."""
         from pyogrio import open_arrow, write_arrow
 
-        options: dict[str, object] = {}
-        if self.driver == "GeoJSON":
-            options = {
-                "RFC7946": "YES",
-                "WRITE_NAME": "NO",
-                "COORDINATE_PRECISION": 7 if self.precision is None else self.precision,
-            }
-        elif self.driver == "ESRI Shapefile":
-            options = {"ENCODING": "UTF-8"}
         with open_arrow(self.scratch, layer=LAYER, use_pyarrow=False) as (meta, stream):
             write_arrow(
                 stream,
                 target,
-                layer=None if self.driver == "ESRI Shapefile" else LAYER,
-                driver=self.driver,
+                layer=LAYER if self.format.named_layer else None,
+                driver=self.format.driver,
                 geometry_name=meta["geometry_name"] or "geom",
                 geometry_type="Polygon",
                 crs=meta["crs"],
-                layer_options=options,
+                layer_options=self.format.options(self.precision),
             )
 
-    def _guard(self, action) -> None:
+    def _guard(self, action: Callable[[], object]) -> None:
         from pyogrio.errors import DataLayerError, DataSourceError
 
         try:
@@ -151,7 +281,7 @@ class PolygonSink:
     def __enter__(self) -> PolygonSink:
         return self
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None) -> None:
         if kind is None:
             self.close()
         else:
@@ -159,7 +289,11 @@ class PolygonSink:
 
 
 def add_gpkg_style(path: Path, layer: str, qml: str, name: str = "geoseg") -> None:
-    """Store ``qml`` as the default QGIS style of ``layer`` in the GeoPackage's ``layer_styles`` table."""
+    """Store ``qml`` as the default QGIS style of ``layer`` in the GeoPackage's ``layer_styles`` table.
+
+    Example:
+        >>> add_gpkg_style(Path("polygons.gpkg"), "polygons", "<qgis>...</qgis>")  # doctest: +SKIP
+    """
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute(
             "CREATE TABLE IF NOT EXISTS layer_styles (id INTEGER PRIMARY KEY AUTOINCREMENT, f_table_catalog TEXT(256), "

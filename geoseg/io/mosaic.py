@@ -118,7 +118,7 @@ def merge_polygons(paths: list[Path], out: Path, style: Callable[[Sequence[Class
     import rasterio
 
     from geoseg.io.classmap import class_table_of
-    from geoseg.io.features import PolygonSink
+    from geoseg.io.features import LAYER, PolygonSink
 
     with rasterio.open(paths[0].parent / "classes.tif") as ds:
         table = class_table_of(ds)
@@ -126,7 +126,7 @@ def merge_polygons(paths: list[Path], out: Path, style: Callable[[Sequence[Class
     reprojected = False
     with PolygonSink(out, "GPKG", table, style=style(table) if style else None) as sink:
         for path in paths:
-            frame = pyogrio.read_dataframe(path, layer="polygons")
+            frame = pyogrio.read_dataframe(path, layer=LAYER)
             frame.insert(0, "scene", path.parent.name)
             crs = frame.crs if crs is None else crs
             if frame.crs != crs:

@@ -6,25 +6,101 @@ row stay pending, and pieces of one region in neighbouring strips (same class,
 touching across the cut) are joined with a union-find. A region is finished
 and its pieces are unioned as soon as no piece touches the latest strip's
 bottom row, so the result equals polygonizing the whole raster at once.
+:class:`StripReader` reads the strips of a class map (sieved when asked).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from affine import Affine
 
-from geoseg.polygonize.api import label_regions, polygonize
+from geoseg.polygonize.regions import label_regions, polygonize, sieve_regions
 
-__all__ = ["Region", "StripPolygonizer"]
+if TYPE_CHECKING:
+    from rasterio.io import DatasetReader
+    from shapely import Polygon
+
+__all__ = ["SIEVE_HALO", "SIEVE_IN_MEMORY", "STRIP_PIXELS", "Region", "StripPolygonizer", "StripReader", "strip_ranges"]
+
+STRIP_PIXELS = 8192 * 512
+"""Pixels per strip when polygonizing (512 rows of an 8192-wide map); regions cut at strip edges are merged
+again, so memory is bounded by a strip, the regions crossing its last row and one batch of polygons."""
+
+SIEVE_IN_MEMORY = 16384 * 16384
+"""Class maps up to this many pixels are sieved whole; larger ones per strip with a halo (approximate at seams)."""
+
+SIEVE_HALO = 256
+"""Rows read above and below a strip when it is sieved on its own."""
+
+
+def strip_ranges(height: int, width: int, rows: int | None = None) -> list[tuple[int, int]]:
+    """Row ranges of equal-height strips of at most ``STRIP_PIXELS`` (or ``rows`` rows).
+
+    Example:
+        >>> strip_ranges(100, 10, rows=40)
+        [(0, 40), (40, 80), (80, 100)]
+    """
+    if rows is None:
+        count = max(1, math.ceil(height * width / STRIP_PIXELS))
+        rows = max(64, math.ceil(height / count))
+    return [(y, min(y + rows, height)) for y in range(0, height, rows)]
+
+
+class StripReader:
+    """Read a class map strip by strip: class ids, validity and confidence, sieved when ``min_pixels`` is set.
+
+    Maps up to ``SIEVE_IN_MEMORY`` pixels are sieved whole when the reader is
+    made; larger ones strip by strip with ``SIEVE_HALO`` rows around each
+    (approximate where a region crosses a seam).
+
+    Example:
+        >>> reader = StripReader(ds, conf_ds, min_pixels=5, rows=512)  # doctest: +SKIP
+        >>> classes, valid, confidence = reader.read(*reader.strips[0])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, ds: DatasetReader, confidence: DatasetReader | None = None, min_pixels: int = 0, rows: int | None = None
+    ) -> None:
+        self.ds, self.confidence, self.min_pixels = ds, confidence, min_pixels
+        self.strips = strip_ranges(ds.height, ds.width, rows)
+        self.sieved: np.ndarray | None = None
+        if min_pixels and ds.width * ds.height <= SIEVE_IN_MEMORY:
+            self.sieved = sieve_regions(ds.read(1), ds.read_masks(1) > 0, min_pixels)
+
+    def read(self, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Class ids, validity and confidence (``None`` without a confidence raster) of rows ``y0:y1``."""
+        from rasterio.windows import Window
+
+        window = Window(0, y0, self.ds.width, y1 - y0)
+        valid = self.ds.read_masks(1, window=window) > 0
+        if self.sieved is not None:
+            data = self.sieved[y0:y1]
+        elif self.min_pixels:
+            data = self._sieve_with_halo(y0, y1)
+        else:
+            data = self.ds.read(1, window=window)
+        conf = self.confidence.read(1, window=window) if self.confidence is not None else None
+        return data, valid, conf
+
+    def _sieve_with_halo(self, y0: int, y1: int) -> np.ndarray:
+        from rasterio.windows import Window
+
+        top, bottom = max(0, y0 - SIEVE_HALO), min(self.ds.height, y1 + SIEVE_HALO)
+        window = Window(0, top, self.ds.width, bottom - top)
+        block = sieve_regions(self.ds.read(1, window=window), self.ds.read_masks(1, window=window) > 0, self.min_pixels)
+        return block[y0 - top : y1 - top]
 
 
 @dataclass
 class Region:
     """One finished region: polygon (pixel coordinates), class id, pixel count, confidence sum and count."""
 
-    geometry: object
+    geometry: Polygon
     class_id: int
     pixels: int
     conf_sum: float = 0.0
@@ -33,14 +109,14 @@ class Region:
 
 @dataclass
 class _Pending:
-    pieces: list = field(default_factory=list)
+    pieces: list[Polygon] = field(default_factory=list)
     class_id: int = 0
     pixels: int = 0
     conf_sum: float = 0.0
     conf_count: int = 0
 
 
-def _merge(pieces: list, cuts: np.ndarray) -> object:
+def _merge(pieces: list[Polygon], cuts: np.ndarray) -> Polygon:
     """Union pieces of one region cut at strip edges (rows ``cuts``), exactly (pixel coordinates are integers).
 
     The pieces form a coverage: GEOS's coverage union joins their shells in
@@ -65,7 +141,7 @@ def _merge(pieces: list, cuts: np.ndarray) -> object:
     return drop_collinear(shapely.Polygon(merged.exterior, [*merged.interiors, *holes]))
 
 
-def pin_cuts(pieces: list, cuts: np.ndarray) -> np.ndarray:
+def pin_cuts(pieces: list[Polygon], cuts: np.ndarray) -> np.ndarray:
     """Polygons with a vertex at every integer x along their horizontal edges on the rows ``cuts``.
 
     Example:
@@ -95,7 +171,7 @@ def pin_cuts(pieces: list, cuts: np.ndarray) -> np.ndarray:
     return shapely.polygons(made, indices=ring_owner)
 
 
-def drop_collinear(polygon: object) -> object:
+def drop_collinear(polygon: Polygon) -> Polygon:
     """Remove vertices in the middle of straight horizontal or vertical runs (pixel-aligned rings).
 
     Example:
@@ -169,6 +245,8 @@ class StripPolygonizer:
         self.next_id += count
         glabels = np.where(labels > 0, labels + offset, 0)
         pixels = np.bincount(labels.ravel(), minlength=count + 1)
+        csum: np.ndarray
+        ccount: np.ndarray
         if confidence is not None:
             known = (confidence != 255) & (labels > 0)
             csum = np.bincount(labels[known], weights=confidence[known].astype(np.float64), minlength=count + 1)
@@ -199,8 +277,12 @@ class StripPolygonizer:
         self._close(lambda root: True)
         self._prev = None
 
-    def _close(self, closable) -> None:
+    def take(self) -> list[Region]:
+        """The regions finished since the last call, handed over (:attr:`done` is emptied)."""
+        done, self.done = self.done, []
+        return done
 
+    def _close(self, closable: Callable[[int], bool]) -> None:
         groups: dict[int, list[int]] = {}
         for gid in self.pending:
             root = self._find(gid)

@@ -1,0 +1,67 @@
+"""Measures of polygons: pixel coordinates to the CRS, areas (m²) and perimeters (m).
+
+Areas and perimeters are planar in a projected CRS (scaled to metres by the
+CRS's linear unit) and geodesic on the CRS's ellipsoid in a geographic CRS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from affine import Affine
+
+if TYPE_CHECKING:
+    from rasterio.crs import CRS
+    from shapely import Polygon
+
+__all__ = ["area_perimeter", "to_crs_coordinates"]
+
+
+def area_perimeter(geoms: Sequence[Polygon], crs: CRS | None) -> tuple[np.ndarray, np.ndarray]:
+    """Area (m²) and perimeter (m) of polygons in ``crs``; geodesic on the ellipsoid for geographic CRSs.
+
+    Example:
+        >>> import shapely
+        >>> from rasterio.crs import CRS
+        >>> area, perimeter = area_perimeter([shapely.box(0, 0, 10, 20)], CRS.from_epsg(32633))
+        >>> area.tolist(), perimeter.tolist()
+        ([200.0], [60.0])
+    """
+    import shapely
+
+    if crs is not None and crs.is_geographic:
+        from pyproj import CRS as ProjCRS
+        from pyproj import Geod
+
+        geod = Geod(ellps="WGS84")
+        ellps = ProjCRS.from_user_input(crs.to_wkt()).ellipsoid
+        if ellps is not None:
+            geod = Geod(a=ellps.semi_major_metre, rf=ellps.inverse_flattening or 0.0)
+        pairs = [geod.geometry_area_perimeter(g) for g in geoms]
+        return np.abs(np.array([p[0] for p in pairs])), np.array([p[1] for p in pairs])
+    from geoseg.io.raster import linear_factor
+
+    factor = linear_factor(crs)
+    arr = np.asarray(geoms, dtype=object)
+    return shapely.area(arr) * factor**2, shapely.length(arr) * factor
+
+
+def to_crs_coordinates(geoms: np.ndarray, transform: Affine) -> np.ndarray:
+    """Map polygons from pixel (col, row) coordinates to the CRS as GDAL does (x = c + a*col + b*row).
+
+    Example:
+        >>> import shapely
+        >>> to_crs_coordinates(np.array([shapely.box(0, 0, 1, 1)]), Affine(10, 0, 500, 0, -10, 900))[0].bounds
+        (500.0, 890.0, 510.0, 900.0)
+    """
+    import shapely
+
+    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+
+    def affine(xy: np.ndarray) -> np.ndarray:
+        col, row = xy[:, 0], xy[:, 1]
+        return np.column_stack([c + a * col + b * row, f + d * col + e * row])
+
+    return shapely.transform(geoms, affine)
