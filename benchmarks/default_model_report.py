@@ -25,7 +25,7 @@ import geoseg
 from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.metrics import ConfusionMatrix
 from geoseg.training.config import load_config
-from geoseg.training.trainer import _open_scenes, _split
+from geoseg.training.prepare import open_scenes, split_scenes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,8 +62,8 @@ def main() -> None:
     cfg = load_config(config)
     model = geoseg.load_model(model_path)
     with tempfile.TemporaryDirectory() as tmp:
-        scenes, _, label_map, _ = _open_scenes(cfg, None, Path(tmp))
-        split = _split(cfg, scenes)
+        scenes, _, label_map, _ = open_scenes(cfg, None, Path(tmp))
+        split = split_scenes(cfg, scenes)
         scene = scenes[0]
         full = rasterio.windows.Window(0, 0, scene.width, scene.height)
         data, valid, labels = scene.read(full)

@@ -66,6 +66,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
     return tmp, image, labels, classes, result
 
 
+@pytest.mark.slow
 def test_training_learns_and_writes_the_run(trained) -> None:
     tmp, image, labels, classes, result = trained
     losses = [row["train_loss"] for row in result.history]
@@ -96,11 +97,11 @@ def test_trained_model_predicts_held_out_blocks(trained, tmp_path: Path) -> None
         pred = ds.read(1)
     split_cells = []  # validation blocks as the training saw them
     from geoseg.training.config import parse_config
-    from geoseg.training.trainer import _open_scenes, _split
+    from geoseg.training.prepare import open_scenes, split_scenes
 
     cfg = parse_config(small_config(image, labels), Path("."))
-    scenes, *_ = _open_scenes(cfg, None, tmp_path)
-    split = _split(cfg, scenes)
+    scenes, *_ = open_scenes(cfg, None, tmp_path)
+    split = split_scenes(cfg, scenes)
     for scene in scenes:
         scene.close()
     val = np.kron(split.val_cells[0], np.ones((16, 16), bool))
@@ -111,6 +112,7 @@ def test_trained_model_predicts_held_out_blocks(trained, tmp_path: Path) -> None
     assert agreement > 0.95
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(trained, tmp_path: Path) -> None:
     tmp, image, labels, _, _ = trained
     whole = geoseg.train(small_config(image, labels, epochs=2), tmp_path / "a")
@@ -133,10 +135,10 @@ def test_resume_continues_exactly(trained, tmp_path: Path) -> None:
 def test_split_keeps_training_chips_away_from_validation(trained, tmp_path: Path) -> None:
     tmp, image, labels, _, _ = trained
     from geoseg.training.config import parse_config
-    from geoseg.training.trainer import _open_scenes
+    from geoseg.training.prepare import open_scenes
 
     cfg = parse_config(small_config(image, labels), Path("."))
-    scenes, *_ = _open_scenes(cfg, None, tmp_path)
+    scenes, *_ = open_scenes(cfg, None, tmp_path)
     try:
         for gap in (0, 16, 32):
             split = make_split(scenes, 64, 64, gap, 0.3, 0.1, seed=2)
@@ -182,6 +184,7 @@ def test_losses_ignore_unlabeled_pixels() -> None:
         assert float(logits.grad[:, :, 4:].abs().sum()) > 0.0, weights
 
 
+@pytest.mark.slow
 def test_chip_folder_from_tile_trains(trained, tmp_path: Path, runner) -> None:
     tmp, image, labels, classes, _ = trained
     chips = tmp_path / "chips"
@@ -267,6 +270,7 @@ CONFIG_ERRORS = [
     ({"modle": {}}, "modle is not known: did you mean 'model'"),
     ({"split": {"val_fraction": 0.95}}, "split.val_fraction: must lie in [0.0, 0.9]"),
     ({"train": {"device": "tpu"}}, "train.device: 'tpu' is not one of auto, cpu, cuda"),
+    ({"train": {"loss": {"ce": 1.0, "lovas": 0.5}}}, "'lovas' is not one of ce, dice, focal, lovasz: did you mean 'lovasz'?"),
 ]
 
 
@@ -369,6 +373,48 @@ def test_shipped_configs_are_valid(path: Path) -> None:
         assert Path(scene["image"]).is_file() and Path(scene["labels"]).is_file()
 
 
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_typed_config_gives_back_the_checked_mapping(path: Path) -> None:
+    import dataclasses
+
+    from geoseg.training.config import TrainConfig, load_config, read_config
+
+    cfg = load_config(path)
+    config = read_config(path)
+    assert config == TrainConfig.from_dict(cfg) and config.to_dict() == cfg
+    assert json.dumps(config.to_dict(), indent=2) == json.dumps(cfg, indent=2)  # the run's config.yaml
+    assert config.train.loss == cfg["train"]["loss"] and config.model.chip_size == cfg["model"]["chip_size"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train.lr = 1.0  # type: ignore[misc]
+
+
+def test_yaml_alias_bomb_is_refused_before_it_is_built(tmp_path: Path, runner, monkeypatch) -> None:
+    import yaml
+
+    from geoseg.training.config import ConfigError, load_config
+
+    built = []
+    construct = yaml.SafeLoader.construct_document
+    monkeypatch.setattr(yaml.SafeLoader, "construct_document", lambda self, node: built.append(node) or construct(self, node))
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    lines.append("train: {epochs: *a8}")  # 9 ** 9 values once expanded
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="bomb.yaml expands to more than 1,000,000 values through YAML aliases"):
+        load_config(bomb)
+    assert not built  # refused from the node graph: no Python value of the expansion was ever made
+    result = run(runner, "train", bomb, "-o", tmp_path / "run")
+    assert result.exit_code == 1 and "expands to more than" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "loop.yaml").write_text("a: &a [*a]\n")  # an alias inside its own anchor: endless
+    with pytest.raises(ConfigError, match="expands to more than"):
+        load_config(tmp_path / "loop.yaml")
+
+
+@pytest.mark.slow
 def test_example_config_trains_one_epoch(tmp_path: Path) -> None:
     """The documented polygon example runs as shipped (shortened to one small epoch)."""
     import yaml
@@ -403,6 +449,7 @@ def test_tile_and_evaluate_refusals(tmp_path: Path, runner) -> None:
     assert (tmp_path / "m.json").read_text() == "{}"
 
 
+@pytest.mark.slow
 def test_torchrun_with_two_gloo_processes_trains_and_writes_one_checkpoint(tmp_path: Path) -> None:
     """``geoseg train`` under torchrun: DistributedDataParallel on CPU (gloo), each process half of every epoch's
     chips (torch's DistributedSampler), metrics reduced over both, only rank 0 writes."""

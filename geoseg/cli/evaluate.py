@@ -22,7 +22,7 @@ from geoseg.cli.options import common_options, make_progress, overwrite_option
 @click.option("--json", "json_path", default=None, metavar="metrics.json", help="Also write the metrics as JSON.")
 @overwrite_option
 @common_options
-def evaluate(pred, truth, label_field, classes, json_path, overwrite) -> None:
+def evaluate(pred: str, truth: str, label_field: str | None, classes: str | None, json_path: str | None, overwrite: bool) -> None:
     """Per-class IoU, F1, precision and recall, their means, pixel accuracy and the confusion
     matrix of PRED.tif (a geoseg class map) against TRUTH (a mask raster, or polygons in any
     format and CRS with --label-field). Unlabeled truth pixels and nodata are not scored.

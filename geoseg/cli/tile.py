@@ -37,7 +37,16 @@ from geoseg.cli.options import common_options, make_progress, overwrite_option
 )
 @overwrite_option
 @common_options
-def tile(image, chip_dir, labels, label_field, chip_size, overlap, min_labeled, overwrite) -> None:
+def tile(
+    image: str,
+    chip_dir: str,
+    labels: str | None,
+    label_field: str | None,
+    chip_size: int,
+    overlap: str,
+    min_labeled: float,
+    overwrite: bool,
+) -> None:
     """Write CHIP_DIR with images/ and masks/ (GeoTIFF chips with the scene's CRS and their own
     transform), index.gpkg (chip footprints, layer chips), classes.json and tile.json.
 

@@ -29,7 +29,7 @@ def _epoch_line(row: dict[str, Any]) -> str:
 )
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from its last epoch.")
 @common_options
-def train(config, run_dir, resume) -> None:
+def train(config: str, run_dir: str, resume: bool) -> None:
     """Train a segmentation model on scenes and labels (or a chip folder) as CONFIG.yaml says.
 
     The config is checked before any work (examples in configs/). Windows are

@@ -99,11 +99,6 @@ def tile(
     Example:
         >>> tile("scene.tif", "chips", labels="labels.gpkg", label_field="fclass", min_labeled=0.1)  # doctest: +SKIP
     """
-    import geopandas as gpd
-    import rasterio
-    import shapely
-
-    from geoseg.core.classes import colormap
     from geoseg.core.grid import make_grid
     from geoseg.io.label_files import SceneGrid, open_labels
     from geoseg.io.paths import atomic_folder, check_outdir
@@ -117,82 +112,109 @@ def tile(
     with gdal_env(), open_scene(image) as ds:
         grid = make_grid(ds.width, ds.height, chip_size=chip_size, overlap=overlap, transform=ds.transform)
         source = None if labels is None else open_labels(labels, SceneGrid.of(ds), label_field, classes)
-        rows, unlabeled, empty = [], 0, 0
         try:
             with atomic_folder(out) as tmp:
-                (tmp / "images").mkdir()
-                (tmp / "masks").mkdir()
+                writer = _ChipWriter(ds, source, tmp, stem, chip_size, min_labeled)
                 for n, chip in enumerate(grid):
-                    data, valid = _read_raw(ds, chip)
-                    if not valid.any():
-                        empty += 1
-                        continue
-                    mask = None
-                    if source is not None:
-                        mask = source.read(chip.window)
-                        mask[~valid] = IGNORE_INDEX
-                        share = float((mask != IGNORE_INDEX).mean())
-                        if share < min_labeled or share == 0:
-                            unlabeled += 1
-                            continue
-                    name = f"{stem}_r{chip.row:04d}_c{chip.col:04d}.tif"
-                    prof = _chip_profile(ds, chip.transform, chip_size, ds.count, ds.dtypes[0], ds.nodata)
-                    with rasterio.open(tmp / "images" / name, "w", **prof) as dst:
-                        dst.write(data)
-                        dst.descriptions = ds.descriptions
-                        if ds.nodata is None and not valid.all():
-                            dst.write_mask(valid.astype(np.uint8) * 255)
-                    row = {
-                        "image": f"images/{name}",
-                        "scene": stem,
-                        "row": chip.row,
-                        "col": chip.col,
-                        "x_off": chip.x0,
-                        "y_off": chip.y0,
-                        "geometry": shapely.box(*chip.bounds),
-                    }
-                    if mask is not None:
-                        mprof = _chip_profile(ds, chip.transform, chip_size, 1, "uint8", IGNORE_INDEX)
-                        with rasterio.open(tmp / "masks" / name, "w", **mprof) as dst:
-                            dst.write_colormap(1, colormap(source.label_map.classes))
-                            dst.write(mask, 1)
-                        row |= {"mask": f"masks/{name}", "labeled": round(share, 4)}
-                    rows.append(row)
-                    if progress:
+                    if writer.write(chip) and progress:
                         progress("tile", n + 1, len(grid))
-                frame = (
-                    gpd.GeoDataFrame(rows, geometry="geometry", crs=ds.crs.to_wkt())
-                    if rows
-                    else gpd.GeoDataFrame({"image": []}, geometry=[], crs=ds.crs.to_wkt())
-                )
-                frame.to_file(tmp / "index.gpkg", layer="chips", driver="GPKG", engine="pyogrio")
-                meta = {
-                    "format": "geoseg-chips/1",
-                    "chip_size": chip_size,
-                    "overlap": str(overlap),
-                    "scenes": [
-                        {
-                            "name": stem,
-                            "source": str(image),
-                            "width": ds.width,
-                            "height": ds.height,
-                            "transform": list(ds.transform)[:6],
-                            "crs": ds.crs.to_wkt(),
-                            "dtype": ds.dtypes[0],
-                            "nodata": ds.nodata,
-                            "bands": [d or f"band_{i + 1}" for i, d in enumerate(ds.descriptions)],
-                        }
-                    ],
-                }
-                (tmp / "tile.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-                if source is not None:
-                    lm = source.label_map
-                    table = [{"id": c.id, "name": c.name, "color": c.color, "values": lm.values_of(c.id)} for c in lm.classes]
-                    (tmp / "classes.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
+                writer.finish(image, overlap)
         finally:
             if source is not None:
                 source.close()
-    return TileResult(out, len(rows), unlabeled, empty)
+    return TileResult(out, len(writer.rows), writer.unlabeled, writer.empty)
+
+
+class _ChipWriter:
+    """Writes the chips of one scene into a chip folder and, at the end, its index, tile.json and classes.json."""
+
+    def __init__(self, ds: Any, source: Any, folder: Path, stem: str, chip_size: int, min_labeled: float) -> None:
+        self.ds, self.source, self.folder, self.stem = ds, source, folder, stem
+        self.chip_size, self.min_labeled = chip_size, min_labeled
+        self.rows: list[dict[str, Any]] = []
+        self.unlabeled = self.empty = 0
+        (folder / "images").mkdir()
+        (folder / "masks").mkdir()
+
+    def _mask(self, chip: Any, valid: np.ndarray) -> tuple[np.ndarray | None, float]:
+        """The chip's class ids (unlabeled and invalid = 255) and labeled share; no mask without labels."""
+        if self.source is None:
+            return None, 0.0
+        mask = self.source.read(chip.window)
+        mask[~valid] = IGNORE_INDEX
+        return mask, float((mask != IGNORE_INDEX).mean())
+
+    def write(self, chip: Any) -> bool:
+        """Write one chip's image (and mask); False when it is skipped as nodata or as unlabeled."""
+        import rasterio
+        import shapely
+
+        from geoseg.core.classes import colormap
+
+        ds = self.ds
+        data, valid = _read_raw(ds, chip)
+        if not valid.any():
+            self.empty += 1
+            return False
+        mask, share = self._mask(chip, valid)
+        if mask is not None and (share < self.min_labeled or share == 0):
+            self.unlabeled += 1
+            return False
+        name = f"{self.stem}_r{chip.row:04d}_c{chip.col:04d}.tif"
+        prof = _chip_profile(ds, chip.transform, self.chip_size, ds.count, ds.dtypes[0], ds.nodata)
+        with rasterio.open(self.folder / "images" / name, "w", **prof) as dst:
+            dst.write(data)
+            dst.descriptions = ds.descriptions
+            if ds.nodata is None and not valid.all():
+                dst.write_mask(valid.astype(np.uint8) * 255)
+        row = {
+            "image": f"images/{name}",
+            "scene": self.stem,
+            "row": chip.row,
+            "col": chip.col,
+            "x_off": chip.x0,
+            "y_off": chip.y0,
+            "geometry": shapely.box(*chip.bounds),
+        }
+        if mask is not None:
+            mprof = _chip_profile(ds, chip.transform, self.chip_size, 1, "uint8", IGNORE_INDEX)
+            with rasterio.open(self.folder / "masks" / name, "w", **mprof) as dst:
+                dst.write_colormap(1, colormap(self.source.label_map.classes))
+                dst.write(mask, 1)
+            row |= {"mask": f"masks/{name}", "labeled": round(share, 4)}
+        self.rows.append(row)
+        return True
+
+    def finish(self, image: str | os.PathLike, overlap: str | float) -> None:
+        """Write index.gpkg (layer chips), tile.json and, with labels, classes.json."""
+        import geopandas as gpd
+
+        ds = self.ds
+        crs = ds.crs.to_wkt()
+        rows = self.rows
+        frame = (
+            gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+            if rows
+            else gpd.GeoDataFrame({"image": []}, geometry=[], crs=crs)
+        )
+        frame.to_file(self.folder / "index.gpkg", layer="chips", driver="GPKG", engine="pyogrio")
+        scene = {
+            "name": self.stem,
+            "source": str(image),
+            "width": ds.width,
+            "height": ds.height,
+            "transform": list(ds.transform)[:6],
+            "crs": crs,
+            "dtype": ds.dtypes[0],
+            "nodata": ds.nodata,
+            "bands": [d or f"band_{i + 1}" for i, d in enumerate(ds.descriptions)],
+        }
+        meta = {"format": "geoseg-chips/1", "chip_size": self.chip_size, "overlap": str(overlap), "scenes": [scene]}
+        (self.folder / "tile.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        if self.source is not None:
+            lm = self.source.label_map
+            table = [{"id": c.id, "name": c.name, "color": c.color, "values": lm.values_of(c.id)} for c in lm.classes]
+            (self.folder / "classes.json").write_text(json.dumps(table, indent=2), encoding="utf-8")
 
 
 def _vrt(
@@ -240,6 +262,11 @@ def chip_mosaics(chip_dir: Path, work_dir: Path) -> tuple[list[dict[str, Any]], 
 
     Returns scene entries ``{image, labels, label_field}`` for training and
     the class spec (names, colours, values = the mask's class ids).
+
+    Example:
+        >>> scenes, spec = chip_mosaics(Path("chips"), Path(tempfile.mkdtemp()))  # doctest: +SKIP
+        >>> scenes[0]["image"]  # doctest: +SKIP
+        '/tmp/tmpab12cd/scene_chips.vrt'
     """
     import pyogrio
 

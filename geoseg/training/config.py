@@ -1,233 +1,243 @@
-"""Training configuration: a YAML file checked up front against one schema.
+"""Training configuration: a YAML file checked up front against one schema, then one typed, frozen object.
 
-Every key has a type and a default; a typo, a wrong type or a bad value is
-one :class:`ConfigError` that names the key and the valid choices. Paths in
-the file are relative to the file's folder.
+Every key has a type and a default (:data:`geoseg.training.schema.SCHEMA`); a
+typo, a wrong type or a bad value is one :class:`ConfigError` that names the
+key and the valid choices. Paths in the file are relative to the file's
+folder. :class:`TrainConfig` is built once from the checked mapping and is
+what training carries; :meth:`TrainConfig.to_dict` gives the mapping back (the
+``config.yaml`` of a run).
 
 Example:
-    >>> cfg = parse_config({"data": {"scenes": [{"image": "s.tif", "labels": "l.gpkg", "label_field": "fclass"}],
-    ...                              "classes": ["forest", "water"]}}, base=Path("."))
-    >>> cfg["train"]["epochs"], cfg["model"]["arch"]
-    (30, 'unet')
+    >>> config = TrainConfig.from_dict(parse_config(
+    ...     {"data": {"scenes": [{"image": "s.tif", "labels": "l.gpkg", "label_field": "fclass"}],
+    ...               "classes": ["forest", "water"]}}, base=Path(".")))
+    >>> config.train.epochs, config.model.arch, config.data.scenes[0].label_field
+    (30, 'unet', 'fclass')
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
 import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from geoseg.core.errors import InputError
+from geoseg.training.schema import SCHEMA, ConfigError, parse_config
 
-__all__ = ["ConfigError", "SCHEMA", "load_config", "parse_config"]
+__all__ = [
+    "AugmentSection",
+    "ConfigError",
+    "DataSection",
+    "MAX_YAML_NODES",
+    "ModelSection",
+    "SCHEMA",
+    "SceneSource",
+    "SplitSection",
+    "TrainConfig",
+    "TrainSection",
+    "load_config",
+    "parse_config",
+    "read_config",
+]
 
-
-class ConfigError(InputError):
-    """A training config has an unknown key, a wrong type or a bad value."""
-
-
-# key: (types, default, check) where check is a tuple of choices, a (min, max) range, or None.
-_NUM = (int, float)
-_ANY = object
-SCHEMA: dict[str, dict[str, tuple[Any, Any, Any]]] = {
-    "": {
-        "name": (str, "geoseg-model", None),
-        "description": (str, "", None),
-        "attribution": (str, "", None),
-        "licence": (str, "", None),
-    },
-    "model": {
-        "arch": (str, "unet", None),
-        "encoder": (str, "resnet18", None),
-        "encoder_weights": ((str, type(None)), None, None),
-        "params": (dict, {}, None),
-        "chip_size": (int, 256, (32, 4096)),
-        "overlap": ((str, *_NUM), "0.25", None),
-    },
-    "data": {
-        "scenes": (list, [], None),
-        "chips": ((str, type(None)), None, None),
-        "bands": ((list, type(None)), None, None),
-        "classes": ((list, type(None)), None, None),
-        "ignore_values": (list, [], None),
-        "min_labeled": (_NUM, 0.05, (0.0, 1.0)),
-        "stride": ((int, type(None)), None, (8, 4096)),
-    },
-    "split": {
-        "val_fraction": (_NUM, 0.2, (0.0, 0.9)),
-        "block_size": ((int, type(None)), None, (32, 1 << 20)),
-        "gap": ((int, type(None)), None, (0, 1 << 20)),
-        "seed": (int, 0, None),
-    },
-    "augment": {
-        "flips": (bool, True, None),
-        "rot90": (bool, True, None),
-        "scale": (_NUM, 0.0, (0.0, 0.5)),
-        "brightness": (_NUM, 0.0, (0.0, 0.5)),
-    },
-    "train": {
-        "epochs": (int, 30, (1, 100000)),
-        "batch_size": (int, 8, (1, 4096)),
-        "lr": (_NUM, 1e-3, (1e-8, 10.0)),
-        "weight_decay": (_NUM, 1e-4, (0.0, 1.0)),
-        "loss": ((str, dict), "ce", None),
-        "class_weights": ((str, list, type(None)), "auto", None),
-        "focal_gamma": (_NUM, 2.0, (0.0, 10.0)),
-        "patience": ((int, type(None)), 10, (1, 100000)),
-        "seed": (int, 0, None),
-        "device": (str, "auto", None),
-        "samples_per_epoch": ((int, type(None)), None, (1, 1 << 30)),
-        "save_fp16": (bool, False, None),
-        "threads": ((int, type(None)), None, (1, 1024)),
-    },
-}
-SCENE_KEYS = {"image": (str, None), "labels": (str, None), "label_field": ((str, type(None)), None)}
-LOSSES = ("ce", "dice", "focal")
-DEVICES = ("auto", "cpu", "cuda")
+MAX_YAML_NODES = 1_000_000
+"""Most values a config may expand to once YAML aliases are followed (guards against alias bombs)."""
 
 
-def _err(key: str, message: str) -> ConfigError:
-    return ConfigError(f"config key {key}: {message}")
+@dataclass(frozen=True)
+class SceneSource:
+    """One scene to train on: the image, its labels (polygons or a mask raster) and the polygons' label field."""
+
+    image: str
+    labels: str
+    label_field: str | None = None
 
 
-def _unknown(key: str, name: str, valid: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(name, valid, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    where = f"{key}.{name}" if key else name
-    return ConfigError(f"config key {where} is not known: {hint}valid keys are {', '.join(valid)}")
+@dataclass(frozen=True)
+class ModelSection:
+    """``model:``: the smp architecture and encoder, extra smp arguments, chip size and default overlap."""
+
+    arch: str
+    encoder: str
+    encoder_weights: str | None
+    params: dict[str, Any]
+    chip_size: int
+    overlap: str | float
 
 
-def _type_name(types: Any) -> str:
-    types = types if isinstance(types, tuple) else (types,)
-    names = {
-        int: "an integer",
-        float: "a number",
-        str: "text",
-        bool: "true or false",
-        list: "a list",
-        dict: "a mapping",
-        type(None): "null",
-    }
-    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
+@dataclass(frozen=True)
+class DataSection:
+    """``data:``: scenes with labels (or a chip folder), bands, classes and which chips qualify."""
+
+    scenes: tuple[SceneSource, ...]
+    chips: str | None
+    bands: tuple[str | int, ...] | None
+    classes: tuple[Any, ...] | None
+    ignore_values: tuple[Any, ...]
+    min_labeled: float
+    stride: int | None
 
 
-def _check_value(key: str, value: Any, types: Any, check: Any) -> Any:
-    types_t = types if isinstance(types, tuple) else (types,)
-    if isinstance(value, bool) and bool not in types_t:
-        raise _err(key, f"must be {_type_name(types)}, got {value!r}")
-    if not isinstance(value, types_t):
-        raise _err(key, f"must be {_type_name(types)}, got {value!r}")
-    if isinstance(check, tuple) and len(check) == 2 and value is not None and isinstance(value, (int, float)):
-        lo, hi = check
-        if not lo <= value <= hi:
-            raise _err(key, f"must lie in [{lo}, {hi}], got {value!r}")
+@dataclass(frozen=True)
+class SplitSection:
+    """``split:``: the share of labeled pixels held out in whole blocks, the block size and the gap around them."""
+
+    val_fraction: float
+    block_size: int | None
+    gap: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class AugmentSection:
+    """``augment:``: random flips, 90° rotations, scale and brightness jitter."""
+
+    flips: bool
+    rot90: bool
+    scale: float
+    brightness: float
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """``train:``: optimisation, loss weights (names of :data:`geoseg.training.losses.LOSSES`), device and stopping."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    loss: dict[str, float]
+    class_weights: str | tuple[float, ...] | None
+    focal_gamma: float
+    patience: int | None
+    seed: int
+    device: str
+    samples_per_epoch: int | None
+    save_fp16: bool
+    threads: int | None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A checked training config with every default filled in (see :func:`load_config` and :func:`read_config`)."""
+
+    name: str
+    description: str
+    attribution: str
+    licence: str
+    model: ModelSection
+    data: DataSection
+    split: SplitSection
+    augment: AugmentSection
+    train: TrainSection
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> TrainConfig:
+        """The typed view of a mapping that :func:`parse_config` returned.
+
+        Example:
+            >>> cfg = parse_config({"data": {"chips": "chips"}, "train": {"loss": {"ce": 1, "dice": 0.5}}}, Path("/d"))
+            >>> config = TrainConfig.from_dict(cfg)
+            >>> config.train.loss, config.data.chips, config.to_dict() == cfg
+            ({'ce': 1.0, 'dice': 0.5}, '/d/chips', True)
+        """
+        data, train = dict(cfg["data"]), dict(cfg["train"])
+        data["scenes"] = tuple(SceneSource(**scene) for scene in data["scenes"])
+        for key in ("bands", "classes"):
+            data[key] = None if data[key] is None else tuple(data[key])
+        data["ignore_values"] = tuple(data["ignore_values"])
+        if isinstance(train["class_weights"], list):
+            train["class_weights"] = tuple(train["class_weights"])
+        return cls(
+            **{key: cfg[key] for key in SCHEMA[""]},
+            model=ModelSection(**cfg["model"]),
+            data=DataSection(**data),
+            split=SplitSection(**cfg["split"]),
+            augment=AugmentSection(**cfg["augment"]),
+            train=TrainSection(**train),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The mapping this config was built from (lists where the config has tuples): what a run's config.yaml holds.
+
+        Example:
+            >>> cfg = parse_config({"data": {"chips": "c", "bands": [1, 2]}}, Path("/d"))
+            >>> TrainConfig.from_dict(cfg).to_dict()["data"]["bands"]
+            [1, 2]
+        """
+        return _plain(asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every tuple made a list (recursively), as YAML and JSON give them."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     return value
 
 
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise _err(key, f"{value!r} is not one of {', '.join(choices)}")
+def _expanded_size(root: Any, limit: int) -> int:
+    """How many YAML nodes ``root`` stands for with every alias expanded (counted without expanding).
+
+    A node reached through several aliases is one object in PyYAML's graph; its
+    expanded size is counted once per node (memoised), so this takes time in
+    the size of the file, not of the expansion. Stops counting above ``limit``.
+    """
+    import yaml
+
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if not done and id(node) in visiting:
+            return limit + 1  # an alias inside its own anchor: endless
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if done:
+            sizes[id(node)] = min(limit + 1, 1 + sum(sizes[id(c)] for c in children))
+            visiting.discard(id(node))
+        else:
+            visiting.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
 
 
-def _resolve(path: str, base: Path) -> str:
-    if path.startswith("/vsi") or "://" in path:
-        return path
-    p = Path(os.path.expanduser(path))
-    return str(p if p.is_absolute() else (base / p))
+def _read_yaml(p: Path) -> Any:
+    """The YAML document of ``p``, refused before it is built when aliases expand it past :data:`MAX_YAML_NODES`."""
+    import yaml
 
-
-def _scenes(value: list, base: Path) -> list[dict[str, Any]]:
-    scenes = []
-    for i, item in enumerate(value):
-        key = f"data.scenes[{i}]"
-        if not isinstance(item, dict):
-            raise _err(key, "must be a mapping with image, labels and (for polygons) label_field")
-        for name in item:
-            if name not in SCENE_KEYS:
-                raise _unknown(key, name, list(SCENE_KEYS))
-        for name in ("image", "labels"):
-            if name not in item:
-                raise _err(f"{key}.{name}", "is missing: give the path of the scene's " + name)
-        scene = {name: _check_value(f"{key}.{name}", item.get(name), t, None) for name, (t, _) in SCENE_KEYS.items()}
-        scene["image"], scene["labels"] = _resolve(scene["image"], base), _resolve(scene["labels"], base)
-        scenes.append(scene)
-    return scenes
-
-
-def _loss(value: str | dict) -> dict[str, float]:
-    weights = {value: 1.0} if isinstance(value, str) else dict(value)
-    for name, weight in weights.items():
-        _check_choice(f"train.loss.{name}" if isinstance(value, dict) else "train.loss", str(name), LOSSES)
-        _check_value(f"train.loss.{name}", weight, _NUM, (0.0, 1000.0))
-    if not any(w > 0 for w in weights.values()):
-        raise _err("train.loss", "give at least one loss with a positive weight, e.g. {ce: 1.0, dice: 0.5}")
-    return {k: float(v) for k, v in weights.items()}
-
-
-def parse_config(raw: Any, base: Path) -> dict[str, Any]:
-    """Validate a config mapping and fill in defaults (paths made relative to ``base``)."""
-    if not isinstance(raw, dict):
-        raise ConfigError("config must be a YAML mapping with sections model, data, split, augment, train")
-    sections = [s for s in SCHEMA if s]
-    cfg: dict[str, Any] = {}
-    for key in raw:
-        if key not in SCHEMA[""] and key not in sections:
-            raise _unknown("", str(key), [*SCHEMA[""], *sections])
-    for key, (types, default, check) in SCHEMA[""].items():
-        cfg[key] = _check_value(key, raw.get(key, default), types, check)
-    for section in sections:
-        given = raw.get(section) or {}
-        if not isinstance(given, dict):
-            raise _err(section, "must be a mapping of keys")
-        for key in given:
-            if key not in SCHEMA[section]:
-                raise _unknown(section, str(key), list(SCHEMA[section]))
-        cfg[section] = {
-            key: _check_value(f"{section}.{key}", copy.deepcopy(given.get(key, default)), types, check)
-            for key, (types, default, check) in SCHEMA[section].items()
-        }
-    data, train = cfg["data"], cfg["train"]
-    data["scenes"] = _scenes(data["scenes"], base)
-    if data["chips"] is not None:
-        data["chips"] = _resolve(data["chips"], base)
-    if bool(data["scenes"]) == bool(data["chips"]):
-        raise _err("data", "give either scenes (images with labels) or chips (a folder written by geoseg tile)")
-    train["loss"] = _loss(train["loss"])
-    _check_choice("train.device", train["device"].split(":")[0], DEVICES)
-    weights = train["class_weights"]
-    if isinstance(weights, str):
-        _check_choice("train.class_weights", weights, ("auto", "none"))
-    elif isinstance(weights, list):
-        for i, w in enumerate(weights):
-            _check_value(f"train.class_weights[{i}]", w, _NUM, (0.0, 1e6))
-    if data["classes"] is not None:
-        if not data["classes"]:
-            raise _err("data.classes", "is empty: list the class names (and their label values)")
-        for i, item in enumerate(data["classes"]):
-            if isinstance(item, dict):
-                for name in item:
-                    if name not in ("name", "color", "values"):
-                        raise _unknown(f"data.classes[{i}]", str(name), ["name", "color", "values"])
-                if "name" not in item:
-                    raise _err(f"data.classes[{i}]", "needs a name")
-            elif not isinstance(item, (str, int)):
-                raise _err(f"data.classes[{i}]", "must be a class name or a mapping {name, color, values}")
-    from geoseg.core.grid import parse_overlap
-
+    loader = yaml.SafeLoader(p.read_text(encoding="utf-8"))
     try:
-        parse_overlap(cfg["model"]["overlap"], cfg["model"]["chip_size"])
-    except InputError as exc:
-        raise _err("model.overlap", str(exc)) from None
-    return cfg
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, MAX_YAML_NODES) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"config {p} expands to more than {MAX_YAML_NODES:,} values through YAML aliases (*name): "
+                "write the values out or use fewer aliases"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate a YAML training config.
+    """Read and validate a YAML training config: the checked mapping with defaults filled in.
 
     Example:
         >>> cfg = load_config("configs/brandenburg_default.yaml")  # doctest: +SKIP
+        >>> cfg["train"]["loss"]  # doctest: +SKIP
+        {'ce': 1.0, 'dice': 0.5}
     """
     import yaml
 
@@ -235,7 +245,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config {p} does not exist: give a YAML file (examples in configs/)")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = _read_yaml(p)
     except UnicodeDecodeError:
         raise ConfigError(f"config {p} is not a text file: give a YAML config (examples in configs/)") from None
     except yaml.YAMLError as exc:
@@ -246,3 +256,18 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         return parse_config(raw, p.resolve().parent)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
+
+
+def read_config(config: TrainConfig | Mapping[str, Any] | str | os.PathLike) -> TrainConfig:
+    """The typed config of a YAML path, of a mapping (paths relative to the current folder), or ``config`` itself.
+
+    Example:
+        >>> config = read_config("configs/brandenburg_default.yaml")  # doctest: +SKIP
+        >>> config.train.loss  # doctest: +SKIP
+        {'ce': 1.0, 'dice': 0.5}
+    """
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, (str, os.PathLike)):
+        return TrainConfig.from_dict(load_config(config))
+    return TrainConfig.from_dict(parse_config(config, Path.cwd()))

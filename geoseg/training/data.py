@@ -43,10 +43,12 @@ class SceneData:
 
     @property
     def width(self) -> int:
+        """Width of the scene in pixels."""
         return self.ds.width
 
     @property
     def height(self) -> int:
+        """Height of the scene in pixels."""
         return self.ds.height
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,6 +61,7 @@ class SceneData:
         return data, valid, labels
 
     def close(self) -> None:
+        """Close the scene and its labels."""
         self.labels.close()
         self.ds.close()
 
@@ -66,7 +69,14 @@ class SceneData:
 def index_scene(
     image: str, labels: Any, indexes: list[int], num_classes: int, stride: int, progress: Progress | None = None
 ) -> SceneData:
-    """Open ``image`` and count labels and band statistics per cell (one pass in blocks)."""
+    """Open ``image`` and count labels and band statistics per cell (one pass in blocks).
+
+    Example:
+        >>> labels = open_labels("labels.gpkg", grid, "fclass", label_map)  # doctest: +SKIP
+        >>> scene = index_scene("scene.tif", labels, [1, 2, 3], num_classes=4, stride=64)  # doctest: +SKIP
+        >>> scene.class_counts.shape  # (cells down, cells across, classes)  # doctest: +SKIP
+        (16, 16, 4)
+    """
     from geoseg.io.raster import open_scene
 
     ds = open_scene(image)
@@ -143,7 +153,13 @@ def _choose_val_blocks(labeled: np.ndarray, fraction: float, rng: np.random.Gene
 def make_split(
     scenes: Sequence[SceneData], chip: int, block: int, gap: int, val_fraction: float, min_labeled: float, seed: int
 ) -> Split:
-    """Spatial split by blocks: validation blocks, and training chips at least ``gap`` px away from them."""
+    """Spatial split by blocks: validation blocks, and training chips at least ``gap`` px away from them.
+
+    Example:
+        >>> split = make_split(scenes, chip=256, block=256, gap=64, val_fraction=0.2, min_labeled=0.05, seed=0)  # doctest: +SKIP
+        >>> len(split.train), len(split.val)  # doctest: +SKIP
+        (412, 9)
+    """
     from scipy.ndimage import binary_dilation
 
     rng = np.random.default_rng(seed)
@@ -186,7 +202,11 @@ def make_split(
 
 
 def band_stats(scenes: Sequence[SceneData], cells: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:
-    """Per-band mean and standard deviation over the valid pixels of the given cells."""
+    """Per-band mean and standard deviation over the valid pixels of the given cells.
+
+    Example:
+        >>> mean, std = band_stats(scenes, split.train_cells)  # doctest: +SKIP
+    """
     total = sum(float(sc.valid_count[c].sum()) for sc, c in zip(scenes, cells))
     if total == 0:
         raise InputError("the training area has no valid pixels: check the scenes' nodata and the labels")
@@ -199,7 +219,12 @@ def band_stats(scenes: Sequence[SceneData], cells: Sequence[np.ndarray]) -> tupl
 
 
 def class_counts(scenes: Sequence[SceneData], cells: Sequence[np.ndarray]) -> np.ndarray:
-    """Labeled pixels per class over the given cells."""
+    """Labeled pixels per class over the given cells.
+
+    Example:
+        >>> class_counts(scenes, split.train_cells)  # doctest: +SKIP
+        array([51200, 20480, 4096])
+    """
     return sum(sc.class_counts[c].sum(0) for sc, c in zip(scenes, cells))
 
 
@@ -269,7 +294,12 @@ def iter_samples(
     rng: np.random.Generator | None = None,
     aug: dict[str, Any] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, list[Sample]]]:
-    """Batches ``(data (B,C,S,S) float32, labels (B,S,S) uint8, samples)``; augmented when ``rng`` is given."""
+    """Batches ``(data (B,C,S,S) float32, labels (B,S,S) uint8, samples)``; augmented when ``rng`` is given.
+
+    Example:
+        >>> for data, labels, chips in iter_samples(scenes, split.val, model.normalize, 8):  # doctest: +SKIP
+        ...     logits = model(torch.from_numpy(data))
+    """
     batch: list[tuple[np.ndarray, np.ndarray, Sample]] = []
     for sample in samples:
         data, valid, labels = scenes[sample.scene].read(sample.window)

@@ -126,7 +126,11 @@ def evaluate(
 
 
 def write_json(summary: dict[str, Any], path: Path) -> None:
-    """Write metrics as JSON atomically."""
+    """Write metrics as JSON atomically.
+
+    Example:
+        >>> write_json(evaluate("classes.tif", "labels.gpkg", label_field="fclass"), Path("metrics.json"))  # doctest: +SKIP
+    """
     from geoseg.io.paths import write_text_atomic
 
     write_text_atomic(path, json.dumps(summary, indent=2))

@@ -1,0 +1,151 @@
+"""From a config to what the epoch loop needs: the scenes opened and indexed, the spatial split, class weights.
+
+Example:
+    >>> config = read_config("configs/example_polygons.yaml")  # doctest: +SKIP
+    >>> scenes, bands, label_map, pixel = open_scenes(config, None, Path("/tmp"))  # doctest: +SKIP
+    >>> split = split_scenes(config, scenes)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoseg.core.errors import InputError
+from geoseg.core.labels import LabelMap
+from geoseg.training.config import ConfigError, SceneSource, TrainConfig, read_config
+from geoseg.training.data import SceneData, Split, index_scene, make_split
+
+__all__ = ["class_weights", "open_scenes", "scene_bands", "split_scenes"]
+
+log = logging.getLogger("geoseg")
+Progress = Callable[[str, int, int], None]
+
+
+def scene_bands(ds: Any, wanted: Sequence[str | int] | None) -> tuple[list[int], list[str]]:
+    """1-based band indexes of an open scene (all, or those ``wanted`` by index or description) and their names.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> scene_bands(SimpleNamespace(descriptions=("B02", None), count=2), None)
+        ([1, 2], ['B02', 'band_2'])
+    """
+    from geoseg.core.bands import parse_requested
+
+    descriptions = list(ds.descriptions)
+    indexes = list(range(1, ds.count + 1)) if wanted is None else parse_requested(wanted, descriptions, ds.count)
+    names = [descriptions[i - 1] or f"band_{i}" for i in indexes]
+    return indexes, names
+
+
+def _sources(config: TrainConfig, work: Path) -> tuple[list[SceneSource], LabelMap | None]:
+    """The scenes to read (a chip folder's chips mosaicked in ``work``) and the class table, when one is given."""
+    data = config.data
+    if not data.chips:
+        label_map = None if data.classes is None else LabelMap.from_spec(list(data.classes), data.ignore_values)
+        return list(data.scenes), label_map
+    from geoseg.training.chipset import chip_mosaics
+
+    if data.classes is not None:
+        raise ConfigError(
+            "config key data.classes: chips carry their classes (CHIP_DIR/classes.json); remove data.classes or train from scenes"
+        )
+    entries, spec = chip_mosaics(Path(data.chips), work)
+    return [SceneSource(**entry) for entry in entries], LabelMap.from_spec(spec)
+
+
+def open_scenes(
+    config: TrainConfig | Mapping[str, Any], progress: Progress | None, work: Path
+) -> tuple[list[SceneData], list[str], LabelMap, float]:
+    """Open and index every scene of ``config`` with its labels; returns the scenes, band names, classes and pixel size (m).
+
+    The caller closes the scenes. ``work`` is a folder for the mosaics of a chip folder.
+
+    Example:
+        >>> scenes, bands, label_map, pixel = open_scenes(read_config("configs/example_mask.yaml"), None, work)  # doctest: +SKIP
+        >>> bands[:2], label_map.names[0], pixel  # doctest: +SKIP
+        (['B02', 'B03'], 'forest', 10.0)
+    """
+    from geoseg.io.label_files import SceneGrid, open_labels
+    from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
+
+    config = read_config(config)
+    data = config.data
+    sources, label_map = _sources(config, work)
+    scenes: list[SceneData] = []
+    band_names: list[str] | None = None
+    pixel = 0.0
+    stride = data.stride or max(8, config.model.chip_size // 4)
+    with gdal_env():
+        for source in sources:
+            with open_scene(source.image) as ds:
+                indexes, names = scene_bands(ds, data.bands)
+                grid = SceneGrid.of(ds)
+                pixel = pixel or pixel_size_m(ds)
+            if band_names is None:
+                band_names = names
+            elif len(names) != len(band_names):
+                raise InputError(
+                    f"scene {source.image} gives {len(names)} bands but the first scene gives "
+                    f"{len(band_names)} ({', '.join(band_names)}): set data.bands to pick the same bands"
+                )
+            labels = open_labels(source.labels, grid, source.label_field, label_map, data.ignore_values)
+            label_map = labels.label_map
+            scenes.append(index_scene(source.image, labels, indexes, len(label_map.classes), stride, progress))
+    if label_map is None:  # no scene: the config schema and chip_mosaics refuse that before
+        raise InputError("the config gives no scene to train on")
+    return scenes, band_names or [], label_map, pixel
+
+
+def split_scenes(config: TrainConfig | Mapping[str, Any], scenes: list[SceneData]) -> Split:
+    """The spatial split of ``config.split`` over indexed scenes (see :func:`geoseg.training.data.make_split`).
+
+    Example:
+        >>> split = split_scenes(config, scenes)  # doctest: +SKIP
+        >>> len(split.train) > 0  # doctest: +SKIP
+        True
+    """
+    config = read_config(config)
+    chip = config.model.chip_size
+    stride = scenes[0].stride
+    block = config.split.block_size or chip
+    gap = stride if config.split.gap is None else config.split.gap
+    for key, value in (("data.stride", chip), ("split.block_size", block)):
+        if value % stride:
+            raise ConfigError(f"config key {key}: {value} must be a multiple of data.stride ({stride})")
+    min_labeled = config.data.min_labeled
+    split = make_split(scenes, chip, block, gap, config.split.val_fraction, min_labeled, config.split.seed)
+    if not split.train:
+        raise InputError(
+            f"no training chip of {chip} px has {min_labeled:.0%} labeled pixels outside the "
+            "validation blocks: lower data.min_labeled, split.val_fraction or model.chip_size"
+        )
+    return split
+
+
+def class_weights(config: TrainConfig, counts: np.ndarray, names: list[str]) -> list[float] | None:
+    """Loss weights per class: as configured, ``auto`` (inverse square-root frequency of ``counts``) or none.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> config = SimpleNamespace(train=SimpleNamespace(class_weights="auto"))
+        >>> [round(w, 3) for w in class_weights(config, np.array([900, 100]), ["forest", "water"])]
+        [0.5, 1.5]
+    """
+    from geoseg.training.losses import auto_class_weights
+
+    given = config.train.class_weights
+    if isinstance(given, tuple):
+        if len(given) != len(names):
+            raise ConfigError(
+                f"config key train.class_weights: {len(given)} weights for {len(names)} classes "
+                f"({', '.join(names)}): give one per class"
+            )
+        return [float(w) for w in given]
+    if given == "auto":
+        return auto_class_weights(counts)
+    return None

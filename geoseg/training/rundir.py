@@ -1,0 +1,193 @@
+"""RUN_DIR: checked before training, written after every epoch, read back by ``--resume``.
+
+RUN_DIR holds ``config.yaml`` (the checked config, JSON, which YAML reads),
+``model.pt`` (best validation mean IoU), ``last.pt``, ``resume.pt`` (optimizer,
+scheduler and :class:`RunState` for ``--resume``), ``history.csv``,
+``curves.png`` and ``metrics.json``. Only the main process writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geoseg.core.errors import OutputError
+from geoseg.io.paths import atomic_output, write_text_atomic
+from geoseg.training.config import ConfigError, TrainConfig
+from geoseg.training.plots import plot_curves
+
+__all__ = [
+    "BEST_KEYS",
+    "RunState",
+    "check_run_dir",
+    "check_same_config",
+    "comparable",
+    "load_resume",
+    "save_epoch",
+    "write_config",
+    "write_history",
+]
+
+BEST_KEYS = ("trained", "best_epoch", "validation_mean_iou", "validation_iou")
+"""Card provenance keys that describe the best epoch (kept in resume.pt for ``--resume``)."""
+
+
+@dataclass
+class RunState:
+    """Where a run stands: the epochs done, their history, the best score and epoch, epochs since it improved."""
+
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: float = -1.0
+    best_epoch: int = 0
+    bad: int = 0
+    best_summary: dict[str, Any] = field(default_factory=dict)
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse a run folder that is not empty (unless resuming one) or cannot be created.
+
+    Example:
+        >>> check_run_dir(Path("/nonexistent-parent/run"), resume=True)
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.OutputError: /nonexistent-parent/run holds no resume.pt: ...
+    """
+    if resume:
+        if not (run_dir / "resume.pt").is_file():
+            raise OutputError(f"{run_dir} holds no resume.pt: --resume continues a run started with geoseg train")
+        return
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise OutputError(
+            f"run folder {run_dir} already exists and is not empty: use --resume to continue it or choose another folder"
+        )
+    parent = next((p for p in run_dir.parents if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create run folder {run_dir}: {parent} is not a writable folder")
+
+
+def comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A config mapping without the keys a resumed run may change (more epochs, other patience or threads).
+
+    Example:
+        >>> comparable({"train": {"epochs": 3, "lr": 0.1}})
+        {'train': {'lr': 0.1}}
+    """
+    cfg = json.loads(json.dumps(cfg))
+    for key in ("epochs", "patience", "threads"):
+        cfg["train"].pop(key, None)
+    return cfg
+
+
+def check_same_config(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse to resume ``run_dir`` with a config other than the one it was started with (epochs etc. aside).
+
+    Example:
+        >>> check_same_config(Path("runs/default"), read_config("configs/brandenburg_default.yaml"))  # doctest: +SKIP
+    """
+    saved = json.loads((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    if comparable(saved) != comparable(config.to_dict()):
+        raise ConfigError(
+            f"the config differs from the one {run_dir} was started with: resume with "
+            f"{run_dir / 'config.yaml'} or start a new run folder"
+        )
+
+
+def write_config(run_dir: Path, config: TrainConfig) -> None:
+    """Create ``run_dir`` and write the checked config to ``config.yaml`` (as JSON, which YAML reads).
+
+    Example:
+        >>> write_config(Path("runs/default"), read_config("configs/brandenburg_default.yaml"))  # doctest: +SKIP
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", json.dumps(config.to_dict(), indent=2))
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Write one CSV row per epoch (columns: every key any row has, in first-seen order) to ``history.csv``.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_history(folder, [{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.7, "val_miou": 0.5}])
+        >>> print((folder / "history.csv").read_text())
+        epoch,train_loss,val_miou
+        1,0.9,
+        2,0.7,0.5
+        <BLANKLINE>
+    """
+    buf = io.StringIO()
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_text_atomic(run_dir / "history.csv", buf.getvalue())
+
+
+def load_resume(run_dir: Path, model: Any, opt: Any, sched: Any, epochs: int) -> RunState:
+    """Put the last epoch's weights, optimizer and scheduler state back; returns the run's state.
+
+    ``epochs`` may exceed the number the run was started with (the cosine
+    schedule is stretched to it).
+
+    Example:
+        >>> state = load_resume(Path("runs/default"), model, opt, sched, epochs=80)  # doctest: +SKIP
+        >>> state.epoch, state.best_epoch  # doctest: +SKIP
+        (60, 52)
+    """
+    import torch
+
+    from geoseg.model.checkpoint import read_checkpoint
+
+    state = torch.load(run_dir / "resume.pt", map_location="cpu", weights_only=True)
+    _, weights_state = read_checkpoint(run_dir / "last.pt")
+    model.net.load_state_dict(weights_state)
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    sched.T_max = epochs  # a resumed run may be given more epochs
+    run = RunState(state["epoch"], state["history"], state["best"], state["best_epoch"], state["bad"])
+    if run.best_epoch:
+        model.card.provenance.update(state.get("best_provenance", {}))
+    if (run_dir / "metrics.json").is_file():
+        run.best_summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")).get("validation", {})
+    return run
+
+
+def _save_resume(run_dir: Path, opt: Any, sched: Any, run: RunState, model: Any) -> None:
+    import torch
+
+    state = {
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "epoch": run.epoch,
+        "history": run.history,
+        "best": run.best,
+        "best_epoch": run.best_epoch,
+        "bad": run.bad,
+        "best_provenance": {k: model.card.provenance[k] for k in BEST_KEYS if k in model.card.provenance},
+    }
+    with atomic_output(run_dir / "resume.pt") as tmp:
+        torch.save(state, tmp)
+
+
+def save_epoch(run_dir: Path, model: Any, opt: Any, sched: Any, run: RunState, improved: bool, half: bool) -> None:
+    """Write an epoch's files: model.pt (when ``improved``; float16 when ``half``), last.pt, resume.pt, history.csv,
+    curves.png and metrics.json.
+
+    Example:
+        >>> save_epoch(Path("runs/default"), model, opt, sched, state, improved=True, half=False)  # doctest: +SKIP
+    """
+    if improved:
+        model.save(run_dir / "model.pt", half=half)
+    model.save(run_dir / "last.pt", half=False)
+    _save_resume(run_dir, opt, sched, run, model)
+    write_history(run_dir, run.history)
+    plot_curves(run_dir / "curves.png", run.history)
+    write_text_atomic(
+        run_dir / "metrics.json", json.dumps({"best_epoch": run.best_epoch, "validation": run.best_summary}, indent=2)
+    )
