@@ -199,7 +199,8 @@ def job_geoseg(scene: str, model: str, out: str, backend: str = "auto", chip_siz
     """Load the model (and export it to ONNX in memory when the backend asks, as predict would), then predict."""
     import geoseg
     from geoseg.core.grid import make_grid
-    from geoseg.inference.predict import PredictResult, _runner, open_model
+    from geoseg.inference.backends import make_runner
+    from geoseg.inference.predict import open_model
     from geoseg.io.raster import open_scene
 
     if str(model).endswith(".onnx"):
@@ -209,7 +210,7 @@ def job_geoseg(scene: str, model: str, out: str, backend: str = "auto", chip_siz
     chip = int(chip_size) if chip_size else int(net.card.chip_size)
     with open_scene(scene) as ds:
         count = len(make_grid(ds.width, ds.height, chip, overlap or net.card.overlap))
-    _runner(net, backend, "auto", False, chip, count, PredictResult({}, 0, 0, 0))  # an export is kept on the model
+    make_runner(net, backend, "auto", False, chip, count, {})  # an export is kept for the model
     load = time.perf_counter() - t
     t = time.perf_counter()
     result = geoseg.predict(
@@ -237,9 +238,9 @@ def _chips_and_runner(scene: str, model: str):
     """Exactly the chips geoseg predicts (same grid, nodata chips dropped), read and normalized as predict does."""
     from geoseg.core.bands import select_bands
     from geoseg.core.grid import make_grid
-    from geoseg.inference.backends import default_batch
+    from geoseg.inference.backends import default_batch, make_runner
     from geoseg.inference.batches import iter_batches
-    from geoseg.inference.predict import PredictResult, _runner, open_model
+    from geoseg.inference.predict import open_model
     from geoseg.io.raster import open_scene, read_window, scene_has_mask
 
     net = open_model(model)
@@ -248,7 +249,7 @@ def _chips_and_runner(scene: str, model: str):
     grid = make_grid(ds.width, ds.height, net.card.chip_size, net.card.overlap, ds.transform)
     masked = scene_has_mask(ds)
     chips = list(grid)
-    runner, net = _runner(net, "auto", "cpu", False, net.card.chip_size, len(chips), PredictResult({}, 0, 0, 0))
+    runner, net = make_runner(net, "auto", "cpu", False, net.card.chip_size, len(chips), {})
 
     def read(chip):
         return read_window(ds, chip.window, indexes, masked=masked)

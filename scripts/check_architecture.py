@@ -4,8 +4,8 @@ Every ``import`` is counted, also those inside functions. A module may import
 modules of its own package and of packages in lower layers only; packages in
 the same layer do not import each other. Modules stay under
 ``MAX_MODULE_LINES`` lines and functions under ``MAX_FUNCTION_LINES`` (the
-``def`` line to the last line, decorators aside), except where
-``EXCEPTIONS`` says why.
+``def`` line to the last line, decorators aside; a CLI command's docstring,
+its ``--help`` text, aside), except where ``EXCEPTIONS`` says why.
 
 Example:
     python scripts/check_architecture.py            # violations, exit 1 if any
@@ -40,7 +40,9 @@ LAYERS: dict[str, int] = {
 
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
-EXCEPTIONS: dict[str, str] = {}
+EXCEPTIONS: dict[str, str] = {
+    "geoseg.cli.options:inference_options": "a list of click option declarations shared by predict and run, no logic",
+}
 """``module:function`` (or ``module``) allowed over the limits, with the reason."""
 
 
@@ -157,9 +159,16 @@ def size_violations() -> list[str]:
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if name.startswith("geoseg.cli.") and ast.get_docstring(node):
+                    length -= _docstring_lines(node)  # a command's docstring is its --help text
                 if length > MAX_FUNCTION_LINES and f"{name}:{node.name}" not in EXCEPTIONS:
                     found.append(f"{name}:{node.name}: {length} lines (at most {MAX_FUNCTION_LINES})")
     return found
+
+
+def _docstring_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    first = node.body[0]
+    return (first.end_lineno or first.lineno) - first.lineno + 1
 
 
 def main(argv: list[str]) -> int:

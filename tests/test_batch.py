@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pyogrio
+import pytest
 import rasterio
 from affine import Affine
 from rasterio.windows import from_bounds
@@ -28,6 +29,7 @@ def tiles(folder: Path) -> list[Path]:
     return paths
 
 
+@pytest.mark.slow
 def test_batch_records_failures_mosaics_and_resumes(runner, unet_path: Path, tmp_path: Path) -> None:
     scenes = tiles(tmp_path / "in")
     (tmp_path / "in" / "broken.tif").write_text("not a raster")
@@ -94,6 +96,7 @@ def test_batch_input_errors(runner, unet_path: Path, tmp_path: Path) -> None:
     assert np.all([len(r.stderr.strip().splitlines()) == 1 for r in [result]])
 
 
+@pytest.mark.slow
 def test_dask_workers_give_the_same_outputs_as_one_process(runner, unet_path: Path, tmp_path: Path) -> None:
     import time
 
@@ -125,6 +128,7 @@ def test_dask_workers_give_the_same_outputs_as_one_process(runner, unet_path: Pa
         assert (p.drop(columns="geometry") == q.drop(columns="geometry")).all().all()
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_a_quick_clear_error(runner, unet_path: Path, tmp_path: Path) -> None:
     import time
 
@@ -139,6 +143,7 @@ def test_unreachable_scheduler_is_a_quick_clear_error(runner, unet_path: Path, t
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_wide_scene_split_into_4_blocks_on_2_workers_equals_one_process(runner, unet_path: Path, tmp_path: Path) -> None:
     import pytest
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import rasterio
 
 import geoseg
@@ -33,6 +34,7 @@ def test_info_default_shows_attribution(runner) -> None:
     assert "mobilenet_v2" in result.output and "residential" in result.output
 
 
+@pytest.mark.slow
 def test_run_without_model_uses_the_default(runner, tmp_path: Path) -> None:
     out = tmp_path / "result"
     result = run(runner, "run", SAMPLE, "-o", out, "--min-area", 500)

@@ -49,6 +49,7 @@ def test_exported_default_model_passes_the_deepness_check(tmp_path: Path, runner
     assert len(proto.graph.initializer) > 10 and not any(t.data_location for t in proto.graph.initializer)
 
 
+@pytest.mark.slow
 def test_onnx_backend_matches_the_checkpoint(tmp_path: Path) -> None:
     classes = {}
     for backend, model in (("torch", "default"), ("onnx", "default")):
@@ -169,6 +170,7 @@ def _rgb_sample(tmp: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_geodeep_runs_an_exported_three_band_model(tmp_path: Path) -> None:
     geodeep = pytest.importorskip("geodeep", reason="GeoDeep is in the dev extra: pip install -e '.[dev]'")
     rgb = _rgb_sample(tmp_path)

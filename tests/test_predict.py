@@ -88,6 +88,7 @@ def test_scenes_smaller_than_a_chip_are_padded_not_skipped(tmp_path: Path, width
         assert (ds.read(1) < 3).all()
 
 
+@pytest.mark.slow
 def test_wide_scene_in_vertical_blocks_equals_one_block(tmp_path: Path) -> None:
     data = random_scene((4, 70, 700), "uint16", seed=5)
     scene = write_raster(tmp_path / "wide.tif", data, descriptions=["B02", "B03", "B04", "B08"])
@@ -153,6 +154,7 @@ def test_aoi_in_another_crs_limits_the_prediction(tmp_path: Path) -> None:
         geoseg.predict(scene, model, tmp_path / "none.tif", aoi=far)
 
 
+@pytest.mark.slow
 def test_real_sample_with_a_real_unet(tmp_path: Path) -> None:
     model = tiny_unet(
         ["B02", "B03", "B04", "B08"],

@@ -109,6 +109,7 @@ def test_qgis_opens_a_run_folder(runner, unet_path: Path, tmp_path: Path) -> Non
 
 
 @needs_qgis
+@pytest.mark.slow
 def test_processing_tool_runs_headless_and_loads_styled_outputs(unet_path: Path, tmp_path: Path) -> None:
     import sys
 

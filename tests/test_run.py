@@ -27,7 +27,8 @@ def test_run_writes_every_file(runner, unet_path: Path, tmp_path: Path) -> None:
     with rasterio.open(out / "classes.tif") as ds, rasterio.open(SAMPLE) as src:
         assert (ds.crs, ds.transform, ds.shape) == (src.crs, src.transform, src.shape)
         classes = ds.read(1)
-    rows = list(csv.DictReader((out / "areas.csv").open()))
+    with (out / "areas.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
     assert [int(r["pixels"]) for r in rows] == [int((classes == i).sum()) for i in range(3)]
     assert abs(sum(float(r["share"]) for r in rows) - 1) < 1e-4
     gpkg = gpd.read_file(out / "polygons.gpkg", layer="polygons")

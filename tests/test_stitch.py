@@ -96,6 +96,7 @@ def test_tiled_equals_whole_scene_when_the_receptive_field_fits_the_margin(overl
     assert np.array_equal(tiled.argmax(0), whole[:, :, x0:x1].argmax(0))
 
 
+@pytest.mark.slow
 def test_real_unet_tiled_agreement_is_reported(record_property) -> None:
     """A real smp Unet sees less context in a chip than in the whole scene: report the agreement."""
     torch.manual_seed(0)

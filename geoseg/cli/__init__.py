@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import traceback
+from typing import Any
 
 import click
 
@@ -15,9 +16,22 @@ from geoseg.core.version import __version__
 
 
 class _Group(click.Group):
-    """Turns errors into one line on stderr and an exit code (tracebacks only with --debug)."""
+    """Loads each command when it runs (:data:`COMMANDS`); turns errors into one line on stderr and an exit code."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        import importlib
+
+        module, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
         _terminate_like_interrupt()
         try:
             return super().invoke(ctx)
@@ -75,18 +89,15 @@ def main() -> None:
     """
 
 
-def _register() -> None:
-    from geoseg.cli.evaluate import evaluate
-    from geoseg.cli.export import export
-    from geoseg.cli.info import info
-    from geoseg.cli.predict import predict
-    from geoseg.cli.run import run
-    from geoseg.cli.tile import tile
-    from geoseg.cli.train import train
-    from geoseg.cli.vectorize import vectorize
-
-    for command in (run, predict, vectorize, tile, train, evaluate, export, info):
-        main.add_command(command)
-
-
-_register()
+COMMANDS: dict[str, str] = {
+    "run": "geoseg.cli.run:run",
+    "predict": "geoseg.cli.predict:predict",
+    "vectorize": "geoseg.cli.vectorize:vectorize",
+    "tile": "geoseg.cli.tile:tile",
+    "train": "geoseg.cli.train:train",
+    "evaluate": "geoseg.cli.evaluate:evaluate",
+    "export": "geoseg.cli.export:export",
+    "info": "geoseg.cli.info:info",
+}
+"""The commands, by name: ``module:attribute`` of each click command, imported only when that command runs
+(``geoseg vectorize`` never imports the inference code). A new command is one module and one entry."""

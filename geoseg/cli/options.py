@@ -7,11 +7,20 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
-__all__ = ["common_options", "make_progress", "overlap_option", "chip_size_option", "overwrite_option"]
+__all__ = [
+    "chip_size_option",
+    "common_options",
+    "inference_options",
+    "make_progress",
+    "model_option",
+    "overlap_option",
+    "overwrite_option",
+    "polygon_options",
+]
 
 
 class _Formatter(logging.Formatter):
@@ -139,3 +148,114 @@ overlap_option = click.option(
 overwrite_option = click.option(
     "--overwrite", is_flag=True, help="Replace existing outputs (they are replaced only once the new ones are complete)."
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def model_option(required: bool) -> Callable[[F], F]:
+    """``-m/--model``: a checkpoint, an ONNX file or ``default``."""
+    return click.option(
+        "-m",
+        "--model",
+        "model",
+        required=required,
+        metavar="MODEL",
+        help="Model: a geoseg .pt checkpoint, an .onnx file (geoseg export or Deepness metadata), or 'default' for "
+        "the bundled model (a file named default is ./default).",
+    )
+
+
+def inference_options(func: F) -> F:
+    """Options shared by predict and run: the fields of :class:`~geoseg.core.options.PredictOptions`, and --overwrite.
+
+    ``--backend`` offers the registered backends and ``--device`` the known devices.
+    """
+    from geoseg.core.options import BLOCK_WIDTH, DEVICES
+    from geoseg.inference.backends import backend_choices
+
+    for option in reversed(
+        [
+            click.option(
+                "--bands",
+                default=None,
+                metavar="LIST",
+                help="Scene bands for the model's inputs, in the model's order: 1-based indexes or band "
+                "descriptions (e.g. 4,3,2 or B04,B03,B02). Default: by name when the scene's band "
+                "descriptions hold the model's band names, else in order when the counts agree.",
+            ),
+            chip_size_option,
+            overlap_option,
+            click.option(
+                "--batch-size",
+                default=None,
+                type=int,
+                metavar="N",
+                help="Chips per model call. Default: 2 on the CPU (small batches run fastest there, BENCHMARKS.md), 8 on a GPU.",
+            ),
+            click.option(
+                "--device",
+                default="auto",
+                show_default=True,
+                type=click.Choice(DEVICES),
+                help="Where the model runs; auto picks a GPU if there is one.",
+            ),
+            click.option(
+                "--backend",
+                default="auto",
+                show_default=True,
+                type=click.Choice(backend_choices()),
+                help="Inference engine: torch, or onnx (onnxruntime; a .pt model is exported in memory first). "
+                "auto runs .onnx files with onnxruntime, and .pt models too on CPU for scenes of 64 "
+                "chips or more when onnxruntime is installed (measured 1.36x faster on 2 CPU cores, "
+                "see BENCHMARKS.md).",
+            ),
+            click.option(
+                "--tta", is_flag=True, help="Test-time augmentation: average the predictions of flipped chips (4x slower)."
+            ),
+            click.option(
+                "--aoi",
+                default=None,
+                metavar="POLYGONS",
+                help="Predict only where these polygons (any vector format and CRS) lie; elsewhere is nodata.",
+            ),
+            click.option(
+                "--block-width",
+                default=BLOCK_WIDTH,
+                show_default=True,
+                type=int,
+                metavar="PX",
+                help="Scenes wider than this are stitched in vertical blocks (each with a halo of the chip "
+                "overlap, same pixels), which bounds memory for any width; with --workers or --scheduler "
+                "the blocks of one scene run as separate Dask tasks.",
+            ),
+            overwrite_option,
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def polygon_options(func: F) -> F:
+    """Options shared by vectorize and run."""
+    for option in reversed(
+        [
+            click.option(
+                "--min-area",
+                type=float,
+                default=None,
+                metavar="M2",
+                help="Merge regions smaller than this many square metres into the neighbour they share the "
+                "longest border with (before polygonizing, so no holes appear).",
+            ),
+            click.option(
+                "--simplify",
+                type=float,
+                default=None,
+                metavar="M",
+                help="Simplify polygons with this tolerance in metres, as a coverage: neighbours keep shared "
+                "borders (no gaps, no overlaps).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func

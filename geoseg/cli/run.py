@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from geoseg.cli.options import common_options, make_progress
-from geoseg.cli.predict import inference_options, model_option
-from geoseg.cli.vectorize import polygon_options
+from geoseg.cli.options import common_options, inference_options, make_progress, model_option, polygon_options
+
+if TYPE_CHECKING:
+    from geoseg.core.options import RunOptions
 
 log = logging.getLogger("geoseg")
 
@@ -34,23 +36,13 @@ log = logging.getLogger("geoseg")
 )
 @common_options
 def run(
-    images,
-    outdir,
-    model,
-    bands,
-    chip_size,
-    overlap,
-    batch_size,
-    device,
-    backend,
-    tta,
-    aoi,
-    block_width,
-    overwrite,
-    min_area,
-    simplify,
-    workers,
-    scheduler,
+    images: tuple[str, ...],
+    outdir: str,
+    model: str | None,
+    overwrite: bool,
+    workers: int | None,
+    scheduler: str | None,
+    **option_values: Any,
 ) -> None:
     """Run the whole pipeline on IMAGE and write OUTDIR with classes.tif, confidence.tif,
     polygons.gpkg, polygons.geojson, classes.qml, polygons.qml, areas.csv, preview.png
@@ -83,21 +75,10 @@ def run(
       geoseg run 'tiles/*.tif' -o mosaic/ -m model.pt
       geoseg run mosaic.vrt -o out/ -m model.pt --workers 2 --block-width 8192
     """
+    from geoseg.core.options import RunOptions
     from geoseg.flows.batch import is_batch
 
-    options = {
-        "min_area": min_area,
-        "simplify": simplify,
-        "bands": bands,
-        "chip_size": chip_size,
-        "overlap": overlap,
-        "batch_size": batch_size,
-        "device": device,
-        "tta": tta,
-        "aoi": aoi,
-        "backend": backend,
-        "block_width": block_width,
-    }
+    options = RunOptions.from_mapping(option_values)
     if is_batch(images) or workers is not None or scheduler is not None:
         _run_batch(images, outdir, model or "default", overwrite, workers, scheduler, options)
         return
@@ -105,7 +86,7 @@ def run(
 
     update, close = make_progress()
     try:
-        result = run_pipeline(images[0], outdir, model or "default", overwrite=overwrite, progress=update, **options)
+        result = run_pipeline(images[0], outdir, model or "default", options, overwrite=overwrite, progress=update)
     finally:
         close()
     counts = result.record["counts"]
@@ -118,7 +99,15 @@ def run(
     )
 
 
-def _run_batch(images, outdir, model, overwrite, workers, scheduler, options) -> None:
+def _run_batch(
+    images: tuple[str, ...],
+    outdir: str,
+    model: str,
+    overwrite: bool,
+    workers: int | None,
+    scheduler: str | None,
+    options: RunOptions,
+) -> None:
     import sys
 
     from geoseg.flows.batch import run_batch
@@ -126,7 +115,7 @@ def _run_batch(images, outdir, model, overwrite, workers, scheduler, options) ->
     update, close = make_progress()
     try:
         result = run_batch(
-            images, outdir, model, overwrite=overwrite, progress=update, workers=workers, scheduler=scheduler, **options
+            images, outdir, model, overwrite=overwrite, progress=update, workers=workers, scheduler=scheduler, options=options
         )
     finally:
         close()

@@ -1,4 +1,4 @@
-"""Matching a scene's bands to a model's input bands (DESIGN.md: ``--bands``)."""
+"""Matching a scene's bands to a model's input bands (docs/ARCHITECTURE.md, CLI contract: ``--bands``)."""
 
 from __future__ import annotations
 

@@ -78,10 +78,12 @@ class Chip:
 
     @property
     def x0(self) -> int:
+        """First column of the chip in the scene."""
         return int(self.window.col_off)
 
     @property
     def y0(self) -> int:
+        """First row of the chip in the scene."""
         return int(self.window.row_off)
 
     @property
@@ -96,6 +98,7 @@ class Chip:
 
     @property
     def valid_window(self) -> Window:
+        """The part of the chip inside the scene (a chip larger than the scene is padded)."""
         return Window(self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0)
 
     @property
@@ -125,10 +128,12 @@ class Grid:
 
     @property
     def rows(self) -> int:
+        """Number of chip rows."""
         return len(self.ys)
 
     @property
     def cols(self) -> int:
+        """Number of chip columns."""
         return len(self.xs)
 
     def __len__(self) -> int:
@@ -155,7 +160,7 @@ def make_grid(
     width: int,
     height: int,
     chip_size: int,
-    overlap: str | float | int = 0.0,
+    overlap: str | float | Overlap = 0.0,
     transform: Affine | None = None,
 ) -> Grid:
     """Lay a grid of ``chip_size`` chips with ``overlap`` over a ``width`` x ``height`` scene.

@@ -50,6 +50,7 @@ class LabelMap:
 
     @property
     def names(self) -> list[str]:
+        """Class names in id order."""
         return [c.name for c in self.classes]
 
     def values_of(self, class_id: int) -> list[str]:
@@ -64,7 +65,8 @@ class LabelMap:
         vector field such as OpenStreetMap's ``fclass``).
         """
         colors = default_colors(len(spec))
-        classes, values = [], {}
+        classes: list[ClassInfo] = []
+        values: dict[str, int] = {}
         for i, item in enumerate(spec):
             item = {"name": item} if not isinstance(item, Mapping) else dict(item)
             name = str(item["name"])

@@ -61,16 +61,20 @@ class ConfusionMatrix:
         return self._ratio(tp, self.matrix.sum(0) + self.matrix.sum(1) - tp)
 
     def precision(self) -> np.ndarray:
+        """Per-class precision (NaN where the class was never predicted)."""
         return self._ratio(np.diag(self.matrix), self.matrix.sum(0))
 
     def recall(self) -> np.ndarray:
+        """Per-class recall (NaN where the class has no truth pixels)."""
         return self._ratio(np.diag(self.matrix), self.matrix.sum(1))
 
     def f1(self) -> np.ndarray:
+        """Per-class F1 score."""
         tp = np.diag(self.matrix)
         return self._ratio(2 * tp, self.matrix.sum(0) + self.matrix.sum(1))
 
     def accuracy(self) -> float:
+        """Share of counted pixels predicted right (NaN when none was counted)."""
         total = self.matrix.sum()
         return float(np.trace(self.matrix) / total) if total else float("nan")
 

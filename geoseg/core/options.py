@@ -25,7 +25,7 @@ from typing import Any
 
 from geoseg.core.errors import InputError
 
-__all__ = ["BLOCK_WIDTH", "DEVICES", "Overlap", "PredictOptions", "Progress", "VectorizeOptions"]
+__all__ = ["BLOCK_WIDTH", "DEVICES", "Overlap", "PredictOptions", "Progress", "RunOptions", "VectorizeOptions"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as long work advances (chips, rows, scenes)."""
@@ -201,3 +201,34 @@ def _from_mapping(cls: Any, values: Mapping[str, Any]) -> Any:
     if unknown:
         raise InputError(f"unknown option {unknown[0]!r}: use one of {', '.join(sorted(known))}")
     return cls(**{k: v for k, v in values.items()})
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``geoseg run`` needs besides paths: how to predict and how to vectorize.
+
+    Example:
+        >>> opts = RunOptions.from_mapping({"chip_size": 256, "min_area": 500})
+        >>> opts.predict.chip_size, opts.vectorize.min_area
+        (256, 500.0)
+    """
+
+    predict: PredictOptions = field(default_factory=PredictOptions)
+    vectorize: VectorizeOptions = field(default_factory=VectorizeOptions)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RunOptions:
+        """Options from the keyword values of both :class:`PredictOptions` and :class:`VectorizeOptions`."""
+        polygon_keys = {f.name for f in fields(VectorizeOptions)}
+        unknown = sorted(set(values) - polygon_keys - {f.name for f in fields(PredictOptions)})
+        if unknown:
+            names = sorted(polygon_keys | {f.name for f in fields(PredictOptions)})
+            raise InputError(f"unknown option {unknown[0]!r}: use one of {', '.join(names)}")
+        return cls(
+            PredictOptions(**{k: v for k, v in values.items() if k not in polygon_keys}),
+            VectorizeOptions(**{k: v for k, v in values.items() if k in polygon_keys}),
+        )
+
+    def record(self) -> dict[str, Any]:
+        """Plain JSON values for run.json (predict options, then min_area and simplify)."""
+        return self.predict.record() | self.vectorize.record()

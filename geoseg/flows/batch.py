@@ -14,12 +14,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from geoseg.core.errors import GeosegError, InputError
+from geoseg.core.options import Progress, RunOptions
 
 __all__ = ["BatchResult", "expand_inputs", "is_batch", "run_batch", "scene_blocks"]
 
@@ -89,6 +90,7 @@ class BatchResult:
 
     @property
     def failed(self) -> list[dict[str, Any]]:
+        """The scenes that failed, with their reasons."""
         return [s for s in self.scenes if s["status"] == "failed"]
 
     @property
@@ -103,10 +105,11 @@ def run_batch(
     model: object = "default",
     *,
     overwrite: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
-    **options: Any,
+    options: RunOptions | None = None,
+    **option_values: Any,
 ) -> BatchResult:
     """Run :func:`geoseg.run` on every scene into ``OUTDIR/<scene>/``; resumable, failures recorded.
 
@@ -120,7 +123,9 @@ def run_batch(
     model once, and the outputs are the same as in one process. A scene
     wider than ``block_width`` (option of :func:`geoseg.predict`) is split
     into vertical blocks predicted as separate tasks (on different workers),
-    then joined and vectorized as one map by a last task.
+    then joined and vectorized as one map by a last task. ``options`` (a
+    :class:`~geoseg.core.options.RunOptions`) or its fields as keywords say
+    how each scene runs.
 
     Example:
         >>> result = run_batch(["a.tif", "b.tif"], "out", model="model.pt")  # doctest: +SKIP
@@ -129,19 +134,20 @@ def run_batch(
     from geoseg.inference.predict import open_model
     from geoseg.io.paths import check_outdir
 
+    opts = RunOptions.from_mapping(option_values) if options is None else options
     scenes = expand_inputs(images)
     out = Path(outdir)
     check_outdir(out, scenes, overwrite=True)  # an existing OUTDIR is the batch being resumed
     distributed = workers is not None or scheduler is not None
     if distributed and not isinstance(model, (str, os.PathLike)):
         raise InputError("--workers and --scheduler need the model as a file path (or 'default'), not an object")
-    net = model if distributed else open_model(model, options.get("backend", "auto"), options.get("device", "auto"))
+    net = model if distributed else open_model(model, opts.predict.backend, opts.predict.device)
     client = cluster = None
     if distributed:  # check the model file and reach the cluster before anything is written
-        open_model(model, options.get("backend", "auto"), "cpu")
+        open_model(model, opts.predict.backend, "cpu")
         client, cluster = _client(workers, scheduler)
     try:
-        result = _run_all(scenes, out, net, client, progress, overwrite, options)
+        result = _run_all(scenes, out, net, client, progress, overwrite, opts)
     finally:
         if client is not None:
             client.close()
@@ -157,9 +163,9 @@ def _run_all(
     out: Path,
     net: object,
     client: Any,
-    progress: Callable[[str, int, int], None] | None,
+    progress: Progress | None,
     overwrite: bool,
-    options: dict[str, Any],
+    options: RunOptions,
 ) -> BatchResult:
     out.mkdir(exist_ok=True)
     result = BatchResult(out)
@@ -186,8 +192,8 @@ def _run_scene(
     scene: str,
     target: str,
     model: object,
-    options: dict[str, Any],
-    progress: Callable[[str, int, int], None] | None = None,
+    options: RunOptions,
+    progress: Progress | None = None,
     blocks: list[tuple[int, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run one scene (from its predicted ``blocks`` when given); a failure becomes a status with its reason."""
@@ -195,7 +201,7 @@ def _run_scene(
 
     started = time.perf_counter()
     try:
-        run(scene, target, model, overwrite=True, progress=progress, blocks=blocks, **options)
+        run(scene, target, model, options, overwrite=True, progress=progress, blocks=blocks)
         status: dict[str, Any] = {"status": "done"}
     except (GeosegError, OSError, ValueError, RuntimeError) as exc:
         status = _failed(scene, exc)
@@ -210,18 +216,18 @@ def _failed(scene: str, exc: BaseException) -> dict[str, Any]:
 
 
 _WORKER_MODELS: dict[str, object] = {}
-_POLYGON_OPTIONS = ("min_area", "simplify")
 
 
-def _worker_model(model: str, options: dict[str, Any]) -> object:
+def _worker_model(model: str, options: RunOptions) -> object:
     """The model of this Dask worker process: loaded on first use and kept."""
     import sys
 
     from geoseg.inference.predict import open_model
 
-    key = f"{model}|{options.get('backend', 'auto')}|{options.get('device', 'auto')}"
+    backend, device = options.predict.backend, options.predict.device
+    key = f"{model}|{backend}|{device}"
     if key not in _WORKER_MODELS:
-        _WORKER_MODELS[key] = open_model(model, options.get("backend", "auto"), options.get("device", "auto"))
+        _WORKER_MODELS[key] = open_model(model, backend, device)
     torch = sys.modules.get("torch")  # loaded with a .pt model; an .onnx model runs without importing it
     if torch is not None:
         try:
@@ -234,14 +240,15 @@ def _worker_model(model: str, options: dict[str, Any]) -> object:
 
 
 def _dask_task(
-    scene: str, target: str, model: str, options: dict[str, Any], *blocks: tuple[int, Any] | dict[str, Any]
+    scene: str, target: str, model: str, options: RunOptions, *blocks: tuple[int, Any] | dict[str, Any]
 ) -> dict[str, Any]:
     """Runs on a Dask worker: one scene, or the rest of a split scene once its ``blocks`` are predicted."""
     failures = [b for b in blocks if isinstance(b, dict)]
     try:
         if failures:
             return failures[0] | {"seconds": 0.0}
-        return _run_scene(scene, target, _worker_model(model, options), options, blocks=list(blocks) or None)
+        parts = [b for b in blocks if not isinstance(b, dict)]
+        return _run_scene(scene, target, _worker_model(model, options), options, blocks=parts or None)
     finally:
         if blocks:
             import shutil
@@ -250,7 +257,7 @@ def _dask_task(
 
 
 def _dask_block(
-    scene: str, target: str, model: str, options: dict[str, Any], columns: tuple[int, int]
+    scene: str, target: str, model: str, options: RunOptions, columns: tuple[int, int]
 ) -> tuple[int, Any] | dict[str, Any]:
     """Runs on a Dask worker: predict one vertical block of a split scene into the scene's blocks folder."""
     from geoseg.inference.predict import predict
@@ -258,16 +265,15 @@ def _dask_block(
     folder = _blocks_dir(Path(target))
     folder.mkdir(parents=True, exist_ok=True)
     x0 = columns[0]
-    predict_options = {k: v for k, v in options.items() if k not in _POLYGON_OPTIONS}
     try:
         return x0, predict(
             scene,
             _worker_model(model, options),
             folder / f"classes_{x0}.tif",
+            options.predict,
             confidence=folder / f"confidence_{x0}.tif",
             overwrite=True,
             columns=columns,
-            **predict_options,
         )
     except (GeosegError, OSError, ValueError, RuntimeError) as exc:
         return _failed(scene, exc)
@@ -321,10 +327,10 @@ def _run_on_dask(
     out: Path,
     model: str,
     client: Any,
-    progress: Callable[[str, int, int], None] | None,
+    progress: Progress | None,
     done_before: int,
     total: int,
-    options: dict[str, Any],
+    options: RunOptions,
 ) -> None:
     from distributed import as_completed
 
@@ -333,12 +339,10 @@ def _run_on_dask(
     def absolute(path: str) -> str:  # workers may run elsewhere: hand them absolute paths
         return path if path == "default" or is_remote(path) else str(Path(path).resolve())
 
-    from geoseg.inference.predict import BLOCK_WIDTH
-
     futures = {}
     for entry in todo:
         scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
-        blocks = scene_blocks(scene, options.get("block_width") or BLOCK_WIDTH)
+        blocks = scene_blocks(scene, options.predict.block_width)
         parts = (
             []
             if len(blocks) < 2

@@ -13,8 +13,10 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -25,14 +27,14 @@ from rasterio.windows import Window
 from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo, class_table_json, colormap, default_colors
 from geoseg.core.errors import OutputError
 
-__all__ = ["TILE", "ClassMapWriter", "class_table_of"]
+__all__ = ["RASTER_OUTPUTS", "TILE", "ClassMapWriter", "RasterOutput", "class_table_of"]
 
 TILE = 256
 
 log = logging.getLogger("geoseg")
 
 
-def class_table_of(ds) -> list[ClassInfo]:
+def class_table_of(ds: Any) -> list[ClassInfo]:
     """The class table of a class map: the ``GEOSEG_CLASSES`` tag, else ids with the colour table."""
     text = ds.tags().get(CLASSES_TAG)
     if text:
@@ -48,6 +50,57 @@ def class_table_of(ds) -> list[ClassInfo]:
     colors = default_colors(256)
     hexes = {i: "#" + "".join(f"{v:02x}" for v in rgba[:3]) for i, rgba in cmap.items()}
     return [ClassInfo(i, str(i), hexes.get(i, colors[i % len(colors)])) for i in ids if i != NODATA]
+
+
+def _classes(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    out = probs.argmax(axis=0).astype(np.uint8)
+    out[~valid] = NODATA
+    return out
+
+
+def _confidence(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):  # NaN probabilities (from non-finite model input) become 0
+        out = np.rint(probs.max(axis=0) * 100).astype(np.uint8)
+    out[~valid] = NODATA
+    return out
+
+
+def _probabilities(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        out = np.rint(probs * 100).astype(np.uint8)
+    out[:, ~valid] = NODATA
+    return out
+
+
+@dataclass(frozen=True)
+class RasterOutput:
+    """One raster the stitcher can write: its band count, how its pixels come from probabilities, its layout.
+
+    ``compute(probs, valid)`` turns blended probabilities ``(K, H, W)`` and the
+    valid-pixel mask ``(H, W)`` into uint8 rows (``(H, W)`` for one band);
+    ``band_names(classes)`` names the bands; ``palette`` embeds the class
+    colours; ``overview`` is GDAL's overview resampling.
+    """
+
+    name: str
+    bands: Callable[[int], int]
+    compute: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    band_names: Callable[[Sequence[ClassInfo]], list[str]]
+    palette: bool = False
+    overview: str = "average"
+
+    def empty(self, num_classes: int, height: int, width: int) -> np.ndarray:
+        """All-nodata rows of this output."""
+        bands = self.bands(num_classes)
+        return np.full((height, width) if bands == 1 else (bands, height, width), NODATA, np.uint8)
+
+
+RASTER_OUTPUTS: dict[str, RasterOutput] = {
+    "classes": RasterOutput("classes", lambda k: 1, _classes, lambda c: ["class"], palette=True, overview="nearest"),
+    "confidence": RasterOutput("confidence", lambda k: 1, _confidence, lambda c: ["confidence_percent"]),
+    "probabilities": RasterOutput("probabilities", lambda k: k, _probabilities, lambda c: [f"{x.name}_percent" for x in c]),
+}
+"""The rasters predict can write, by name (``classes`` always; ``confidence`` and ``probabilities`` on request)."""
 
 
 class _Buffer:
@@ -97,12 +150,12 @@ class ClassMapWriter:
             "BIGTIFF": "IF_SAFER",
             "interleave": "band",
         }
-        counts = {"classes": 1, "confidence": 1, "probabilities": len(self.classes)}
         self.ds: dict[str, rasterio.io.DatasetWriter] = {}
         try:
             for kind, tmp in self.tmp.items():
-                profile = dict(base, count=counts[kind])
-                if kind == "classes":
+                output = RASTER_OUTPUTS[kind]
+                profile = dict(base, count=output.bands(len(self.classes)))
+                if output.palette:
                     profile["photometric"] = "palette"
                     profile.pop("predictor")
                 self.ds[kind] = rasterio.open(tmp, "w", **profile)
@@ -115,14 +168,11 @@ class ClassMapWriter:
         table = class_table_json(self.classes)
         for kind, ds in self.ds.items():
             ds.update_tags(**{CLASSES_TAG: table}, **tags)
-            if kind == "classes":
+            output = RASTER_OUTPUTS[kind]
+            if output.palette:
                 ds.write_colormap(1, colormap(self.classes))
-                ds.set_band_description(1, "class")
-            elif kind == "confidence":
-                ds.set_band_description(1, "confidence_percent")
-            else:
-                for c in self.classes:
-                    ds.set_band_description(c.id + 1, f"{c.name}_percent")
+            for band, name in enumerate(output.band_names(self.classes), start=1):
+                ds.set_band_description(band, name)
 
     def write_rows(self, x0: int, y0: int, arrays: dict[str, np.ndarray]) -> None:
         """Queue rows starting at ``y0`` for the block starting at column ``x0`` (rows come in order)."""
@@ -172,8 +222,8 @@ class ClassMapWriter:
                     compress="DEFLATE",
                     blocksize=TILE,
                     BIGTIFF="IF_SAFER",
-                    overview_resampling="nearest" if kind == "classes" else "average",
-                    predictor="NO" if kind == "classes" else "YES",
+                    overview_resampling=RASTER_OUTPUTS[kind].overview,
+                    predictor="NO" if RASTER_OUTPUTS[kind].palette else "YES",
                     num_threads="ALL_CPUS",
                 )
             except (rasterio.errors.RasterioError, OSError) as exc:

@@ -38,10 +38,12 @@ class SceneGrid:
 
     @classmethod
     def of(cls, ds: Any) -> SceneGrid:
+        """The grid of an open raster."""
         return cls(ds.crs, ds.transform, ds.width, ds.height)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` in the grid's CRS."""
         from rasterio.transform import array_bounds
 
         return tuple(array_bounds(self.height, self.width, self.transform))
@@ -74,7 +76,7 @@ class VectorLabels:
         return burn(self.geometries[hits], self.class_ids[hits], shape, window_transform(window, self.grid.transform))
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the polygons are in memory."""
 
 
 class RasterLabels:
@@ -101,6 +103,7 @@ class RasterLabels:
         )
 
     def read(self, window: Window) -> np.ndarray:
+        """Class ids (uint8, ``IGNORE_INDEX`` where unlabeled) of the mask over ``window`` of the scene."""
         h, w = int(window.height), int(window.width)
         out = np.full((h, w), IGNORE_INDEX, dtype=np.uint8)
         x0, y0 = max(0, int(window.col_off)), max(0, int(window.row_off))
@@ -118,6 +121,7 @@ class RasterLabels:
         return out
 
     def close(self) -> None:
+        """Close the mask raster (and its warped view)."""
         if self._src is not self._ds:
             self._src.close()
         self._ds.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -107,7 +108,8 @@ def read_window(
     if x1 - x0 < w or y1 - y0 < h:
         data[...] = 0
     raw = ds.read(indexes, window=inner)
-    data[:, : y1 - y0, : x1 - x0] = raw
+    with np.errstate(over="ignore"):  # float64 values beyond float32's range become inf
+        data[:, : y1 - y0, : x1 - x0] = raw
     if masked is None:
         masked = scene_has_mask(ds)
     if masked:
@@ -135,7 +137,7 @@ def pixel_size_m(ds: rasterio.io.DatasetReader) -> float:
     return float(size * linear_factor(crs))
 
 
-def linear_factor(crs) -> float:
+def linear_factor(crs: Any) -> float:
     """Metres per unit of a projected CRS (1.0 when unknown).
 
     Example:

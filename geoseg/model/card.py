@@ -67,10 +67,12 @@ class ModelCard:
 
     @property
     def num_bands(self) -> int:
+        """Number of input bands."""
         return len(self.bands)
 
     @property
     def num_classes(self) -> int:
+        """Number of classes (output channels)."""
         return len(self.classes)
 
     @property

@@ -40,6 +40,7 @@ class Model(torch.nn.Module):
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, K, H, W)`` of normalized chips ``(B, C, H, W)``."""
         return self.net(x)
 
     @property
@@ -59,7 +60,7 @@ class Model(torch.nn.Module):
             >>> model.save("/tmp/doc_model.pt").name
             'doc_model.pt'
         """
-        return write_checkpoint(path, self.card, self.net.state_dict(), half=half)
+        return write_checkpoint(Path(path), self.card, self.net.state_dict(), half=half)
 
 
 def _output_stride(net: torch.nn.Module) -> int:
@@ -101,24 +102,26 @@ def build_network(card: ModelCard, encoder_weights: str | os.PathLike | None = N
             f"encoder weights {encoder_weights!r} could not be fetched ({exc}); "
             "download them yourself and pass the local file path"
         ) from None
-    if local:
+    if local and encoder_weights is not None:
         _load_encoder_weights(net, Path(encoder_weights))
     return net
 
 
-def _load_encoder_weights(net: torch.nn.Module, path: Path) -> None:
+def _load_encoder_weights(net: Any, path: Path) -> None:
     if not path.is_file():
         raise ModelError(f"encoder weights file {path} does not exist")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(path))
+            state: Any = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same answer
         raise ModelError(f"encoder weights file {path} cannot be read safely ({exc})") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise ModelError(f"encoder weights file {path} holds no tensors by name (a state dict)")
     own = net.encoder.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not usable:

@@ -84,6 +84,9 @@ def _folded(model: Any) -> Any:
     shift = torch.tensor(-mean / std, dtype=torch.float32).view(1, bands, 1, 1)
 
     class Folded(torch.nn.Module):
+        scale: torch.Tensor
+        shift: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.net = model.net

@@ -1,0 +1,160 @@
+"""The prediction loop: chips read in a background thread, run in batches, stitched block by block, rows written.
+
+:class:`ChipLoop` holds what one scene's prediction shares (the open scene,
+model, runner, writer, timings); :meth:`ChipLoop.run_block` predicts the
+chips that reach one vertical block and stitches its columns; finished rows
+go to the writer as soon as no chip can touch them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoseg.core.grid import Chip, Grid
+from geoseg.core.options import Progress
+from geoseg.core.threads import prefetch
+from geoseg.inference.backends import Runner
+from geoseg.inference.batches import Batch, iter_batches
+from geoseg.inference.checks import Radiometry
+from geoseg.inference.stitch import Stitcher
+from geoseg.io.classmap import RASTER_OUTPUTS, ClassMapWriter
+from geoseg.io.raster import open_scene, read_window, scene_has_mask
+
+__all__ = ["ChipLoop", "PredictResult"]
+
+
+@dataclass
+class PredictResult:
+    """What :func:`geoseg.predict` wrote and how long each part took (seconds)."""
+
+    outputs: dict[str, Path]
+    chips_total: int
+    chips_predicted: int
+    chips_skipped: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+class ChipLoop:
+    """Predicts and stitches one scene's chips, block by block, into a :class:`ClassMapWriter`.
+
+    ``offset`` is the scene column of the writer's first column; ``total`` the
+    number of chips reported to ``progress``.
+
+    Example:
+        >>> loop = ChipLoop(ds, "scene.tif", grid, [1, 2, 3], net, runner, writer, None, 2, None, result)  # doctest: +SKIP
+        >>> loop.run_block(0, ds.width, chips, offset=0)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        ds: Any,
+        image: str | os.PathLike[str],
+        grid: Grid,
+        indexes: list[int],
+        net: Any,
+        runner: Runner,
+        writer: ClassMapWriter,
+        polygons: list[Any] | None,
+        batch_size: int,
+        progress: Progress | None,
+        result: PredictResult,
+        total: int = 0,
+    ) -> None:
+        self.ds, self.image, self.grid, self.indexes = ds, image, grid, indexes
+        self.net, self.runner, self.writer, self.polygons = net, runner, writer, polygons
+        self.batch_size, self.progress, self.result, self.total = batch_size, progress, result, total
+        self.masked = scene_has_mask(ds)
+        self.float_scene = np.dtype(ds.dtypes[0]).kind == "f"
+        self.radiometry = Radiometry(net.card, result.warnings, ds.name)
+        self.times = {"read_wait": 0.0, "model": 0.0, "stitch": 0.0, "write": 0.0}
+        self.done = 0
+
+    def run(self, chips: Sequence[Chip], blocks: list[tuple[int, int]]) -> None:
+        """Predict ``chips`` over the scene column ranges ``blocks`` (written from the first block's left edge)."""
+        if self.progress:
+            self.progress("predict", 0, self.total)
+        offset = blocks[0][0]
+        for x0, x1 in blocks:
+            self.run_block(x0, x1, [c for c in chips if c.x0 < x1 and c.x1 > x0], offset)
+        self.radiometry.check()
+        self.times["stitch"] -= self.times["write"]
+        self.result.seconds.update(self.times)
+
+    def run_block(self, x0: int, x1: int, chips: Sequence[Chip], offset: int) -> None:
+        """Predict the chips that reach columns ``[x0, x1)`` and stitch those columns."""
+        if not chips:
+            k = self.net.card.num_classes
+            rows = {kind: RASTER_OUTPUTS[kind].empty(k, self.ds.height, x1 - x0) for kind in self.writer.ds}
+            self.writer.write_rows(x0 - offset, 0, rows)
+            return
+        stitcher = Stitcher(self.grid, x0, x1, self.net.card.num_classes, functools.partial(self.write_rows, x0, x1, offset))
+        reader = open_scene(self.image)  # the reader thread has its own handle: GDAL datasets are not shared
+        try:
+            for batch in self._timed(
+                prefetch(iter_batches(chips, functools.partial(self._read, reader), self.net.normalize, self.batch_size), depth=2)
+            ):
+                self._predict(batch, stitcher)
+            t = time.perf_counter()
+            stitcher.finish()
+            self.times["stitch"] += time.perf_counter() - t
+        finally:
+            reader.close()
+
+    def _read(self, reader: Any, chip: Chip) -> tuple[np.ndarray, np.ndarray]:
+        data, valid = read_window(reader, chip.window, self.indexes, masked=self.masked)
+        self.radiometry.observe(data, valid)
+        return data, valid
+
+    def _timed(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        """Yield batches, counting the time spent waiting for the reader."""
+        while True:
+            t = time.perf_counter()
+            batch = next(batches, None)
+            self.times["read_wait"] += time.perf_counter() - t
+            if batch is None:
+                return
+            yield batch
+
+    def _predict(self, batch: Batch, stitcher: Stitcher) -> None:
+        if batch.chips:
+            t = time.perf_counter()
+            probs = self.runner(batch.data)
+            self.times["model"] += time.perf_counter() - t
+            t = time.perf_counter()
+            for chip, p in zip(batch.chips, probs):
+                stitcher.add(chip, p)
+            self.times["stitch"] += time.perf_counter() - t
+        self.result.chips_predicted += len(batch.chips)
+        self.result.chips_skipped += batch.skipped
+        self.done += len(batch.chips) + batch.skipped
+        if self.progress:
+            self.progress("predict", self.done, self.total)
+
+    def write_rows(self, x0: int, x1: int, offset: int, y0: int, y1: int, probs: np.ndarray, weight: np.ndarray) -> None:
+        """The stitcher's sink: finished rows ``[y0, y1)`` of columns ``[x0, x1)`` become output rows."""
+        from rasterio.features import geometry_mask
+        from rasterio.windows import Window
+        from rasterio.windows import transform as window_transform
+
+        t = time.perf_counter()
+        window = Window(x0, y0, x1 - x0, y1 - y0)
+        valid = weight > 0
+        if self.masked or self.float_scene:
+            valid &= read_window(self.ds, window, self.indexes, masked=self.masked)[1]
+        if self.polygons is not None:
+            shape = (y1 - y0, x1 - x0)
+            valid &= geometry_mask(
+                self.polygons, shape, window_transform(window, self.ds.transform), invert=True, all_touched=False
+            )
+        arrays = {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in self.writer.ds}
+        self.writer.write_rows(x0 - offset, y0, arrays)
+        self.times["write"] += time.perf_counter() - t
