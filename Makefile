@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench default-model clean
+.PHONY: demo test lint typecheck check bench default-model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Lint: formatting, ruff rules, the layer rule and sizes (docs/ARCHITECTURE.md), types.
+SOURCES := geoseg tests benchmarks examples scripts
 lint: $(STAMP)
-	$(PY) -m ruff check geoseg tests benchmarks examples scripts
+	$(PY) -m ruff format --check $(SOURCES)
+	$(PY) -m ruff check $(SOURCES)
+	$(PY) scripts/check_architecture.py
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+# What CI runs: lint, types, then the tests.
+check: lint typecheck test
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_predict.py
