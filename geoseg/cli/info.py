@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from geoseg.cli.options import common_options
+
+if TYPE_CHECKING:
+    from geoseg.model.card import ModelCard
 
 
 def _is_model(target: str) -> bool:
@@ -24,15 +28,42 @@ def _is_model(target: str) -> bool:
     return len(head) == 16 and head[8:10] == b'{"'
 
 
+def _safe(text: object) -> str:
+    r"""Text as it may reach a terminal: control and other unprintable characters as repr-style escapes.
+
+    Example:
+        >>> _safe("forest"), _safe("\x1b]0;pwned\x07")
+        ('forest', '\\x1b]0;pwned\\x07')
+    """
+    text = str(text)
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _short(value: object) -> str:
-    """Provenance values for reading: floats to 4 significant digits, mappings as key=value."""
+    """Provenance values for reading: floats to 4 significant digits, mappings as key=value, text escaped."""
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+        return ", ".join(f"{_safe(k)}={_short(v)}" for k, v in value.items())
     if isinstance(value, list):
         return ", ".join(_short(v) for v in value)
-    return str(value)
+    return _safe(value)
+
+
+def _show_card(card: ModelCard) -> None:
+    """The card as text; every name from the file is escaped (a class name may hold terminal escapes)."""
+    click.echo(f"model      {_safe(card.name)} ({_safe(card.arch)} / {_safe(card.encoder)})")
+    click.echo(f"bands      {', '.join(_safe(b) for b in card.bands)}")
+    click.echo(f"chip       {card.chip_size} px, overlap {_safe(card.overlap)}")
+    click.echo(f"pixel size {card.pixel_size if card.pixel_size else 'unknown'} m")
+    if card.mean is not None:
+        click.echo(f"mean       {', '.join(f'{v:.4g}' for v in card.mean)}")
+        click.echo(f"std        {', '.join(f'{v:.4g}' for v in card.std or [])}")
+    click.echo("classes")
+    for c in card.classes:
+        click.echo(f"  {c.id:3d}  {c.color}  {_safe(c.name)}")
+    for key, value in card.provenance.items():
+        click.echo(f"{_safe(key):10s} {_short(value)}")
 
 
 @click.command(short_help="Describe a model or a scene.")
@@ -57,18 +88,7 @@ def info(target: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(data, indent=2))
             return
-        click.echo(f"model      {card.name} ({card.arch} / {card.encoder})")
-        click.echo(f"bands      {', '.join(card.bands)}")
-        click.echo(f"chip       {card.chip_size} px, overlap {card.overlap}")
-        click.echo(f"pixel size {card.pixel_size if card.pixel_size else 'unknown'} m")
-        if card.mean is not None:
-            click.echo(f"mean       {', '.join(f'{v:.4g}' for v in card.mean)}")
-            click.echo(f"std        {', '.join(f'{v:.4g}' for v in card.std or [])}")
-        click.echo("classes")
-        for c in card.classes:
-            click.echo(f"  {c.id:3d}  {c.color}  {c.name}")
-        for key, value in card.provenance.items():
-            click.echo(f"{key:10s} {_short(value)}")
+        _show_card(card)
         return
     from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
 
@@ -91,4 +111,4 @@ def info(target: str, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     for key, value in data.items():
-        click.echo(f"{key:13s} {value}")
+        click.echo(f"{key:13s} {_safe(value)}")

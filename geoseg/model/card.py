@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
 from geoseg.core.classes import ClassInfo, default_colors
 from geoseg.core.errors import ChipSizeError, ModelError
+from geoseg.model.validate import card_fields, validate_card
 
 __all__ = [
     "CARD_FORMAT",
@@ -27,7 +28,6 @@ __all__ = [
 
 CARD_FORMAT = "geoseg-model/1"
 
-_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 _GENERIC_BAND = re.compile(r"^band_\d+$")
 
 
@@ -115,41 +115,24 @@ class ModelCard:
         """
         try:
             data = json.loads(text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             raise ModelError(f"{source}: its model card is not valid JSON; re-save the model with geoseg") from None
         if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
             raise ModelError(f"{source}: not a geoseg model card (format {CARD_FORMAT!r} expected)")
-        try:
-            data["classes"] = [ClassInfo(**c) for c in data["classes"]]
-            card = cls(**data)
-        except TypeError as exc:
-            raise ModelError(f"{source}: damaged model card ({exc}); re-save the model with geoseg") from None
+        card = cls(**card_fields(data, [f.name for f in fields(cls)], source))
         card.validate(source)
         return card
 
-    def validate(self, source: str = "model") -> None:
-        """Raise :class:`ModelError` naming the first inconsistent field."""
-        if not self.bands:
-            raise ModelError(f"{source}: the model card lists no input bands")
-        if len(set(self.bands)) != len(self.bands):
-            raise ModelError(f"{source}: band names must be unique, got {self.bands}")
-        if not self.classes:
-            raise ModelError(f"{source}: the model card lists no classes")
-        if [c.id for c in self.classes] != list(range(len(self.classes))):
-            raise ModelError(f"{source}: class ids must be 0..K-1 in order, got {[c.id for c in self.classes]}")
-        if len(self.classes) > 255:
-            raise ModelError(f"{source}: at most 255 classes fit a uint8 class map (255 is nodata)")
-        for c in self.classes:
-            if not _HEX.match(c.color):
-                raise ModelError(f"{source}: class {c.id} colour {c.color!r} is not '#rrggbb'")
-        for key in ("mean", "std"):
-            values = getattr(self, key)
-            if values is not None and len(values) != len(self.bands):
-                raise ModelError(f"{source}: {key} has {len(values)} values for {len(self.bands)} bands; give one per band")
-        if self.std is not None and any(not s > 0 for s in self.std):
-            raise ModelError(f"{source}: std values must be positive, got {self.std}")
-        if self.chip_size <= 0:
-            raise ModelError(f"{source}: chip size {self.chip_size} must be positive")
+    def validate(self, source: str = "model", numbers: bool = True) -> None:
+        """Raise :class:`ModelError` naming ``source`` and the first bad field (see :func:`validate_card`).
+
+        Example:
+            >>> ModelCard("unet", "resnet18", [""], [ClassInfo(0, "water", "#0000ff")]).validate("m.pt")
+            Traceback (most recent call last):
+            ...
+            geoseg.core.errors.ModelError: m.pt: card field bands[0] is "" (text): it must be a non-empty band name ...
+        """
+        validate_card(self, source, numbers)
 
 
 def valid_chip_sizes(chip_size: int, stride: int) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from geoseg.core.errors import ModelError
 from geoseg.model.card import ModelCard
+from geoseg.model.validate import show
 
 if TYPE_CHECKING:
     import torch
@@ -46,15 +47,39 @@ def _header(path: Path) -> dict:
         end = fh.seek(0, 2)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ModelError(
             f"{path} is not a geoseg model file (pickled or foreign checkpoints are refused, "
             f"they could run code): save the model with geoseg"
         ) from None
-    stored = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    stored = _check_entries(path, header)
     if 8 + size + stored > end:
         raise ModelError(f"model file {path} is truncated: save or copy it again")
     return header
+
+
+def _check_entries(path: Path, header: object) -> int:
+    """Refuse a header that is not safetensors' object of tensors; return the bytes its tensors take."""
+    damaged = f"model file {path} has a damaged safetensors header"
+    if not isinstance(header, dict):
+        raise ModelError(f"{damaged} (a JSON {type(header).__name__}, not an object): save or copy it again")
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ModelError(f"{damaged} (__metadata__ is not an object of texts): save or copy it again")
+    stored = 0
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in offsets)
+            and 0 <= offsets[0] <= offsets[1]
+        ):
+            raise ModelError(f"{damaged} (tensor {show(key)} has no valid data_offsets): save or copy it again")
+        stored = max(stored, offsets[1])
+    return stored
 
 
 def read_card(path: str | Path) -> ModelCard:
@@ -64,7 +89,7 @@ def read_card(path: str | Path) -> ModelCard:
         >>> card = read_card("model.pt")  # doctest: +SKIP
     """
     path = Path(path)
-    meta = _header(path).get("__metadata__") or {}
+    meta = _header(path).get("__metadata__", {})
     if CARD_KEY not in meta:
         raise ModelError(f"{path} is a safetensors file without a geoseg model card: save the model with geoseg")
     return ModelCard.from_json(meta[CARD_KEY], source=str(path))
@@ -92,7 +117,7 @@ def write_checkpoint(path: str | Path, card: ModelCard, state: dict[str, torch.T
     """
     from safetensors.torch import save_file
 
-    from geoseg.io.paths import atomic_output
+    from geoseg.io.outputs import atomic_output
 
     card.validate(str(path))
     tensors = {}

@@ -7,6 +7,7 @@ normalization and chip size.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 from collections.abc import Sequence
@@ -19,10 +20,11 @@ import torch
 
 from geoseg._compat import import_smp
 from geoseg.core.classes import ClassInfo, default_colors
-from geoseg.core.errors import ModelError
+from geoseg.core.errors import ChipSizeError, ModelError
 from geoseg.core.version import __version__
 from geoseg.model.card import ModelCard, check_chip_size, generic_band_names, valid_chip_sizes
 from geoseg.model.checkpoint import read_checkpoint, write_checkpoint
+from geoseg.model.validate import DOWNLOAD_PARAMS, check_encoder_name, show
 
 __all__ = ["Model", "build_network", "create_model", "load_model", "valid_chip_sizes"]
 
@@ -69,39 +71,70 @@ def _output_stride(net: torch.nn.Module) -> int:
     return int(getattr(net.encoder, "output_stride", 32))
 
 
-def _choice_error(kind: str, value: str, choices: Sequence[str]) -> ModelError:
+def _choice_error(kind: str, value: str, choices: Sequence[str], source: str | None = None) -> ModelError:
     close = difflib.get_close_matches(value, choices, n=3)
     hint = f"did you mean {', '.join(close)}?" if close else f"choose one of {', '.join(choices)}"
-    return ModelError(f"unknown {kind} {value!r}: {hint}")
+    where = f"{source}: card field {kind} is {value!r}, which smp does not know: " if source else f"unknown {kind} {value!r}: "
+    return ModelError(f"{where}{hint}")
 
 
-def build_network(card: ModelCard, encoder_weights: str | os.PathLike | None = None) -> torch.nn.Module:
-    """Create the smp network a card describes (``smp.create_model``), weights random or given."""
+def _check_encoder(smp: Any, encoder: str, source: str | None) -> None:
+    """Only encoders smp (or timm, for ``tu-``) has in its local registry: nothing is looked up on a hub."""
+    import timm
+
+    check_encoder_name(encoder, source or "create_model")
+    if encoder.startswith("tu-"):
+        if not timm.is_model(encoder[3:]):
+            raise _choice_error("encoder", encoder, [f"tu-{n}" for n in timm.list_models()], source)
+        return
+    encoders = smp.encoders.get_encoder_names()
+    if encoder not in encoders:
+        raise _choice_error("encoder", encoder, encoders, source)
+
+
+def build_network(
+    card: ModelCard,
+    encoder_weights: str | os.PathLike | None = None,
+    source: str | None = None,
+    device: str | None = None,
+) -> torch.nn.Module:
+    """Create the smp network a card describes (``smp.create_model``), weights random or given.
+
+    ``source`` names the model file in errors (its card may not ask for
+    downloads); ``device="meta"`` builds the shapes only, without memory.
+
+    Example:
+        >>> card = create_model(bands=3, classes=2, chip_size=64, encoder_depth=3, decoder_channels=(16, 8, 8)).card
+        >>> type(build_network(card, device="meta")).__name__
+        'Unet'
+    """
     smp = import_smp()
     archs = list(smp.MODEL_ARCHITECTURES_MAPPING)
     if card.arch.lower() not in archs:
-        raise _choice_error("architecture", card.arch, archs)
-    encoders = smp.encoders.get_encoder_names()
-    if card.encoder not in encoders and not card.encoder.startswith("tu-"):
-        raise _choice_error("encoder", card.encoder, encoders)
+        raise _choice_error("architecture" if source is None else "arch", card.arch, archs, source)
+    _check_encoder(smp, card.encoder, source)
     local = encoder_weights is not None and Path(encoder_weights).suffix in {".pt", ".pth", ".safetensors", ".bin"}
     smp_weights = None if local or encoder_weights is None else str(encoder_weights)
+    params = {k: v for k, v in card.params.items() if k not in DOWNLOAD_PARAMS}  # only null ones pass validation
+    name = f"{source}: " if source else ""
     try:
-        net = smp.create_model(
-            card.arch,
-            encoder_name=card.encoder,
-            encoder_weights=smp_weights,
-            in_channels=card.num_bands,
-            classes=card.num_classes,
-            **card.params,
-        )
-    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelError(f"smp cannot build {card.arch}/{card.encoder} with {card.params}: {exc}") from None
+        with torch.device(device) if device else contextlib.nullcontext():
+            net = smp.create_model(
+                card.arch,
+                encoder_name=card.encoder,
+                encoder_weights=smp_weights,
+                in_channels=card.num_bands,
+                classes=card.num_classes,
+                **params,
+            )
     except OSError as exc:
         raise ModelError(
             f"encoder weights {encoder_weights!r} could not be fetched ({exc}); "
             "download them yourself and pass the local file path"
         ) from None
+    except Exception as exc:  # noqa: BLE001 - smp raises many types for parameters it cannot use
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"{name}smp cannot build {card.arch}/{card.encoder} with {show(card.params, 80)}: {first}") from None
     if local and encoder_weights is not None:
         _load_encoder_weights(net, Path(encoder_weights))
     return net
@@ -195,7 +228,7 @@ def create_model(
     )
     if card.mean is not None and card.std is None:
         card.std = [1.0] * card.num_bands
-    card.validate("create_model")
+    card.validate("create_model", numbers=False)  # saving and export refuse a non-finite mean or std
     parse_overlap(card.overlap, card.chip_size)
     net = build_network(card, encoder_weights)
     check_chip_size(card.chip_size, _output_stride(net))
@@ -223,12 +256,41 @@ def load_model(path: str | os.PathLike) -> Model:
             "take it as it is); load_model reads .pt checkpoints"
         )
     card, state = read_checkpoint(path)
-    net = build_network(card)
+    try:
+        shapes: torch.nn.Module | None = build_network(card, source=str(path), device="meta")
+    except ModelError:
+        shapes = None  # a few encoders (mit_b*) compute while they are built; the real build below answers
+    if shapes is not None:
+        _check_shapes(shapes, state, path, card)
+    net = build_network(card, source=str(path))
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise ModelError(f"{path}: weights do not fit {card.arch}/{card.encoder} ({first})") from None
+    try:
+        check_chip_size(card.chip_size, _output_stride(net), f"{path}: card field chip_size")
+    except ChipSizeError as exc:
+        raise ModelError(f"{exc}; re-save the model with geoseg") from None
     model = Model(card, net)
     model.eval()
     return model
+
+
+def _check_shapes(meta_net: torch.nn.Module, state: dict[str, torch.Tensor], path: Path, card: ModelCard) -> None:
+    """Compare the file's tensors with the network its card describes before any memory is taken for it."""
+    want = {k: tuple(v.shape) for k, v in meta_net.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in state.items()}
+    if want == have:
+        return
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    if missing or extra:
+        detail = f"{len(missing)} tensors missing, such as {missing[0]}" if missing else f"unexpected tensor {extra[0]}"
+    else:
+        key = next(k for k in want if want[k] != have[k])
+        detail = f"{key} has shape {list(have[key])} in the file, the card's network needs {list(want[key])}"
+    raise ModelError(
+        f"{path}: weights do not fit {card.arch}/{card.encoder} as its card describes it ({detail}); "
+        "re-save the model with geoseg"
+    )

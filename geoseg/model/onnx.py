@@ -21,51 +21,12 @@ import numpy as np
 
 from geoseg.core.errors import InputError, ModelError
 from geoseg.model.card import ModelCard
+from geoseg.model.deepness import DEEPNESS_KEYS, INPUT_SCALE, card_from_deepness, decoded, deepness_metadata
+from geoseg.model.validate import MAX_BANDS, MAX_CHIP_SIZE, is_real, normalization_problem, show
 
 __all__ = ["DEEPNESS_KEYS", "OnnxModel", "deepness_metadata", "export_onnx", "load_onnx"]
 
 CARD_KEY = "geoseg_card"
-INPUT_SCALE = 1.0 / 255.0
-DEEPNESS_KEYS = {  # key: type the value must have after json.loads
-    "model_type": str,
-    "class_names": dict,
-    "resolution": (int, float),
-    "tiles_size": int,
-    "tile_size": int,
-    "tiles_overlap": (int, float),
-    "standardization_mean": list,
-    "standardization_std": list,
-    "seg_thresh": (int, float),
-    "seg_small_segment": int,
-}
-
-
-def deepness_metadata(card: ModelCard, chip_size: int) -> dict[str, Any]:
-    """The Deepness / GeoDeep metadata of a model exported with chip size ``chip_size``.
-
-    Example:
-        >>> from geoseg.model.card import ClassInfo
-        >>> card = ModelCard("unet", "resnet18", ["B04"], [ClassInfo(0, "water", "#0000ff")], pixel_size=10.0,
-        ...                  overlap="64px")
-        >>> meta = deepness_metadata(card, 256)
-        >>> meta["model_type"], meta["resolution"], meta["tiles_overlap"], meta["class_names"]
-        ('Segmentor', 1000.0, 25, {'0': 'water'})
-    """
-    from geoseg.core.grid import parse_overlap
-
-    overlap_pct = round(100 * parse_overlap(card.overlap, chip_size) / chip_size)
-    return {
-        "model_type": "Segmentor",
-        "class_names": {str(c.id): c.name for c in card.classes},
-        "resolution": float(card.pixel_size * 100) if card.pixel_size else 100.0,
-        "tiles_size": int(chip_size),
-        "tile_size": int(chip_size),
-        "tiles_overlap": int(overlap_pct),
-        "standardization_mean": [0.0] * card.num_bands,
-        "standardization_std": [1.0] * card.num_bands,
-        "seg_thresh": 0.5,
-        "seg_small_segment": 0,
-    }
 
 
 def _folded(model: Any) -> Any:
@@ -74,12 +35,14 @@ def _folded(model: Any) -> Any:
 
     card = model.card
     bands = card.num_bands
-    mean, std = card.normalization()
-    if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+    problem = normalization_problem(card.mean, card.std, bands)  # the check every model file passes when read
+    if problem is not None:
+        field, value, must = problem
         raise ModelError(
-            f"model {card.name}: its normalization (mean {card.mean}, std {card.std}) cannot be "
-            "expressed in ONNX; re-save the model with finite means and positive stds"
+            f"model {card.name}: its normalization ({field} is {show(value)}) cannot be expressed in ONNX: "
+            f"each value must be {must}; re-save the model with finite means and positive stds"
         )
+    mean, std = card.normalization()
     scale = torch.tensor((1.0 / INPUT_SCALE) / std, dtype=torch.float32).view(1, bands, 1, 1)
     shift = torch.tensor(-mean / std, dtype=torch.float32).view(1, bands, 1, 1)
 
@@ -115,7 +78,8 @@ def export_onnx(
     """
     import torch
 
-    from geoseg.io.paths import atomic_output, check_output
+    from geoseg.io.outputs import atomic_output
+    from geoseg.io.paths import check_output
     from geoseg.model.factory import Model, check_chip_size, load_model
 
     out = check_output(output, [] if isinstance(model, Model) else [model], overwrite)
@@ -227,63 +191,49 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu") -> OnnxModel:
         session = ort.InferenceSession(str(p), sess_options=options, providers=_providers(device))
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for damaged files
         raise ModelError(f"{p} is not an ONNX model onnxruntime can load ({str(exc).splitlines()[0]})") from None
-    inputs = session.get_inputs()
-    shape = inputs[0].shape
-    if len(inputs) != 1 or len(shape) != 4 or not isinstance(shape[-1], int) or shape[-1] != shape[-2]:
-        raise ModelError(
-            f"{p}: expected one input of shape (batch, bands, N, N) with a static N, got {[i.shape for i in inputs]}"
-        )
+    bands, size, outputs = _graph_shape(p, session)
     meta = session.get_modelmeta().custom_metadata_map
-    card, scale = _card_from_metadata(p, meta, int(shape[1]), int(shape[-1]))
-    return OnnxModel(p, session, card, int(shape[-1]), scale)
+    card, scale = _card_from_metadata(p, meta, bands, size, outputs)
+    return OnnxModel(p, session, card, size, scale)
 
 
-def _card_from_metadata(path: Path, meta: dict[str, str], bands: int, size: int) -> tuple[ModelCard, float | None]:
-    import logging
-
-    from geoseg.core.classes import ClassInfo, default_colors
-    from geoseg.model.card import generic_band_names
-
-    if CARD_KEY in meta:
-        card = ModelCard.from_json(meta[CARD_KEY], source=str(path))
-        card.chip_size = size
-        return card, float(json.loads(meta.get("geoseg_input_scale", "1.0")))
-    missing = [k for k in ("model_type", "class_names") if k not in meta]
-    if missing:
+def _graph_shape(path: Path, session: Any) -> tuple[int, int, int | None]:
+    """Bands and chip size of the one ``(batch, bands, N, N)`` input; output channels when static."""
+    inputs = session.get_inputs()
+    shape = inputs[0].shape if inputs else []
+    static = [isinstance(v, int) and not isinstance(v, bool) for v in shape]
+    if len(inputs) != 1 or len(shape) != 4 or not all(static[1:]) or shape[-1] != shape[-2]:
         raise ModelError(
-            f"{path} carries neither a geoseg card nor Deepness metadata (missing "
-            f"{', '.join(missing)}): export it with geoseg export or add Deepness metadata"
+            f"{path}: expected one input of shape (batch, bands, N, N) with static bands and N, "
+            f"got {[i.shape for i in inputs]}; export the model with a static chip size"
         )
-    try:
-        names = json.loads(meta["class_names"])
-        mean = json.loads(meta.get("standardization_mean", json.dumps([0.0] * bands)))
-        std = json.loads(meta.get("standardization_std", json.dumps([1.0] * bands)))
-        resolution = float(json.loads(meta.get("resolution", "100")))
-        overlap = float(json.loads(meta.get("tiles_overlap", "15")))
-    except (ValueError, TypeError):
-        raise ModelError(f"{path}: its Deepness metadata is not JSON-encoded as Deepness expects") from None
-    order = sorted(names, key=int)
-    colors = default_colors(len(order))
-    classes = [ClassInfo(i, str(names[k]), colors[i]) for i, k in enumerate(order)]
-    mean = [float(m) / INPUT_SCALE for m in mean][:bands] if len(mean) >= bands else [0.0] * bands
-    std = [float(s) / INPUT_SCALE for s in std][:bands] if len(std) >= bands else [1.0 / INPUT_SCALE] * bands
-    logging.getLogger("geoseg").warning(
-        "%s has Deepness metadata only: assumed bands in scene order, input raw/255 standardized with its "
-        "standardization_mean/std, %s cm pixels, and a softmax output",
-        path,
-        resolution,
-    )
-    # Deepness feeds (raw / 255 - m) / s = (raw - 255 m) / (255 s): geoseg's normalization with these values
-    card = ModelCard(
-        "onnx",
-        "onnx",
-        generic_band_names(bands),
-        classes,
-        chip_size=size,
-        overlap=str(min(0.9, overlap / 100)),
-        mean=mean,
-        std=std,
-        pixel_size=resolution / 100,
-        name=path.stem,
-    )
-    return card, None
+    if not 0 < shape[-1] <= MAX_CHIP_SIZE or not 0 < shape[1] <= MAX_BANDS:
+        raise ModelError(
+            f"{path}: its input is {shape[1]} bands of {shape[-1]} x {shape[-1]} pixels; geoseg takes at most "
+            f"{MAX_BANDS} bands and chips of at most {MAX_CHIP_SIZE} pixels: export the model with a smaller chip size"
+        )
+    out = session.get_outputs()[0].shape
+    channels = out[1] if len(out) == 4 and isinstance(out[1], int) and out[1] > 0 else None
+    return int(shape[1]), int(shape[-1]), channels
+
+
+def _card_from_metadata(
+    path: Path, meta: dict[str, str], bands: int, size: int, outputs: int | None
+) -> tuple[ModelCard, float | None]:
+    if CARD_KEY not in meta:
+        return card_from_deepness(path, meta, bands, size, outputs), None
+    card = ModelCard.from_json(meta[CARD_KEY], source=str(path))
+    scale = decoded(path, meta, "geoseg_input_scale")
+    scale = 1.0 if scale is None else scale
+    if not is_real(scale) or not scale > 0:
+        raise ModelError(
+            f"{path}: metadata geoseg_input_scale is {show(scale)}: it must be a finite number above 0 such as "
+            f"{INPUT_SCALE}; export the model again with geoseg export"
+        )
+    if card.num_bands != bands or outputs not in (None, card.num_classes):
+        raise ModelError(
+            f"{path}: its card lists {card.num_bands} bands and {card.num_classes} classes but the graph takes "
+            f"{bands} bands and gives {outputs} channels; export the model again with geoseg export"
+        )
+    card.chip_size = size
+    return card, float(scale)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geoseg.core.classes import ClassInfo, default_colors
+from geoseg.core.classes import ClassInfo
 from geoseg.core.errors import InputError, RasterError
 from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
@@ -79,6 +79,7 @@ def read_class_table(path: str | os.PathLike) -> list[ClassInfo]:
         ['water', 'forest']
     """
     from geoseg.model.checkpoint import read_card
+    from geoseg.model.validate import check_class_table
 
     p = Path(path)
     if not p.is_file():
@@ -87,12 +88,13 @@ def read_class_table(path: str | os.PathLike) -> list[ClassInfo]:
         return list(read_card(p).classes)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-        if isinstance(data, dict):
-            data = [{"id": int(k), "name": str(v)} for k, v in data.items()]
-        colors = default_colors(256)
-        return [ClassInfo(int(c["id"]), str(c["name"]), str(c.get("color", colors[int(c["id"]) % 16]))) for c in data]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise InputError(f"--classes {p}: expected a JSON list of {{id, name, color}} or an object of id: name") from None
+    except (ValueError, RecursionError):
+        raise InputError(
+            f"--classes {p} is not valid JSON: give a list of {{id, name, color}} or an object of id: name"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"--classes {p} cannot be read ({exc.strerror}): check the file and its permissions") from None
+    return check_class_table(data, f"--classes {p}")
 
 
 def vectorize(
