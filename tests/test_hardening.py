@@ -7,6 +7,7 @@ import errno
 import json
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
@@ -79,11 +80,22 @@ def test_band_counts_and_dtypes(bands: int, dtype: str, tmp_path: Path) -> None:
     assert valid.mean() > 0.9 and (classes[valid] < 2).all() and (classes[~valid] == 255).all()
 
 
-def test_all_nodata_scene_is_one_line(model4: Path, tmp_path: Path, runner) -> None:
+def test_all_nodata_scene_succeeds_with_nodata_outputs_and_one_warning(model4: Path, tmp_path: Path, runner) -> None:
+    """An empty tile of a grid is normal: all-nodata maps, empty layers, zero areas, one warning (also in run.json)."""
     scene = write_raster(tmp_path / "empty.tif", np.zeros((4, 30, 30), "uint16"), nodata=0)
-    result = run(runner, "run", scene, "-m", model4, "-o", tmp_path / "out")
-    assert result.exit_code == 1 and "empty.tif" in result.stderr and "nodata" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+    out = tmp_path / "out"
+    result = run(runner, "run", scene, "-m", model4, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "empty.tif" in line and "nodata" in line]
+    assert len(lines) == 1 and lines[0].startswith("geoseg: warning:")
+    for name in ("classes.tif", "confidence.tif"):
+        with rasterio.open(out / name) as ds:
+            assert (ds.read() == 255).all()
+    for name, layer in (("polygons.gpkg", "polygons"), ("polygons.geojson", None)):
+        assert len(gpd.read_file(out / name, layer=layer)) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert all(a["pixels"] == 0 and a["area_m2"] == 0 for a in record["areas"])
+    assert any("every pixel is nodata" in w for w in record["warnings"]) and record["counts"]["polygons"] == 0
 
 
 def test_full_disk_is_one_line_and_leaves_nothing(model4: Path, tmp_path: Path, runner, monkeypatch) -> None:
@@ -182,6 +194,9 @@ def test_interrupted_run_and_vectorize_keep_the_previous_output(command: str, mo
         target = tmp_path / "out"
         target.mkdir()
         (target / "keep.txt").write_text("previous run")
+        (target / "run.json").write_text(
+            '{"geoseg_version": "0.1.0"}'
+        )  # a previous run's folder: geoseg's own, replaced with --overwrite
         args = ["run", str(scene), "-m", str(model4), "-o", str(target), "--overwrite", "--batch-size", "1"]
         stage = "predict"
     else:
@@ -204,6 +219,6 @@ def test_interrupted_run_and_vectorize_keep_the_previous_output(command: str, mo
     assert "interrupted" in rest and "Traceback" not in rest
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if command == "run":
-        assert sorted(p.name for p in target.iterdir()) == ["keep.txt"]
+        assert sorted(p.name for p in target.iterdir()) == ["keep.txt", "run.json"]
     else:
         assert target.read_bytes() == b"previous polygons"

@@ -41,14 +41,21 @@ def test_run_writes_every_file(runner, unet_path: Path, tmp_path: Path) -> None:
 
 
 def test_existing_outdir_is_kept_without_overwrite_and_replaced_with(runner, unet_path: Path, tmp_path: Path) -> None:
+    """A folder geoseg did not write is never replaced; its own run folder only with --overwrite."""
     out = tmp_path / "result"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        result = run(runner, "run", SAMPLE, "-o", out, "-m", unet_path, *extra)
+        assert result.exit_code == 1 and "did not write" in result.stderr and "--overwrite" in result.stderr
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()  # an empty folder is the user's answer: geoseg may write there
+    assert run(runner, "run", SAMPLE, "-o", out, "-m", unet_path).exit_code == 0
+    first = (out / "run.json").read_bytes()
     result = run(runner, "run", SAMPLE, "-o", out, "-m", unet_path)
-    assert result.exit_code == 1 and "--overwrite" in result.stderr
-    assert (out / "notes.txt").read_text() == "mine"
+    assert result.exit_code == 1 and "--overwrite" in result.stderr and (out / "run.json").read_bytes() == first
     assert run(runner, "run", SAMPLE, "-o", out, "-m", unet_path, "--overwrite").exit_code == 0
-    assert not (out / "notes.txt").exists() and (out / "run.json").exists()
+    assert (out / "run.json").read_bytes() != first and not (out / ".geoseg.lock").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]
 
 

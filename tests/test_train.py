@@ -439,6 +439,7 @@ def test_tile_and_evaluate_refusals(tmp_path: Path, runner) -> None:
     assert result.exit_code == 1 and "--min-labeled 1.5 must lie in [0, 1]" in result.stderr
     assert not (tmp_path / "c").exists()
     (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "tile.json").write_text('{"format": "geoseg-chips/1"}')  # a chip folder geoseg tile wrote before
     result = run(runner, "tile", image, "-o", tmp_path / "c", "--labels", labels)
     assert result.exit_code == 1 and "use --overwrite" in result.stderr
     result = run(runner, "evaluate", image, labels)

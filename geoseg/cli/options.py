@@ -38,6 +38,11 @@ def _configure_logging(verbose: int, quiet: int) -> None:
     logger.addHandler(handler)
     logger.setLevel(max(logging.DEBUG, level))
     logger.propagate = False
+    # GDAL's own messages (libtiff's "No space left", driver notes) reach Python through rasterio's loggers; the
+    # one-line error says what failed, so they are shown only with -vv
+    gdal = logging.getLogger("rasterio")
+    gdal.handlers[:] = [handler] if verbose >= 2 else [logging.NullHandler()]
+    gdal.propagate = False
 
 
 def _store(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -171,7 +176,7 @@ def inference_options(func: F) -> F:
     ``--backend`` offers the registered backends and ``--device`` the known devices.
     """
     from geoseg.core.options import BLOCK_WIDTH, DEVICES
-    from geoseg.inference.backends import backend_choices
+    from geoseg.inference.backends import backend_choices, backend_help
 
     for option in reversed(
         [
@@ -204,10 +209,7 @@ def inference_options(func: F) -> F:
                 default="auto",
                 show_default=True,
                 type=click.Choice(backend_choices()),
-                help="Inference engine: torch, or onnx (onnxruntime; a .pt model is exported in memory first). "
-                "auto runs .onnx files with onnxruntime, and .pt models too on CPU for scenes of 64 "
-                "chips or more when onnxruntime is installed (measured 1.36x faster on 2 CPU cores, "
-                "see BENCHMARKS.md).",
+                help=backend_help(),
             ),
             click.option(
                 "--tta", is_flag=True, help="Test-time augmentation: average the predictions of flipped chips (4x slower)."

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from geoseg.core.errors import BandMismatchError, InputError
 
-__all__ = ["select_bands"]
+__all__ = ["select_bands", "parse_requested"]
 
 
 def _describe(descriptions: Sequence[str | None], count: int) -> str:
@@ -15,6 +15,12 @@ def _describe(descriptions: Sequence[str | None], count: int) -> str:
 
 
 def parse_requested(requested: str | Sequence[str | int], descriptions: Sequence[str | None], count: int) -> list[int]:
+    """1-based band indexes for ``--bands`` items: indexes or band descriptions (case-insensitive).
+
+    Example:
+        >>> parse_requested("3,B02", ["B02", "B03", "B04"], 3)
+        [3, 1]
+    """
     items = [s.strip() for s in requested.split(",")] if isinstance(requested, str) else list(requested)
     lookup = {d.lower(): i + 1 for i, d in enumerate(descriptions) if d}
     indexes = []

@@ -12,7 +12,7 @@ window, so georeferencing travels with the chip to the stitcher.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from affine import Affine
@@ -150,10 +150,25 @@ class Grid:
             for col in range(self.cols):
                 yield self.chip(row, col)
 
+    def columns_in(self, x0: int, x1: int) -> list[int]:
+        """Grid column indexes whose chips intersect the scene columns [x0, x1).
+
+        Example:
+            >>> make_grid(67, 45, 32, "8px").columns_in(30, 40)  # chips at x = 0, 24 and 35 reach columns 30..39
+            [0, 1, 2]
+        """
+        return [c for c, x in enumerate(self.xs) if x < x1 and min(x + self.chip_size, self.width) > x0]
+
+    def iter_chips(self, x0: int, x1: int, rows: Iterable[int] | None = None) -> Iterator[Chip]:
+        """Chips (row-major, made one at a time) whose columns intersect the scene columns [x0, x1)."""
+        cols = self.columns_in(x0, x1)
+        for r in range(self.rows) if rows is None else rows:
+            for c in cols:
+                yield self.chip(r, c)
+
     def chips_in_columns(self, x0: int, x1: int) -> list[Chip]:
-        """Chips (row-major) whose columns intersect the scene columns [x0, x1)."""
-        cols = [c for c, x in enumerate(self.xs) if x < x1 and min(x + self.chip_size, self.width) > x0]
-        return [self.chip(r, c) for r in range(self.rows) for c in cols]
+        """Chips (row-major) whose columns intersect the scene columns [x0, x1), as a list."""
+        return list(self.iter_chips(x0, x1))
 
 
 def make_grid(

@@ -1,7 +1,7 @@
 """Segmentation metrics from a confusion matrix: per-class IoU, F1, precision, recall, accuracy.
 
 One accumulator serves training (per epoch) and ``geoseg evaluate`` (per
-block of a class map). Pixels whose truth is ``ignore_index`` (unlabeled) or
+block of a class map). Pixels whose truth is ``IGNORE_INDEX`` (unlabeled) or
 whose prediction is nodata never count.
 """
 

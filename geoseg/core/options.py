@@ -52,6 +52,14 @@ class Overlap:
     fraction: float | None = None
     px: int | None = None
 
+    def __post_init__(self) -> None:
+        if (self.fraction is None) == (self.px is None):
+            raise InputError("an overlap is either a fraction of the chip or a number of pixels: give one, e.g. 0.25 or '64px'")
+        if self.px is not None and self.px < 0:
+            raise InputError(f"overlap {self.px}px must be at least 0 pixels")
+        if self.fraction is not None and (not 0.0 <= self.fraction < 1.0 or math.isnan(self.fraction)):
+            raise InputError(f"overlap {self.fraction} must be a fraction in [0, 1) of the chip, or pixels written like '64px'")
+
     @classmethod
     def parse(cls, value: str | float | Overlap) -> Overlap:
         """An :class:`Overlap` from a fraction, ``"<N>px"`` text or an ``int`` number of pixels."""
@@ -60,10 +68,7 @@ class Overlap:
         text = str(value).strip().lower()
         try:
             if isinstance(value, int) and not isinstance(value, bool) or text.endswith("px"):
-                pixels = int(text[:-2] if text.endswith("px") else text)
-                if pixels < 0:
-                    raise InputError(f"overlap {value} must be at least 0 pixels")
-                return cls(px=pixels)
+                return cls(px=int(text[:-2] if text.endswith("px") else text))
             fraction = float(text)
         except ValueError as exc:
             if isinstance(exc, InputError):
@@ -73,7 +78,7 @@ class Overlap:
             ) from None
         if not 0.0 <= fraction < 1.0 or math.isnan(fraction):
             raise InputError(f"overlap {value} must be a fraction in [0, 1) of the chip, or pixels written like '64px'")
-        return cls(fraction=fraction)
+        return cls(fraction=fraction)  # the text is kept exactly as a float, never rounded
 
     def pixels(self, chip_size: int) -> int:
         """The overlap in pixels for chips of ``chip_size``; it must be smaller than the chip."""
@@ -88,7 +93,7 @@ class Overlap:
         return pixels
 
     def __str__(self) -> str:
-        return f"{self.px}px" if self.px is not None else f"{self.fraction:g}"
+        return f"{self.px}px" if self.px is not None else repr(self.fraction)
 
 
 def _path_or_none(value: str | os.PathLike[str] | None) -> str | None:
@@ -127,7 +132,7 @@ class PredictOptions:
         set_ = object.__setattr__  # frozen: normalize once, here
         if self.bands is not None and not isinstance(self.bands, tuple):
             raw = self.bands.split(",") if isinstance(self.bands, str) else list(self.bands)
-            set_(self, "bands", tuple(str(b).strip() for b in raw if str(b).strip()))
+            set_(self, "bands", tuple(str(b).strip() for b in raw))  # empty items are refused where bands are matched
         if self.overlap is not None and not isinstance(self.overlap, Overlap):
             set_(self, "overlap", Overlap.parse(self.overlap))
         set_(self, "aoi", _path_or_none(self.aoi))
@@ -147,7 +152,8 @@ class PredictOptions:
         return _from_mapping(cls, values)
 
     def replace(self, **changes: Any) -> PredictOptions:
-        """A copy with ``changes`` (checked again)."""
+        """A copy with ``changes`` (checked again; unknown keys are an error naming the valid ones)."""
+        _check_keys(type(self), changes)
         return replace(self, **changes)
 
     def record(self) -> dict[str, Any]:
@@ -181,7 +187,12 @@ class VectorizeOptions:
                 if not math.isfinite(number) or number < 0:
                     raise InputError(f"--{name.replace('_', '-')} {value} must be zero or more {unit}")
                 set_(self, name, number)
-        set_(self, "background", tuple(int(b) for b in (self.background or ())))
+        background = self.background
+        if background is None:
+            background = ()
+        elif isinstance(background, (int, str)):
+            background = (background,)
+        set_(self, "background", tuple(int(b) for b in background))
         if self.precision is not None and not 0 <= int(self.precision) <= 15:
             raise InputError(f"precision {self.precision} must be between 0 and 15 decimal places")
 
@@ -192,15 +203,24 @@ class VectorizeOptions:
 
     def record(self) -> dict[str, Any]:
         """Plain JSON values for run.json."""
-        return {"min_area": self.min_area, "simplify": self.simplify}
+        return {
+            "min_area": self.min_area,
+            "simplify": self.simplify,
+            "background": list(self.background),
+            "precision": self.precision,
+        }
 
 
-def _from_mapping(cls: Any, values: Mapping[str, Any]) -> Any:
-    known = {f.name for f in fields(cls)}
+def _check_keys(cls: Any, values: Mapping[str, Any], *more: Any) -> None:
+    known = {f.name for c in (cls, *more) for f in fields(c)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise InputError(f"unknown option {unknown[0]!r}: use one of {', '.join(sorted(known))}")
-    return cls(**{k: v for k, v in values.items()})
+
+
+def _from_mapping(cls: Any, values: Mapping[str, Any]) -> Any:
+    _check_keys(cls, values)
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -219,16 +239,22 @@ class RunOptions:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RunOptions:
         """Options from the keyword values of both :class:`PredictOptions` and :class:`VectorizeOptions`."""
+        return cls().replace(**values)
+
+    def replace(self, **changes: Any) -> RunOptions:
+        """A copy with ``changes`` to either part (checked again; unknown keys name the valid ones).
+
+        Example:
+            >>> RunOptions().replace(min_area=100, tta=True).predict.tta
+            True
+        """
+        _check_keys(PredictOptions, changes, VectorizeOptions)
         polygon_keys = {f.name for f in fields(VectorizeOptions)}
-        unknown = sorted(set(values) - polygon_keys - {f.name for f in fields(PredictOptions)})
-        if unknown:
-            names = sorted(polygon_keys | {f.name for f in fields(PredictOptions)})
-            raise InputError(f"unknown option {unknown[0]!r}: use one of {', '.join(names)}")
-        return cls(
-            PredictOptions(**{k: v for k, v in values.items() if k not in polygon_keys}),
-            VectorizeOptions(**{k: v for k, v in values.items() if k in polygon_keys}),
+        return RunOptions(
+            replace(self.predict, **{k: v for k, v in changes.items() if k not in polygon_keys}),
+            replace(self.vectorize, **{k: v for k, v in changes.items() if k in polygon_keys}),
         )
 
     def record(self) -> dict[str, Any]:
-        """Plain JSON values for run.json (predict options, then min_area and simplify)."""
+        """Plain JSON values for run.json (predict options, then those of the polygons)."""
         return self.predict.record() | self.vectorize.record()

@@ -13,19 +13,24 @@ import glob
 import json
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geoseg.core.errors import GeosegError, InputError
+from geoseg.core.errors import InputError
 from geoseg.core.options import Progress, RunOptions
+from geoseg.flows.scene import run_scene
+from geoseg.io.outputs import is_mark
 
-__all__ = ["BatchResult", "expand_inputs", "is_batch", "run_batch", "scene_blocks"]
+__all__ = ["BATCH_FILES", "BATCH_MARKS", "BatchResult", "expand_inputs", "is_batch", "run_batch"]
 
 log = logging.getLogger("geoseg")
 _GLOB = set("*?[")
+BATCH_MARKS = ("batch.json",)
+"""The file that marks a folder as a geoseg batch OUTDIR (resumed when run again)."""
+BATCH_FILES = ("batch.json", "classes.vrt", "polygons.gpkg")
+"""What a batch writes at the top of OUTDIR: no scene folder may take these names."""
 
 
 def is_batch(items: Sequence[str]) -> bool:
@@ -69,6 +74,8 @@ def expand_inputs(items: Sequence[str]) -> list[str]:
     seen: dict[str, str] = {}
     for scene in scenes:
         stem = _stem(scene)
+        if stem.lower() in BATCH_FILES or stem.startswith("."):
+            raise InputError(f"scene {scene} would write OUTDIR/{stem}, a name the batch keeps for itself: rename the file")
         if stem.lower() in seen and seen[stem.lower()] != scene:
             raise InputError(
                 f"{seen[stem.lower()]} and {scene} would both write OUTDIR/{stem}: rename one or run them in separate batches"
@@ -132,12 +139,12 @@ def run_batch(
         >>> [s["status"] for s in result.scenes]  # doctest: +SKIP
     """
     from geoseg.inference.predict import open_model
-    from geoseg.io.paths import check_outdir
+    from geoseg.io.outputs import check_outdir, claimed_folder
 
-    opts = RunOptions.from_mapping(option_values) if options is None else options
+    opts = (options or RunOptions()).replace(**option_values)
     scenes = expand_inputs(images)
     out = Path(outdir)
-    check_outdir(out, scenes, overwrite=True)  # an existing OUTDIR is the batch being resumed
+    check_outdir(out, scenes, overwrite=True, marks=BATCH_MARKS)  # an existing batch OUTDIR is resumed
     distributed = workers is not None or scheduler is not None
     if distributed and not isinstance(model, (str, os.PathLike)):
         raise InputError("--workers and --scheduler need the model as a file path (or 'default'), not an object")
@@ -145,16 +152,19 @@ def run_batch(
     client = cluster = None
     if distributed:  # check the model file and reach the cluster before anything is written
         open_model(model, opts.predict.backend, "cpu")
-        client, cluster = _client(workers, scheduler)
+        from geoseg.flows.dask import make_client
+
+        client, cluster = make_client(workers, scheduler)
     try:
-        result = _run_all(scenes, out, net, client, progress, overwrite, opts)
+        with claimed_folder(out, BATCH_MARKS):  # a second batch into the same OUTDIR is refused meanwhile
+            result = _run_all(scenes, out, net, client, progress, overwrite, opts)
+            finished = [out / s["folder"] for s in result.scenes if s["status"] != "failed"]
+            _write_batch_outputs(out, finished, result, model)
     finally:
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
-    finished = [out / s["folder"] for s in result.scenes if s["status"] != "failed"]
-    _write_batch_outputs(out, finished, result, model)
     return result
 
 
@@ -167,198 +177,32 @@ def _run_all(
     overwrite: bool,
     options: RunOptions,
 ) -> BatchResult:
-    out.mkdir(exist_ok=True)
     result = BatchResult(out)
     todo = []
     for scene in scenes:
         target = out / _stem(scene)
         entry: dict[str, Any] = {"scene": scene, "folder": target.name}
         result.scenes.append(entry)
-        if (target / "run.json").is_file() and not overwrite:
+        if is_mark(target / "run.json") and not overwrite:
             entry.update(status="skipped", seconds=0.0)
         else:
             todo.append(entry)
     if client is not None:
-        _run_on_dask(todo, out, str(net), client, progress, len(scenes) - len(todo), len(scenes), options)
+        from geoseg.flows.dask import run_on_dask
+
+        run_on_dask(todo, out, str(net), client, progress, len(scenes) - len(todo), len(scenes), options)
     else:
         for n, entry in enumerate(todo):
-            entry.update(_run_scene(entry["scene"], str(out / entry["folder"]), net, options, progress))
+            entry.update(run_scene(entry["scene"], str(out / entry["folder"]), net, options, progress))
             if progress:
                 progress("batch", len(scenes) - len(todo) + n + 1, len(scenes))
     return result
 
 
-def _run_scene(
-    scene: str,
-    target: str,
-    model: object,
-    options: RunOptions,
-    progress: Progress | None = None,
-    blocks: list[tuple[int, Any]] | None = None,
-) -> dict[str, Any]:
-    """Run one scene (from its predicted ``blocks`` when given); a failure becomes a status with its reason."""
-    from geoseg.flows.run import run
-
-    started = time.perf_counter()
-    try:
-        run(scene, target, model, options, overwrite=True, progress=progress, blocks=blocks)
-        status: dict[str, Any] = {"status": "done"}
-    except (GeosegError, OSError, ValueError, RuntimeError) as exc:
-        status = _failed(scene, exc)
-    status["seconds"] = round(time.perf_counter() - started, 2)
-    return status
-
-
-def _failed(scene: str, exc: BaseException) -> dict[str, Any]:
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    log.warning("%s failed: %s", scene, message)
-    return {"status": "failed", "reason": message}
-
-
-_WORKER_MODELS: dict[str, object] = {}
-
-
-def _worker_model(model: str, options: RunOptions) -> object:
-    """The model of this Dask worker process: loaded on first use and kept."""
-    import sys
-
-    from geoseg.inference.predict import open_model
-
-    backend, device = options.predict.backend, options.predict.device
-    key = f"{model}|{backend}|{device}"
-    if key not in _WORKER_MODELS:
-        _WORKER_MODELS[key] = open_model(model, backend, device)
-    torch = sys.modules.get("torch")  # loaded with a .pt model; an .onnx model runs without importing it
-    if torch is not None:
-        try:
-            from distributed import get_worker
-
-            torch.set_num_threads(max(1, get_worker().state.nthreads))
-        except (ImportError, ValueError):
-            pass
-    return _WORKER_MODELS[key]
-
-
-def _dask_task(
-    scene: str, target: str, model: str, options: RunOptions, *blocks: tuple[int, Any] | dict[str, Any]
-) -> dict[str, Any]:
-    """Runs on a Dask worker: one scene, or the rest of a split scene once its ``blocks`` are predicted."""
-    failures = [b for b in blocks if isinstance(b, dict)]
-    try:
-        if failures:
-            return failures[0] | {"seconds": 0.0}
-        parts = [b for b in blocks if not isinstance(b, dict)]
-        return _run_scene(scene, target, _worker_model(model, options), options, blocks=parts or None)
-    finally:
-        if blocks:
-            import shutil
-
-            shutil.rmtree(_blocks_dir(Path(target)), ignore_errors=True)
-
-
-def _dask_block(
-    scene: str, target: str, model: str, options: RunOptions, columns: tuple[int, int]
-) -> tuple[int, Any] | dict[str, Any]:
-    """Runs on a Dask worker: predict one vertical block of a split scene into the scene's blocks folder."""
-    from geoseg.inference.predict import predict
-
-    folder = _blocks_dir(Path(target))
-    folder.mkdir(parents=True, exist_ok=True)
-    x0 = columns[0]
-    try:
-        return x0, predict(
-            scene,
-            _worker_model(model, options),
-            folder / f"classes_{x0}.tif",
-            options.predict,
-            confidence=folder / f"confidence_{x0}.tif",
-            overwrite=True,
-            columns=columns,
-        )
-    except (GeosegError, OSError, ValueError, RuntimeError) as exc:
-        return _failed(scene, exc)
-
-
-def _blocks_dir(target: Path) -> Path:
-    return target.with_name(f".{target.name}.blocks")
-
-
-def scene_blocks(scene: str, block_width: int) -> list[tuple[int, int]]:
-    """The vertical blocks a scene is split into on Dask (one block when it is not wider than ``block_width``).
-
-    Empty when the scene cannot be opened: it then runs as one task, which reports the reason.
-
-    Example:
-        >>> scene_blocks("data_samples/brandenburg_s2.tif", 512)
-        [(0, 512), (512, 1024), (1024, 1536)]
-    """
-    from geoseg.core.grid import split_columns
-    from geoseg.io.raster import gdal_env, open_scene
-
-    try:
-        with gdal_env(), open_scene(scene) as ds:
-            width = ds.width
-    except GeosegError:
-        return []
-    return split_columns(width, block_width)
-
-
-def _client(workers: int | None, scheduler: str | None):
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise InputError("--workers and --scheduler need Dask: pip install 'geoseg[dask]'") from None
-    if scheduler:
-        try:
-            return Client(scheduler, timeout="5s"), None
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError(
-                f"cannot reach the Dask scheduler at {scheduler} ({str(exc).splitlines()[0][:120]}): "
-                "check the address (tcp://host:8786) and that the scheduler runs"
-            ) from None
-    if workers is None or workers < 1:
-        raise InputError(f"--workers {workers} must be at least 1")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster), cluster
-
-
-def _run_on_dask(
-    todo: list[dict[str, Any]],
-    out: Path,
-    model: str,
-    client: Any,
-    progress: Progress | None,
-    done_before: int,
-    total: int,
-    options: RunOptions,
-) -> None:
-    from distributed import as_completed
-
-    from geoseg.io.paths import is_remote
-
-    def absolute(path: str) -> str:  # workers may run elsewhere: hand them absolute paths
-        return path if path == "default" or is_remote(path) else str(Path(path).resolve())
-
-    futures = {}
-    for entry in todo:
-        scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
-        blocks = scene_blocks(scene, options.predict.block_width)
-        parts = (
-            []
-            if len(blocks) < 2
-            else [client.submit(_dask_block, scene, target, absolute(model), options, columns, pure=False) for columns in blocks]
-        )
-        futures[client.submit(_dask_task, scene, target, absolute(model), options, *parts, pure=False)] = entry
-    for n, future in enumerate(as_completed(futures)):
-        futures[future].update(future.result())
-        if progress:
-            progress("batch", done_before + n + 1, total)
-
-
 def _write_batch_outputs(out: Path, finished: list[Path], result: BatchResult, model: object) -> None:
     from geoseg.core.version import __version__
     from geoseg.io.mosaic import merge_polygons, mosaic_vrt
-    from geoseg.io.paths import write_text_atomic
+    from geoseg.io.outputs import write_text_atomic
     from geoseg.report.styles import polygons_qml
 
     notes = []

@@ -19,7 +19,7 @@ from geoseg.core.options import PredictOptions, Progress, RunOptions
 from geoseg.core.version import __version__
 from geoseg.inference.predict import PredictResult, assemble_blocks, open_model, predict
 from geoseg.io.features import PolygonSink
-from geoseg.io.paths import atomic_folder, check_outdir
+from geoseg.io.outputs import atomic_folder, check_outdir
 from geoseg.model.bundled import default_model_path
 from geoseg.polygonize.api import polygon_batches, write_batches
 from geoseg.report.areas import areas_table, write_areas_csv
@@ -82,7 +82,7 @@ def run(
         >>> geoseg.run("scene.tif", "out", model="model.pt", min_area=500)  # doctest: +SKIP
     """
     started = time.perf_counter()
-    opts = RunOptions.from_mapping(option_values) if options is None else options
+    opts = (options or RunOptions()).replace(**option_values)
     out = Path(outdir)
     model_path = model if isinstance(model, (str, os.PathLike)) else None
     check_outdir(out, [image, model_path, opts.predict.aoi], overwrite)
@@ -90,7 +90,7 @@ def run(
     t = time.perf_counter()
     net = open_model(model, opts.predict.backend, opts.predict.device)
     timings["load_model"] = time.perf_counter() - t
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, overwrite) as tmp:
         result = _predict(image, net, opts.predict, tmp, blocks, progress, timings)
         t = time.perf_counter()
         table, batches = polygon_batches(
@@ -98,7 +98,7 @@ def run(
         )
         sinks = [
             PolygonSink(tmp / "polygons.gpkg", "GPKG", table, style=polygons_qml(table)),
-            PolygonSink(tmp / "polygons.geojson", "GeoJSON", table),
+            PolygonSink(tmp / "polygons.geojson", "GeoJSON", table, opts.vectorize.precision),
         ]
         per_class = write_batches(batches, sinks)
         timings["vectorize"] = time.perf_counter() - t

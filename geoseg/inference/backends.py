@@ -32,6 +32,7 @@ __all__ = [
     "Runner",
     "TorchRunner",
     "backend_choices",
+    "backend_help",
     "check_backend",
     "choose_backend",
     "default_batch",
@@ -83,8 +84,6 @@ def _onnx_runner(net: Any, device: str, tta: bool, chip: int, seconds: dict[str,
     """An onnxruntime runner; a checkpoint is exported to ONNX first, once per chip size, device and weights."""
     if isinstance(net, OnnxModel):
         return OnnxRunner(net, tta=tta), net
-    if not _onnx_installed():
-        raise InputError("--backend onnx needs onnx and onnxruntime: pip install 'geoseg[onnx]'")
     from geoseg.model.onnx import export_onnx, load_onnx
 
     # the weights' in-place version counters change when they are trained further
@@ -113,11 +112,19 @@ class Backend:
     help: str
     installed: Callable[[], bool]
     make: Callable[[Any, str, bool, int, dict[str, float]], tuple[Runner, Any]]
+    install: str = ""
+    """What to install when :attr:`installed` is False (shown in the error)."""
 
 
 BACKENDS: dict[str, Backend] = {
     "torch": Backend("torch", "PyTorch (checkpoints only)", lambda: True, _torch_runner),
-    "onnx": Backend("onnx", "onnxruntime (a .pt model is exported in memory first)", _onnx_installed, _onnx_runner),
+    "onnx": Backend(
+        "onnx",
+        "onnxruntime (a .pt model is exported in memory first)",
+        _onnx_installed,
+        _onnx_runner,
+        "pip install 'geoseg[onnx]'",
+    ),
 }
 """The inference engines, by ``--backend`` name."""
 
@@ -133,6 +140,21 @@ def backend_choices() -> tuple[str, ...]:
         ('auto', 'torch', 'onnx')
     """
     return ("auto", *BACKENDS)
+
+
+def backend_help() -> str:
+    """The ``--backend`` help text, from the registry.
+
+    Example:
+        >>> backend_help().startswith("Inference engine: torch: PyTorch")
+        True
+    """
+    engines = "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values())
+    return (
+        f"Inference engine: {engines}. auto runs .onnx files with onnxruntime, and .pt models too on CPU for scenes "
+        f"of {AUTO_ONNX_CHIPS} chips or more when onnxruntime is installed (measured 1.36x faster on 2 CPU cores, "
+        "see BENCHMARKS.md)."
+    )
 
 
 def check_backend(net: Any, backend: str) -> None:
@@ -166,7 +188,10 @@ def choose_backend(net: Any, backend: str, device: str, chips: int) -> Backend:
     """
     check_backend(net, backend)
     if backend != "auto":
-        return BACKENDS[backend]
+        chosen = BACKENDS[backend]
+        if not chosen.installed():
+            raise InputError(f"--backend {backend} needs {chosen.help.split(' (')[0]}: {chosen.install}")
+        return chosen
     if isinstance(net, OnnxModel):
         return BACKENDS["onnx"]
     if resolve_device(device) == "cpu" and chips >= AUTO_ONNX_CHIPS and BACKENDS["onnx"].installed():

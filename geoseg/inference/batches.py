@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,7 @@ class Batch:
 
 
 def iter_batches(
-    chips: Sequence[Chip],
+    chips: Iterable[Chip],
     read: Callable[[Chip], tuple[np.ndarray, np.ndarray]],
     normalize: Callable[[np.ndarray], np.ndarray],
     batch_size: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from geoseg.core.errors import RasterError
+from geoseg.inference.checks import warn_all_nodata
 from geoseg.inference.loop import PredictResult
 from geoseg.io.classmap import ClassMapWriter
 from geoseg.io.raster import gdal_env, open_scene
@@ -47,7 +47,7 @@ def assemble_blocks(
         result.warnings.extend(w for w in part.warnings if w not in result.warnings)
     with gdal_env(), open_scene(image) as ds:
         if result.chips_predicted == 0:
-            raise RasterError(f"{ds.name}: every chip is nodata or outside the area of interest; nothing to predict")
+            warn_all_nodata(ds.name, result.warnings)
         writer = ClassMapWriter(
             outputs, ds.crs, ds.transform, ds.width, ds.height, card.classes, tags={"GEOSEG_MODEL": card.name}
         )

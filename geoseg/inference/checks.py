@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.errors import InputError
-from geoseg.core.grid import Chip
-from geoseg.io.paths import check_output
+from geoseg.io.paths import canonical, check_output
 from geoseg.io.raster import pixel_size_m
 from geoseg.model.card import ModelCard
 
-__all__ = ["Radiometry", "aoi_filter", "check_columns", "check_outputs", "check_pixel_size", "warn"]
+__all__ = ["Radiometry", "check_columns", "check_outputs", "check_pixel_size", "warn", "warn_all_nodata"]
 
 log = logging.getLogger("geoseg")
 
@@ -48,7 +47,7 @@ def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) 
     seen: dict[str, str] = {}
     for kind, path in outputs.items():
         check_output(path, inputs, overwrite)
-        key = os.path.normcase(str(Path(path).resolve()))
+        key = os.path.normcase(str(canonical(path)))
         if key in seen:
             raise InputError(f"--{seen[key]} and --{kind} name the same file {path}: give different paths")
         seen[key] = kind
@@ -64,20 +63,13 @@ def check_columns(columns: tuple[int, int] | None, ds: Any) -> tuple[int, int]:
     return x0, x1
 
 
-def aoi_filter(aoi: str | os.PathLike[str], ds: Any, chips: list[Chip]) -> tuple[list[Chip], list[Any]]:
-    """The chips that touch the polygons of ``aoi`` (any vector file and CRS), and those polygons in the scene's CRS."""
-    import shapely
-
-    from geoseg.io.vector import read_polygons
-
-    polygons = read_polygons(aoi, ds.crs)
-    union = shapely.union_all(polygons)
-    if not union.intersects(shapely.box(*ds.bounds)):
-        raise InputError(f"--aoi {aoi} does not overlap the scene {ds.name}: check the file and its CRS")
-    boxes = shapely.box(*np.array([c.bounds for c in chips]).T)
-    shapely.prepare(union)
-    keep = shapely.intersects(union, boxes)
-    return [c for c, k in zip(chips, keep) if k], polygons
+def warn_all_nodata(name: str, warnings: list[str]) -> None:
+    """Say (once) that a scene is nodata everywhere: not an error, its outputs are all nodata."""
+    warn(
+        warnings,
+        f"{name}: every pixel is nodata (or outside the area of interest); the outputs are all nodata and the "
+        "polygon layers empty",
+    )
 
 
 def check_pixel_size(ds: Any, model_size: float | None, warnings: list[str]) -> None:

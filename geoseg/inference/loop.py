@@ -9,9 +9,10 @@ go to the writer as soon as no chip can touch them.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from geoseg.core.threads import prefetch
 from geoseg.inference.backends import Runner
 from geoseg.inference.batches import Batch, iter_batches
 from geoseg.inference.checks import Radiometry
+from geoseg.inference.chips import ChipSelection
 from geoseg.inference.stitch import Stitcher
 from geoseg.io.classmap import RASTER_OUTPUTS, ClassMapWriter
 from geoseg.io.raster import open_scene, read_window, scene_has_mask
@@ -78,20 +80,21 @@ class ChipLoop:
         self.times = {"read_wait": 0.0, "model": 0.0, "stitch": 0.0, "write": 0.0}
         self.done = 0
 
-    def run(self, chips: Sequence[Chip], blocks: list[tuple[int, int]]) -> None:
-        """Predict ``chips`` over the scene column ranges ``blocks`` (written from the first block's left edge)."""
+    def run(self, chips: ChipSelection, blocks: list[tuple[int, int]]) -> None:
+        """Predict the selected ``chips`` over the scene column ranges ``blocks`` (written from the first block's left edge)."""
         if self.progress:
             self.progress("predict", 0, self.total)
         offset = blocks[0][0]
         for x0, x1 in blocks:
-            self.run_block(x0, x1, [c for c in chips if c.x0 < x1 and c.x1 > x0], offset)
+            self.run_block(x0, x1, chips.chips(x0, x1), offset)
         self.radiometry.check()
         self.times["stitch"] -= self.times["write"]
         self.result.seconds.update(self.times)
 
-    def run_block(self, x0: int, x1: int, chips: Sequence[Chip], offset: int) -> None:
+    def run_block(self, x0: int, x1: int, chips: Iterator[Chip], offset: int) -> None:
         """Predict the chips that reach columns ``[x0, x1)`` and stitch those columns."""
-        if not chips:
+        first = next(chips, None)
+        if first is None:
             k = self.net.card.num_classes
             rows = {kind: RASTER_OUTPUTS[kind].empty(k, self.ds.height, x1 - x0) for kind in self.writer.ds}
             self.writer.write_rows(x0 - offset, 0, rows)
@@ -99,6 +102,7 @@ class ChipLoop:
         stitcher = Stitcher(self.grid, x0, x1, self.net.card.num_classes, functools.partial(self.write_rows, x0, x1, offset))
         reader = open_scene(self.image)  # the reader thread has its own handle: GDAL datasets are not shared
         try:
+            chips = itertools.chain([first], chips)
             for batch in self._timed(
                 prefetch(iter_batches(chips, functools.partial(self._read, reader), self.net.normalize, self.batch_size), depth=2)
             ):

@@ -16,14 +16,16 @@ from typing import Any
 from affine import Affine
 
 from geoseg.core.bands import select_bands
-from geoseg.core.errors import InputError, RasterError
+from geoseg.core.errors import InputError
 from geoseg.core.grid import make_grid, split_columns
 from geoseg.core.options import BLOCK_WIDTH, PredictOptions, Progress
 from geoseg.inference.backends import check_backend, default_batch, make_runner
 from geoseg.inference.blocks import assemble_blocks
-from geoseg.inference.checks import aoi_filter, check_columns, check_outputs, check_pixel_size, warn
+from geoseg.inference.checks import check_columns, check_outputs, check_pixel_size, warn, warn_all_nodata
+from geoseg.inference.chips import ChipSelection, read_aoi
 from geoseg.inference.loop import ChipLoop, PredictResult
 from geoseg.io.classmap import ClassMapWriter
+from geoseg.io.paths import check_input_file
 from geoseg.io.raster import gdal_env, open_scene
 from geoseg.model.onnx import OnnxModel
 
@@ -39,6 +41,8 @@ def open_model(model: object, backend: str = "auto", device: str = "auto") -> An
     """
     from geoseg.model.onnx import load_onnx, onnx_device
 
+    if isinstance(model, (str, os.PathLike)) and str(model) != "default":
+        check_input_file(model, "model file", "give a .pt checkpoint, an .onnx file or default")  # a FIFO never hangs
     if not isinstance(model, (str, os.PathLike)):
         net = model
     elif str(model).lower().endswith(".onnx"):
@@ -95,7 +99,7 @@ def predict(
         ...                    overwrite=True)  # doctest: +SKIP
     """
     started = time.perf_counter()
-    opts = PredictOptions.from_mapping(option_values) if options is None else options.replace(**option_values)
+    opts = (options or PredictOptions()).replace(**option_values)
     outputs = {"classes": Path(output)}
     if confidence:
         outputs["confidence"] = Path(confidence)
@@ -144,20 +148,18 @@ def _predict_scene(
     check_pixel_size(ds, card.pixel_size, result.warnings)
     grid = make_grid(ds.width, ds.height, chip, card.overlap if opts.overlap is None else opts.overlap, ds.transform)
     x0, x1 = check_columns(columns, ds)
-    chips = [c for c in grid if c.x0 < x1 and c.x1 > x0] if columns is not None else list(grid)
-    polygons = None
-    if opts.aoi is not None:
-        chips, polygons = aoi_filter(opts.aoi, ds, chips)
-    result.chips_total = len(chips)
-    runner, net = make_runner(net, opts.backend, opts.device, opts.tta, chip, len(chips), result.seconds)
+    polygons, union = read_aoi(opts.aoi, ds, result.warnings) if opts.aoi is not None else (None, None)
+    chips = ChipSelection(grid, x0, x1, union)  # made lazily, block by block
+    result.chips_total = chips.count()
+    runner, net = make_runner(net, opts.backend, opts.device, opts.tta, chip, result.chips_total, result.seconds)
     batch_size = opts.batch_size or default_batch(runner.device)
     transform = ds.transform * Affine.translation(x0, 0)
     writer = ClassMapWriter(outputs, ds.crs, transform, x1 - x0, ds.height, card.classes, tags={"GEOSEG_MODEL": card.name})
     try:
-        loop = ChipLoop(ds, image, grid, indexes, net, runner, writer, polygons, batch_size, progress, result, len(chips))
+        loop = ChipLoop(ds, image, grid, indexes, net, runner, writer, polygons, batch_size, progress, result, result.chips_total)
         loop.run(chips, [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, opts.block_width)])
-        if result.chips_predicted == 0 and columns is None:  # a block may be all nodata; its scene is checked whole
-            raise RasterError(f"{ds.name}: every chip is nodata or outside the area of interest; nothing to predict")
+        if result.chips_predicted == 0 and columns is None:  # a block may be all nodata; its scene is judged whole
+            warn_all_nodata(ds.name, result.warnings)
         writer.commit()
     except BaseException:
         writer.abort()

@@ -92,11 +92,11 @@ class Stitcher:
     """
 
     def __init__(self, grid: Grid, x0: int, x1: int, num_classes: int, sink: RowSink) -> None:
-        chips = grid.chips_in_columns(x0, x1)
+        cols = grid.columns_in(x0, x1)  # chip columns reaching the block: their extent, without making the chips
         self.grid = grid
         self.x0, self.x1 = x0, x1
-        self.ex0 = min(c.x0 for c in chips)
-        self.ex1 = max(c.x1 for c in chips)
+        self.ex0 = min(grid.xs[c] for c in cols)
+        self.ex1 = max(min(grid.xs[c] + grid.chip_size, grid.width) for c in cols)
         self.height = min(grid.chip_size, grid.height)
         self.acc = np.zeros((num_classes, self.height, self.ex1 - self.ex0), dtype=np.float32)
         self.wsum = np.zeros((self.height, self.ex1 - self.ex0), dtype=np.float32)

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from rasterio.windows import Window
 
 from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo, class_table_json, colormap, default_colors
 from geoseg.core.errors import OutputError
+from geoseg.io.leftovers import temp_name
+from geoseg.io.outputs import write_error
 
 __all__ = ["RASTER_OUTPUTS", "TILE", "ClassMapWriter", "RasterOutput", "class_table_of"]
 
@@ -130,7 +131,7 @@ class ClassMapWriter:
         tags: dict[str, str] | None = None,
     ) -> None:
         self.paths = {k: Path(v) for k, v in paths.items()}
-        self.tmp = {k: p.with_name(f".{p.stem}.{uuid.uuid4().hex[:8]}.partial{p.suffix}") for k, p in self.paths.items()}
+        self.tmp = {k: p.with_name(temp_name(p.stem, "partial", p.suffix)) for k, p in self.paths.items()}
         self.classes = list(classes)
         self.width, self.height = width, height
         self.buffers: dict[int, _Buffer] = {}
@@ -194,7 +195,10 @@ class ClassMapWriter:
                 continue
             block = array[..., :n, :]
             window = Window(x0, buf.y0, block.shape[-1], n)
-            self.ds[kind].write(block if block.ndim == 3 else block[None], window=window)
+            try:
+                self.ds[kind].write(block if block.ndim == 3 else block[None], window=window)
+            except (rasterio.errors.RasterioIOError, OSError) as exc:
+                raise write_error(self.paths[kind], exc) from None
         rest = {k: v[..., n:, :] for k, v in joined.items()}
         buf.y0, buf.rows = y_end, buf.rows - n
         buf.parts = [rest] if buf.rows else []
@@ -231,7 +235,7 @@ class ClassMapWriter:
                     with contextlib.suppress(OSError):
                         path.unlink()
                 self.abort()
-                raise OutputError(f"cannot write {self.paths[kind]} ({exc}): check free disk space") from None
+                raise write_error(self.paths[kind], exc) from None
             tmp.unlink()
         for kind, cog in cogs.items():
             os.replace(cog, self.paths[kind])

@@ -13,8 +13,6 @@ import contextlib
 import os
 import shutil
 import sqlite3
-import tempfile
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +21,9 @@ from typing import TYPE_CHECKING
 
 from geoseg.core.classes import ClassInfo
 from geoseg.core.errors import InputError, OutputError
-from geoseg.io.paths import atomic_output, check_output
+from geoseg.io.leftovers import temp_name
+from geoseg.io.outputs import atomic_output
+from geoseg.io.paths import check_output
 
 if TYPE_CHECKING:
     from geopandas import GeoDataFrame
@@ -63,7 +63,8 @@ def finish_converted(sink: PolygonSink) -> None:
         with atomic_output(sink.path) as tmp:
             sink.convert(tmp)
         return
-    folder = Path(tempfile.mkdtemp(prefix=f".{sink.path.stem}.", suffix=".partial", dir=sink.path.parent))
+    folder = sink.path.parent / temp_name(sink.path.stem, "partial")
+    folder.mkdir()
     try:
         sink.convert(folder / sink.path.name)
         for suffix in sink.format.sidecars:
@@ -225,7 +226,7 @@ class PolygonSink:
     ) -> None:
         self.path, self.classes, self.precision, self.style = Path(path), classes, precision, style
         self.format = fmt if isinstance(fmt, VectorFormat) else format_named(fmt)
-        self.scratch = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.partial.gpkg")
+        self.scratch = self.path.with_name(temp_name(self.path.stem, "partial", ".gpkg"))
         self._started = False
 
     def write(self, frame: GeoDataFrame) -> None:

@@ -55,7 +55,7 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     """
     import rasterio
 
-    from geoseg.io.paths import write_text_atomic
+    from geoseg.io.outputs import write_text_atomic
 
     infos = []
     for path in paths:

@@ -1,26 +1,16 @@
-"""Output paths: refuse to clobber data, write under a temporary name, rename on success."""
+"""Paths: remote or local, the same file, inputs that may be opened, outputs that may be written."""
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
-import shutil
-import uuid
-from collections.abc import Iterable, Iterator
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 
-from geoseg.core.errors import OutputError
+from geoseg.core.errors import InputError, OutputError
 
-__all__ = [
-    "atomic_folder",
-    "atomic_output",
-    "check_outdir",
-    "check_output",
-    "check_writable_folder",
-    "is_remote",
-    "same_file",
-    "write_text_atomic",
-]
+__all__ = ["canonical", "check_input_file", "check_output", "check_writable_folder", "is_remote", "same_file"]
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -34,6 +24,19 @@ def is_remote(path: str | os.PathLike) -> bool:
     return text.startswith("/vsi") or "://" in text
 
 
+def canonical(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute with links resolved (as written when a link loops).
+
+    Example:
+        >>> canonical("/tmp/../tmp/a.tif")
+        PosixPath('/tmp/a.tif')
+    """
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """True when two paths name the same file (resolving links and case where the OS does)."""
     if is_remote(a) or is_remote(b):
@@ -44,7 +47,7 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
             return pa.samefile(pb)
     except OSError:
         pass
-    return os.path.normcase(pa.resolve()) == os.path.normcase(pb.resolve())
+    return os.path.normcase(canonical(pa)) == os.path.normcase(canonical(pb))
 
 
 def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False) -> Path:
@@ -61,33 +64,60 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     for item in inputs:
         if same_file(out, item):
             raise OutputError(f"output {out} is the input file: choose another output path")
-    if out.exists() and not overwrite:
-        raise OutputError(f"output {out} already exists: use --overwrite to replace it")
     if out.is_dir():
         raise OutputError(f"output {out} is a folder: give a file path")
+    kind = _special_kind(out)
+    if kind:
+        raise OutputError(f"output {out} is {kind}, not a regular file: geoseg replaces only regular files; give a file path")
+    if out.exists() and not overwrite:
+        raise OutputError(f"output {out} already exists: use --overwrite to replace it")
     check_writable_folder(out.parent if str(out.parent) else Path("."))
     return out
 
 
-def check_outdir(outdir: Path, inputs: Iterable, overwrite: bool) -> None:
-    """Check that output folder ``outdir`` may be (re)built: refused if it exists (unless ``overwrite``),
-    is a file, or would contain one of ``inputs``.
+def _special_kind(path: Path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a folder (a FIFO, a device...)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return "a symbolic link loop" if exc.errno == errno.ELOOP else None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def check_input_file(path: str | os.PathLike, what: str, fix: str) -> Path:
+    """Refuse an input that is missing, a folder, empty, or not a regular file (FIFO, device, socket, link loop).
+
+    Checked before the file is opened, so a FIFO or ``/dev/zero`` cannot hang
+    or fill memory. ``what`` names the input (``scene``, ``model file``);
+    ``fix`` says what to give instead.
 
     Example:
-        >>> check_outdir(Path("/tmp/new_outdir"), ["scene.tif"], overwrite=False)
+        >>> check_input_file("/dev/null", "model file", "give a .pt or .onnx file")
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.InputError: model file /dev/null is a character device, not a regular file: give a .pt or .onnx file
     """
-    if outdir.exists() and not overwrite:
-        raise OutputError(f"output folder {outdir} already exists: use --overwrite to replace it")
-    if outdir.exists() and not outdir.is_dir():
-        raise OutputError(f"output {outdir} is a file, not a folder: give a folder path")
-    resolved = outdir.resolve()
-    for item in inputs:
-        if item is None or is_remote(item) or str(item) == "default":
-            continue
-        path = Path(item).resolve()
-        if path == resolved or resolved in path.parents:
-            raise OutputError(f"input {item} lies inside the output folder {outdir}: choose another output folder")
-    check_writable_folder(resolved.parent)
+    p = Path(path)
+    kind = _special_kind(p)
+    if kind:
+        raise InputError(f"{what} {p} is {kind}, not a regular file: {fix}")
+    if not p.exists():
+        raise InputError(f"{what} {p} does not exist: check the path")
+    if p.is_dir():
+        raise InputError(f"{what} {p} is a folder: {fix}")
+    if p.stat().st_size == 0:
+        raise InputError(f"{what} {p} is an empty file (0 bytes): copy or export it again")
+    return p
 
 
 def check_writable_folder(folder: Path) -> None:
@@ -96,84 +126,9 @@ def check_writable_folder(folder: Path) -> None:
     Example:
         >>> check_writable_folder(Path("/tmp"))
     """
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} is a file, not a folder: outputs cannot be written under it; choose another path")
     if not folder.is_dir():
         raise OutputError(f"output folder {folder} does not exist: create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {folder} is not writable: choose another output path")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling path; rename it to ``path`` only if the block succeeds.
-
-    The temporary file keeps the suffix so drivers that look at it still work.
-
-    Example:
-        >>> with atomic_output(Path("/tmp/out.txt")) as tmp:
-        ...     _ = tmp.write_text("done")
-        >>> Path("/tmp/out.txt").read_text()
-        'done'
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
-    try:
-        yield tmp
-        if tmp.is_file():
-            os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` under a temporary name, then rename.
-
-    Example:
-        >>> write_text_atomic(Path("/tmp/doc_note.txt"), "done").read_text()
-        'done'
-    """
-    with atomic_output(Path(path)) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
-
-
-@contextlib.contextmanager
-def atomic_folder(out: Path) -> Iterator[Path]:
-    """Yield a temporary sibling folder; it replaces ``out`` only if the block succeeds.
-
-    An existing ``out`` is removed only after the new folder is in place.
-
-    Example:
-        >>> with atomic_folder(Path("/tmp/doc_outdir")) as tmp:
-        ...     _ = (tmp / "a.txt").write_text("done")
-        >>> sorted(p.name for p in Path("/tmp/doc_outdir").iterdir())
-        ['a.txt']
-    """
-    out = Path(out)
-    tmp = out.resolve().parent / f".{out.name}.{uuid.uuid4().hex[:8]}.partial"
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except OSError:
-            if old is not None:
-                os.replace(old, out)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

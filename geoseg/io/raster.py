@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,8 +12,8 @@ from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from geoseg.core.errors import RasterError
-from geoseg.io.paths import is_remote
+from geoseg.core.errors import InputError, RasterError
+from geoseg.io.paths import check_input_file, is_remote
 
 __all__ = [
     "GDAL_CACHE_MB",
@@ -49,33 +48,40 @@ def open_scene(path: str | os.PathLike, require_georef: bool = True) -> rasterio
     """
     name = str(path)
     if not is_remote(name):
-        p = Path(name)
-        if not p.exists():
-            raise RasterError(f"scene {name} does not exist: check the path")
-        if p.is_dir():
-            raise RasterError(f"scene {name} is a folder: give a raster file")
-        if p.stat().st_size == 0:
-            raise RasterError(f"scene {name} is an empty file: copy or export it again")
+        try:
+            check_input_file(name, "scene", "give a raster file")
+        except InputError as exc:  # a scene that cannot be opened is a raster error, like GDAL's own refusals
+            raise RasterError(str(exc)) from None
     try:
         ds = rasterio.open(name)
     except RasterioIOError as exc:
         detail = str(exc).splitlines()[0] if str(exc) else "unrecognised format"
         raise RasterError(f"{name} is not a raster GDAL can read ({detail}): give a GeoTIFF or another GDAL raster") from None
-    if require_georef:
-        try:
+    try:
+        if np.dtype(ds.dtypes[0]).kind == "c":
+            raise RasterError(
+                f"scene {name} has complex pixels ({ds.dtypes[0]}): geoseg reads real bands; write the amplitude or the "
+                "real part first (gdal_translate -ot Float32 keeps the real part)"
+            )
+        if require_georef:
             check_georeferencing(ds, name)
-        except RasterError:
-            ds.close()
-            raise
+    except RasterError:
+        ds.close()
+        raise
     return ds
 
 
 def check_georeferencing(ds: rasterio.io.DatasetReader, name: str) -> None:
     """Refuse scenes whose pixels cannot be placed on the map."""
+    t = ds.transform
+    if t.is_identity and ds.gcps[0]:
+        raise RasterError(
+            f"scene {name} is placed by ground control points only: warp it onto a grid first, "
+            f"e.g. gdalwarp -tps {name} warped.tif"
+        )
     if ds.crs is None:
         raise RasterError(f"scene {name} has no CRS: assign one, e.g. gdal_edit.py -a_srs EPSG:32633 {name}")
-    t = ds.transform
-    if t.is_identity or (not ds.transform and ds.gcps[0]):
+    if t.is_identity:
         raise RasterError(f"scene {name} has no geotransform: georeference it (e.g. gdalwarp with its GCPs) first")
     if t.b != 0 or t.d != 0:
         raise RasterError(f"scene {name} has a rotated or sheared geotransform: warp it north-up with gdalwarp first")
@@ -84,6 +90,19 @@ def check_georeferencing(ds: rasterio.io.DatasetReader, name: str) -> None:
 def scene_has_mask(ds: rasterio.io.DatasetReader) -> bool:
     """False when GDAL reports every pixel of every band valid (no nodata, mask band or alpha)."""
     return not all(flags == [MaskFlags.all_valid] for flags in ds.mask_flag_enums)
+
+
+def _nodata_beside_mask(ds: rasterio.io.DatasetReader, indexes: list[int]) -> list[tuple[int, float]] | None:
+    """``(position, nodata)`` of the read bands when the scene has a mask band or alpha and nodata values too.
+
+    GDAL's dataset mask then follows the mask alone; a pixel at the nodata
+    value of every read band is invalid as well (as with nodata alone).
+    """
+    flags = ds.mask_flag_enums
+    if all(MaskFlags.nodata in f or MaskFlags.all_valid in f for f in flags):
+        return None
+    pairs = [(i, ds.nodatavals[b - 1]) for i, b in enumerate(indexes) if ds.nodatavals[b - 1] is not None]
+    return pairs if pairs and len(pairs) == len(indexes) else None
 
 
 def read_window(
@@ -114,6 +133,9 @@ def read_window(
         masked = scene_has_mask(ds)
     if masked:
         valid[: y1 - y0, : x1 - x0] = ds.dataset_mask(window=inner) > 0
+        nodata = _nodata_beside_mask(ds, indexes)
+        if nodata is not None:  # GDAL's mask band hides the nodata value: honour both
+            valid[: y1 - y0, : x1 - x0] &= ~np.all([raw[i] == v for i, v in nodata], axis=0)
     else:
         valid[: y1 - y0, : x1 - x0] = True
     if raw.dtype.kind == "f":

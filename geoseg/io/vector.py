@@ -14,7 +14,7 @@ __all__ = ["read_polygons"]
 
 
 def read_polygons(path: str | os.PathLike, crs: CRS) -> list:
-    """Polygons of a vector file reprojected to ``crs`` (shapely geometries, empty ones dropped).
+    """Polygons of a vector file reprojected to ``crs`` (shapely geometries as they are; empty ones dropped).
 
     Example:
         >>> polys = read_polygons("aoi.gpkg", CRS.from_epsg(32633))  # doctest: +SKIP
@@ -35,4 +35,4 @@ def read_polygons(path: str | os.PathLike, crs: CRS) -> list:
     if frame.empty:
         raise VectorError(f"vector file {name} holds no polygons: give an area of interest as polygons")
     frame = frame.to_crs(crs.to_wkt())
-    return [g if g.is_valid else g.buffer(0) for g in frame.geometry]
+    return list(frame.geometry)  # invalid polygons are repaired (and said) by the caller, never silently

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from affine import Affine
 
+from geoseg.core.classes import NODATA
 from geoseg.polygonize.regions import label_regions, polygonize, sieve_regions
 
 if TYPE_CHECKING:
@@ -238,7 +239,7 @@ class StripPolygonizer:
             self.parent[max(ra, rb)] = min(ra, rb)
 
     def add(self, y0: int, classes: np.ndarray, valid: np.ndarray, confidence: np.ndarray | None = None) -> None:
-        """Add the strip of rows starting at ``y0`` (class ids, validity, optional confidence with 255 = none)."""
+        """Add the strip of rows starting at ``y0`` (class ids, validity, optional confidence with NODATA = none)."""
         labels, region_class = label_regions(classes, valid)
         count = len(region_class) - 1
         offset = self.next_id - 1
@@ -248,7 +249,7 @@ class StripPolygonizer:
         csum: np.ndarray
         ccount: np.ndarray
         if confidence is not None:
-            known = (confidence != 255) & (labels > 0)
+            known = (confidence != NODATA) & (labels > 0)
             csum = np.bincount(labels[known], weights=confidence[known].astype(np.float64), minlength=count + 1)
             ccount = np.bincount(labels[known], minlength=count + 1)
         else:

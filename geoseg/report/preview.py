@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geoseg.core.classes import ClassInfo
+from geoseg.core.classes import NODATA, ClassInfo
 
 __all__ = ["rgb_bands", "write_preview"]
 
@@ -61,13 +61,13 @@ def write_preview(
             valid = ds.dataset_mask(out_shape=shape) > 0
         with open_scene(classes) as ds:
             cls = ds.read(1, out_shape=shape)
-    colours = np.zeros((256, 4))
+    colours = np.zeros((NODATA + 1, 4))
     for c in table:
         colours[c.id] = (*(v / 255 for v in c.rgb), 1.0)
     fig, axes = plt.subplots(1, 2, figsize=(12, 6.2), dpi=100, constrained_layout=True)
     axes[0].imshow(_stretch(rgb, valid), interpolation="nearest")
     axes[0].set_title("scene (bands " + ", ".join(map(str, bands)) + ")")
-    axes[1].imshow(cls, cmap=ListedColormap(colours), vmin=0, vmax=255, interpolation="nearest")
+    axes[1].imshow(cls, cmap=ListedColormap(colours), vmin=0, vmax=NODATA, interpolation="nearest")
     axes[1].set_title("classes")
     for ax in axes:
         ax.set_axis_off()

@@ -48,6 +48,10 @@ class TileResult:
     skipped_empty: int
 
 
+TILE_MARKS = ("tile.json",)
+"""The file that marks a chip folder as written by ``geoseg tile``."""
+
+
 def _chip_profile(ds: Any, transform: Any, size: int, count: int, dtype: str, nodata: Any) -> dict[str, Any]:
     return {
         "driver": "GTiff",
@@ -101,19 +105,19 @@ def tile(
     """
     from geoseg.core.grid import make_grid
     from geoseg.io.label_files import SceneGrid, open_labels
-    from geoseg.io.paths import atomic_folder, check_outdir
+    from geoseg.io.outputs import atomic_folder, check_outdir
     from geoseg.io.raster import gdal_env, open_scene
 
     out = Path(chip_dir)
     if not 0.0 <= min_labeled <= 1.0:
         raise InputError(f"--min-labeled {min_labeled} must lie in [0, 1], e.g. 0.1 for 10% labeled pixels")
-    check_outdir(out, [image, labels], overwrite)
+    check_outdir(out, [image, labels], overwrite, marks=TILE_MARKS)
     stem = Path(str(image)).stem
     with gdal_env(), open_scene(image) as ds:
         grid = make_grid(ds.width, ds.height, chip_size=chip_size, overlap=overlap, transform=ds.transform)
         source = None if labels is None else open_labels(labels, SceneGrid.of(ds), label_field, classes)
         try:
-            with atomic_folder(out) as tmp:
+            with atomic_folder(out, overwrite, marks=TILE_MARKS) as tmp:
                 writer = _ChipWriter(ds, source, tmp, stem, chip_size, min_labeled)
                 for n, chip in enumerate(grid):
                     if writer.write(chip) and progress:

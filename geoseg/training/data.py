@@ -20,10 +20,10 @@ from rasterio.windows import Window
 
 from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.errors import InputError
+from geoseg.core.options import Progress
 
 __all__ = ["SceneData", "Split", "index_scene", "make_split", "band_stats", "augment", "Sample"]
 
-Progress = Callable[[str, int, int], None]
 _BLOCK_CELLS = 16
 
 

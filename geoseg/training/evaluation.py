@@ -131,6 +131,6 @@ def write_json(summary: dict[str, Any], path: Path) -> None:
     Example:
         >>> write_json(evaluate("classes.tif", "labels.gpkg", label_field="fclass"), Path("metrics.json"))  # doctest: +SKIP
     """
-    from geoseg.io.paths import write_text_atomic
+    from geoseg.io.outputs import write_text_atomic
 
     write_text_atomic(path, json.dumps(summary, indent=2))

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from geoseg.core.metrics import ConfusionMatrix
+from geoseg.core.options import Progress
 from geoseg.training.config import TrainConfig
 from geoseg.training.data import SceneData, Split, iter_samples
 from geoseg.training.distributed import Dist, wrap_model
@@ -27,7 +28,6 @@ from geoseg.training.rundir import RunState, load_resume, save_epoch
 
 __all__ = ["EpochLoop", "epoch_order"]
 
-Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from geoseg.io.paths import atomic_output
+from geoseg.io.outputs import atomic_output
 
 __all__ = ["plot_curves"]
 

@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,13 @@ import numpy as np
 
 from geoseg.core.errors import InputError
 from geoseg.core.labels import LabelMap
+from geoseg.core.options import Progress
 from geoseg.training.config import ConfigError, SceneSource, TrainConfig, read_config
 from geoseg.training.data import SceneData, Split, index_scene, make_split
 
 __all__ = ["class_weights", "open_scenes", "scene_bands", "split_scenes"]
 
 log = logging.getLogger("geoseg")
-Progress = Callable[[str, int, int], None]
 
 
 def scene_bands(ds: Any, wanted: Sequence[str | int] | None) -> tuple[list[int], list[str]]:

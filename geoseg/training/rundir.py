@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.core.errors import OutputError
-from geoseg.io.paths import atomic_output, write_text_atomic
+from geoseg.io.outputs import atomic_output, write_text_atomic
 from geoseg.training.config import ConfigError, TrainConfig
 from geoseg.training.plots import plot_curves
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.core.labels import LabelMap
+from geoseg.core.options import Progress
 from geoseg.training.config import TrainConfig, read_config
 from geoseg.training.data import SceneData, Split, band_stats, class_counts
 from geoseg.training.distributed import Dist, distributed, process_device, process_threads
@@ -31,7 +32,6 @@ from geoseg.training.rundir import RunState, check_run_dir, check_same_config, w
 __all__ = ["TrainResult", "train"]
 
 log = logging.getLogger("geoseg")
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass

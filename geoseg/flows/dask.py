@@ -1,0 +1,217 @@
+"""Batches on Dask: each scene a task (a wide scene split into block tasks), the model loaded once per worker.
+
+``--workers N`` starts a local cluster of single-thread worker processes
+(capped by :func:`max_workers`); ``--scheduler ADDRESS`` joins an existing
+one, checked within seconds so a wrong address never hangs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from geoseg.core.errors import GeosegError, InputError
+from geoseg.core.options import Progress, RunOptions
+from geoseg.flows.scene import failed, run_scene
+
+__all__ = ["WORKER_MEMORY_GB", "make_client", "max_workers", "run_on_dask", "scene_blocks"]
+
+
+_WORKER_MODELS: dict[str, object] = {}
+
+
+def _worker_model(model: str, options: RunOptions) -> object:
+    """The model of this Dask worker process: loaded on first use and kept."""
+    import sys
+
+    from geoseg.inference.predict import open_model
+
+    backend, device = options.predict.backend, options.predict.device
+    key = f"{model}|{backend}|{device}"
+    if key not in _WORKER_MODELS:
+        _WORKER_MODELS[key] = open_model(model, backend, device)
+    torch = sys.modules.get("torch")  # loaded with a .pt model; an .onnx model runs without importing it
+    if torch is not None:
+        try:
+            from distributed import get_worker
+
+            torch.set_num_threads(max(1, get_worker().state.nthreads))
+        except (ImportError, ValueError):
+            pass
+    return _WORKER_MODELS[key]
+
+
+def _dask_task(
+    scene: str, target: str, model: str, options: RunOptions, *blocks: tuple[int, Any] | dict[str, Any]
+) -> dict[str, Any]:
+    """Runs on a Dask worker: one scene, or the rest of a split scene once its ``blocks`` are predicted."""
+    failures = [b for b in blocks if isinstance(b, dict)]
+    try:
+        if failures:
+            return failures[0] | {"seconds": 0.0}
+        parts = [b for b in blocks if not isinstance(b, dict)]
+        return run_scene(scene, target, _worker_model(model, options), options, blocks=parts or None)
+    finally:
+        if blocks:
+            import shutil
+
+            shutil.rmtree(_blocks_dir(Path(target)), ignore_errors=True)
+
+
+def _dask_block(
+    scene: str, target: str, model: str, options: RunOptions, columns: tuple[int, int]
+) -> tuple[int, Any] | dict[str, Any]:
+    """Runs on a Dask worker: predict one vertical block of a split scene into the scene's blocks folder."""
+    from geoseg.inference.predict import predict
+
+    folder = _blocks_dir(Path(target))
+    folder.mkdir(parents=True, exist_ok=True)
+    x0 = columns[0]
+    try:
+        return x0, predict(
+            scene,
+            _worker_model(model, options),
+            folder / f"classes_{x0}.tif",
+            options.predict,
+            confidence=folder / f"confidence_{x0}.tif",
+            overwrite=True,
+            columns=columns,
+        )
+    except (GeosegError, OSError, ValueError, RuntimeError) as exc:
+        return failed(scene, exc)
+
+
+def _blocks_dir(target: Path) -> Path:
+    return target.with_name(f".{target.name}.blocks")
+
+
+def scene_blocks(scene: str, block_width: int) -> list[tuple[int, int]]:
+    """The vertical blocks a scene is split into on Dask (one block when it is not wider than ``block_width``).
+
+    Empty when the scene cannot be opened: it then runs as one task, which reports the reason.
+
+    Example:
+        >>> scene_blocks("data_samples/brandenburg_s2.tif", 512)
+        [(0, 512), (512, 1024), (1024, 1536)]
+    """
+    from geoseg.core.grid import split_columns
+    from geoseg.io.raster import gdal_env, open_scene
+
+    try:
+        with gdal_env(), open_scene(scene) as ds:
+            width = ds.width
+    except GeosegError:
+        return []
+    return split_columns(width, block_width)
+
+
+WORKER_MEMORY_GB = 1.0
+"""Peak memory of one Dask worker predicting a scene (about 1 GB measured, BENCHMARKS.md): caps --workers."""
+
+
+def max_workers() -> int:
+    """The most local Dask workers this machine can hold: one per CPU core, and about 1 GB of memory each.
+
+    Example:
+        >>> max_workers() >= 1
+        True
+    """
+    cores = os.cpu_count() or 1
+    try:
+        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (AttributeError, ValueError, OSError):  # not POSIX: cores alone
+        return cores
+    return max(1, min(cores, int(memory_gb / WORKER_MEMORY_GB)))
+
+
+def _check_scheduler(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address that is not a reachable Dask scheduler, within ``timeout`` seconds (nothing hangs)."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    if parsed.scheme not in ("tcp", "tls") or not parsed.hostname or not parsed.port:
+        raise InputError(f"--scheduler {address}: give a Dask scheduler address such as tcp://10.0.0.5:8786")
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"cannot reach the Dask scheduler at {address} ({exc.strerror or exc}): check the address "
+            "(tcp://host:8786) and that the scheduler runs"
+        ) from None
+
+
+def _connect(address: str, timeout: float = 10.0) -> Any:
+    """A Dask client of the scheduler at ``address``; anything else answering there is one clear error, in bounded time."""
+    import concurrent.futures
+
+    from distributed import Client
+
+    _check_scheduler(address)
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="geoseg-dask-connect")
+    future = pool.submit(Client, address, timeout=f"{int(timeout)}s")
+    try:
+        return future.result(timeout=timeout + 5)
+    except Exception as exc:  # noqa: BLE001 - whatever a foreign server makes the handshake raise
+        detail = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"{address} does not answer as a Dask scheduler ({detail}): check the address and that `dask scheduler` runs there"
+        ) from None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
+    """A Dask client and, for ``workers``, its local cluster (``None`` when joining ``scheduler``)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--workers and --scheduler need Dask: pip install 'geoseg[dask]'") from None
+    if scheduler:
+        return _connect(scheduler), None
+    if workers is None or workers < 1:
+        raise InputError(f"--workers {workers} must be at least 1")
+    if workers > max_workers():
+        raise InputError(
+            f"--workers {workers}: this machine holds at most {max_workers()} geoseg workers ({os.cpu_count()} CPU "
+            f"cores, about {WORKER_MEMORY_GB:g} GB of memory each); give --workers {max_workers()} or fewer, or "
+            "--scheduler for a cluster"
+        )
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def run_on_dask(
+    todo: list[dict[str, Any]],
+    out: Path,
+    model: str,
+    client: Any,
+    progress: Progress | None,
+    done_before: int,
+    total: int,
+    options: RunOptions,
+) -> None:
+    """Run the ``todo`` scenes of a batch as Dask tasks (wide scenes as block tasks and a join), updating their entries."""
+    from distributed import as_completed
+
+    from geoseg.io.paths import is_remote
+
+    def absolute(path: str) -> str:  # workers may run elsewhere: hand them absolute paths
+        return path if path == "default" or is_remote(path) else str(Path(path).resolve())
+
+    futures = {}
+    for entry in todo:
+        scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
+        blocks = scene_blocks(scene, options.predict.block_width)
+        parts = (
+            []
+            if len(blocks) < 2
+            else [client.submit(_dask_block, scene, target, absolute(model), options, columns, pure=False) for columns in blocks]
+        )
+        futures[client.submit(_dask_task, scene, target, absolute(model), options, *parts, pure=False)] = entry
+    for n, future in enumerate(as_completed(futures)):
+        futures[future].update(future.result())
+        if progress:
+            progress("batch", done_before + n + 1, total)

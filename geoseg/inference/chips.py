@@ -1,0 +1,110 @@
+"""Which chips of the grid a prediction runs: made lazily, row by row, so any scene size starts at once.
+
+A 10^6 x 10^6 pixel scene has tens of millions of chips; :class:`ChipSelection`
+never holds them all. It counts them arithmetically (or, with an area of
+interest, row by row over the rows and columns the area's bounds reach) and
+yields them block by block in row-major order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from geoseg.core.errors import InputError
+from geoseg.core.grid import Chip, Grid
+
+__all__ = ["ChipSelection", "read_aoi"]
+
+log = logging.getLogger("geoseg")
+
+
+def read_aoi(aoi: str | os.PathLike[str], ds: Any, warnings: list[str]) -> tuple[list[Any], Any]:
+    """The polygons of ``aoi`` in the scene's CRS (invalid ones repaired, said in ``warnings``) and their union.
+
+    Example:
+        >>> polygons, union = read_aoi("fields.gpkg", ds, [])  # doctest: +SKIP
+    """
+    import shapely
+
+    from geoseg.io.vector import read_polygons
+
+    polygons = np.asarray(read_polygons(aoi, ds.crs), dtype=object)
+    invalid = ~shapely.is_valid(polygons)
+    if invalid.any():
+        repaired = shapely.make_valid(polygons[invalid])
+        polygons[invalid] = [shapely.union_all(shapely.get_parts(g)) for g in repaired]
+        message = (
+            f"--aoi {aoi}: {int(invalid.sum())} invalid polygon(s) (e.g. self-intersecting) repaired with make_valid; "
+            "check that the area of interest is the one you meant"
+        )
+        log.warning(message)
+        warnings.append(message)
+    union = shapely.union_all(polygons)
+    if not union.intersects(shapely.box(*ds.bounds)):
+        raise InputError(f"--aoi {aoi} does not overlap the scene {ds.name}: check the file and its CRS")
+    shapely.prepare(union)
+    return list(polygons), union
+
+
+class ChipSelection:
+    """The chips of ``grid`` reaching scene columns ``[x0, x1)``, optionally only those touching ``aoi`` (a geometry).
+
+    Example:
+        >>> from geoseg.core.grid import make_grid
+        >>> sel = ChipSelection(make_grid(1000, 800, 256, 0.25), 0, 1000)
+        >>> sel.count(), next(sel.chips(0, 1000)).col
+        (20, 0)
+    """
+
+    def __init__(self, grid: Grid, x0: int, x1: int, aoi: Any = None) -> None:
+        self.grid, self.x0, self.x1, self.aoi = grid, x0, x1, aoi
+        self.rows = list(range(grid.rows)) if aoi is None else self._aoi_rows()
+
+    def _aoi_span(self, axis: int) -> tuple[float, float]:
+        """Pixel coordinates (columns: axis 0, rows: axis 1) the area of interest's bounds reach, 1 px wider."""
+        left, bottom, right, top = self.aoi.bounds
+        inv = ~self.grid.transform
+        values = [(inv * (x, y))[axis] for x in (left, right) for y in (bottom, top)]
+        return min(values) - 1, max(values) + 1
+
+    def _aoi_rows(self) -> list[int]:
+        """Chip rows whose extent meets the area of interest's bounds (a cheap first cut, refined per chip)."""
+        lo, hi = self._aoi_span(1)
+        size, height = self.grid.chip_size, self.grid.height
+        return [r for r, y in enumerate(self.grid.ys) if y <= hi and min(y + size, height) >= lo]
+
+    def _columns(self, x0: int, x1: int) -> list[int]:
+        cols = self.grid.columns_in(x0, x1)
+        if self.aoi is None:
+            return cols
+        lo, hi = self._aoi_span(0)
+        size, width = self.grid.chip_size, self.grid.width
+        return [c for c in cols if self.grid.xs[c] <= hi and min(self.grid.xs[c] + size, width) >= lo]
+
+    def _row(self, row: int, cols: list[int]) -> list[Chip]:
+        chips = [self.grid.chip(row, c) for c in cols]
+        if self.aoi is None or not chips:
+            return chips
+        import shapely
+
+        boxes = shapely.box(*np.array([c.bounds for c in chips]).T)
+        keep = shapely.intersects(self.aoi, boxes)
+        return [c for c, k in zip(chips, keep) if k]
+
+    def chips(self, bx0: int, bx1: int) -> Iterator[Chip]:
+        """The selected chips (row-major) that reach block columns ``[bx0, bx1)``, made one row at a time."""
+        cols = self._columns(max(self.x0, bx0), min(self.x1, bx1))
+        for row in self.rows:
+            yield from self._row(row, cols)
+
+    def count(self) -> int:
+        """How many chips are selected (arithmetic without an area of interest)."""
+        cols = self._columns(self.x0, self.x1)
+        if self.aoi is None:
+            return len(self.rows) * len(cols)
+        return sum(len(self._row(row, cols)) for row in self.rows)

@@ -1,0 +1,329 @@
+"""Writing outputs: who owns a folder, claiming it, temporary names, atomic files and folders, leftovers.
+
+geoseg writes into a folder only when it is new, empty or geoseg's own (it
+holds ``run.json``, ``batch.json`` or ``tile.json``), replaces its own
+outputs only with ``--overwrite``, and builds every output under a temporary
+name renamed into place when complete. A new output folder is claimed
+atomically (created with a claim file), so two processes cannot both win.
+Temporary names carry the process id, so the next run removes leftovers of
+interrupted processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from geoseg.core.errors import OutputError
+from geoseg.io.leftovers import HOST, pid_alive, remove_stale, temp_name
+from geoseg.io.paths import canonical, check_writable_folder, is_remote
+
+__all__ = [
+    "LOCK",
+    "RUN_MARKS",
+    "atomic_folder",
+    "atomic_output",
+    "claimed_folder",
+    "check_outdir",
+    "folder_state",
+    "is_mark",
+    "write_error",
+    "write_text_atomic",
+]
+
+log = logging.getLogger("geoseg")
+
+RUN_MARKS = ("run.json",)
+"""Files that mark a folder as written by ``geoseg run`` (``batch.json`` marks a batch, ``tile.json`` a chip folder)."""
+LOCK = ".geoseg.lock"
+"""Claim file inside an output folder while a geoseg process builds it (holds the process id and host)."""
+
+
+def folder_state(folder: Path, marks: Iterable[str] = RUN_MARKS) -> str:
+    """What ``folder`` is to geoseg: ``missing``, ``empty``, ``geoseg`` (holds one of ``marks``), ``busy``
+    (another live geoseg process is building it) or ``foreign`` (holds files geoseg did not write).
+
+    A claim left by a process that no longer runs is removed and does not count.
+
+    Example:
+        >>> folder_state(Path("/tmp/surely/not/there"))
+        'missing'
+    """
+    if not folder.exists():
+        return "missing"
+    names = [p.name for p in folder.iterdir()]
+    if LOCK in names:
+        if _claim_alive(folder / LOCK):
+            return "busy"
+        with contextlib.suppress(OSError):
+            (folder / LOCK).unlink()
+        names.remove(LOCK)
+    if not names:
+        return "empty"
+    return "geoseg" if any(m in names and is_mark(folder / m) for m in marks) else "foreign"
+
+
+def is_mark(path: Path) -> bool:
+    """True when ``path`` is a record geoseg wrote (run.json, batch.json: ``geoseg_version``; tile.json: its format).
+
+    A user's own file of the same name does not make a folder geoseg's.
+
+    Example:
+        >>> is_mark(Path("/tmp/surely/not/there/run.json"))
+        False
+    """
+    import json
+
+    try:
+        if path.stat().st_size > 64 << 20:
+            return False
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and ("geoseg_version" in record or str(record.get("format", "")).startswith("geoseg-"))
+
+
+def check_outdir(outdir: Path, inputs: Iterable[object], overwrite: bool, marks: Iterable[str] = RUN_MARKS) -> None:
+    """Check that output folder ``outdir`` may be (re)built, before any work starts.
+
+    geoseg writes into a folder only when it is new, empty or geoseg's own
+    (it holds one of ``marks``, such as ``run.json``), and replaces its own
+    folder only with ``overwrite``. A folder holding other files, a folder
+    another geoseg process is building, a file, or a folder that would
+    contain one of ``inputs`` is refused.
+
+    Example:
+        >>> check_outdir(Path("/tmp/new_outdir"), ["scene.tif"], overwrite=False)
+    """
+    marks = tuple(marks)
+    if outdir.exists() and not outdir.is_dir():
+        raise OutputError(f"output {outdir} is a file, not a folder: give a folder path")
+    resolved = canonical(outdir)
+    for item in inputs:
+        if item is None or is_remote(str(item)) or str(item) == "default":
+            continue
+        path = canonical(str(item))
+        if path == resolved or resolved in path.parents:
+            raise OutputError(f"input {item} lies inside the output folder {outdir}: choose another output folder")
+    state = folder_state(outdir, marks)
+    if state == "geoseg" and not overwrite:
+        raise OutputError(f"output folder {outdir} already exists: use --overwrite to replace it")
+    if state == "busy":
+        raise OutputError(
+            f"output folder {outdir} is being written by another geoseg process: wait for it or choose another folder"
+        )
+    if state == "foreign":
+        names = sorted(p.name for p in outdir.iterdir())
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise OutputError(
+            f"output folder {outdir} holds files geoseg did not write ({shown}): choose a new or empty folder "
+            f"(geoseg replaces only folders it wrote, marked by {marks[0]}, and only with --overwrite)"
+        )
+    check_writable_folder(resolved.parent)
+
+
+def _nearly_full(path: Path) -> bool:
+    """True when the disk of ``path`` has less than 1 MiB free (GDAL reports a full disk only as a write error)."""
+    try:
+        return shutil.disk_usage(Path(path).parent).free < 1 << 20
+    except OSError:
+        return False
+
+
+def write_error(path: Path, exc: BaseException) -> OutputError:
+    """One clear error for a failed write of ``path``: a full disk is named as such (GDAL wraps it in its errors).
+
+    Example:
+        >>> str(write_error(Path("c.tif"), OSError(28, "No space left on device")))
+        'no space left on the device writing c.tif: free disk space or write to another folder'
+    """
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any(getattr(c, "errno", None) == errno.ENOSPC or "No space left" in str(c) for c in chain) or _nearly_full(path):
+        return OutputError(f"no space left on the device writing {path}: free disk space or write to another folder")
+    detail = next((str(c).splitlines()[0] for c in reversed(chain) if str(c)), type(exc).__name__)
+    return OutputError(f"cannot write {path} ({detail}): check the folder's permissions and free space")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _claim_alive(lock: Path) -> bool:
+    """True while the process that wrote ``lock`` runs (or runs on another host, where it cannot be told)."""
+    try:
+        pid_text, _, host = lock.read_text(encoding="utf-8").partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return False
+    return host.strip() != HOST or pid_alive(pid)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it to ``path`` only if the block succeeds.
+
+    The temporary file keeps the suffix so drivers that look at it still work;
+    leftovers of interrupted processes for the same path are removed first.
+
+    Example:
+        >>> with atomic_output(Path("/tmp/out.txt")) as tmp:
+        ...     _ = tmp.write_text("done")
+        >>> Path("/tmp/out.txt").read_text()
+        'done'
+    """
+    path = Path(path)
+    remove_stale(path)
+    tmp = path.with_name(temp_name(path.stem, "partial", path.suffix))
+    try:
+        yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` under a temporary name, then rename.
+
+    Example:
+        >>> write_text_atomic(Path("/tmp/doc_note.txt"), "done").read_text()
+        'done'
+    """
+    with atomic_output(Path(path)) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _claim(out: Path, overwrite: bool, marks: tuple[str, ...]) -> bool:
+    """Claim ``out`` for this process (atomic: of two processes only one wins); True when it was created here.
+
+    The folder's contents are checked again once the claim is held, so a run
+    that finished meanwhile is not replaced without ``overwrite``.
+    """
+    created = False
+    try:
+        out.mkdir()
+        created = True
+    except FileExistsError:
+        pass
+    for _ in range(2):
+        try:
+            fd = os.open(out / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            if _claim_alive(out / LOCK):
+                raise OutputError(
+                    f"output folder {out} is being written by another geoseg process: wait for it or choose another folder"
+                ) from None
+            with contextlib.suppress(OSError):
+                (out / LOCK).unlink()
+    else:
+        raise OutputError(f"output folder {out} could not be claimed: check its permissions")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"{os.getpid()} {HOST}")
+    names = [n for n in os.listdir(out) if n != LOCK]
+    owned = any(m in names and is_mark(out / m) for m in marks)
+    if names and (not overwrite or not owned):
+        _release(out, created)
+        state = "already exists: use --overwrite to replace it" if owned else "holds files geoseg did not write"
+        raise OutputError(f"output folder {out} {state}: choose a new or empty folder, or --overwrite a folder geoseg wrote")
+    return created
+
+
+def _release(out: Path, created: bool) -> None:
+    with contextlib.suppress(OSError):
+        (out / LOCK).unlink()
+    if created:
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only when still empty
+
+
+def _install(tmp: Path, out: Path) -> None:
+    """Put the finished folder ``tmp`` in the place of the claimed ``out``."""
+    if [n for n in os.listdir(out) if n != LOCK]:  # geoseg's own folder, replaced with --overwrite
+        old = out.with_name(temp_name(out.name, "old"))
+        os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            os.replace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    (out / LOCK).unlink()
+    try:
+        os.replace(tmp, out)  # POSIX renames over an empty folder in one step
+    except OSError:
+        out.rmdir()
+        os.replace(tmp, out)
+
+
+@contextlib.contextmanager
+def atomic_folder(out: Path, overwrite: bool = False, marks: Iterable[str] = RUN_MARKS) -> Iterator[Path]:
+    """Yield a temporary sibling folder; it replaces ``out`` only if the block succeeds.
+
+    ``out`` is claimed first (created when missing, with a claim file), so two
+    processes cannot both build it; leftovers of interrupted processes are
+    removed. An existing ``out`` must be empty or geoseg's own (one of
+    ``marks``) with ``overwrite``; it is replaced only after the new folder
+    is complete. On failure nothing of ``out`` changes.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()) / "result"
+        >>> with atomic_folder(out) as tmp:
+        ...     _ = (tmp / "a.txt").write_text("done")
+        ...     _ = (tmp / "run.json").write_text("{}")
+        >>> sorted(p.name for p in out.iterdir())
+        ['a.txt', 'run.json']
+    """
+    out = Path(out)
+    parent = out.resolve().parent
+    out = parent / out.name
+    remove_stale(out)
+    created = _claim(out, overwrite, tuple(marks))
+    tmp = parent / temp_name(out.name, "partial")
+    try:
+        tmp.mkdir()
+        yield tmp
+        _install(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _release(out, created)
+        raise
+
+
+@contextlib.contextmanager
+def claimed_folder(out: Path, marks: Iterable[str]) -> Iterator[Path]:
+    """Hold folder ``out`` for this process while the block writes into it in place (a batch OUTDIR).
+
+    ``out`` is created when missing; an existing one must be empty or
+    geoseg's own (one of ``marks``: a batch being resumed). Another process
+    asking for it meanwhile is refused. A folder created here and left empty
+    is removed at the end.
+
+    Example:
+        >>> import tempfile
+        >>> with claimed_folder(Path(tempfile.mkdtemp()) / "batch", ["batch.json"]) as folder:
+        ...     _ = (folder / "batch.json").write_text("{}")
+    """
+    out = Path(out)
+    created = _claim(out, True, tuple(marks))
+    try:
+        yield out
+    finally:
+        _release(out, created)
