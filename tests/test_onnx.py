@@ -47,6 +47,9 @@ def test_exported_default_model_passes_the_deepness_check(tmp_path: Path, runner
     assert values["standardization_mean"] == [0.0] * 10 and values["standardization_std"] == [1.0] * 10
     proto = onnx.load(str(out))
     assert len(proto.graph.initializer) > 10 and not any(t.data_location for t in proto.graph.initializer)
+    shown = run(runner, "info", out, "--json")  # the card an ONNX file carries, as geoseg info shows it
+    assert shown.exit_code == 0, shown.output
+    assert [c["name"] for c in json.loads(shown.stdout)["classes"]] == [c.name for c in card.classes]
 
 
 @pytest.mark.slow

@@ -142,7 +142,16 @@ def test_a_fifo_or_device_as_input_is_refused_before_it_is_opened(model: Path, s
     os.mkfifo(scene_fifo)
     refused(geoseg("predict", scene_fifo, "-m", model, "-o", tmp_path / "c.tif", cwd=tmp_path, timeout=60), "FIFO")
     refused(geoseg("predict", "/dev/zero", "-m", model, "-o", tmp_path / "c.tif", cwd=tmp_path, timeout=60), "character device")
-    assert not (tmp_path / "c.tif").exists()
+    for args in (
+        ["info", fifo],
+        ["export", fifo, "-o", tmp_path / "m.onnx"],
+        ["train", fifo, "-o", tmp_path / "run"],
+        ["predict", scene, "-m", model, "-o", tmp_path / "c.tif", "--aoi", fifo],
+        ["vectorize", scene, "-o", tmp_path / "p.gpkg", "--classes", fifo],
+        ["tile", scene, "-o", tmp_path / "chips", "--labels", fifo],
+    ):
+        refused(geoseg(*args, cwd=tmp_path, timeout=60), "model.pt", "FIFO")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "model.pt", "scene.tif"]
 
 
 def test_a_huge_virtual_scene_starts_at_once_in_bounded_memory(model: Path, tmp_path: Path) -> None:

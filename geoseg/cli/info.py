@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from geoseg.cli.options import common_options
+from geoseg.io.paths import special_kind
 
 if TYPE_CHECKING:
     from geoseg.model.card import ModelCard
@@ -20,6 +21,8 @@ def _is_model(target: str) -> bool:
     path = Path(target)
     if path.suffix.lower() in {".pt", ".onnx", ".safetensors"}:
         return True
+    if special_kind(path):
+        return False  # refused, named, by the scene checks: never opened here
     try:
         with path.open("rb") as fh:
             head = fh.read(16)
@@ -83,7 +86,12 @@ def info(target: str, as_json: bool) -> None:
         from geoseg.model.bundled import default_model_path
         from geoseg.model.checkpoint import read_card
 
-        card = read_card(default_model_path() if target == "default" else target)
+        if target.lower().endswith(".onnx"):  # its card comes from the file's metadata (geoseg's or Deepness')
+            from geoseg.model.onnx import load_onnx
+
+            card = load_onnx(target).card
+        else:
+            card = read_card(default_model_path() if target == "default" else target)
         data = json.loads(card.to_json())
         if as_json:
             click.echo(json.dumps(data, indent=2))

@@ -20,7 +20,7 @@ from rasterio.windows import Window
 from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.errors import InputError, VectorError
 from geoseg.core.labels import LabelMap, burn
-from geoseg.io.paths import is_remote
+from geoseg.io.paths import is_remote, special_kind
 
 __all__ = ["SceneGrid", "VectorLabels", "RasterLabels", "open_labels", "VECTOR_SUFFIXES"]
 
@@ -191,6 +191,9 @@ def open_labels(
     name = str(path)
     if not is_remote(name):
         p = Path(name)
+        kind = special_kind(p)
+        if kind:
+            raise InputError(f"labels {name} are {kind}, not a regular file: give polygons or a mask raster")
         if not p.exists():
             raise InputError(f"labels {name} do not exist: check the path")
         if p.is_file() and p.stat().st_size == 0:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from geoseg.core.errors import InputError, OutputError
 
-__all__ = ["canonical", "check_input_file", "check_output", "check_writable_folder", "is_remote", "same_file"]
+__all__ = ["canonical", "check_input_file", "special_kind", "check_output", "check_writable_folder", "is_remote", "same_file"]
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -66,7 +66,7 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
             raise OutputError(f"output {out} is the input file: choose another output path")
     if out.is_dir():
         raise OutputError(f"output {out} is a folder: give a file path")
-    kind = _special_kind(out)
+    kind = special_kind(out)
     if kind:
         raise OutputError(f"output {out} is {kind}, not a regular file: geoseg replaces only regular files; give a file path")
     if out.exists() and not overwrite:
@@ -75,8 +75,15 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     return out
 
 
-def _special_kind(path: Path) -> str | None:
-    """What ``path`` is when it exists and is neither a regular file nor a folder (a FIFO, a device...)."""
+def special_kind(path: Path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a folder (a FIFO, a device...), else None.
+
+    Checked before a file is opened, so a FIFO or a device never hangs a command.
+
+    Example:
+        >>> special_kind("/dev/null"), special_kind("/tmp")
+        ('a character device', None)
+    """
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
@@ -108,7 +115,7 @@ def check_input_file(path: str | os.PathLike, what: str, fix: str) -> Path:
         geoseg.core.errors.InputError: model file /dev/null is a character device, not a regular file: give a .pt or .onnx file
     """
     p = Path(path)
-    kind = _special_kind(p)
+    kind = special_kind(p)
     if kind:
         raise InputError(f"{what} {p} is {kind}, not a regular file: {fix}")
     if not p.exists():

@@ -8,7 +8,7 @@ from pathlib import Path
 from rasterio.crs import CRS
 
 from geoseg.core.errors import VectorError
-from geoseg.io.paths import is_remote
+from geoseg.io.paths import is_remote, special_kind
 
 __all__ = ["read_polygons"]
 
@@ -22,6 +22,9 @@ def read_polygons(path: str | os.PathLike, crs: CRS) -> list:
     import geopandas as gpd
 
     name = str(path)
+    kind = None if is_remote(name) else special_kind(name)
+    if kind:
+        raise VectorError(f"vector file {name} is {kind}, not a regular file: give a vector file such as a GeoPackage")
     if not is_remote(name) and not Path(name).exists():
         raise VectorError(f"vector file {name} does not exist: check the path")
     try:
