@@ -75,7 +75,7 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
     return out
 
 
-def special_kind(path: Path) -> str | None:
+def special_kind(path: str | os.PathLike[str]) -> str | None:
     """What ``path`` is when it exists and is neither a regular file nor a folder (a FIFO, a device...), else None.
 
     Checked before a file is opened, so a FIFO or a device never hangs a command.
