@@ -8,7 +8,7 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from geoseg.core.errors import InputError, OutputError
+from geoseg.core.errors import GeosegError, InputError, OutputError
 
 __all__ = ["canonical", "check_input_file", "special_kind", "check_output", "check_writable_folder", "is_remote", "same_file"]
 
@@ -101,12 +101,22 @@ def special_kind(path: str | os.PathLike[str]) -> str | None:
     return "not a regular file"
 
 
-def check_input_file(path: str | os.PathLike, what: str, fix: str) -> Path:
-    """Refuse an input that is missing, a folder, empty, or not a regular file (FIFO, device, socket, link loop).
+def check_input_file(
+    path: str | os.PathLike[str],
+    what: str,
+    fix: str,
+    error: type[GeosegError] = InputError,
+    *,
+    folder_ok: bool = False,
+    empty_ok: bool = False,
+) -> Path:
+    """Refuse an input that is missing, not a regular file (FIFO, device, socket, link loop), a folder or empty.
 
     Checked before the file is opened, so a FIFO or ``/dev/zero`` cannot hang
     or fill memory. ``what`` names the input (``scene``, ``model file``);
-    ``fix`` says what to give instead.
+    ``fix`` says what to give instead; ``error`` is the error class raised;
+    ``folder_ok`` lets folders through (GDAL reads some formats as folders)
+    and ``empty_ok`` empty files (checked later by their reader).
 
     Example:
         >>> check_input_file("/dev/null", "model file", "give a .pt or .onnx file")
@@ -117,13 +127,15 @@ def check_input_file(path: str | os.PathLike, what: str, fix: str) -> Path:
     p = Path(path)
     kind = special_kind(p)
     if kind:
-        raise InputError(f"{what} {p} is {kind}, not a regular file: {fix}")
+        raise error(f"{what} {p} is {kind}, not a regular file: {fix}")
     if not p.exists():
-        raise InputError(f"{what} {p} does not exist: check the path")
+        raise error(f"{what} {p} does not exist: {fix}")
     if p.is_dir():
-        raise InputError(f"{what} {p} is a folder: {fix}")
-    if p.stat().st_size == 0:
-        raise InputError(f"{what} {p} is an empty file (0 bytes): copy or export it again")
+        if folder_ok:
+            return p
+        raise error(f"{what} {p} is a folder: {fix}")
+    if not empty_ok and p.stat().st_size == 0:
+        raise error(f"{what} {p} is an empty file (0 bytes): copy or export it again")
     return p
 
 

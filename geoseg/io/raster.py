@@ -12,7 +12,7 @@ from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from geoseg.core.errors import InputError, RasterError
+from geoseg.core.errors import RasterError
 from geoseg.io.paths import check_input_file, is_remote
 
 __all__ = [
@@ -48,10 +48,7 @@ def open_scene(path: str | os.PathLike, require_georef: bool = True) -> rasterio
     """
     name = str(path)
     if not is_remote(name):
-        try:
-            check_input_file(name, "scene", "give a raster file")
-        except InputError as exc:  # a scene that cannot be opened is a raster error, like GDAL's own refusals
-            raise RasterError(str(exc)) from None
+        check_input_file(name, "scene", "give a raster file", RasterError)
     try:
         ds = rasterio.open(name)
     except RasterioIOError as exc:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from rasterio.crs import CRS
 
 from geoseg.core.errors import VectorError
-from geoseg.io.paths import is_remote, special_kind
+from geoseg.io.paths import check_input_file, is_remote
 
 __all__ = ["read_polygons"]
 
@@ -22,11 +21,8 @@ def read_polygons(path: str | os.PathLike, crs: CRS) -> list:
     import geopandas as gpd
 
     name = str(path)
-    kind = None if is_remote(name) else special_kind(name)
-    if kind:
-        raise VectorError(f"vector file {name} is {kind}, not a regular file: give a vector file such as a GeoPackage")
-    if not is_remote(name) and not Path(name).exists():
-        raise VectorError(f"vector file {name} does not exist: check the path")
+    if not is_remote(name):
+        check_input_file(name, "vector file", "give a vector file such as a GeoPackage", VectorError, folder_ok=True)
     try:
         frame = gpd.read_file(name, engine="pyogrio")
     except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.errors import InputError, ModelError
-from geoseg.io.paths import special_kind
+from geoseg.io.paths import check_input_file
 from geoseg.model.card import ModelCard
 from geoseg.model.deepness import DEEPNESS_KEYS, INPUT_SCALE, card_from_deepness, decoded, deepness_metadata
 from geoseg.model.validate import MAX_BANDS, MAX_CHIP_SIZE, is_real, normalization_problem, show
@@ -180,11 +180,7 @@ def _providers(device: str) -> list[str]:
 def load_onnx(path: str | os.PathLike, device: str = "cpu") -> OnnxModel:
     """Open an ONNX model with onnxruntime; geoseg's card, or Deepness metadata alone, describe it."""
     p = Path(path)
-    kind = special_kind(p)
-    if kind:
-        raise ModelError(f"model file {p} is {kind}, not a regular file: give a .onnx file exported by geoseg or for Deepness")
-    if not p.is_file():
-        raise ModelError(f"model file {p} does not exist: give a .onnx file exported by geoseg or for Deepness")
+    check_input_file(p, "model file", "give a .onnx file exported by geoseg or for Deepness", ModelError)
     try:
         import onnxruntime as ort
     except ImportError:

@@ -29,7 +29,7 @@ from geoseg.core.classes import ClassInfo
 from geoseg.core.errors import InputError, RasterError
 from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
-from geoseg.io.paths import special_kind
+from geoseg.io.paths import check_input_file
 from geoseg.polygonize.measure import area_perimeter, to_crs_coordinates
 from geoseg.polygonize.regions import simplify_coverage
 from geoseg.polygonize.strips import Region, StripPolygonizer, StripReader
@@ -83,11 +83,7 @@ def read_class_table(path: str | os.PathLike) -> list[ClassInfo]:
     from geoseg.model.validate import check_class_table
 
     p = Path(path)
-    kind = special_kind(p)
-    if kind:
-        raise InputError(f"--classes {p} is {kind}, not a regular file: give a geoseg model file or a JSON class table")
-    if not p.is_file():
-        raise InputError(f"--classes {p} does not exist: give a geoseg model file or a JSON class table")
+    check_input_file(p, "--classes", "give a geoseg model file or a JSON class table")
     if p.suffix.lower() != ".json":
         return list(read_card(p).classes)
     try:

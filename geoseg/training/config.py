@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from geoseg.io.paths import special_kind
+from geoseg.io.paths import check_input_file
 from geoseg.training.schema import SCHEMA, ConfigError, parse_config
 
 __all__ = [
@@ -243,11 +243,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     import yaml
 
     p = Path(path)
-    kind = special_kind(p)
-    if kind:
-        raise ConfigError(f"config {p} is {kind}, not a regular file: give a YAML file (examples in configs/)")
-    if not p.is_file():
-        raise ConfigError(f"config {p} does not exist: give a YAML file (examples in configs/)")
+    check_input_file(p, "config", "give a YAML file (examples in configs/)", ConfigError, empty_ok=True)
     try:
         raw = _read_yaml(p)
     except UnicodeDecodeError:
