@@ -362,3 +362,21 @@ def test_a_killed_run_leaves_nothing_after_the_next_run(model: Path, tmp_path: P
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "out"]
     assert not (out / ".geoseg.lock").exists()
+
+
+def test_a_full_disk_is_named_in_one_line(model: Path, tmp_path: Path) -> None:
+    """A real full disk (a 300 kB tmpfs): geoseg's one line names it; GDAL's own libtiff lines may precede it."""
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root and a kernel that allows it")
+    try:
+        scene = write_raster(tmp_path / "s.tif", random_scene((4, 700, 700)))
+        result = geoseg("predict", scene, "-m", model, "-o", small / "c.tif", "--confidence", small / "p.tif", cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("geoseg: error: no space left on the device writing") and "free disk space" in last
+        assert list(small.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
