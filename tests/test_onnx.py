@@ -47,6 +47,15 @@ def test_exported_default_model_passes_the_deepness_check(tmp_path: Path, runner
     assert values["standardization_mean"] == [0.0] * 10 and values["standardization_std"] == [1.0] * 10
     proto = onnx.load(str(out))
     assert len(proto.graph.initializer) > 10 and not any(t.data_location for t in proto.graph.initializer)
+    # peers take the plain argmax (Deepness and GeoDeep zero probabilities below seg_thresh), and the output is static
+    # but for the batch, so Deepness' shape check (height == width) passes
+    assert values["seg_thresh"] == 0.0 and values["seg_small_segment"] == 0
+    shape = [d.dim_value or d.dim_param for d in proto.graph.output[0].type.tensor_type.shape.dim]
+    assert shape[1:] == [len(card.classes), 256, 256] and shape[2] == shape[3] and isinstance(shape[0], str)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": np.zeros((2, 10, 256, 256), np.float32)})[0].shape == (2, 8, 256, 256)
+    smoothed = run(runner, "export", "default", "-o", tmp_path / "s.onnx", "--smooth", 4)
+    assert smoothed.exit_code == 0 and check_deepness_metadata(tmp_path / "s.onnx")["seg_small_segment"] == 4
     shown = run(runner, "info", out, "--json")  # the card an ONNX file carries, as geoseg info shows it
     assert shown.exit_code == 0, shown.output
     assert [c["name"] for c in json.loads(shown.stdout)["classes"]] == [c.name for c in card.classes]

@@ -52,8 +52,14 @@ def _numbers(value: object, positive: bool) -> bool:
     return isinstance(value, list) and bool(value) and all(is_real(v) and (not positive or v > 0) for v in value)
 
 
-def deepness_metadata(card: ModelCard, chip_size: int) -> dict[str, Any]:
+def deepness_metadata(card: ModelCard, chip_size: int, smooth: int = 0) -> dict[str, Any]:
     """The Deepness / GeoDeep metadata of a model exported with chip size ``chip_size``.
+
+    ``seg_thresh`` is 0 for geoseg's softmax heads of two or more classes:
+    Deepness and GeoDeep zero every probability below it before the argmax,
+    so any other value turns pixels where no class reaches it into class 0.
+    ``seg_small_segment`` (``smooth``) asks them to remove segments smaller
+    than that many pixels (0: the model's map as it is).
 
     Example:
         >>> card = ModelCard("unet", "resnet18", ["B04"], [ClassInfo(0, "water", "#0000ff")], pixel_size=10.0,
@@ -74,8 +80,8 @@ def deepness_metadata(card: ModelCard, chip_size: int) -> dict[str, Any]:
         "tiles_overlap": int(overlap_pct),
         "standardization_mean": [0.0] * card.num_bands,
         "standardization_std": [1.0] * card.num_bands,
-        "seg_thresh": 0.5,
-        "seg_small_segment": 0,
+        "seg_thresh": 0.0 if card.num_classes > 1 else 0.5,
+        "seg_small_segment": int(smooth),
     }
 
 

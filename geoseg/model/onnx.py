@@ -64,12 +64,18 @@ def _folded(model: Any) -> Any:
 
 
 def export_onnx(
-    model: Any, output: str | os.PathLike, chip_size: int | None = None, overwrite: bool = False, opset: int = 17
+    model: Any,
+    output: str | os.PathLike,
+    chip_size: int | None = None,
+    overwrite: bool = False,
+    opset: int = 17,
+    smooth: int = 0,
 ) -> Path:
     """Export a geoseg model to one self-contained ONNX file for Deepness, GeoDeep and geoseg.
 
-    Static square input of ``chip_size`` (default: the model's), dynamic
-    batch axis, softmax inside, normalization folded in (input = raw / 255).
+    Static square input and output of ``chip_size`` (default: the model's),
+    dynamic batch axis, softmax inside, normalization folded in (input = raw
+    / 255). ``smooth`` is Deepness' ``seg_small_segment`` (pixels; 0: none).
 
     Example:
         >>> import geoseg
@@ -107,14 +113,25 @@ def export_onnx(
             opset_version=opset,
             dynamo=False,
         )
-        _write_metadata(tmp, {**deepness_metadata(card, size), CARD_KEY: card_json, "geoseg_input_scale": INPUT_SCALE})
+        if smooth < 0:
+            raise InputError(f"--smooth {smooth} must be 0 or more pixels")
+        meta = {**deepness_metadata(card, size, smooth), CARD_KEY: card_json, "geoseg_input_scale": INPUT_SCALE}
+        _write_metadata(tmp, meta, (card.num_classes, size, size))
     return out
 
 
-def _write_metadata(path: Path, values: dict[str, Any]) -> None:
+def _write_metadata(path: Path, values: dict[str, Any], output_shape: tuple[int, int, int]) -> None:
+    """Store ``values`` as JSON metadata and make the output static but for the batch: ``(batch, K, S, S)``.
+
+    (The exporter names the output's spatial axes like the batch axis; Deepness checks that they are equal.)
+    """
     import onnx
 
     proto = onnx.load(str(path))
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    for dim, value in zip(list(dims)[1:], output_shape):
+        dim.Clear()
+        dim.dim_value = value
     del proto.metadata_props[:]
     for key, value in values.items():
         entry = proto.metadata_props.add()
