@@ -193,7 +193,7 @@ def test_interrupted_run_and_vectorize_keep_the_previous_output(command: str, mo
         scene = write_raster(tmp_path / "scene.tif", random_scene((4, 768, 768)))
         target = tmp_path / "out"
         target.mkdir()
-        (target / "keep.txt").write_text("previous run")
+        (target / "classes.tif").write_text("previous run")
         (target / "run.json").write_text(
             '{"geoseg_version": "0.1.0"}'
         )  # a previous run's folder: geoseg's own, replaced with --overwrite
@@ -219,6 +219,7 @@ def test_interrupted_run_and_vectorize_keep_the_previous_output(command: str, mo
     assert "interrupted" in rest and "Traceback" not in rest
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     if command == "run":
-        assert sorted(p.name for p in target.iterdir()) == ["keep.txt", "run.json"]
+        assert sorted(p.name for p in target.iterdir()) == ["classes.tif", "run.json"]
+        assert (target / "classes.tif").read_text() == "previous run"
     else:
         assert target.read_bytes() == b"previous polygons"

@@ -380,3 +380,41 @@ def test_a_full_disk_is_named_in_one_line(model: Path, tmp_path: Path) -> None:
         assert list(small.iterdir()) == []
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_review_cases_of_output_folders(model: Path, scene: Path, tmp_path: Path) -> None:
+    """A run folder with a user's file is not replaced; a link to a folder is written through; -o . works."""
+    out = tmp_path / "out"
+    assert geoseg("run", scene, "-o", out, "-m", model, cwd=tmp_path).returncode == 0
+    (out / "notes.txt").write_text("mine")
+    refused(geoseg("run", scene, "-o", out, "-m", model, "--overwrite", cwd=tmp_path), "out", "did not write")
+    assert (out / "notes.txt").read_text() == "mine" and (out / "run.json").exists()
+    (out / "notes.txt").unlink()
+    link = tmp_path / "link"
+    link.symlink_to(out, target_is_directory=True)
+    first = (out / "run.json").read_bytes()
+    assert geoseg("run", scene, "-o", link, "-m", model, "--overwrite", cwd=tmp_path).returncode == 0
+    assert link.is_symlink() and (out / "run.json").read_bytes() != first
+    here = tmp_path / "here"
+    here.mkdir()
+    assert geoseg("run", scene, "-o", ".", "-m", model, cwd=here).returncode == 0
+    assert (here / "run.json").exists() and not (here / ".geoseg.lock").exists()
+
+
+def test_a_killed_batch_resumes(model: Path, tmp_path: Path) -> None:
+    scenes = [write_raster(tmp_path / f"s{i}.tif", random_scene((4, 200, 200), seed=i)) for i in range(3)]
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    args = ["run", *map(str, scenes), "-o", str(out), "-m", str(model), "--progress", "json"]
+    proc = subprocess.Popen([sys.executable, "-m", "geoseg", *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("{") and json.loads(line)["stage"] == "batch":
+            break  # one scene finished
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert json.loads((out / "batch.json").read_text())["scenes"]  # written when the batch started
+    result = geoseg(*args[:-2], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    counts = json.loads((out / "batch.json").read_text())["counts"]
+    assert counts["skipped"] >= 1 and counts["skipped"] + counts["done"] == 3 and counts["failed"] == 0

@@ -192,7 +192,10 @@ class VectorizeOptions:
             background = ()
         elif isinstance(background, (int, str)):
             background = (background,)
-        set_(self, "background", tuple(int(b) for b in background))
+        try:
+            set_(self, "background", tuple(int(b) for b in background))
+        except (TypeError, ValueError):
+            raise InputError(f"--background {self.background!r}: give class ids, whole numbers such as 0") from None
         if self.precision is not None and not 0 <= int(self.precision) <= 15:
             raise InputError(f"precision {self.precision} must be between 0 and 15 decimal places")
 

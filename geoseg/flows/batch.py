@@ -186,7 +186,9 @@ def _run_all(
         if is_mark(target / "run.json") and not overwrite:
             entry.update(status="skipped", seconds=0.0)
         else:
+            entry.update(status="pending")
             todo.append(entry)
+    _write_record(out, result, net, [])  # at once: an interrupted batch is still geoseg's, and resumes
     if client is not None:
         from geoseg.flows.dask import run_on_dask
 
@@ -200,9 +202,7 @@ def _run_all(
 
 
 def _write_batch_outputs(out: Path, finished: list[Path], result: BatchResult, model: object) -> None:
-    from geoseg.core.version import __version__
     from geoseg.io.mosaic import merge_polygons, mosaic_vrt
-    from geoseg.io.outputs import write_text_atomic
     from geoseg.report.styles import polygons_qml
 
     notes = []
@@ -213,6 +213,14 @@ def _write_batch_outputs(out: Path, finished: list[Path], result: BatchResult, m
         for name in ("classes.vrt", "polygons.gpkg"):
             if (out / name).exists():
                 (out / name).unlink()
+    _write_record(out, result, model, notes)
+
+
+def _write_record(out: Path, result: BatchResult, model: object, notes: list[str]) -> None:
+    """Write batch.json: each scene's status (``pending`` until it ran), counts and notes."""
+    from geoseg.core.version import __version__
+    from geoseg.io.outputs import write_text_atomic
+
     record = {
         "geoseg_version": __version__,
         "model": str(model) if isinstance(model, (str, os.PathLike)) else getattr(getattr(model, "card", None), "name", None),

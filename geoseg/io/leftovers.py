@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import socket
 import time
@@ -74,6 +75,12 @@ def _older_than(path: Path, seconds: float) -> bool:
         return False
 
 
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d{1,9})\.[0-9a-f]{8}\.(?P<kind>partial|old|cog\.partial)(\.[^.]+)?$")
+"""A name made by :func:`temp_name`: ``.NAME.PID.HEX.KIND[SUFFIX]``."""
+_OLD_STYLE = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.(partial|old)(\.[^.]+)?$")
+"""A temporary name of geoseg versions before 0.2 (no process id)."""
+
+
 def remove_stale(target: Path) -> list[Path]:
     """Remove geoseg's temporary siblings of ``target`` left by processes that no longer run.
 
@@ -87,22 +94,26 @@ def remove_stale(target: Path) -> list[Path]:
     """
     target = Path(target)
     parent = target.parent if str(target.parent) else Path(".")
-    prefixes = {f".{_short(target.name)}.", f".{_short(target.stem)}."}
+    names = {_short(target.name), _short(target.stem)}
     removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
     except OSError:
         return removed
     for entry in entries:
-        prefix = next((p for p in prefixes if entry.name.startswith(p)), None)
-        if prefix is None or not (".partial" in entry.name or entry.name.endswith(".old")):
-            continue
-        pid = entry.name[len(prefix) :].split(".")[0]
-        if not pid.isdigit():
-            if _older_than(entry, 3600):  # named by an older geoseg, without a process id: reported, not removed
+        match = _TEMP.match(entry.name)
+        if match is None or match["name"] not in names:
+            older = _OLD_STYLE.match(entry.name)
+            if older and older["name"] in names and _older_than(entry, 3600):  # no pid: reported, not removed
                 log.warning("%s looks like a temporary file of an interrupted geoseg; remove it if no geoseg runs", entry)
-        elif not pid_alive(int(pid)):
-            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-            log.info("removed %s, left by an interrupted geoseg process", entry)
-            removed.append(entry)
+            continue
+        if pid_alive(int(match["pid"])):
+            continue
+        if match["kind"] == "old" and not target.exists():  # killed while swapping folders: put the old one back
+            os.replace(entry, target)
+            log.warning("%s restored from %s, left by an interrupted geoseg process", target, entry.name)
+            continue
+        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
+        log.info("removed %s, left by an interrupted geoseg process", entry)
+        removed.append(entry)
     return removed

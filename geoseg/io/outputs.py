@@ -25,6 +25,7 @@ from geoseg.io.paths import canonical, check_writable_folder, is_remote
 
 __all__ = [
     "LOCK",
+    "RUN_FILES",
     "RUN_MARKS",
     "atomic_folder",
     "atomic_output",
@@ -38,6 +39,18 @@ __all__ = [
 
 log = logging.getLogger("geoseg")
 
+RUN_FILES = (
+    "classes.tif",
+    "confidence.tif",
+    "polygons.gpkg",
+    "polygons.geojson",
+    "classes.qml",
+    "polygons.qml",
+    "areas.csv",
+    "preview.png",
+    "run.json",
+)
+"""What ``geoseg run`` writes into OUTDIR (the CLI contract); a run folder holding anything else is not replaced."""
 RUN_MARKS = ("run.json",)
 """Files that mark a folder as written by ``geoseg run`` (``batch.json`` marks a batch, ``tile.json`` a chip folder)."""
 LOCK = ".geoseg.lock"
@@ -65,7 +78,16 @@ def folder_state(folder: Path, marks: Iterable[str] = RUN_MARKS) -> str:
         names.remove(LOCK)
     if not names:
         return "empty"
-    return "geoseg" if any(m in names and is_mark(folder / m) for m in marks) else "foreign"
+    return "geoseg" if _owned(folder, names, tuple(marks)) else "foreign"
+
+
+def _owned(folder: Path, names: list[str], marks: tuple[str, ...]) -> bool:
+    """True when ``folder`` holds a geoseg mark and, for a run folder, nothing but what a run writes."""
+    if not any(m in names and is_mark(folder / m) for m in marks):
+        return False
+    if "run.json" in marks:
+        return all(n in RUN_FILES or n.startswith(".") for n in names)
+    return True
 
 
 def is_mark(path: Path) -> bool:
@@ -236,7 +258,7 @@ def _claim(out: Path, overwrite: bool, marks: tuple[str, ...]) -> bool:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(f"{os.getpid()} {HOST}")
     names = [n for n in os.listdir(out) if n != LOCK]
-    owned = any(m in names and is_mark(out / m) for m in marks)
+    owned = _owned(out, names, marks)
     if names and (not overwrite or not owned):
         _release(out, created)
         state = "already exists: use --overwrite to replace it" if owned else "holds files geoseg did not write"
@@ -255,11 +277,17 @@ def _release(out: Path, created: bool) -> None:
 def _install(tmp: Path, out: Path) -> None:
     """Put the finished folder ``tmp`` in the place of the claimed ``out``."""
     if [n for n in os.listdir(out) if n != LOCK]:  # geoseg's own folder, replaced with --overwrite
-        old = out.with_name(temp_name(out.name, "old"))
-        os.replace(out, old)
+        old = out.with_name(temp_name(out.name, "old"))  # a kill in between: the next run puts it back
+        try:
+            os.replace(out, old)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot replace {out} ({exc.strerror or exc}): close programs that hold its files open "
+                "(QGIS, a file browser) and run again"
+            ) from None
         try:
             os.replace(tmp, out)
-        except OSError:
+        except BaseException:
             os.replace(old, out)
             raise
         shutil.rmtree(old, ignore_errors=True)
@@ -270,6 +298,14 @@ def _install(tmp: Path, out: Path) -> None:
     except OSError:
         out.rmdir()
         os.replace(tmp, out)
+
+
+def _folder_path(out: Path) -> Path:
+    """The output folder's absolute path: ``.`` is the current folder, a link to a folder is its target."""
+    path = Path(os.path.abspath(out))
+    if path.is_symlink():
+        path = canonical(path)
+    return path.parent.resolve() / path.name
 
 
 @contextlib.contextmanager
@@ -291,9 +327,8 @@ def atomic_folder(out: Path, overwrite: bool = False, marks: Iterable[str] = RUN
         >>> sorted(p.name for p in out.iterdir())
         ['a.txt', 'run.json']
     """
-    out = Path(out)
-    parent = out.resolve().parent
-    out = parent / out.name
+    out = _folder_path(out)
+    parent = out.parent
     remove_stale(out)
     created = _claim(out, overwrite, tuple(marks))
     tmp = parent / temp_name(out.name, "partial")
@@ -321,7 +356,7 @@ def claimed_folder(out: Path, marks: Iterable[str]) -> Iterator[Path]:
         >>> with claimed_folder(Path(tempfile.mkdtemp()) / "batch", ["batch.json"]) as folder:
         ...     _ = (folder / "batch.json").write_text("{}")
     """
-    out = Path(out)
+    out = _folder_path(out)
     created = _claim(out, True, tuple(marks))
     try:
         yield out

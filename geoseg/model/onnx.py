@@ -92,6 +92,8 @@ def export_onnx(
     out = check_output(output, [] if isinstance(model, Model) else [model], overwrite)
     if out.suffix.lower() != ".onnx":
         raise ModelError(f"export output {out} must end in .onnx")
+    if smooth < 0:
+        raise InputError(f"--smooth {smooth} must be 0 or more pixels")
     net = model if isinstance(model, Model) else load_model(model)
     card = net.card
     size = int(chip_size or card.chip_size)
@@ -113,8 +115,6 @@ def export_onnx(
             opset_version=opset,
             dynamo=False,
         )
-        if smooth < 0:
-            raise InputError(f"--smooth {smooth} must be 0 or more pixels")
         meta = {**deepness_metadata(card, size, smooth), CARD_KEY: card_json, "geoseg_input_scale": INPUT_SCALE}
         _write_metadata(tmp, meta, (card.num_classes, size, size))
     return out
