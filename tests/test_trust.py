@@ -418,3 +418,16 @@ def test_a_killed_batch_resumes(model: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     counts = json.loads((out / "batch.json").read_text())["counts"]
     assert counts["skipped"] >= 1 and counts["skipped"] + counts["done"] == 3 and counts["failed"] == 0
+
+
+def test_run_creates_missing_parent_folders_and_removes_them_on_failure(model: Path, scene: Path, tmp_path: Path) -> None:
+    """`run -o` makes missing parents (as `train` does); a run that fails leaves none of them behind."""
+    out = tmp_path / "projects" / "2026" / "out"
+    assert geoseg("run", scene, "-o", out, "-m", model, cwd=tmp_path).returncode == 0
+    assert (out / "run.json").exists()
+    other = write_raster(tmp_path / "b.tif", random_scene((4, 40, 40), seed=1))
+    assert geoseg("run", scene, other, "-o", tmp_path / "deep" / "batch", "-m", model, cwd=tmp_path).returncode == 0
+    assert (tmp_path / "deep" / "batch" / "batch.json").exists()
+    empty = write_raster(tmp_path / "bad.tif", random_scene((3, 40, 40)))  # 3 bands for a 4-band model: refused
+    refused(geoseg("run", empty, "-o", tmp_path / "x" / "y" / "out", "-m", model, cwd=tmp_path), "bad.tif")
+    assert not (tmp_path / "x").exists()

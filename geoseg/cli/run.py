@@ -49,8 +49,10 @@ def run(
     and run.json (written last: its presence means the run is complete).
 
     OUTDIR is built beside its final place under a temporary name and renamed
-    when complete; an existing OUTDIR is refused unless --overwrite, and is
-    replaced only once the new one is complete. Without -m the bundled default
+    when complete (missing parent folders are created). An existing OUTDIR
+    that geoseg wrote is refused unless --overwrite, and is replaced only once
+    the new one is complete; a folder holding other files is never replaced
+    (an empty one is written into). Without -m the bundled default
     model is used (8 land-use classes for 10-band Sentinel-2 L1C at 10 m; see
     `geoseg info default`). --min-area and --simplify apply to the polygons
     only; classes.tif is the model's own map.

@@ -144,7 +144,7 @@ def run_batch(
     opts = (options or RunOptions()).replace(**option_values)
     scenes = expand_inputs(images)
     out = Path(outdir)
-    check_outdir(out, scenes, overwrite=True, marks=BATCH_MARKS)  # an existing batch OUTDIR is resumed
+    check_outdir(out, scenes, overwrite=True, marks=BATCH_MARKS, create_parents=True)  # an existing batch resumes
     distributed = workers is not None or scheduler is not None
     if distributed and not isinstance(model, (str, os.PathLike)):
         raise InputError("--workers and --scheduler need the model as a file path (or 'default'), not an object")
@@ -156,7 +156,7 @@ def run_batch(
 
         client, cluster = make_client(workers, scheduler)
     try:
-        with claimed_folder(out, BATCH_MARKS):  # a second batch into the same OUTDIR is refused meanwhile
+        with claimed_folder(out, BATCH_MARKS, create_parents=True):  # a second batch into the same OUTDIR is refused meanwhile
             result = _run_all(scenes, out, net, client, progress, overwrite, opts)
             finished = [out / s["folder"] for s in result.scenes if s["status"] != "failed"]
             _write_batch_outputs(out, finished, result, model)

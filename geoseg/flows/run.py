@@ -76,12 +76,12 @@ def run(
     opts = (options or RunOptions()).replace(**option_values)
     out = Path(outdir)
     model_path = model if isinstance(model, (str, os.PathLike)) else None
-    check_outdir(out, [image, model_path, opts.predict.aoi], overwrite)
+    check_outdir(out, [image, model_path, opts.predict.aoi], overwrite, create_parents=True)
     timings: dict[str, float] = {}
     t = time.perf_counter()
     net = open_model(model, opts.predict.backend, opts.predict.device)
     timings["load_model"] = time.perf_counter() - t
-    with atomic_folder(out, overwrite) as tmp:
+    with atomic_folder(out, overwrite, create_parents=True) as tmp:
         result = _predict(image, net, opts.predict, tmp, blocks, progress, timings)
         t = time.perf_counter()
         table, batches = polygon_batches(

@@ -16,7 +16,7 @@ from typing import Any
 from affine import Affine
 
 from geoseg.core.bands import select_bands
-from geoseg.core.errors import InputError
+from geoseg.core.errors import BandMismatchError, InputError
 from geoseg.core.grid import make_grid, split_columns
 from geoseg.core.options import BLOCK_WIDTH, PredictOptions, Progress
 from geoseg.inference.backends import check_backend, default_batch, make_runner
@@ -142,7 +142,10 @@ def _predict_scene(
     """Lay the grid over the open scene ``ds``, choose chips and backend, run the chip loop and commit the outputs."""
     card = net.card
     chip = _chip_size(net, opts)
-    indexes, note = select_bands(ds.descriptions, card.bands, list(opts.bands) if opts.bands else None, card.bands_are_named)
+    try:
+        indexes, note = select_bands(ds.descriptions, card.bands, list(opts.bands) if opts.bands else None, card.bands_are_named)
+    except BandMismatchError as exc:  # name the scene: a batch has many
+        raise BandMismatchError(f"{ds.name}: {exc}") from None
     if note:
         warn(result.warnings, f"{ds.name}: {note}")
     check_pixel_size(ds, card.pixel_size, result.warnings)

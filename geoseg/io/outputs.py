@@ -110,14 +110,17 @@ def is_mark(path: Path) -> bool:
     return isinstance(record, dict) and ("geoseg_version" in record or str(record.get("format", "")).startswith("geoseg-"))
 
 
-def check_outdir(outdir: Path, inputs: Iterable[object], overwrite: bool, marks: Iterable[str] = RUN_MARKS) -> None:
+def check_outdir(
+    outdir: Path, inputs: Iterable[object], overwrite: bool, marks: Iterable[str] = RUN_MARKS, create_parents: bool = False
+) -> None:
     """Check that output folder ``outdir`` may be (re)built, before any work starts.
 
     geoseg writes into a folder only when it is new, empty or geoseg's own
     (it holds one of ``marks``, such as ``run.json``), and replaces its own
     folder only with ``overwrite``. A folder holding other files, a folder
     another geoseg process is building, a file, or a folder that would
-    contain one of ``inputs`` is refused.
+    contain one of ``inputs`` is refused. With ``create_parents`` missing
+    parent folders are fine when the nearest existing one is writable.
 
     Example:
         >>> check_outdir(Path("/tmp/new_outdir"), ["scene.tif"], overwrite=False)
@@ -146,6 +149,10 @@ def check_outdir(outdir: Path, inputs: Iterable[object], overwrite: bool, marks:
             f"output folder {outdir} holds files geoseg did not write ({shown}): choose a new or empty folder "
             f"(geoseg replaces only folders it wrote, marked by {marks[0]}, and only with --overwrite)"
         )
+    if create_parents and not resolved.parent.exists():  # made by atomic_folder(create_parents=True)
+        existing = next(p for p in resolved.parents if p.exists())
+        check_writable_folder(existing)
+        return
     check_writable_folder(resolved.parent)
 
 
@@ -300,6 +307,14 @@ def _install(tmp: Path, out: Path) -> None:
         os.replace(tmp, out)
 
 
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the folders created, outermost first."""
+    missing = [p for p in [folder, *folder.parents] if not p.exists()][::-1]
+    for p in missing:
+        p.mkdir()
+    return missing
+
+
 def _folder_path(out: Path) -> Path:
     """The output folder's absolute path: ``.`` is the current folder, a link to a folder is its target."""
     path = Path(os.path.abspath(out))
@@ -309,7 +324,9 @@ def _folder_path(out: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_folder(out: Path, overwrite: bool = False, marks: Iterable[str] = RUN_MARKS) -> Iterator[Path]:
+def atomic_folder(
+    out: Path, overwrite: bool = False, marks: Iterable[str] = RUN_MARKS, create_parents: bool = False
+) -> Iterator[Path]:
     """Yield a temporary sibling folder; it replaces ``out`` only if the block succeeds.
 
     ``out`` is claimed first (created when missing, with a claim file), so two
@@ -327,6 +344,7 @@ def atomic_folder(out: Path, overwrite: bool = False, marks: Iterable[str] = RUN
         >>> sorted(p.name for p in out.iterdir())
         ['a.txt', 'run.json']
     """
+    made = _make_parents(Path(os.path.abspath(out)).parent) if create_parents else []
     out = _folder_path(out)
     parent = out.parent
     remove_stale(out)
@@ -339,11 +357,14 @@ def atomic_folder(out: Path, overwrite: bool = False, marks: Iterable[str] = RUN
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         _release(out, created)
+        for folder in reversed(made):  # parents made for this output, removed again when still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
 
 
 @contextlib.contextmanager
-def claimed_folder(out: Path, marks: Iterable[str]) -> Iterator[Path]:
+def claimed_folder(out: Path, marks: Iterable[str], create_parents: bool = False) -> Iterator[Path]:
     """Hold folder ``out`` for this process while the block writes into it in place (a batch OUTDIR).
 
     ``out`` is created when missing; an existing one must be empty or
@@ -356,8 +377,15 @@ def claimed_folder(out: Path, marks: Iterable[str]) -> Iterator[Path]:
         >>> with claimed_folder(Path(tempfile.mkdtemp()) / "batch", ["batch.json"]) as folder:
         ...     _ = (folder / "batch.json").write_text("{}")
     """
+    made = _make_parents(Path(os.path.abspath(out)).parent) if create_parents else []
     out = _folder_path(out)
-    created = _claim(out, True, tuple(marks))
+    try:
+        created = _claim(out, True, tuple(marks))
+    except BaseException:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     try:
         yield out
     finally:
