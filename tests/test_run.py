@@ -17,9 +17,9 @@ def test_run_writes_every_file(runner, unet_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "result"
     result = run(runner, "run", SAMPLE, "-o", out, "-m", unet_path, "--min-area", "400", "--simplify", "5")
     assert result.exit_code == 0, result.output
-    from geoseg.flows.run import FILES
+    from geoseg.io.outputs import RUN_FILES
 
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]  # no temporary folder left
     record = json.loads((out / "run.json").read_text())
     assert record["model"]["sha256"] and len(record["model"]["sha256"]) == 64

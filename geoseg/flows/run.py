@@ -19,7 +19,7 @@ from geoseg.core.options import PredictOptions, Progress, RunOptions
 from geoseg.core.version import __version__
 from geoseg.inference.predict import PredictResult, assemble_blocks, open_model, predict
 from geoseg.io.features import PolygonSink
-from geoseg.io.outputs import RUN_FILES, atomic_folder, check_outdir
+from geoseg.io.outputs import atomic_folder, check_outdir
 from geoseg.model.bundled import default_model_path
 from geoseg.polygonize.api import polygon_batches, write_batches
 from geoseg.report.areas import areas_table, write_areas_csv
@@ -27,9 +27,6 @@ from geoseg.report.preview import write_preview
 from geoseg.report.styles import classes_qml, polygons_qml
 
 __all__ = ["RunResult", "run"]
-
-FILES = RUN_FILES
-"""What ``geoseg run`` writes into OUTDIR."""
 
 
 @dataclass

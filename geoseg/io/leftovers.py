@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-__all__ = ["HOST", "pid_alive", "remove_stale", "temp_name"]
+__all__ = ["HOST", "older_than", "pid_alive", "remove_stale", "temp_name"]
 
 log = logging.getLogger("geoseg")
 
@@ -68,7 +68,8 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _older_than(path: Path, seconds: float) -> bool:
+def older_than(path: Path, seconds: float) -> bool:
+    """True when ``path`` was last changed more than ``seconds`` ago (False when it cannot be read)."""
     try:
         return time.time() - path.stat().st_mtime > seconds
     except OSError:
@@ -104,7 +105,7 @@ def remove_stale(target: Path) -> list[Path]:
         match = _TEMP.match(entry.name)
         if match is None or match["name"] not in names:
             older = _OLD_STYLE.match(entry.name)
-            if older and older["name"] in names and _older_than(entry, 3600):  # no pid: reported, not removed
+            if older and older["name"] in names and older_than(entry, 3600):  # no pid: reported, not removed
                 log.warning("%s looks like a temporary file of an interrupted geoseg; remove it if no geoseg runs", entry)
             continue
         if pid_alive(int(match["pid"])):

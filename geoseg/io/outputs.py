@@ -20,18 +20,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from geoseg.core.errors import OutputError
-from geoseg.io.leftovers import HOST, pid_alive, remove_stale, temp_name
+from geoseg.io.leftovers import HOST, older_than, pid_alive, remove_stale, temp_name
 from geoseg.io.paths import canonical, check_writable_folder, is_remote
 
 __all__ = [
     "LOCK",
+    "MARK_CONTENTS",
     "RUN_FILES",
     "RUN_MARKS",
     "atomic_folder",
     "atomic_output",
     "claimed_folder",
     "check_outdir",
-    "folder_state",
     "is_mark",
     "write_error",
     "write_text_atomic",
@@ -53,41 +53,48 @@ RUN_FILES = (
 """What ``geoseg run`` writes into OUTDIR (the CLI contract); a run folder holding anything else is not replaced."""
 RUN_MARKS = ("run.json",)
 """Files that mark a folder as written by ``geoseg run`` (``batch.json`` marks a batch, ``tile.json`` a chip folder)."""
+MARK_CONTENTS: dict[str, tuple[str, ...]] = {"run.json": RUN_FILES}
+"""For a mark, everything its folder may hold (hidden temporaries aside); marks not listed allow anything."""
 LOCK = ".geoseg.lock"
 """Claim file inside an output folder while a geoseg process builds it (holds the process id and host)."""
 
 
-def folder_state(folder: Path, marks: Iterable[str] = RUN_MARKS) -> str:
-    """What ``folder`` is to geoseg: ``missing``, ``empty``, ``geoseg`` (holds one of ``marks``), ``busy``
-    (another live geoseg process is building it) or ``foreign`` (holds files geoseg did not write).
-
-    A claim left by a process that no longer runs is removed and does not count.
-
-    Example:
-        >>> folder_state(Path("/tmp/surely/not/there"))
-        'missing'
-    """
-    if not folder.exists():
-        return "missing"
-    names = [p.name for p in folder.iterdir()]
+def _contents(folder: Path) -> list[str]:
+    """The names in ``folder`` besides a claim file: a live claim of another process is refused, a stale one removed."""
+    names = os.listdir(folder)
     if LOCK in names:
         if _claim_alive(folder / LOCK):
-            return "busy"
+            raise _busy(folder)
         with contextlib.suppress(OSError):
             (folder / LOCK).unlink()
         names.remove(LOCK)
+    return names
+
+
+def _busy(folder: Path) -> OutputError:
+    return OutputError(f"output folder {folder} is being written by another geoseg process: wait for it or choose another folder")
+
+
+def _check_contents(folder: Path, names: list[str], overwrite: bool, marks: tuple[str, ...]) -> None:
+    """The ownership rule: a folder may be (re)built when empty, or when geoseg's own and ``overwrite``."""
     if not names:
-        return "empty"
-    return "geoseg" if _owned(folder, names, tuple(marks)) else "foreign"
+        return
+    if _owned(folder, names, marks):
+        if not overwrite:
+            raise OutputError(f"output folder {folder} already exists: use --overwrite to replace it")
+        return
+    shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+    raise OutputError(
+        f"output folder {folder} holds files geoseg did not write ({shown}): choose a new or empty folder "
+        f"(geoseg replaces only folders it wrote, marked by {marks[0]}, and only with --overwrite)"
+    )
 
 
 def _owned(folder: Path, names: list[str], marks: tuple[str, ...]) -> bool:
     """True when ``folder`` holds a geoseg mark and, for a run folder, nothing but what a run writes."""
-    if not any(m in names and is_mark(folder / m) for m in marks):
-        return False
-    if "run.json" in marks:
-        return all(n in RUN_FILES or n.startswith(".") for n in names)
-    return True
+    found = [m for m in marks if m in names and is_mark(folder / m)]
+    allowed = [set(MARK_CONTENTS[m]) for m in found if m in MARK_CONTENTS]
+    return bool(found) and all(n.startswith(".") or all(n in a for a in allowed) for n in names)
 
 
 def is_mark(path: Path) -> bool:
@@ -135,20 +142,8 @@ def check_outdir(
         path = canonical(str(item))
         if path == resolved or resolved in path.parents:
             raise OutputError(f"input {item} lies inside the output folder {outdir}: choose another output folder")
-    state = folder_state(outdir, marks)
-    if state == "geoseg" and not overwrite:
-        raise OutputError(f"output folder {outdir} already exists: use --overwrite to replace it")
-    if state == "busy":
-        raise OutputError(
-            f"output folder {outdir} is being written by another geoseg process: wait for it or choose another folder"
-        )
-    if state == "foreign":
-        names = sorted(p.name for p in outdir.iterdir())
-        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-        raise OutputError(
-            f"output folder {outdir} holds files geoseg did not write ({shown}): choose a new or empty folder "
-            f"(geoseg replaces only folders it wrote, marked by {marks[0]}, and only with --overwrite)"
-        )
+    if outdir.is_dir():
+        _check_contents(outdir, _contents(outdir), overwrite, marks)
     if create_parents and not resolved.parent.exists():  # made by atomic_folder(create_parents=True)
         existing = next(p for p in resolved.parents if p.exists())
         check_writable_folder(existing)
@@ -193,8 +188,10 @@ def _claim_alive(lock: Path) -> bool:
     try:
         pid_text, _, host = lock.read_text(encoding="utf-8").partition(" ")
         pid = int(pid_text)
-    except (OSError, ValueError):
+    except FileNotFoundError:  # released meanwhile
         return False
+    except (OSError, ValueError):  # created but not yet written: another process is claiming right now
+        return not older_than(lock, 60)
     return host.strip() != HOST or pid_alive(pid)
 
 
@@ -255,21 +252,18 @@ def _claim(out: Path, overwrite: bool, marks: tuple[str, ...]) -> bool:
             break
         except FileExistsError:
             if _claim_alive(out / LOCK):
-                raise OutputError(
-                    f"output folder {out} is being written by another geoseg process: wait for it or choose another folder"
-                ) from None
+                raise _busy(out) from None
             with contextlib.suppress(OSError):
                 (out / LOCK).unlink()
     else:
         raise OutputError(f"output folder {out} could not be claimed: check its permissions")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(f"{os.getpid()} {HOST}")
-    names = [n for n in os.listdir(out) if n != LOCK]
-    owned = _owned(out, names, marks)
-    if names and (not overwrite or not owned):
+    try:  # the rule again, now that the claim is held: a run that finished meanwhile is not replaced
+        _check_contents(out, [n for n in os.listdir(out) if n != LOCK], overwrite, marks)
+    except OutputError:
         _release(out, created)
-        state = "already exists: use --overwrite to replace it" if owned else "holds files geoseg did not write"
-        raise OutputError(f"output folder {out} {state}: choose a new or empty folder, or --overwrite a folder geoseg wrote")
+        raise
     return created
 
 
