@@ -24,6 +24,7 @@ _LAZY = {
     "predict": "geoseg.inference.predict",
     "vectorize": "geoseg.polygonize.api",
     "run": "geoseg.flows.run",
+    "change": "geoseg.flows.change",
     "train": "geoseg.training.trainer",
     "evaluate": "geoseg.training.evaluation",
     "tile": "geoseg.training.chipset",

@@ -146,7 +146,7 @@ def test_labels_with_broken_geometries(tmp_path: Path) -> None:
         open_labels(tmp_path / "nocrs.gpkg", grid, "kind")
 
 
-@pytest.mark.parametrize("command", ["predict", "run", "vectorize", "tile", "evaluate", "info", "export", "train"])
+@pytest.mark.parametrize("command", ["predict", "run", "vectorize", "tile", "evaluate", "info", "export", "train", "change"])
 def test_every_command_answers_bad_files_in_one_line(command: str, model4: Path, tmp_path: Path, runner) -> None:
     bad = bad_raster_files(tmp_path)
     before = set(tmp_path.rglob("*"))
@@ -160,6 +160,7 @@ def test_every_command_answers_bad_files_in_one_line(command: str, model4: Path,
             "tile": ["tile", path, "-o", tmp_path / "chips"],
             "evaluate": ["evaluate", path, path],
             "info": ["info", path],
+            "change": ["change", path, path, "-o", tmp_path / "change"],
             "export": ["export", str(path).replace(".tif", ".pt"), "-o", tmp_path / "m.onnx"],
             "train": ["train", str(path).replace(".tif", ".yaml"), "-o", tmp_path / "run"],
         }[command]

@@ -98,6 +98,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "geoseg.cli.evaluate:evaluate",
     "export": "geoseg.cli.export:export",
     "info": "geoseg.cli.info:info",
+    "change": "geoseg.cli.change:change",
 }
 """The commands, by name: ``module:attribute`` of each click command, imported only when that command runs
 (``geoseg vectorize`` never imports the inference code). A new command is one module and one entry."""

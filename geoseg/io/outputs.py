@@ -28,6 +28,8 @@ __all__ = [
     "MARK_CONTENTS",
     "RUN_FILES",
     "RUN_MARKS",
+    "CHANGE_FILES",
+    "CHANGE_MARKS",
     "atomic_folder",
     "atomic_output",
     "claimed_folder",
@@ -53,7 +55,14 @@ RUN_FILES = (
 """What ``geoseg run`` writes into OUTDIR (the CLI contract); a run folder holding anything else is not replaced."""
 RUN_MARKS = ("run.json",)
 """Files that mark a folder as written by ``geoseg run`` (``batch.json`` marks a batch, ``tile.json`` a chip folder)."""
-MARK_CONTENTS: dict[str, tuple[str, ...]] = {"run.json": RUN_FILES}
+CHANGE_FILES = tuple(
+    "transitions.tif transitions.qml changes.gpkg changes.geojson changes.qml matrix.csv preview.png "
+    "before_classes.tif after_classes.tif summary.json".split()
+)
+"""What ``geoseg change`` writes into OUTDIR (the class maps only when it predicted them)."""
+CHANGE_MARKS = ("summary.json",)
+"""The file that marks a folder as written by ``geoseg change``."""
+MARK_CONTENTS: dict[str, tuple[str, ...]] = {"run.json": RUN_FILES, "summary.json": CHANGE_FILES}
 """For a mark, everything its folder may hold (hidden temporaries aside); marks not listed allow anything."""
 LOCK = ".geoseg.lock"
 """Claim file inside an output folder while a geoseg process builds it (holds the process id and host)."""

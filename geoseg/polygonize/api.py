@@ -332,7 +332,10 @@ def _batches(plan: _Plan, reader: StripReader, progress: Progress | None) -> Ite
     for i, (y0, y1) in enumerate(reader.strips):
         if progress:
             progress("vectorize", i, count)
-        traced.add(y0, *reader.read(y0, y1))
+        classes, valid, conf = reader.read(y0, y1)
+        if skip:  # background is never a polygon: not traced at all (after the sieve, which sees it)
+            valid = valid & ~np.isin(classes, list(skip))
+        traced.add(y0, classes, valid, conf)
         last = i == count - 1
         if last:
             traced.finish()

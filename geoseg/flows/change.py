@@ -1,0 +1,255 @@
+"""``geoseg change``: land-cover change between two dates, from two class maps (or two scenes and a model).
+
+AFTER is read on BEFORE's grid (nearest resampling when the grids differ)
+where the two overlap, in strips of rows. A first pass counts every from→to
+pair (pixels and m², geodesic in geographic CRSs); the pairs that occur are
+numbered, and a second pass writes them as ``transitions.tif``. Changed
+regions are then polygonized from it in strips like ``geoseg vectorize``.
+OUTDIR is built beside its final place and renamed when complete;
+``summary.json`` is written last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from geoseg.core.classes import NODATA, ClassInfo
+from geoseg.core.options import Progress, RunOptions, VectorizeOptions
+from geoseg.core.transitions import TRANSITIONS_TAG, Transitions, complete_table, match_tables, pair_index
+from geoseg.core.version import __version__
+from geoseg.inference.predict import open_model, predict
+from geoseg.io.align import AlignedPair
+from geoseg.io.classmap import ClassMapWriter, class_table_of
+from geoseg.io.features import PolygonSink
+from geoseg.io.outputs import CHANGE_MARKS, atomic_folder, check_outdir
+from geoseg.io.raster import gdal_env, open_scene
+from geoseg.polygonize.api import polygon_batches, read_class_table, write_batches
+from geoseg.report.areas import row_areas_m2
+from geoseg.report.change import ChangeCounts, class_balance, matrix_rows, write_change_preview, write_matrix_csv
+from geoseg.report.styles import classes_qml, polygons_qml
+
+if TYPE_CHECKING:
+    from geopandas import GeoDataFrame
+
+__all__ = ["ChangeResult", "change"]
+
+log = logging.getLogger("geoseg")
+
+
+@dataclass
+class ChangeResult:
+    """Where :func:`change` wrote and what summary.json holds."""
+
+    outdir: Path
+    summary: dict[str, Any]
+
+
+def change(
+    before: str | os.PathLike[str],
+    after: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    model: object = None,
+    options: RunOptions | None = None,
+    *,
+    classes: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    **option_values: Any,
+) -> ChangeResult:
+    """Compare two dates and write OUTDIR: transitions.tif (+ .qml), changes.gpkg, changes.geojson (+ changes.qml),
+    matrix.csv, preview.png and summary.json (written last).
+
+    ``before`` and ``after`` are class maps (geoseg's ``classes.tif``, or any
+    integer raster whose values ``classes``, a JSON class table or a model
+    file, names), or scenes when ``model`` is given: each is then predicted
+    first (``before_classes.tif`` and ``after_classes.tif`` are kept in
+    OUTDIR). ``options`` (a :class:`RunOptions`) or its fields as keywords:
+    ``min_area`` and ``simplify`` for the change polygons, and the prediction
+    options of :func:`geoseg.run`. AFTER is compared on BEFORE's grid where
+    the two overlap; class tables that differ are matched by class name.
+
+    Example:
+        >>> geoseg.change("2019/classes.tif", "2024/classes.tif", "change", min_area=500)  # doctest: +SKIP
+        >>> geoseg.change("s2_2019.tif", "s2_2024.tif", "change", model="default")  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    opts = (options or RunOptions()).replace(**option_values)
+    out = Path(outdir)
+    model_path = model if isinstance(model, (str, os.PathLike)) else None
+    check_outdir(out, [before, after, model_path, classes, opts.predict.aoi], overwrite, CHANGE_MARKS, create_parents=True)
+    table = read_class_table(classes) if classes else None
+    net = open_model(model, opts.predict.backend, opts.predict.device) if model is not None else None
+    warnings: list[str] = []
+    with atomic_folder(out, overwrite, CHANGE_MARKS, create_parents=True) as tmp:
+        maps = _class_maps((before, after), net, opts, tmp, warnings, progress)
+        tables = [table or _table_of(m) for m in maps]
+        with AlignedPair(*maps, tables=(table is not None, table is not None)) as pair:
+            lookup = match_tables(tables[0], tables[1], (str(maps[0]), str(maps[1])))
+            counts = _count(pair, lookup, progress)
+            present = [i for i in range(NODATA) if counts.pixels[i].any() or counts.pixels[:, i].any()]
+            transitions = Transitions.from_counts(counts.pixels.ravel(), complete_table(tables[0], present))
+            _write_transitions(pair, lookup, transitions, tmp / "transitions.tif", progress)
+            alignment = pair.alignment()
+        polygons = _write_changes(tmp, transitions, opts.vectorize, progress)
+        summary = _summary((before, after), model_path, classes, opts, alignment, counts, transitions, polygons, warnings)
+        _write_reports(tmp, counts, transitions, f"{Path(str(before)).name} → {Path(str(after)).name}")
+        summary["timings_s"] = {"total": round(time.perf_counter() - started, 3)}
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return ChangeResult(out, summary)
+
+
+def _class_maps(
+    inputs: tuple[str | os.PathLike[str], str | os.PathLike[str]],
+    net: Any,
+    opts: RunOptions,
+    tmp: Path,
+    warnings: list[str],
+    progress: Progress | None,
+) -> tuple[Path | str | os.PathLike[str], Path | str | os.PathLike[str]]:
+    """The two class maps: the inputs themselves, or the scenes predicted into ``tmp`` by ``net``."""
+    if net is None:
+        return inputs
+    maps = []
+    for label, scene in zip(("before", "after"), inputs):
+        path = tmp / f"{label}_classes.tif"
+        stage = _stage(progress, f"predict {label}")
+        result = predict(scene, net, path, opts.predict, progress=stage)
+        warnings.extend(result.warnings)
+        maps.append(path)
+    return maps[0], maps[1]
+
+
+def _stage(progress: Progress | None, name: str) -> Progress | None:
+    """``progress`` reporting under another stage name."""
+    if progress is None:
+        return None
+    return lambda stage, done, total: progress(name, done, total)
+
+
+def _table_of(path: str | os.PathLike[str]) -> list[ClassInfo]:
+    with gdal_env(), open_scene(path) as ds:
+        return class_table_of(ds)
+
+
+def _count(pair: AlignedPair, lookup: np.ndarray, progress: Progress | None) -> ChangeCounts:
+    """Pixels and m² of every from→to pair in the overlap (first pass)."""
+    row_off, height = int(pair.window.row_off), pair.shape[0]
+    rows = row_areas_m2(pair.before)[row_off : row_off + height]
+    counts = ChangeCounts.empty()
+    for strip in _strips(pair, progress, "compare"):
+        n = strip.before.shape[0]
+        counts.add(strip.before, lookup[strip.after], strip.valid, rows[strip.y0 : strip.y0 + n])
+    return counts
+
+
+def _strips(pair: AlignedPair, progress: Progress | None, stage: str) -> Iterator[Any]:
+    height = pair.shape[0]
+    for strip in pair.strips():
+        yield strip
+        if progress:
+            progress(stage, min(height, strip.y0 + strip.before.shape[0]), height)
+
+
+def _write_transitions(
+    pair: AlignedPair, lookup: np.ndarray, transitions: Transitions, path: Path, progress: Progress | None
+) -> None:
+    """Write ``transitions.tif`` on the overlap of BEFORE's grid (second pass), streamed by rows."""
+    codes = transitions.lookup()
+    height, width = pair.shape
+    writer = ClassMapWriter(
+        {"classes": path},
+        pair.before.crs,
+        pair.transform,
+        width,
+        height,
+        transitions.as_classes(),
+        tags={TRANSITIONS_TAG: transitions.tag()},
+    )
+    try:
+        for strip in _strips(pair, progress, "transitions"):
+            values = codes[pair_index(strip.before, lookup[strip.after])]
+            values[~strip.valid] = NODATA
+            writer.write_rows(0, strip.y0, {"classes": values})
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    (path.with_suffix(".qml")).write_text(classes_qml(transitions.as_classes()), encoding="utf-8")
+
+
+def _write_changes(tmp: Path, transitions: Transitions, options: VectorizeOptions, progress: Progress | None) -> int:
+    """Polygons of the changed regions into changes.gpkg and changes.geojson (unchanged pixels are background)."""
+    vector = VectorizeOptions(min_area=options.min_area, simplify=options.simplify, background=transitions.unchanged)
+    table, batches = polygon_batches(tmp / "transitions.tif", vector, progress=progress)
+    changed = [c for c in table if c.id not in transitions.unchanged]
+    style = polygons_qml(changed)
+    sinks = [
+        PolygonSink(tmp / "changes.gpkg", "GPKG", changed, style=style),
+        PolygonSink(tmp / "changes.geojson", "GeoJSON", changed, options.precision),
+    ]
+    per_class = write_batches(_with_classes(batches, transitions), sinks)
+    (tmp / "changes.qml").write_text(style, encoding="utf-8")
+    count = sum(per_class.values())
+    if not count:
+        log.warning("%s: no changes (every compared pixel kept its class); wrote an empty changes layer", tmp.name)
+    return count
+
+
+def _with_classes(batches: Iterator[GeoDataFrame], transitions: Transitions) -> Iterator[GeoDataFrame]:
+    """The batches with ``from_class`` and ``to_class`` first; ``class_id`` is the transitions.tif value."""
+    for frame in batches:
+        pairs = [transitions.pairs[int(v)] for v in frame["class_id"]]
+        frame.insert(0, "from_class", [transitions.name(a) for a, _ in pairs])
+        frame.insert(1, "to_class", [transitions.name(b) for _, b in pairs])
+        yield frame
+
+
+def _write_reports(tmp: Path, counts: ChangeCounts, transitions: Transitions, title: str) -> None:
+    write_matrix_csv(matrix_rows(counts, transitions), tmp / "matrix.csv")
+    write_change_preview(tmp / "transitions.tif", transitions, tmp / "preview.png", title=title)
+
+
+def _summary(
+    inputs: tuple[str | os.PathLike[str], str | os.PathLike[str]],
+    model_path: str | os.PathLike[str] | None,
+    classes: str | os.PathLike[str] | None,
+    opts: RunOptions,
+    alignment: dict[str, Any],
+    counts: ChangeCounts,
+    transitions: Transitions,
+    polygons: int,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The contents of summary.json."""
+    same = np.eye(NODATA + 1, dtype=bool)
+    compared, changed = int(counts.pixels.sum()), int(counts.pixels[~same].sum())
+    if not compared:
+        warnings.append(f"{inputs[0]} and {inputs[1]}: no pixel is valid on both dates; the outputs are empty")
+        log.warning(warnings[-1])
+    return {
+        "geoseg_version": __version__,
+        "inputs": {
+            "before": str(inputs[0]),
+            "after": str(inputs[1]),
+            "model": str(model_path) if model_path else None,
+            "classes": str(classes) if classes else None,
+        },
+        "alignment": alignment,
+        "parameters": opts.record() if model_path else {"min_area": opts.vectorize.min_area, "simplify": opts.vectorize.simplify},
+        "pixels": {"compared": compared, "changed": changed},
+        "area_m2": {"compared": round(float(counts.area_m2.sum()), 2), "changed": round(float(counts.area_m2[~same].sum()), 2)},
+        "changed_share": round(changed / compared, 6) if compared else 0.0,
+        "transitions": len(transitions.pairs),
+        "polygons": polygons,
+        "classes": class_balance(counts, transitions),
+        "warnings": warnings,
+    }

@@ -1,0 +1,330 @@
+"""``geoseg change``: generated pairs of class maps with known transitions, checked against hand-computed answers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+import geoseg
+from geoseg.core.classes import CLASSES_TAG, ClassInfo, class_table_json
+from geoseg.core.errors import GeosegError
+from geoseg.core.transitions import TRANSITIONS_TAG
+from tests.helpers import UTM33, WGS84, write_raster
+from tests.test_qgis import needs_qgis, open_in_qgis
+
+TABLE = [ClassInfo(0, "water", "#1f78b4"), ClassInfo(1, "forest", "#33a02c"), ClassInfo(2, "crop", "#ffff99")]
+ORIGIN = Affine(10.0, 0, 400000.0, 0, -10.0, 5800000.0)
+
+
+def class_map(path: Path, data: np.ndarray, table=TABLE, transform=ORIGIN, crs=UTM33, nodata=255) -> Path:
+    write_raster(path, data, crs=crs, transform=transform, nodata=nodata)
+    if table is not None:
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(**{CLASSES_TAG: class_table_json(table)})
+    return path
+
+
+def pair_maps() -> tuple[np.ndarray, np.ndarray]:
+    """BEFORE: water | forest over a crop strip; AFTER: a crop field cut into the forest, a forest patch in the water."""
+    before = np.zeros((60, 80), np.uint8)
+    before[:, 40:] = 1
+    before[50:, :] = 2
+    after = before.copy()
+    after[:20, 40:60] = 2  # forest -> crop: 400 px
+    after[30:32, 0:10] = 1  # water -> forest: 20 px
+    return before, after
+
+
+# the hand-computed answer of pair_maps (10 m pixels: 100 m² each)
+EXPECTED_PAIRS = {
+    ("water", "water"): 40 * 50 - 20,
+    ("water", "forest"): 20,
+    ("forest", "forest"): 40 * 50 - 400,
+    ("forest", "crop"): 400,
+    ("crop", "crop"): 80 * 10,
+}
+
+
+def matrix(out: Path) -> dict[tuple[str, str], tuple[int, float]]:
+    with (out / "matrix.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["from_class", "to_class", "pixels", "area_m2"]
+    return {(r["from_class"], r["to_class"]): (int(r["pixels"]), float(r["area_m2"])) for r in rows}
+
+
+def change_layer(out: Path, name: str = "changes.gpkg"):
+    import geopandas as gpd
+
+    return gpd.read_file(out / name, **({"layer": "polygons"} if name.endswith(".gpkg") else {}))
+
+
+def test_known_transitions_on_one_grid(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    out = tmp_path / "change"
+    result = geoseg.change(class_map(tmp_path / "b.tif", before), class_map(tmp_path / "a.tif", after), out)
+    m = matrix(out)
+    pairs = {k: v for k, v in m.items() if "total" not in k}
+    assert pairs == {k: (n, n * 100.0) for k, n in EXPECTED_PAIRS.items()}
+    # totals: each date's class areas
+    for c in TABLE:
+        assert m[(c.name, "total")][0] == int((before == c.id).sum())
+        assert m[("total", c.name)][0] == int((after == c.id).sum())
+    assert m[("total", "total")] == (4800, 480000.0)
+    # transitions.tif: one value per pair, in (from, to) order, with its table in a tag and colours
+    with rasterio.open(out / "transitions.tif") as ds:
+        values = ds.read(1)
+        rows = json.loads(ds.tags()[TRANSITIONS_TAG])
+        cmap = ds.colormap(1)
+        assert ds.transform == ORIGIN and ds.crs.to_string() == UTM33
+    names = {r["value"]: (r["from_class"], r["to_class"]) for r in rows}
+    assert sorted(names.values(), key=lambda p: [c.name for c in TABLE].index(p[0])) == list(EXPECTED_PAIRS)
+    decoded = np.vectorize(lambda v: names[v][0])(values), np.vectorize(lambda v: names[v][1])(values)
+    assert (decoded[0] == np.array([c.name for c in TABLE])[before]).all()
+    assert (decoded[1] == np.array([c.name for c in TABLE])[after]).all()
+    unchanged = [v for v, (a, b) in names.items() if a == b]
+    assert all(cmap[v][:3] == (0xD9, 0xD9, 0xD9) for v in unchanged)
+    crop = next(v for v, p in names.items() if p == ("forest", "crop"))
+    assert cmap[crop][:3] == (0xFF, 0xFF, 0x99)  # a change takes the colour of the class it became
+    assert "forest → crop" in (out / "transitions.qml").read_text(encoding="utf-8")
+    # polygons of the changes, with from/to classes and areas
+    layer = change_layer(out).sort_values("area_m2")
+    assert list(layer.from_class) == ["water", "forest"] and list(layer.to_class) == ["forest", "crop"]
+    assert list(layer.area_m2) == [2000.0, 40000.0]
+    wgs = change_layer(out, "changes.geojson")
+    assert wgs.crs.to_epsg() == 4326 and len(wgs) == 2
+    # summary: gain, loss and net per class
+    balance = {row["class"]: row for row in result.summary["classes"]}
+    assert balance["forest"]["loss_pixels"] == 400 and balance["forest"]["gain_pixels"] == 20
+    assert balance["crop"]["net_m2"] == 40000.0 and balance["water"]["net_pixels"] == -20
+    assert result.summary["pixels"] == {"compared": 4800, "changed": 420}
+    assert json.loads((out / "summary.json").read_text())["alignment"]["same_grid"] is True
+    assert (out / "preview.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_min_area_drops_small_changes(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    out = geoseg.change(
+        class_map(tmp_path / "b.tif", before), class_map(tmp_path / "a.tif", after), tmp_path / "c", min_area=5000
+    ).outdir
+    layer = change_layer(out)
+    assert list(layer.to_class) == ["crop"]  # the 2000 m² forest patch is merged into its surroundings
+    assert matrix(out)[("water", "forest")][0] == 20  # the matrix counts every pixel
+
+
+def test_nodata_on_either_date_is_left_out(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    before[:5, :5] = 255
+    after[-5:, -5:] = 255
+    out = geoseg.change(class_map(tmp_path / "b.tif", before), class_map(tmp_path / "a.tif", after), tmp_path / "c").outdir
+    with rasterio.open(out / "transitions.tif") as ds:
+        values = ds.read(1)
+    assert (values[:5, :5] == 255).all() and (values[-5:, -5:] == 255).all()
+    assert int((values == 255).sum()) == 50
+    assert matrix(out)[("total", "total")][0] == 4800 - 50
+
+
+def test_identical_maps_give_no_changes(tmp_path: Path) -> None:
+    before, _ = pair_maps()
+    path = class_map(tmp_path / "b.tif", before)
+    result = geoseg.change(path, path, tmp_path / "same")
+    assert result.summary["pixels"]["changed"] == 0 and result.summary["polygons"] == 0
+    assert len(change_layer(result.outdir)) == 0
+    assert all(a == b for a, b in (k for k in matrix(result.outdir) if "total" not in k))
+
+
+def test_shifted_grid_compares_only_the_overlap(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    # AFTER starts 30 columns east and 10 rows south of BEFORE, on the same grid
+    shifted = ORIGIN * Affine.translation(30, 10)
+    wide = np.full((60, 80), 2, np.uint8)
+    wide[:50, :50] = after[10:60, 30:80]
+    result = geoseg.change(
+        class_map(tmp_path / "b.tif", before), class_map(tmp_path / "a.tif", wide, transform=shifted), tmp_path / "c"
+    )
+    window = result.summary["alignment"]["window"]
+    assert window == {"col_off": 30, "row_off": 10, "width": 50, "height": 50}
+    assert result.summary["alignment"]["same_grid"] is True
+    with rasterio.open(result.outdir / "transitions.tif") as ds:
+        assert ds.transform == shifted and ds.shape == (50, 50)
+    # hand count over the overlap rows 10..60, columns 30..80
+    b, a = before[10:, 30:], after[10:, 30:]
+    m = matrix(result.outdir)
+    assert m[("forest", "crop")][0] == int(((b == 1) & (a == 2)).sum()) == 200
+    assert m[("total", "total")][0] == 2500
+
+
+def test_finer_pixels_and_another_crs_are_resampled_exactly(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    b = class_map(tmp_path / "b.tif", before)
+    expected = matrix(geoseg.change(b, class_map(tmp_path / "a.tif", after), tmp_path / "ref").outdir)
+    # AFTER at 5 m: every pixel split into 2x2, so nearest resampling gives the 10 m map back
+    fine = np.repeat(np.repeat(after, 2, axis=0), 2, axis=1)
+    fine_t = Affine(5.0, 0, ORIGIN.c, 0, -5.0, ORIGIN.f)
+    result = geoseg.change(b, class_map(tmp_path / "fine.tif", fine, transform=fine_t), tmp_path / "fine")
+    assert result.summary["alignment"]["same_grid"] is False and result.summary["alignment"]["resampling"] == "nearest"
+    assert matrix(result.outdir) == expected
+    # AFTER in ETRS89 / UTM 33N: another CRS whose coordinates agree with WGS 84 / UTM 33N to well under a pixel
+    result = geoseg.change(b, class_map(tmp_path / "etrs.tif", after, crs="EPSG:25833"), tmp_path / "etrs")
+    assert result.summary["alignment"]["after_crs"] == "EPSG:25833"
+    assert matrix(result.outdir) == expected
+
+
+def test_geographic_maps_get_geodesic_areas(tmp_path: Path) -> None:
+    from pyproj import Geod
+
+    before, after = pair_maps()
+    t = Affine(0.001, 0, 13.0, 0, -0.001, 60.0)
+    out = geoseg.change(
+        class_map(tmp_path / "b.tif", before, transform=t, crs=WGS84),
+        class_map(tmp_path / "a.tif", after, transform=t, crs=WGS84),
+        tmp_path / "c",
+    ).outdir
+    total = abs(Geod(ellps="WGS84").polygon_area_perimeter([13.0, 13.08, 13.08, 13.0], [60.0, 60.0, 59.94, 59.94])[0])
+    assert matrix(out)[("total", "total")][1] == pytest.approx(total, rel=1e-6)
+    # the forest -> crop block, rows 0..20 of 60, columns 40..60: its own geodesic area
+    block = abs(Geod(ellps="WGS84").polygon_area_perimeter([13.04, 13.06, 13.06, 13.04], [60.0, 60.0, 59.98, 59.98])[0])
+    assert matrix(out)[("forest", "crop")][1] == pytest.approx(block, rel=1e-6)
+    assert change_layer(out).set_index("to_class").area_m2["crop"] == pytest.approx(block, rel=1e-4)
+
+
+def test_class_tables_are_matched_by_name(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    b = class_map(tmp_path / "b.tif", before)
+    expected = matrix(geoseg.change(b, class_map(tmp_path / "a.tif", after), tmp_path / "ref").outdir)
+    # the same map from another model: ids in another order, names in other case
+    order = [2, 0, 1]  # water -> 2, forest -> 0, crop -> 1
+    renamed = [ClassInfo(order[c.id], c.name.upper(), c.color) for c in TABLE]
+    recoded = np.array(order, np.uint8)[after]
+    result = geoseg.change(b, class_map(tmp_path / "r.tif", recoded, table=renamed), tmp_path / "named")
+    assert matrix(result.outdir) == expected
+    # names that do not match are refused, with both tables named
+    other = [ClassInfo(0, "water", "#0000ff"), ClassInfo(1, "woodland", "#00ff00"), ClassInfo(2, "crop", "#ffff00")]
+    with pytest.raises(GeosegError, match="woodland only in"):
+        geoseg.change(b, class_map(tmp_path / "o.tif", after, table=other), tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    # one table for both with --classes
+    table = tmp_path / "legend.json"
+    table.write_text(json.dumps({"0": "water", "1": "forest", "2": "crop"}), encoding="utf-8")
+    result = geoseg.change(b, tmp_path / "o.tif", tmp_path / "legend", classes=table)
+    assert matrix(result.outdir) == expected
+
+
+def test_plain_and_float_maps(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    # integer maps without a class table or nodata: values are the class names
+    plain = geoseg.change(
+        class_map(tmp_path / "b.tif", before.astype(np.int16), table=None, nodata=None),
+        class_map(tmp_path / "a.tif", after.astype(np.int16), table=None, nodata=None),
+        tmp_path / "plain",
+    )
+    assert matrix(plain.outdir)[("1", "2")][0] == 400
+    # float maps are refused without --classes, and read with it
+    fb = class_map(tmp_path / "fb.tif", before.astype(np.float32), table=None, nodata=None)
+    fa = class_map(tmp_path / "fa.tif", after.astype(np.float32), table=None, nodata=None)
+    with pytest.raises(GeosegError, match="float32 values, not class ids"):
+        geoseg.change(fb, fa, tmp_path / "float")
+    legend = tmp_path / "legend.json"
+    legend.write_text(json.dumps({"0": "water", "1": "forest", "2": "crop"}), encoding="utf-8")
+    result = geoseg.change(fb, fa, tmp_path / "float", classes=legend)
+    assert matrix(result.outdir)[("forest", "crop")][0] == 400
+
+
+def test_strips_give_the_same_result_as_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import geoseg.io.align as align
+
+    rng = np.random.default_rng(0)
+    before = rng.integers(0, 3, (300, 200), dtype=np.uint8)
+    after = np.where(rng.random((300, 200)) < 0.1, rng.integers(0, 3, (300, 200)), before).astype(np.uint8)
+    b, a = class_map(tmp_path / "b.tif", before), class_map(tmp_path / "a.tif", after)
+    whole = geoseg.change(b, a, tmp_path / "whole")
+    monkeypatch.setattr(align, "STRIP_PIXELS", 200 * 7)  # strips of 7 rows
+    stripped = geoseg.change(b, a, tmp_path / "strips")
+    assert matrix(whole.outdir) == matrix(stripped.outdir)
+    with rasterio.open(whole.outdir / "transitions.tif") as x, rasterio.open(stripped.outdir / "transitions.tif") as y:
+        assert (x.read(1) == y.read(1)).all()
+    assert len(change_layer(whole.outdir)) == len(change_layer(stripped.outdir))
+
+
+def test_scenes_are_predicted_first_with_a_model(tmp_path: Path) -> None:
+    from tests.helpers import BandLogits, random_scene, wrap
+
+    model = wrap(BandLogits(), 4, 4, 32, "8px")
+    first = random_scene((4, 50, 70), seed=1)
+    second = first.copy()
+    second[:, :, :30] = random_scene((4, 50, 30), seed=2)
+    b = write_raster(tmp_path / "s1.tif", first)
+    a = write_raster(tmp_path / "s2.tif", second)
+    result = geoseg.change(b, a, tmp_path / "c", model=model)
+    out = result.outdir
+    with rasterio.open(out / "before_classes.tif") as x, rasterio.open(out / "after_classes.tif") as y:
+        before, after = x.read(1), y.read(1)
+    assert (before[:, 30:] == after[:, 30:]).all() and (before != after).any()
+    assert result.summary["pixels"]["changed"] == int((before != after).sum())
+
+
+def test_outdir_is_refused_without_overwrite(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    b, a = class_map(tmp_path / "b.tif", before), class_map(tmp_path / "a.tif", after)
+    out = geoseg.change(b, a, tmp_path / "c").outdir
+    stamp = (out / "summary.json").read_bytes()
+    with pytest.raises(GeosegError, match="--overwrite"):
+        geoseg.change(b, a, out)
+    assert (out / "summary.json").read_bytes() == stamp
+    geoseg.change(b, a, out, overwrite=True, min_area=1000)
+    assert json.loads((out / "summary.json").read_text())["parameters"]["min_area"] == 1000
+
+
+def test_bad_input_is_one_line_and_nothing_is_written(tmp_path: Path) -> None:
+    from tests.test_trust import geoseg as cli
+    from tests.test_trust import refused
+
+    before, after = pair_maps()
+    b = class_map(tmp_path / "b.tif", before)
+    far = class_map(tmp_path / "far.tif", after, transform=ORIGIN * Affine.translation(10_000, 0))
+    floats = class_map(tmp_path / "f.tif", after.astype(np.float32), table=None, nodata=None)
+    other = class_map(tmp_path / "o.tif", after, table=[ClassInfo(0, "water", "#0000ff"), ClassInfo(1, "woods", "#00ff00")])
+    out = tmp_path / "out"
+    refused(cli("change", b, far, "-o", out, cwd=tmp_path), "do not overlap", "far.tif")
+    refused(cli("change", b, floats, "-o", out, cwd=tmp_path), "f.tif", "--classes")
+    refused(cli("change", b, other, "-o", out, cwd=tmp_path), "woods", "--classes")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["b.tif", "f.tif", "far.tif", "o.tif"]
+    done = cli("change", b, b, "-o", out, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    refused(cli("change", b, b, "-o", out, cwd=tmp_path), "already exists", "--overwrite")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep", encoding="utf-8")
+    refused(cli("change", b, b, "-o", mine, "--overwrite", cwd=tmp_path), "notes.txt")
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_cli_progress_and_help(tmp_path: Path) -> None:
+    from tests.test_trust import geoseg as cli
+
+    before, after = pair_maps()
+    b, a = class_map(tmp_path / "b.tif", before), class_map(tmp_path / "a.tif", after)
+    done = cli("change", b, a, "-o", tmp_path / "c", "--progress", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    stages = {json.loads(line)["stage"] for line in done.stderr.splitlines() if line.startswith("{")}
+    assert {"compare", "transitions", "vectorize"} <= stages
+    text = cli("change", "--help", cwd=tmp_path).stdout
+    for word in ("transitions.tif", "matrix.csv", "--min-area", "--classes", "-m, --model", "nearest"):
+        assert word in text, word
+
+
+@needs_qgis
+def test_qgis_opens_change_outputs_styled(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    out = geoseg.change(class_map(tmp_path / "b.tif", before), class_map(tmp_path / "a.tif", after), tmp_path / "c").outdir
+    report = open_in_qgis(tmp_path, out / "transitions.tif", out / "changes.gpkg", out / "changes.geojson")
+    assert report[str(out / "transitions.tif")]["renderer"] == "paletted"
+    gpkg = report[str(out / "changes.gpkg")]
+    assert gpkg["valid"] and gpkg["count"] == 2 and gpkg["renderer"] == "categorizedSymbol"
+    assert sorted(c[1] for c in gpkg["categories"]) == ["forest → crop", "water → forest"]
+    assert report[str(out / "changes.geojson")]["crs"] == "EPSG:4326"
