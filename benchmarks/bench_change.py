@@ -6,7 +6,7 @@ pixels changed to another class at random (about 3% of the area). Each size
 runs as `geoseg change` in its own process (interpreter start included):
 two passes over both maps, transitions.tif, change polygons, matrix, preview.
 
-    .venv/bin/python benchmarks/bench_change.py                     # 4096², 8192² and 10000² (10^8 pixels)
+    .venv/bin/python benchmarks/bench_change.py                     # 4096², 8192² and 10240² (10^8 pixels)
     .venv/bin/python benchmarks/bench_change.py --sizes 2048 4096
 """
 
@@ -53,7 +53,7 @@ def make_after(before: Path, path: Path, seed: int = 7) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 10000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 10240])
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     rows = []

@@ -28,7 +28,7 @@ def test_save_load_round_trip_keeps_card_and_outputs(tmp_path: Path) -> None:
     path = model.save(tmp_path / "m.pt")
     loaded = geoseg.load_model(path)
     assert loaded.card.bands == ["B02", "B03", "B04", "B08"]
-    assert [(c.id, c.name, c.color) for c in loaded.card.classes] == [(0, "water", "#0000ff"), (1, "forest", "#ff7f0e")]
+    assert [(c.id, c.name, c.color) for c in loaded.card.classes] == [(0, "water", "#0000ff"), (1, "forest", "#1b7837")]
     assert loaded.card.mean == [1, 2, 3, 4] and loaded.card.std == [5, 6, 7, 8]
     assert loaded.card.pixel_size == 10.0 and loaded.card.chip_size == 64
     assert loaded.card.params["encoder_depth"] == 3

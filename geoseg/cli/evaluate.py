@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from geoseg.cli.options import common_options, make_progress, overwrite_option
 
 
-@click.command(short_help="Score a class map against truth labels (IoU, F1, confusion matrix).")
+@click.command(short_help="Score a class map against truth labels (IoU, F1, confusion matrix, error map).")
 @click.argument("pred", metavar="PRED.tif")
 @click.argument("truth", metavar="TRUTH")
 @click.option("--label-field", default=None, metavar="F", help="Field of truth polygons that holds the labels.")
@@ -20,26 +22,63 @@ from geoseg.cli.options import common_options, make_progress, overwrite_option
     "values are class ids.",
 )
 @click.option("--json", "json_path", default=None, metavar="metrics.json", help="Also write the metrics as JSON.")
+@click.option(
+    "--report",
+    "report",
+    default=None,
+    metavar="DIR",
+    help="Also write a report folder: metrics.json, per_class.csv, confusion.png and errors.tif (+ errors.qml) on "
+    "PRED's grid. An existing report is replaced only with --overwrite.",
+)
 @overwrite_option
 @common_options
-def evaluate(pred: str, truth: str, label_field: str | None, classes: str | None, json_path: str | None, overwrite: bool) -> None:
+def evaluate(
+    pred: str,
+    truth: str,
+    label_field: str | None,
+    classes: str | None,
+    json_path: str | None,
+    report: str | None,
+    overwrite: bool,
+) -> None:
     """Per-class IoU, F1, precision and recall, their means, pixel accuracy and the confusion
     matrix of PRED.tif (a geoseg class map) against TRUTH (a mask raster, or polygons in any
-    format and CRS with --label-field). Unlabeled truth pixels and nodata are not scored.
+    format and CRS with --label-field). Unlabeled truth pixels and nodata are not scored; a
+    class without truth pixels shows "-" (null in JSON), not 0, and scores resting on fewer
+    than 1000 truth pixels are named in a warning.
 
     \b
-    Example:
+    --report DIR writes a folder (built under a temporary name, renamed when complete;
+    an existing report is replaced only with --overwrite, other folders never):
+      metrics.json    what --json writes (plus geoseg_version)
+      per_class.csv   class_id, class_name, iou, precision, recall, f1, truth_pixels,
+                      predicted_pixels (empty cells where a class has no truth)
+      confusion.png   the confusion matrix, rows normalized, with class names and pixel counts
+      errors.tif      on PRED's grid: 0 correct, 1+k wrong where the truth is class k
+                      (coloured like class k), 255 not scored (no truth or no prediction);
+                      errors.qml beside it styles it in QGIS
+
+    \b
+    Examples:
       geoseg evaluate out/classes.tif labels.gpkg --label-field fclass --json metrics.json
+      geoseg evaluate out/classes.tif truth.tif --report out/evaluation
     """
+    from geoseg.core.errors import OutputError
     from geoseg.core.metrics import format_table
-    from geoseg.io.paths import check_output
+    from geoseg.io.paths import canonical, check_output
     from geoseg.training.evaluation import evaluate as run_evaluate
     from geoseg.training.evaluation import write_json
 
     out = None if json_path is None else check_output(json_path, [pred, truth], overwrite)
+    if out is not None and report is not None:
+        folder = canonical(Path(report))
+        if canonical(out) == folder or folder in canonical(out).parents:
+            raise OutputError(f"--json {json_path} lies inside --report {report}: the report holds metrics.json already")
     update, close = make_progress()
     try:
-        summary = run_evaluate(pred, truth, label_field=label_field, classes=classes, progress=update)
+        summary = run_evaluate(
+            pred, truth, label_field=label_field, classes=classes, progress=update, report=report, overwrite=overwrite
+        )
     finally:
         close()
     click.echo(format_table(summary))

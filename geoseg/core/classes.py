@@ -9,10 +9,21 @@ training code uses.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["CLASSES_TAG", "IGNORE_INDEX", "NODATA", "ClassInfo", "class_table_json", "colormap", "default_colors"]
+__all__ = [
+    "CLASSES_TAG",
+    "IGNORE_INDEX",
+    "NODATA",
+    "ClassInfo",
+    "class_colors",
+    "class_table_json",
+    "colormap",
+    "default_colors",
+    "semantic_color",
+]
 
 NODATA = 255
 """Class-map nodata value (scene nodata, outside the area of interest) and label ignore index."""
@@ -38,7 +49,7 @@ _PALETTE = (
     "#bebada",
     "#fb8072",
     "#80b1d3",
-    "#fdb462",
+    "#cc66ff",
 )
 
 
@@ -50,6 +61,91 @@ def default_colors(count: int) -> list[str]:
         ['#1f77b4', '#ff7f0e']
     """
     return [_PALETTE[i % len(_PALETTE)] for i in range(count)]
+
+
+# Conventional land-cover colours, matched on words of a class name (the last matching word wins:
+# "cloud shadow" is shadow, "sea ice" is ice, "forest road" is road).
+_SEMANTIC: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("#1f78b4", ("water", "river", "lake", "sea", "ocean", "reservoir", "pond", "stream", "canal")),
+    ("#1b7837", ("forest", "tree", "woodland", "wood", "woods")),
+    ("#9ad06b", ("grass", "grassland", "meadow", "pasture", "lawn", "rangeland")),
+    ("#e8c95c", ("crop", "cropland", "farm", "farmland", "agriculture", "agricultural", "arable", "field")),
+    ("#d7301f", ("built", "builtup", "urban", "residential", "building", "settlement", "industrial", "commercial")),
+    ("#7f7f7f", ("road", "street", "highway", "pavement", "paved", "railway")),
+    ("#c9ae87", ("bare", "barren", "sand", "soil", "rock", "desert", "beach", "dune")),
+    ("#e0f3f8", ("snow", "ice", "glacier")),
+    ("#35978f", ("wetland", "marsh", "swamp", "bog", "fen", "mangrove")),
+    ("#f0f0f0", ("cloud", "cloudy", "haze")),
+    ("#404040", ("shadow",)),
+)
+_WORDS = {word: color for color, words in _SEMANTIC for word in words}
+# Distinct colours for other classes, away from the hues above (no blue, green, yellow, red, grey, brown, teal).
+_OTHERS = (
+    "#ff7f0e",
+    "#9467bd",
+    "#e377c2",
+    "#6a3d9a",
+    "#e7298a",
+    "#cc66ff",
+    "#bc80bd",
+    "#8e0152",
+    "#c51b7d",
+    "#cab2d6",
+    "#f781bf",
+    "#54278f",
+)
+
+
+def _name_words(name: str) -> list[str]:
+    """Lower-case words of a class name: split at non-letters and camelCase ("BuiltUp" -> built, up)."""
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name)
+    return [w for w in re.split(r"[^a-z]+", spaced.lower()) if w]
+
+
+def semantic_color(name: str) -> str | None:
+    """The conventional colour of a land-cover class name, or None when no word of it is known.
+
+    Words are matched case-insensitively (a plural ``s`` aside); the last
+    known word wins, so "cloud shadow" is dark grey and "sea ice" light cyan.
+
+    Example:
+        >>> semantic_color("Water"), semantic_color("built-up"), semantic_color("cloud_shadow")
+        ('#1f78b4', '#d7301f', '#404040')
+        >>> semantic_color("class_3") is None
+        True
+    """
+    found = None
+    words = _name_words(name)
+    for i, word in enumerate(words):
+        joined = word + words[i + 1] if i + 1 < len(words) else ""
+        for candidate in (word, word[:-1] if word.endswith("s") else "", joined):
+            if candidate in _WORDS:
+                found = _WORDS[candidate]
+    return found
+
+
+def class_colors(names: Sequence[str]) -> list[str]:
+    """Default ``#rrggbb`` colours for classes by name: the one place geoseg picks colours for a class table.
+
+    Common land-cover names get conventional colours (:func:`semantic_color`:
+    water blue, forest dark green, grass light green, crop yellow, built-up
+    red, road grey, bare soil beige, snow light cyan, wetland teal, cloud
+    white-grey, shadow dark grey); other names, and a second class that would
+    repeat a colour, take the next colour of a palette that avoids those hues.
+
+    Example:
+        >>> class_colors(["water", "Forest", "crops", "road_type_x", "trees"])
+        ['#1f78b4', '#1b7837', '#e8c95c', '#7f7f7f', '#ff7f0e']
+    """
+    colors: list[str] = []
+    others = 0
+    for name in names:
+        color = semantic_color(str(name))
+        if color is None or color in colors:
+            color = _OTHERS[others % len(_OTHERS)]
+            others += 1
+        colors.append(color)
+    return colors
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from geoseg.core.classes import IGNORE_INDEX, ClassInfo, default_colors
+from geoseg.core.classes import IGNORE_INDEX, ClassInfo, class_colors
 from geoseg.core.errors import InputError
 
 __all__ = ["LabelMap", "burn"]
@@ -64,7 +64,7 @@ class LabelMap:
         A class without ``values`` is labeled by its name (the usual case for a
         vector field such as OpenStreetMap's ``fclass``).
         """
-        colors = default_colors(len(spec))
+        colors = class_colors([str(s.get("name", "")) if isinstance(s, Mapping) else str(s) for s in spec])
         classes: list[ClassInfo] = []
         values: dict[str, int] = {}
         for i, item in enumerate(spec):

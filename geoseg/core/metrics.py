@@ -2,7 +2,9 @@
 
 One accumulator serves training (per epoch) and ``geoseg evaluate`` (per
 block of a class map). Pixels whose truth is ``IGNORE_INDEX`` (unlabeled) or
-whose prediction is nodata never count.
+whose prediction is nodata never count. A class without truth pixels has no
+scores (None, shown "-"), never 0; a score resting on fewer than
+:data:`MIN_SUPPORT` truth pixels is named by :func:`thin_support`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ConfusionMatrix"]
+__all__ = ["MIN_SUPPORT", "ConfusionMatrix", "format_table", "thin_support"]
+
+MIN_SUPPORT = 1000
+"""Truth pixels below which a class's scores are said to be unreliable."""
 
 
 class ConfusionMatrix:
@@ -81,25 +86,31 @@ class ConfusionMatrix:
     def summary(self, names: Sequence[str] | None = None) -> dict[str, Any]:
         """All metrics as plain JSON-ready values; means are over classes present in the truth.
 
+        Per class: ``pixels`` (truth pixels), ``predicted_pixels``, ``iou``,
+        ``f1``, ``precision`` and ``recall``; a class without truth pixels has
+        None for every score (no truth to score against), not 0.
+
         Example:
-            >>> cm = ConfusionMatrix(2); cm.update(np.array([0, 1]), np.array([0, 1]))
-            >>> cm.summary(["land", "water"])["mean_iou"]
-            1.0
+            >>> cm = ConfusionMatrix(3); cm.update(np.array([0, 1, 1]), np.array([0, 1, 2]))
+            >>> s = cm.summary(["land", "water", "snow"])
+            >>> s["mean_iou"], s["classes"][2]["iou"], s["classes"][2]["predicted_pixels"]
+            (0.75, None, 1)
         """
         names = list(names) if names is not None else [f"class_{i}" for i in range(self.num_classes)]
         present = self.support > 0
+        predicted = self.matrix.sum(axis=0)
         iou, f1, prec, rec = self.iou(), self.f1(), self.precision(), self.recall()
 
         def mean(values: np.ndarray) -> float | None:
             vals = np.nan_to_num(values[present], nan=0.0)
             return float(vals.mean()) if vals.size else None
 
-        def clean(v: float) -> float | None:
-            return None if np.isnan(v) else float(v)
+        def clean(values: np.ndarray, i: int) -> float | None:
+            return None if not present[i] or np.isnan(values[i]) else float(values[i])
 
         return {
             "pixels": int(self.matrix.sum()),
-            "accuracy": clean(self.accuracy()),
+            "accuracy": None if np.isnan(self.accuracy()) else self.accuracy(),
             "mean_iou": mean(iou),
             "mean_f1": mean(f1),
             "classes": [
@@ -107,10 +118,11 @@ class ConfusionMatrix:
                     "id": i,
                     "name": names[i],
                     "pixels": int(self.support[i]),
-                    "iou": clean(iou[i]),
-                    "f1": clean(f1[i]),
-                    "precision": clean(prec[i]),
-                    "recall": clean(rec[i]),
+                    "predicted_pixels": int(predicted[i]),
+                    "iou": clean(iou, i),
+                    "f1": clean(f1, i),
+                    "precision": clean(prec, i),
+                    "recall": clean(rec, i),
                 }
                 for i in range(self.num_classes)
             ],
@@ -118,17 +130,39 @@ class ConfusionMatrix:
         }
 
 
+def thin_support(summary: dict[str, Any], minimum: int = MIN_SUPPORT) -> str | None:
+    """One warning line naming the classes whose scores rest on fewer than ``minimum`` truth pixels, or None.
+
+    Classes without any truth pixel have no scores and are not named.
+
+    Example:
+        >>> cm = ConfusionMatrix(2); cm.update(np.array([0] * 20 + [1] * 2000), np.zeros(2020, int))
+        >>> thin_support(cm.summary(["road", "other"]))
+        'scores of road (20 px) rest on fewer than 1000 truth pixels: read them with caution or label more'
+    """
+    thin = [f"{c['name']} ({c['pixels']} px)" for c in summary["classes"] if 0 < c["pixels"] < minimum]
+    if not thin:
+        return None
+    return f"scores of {', '.join(thin)} rest on fewer than {minimum} truth pixels: read them with caution or label more"
+
+
 def format_table(summary: dict[str, Any]) -> str:
-    """A readable per-class table of :meth:`ConfusionMatrix.summary` (for stdout)."""
+    """A readable per-class table of :meth:`ConfusionMatrix.summary` (for stdout); "-" marks a score without truth.
+
+    Example:
+        >>> cm = ConfusionMatrix(2); cm.update(np.array([0, 0]), np.array([0, 1]))
+        >>> print(format_table(cm.summary(["land", "water"])).splitlines()[2])
+          1  water                         0           1       -       -       -       -
+    """
 
     def num(v: float | None) -> str:
-        return "   -  " if v is None else f"{v:6.3f}"
+        return "     -" if v is None else f"{v:6.3f}"
 
-    lines = [f"{'id':>3}  {'class':<20} {'pixels':>10}  {'IoU':>6}  {'F1':>6}  {'prec':>6}  {'recall':>6}"]
+    lines = [f"{'id':>3}  {'class':<20} {'pixels':>10}  {'predicted':>10}  {'IoU':>6}  {'F1':>6}  {'prec':>6}  {'recall':>6}"]
     for c in summary["classes"]:
         lines.append(
-            f"{c['id']:>3}  {c['name'][:20]:<20} {c['pixels']:>10}  {num(c['iou'])}  {num(c['f1'])}  "
-            f"{num(c['precision'])}  {num(c['recall'])}"
+            f"{c['id']:>3}  {c['name'][:20]:<20} {c['pixels']:>10}  {c.get('predicted_pixels', ''):>10}  {num(c['iou'])}  "
+            f"{num(c['f1'])}  {num(c['precision'])}  {num(c['recall'])}"
         )
     lines.append(
         f"mean IoU {num(summary['mean_iou']).strip()}   mean F1 {num(summary['mean_f1']).strip()}   "

@@ -1,7 +1,7 @@
 """Writing outputs: who owns a folder, claiming it, temporary names, atomic files and folders, leftovers.
 
 geoseg writes into a folder only when it is new, empty or geoseg's own (it
-holds ``run.json``, ``batch.json`` or ``tile.json``), replaces its own
+holds ``run.json``, ``batch.json``, ``tile.json``, a change's ``summary.json`` or a report's ``metrics.json``), replaces its own
 outputs only with ``--overwrite``, and builds every output under a temporary
 name renamed into place when complete. A new output folder is claimed
 atomically (created with a claim file), so two processes cannot both win.
@@ -30,6 +30,8 @@ __all__ = [
     "RUN_MARKS",
     "CHANGE_FILES",
     "CHANGE_MARKS",
+    "REPORT_FILES",
+    "REPORT_MARKS",
     "atomic_folder",
     "atomic_output",
     "claimed_folder",
@@ -41,16 +43,8 @@ __all__ = [
 
 log = logging.getLogger("geoseg")
 
-RUN_FILES = (
-    "classes.tif",
-    "confidence.tif",
-    "polygons.gpkg",
-    "polygons.geojson",
-    "classes.qml",
-    "polygons.qml",
-    "areas.csv",
-    "preview.png",
-    "run.json",
+RUN_FILES = tuple(
+    "classes.tif confidence.tif polygons.gpkg polygons.geojson classes.qml polygons.qml areas.csv preview.png run.json".split()
 )
 """What ``geoseg run`` writes into OUTDIR (the CLI contract); a run folder holding anything else is not replaced."""
 RUN_MARKS = ("run.json",)
@@ -62,7 +56,11 @@ CHANGE_FILES = tuple(
 """What ``geoseg change`` writes into OUTDIR (the class maps only when it predicted them)."""
 CHANGE_MARKS = ("summary.json",)
 """The file that marks a folder as written by ``geoseg change``."""
-MARK_CONTENTS: dict[str, tuple[str, ...]] = {"run.json": RUN_FILES, "summary.json": CHANGE_FILES}
+REPORT_FILES = tuple("metrics.json per_class.csv confusion.png errors.tif errors.qml".split())
+"""What ``geoseg evaluate --report DIR`` writes into DIR (the CLI contract)."""
+REPORT_MARKS = ("metrics.json",)
+"""The file that marks a folder as an evaluation report (written last, with ``geoseg_version``)."""
+MARK_CONTENTS: dict[str, tuple[str, ...]] = {"run.json": RUN_FILES, "summary.json": CHANGE_FILES, "metrics.json": REPORT_FILES}
 """For a mark, everything its folder may hold (hidden temporaries aside); marks not listed allow anything."""
 LOCK = ".geoseg.lock"
 """Claim file inside an output folder while a geoseg process builds it (holds the process id and host)."""

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from geoseg._compat import import_smp
-from geoseg.core.classes import ClassInfo, default_colors
+from geoseg.core.classes import ClassInfo, class_colors
 from geoseg.core.errors import ChipSizeError, ModelError
 from geoseg.core.version import __version__
 from geoseg.model.card import ModelCard, check_chip_size, generic_band_names, valid_chip_sizes
@@ -167,7 +167,9 @@ def _class_table(classes: int | Sequence[str] | Sequence[dict[str, Any]] | Seque
         names: list[Any] = [f"class_{i}" for i in range(classes)]
     else:
         names = list(classes)
-    colors = default_colors(len(names))
+    colors = class_colors(
+        [n.name if isinstance(n, ClassInfo) else str(n["name"]) if isinstance(n, dict) else str(n) for n in names]
+    )
     table = []
     for i, item in enumerate(names):
         if isinstance(item, ClassInfo):

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from geoseg.core.classes import NODATA, ClassInfo, default_colors
+from geoseg.core.classes import NODATA, ClassInfo, class_colors
 from geoseg.core.errors import GeosegError, InputError, ModelError
 
 __all__ = [
@@ -357,12 +357,12 @@ def check_class_table(data: object, source: str) -> list[ClassInfo]:
     rows = _table_rows(data, source)
     if not rows:
         raise InputError(f"{source}: the class table lists no classes; give at least one")
-    palette = default_colors(NODATA)
+    palette = class_colors([str(name) for _, _, name, _ in rows])
     table = []
     fix = "fix the class table"
-    for where, cid, name, color in rows:
-        if color is None and isinstance(cid, int) and 0 <= cid < NODATA:
-            color = palette[cid]
+    for n, (where, cid, name, color) in enumerate(rows):
+        if color is None:
+            color = palette[n]
         _check_row(cid, name, color, where, source, InputError, _ENTRY, fix)
         table.append(ClassInfo(cid, name, color))  # type: ignore[arg-type]
     twice = _duplicate([c.id for c in table])

@@ -2,7 +2,9 @@
 
 Truth is put on the class map's grid (polygons reprojected and burned,
 smaller on top; a mask raster resampled nearest). Unlabeled truth pixels and
-nodata predictions are not scored.
+nodata predictions are not scored. With ``report=DIR`` the same pass streams
+the error map, and DIR gets the pictures and tables people look at
+(:mod:`geoseg.report.scores`, :mod:`geoseg.report.errormap`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from geoseg.core.classes import ClassInfo
 from geoseg.core.errors import InputError
 from geoseg.core.labels import LabelMap
-from geoseg.core.metrics import ConfusionMatrix
+from geoseg.core.metrics import ConfusionMatrix, thin_support
 
 __all__ = ["evaluate", "read_label_map"]
 
@@ -80,48 +83,124 @@ def evaluate(
     label_field: str | None = None,
     classes: str | os.PathLike | LabelMap | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    report: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Per-class IoU, F1, precision, recall, the confusion matrix and their means.
+    """Per-class IoU, F1, precision, recall, the confusion matrix and their means; optionally a report folder.
 
     Without ``classes``, polygon labels are matched to the class map's class
-    names and mask values are taken as class ids.
+    names and mask values are taken as class ids. A class without truth
+    pixels has None for its scores (not 0); classes whose scores rest on
+    fewer than :data:`~geoseg.core.metrics.MIN_SUPPORT` truth pixels are
+    named in one warning (logged, and in the summary's ``warnings``).
+
+    With ``report`` (a folder, built atomically; an existing report is
+    replaced only with ``overwrite``) it writes ``metrics.json`` (the
+    summary), ``per_class.csv``, ``confusion.png`` and ``errors.tif`` (with
+    ``errors.qml``) on the class map's grid: 0 correct, 1 + k wrong where the
+    truth is class k, 255 not scored (see :mod:`geoseg.report.errormap`).
 
     Example:
-        >>> m = evaluate("out/classes.tif", "labels.gpkg", label_field="fclass")  # doctest: +SKIP
-        >>> m["mean_iou"]  # doctest: +SKIP
+        >>> m = evaluate("out/classes.tif", "labels.gpkg", label_field="fclass", report="eval")  # doctest: +SKIP
+        >>> m["mean_iou"], sorted(p.name for p in Path("eval").iterdir())  # doctest: +SKIP
+        (0.71, ['confusion.png', 'errors.qml', 'errors.tif', 'metrics.json', 'per_class.csv'])
     """
-    from rasterio.windows import Window
-
     from geoseg.io.classmap import class_table_of
-    from geoseg.io.label_files import VECTOR_SUFFIXES, SceneGrid, open_labels
+    from geoseg.io.label_files import SceneGrid, open_labels
+    from geoseg.io.outputs import check_outdir
     from geoseg.io.raster import gdal_env, open_scene
+    from geoseg.report.scores import REPORT_MARKS
 
+    if report is not None:
+        extra = [] if isinstance(classes, LabelMap) else [classes]
+        check_outdir(Path(report), [pred, truth, *extra], overwrite, marks=REPORT_MARKS, create_parents=True)
     with gdal_env(), open_scene(pred) as ds:
         table = class_table_of(ds)
         if not table:
             raise InputError(f"{pred} carries no class table: give a class map written by geoseg")
-        names = [c.name for c in table]
-        if isinstance(classes, LabelMap):
-            label_map = classes
-        elif classes is not None:
-            label_map = read_label_map(classes, names)
-        elif Path(str(truth)).suffix.lower() in VECTOR_SUFFIXES:
-            label_map = LabelMap.from_spec(names)
-        else:
-            label_map = LabelMap.from_spec([{"name": c.name, "values": [c.id]} for c in table])
+        label_map = _label_map(table, truth, classes)
         labels = open_labels(truth, SceneGrid.of(ds), label_field, label_map)
-        cm = ConfusionMatrix(len(table))
         try:
-            steps = range(0, ds.height, _ROWS)
-            for n, y in enumerate(steps):
-                window = Window(0, y, ds.width, min(_ROWS, ds.height - y))
-                cm.update(labels.read(window), ds.read(1, window=window))
-                if progress:
-                    progress("evaluate", n + 1, len(steps))
+            if report is None:
+                cm = _score(ds, labels, len(table), progress)
+                return _summarize(cm, table, pred, truth)
+            return _write_report(ds, labels, table, Path(report), overwrite, progress, (pred, truth))
         finally:
             labels.close()
-    summary = cm.summary(names)
-    summary.update({"prediction": str(pred), "truth": str(truth)})
+
+
+def _label_map(table: list[ClassInfo], truth: str | os.PathLike, classes: str | os.PathLike | LabelMap | None) -> LabelMap:
+    """How truth values map to the class map's classes (see :func:`evaluate`)."""
+    from geoseg.io.label_files import VECTOR_SUFFIXES
+
+    names = [c.name for c in table]
+    if isinstance(classes, LabelMap):
+        return classes
+    if classes is not None:
+        return read_label_map(classes, names)
+    if Path(str(truth)).suffix.lower() in VECTOR_SUFFIXES:
+        return LabelMap.from_spec(names)
+    return LabelMap.from_spec([{"name": c.name, "values": [c.id]} for c in table])
+
+
+def _score(
+    ds: Any, labels: Any, num_classes: int, progress: Callable[[str, int, int], None] | None, errors: Any = None
+) -> ConfusionMatrix:
+    """Count the confusion matrix over blocks of rows; with ``errors`` (a ClassMapWriter) also stream the error map."""
+    from rasterio.windows import Window
+
+    from geoseg.report.errormap import error_codes
+
+    cm = ConfusionMatrix(num_classes)
+    steps = range(0, ds.height, _ROWS)
+    for n, y in enumerate(steps):
+        window = Window(0, y, ds.width, min(_ROWS, ds.height - y))
+        truth, pred = labels.read(window), ds.read(1, window=window)
+        cm.update(truth, pred)
+        if errors is not None:
+            errors.write_rows(0, y, {"classes": error_codes(truth, pred, num_classes)})
+        if progress:
+            progress("evaluate", n + 1, len(steps))
+    return cm
+
+
+def _summarize(cm: ConfusionMatrix, table: list[ClassInfo], pred: object, truth: object) -> dict[str, Any]:
+    """The summary with its inputs and warnings; the thin-support warning is logged once."""
+    summary = cm.summary([c.name for c in table])
+    warning = thin_support(summary)
+    if warning:
+        log.warning(warning)
+    summary.update({"prediction": str(pred), "truth": str(truth), "warnings": [warning] if warning else []})
+    return summary
+
+
+def _write_report(
+    ds: Any,
+    labels: Any,
+    table: list[ClassInfo],
+    out: Path,
+    overwrite: bool,
+    progress: Callable[[str, int, int], None] | None,
+    inputs: tuple[object, object],
+) -> dict[str, Any]:
+    """Score while streaming ``errors.tif``, then write the rest of the report; the folder appears only when complete."""
+    from geoseg.io.classmap import ClassMapWriter
+    from geoseg.io.outputs import atomic_folder
+    from geoseg.report.errormap import error_table
+    from geoseg.report.scores import REPORT_MARKS, write_report_files
+
+    errors = error_table(table)
+    with atomic_folder(out, overwrite, marks=REPORT_MARKS, create_parents=True) as tmp:
+        tags = {"GEOSEG_ERROR_MAP": "0 correct; 1+k wrong where the truth is class k; 255 not scored"}
+        writer = ClassMapWriter({"classes": tmp / "errors.tif"}, ds.crs, ds.transform, ds.width, ds.height, errors, tags)
+        try:
+            cm = _score(ds, labels, len(table), progress, writer)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        summary = _summarize(cm, table, *inputs)
+        write_report_files(tmp, summary, table)
     return summary
 
 
