@@ -211,7 +211,7 @@ def test_class_tables_are_matched_by_name(tmp_path: Path) -> None:
     # one table for both with --classes
     table = tmp_path / "legend.json"
     table.write_text(json.dumps({"0": "water", "1": "forest", "2": "crop"}), encoding="utf-8")
-    result = geoseg.change(b, tmp_path / "o.tif", tmp_path / "legend", classes=table)
+    result = geoseg.change(b, tmp_path / "o.tif", tmp_path / "legend", classes_table=table)
     assert matrix(result.outdir) == expected
 
 
@@ -231,7 +231,7 @@ def test_plain_and_float_maps(tmp_path: Path) -> None:
         geoseg.change(fb, fa, tmp_path / "float")
     legend = tmp_path / "legend.json"
     legend.write_text(json.dumps({"0": "water", "1": "forest", "2": "crop"}), encoding="utf-8")
-    result = geoseg.change(fb, fa, tmp_path / "float", classes=legend)
+    result = geoseg.change(fb, fa, tmp_path / "float", classes_table=legend)
     assert matrix(result.outdir)[("forest", "crop")][0] == 400
 
 
@@ -328,3 +328,102 @@ def test_qgis_opens_change_outputs_styled(tmp_path: Path) -> None:
     assert gpkg["valid"] and gpkg["count"] == 2 and gpkg["renderer"] == "categorizedSymbol"
     assert sorted(c[1] for c in gpkg["categories"]) == ["forest → crop", "water → forest"]
     assert report[str(out / "changes.geojson")]["crs"] == "EPSG:4326"
+
+
+def test_south_up_maps_are_compared(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    b = class_map(tmp_path / "b.tif", before)
+    expected = matrix(geoseg.change(b, class_map(tmp_path / "a.tif", after), tmp_path / "ref").outdir)
+    # the same maps stored south-up (rows from south to north, positive pixel height), as netCDF exports are
+    south_up = Affine(10.0, 0, ORIGIN.c, 0, 10.0, ORIGIN.f - 600)
+    sb = class_map(tmp_path / "sb.tif", before[::-1].copy(), transform=south_up)
+    sa = class_map(tmp_path / "sa.tif", after[::-1].copy(), transform=south_up)
+    assert matrix(geoseg.change(b, sa, tmp_path / "after_south").outdir) == expected
+    result = geoseg.change(sb, a := tmp_path / "a.tif", tmp_path / "before_south")
+    assert result.summary["alignment"]["same_grid"] is False and matrix(result.outdir) == expected
+    assert matrix(geoseg.change(sb, sa, tmp_path / "both").outdir) == expected and a.exists()
+
+
+def test_legends_with_large_codes_and_many_pairs(tmp_path: Path) -> None:
+    # CORINE-like three-digit codes named by --classes, and more than 255 from→to pairs: a uint16 transitions map
+    rng = np.random.default_rng(3)
+    codes = np.array([111 + 3 * i for i in range(20)], dtype=np.uint16)
+    before = codes[rng.integers(0, 20, (120, 150))]
+    after = np.where(rng.random(before.shape) < 0.5, codes[rng.integers(0, 20, before.shape)], before).astype(np.uint16)
+    legend = tmp_path / "legend.json"
+    legend.write_text(json.dumps({str(c): f"class {c}" for c in codes}), encoding="utf-8")
+    b = class_map(tmp_path / "b.tif", before, table=None, nodata=0)
+    a = class_map(tmp_path / "a.tif", after, table=None, nodata=0)
+    result = geoseg.change(b, a, tmp_path / "c", classes_table=legend)
+    pairs = {(int(x), int(y)) for x, y in zip(before.ravel(), after.ravel())}
+    assert result.summary["transitions"] == len(pairs) > 255
+    m = matrix(result.outdir)
+    assert m[("class 111", "class 114")][0] == int(((before == 111) & (after == 114)).sum())
+    with rasterio.open(result.outdir / "transitions.tif") as ds:
+        assert ds.dtypes[0] == "uint16" and ds.nodata == 65535
+        rows = json.loads(ds.tags()[TRANSITIONS_TAG])
+        values = ds.read(1)
+    decode = {r["value"]: (r["from_id"], r["to_id"]) for r in rows}
+    assert decode[int(values[7, 9])] == (int(before[7, 9]), int(after[7, 9]))
+
+
+def test_web_mercator_areas_are_true_areas(tmp_path: Path) -> None:
+    from pyproj import Geod, Transformer
+
+    before, after = pair_maps()
+    t = Affine(10.0, 0, 1_502_800.0, 0, -10.0, 6_853_000.0)  # about 13.5°E 52.3°N
+    out = geoseg.change(
+        class_map(tmp_path / "b.tif", before, transform=t, crs="EPSG:3857"),
+        class_map(tmp_path / "a.tif", after, transform=t, crs="EPSG:3857"),
+        tmp_path / "c",
+    ).outdir
+    to_degrees = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    (lon0, lon1), (lat0, lat1) = to_degrees.transform([t.c, t.c + 800], [t.f, t.f - 600])
+    truth = abs(Geod(ellps="WGS84").polygon_area_perimeter([lon0, lon1, lon1, lon0], [lat0, lat0, lat1, lat1])[0])
+    total = matrix(out)[("total", "total")][1]
+    assert total == pytest.approx(truth, rel=1e-4) and total < 480000.0 / 2.5  # planar "m²" would be 2.67x too large
+    layer = change_layer(out).set_index("to_class")
+    assert layer.area_m2["crop"] == pytest.approx(matrix(out)[("forest", "crop")][1], rel=1e-3)
+
+
+def test_one_map_without_a_class_table_takes_the_others_names(tmp_path: Path) -> None:
+    before, after = pair_maps()
+    plain_b = class_map(tmp_path / "pb.tif", before, table=None)
+    named_a = class_map(tmp_path / "na.tif", after)
+    for b, a in ((plain_b, named_a), (class_map(tmp_path / "nb.tif", before), class_map(tmp_path / "pa.tif", after, table=None))):
+        result = geoseg.change(b, a, tmp_path / f"c_{b.stem}")
+        assert matrix(result.outdir)[("forest", "crop")][0] == 400
+        assert any("has no class table" in w for w in result.summary["warnings"])
+    # ids matched by name, and a value AFTER's own table does not name is refused
+    order = [2, 0, 1]
+    renamed = [ClassInfo(order[c.id], c.name, c.color) for c in TABLE]
+    recoded = np.array(order, np.uint8)[after]
+    recoded[0, 0] = 7
+    with pytest.raises(GeosegError, match="value 7, which its class table does not name"):
+        geoseg.change(
+            class_map(tmp_path / "b.tif", before), class_map(tmp_path / "r.tif", recoded, table=renamed), tmp_path / "x"
+        )
+
+
+def test_review_refusals(tmp_path: Path) -> None:
+    from tests.test_trust import geoseg as cli
+    from tests.test_trust import refused
+
+    before, after = pair_maps()
+    b, a = class_map(tmp_path / "b.tif", before), class_map(tmp_path / "a.tif", after)
+    scene = write_raster(tmp_path / "scene.tif", np.ones((3, 60, 80), np.uint16))
+    far = write_raster(tmp_path / "far.tif", np.ones((3, 60, 80), np.uint16), transform=ORIGIN * Affine.translation(9000, 0))
+    # prediction options without a model would be ignored
+    refused(cli("change", b, a, "-o", tmp_path / "o", "--aoi", "x.gpkg", "--tta", cwd=tmp_path), "--tta", "--aoi", "-m MODEL")
+    # a scene is not a class map
+    refused(cli("change", b, scene, "-o", tmp_path / "o", cwd=tmp_path), "scene.tif", "3 bands", "-m MODEL")
+    # scenes that do not overlap are refused before any prediction, naming the scenes
+    refused(cli("change", scene, far, "-o", tmp_path / "o", "-m", "default", cwd=tmp_path), "scene.tif", "far.tif", "overlap")
+    # a folder of another geoseg command
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text('{"geoseg_version": "0.2.0"}', encoding="utf-8")
+    refused(cli("change", b, a, "-o", run_dir, "--overwrite", cwd=tmp_path), "another geoseg command", "run.json")
+    assert not (tmp_path / "o").exists()
+    # --classes takes the bundled model by name
+    assert cli("change", b, a, "-o", tmp_path / "d", "--classes", "default", cwd=tmp_path).returncode == 0

@@ -22,7 +22,8 @@ log = logging.getLogger("geoseg")
     "classes_table",
     default=None,
     metavar="MODEL|classes.json",
-    help="Class names and colours for both maps (replacing their own tables): a geoseg model file, or JSON "
+    help="Class names and colours for both maps (replacing their own tables): a geoseg model (.pt, .onnx or "
+    "'default'), or JSON "
     '([{"id": 0, "name": "water", "color": "#1f78b4"}, ...] or {"0": "water"}). Needed for maps of float '
     "values and for maps whose class tables do not match by name.",
 )
@@ -43,27 +44,30 @@ def change(
     (+ changes.qml), matrix.csv, preview.png and summary.json (written
     last: its presence means the comparison is complete).
 
-    BEFORE and AFTER are class maps: geoseg's classes.tif, or any integer
-    raster (name its values with --classes). With -m MODEL they are scenes
-    instead, predicted first with the same options as `geoseg run`; the two
-    class maps are kept as before_classes.tif and after_classes.tif.
+    BEFORE and AFTER are class maps: geoseg's classes.tif, or any
+    single-band integer raster of up to 1024 class values (name them with
+    --classes; codes such as CORINE's 311 work). With -m MODEL they are
+    scenes instead, predicted first with the same options as `geoseg run`;
+    the two class maps are kept as before_classes.tif and after_classes.tif.
+    Prediction options without -m are refused.
 
-    AFTER is compared on BEFORE's grid where the two overlap; when its CRS,
+    AFTER is compared on BEFORE's grid, cut to where the two overlap; when its CRS,
     pixel size or alignment differ it is resampled (nearest), and
     summary.json says so. Pixels that are nodata on either date are nodata
     in transitions.tif and left out of every count. Class tables that differ
     are matched by class name; tables that do not match are refused.
 
     \b
-    transitions.tif  one value per from→to pair that occurs (its table is in
-                     the GEOSEG_TRANSITIONS tag and the colour table); QGIS
+    transitions.tif  one value per from→to pair that occurs (uint8, uint16
+                     beyond 255 pairs; the pairs are in the
+                     GEOSEG_TRANSITIONS tag and the colour table); QGIS
                      shows unchanged pixels light grey, changes in the
                      colour of the class they became
     changes.gpkg     polygons of changed regions: from_class, to_class,
-                     area_m2 (geodesic in geographic CRSs), perimeter_m,
-                     class_id (the transitions.tif value), class_name;
-                     --min-area merges smaller changes into their
-                     surroundings, --simplify smooths them;
+                     area_m2 (on the ellipsoid in geographic CRSs and Web
+                     Mercator), perimeter_m, class_id (the transitions.tif
+                     value), class_name; --min-area merges smaller changes
+                     into their surroundings, --simplify smooths them;
                      changes.geojson holds the same in EPSG:4326
     matrix.csv       from_class,to_class,pixels,area_m2 for every pair,
                      then totals: to_class "total" rows are each class's
@@ -88,7 +92,7 @@ def change(
     options = RunOptions.from_mapping(option_values)
     update, close = make_progress()
     try:
-        result = compare(before, after, outdir, model, options, classes=classes_table, overwrite=overwrite, progress=update)
+        result = compare(before, after, outdir, model, options, classes_table=classes_table, overwrite=overwrite, progress=update)
     finally:
         close()
     summary = result.summary

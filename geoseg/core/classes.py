@@ -162,15 +162,15 @@ class ClassInfo:
         return tuple(int(self.color[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
 
 
-def colormap(classes: Sequence[ClassInfo]) -> dict[int, tuple[int, int, int, int]]:
-    """GDAL colour table entries for a class table (nodata 255 transparent).
+def colormap(classes: Sequence[ClassInfo], nodata: int = NODATA) -> dict[int, tuple[int, int, int, int]]:
+    """GDAL colour table entries for a class table (``nodata``, 255 by default, transparent).
 
     Example:
         >>> colormap([ClassInfo(0, "water", "#0000ff")])[0]
         (0, 0, 255, 255)
     """
     table = {c.id: (*c.rgb, 255) for c in classes}
-    table[NODATA] = (0, 0, 0, 0)
+    table[nodata] = (0, 0, 0, 0)
     return table
 
 

@@ -16,18 +16,19 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geoseg.core.classes import NODATA, ClassInfo
-from geoseg.core.options import Progress, RunOptions, VectorizeOptions
-from geoseg.core.transitions import TRANSITIONS_TAG, Transitions, complete_table, match_tables, pair_index
+from geoseg.core.classes import CLASSES_TAG, ClassInfo
+from geoseg.core.errors import InputError
+from geoseg.core.options import PredictOptions, Progress, RunOptions, VectorizeOptions
+from geoseg.core.transitions import TRANSITIONS_TAG, Codes, Remap, Transitions, complete_table, match_tables
 from geoseg.core.version import __version__
 from geoseg.inference.predict import open_model, predict
-from geoseg.io.align import AlignedPair
+from geoseg.io.align import AlignedPair, Strip, overlap_window
 from geoseg.io.classmap import ClassMapWriter, class_table_of
 from geoseg.io.features import PolygonSink
 from geoseg.io.outputs import CHANGE_MARKS, atomic_folder, check_outdir
@@ -60,7 +61,7 @@ def change(
     model: object = None,
     options: RunOptions | None = None,
     *,
-    classes: str | os.PathLike[str] | None = None,
+    classes_table: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
     **option_values: Any,
@@ -69,13 +70,14 @@ def change(
     matrix.csv, preview.png and summary.json (written last).
 
     ``before`` and ``after`` are class maps (geoseg's ``classes.tif``, or any
-    integer raster whose values ``classes``, a JSON class table or a model
-    file, names), or scenes when ``model`` is given: each is then predicted
+    integer raster whose values ``classes_table``, a JSON class table or a
+    model, names), or scenes when ``model`` is given: each is then predicted
     first (``before_classes.tif`` and ``after_classes.tif`` are kept in
     OUTDIR). ``options`` (a :class:`RunOptions`) or its fields as keywords:
-    ``min_area`` and ``simplify`` for the change polygons, and the prediction
-    options of :func:`geoseg.run`. AFTER is compared on BEFORE's grid where
-    the two overlap; class tables that differ are matched by class name.
+    ``min_area`` and ``simplify`` for the change polygons, and with a model
+    the prediction options of :func:`geoseg.run`. AFTER is compared on
+    BEFORE's grid where the two overlap; class tables that differ are
+    matched by class name.
 
     Example:
         >>> geoseg.change("2019/classes.tif", "2024/classes.tif", "change", min_area=500)  # doctest: +SKIP
@@ -83,28 +85,52 @@ def change(
     """
     started = time.perf_counter()
     opts = (options or RunOptions()).replace(**option_values)
-    out = Path(outdir)
+    out, names = Path(outdir), (str(before), str(after))
     model_path = model if isinstance(model, (str, os.PathLike)) else None
-    check_outdir(out, [before, after, model_path, classes, opts.predict.aoi], overwrite, CHANGE_MARKS, create_parents=True)
-    table = read_class_table(classes) if classes else None
+    check_outdir(out, [before, after, model_path, classes_table, opts.predict.aoi], overwrite, CHANGE_MARKS, True)
+    if model is None:
+        _refuse_prediction_options(opts.predict)
+    table = read_class_table(classes_table, max_id=2**31 - 2) if classes_table else None
+    if model is not None:
+        _check_scenes_overlap(names)  # before minutes of prediction
     net = open_model(model, opts.predict.backend, opts.predict.device) if model is not None else None
     warnings: list[str] = []
     with atomic_folder(out, overwrite, CHANGE_MARKS, create_parents=True) as tmp:
         maps = _class_maps((before, after), net, opts, tmp, warnings, progress)
         tables = [table or _table_of(m) for m in maps]
-        with AlignedPair(*maps, tables=(table is not None, table is not None)) as pair:
-            lookup = match_tables(tables[0], tables[1], (str(maps[0]), str(maps[1])))
-            counts = _count(pair, lookup, progress)
-            present = [i for i in range(NODATA) if counts.pixels[i].any() or counts.pixels[:, i].any()]
-            transitions = Transitions.from_counts(counts.pixels.ravel(), complete_table(tables[0], present))
-            _write_transitions(pair, lookup, transitions, tmp / "transitions.tif", progress)
-            alignment = pair.alignment()
+        with AlignedPair(*maps, tables=(table is not None, table is not None), names=names) as pair:
+            remap = match_tables(tables[0], tables[1], names)
+            _warn_one_table(tables, names, warnings)
+            codes = _codes(pair, remap, progress)
+            counts = _count(pair, remap, codes, progress)
+            present = [int(v) for i, v in enumerate(codes.values) if counts.pixels[i].any() or counts.pixels[:, i].any()]
+            transitions = Transitions.from_pixels(counts.pixels, codes, complete_table(tables[0] or tables[1], present))
+            _write_transitions(pair, remap, codes, transitions, tmp / "transitions.tif", progress)
+            alignment = pair.alignment() | ({"after_values_to_before": remap.record()} if remap else {})
         polygons = _write_changes(tmp, transitions, opts.vectorize, progress)
-        summary = _summary((before, after), model_path, classes, opts, alignment, counts, transitions, polygons, warnings)
-        _write_reports(tmp, counts, transitions, f"{Path(str(before)).name} → {Path(str(after)).name}")
+        summary = _summary(names, model_path, classes_table, opts, alignment, counts, transitions, polygons, warnings)
+        _write_reports(tmp, counts, transitions, f"{Path(names[0]).name} → {Path(names[1]).name}")
         summary["timings_s"] = {"total": round(time.perf_counter() - started, 3)}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return ChangeResult(out, summary)
+
+
+def _refuse_prediction_options(given: PredictOptions) -> None:
+    """Prediction options without a model would be ignored: refused, naming them."""
+    default = PredictOptions()
+    changed = [f.name for f in fields(PredictOptions) if getattr(given, f.name) != getattr(default, f.name)]
+    if changed:
+        shown = ", ".join("--" + name.replace("_", "-") for name in changed)
+        raise InputError(
+            f"{shown} apply to predicting scenes: give -m MODEL to compare two scenes, or leave them out to compare "
+            "two class maps"
+        )
+
+
+def _check_scenes_overlap(names: tuple[str, str]) -> None:
+    """Two scenes that do not overlap are refused before they are predicted."""
+    with gdal_env(), open_scene(names[0]) as b, open_scene(names[1]) as a:
+        overlap_window(b, a, names)
 
 
 def _class_maps(
@@ -136,22 +162,49 @@ def _stage(progress: Progress | None, name: str) -> Progress | None:
 
 
 def _table_of(path: str | os.PathLike[str]) -> list[ClassInfo]:
+    """A class map's own class table: its GEOSEG_CLASSES tag, or (uint8 maps) its colour table; else none."""
     with gdal_env(), open_scene(path) as ds:
-        return class_table_of(ds)
+        return class_table_of(ds) if ds.dtypes[0] == "uint8" or CLASSES_TAG in ds.tags() else []
 
 
-def _count(pair: AlignedPair, lookup: np.ndarray, progress: Progress | None) -> ChangeCounts:
-    """Pixels and m² of every from→to pair in the overlap (first pass)."""
+def _warn_one_table(tables: list[list[ClassInfo]], names: tuple[str, str], warnings: list[str]) -> None:
+    """One map without a class table is read with the other's names: said once."""
+    if bool(tables[0]) != bool(tables[1]):
+        plain, named = (names[0], names[1]) if not tables[0] else (names[1], names[0])
+        warnings.append(f"{plain} has no class table: its values are read as the classes of {named}")
+        log.warning(warnings[-1])
+
+
+def _after_values(strip: Strip, remap: Remap | None) -> np.ndarray:
+    return remap(strip.after, strip.valid) if remap is not None else strip.after
+
+
+def _codes(pair: AlignedPair, remap: Remap | None, progress: Progress | None) -> Codes:
+    """The class values of both maps, numbered: every byte for uint8 maps, else those found (a first pass)."""
+    if pair.bytes:
+        return Codes.bytes()
+    found: set[int] = set()
+    for strip in _strips(pair, progress, "classes"):
+        found.update(np.unique(strip.before[strip.valid]).tolist())
+        found.update(np.unique(_after_values(strip, remap)[strip.valid]).tolist())
+        Codes.found(found, pair.names)  # too many values: refused early
+    return Codes.found(found, pair.names)
+
+
+def _count(pair: AlignedPair, remap: Remap | None, codes: Codes, progress: Progress | None) -> ChangeCounts:
+    """Pixels and m² of every from→to pair in the overlap."""
     row_off, height = int(pair.window.row_off), pair.shape[0]
     rows = row_areas_m2(pair.before)[row_off : row_off + height]
-    counts = ChangeCounts.empty()
+    counts = ChangeCounts.empty(codes)
     for strip in _strips(pair, progress, "compare"):
         n = strip.before.shape[0]
-        counts.add(strip.before, lookup[strip.after], strip.valid, rows[strip.y0 : strip.y0 + n])
+        counts.add(
+            codes.index(strip.before), codes.index(_after_values(strip, remap)), strip.valid, rows[strip.y0 : strip.y0 + n]
+        )
     return counts
 
 
-def _strips(pair: AlignedPair, progress: Progress | None, stage: str) -> Iterator[Any]:
+def _strips(pair: AlignedPair, progress: Progress | None, stage: str) -> Iterator[Strip]:
     height = pair.shape[0]
     for strip in pair.strips():
         yield strip
@@ -160,10 +213,10 @@ def _strips(pair: AlignedPair, progress: Progress | None, stage: str) -> Iterato
 
 
 def _write_transitions(
-    pair: AlignedPair, lookup: np.ndarray, transitions: Transitions, path: Path, progress: Progress | None
+    pair: AlignedPair, remap: Remap | None, codes: Codes, transitions: Transitions, path: Path, progress: Progress | None
 ) -> None:
-    """Write ``transitions.tif`` on the overlap of BEFORE's grid (second pass), streamed by rows."""
-    codes = transitions.lookup()
+    """Write ``transitions.tif`` on the overlap of BEFORE's grid, streamed by rows."""
+    lookup, k = transitions.lookup(codes), len(codes)
     height, width = pair.shape
     writer = ClassMapWriter(
         {"classes": path},
@@ -173,11 +226,12 @@ def _write_transitions(
         height,
         transitions.as_classes(),
         tags={TRANSITIONS_TAG: transitions.tag()},
+        dtype=transitions.dtype,
     )
     try:
         for strip in _strips(pair, progress, "transitions"):
-            values = codes[pair_index(strip.before, lookup[strip.after])]
-            values[~strip.valid] = NODATA
+            values = lookup[codes.index(strip.before) * k + codes.index(_after_values(strip, remap))]
+            values[~strip.valid] = transitions.nodata
             writer.write_rows(0, strip.y0, {"classes": values})
         writer.commit()
     except BaseException:
@@ -198,10 +252,7 @@ def _write_changes(tmp: Path, transitions: Transitions, options: VectorizeOption
     ]
     per_class = write_batches(_with_classes(batches, transitions), sinks)
     (tmp / "changes.qml").write_text(style, encoding="utf-8")
-    count = sum(per_class.values())
-    if not count:
-        log.warning("%s: no changes (every compared pixel kept its class); wrote an empty changes layer", tmp.name)
-    return count
+    return sum(per_class.values())
 
 
 def _with_classes(batches: Iterator[GeoDataFrame], transitions: Transitions) -> Iterator[GeoDataFrame]:
@@ -219,9 +270,9 @@ def _write_reports(tmp: Path, counts: ChangeCounts, transitions: Transitions, ti
 
 
 def _summary(
-    inputs: tuple[str | os.PathLike[str], str | os.PathLike[str]],
+    names: tuple[str, str],
     model_path: str | os.PathLike[str] | None,
-    classes: str | os.PathLike[str] | None,
+    classes_table: str | os.PathLike[str] | None,
     opts: RunOptions,
     alignment: dict[str, Any],
     counts: ChangeCounts,
@@ -229,19 +280,22 @@ def _summary(
     polygons: int,
     warnings: list[str],
 ) -> dict[str, Any]:
-    """The contents of summary.json."""
-    same = np.eye(NODATA + 1, dtype=bool)
+    """The contents of summary.json (and the warnings about empty results, logged)."""
+    same = np.eye(len(counts.codes), dtype=bool)
     compared, changed = int(counts.pixels.sum()), int(counts.pixels[~same].sum())
     if not compared:
-        warnings.append(f"{inputs[0]} and {inputs[1]}: no pixel is valid on both dates; the outputs are empty")
+        warnings.append(f"{names[0]} and {names[1]}: no pixel is valid on both dates; the outputs are empty")
+    elif not changed:
+        warnings.append(f"{names[0]} and {names[1]}: no compared pixel changed class; the change layer is empty")
+    if not compared or not changed:
         log.warning(warnings[-1])
     return {
         "geoseg_version": __version__,
         "inputs": {
-            "before": str(inputs[0]),
-            "after": str(inputs[1]),
+            "before": names[0],
+            "after": names[1],
             "model": str(model_path) if model_path else None,
-            "classes": str(classes) if classes else None,
+            "classes": str(classes_table) if classes_table else None,
         },
         "alignment": alignment,
         "parameters": opts.record() if model_path else {"min_area": opts.vectorize.min_area, "simplify": opts.vectorize.simplify},

@@ -8,6 +8,7 @@ resampling (no copy of either map is made). Memory holds one strip.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,21 +19,20 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 
-from geoseg.core.classes import NODATA
 from geoseg.core.errors import InputError, RasterError
 from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
 
-__all__ = ["STRIP_PIXELS", "AlignedPair", "Strip"]
+__all__ = ["STRIP_PIXELS", "AlignedPair", "Strip", "overlap_window", "same_grid"]
 
-STRIP_PIXELS = 4_000_000
-"""Pixels per strip of rows read at a time (about 4 MB per map)."""
+STRIP_PIXELS = 2_000_000
+"""Pixels per strip of rows read at a time (2 MB per uint8 map)."""
 
 
 @dataclass(frozen=True)
 class Strip:
-    """Rows ``y0..y0+len`` of the overlap: class ids of both dates and where both are valid."""
+    """Rows ``y0..y0+len`` of the overlap: class values of both dates (0 where invalid) and where both are valid."""
 
     y0: int
     before: np.ndarray
@@ -41,6 +41,11 @@ class Strip:
 
 
 def _categorical(ds: Any, name: str, has_table: bool) -> None:
+    if ds.count != 1:
+        raise InputError(
+            f"{name} has {ds.count} bands, not one band of class ids: give class maps, or scenes with -m MODEL to "
+            "predict them first"
+        )
     kind = np.dtype(ds.dtypes[0]).kind
     if kind == "f" and not has_table:
         raise InputError(
@@ -49,6 +54,50 @@ def _categorical(ds: Any, name: str, has_table: bool) -> None:
         )
     if kind not in "iuf":
         raise RasterError(f"{name} holds {ds.dtypes[0]} values, not class ids: give an integer class map")
+
+
+def _corners_window(bounds: tuple[float, float, float, float], transform: Affine) -> Window:
+    """The whole-pixel window of ``transform``'s grid that holds ``bounds`` (any axis directions)."""
+    left, bottom, right, top = bounds
+    cols, rows = zip(*(~transform * (x, y) for x in (left, right) for y in (bottom, top)))
+    col0, row0 = math.floor(min(cols) + 1e-9), math.floor(min(rows) + 1e-9)
+    return Window(col0, row0, math.ceil(max(cols) - 1e-9) - col0, math.ceil(max(rows) - 1e-9) - row0)
+
+
+def overlap_window(before: Any, after: Any, names: tuple[str, str]) -> Window:
+    """The window of ``before``'s grid that ``after`` covers (whole pixels); one error naming both when they do not overlap.
+
+    Example:
+        >>> overlap_window(before_ds, after_ds, ("2019.tif", "2024.tif"))  # doctest: +SKIP
+        Window(col_off=30, row_off=10, width=50, height=50)
+    """
+    b, a = before, after
+    try:
+        bounds = transform_bounds(a.crs, b.crs, *a.bounds, densify_pts=21) if a.crs != b.crs else tuple(a.bounds)
+        win = _corners_window(bounds, b.transform)
+        win = win.intersection(Window(0, 0, b.width, b.height))
+    except Exception:  # noqa: BLE001 - rasterio raises WindowError for disjoint windows, ValueError for non-finite bounds
+        win = None
+    if win is None or win.width < 1 or win.height < 1:
+        raise InputError(
+            f"{names[0]} and {names[1]} do not overlap: give two maps of the same area "
+            f"(bounds {tuple(round(v, 6) for v in b.bounds)} in {b.crs} vs {tuple(round(v, 6) for v in a.bounds)} in {a.crs})"
+        )
+    return Window(int(win.col_off), int(win.row_off), int(win.width), int(win.height))
+
+
+def same_grid(before: Any, after: Any) -> bool:
+    """True when ``after``'s pixels are ``before``'s, offset by whole pixels (same CRS, pixel size and axis directions).
+
+    Example:
+        >>> same_grid(before_ds, before_ds)  # doctest: +SKIP
+        True
+    """
+    b, a = before.transform, after.transform
+    if before.crs != after.crs or not np.allclose((b.a, b.b, b.d, b.e), (a.a, a.b, a.d, a.e), rtol=1e-9, atol=1e-12):
+        return False
+    col, row = ~b * (a.c, a.f)
+    return bool(abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6)
 
 
 def _read_padded(ds: Any, win: Window) -> np.ma.MaskedArray:
@@ -68,7 +117,9 @@ class AlignedPair:
     """BEFORE and AFTER class maps, read together on BEFORE's grid where they overlap.
 
     ``tables`` says per map whether its values are named by a class table
-    (float maps are refused without one). Use as a context manager.
+    (float maps are refused without one); ``names`` are the files to name in
+    messages (the user's inputs when the maps were predicted from them). Use
+    as a context manager.
 
     Example:
         >>> with AlignedPair("2019/classes.tif", "2024/classes.tif") as pair:  # doctest: +SKIP
@@ -76,8 +127,14 @@ class AlignedPair:
         ...         changed = (strip.before != strip.after) & strip.valid
     """
 
-    def __init__(self, before: str | os.PathLike, after: str | os.PathLike, tables: tuple[bool, bool] = (True, True)) -> None:
-        self.names = (str(before), str(after))
+    def __init__(
+        self,
+        before: str | os.PathLike,
+        after: str | os.PathLike,
+        tables: tuple[bool, bool] = (True, True),
+        names: tuple[str, str] | None = None,
+    ) -> None:
+        self.names = names or (str(before), str(after))
         self._env = gdal_env()
         self._env.__enter__()
         self.before: Any = None
@@ -88,8 +145,8 @@ class AlignedPair:
             self.after = open_scene(after)
             _categorical(self.before, self.names[0], tables[0])
             _categorical(self.after, self.names[1], tables[1])
-            self.window = self._overlap()
-            self.same_grid = self._same_grid()
+            self.window = overlap_window(self.before, self.after, self.names)
+            self.same_grid = same_grid(self.before, self.after)
             if not self.same_grid:
                 self._vrt = WarpedVRT(
                     self.after,
@@ -98,36 +155,11 @@ class AlignedPair:
                     width=self.before.width,
                     height=self.before.height,
                     resampling=Resampling.nearest,
-                    nodata=self.after.nodata if self.after.nodata is not None else NODATA,
+                    **({"nodata": self.after.nodata} if self.after.nodata is not None else {"add_alpha": True}),
                 )
         except BaseException:
             self.close()
             raise
-
-    def _overlap(self) -> Window:
-        """The window of BEFORE's grid that AFTER covers (whole pixels), or an error when they do not overlap."""
-        b, a = self.before, self.after
-        bounds = transform_bounds(a.crs, b.crs, *a.bounds, densify_pts=21) if a.crs != b.crs else tuple(a.bounds)
-        full = Window(0, 0, b.width, b.height)
-        try:
-            win = from_bounds(*bounds, transform=b.transform).round_offsets(op="floor").round_lengths(op="ceil")
-            win = win.intersection(full)
-        except Exception:  # noqa: BLE001 - rasterio raises WindowError, or ValueError for non-finite bounds
-            win = None
-        if win is None or win.width < 1 or win.height < 1:
-            raise InputError(
-                f"{self.names[0]} and {self.names[1]} do not overlap: give two maps of the same area "
-                f"(bounds {tuple(round(v, 6) for v in b.bounds)} in {b.crs} vs {tuple(round(v, 6) for v in a.bounds)} in {a.crs})"
-            )
-        return Window(int(win.col_off), int(win.row_off), int(win.width), int(win.height))
-
-    def _same_grid(self) -> bool:
-        b, a = self.before, self.after
-        if b.crs != a.crs or not np.allclose(b.res, a.res, rtol=1e-9, atol=0):
-            return False
-        # AFTER's pixels line up with BEFORE's (an offset of whole pixels is the same grid)
-        col, row = ~b.transform * (a.transform.c, a.transform.f)
-        return bool(abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6)
 
     @property
     def transform(self) -> Affine:
@@ -164,7 +196,7 @@ class AlignedPair:
             yield Strip(y0, before, after, b_valid & a_valid)
 
     def _read(self, ds: Any, win: Window, which: int) -> tuple[np.ndarray, np.ndarray]:
-        """Class ids (uint8) and validity in ``win``; AFTER on its own grid is read at its offset, outside is nodata."""
+        """Class values and validity in ``win``; AFTER on its own grid is read at its offset, outside is nodata."""
         if ds is self.after:  # same grid: BEFORE's window shifted by whole pixels
             col, row = ~ds.transform * (self.before.transform * (win.col_off, win.row_off))
             win = Window(round(col), round(row), win.width, win.height)
@@ -175,18 +207,16 @@ class AlignedPair:
         valid = ~np.ma.getmaskarray(data)
         if values.dtype.kind == "f":
             valid &= np.isfinite(values)
-            whole = np.where(valid, values, 0)
-            if not np.array_equal(whole, np.round(whole)):
+            values = np.where(valid, values, 0)
+            if not np.array_equal(values, np.round(values)):
                 raise InputError(f"{self.names[which]} holds fractional values: give a class map of whole class ids")
-        ids = np.where(valid, values, 0)
-        if ids.size and (ids.min() < 0 or ids.max() >= NODATA):
-            raise InputError(
-                f"{self.names[which]} holds values outside 0..{NODATA - 1} ({int(ids.min())}..{int(ids.max())}): "
-                "give a class map of class ids 0..254 (set its nodata value for others)"
-            )
-        ids = ids.astype(np.uint8)
-        ids[~valid] = NODATA
-        return ids, valid
+            return values.astype(np.int64), valid
+        return np.where(valid, values, 0), valid
+
+    @property
+    def bytes(self) -> bool:
+        """True when both maps hold uint8 values (every class value is 0..255)."""
+        return self.before.dtypes[0] == "uint8" and self.after.dtypes[0] == "uint8"
 
     def close(self) -> None:
         """Close both maps (and the warped view)."""

@@ -117,7 +117,9 @@ class ClassMapWriter:
     """Streams ``classes`` (and optionally ``confidence`` / ``probabilities``) rasters to disk.
 
     ``paths`` maps ``"classes"``, ``"confidence"``, ``"probabilities"`` to
-    final output paths; only the given ones are written.
+    final output paths; only the given ones are written. ``dtype`` is uint8
+    (nodata 255) or, for maps of more than 255 values (``geoseg change``'s
+    transitions), uint16 (nodata 65535).
     """
 
     def __init__(
@@ -129,8 +131,10 @@ class ClassMapWriter:
         height: int,
         classes: Sequence[ClassInfo],
         tags: dict[str, str] | None = None,
+        dtype: str = "uint8",
     ) -> None:
         self.paths = {k: Path(v) for k, v in paths.items()}
+        self.nodata = NODATA if dtype == "uint8" else int(np.iinfo(dtype).max)
         self.tmp = {k: p.with_name(temp_name(p.stem, "partial", p.suffix)) for k, p in self.paths.items()}
         self.classes = list(classes)
         self.width, self.height = width, height
@@ -141,8 +145,8 @@ class ClassMapWriter:
             "height": height,
             "crs": crs,
             "transform": transform,
-            "dtype": "uint8",
-            "nodata": NODATA,
+            "dtype": dtype,
+            "nodata": self.nodata,
             "tiled": True,
             "blockxsize": TILE,
             "blockysize": TILE,
@@ -171,7 +175,7 @@ class ClassMapWriter:
             ds.update_tags(**{CLASSES_TAG: table}, **tags)
             output = RASTER_OUTPUTS[kind]
             if output.palette:
-                ds.write_colormap(1, colormap(self.classes))
+                ds.write_colormap(1, colormap(self.classes, self.nodata))
             for band, name in enumerate(output.band_names(self.classes), start=1):
                 ds.set_band_description(band, name)
 

@@ -90,6 +90,12 @@ def _check_contents(folder: Path, names: list[str], overwrite: bool, marks: tupl
         if not overwrite:
             raise OutputError(f"output folder {folder} already exists: use --overwrite to replace it")
         return
+    marked = ("run.json", "batch.json", "tile.json", *MARK_CONTENTS)
+    other = [m for m in marked if m not in marks and m in names and is_mark(folder / m)]
+    if other:
+        raise OutputError(
+            f"output folder {folder} holds the outputs of another geoseg command ({other[0]}): choose a new or empty folder"
+        )
     shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
     raise OutputError(
         f"output folder {folder} holds files geoseg did not write ({shown}): choose a new or empty folder "

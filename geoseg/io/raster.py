@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "GDAL_CACHE_MB",
     "gdal_env",
     "linear_factor",
+    "needs_geodesic",
     "open_scene",
     "pixel_area_m2",
     "pixel_size_m",
@@ -175,3 +177,31 @@ def pixel_area_m2(ds: rasterio.io.DatasetReader) -> float:
         return pixel_size_m(ds) ** 2
     t = ds.transform
     return abs(t.a * t.e) * linear_factor(ds.crs) ** 2
+
+
+@functools.lru_cache(maxsize=32)
+def _mercator(wkt: str) -> bool:
+    from pyproj import CRS as ProjCRS
+
+    try:
+        operation = ProjCRS.from_user_input(wkt).coordinate_operation
+    except Exception:  # noqa: BLE001 - pyproj raises CRSError and others for odd definitions
+        return False
+    method = (operation.method_name if operation is not None else "").lower()
+    return "mercator" in method and "transverse" not in method
+
+
+def needs_geodesic(crs: Any) -> bool:
+    """True where planar areas are far from true ones: geographic CRSs, and Mercator projections (Web Mercator).
+
+    Web Mercator's "metres" are 1/cos(latitude) too long (2.7x the area at
+    52°N), so areas there are measured on the ellipsoid, as in degrees.
+
+    Example:
+        >>> from rasterio.crs import CRS
+        >>> needs_geodesic(CRS.from_epsg(3857)), needs_geodesic(CRS.from_epsg(32633)), needs_geodesic(CRS.from_epsg(4326))
+        (True, False, True)
+    """
+    if crs is None:
+        return False
+    return bool(crs.is_geographic) or _mercator(crs.to_wkt())

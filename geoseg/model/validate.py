@@ -169,11 +169,19 @@ def _check_text_list(values: object, field: str, source: str) -> None:
 
 
 def _check_row(
-    cid: object, name: object, color: object, where: str, source: str, error: type[GeosegError], what: str, fix: str
+    cid: object,
+    name: object,
+    color: object,
+    where: str,
+    source: str,
+    error: type[GeosegError],
+    what: str,
+    fix: str,
+    max_id: int = NODATA - 1,
 ) -> None:
-    """One class row: id 0..254, a non-empty name, a ``#rrggbb`` colour."""
-    if not is_whole(cid) or not 0 <= cid < NODATA:  # type: ignore[operator]
-        raise field_error(source, f"{where}.id", cid, f"a whole number from 0 to {NODATA - 1}", fix, error, what)
+    """One class row: id 0..``max_id`` (254: 255 is nodata), a non-empty name, a ``#rrggbb`` colour."""
+    if not is_whole(cid) or not 0 <= cid <= max_id:  # type: ignore[operator]
+        raise field_error(source, f"{where}.id", cid, f"a whole number from 0 to {max_id}", fix, error, what)
     if not isinstance(name, str) or not name.strip():
         raise field_error(source, f"{where}.name", name, "a non-empty class name", fix, error, what)
     if not isinstance(color, str) or not _HEX.match(color):
@@ -316,16 +324,16 @@ def card_fields(data: dict[str, Any], known: Sequence[str], source: str) -> dict
     return fields
 
 
-def _table_rows(data: object, source: str) -> list[tuple[str, object, object, object]]:
+def _table_rows(data: object, source: str, max_id: int) -> list[tuple[str, object, object, object]]:
     """``(where, id, name, colour or None)`` of a JSON class table: a list of objects or an object of id: name."""
     shape = 'a JSON list of {"id", "name", "color"} or an object of id: name'
     rows: list[tuple[str, object, object, object]] = []
     if isinstance(data, dict):
         for key, name in data.items():
-            if not (key.isascii() and key.isdigit() and len(key) <= 3):
+            if not (key.isascii() and key.isdigit() and len(key) <= len(str(max_id))):
                 raise InputError(
                     f"{source}: class table key {show(key)} is not a class id: use whole numbers from 0 to "
-                    f'{NODATA - 1} as keys, such as "0"'
+                    f'{max_id} as keys, such as "0"'
                 )
             rows.append((f"[{show(key)}]", int(key), name, None))
         return rows
@@ -340,10 +348,11 @@ def _table_rows(data: object, source: str) -> list[tuple[str, object, object, ob
     return rows
 
 
-def check_class_table(data: object, source: str) -> list[ClassInfo]:
+def check_class_table(data: object, source: str, max_id: int = NODATA - 1) -> list[ClassInfo]:
     """Check a class table read from JSON and return its rows; :class:`InputError` names ``source`` and the row.
 
-    Ids are class-map values 0..254 (255 is nodata), each once; names are
+    Ids are class-map values 0..254 (255 is nodata; up to ``max_id`` for
+    other legends, such as ``geoseg change`` reads), each once; names are
     non-empty text; colours are ``#rrggbb`` (missing: geoseg's palette).
 
     Example:
@@ -354,7 +363,7 @@ def check_class_table(data: object, source: str) -> list[ClassInfo]:
         ...
         geoseg.core.errors.InputError: t.json: class id 1 is given twice: give each class its own id
     """
-    rows = _table_rows(data, source)
+    rows = _table_rows(data, source, max_id)
     if not rows:
         raise InputError(f"{source}: the class table lists no classes; give at least one")
     palette = class_colors([str(name) for _, _, name, _ in rows])
@@ -363,7 +372,7 @@ def check_class_table(data: object, source: str) -> list[ClassInfo]:
     for n, (where, cid, name, color) in enumerate(rows):
         if color is None:
             color = palette[n]
-        _check_row(cid, name, color, where, source, InputError, _ENTRY, fix)
+        _check_row(cid, name, color, where, source, InputError, _ENTRY, fix, max_id)
         table.append(ClassInfo(cid, name, color))  # type: ignore[arg-type]
     twice = _duplicate([c.id for c in table])
     if twice is not None:

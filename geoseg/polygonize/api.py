@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geoseg.core.classes import ClassInfo
+from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.core.errors import InputError, RasterError
 from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
@@ -69,8 +69,9 @@ class VectorizeResult:
     seconds: float = 0.0
 
 
-def read_class_table(path: str | os.PathLike) -> list[ClassInfo]:
-    """A class table from a geoseg model file, or a JSON file: ``[{"id", "name", "color"}...]`` or ``{"0": "name"}``.
+def read_class_table(path: str | os.PathLike, max_id: int = NODATA - 1) -> list[ClassInfo]:
+    """A class table from a geoseg model (``.pt``, ``.onnx`` or ``default``), or a JSON file:
+    ``[{"id", "name", "color"}...]`` or ``{"0": "name"}`` (ids 0..``max_id``).
 
     Example:
         >>> import tempfile
@@ -79,11 +80,16 @@ def read_class_table(path: str | os.PathLike) -> list[ClassInfo]:
         >>> [c.name for c in read_class_table(f)]
         ['water', 'forest']
     """
+    from geoseg.model.bundled import default_model_path
     from geoseg.model.checkpoint import read_card
     from geoseg.model.validate import check_class_table
 
-    p = Path(path)
+    p = default_model_path() if str(path) == "default" else Path(path)
     check_input_file(p, "--classes", "give a geoseg model file or a JSON class table")
+    if p.suffix.lower() == ".onnx":
+        from geoseg.model.onnx import load_onnx
+
+        return list(load_onnx(p).card.classes)
     if p.suffix.lower() != ".json":
         return list(read_card(p).classes)
     try:
@@ -94,7 +100,7 @@ def read_class_table(path: str | os.PathLike) -> list[ClassInfo]:
         ) from None
     except OSError as exc:
         raise InputError(f"--classes {p} cannot be read ({exc.strerror}): check the file and its permissions") from None
-    return check_class_table(data, f"--classes {p}")
+    return check_class_table(data, f"--classes {p}", max_id)
 
 
 def vectorize(

@@ -1,7 +1,8 @@
 """Measures of polygons: pixel coordinates to the CRS, areas (m²) and perimeters (m).
 
 Areas and perimeters are planar in a projected CRS (scaled to metres by the
-CRS's linear unit) and geodesic on the CRS's ellipsoid in a geographic CRS.
+CRS's linear unit) and geodesic on the CRS's ellipsoid in a geographic CRS
+and in Mercator projections (Web Mercator), whose planar areas are far off.
 """
 
 from __future__ import annotations
@@ -31,17 +32,21 @@ def area_perimeter(geoms: Sequence[Polygon], crs: CRS | None) -> tuple[np.ndarra
     """
     import shapely
 
-    if crs is not None and crs.is_geographic:
-        from pyproj import CRS as ProjCRS
-        from pyproj import Geod
+    from geoseg.io.raster import linear_factor, needs_geodesic
 
+    if needs_geodesic(crs):
+        from pyproj import CRS as ProjCRS
+        from pyproj import Geod, Transformer
+
+        source = ProjCRS.from_user_input(crs.to_wkt())  # type: ignore[union-attr]  # needs_geodesic: not None
         geod = Geod(ellps="WGS84")
-        ellps = ProjCRS.from_user_input(crs.to_wkt()).ellipsoid
-        if ellps is not None:
-            geod = Geod(a=ellps.semi_major_metre, rf=ellps.inverse_flattening or 0.0)
+        if source.ellipsoid is not None:
+            geod = Geod(a=source.ellipsoid.semi_major_metre, rf=source.ellipsoid.inverse_flattening or 0.0)
+        if not source.is_geographic and source.geodetic_crs is not None:  # Mercator: measured in degrees
+            to_degrees = Transformer.from_crs(source, source.geodetic_crs, always_xy=True)
+            geoms = shapely.transform(np.asarray(geoms, dtype=object), lambda xy: np.column_stack(to_degrees.transform(*xy.T)))
         pairs = [geod.geometry_area_perimeter(g) for g in geoms]
         return np.abs(np.array([p[0] for p in pairs])), np.array([p[1] for p in pairs])
-    from geoseg.io.raster import linear_factor
 
     factor = linear_factor(crs)
     arr = np.asarray(geoms, dtype=object)

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.classes import NODATA, ClassInfo
-from geoseg.io.raster import gdal_env, open_scene, pixel_area_m2
+from geoseg.io.raster import gdal_env, needs_geodesic, open_scene, pixel_area_m2
 
 __all__ = ["areas_table", "csv_safe", "row_areas_m2", "write_areas_csv"]
 
 
 def row_areas_m2(ds: Any) -> np.ndarray:
-    """Area (m²) of one pixel in each row of ``ds``: geodesic on the ellipsoid for geographic CRSs.
+    """Area (m²) of one pixel in each row of ``ds``: geodesic on the ellipsoid for geographic CRSs and Mercator.
 
     In a projected CRS every pixel has the same area; in a geographic one a
     pixel row's area shrinks toward the poles, so class areas are summed row
@@ -26,16 +26,24 @@ def row_areas_m2(ds: Any) -> np.ndarray:
         >>> row_areas_m2(ds)[:2]  # doctest: +SKIP
         array([7.7e+09, 7.7e+09])
     """
-    if ds.crs is None or not ds.crs.is_geographic:
+    if not needs_geodesic(ds.crs):
         return np.full(ds.height, pixel_area_m2(ds))
     from pyproj import CRS as ProjCRS
-    from pyproj import Geod
+    from pyproj import Geod, Transformer
 
-    geod = ProjCRS.from_user_input(ds.crs.to_wkt()).get_geod() or Geod(ellps="WGS84")
+    source = ProjCRS.from_user_input(ds.crs.to_wkt())
+    geod = source.get_geod() or Geod(ellps="WGS84")
     t = ds.transform
-    width = abs(t.a)
+    x0 = t.c + t.a * (ds.width // 2)  # a row of a Mercator map is a parallel: one pixel's area holds for the row
+    x = np.array([x0, x0 + t.a])
     top = t.f + t.e * np.arange(ds.height)
     bottom = top + t.e
+    if not source.is_geographic and source.geodetic_crs is not None:
+        to_degrees = Transformer.from_crs(source, source.geodetic_crs, always_xy=True)
+        x, _ = to_degrees.transform(x, np.full(2, top[0] if len(top) else 0.0))
+        _, top = to_degrees.transform(np.full(len(top), x0), top)
+        _, bottom = to_degrees.transform(np.full(len(bottom), x0), bottom)
+    width = abs(float(x[1] - x[0]))
     areas = np.empty(ds.height)
     for row, (y0, y1) in enumerate(zip(top, bottom)):
         lat0, lat1 = np.clip([y0, y1], -90.0, 90.0)
@@ -47,7 +55,7 @@ def row_areas_m2(ds: Any) -> np.ndarray:
 def areas_table(classes: Path, table: Sequence[ClassInfo]) -> list[dict[str, Any]]:
     """Pixels, area (m²) and share of the classified area for each class of a class map, read in blocks.
 
-    Areas are geodesic when the class map's CRS is geographic (summed row by row).
+    Areas are geodesic when the class map's CRS is geographic or Mercator (summed row by row).
 
     Example:
         >>> rows = areas_table(Path("out/classes.tif"), table)  # doctest: +SKIP
@@ -58,7 +66,7 @@ def areas_table(classes: Path, table: Sequence[ClassInfo]) -> list[dict[str, Any
         counts = np.zeros(NODATA + 1, dtype=np.int64)
         area = np.zeros(NODATA + 1, dtype=np.float64)
         rows = row_areas_m2(ds)
-        geographic = ds.crs is not None and ds.crs.is_geographic
+        geographic = needs_geodesic(ds.crs)  # rows differ in area
         for _, window in ds.block_windows(1):
             block = ds.read(1, window=window)
             counts += np.bincount(block.ravel(), minlength=NODATA + 1)

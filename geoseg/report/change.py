@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.classes import NODATA
-from geoseg.core.transitions import UNCHANGED_COLOR, Transitions
+from geoseg.core.transitions import UNCHANGED_COLOR, Codes, Transitions
 from geoseg.report.areas import csv_safe
 
 __all__ = ["MATRIX_FIELDS", "TOTAL", "ChangeCounts", "class_balance", "matrix_rows", "write_change_preview", "write_matrix_csv"]
@@ -24,31 +23,52 @@ MAX_SIDE = 800
 
 @dataclass
 class ChangeCounts:
-    """Pixels and m² of every from→to pair, indexed by (from id, to id): the matrix before it is written."""
+    """Pixels and m² of every from→to pair, a K x K matrix over the class :class:`~geoseg.core.transitions.Codes`."""
 
+    codes: Codes
     pixels: np.ndarray
     area_m2: np.ndarray
 
     @classmethod
-    def empty(cls) -> ChangeCounts:
+    def empty(cls, codes: Codes) -> ChangeCounts:
         """All zeros, ready to :meth:`add` strips to."""
-        side = NODATA + 1
-        return cls(np.zeros((side, side), np.int64), np.zeros((side, side), np.float64))
+        k = len(codes)
+        return cls(codes, np.zeros((k, k), np.int64), np.zeros((k, k), np.float64))
 
     def add(self, before: np.ndarray, after: np.ndarray, valid: np.ndarray, row_areas: np.ndarray) -> None:
-        """Count a strip: class ids of both dates ``(rows, cols)``, where both are valid, and each row's pixel area.
+        """Count a strip: codes of both dates ``(rows, cols)``, where both are valid, and each row's pixel area.
 
         Example:
-            >>> c = ChangeCounts.empty()
+            >>> c = ChangeCounts.empty(Codes.bytes())
             >>> c.add(np.array([[0, 1]]), np.array([[0, 0]]), np.array([[True, True]]), np.array([100.0]))
-            >>> int(c.pixels[1, 0]), float(c.area_m2[1, 0])
+            >>> c.at(1, 0)
             (1, 100.0)
         """
-        side = NODATA + 1
-        index = before.astype(np.int64) * side + after.astype(np.int64)
-        weights = np.broadcast_to(row_areas[:, None], before.shape)
-        self.pixels += np.bincount(index[valid], minlength=side * side).reshape(side, side)
-        self.area_m2 += np.bincount(index[valid], weights=weights[valid], minlength=side * side).reshape(side, side)
+        k = len(self.codes)
+        index = (before.astype(np.int64) * k + after)[valid]
+        weights = np.broadcast_to(row_areas[:, None], before.shape)[valid]
+        self.pixels += np.bincount(index, minlength=k * k).reshape(k, k)
+        self.area_m2 += np.bincount(index, weights=weights, minlength=k * k).reshape(k, k)
+
+    def _code(self, value: int) -> int:
+        return int(self.codes.index(np.array([value]))[0])
+
+    def at(self, before: int, after: int) -> tuple[int, float]:
+        """Pixels and m² that went from class value ``before`` to ``after``."""
+        a, b = self._code(before), self._code(after)
+        return int(self.pixels[a, b]), _m2(self.area_m2[a, b])
+
+    def totals(self, value: int) -> tuple[tuple[int, float], tuple[int, float]]:
+        """Pixels and m² of class value ``value`` before, and after."""
+        c = self._code(value)
+        return (int(self.pixels[c].sum()), _m2(self.area_m2[c].sum())), (
+            int(self.pixels[:, c].sum()),
+            _m2(self.area_m2[:, c].sum()),
+        )
+
+
+def _row(from_class: str, to_class: str, figures: tuple[int, float]) -> dict[str, Any]:
+    return {"from_class": from_class, "to_class": to_class, "pixels": figures[0], "area_m2": figures[1]}
 
 
 def matrix_rows(counts: ChangeCounts, transitions: Transitions) -> list[dict[str, Any]]:
@@ -61,27 +81,11 @@ def matrix_rows(counts: ChangeCounts, transitions: Transitions) -> list[dict[str
         {'from_class': 'forest', 'to_class': 'forest', 'pixels': 1200, 'area_m2': 120000.0}
     """
     name = transitions.name
-    rows = [
-        {"from_class": name(a), "to_class": name(b), "pixels": int(counts.pixels[a, b]), "area_m2": _m2(counts.area_m2[a, b])}
-        for a, b in transitions.pairs
-    ]
+    rows = [_row(name(a), name(b), counts.at(a, b)) for a, b in transitions.pairs]
     ids = sorted({i for pair in transitions.pairs for i in pair})
-    rows += [
-        {"from_class": name(i), "to_class": TOTAL, "pixels": int(counts.pixels[i].sum()), "area_m2": _m2(counts.area_m2[i].sum())}
-        for i in ids
-    ]
-    rows += [
-        {
-            "from_class": TOTAL,
-            "to_class": name(i),
-            "pixels": int(counts.pixels[:, i].sum()),
-            "area_m2": _m2(counts.area_m2[:, i].sum()),
-        }
-        for i in ids
-    ]
-    rows.append(
-        {"from_class": TOTAL, "to_class": TOTAL, "pixels": int(counts.pixels.sum()), "area_m2": _m2(counts.area_m2.sum())}
-    )
+    rows += [_row(name(i), TOTAL, counts.totals(i)[0]) for i in ids]
+    rows += [_row(TOTAL, name(i), counts.totals(i)[1]) for i in ids]
+    rows.append(_row(TOTAL, TOTAL, (int(counts.pixels.sum()), _m2(counts.area_m2.sum()))))
     return rows
 
 
@@ -96,16 +100,20 @@ def class_balance(counts: ChangeCounts, transitions: Transitions) -> list[dict[s
         >>> class_balance(counts, transitions)[0]  # doctest: +SKIP
         {'class': 'forest', 'before_m2': 1.2e5, 'after_m2': 1.0e5, 'gain_m2': 0.0, 'loss_m2': 2.0e4, 'net_m2': -2.0e4, ...}
     """
-    ids = sorted({i for pair in transitions.pairs for i in pair})
     out = []
-    for i in ids:
+    for i in sorted({i for pair in transitions.pairs for i in pair}):
         row: dict[str, Any] = {"class": transitions.name(i)}
-        for unit, m in (("m2", counts.area_m2), ("pixels", counts.pixels)):
-            stay = m[i, i]
-            before, after = m[i].sum(), m[:, i].sum()
-            values = {"before": before, "after": after, "gain": after - stay, "loss": before - stay, "net": after - before}
+        stay, (before, after) = counts.at(i, i), counts.totals(i)
+        for unit, k, rounding in (("m2", 1, _m2), ("pixels", 0, int)):
+            values = {
+                "before": before[k],
+                "after": after[k],
+                "gain": after[k] - stay[k],
+                "loss": before[k] - stay[k],
+                "net": after[k] - before[k],
+            }
             for key, value in values.items():
-                row[f"{key}_{unit}"] = _m2(value) if unit == "m2" else int(value)
+                row[f"{key}_{unit}"] = rounding(value)
         out.append(row)
     return out
 
@@ -132,7 +140,6 @@ def write_change_preview(transitions_tif: Path, transitions: Transitions, output
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
     from geoseg.io.raster import gdal_env, open_scene
@@ -140,25 +147,22 @@ def write_change_preview(transitions_tif: Path, transitions: Transitions, output
     with gdal_env(), open_scene(transitions_tif) as ds:
         scale = max(ds.width, ds.height) / MAX_SIDE
         shape = (max(1, round(ds.height / max(scale, 1))), max(1, round(ds.width / max(scale, 1))))
-        values = ds.read(1, out_shape=shape)
-    side = NODATA + 1
-    from_id, to_id = np.full(side, NODATA, np.uint8), np.full(side, NODATA, np.uint8)
-    for v, (a, b) in enumerate(transitions.pairs):
-        from_id[v], to_id[v] = a, b
-    classes = np.zeros((side, 4))
-    for c in transitions.classes:
-        classes[c.id] = (*(x / 255 for x in c.rgb), 1.0)
-    changes = np.zeros((side, 4))
-    for c in transitions.as_classes():
-        changes[c.id] = (*(x / 255 for x in c.rgb), 1.0)
+        values = ds.read(1, out_shape=shape).astype(np.int64)
+    n = len(transitions.pairs)
+    values[(values < 0) | (values >= n)] = n  # nodata: the transparent last entry
+    colour = {c.id: (*(x / 255 for x in c.rgb), 1.0) for c in transitions.classes}
+    clear = (0.0, 0.0, 0.0, 0.0)
+    before = np.array([colour.get(a, clear) for a, _ in transitions.pairs] + [clear])
+    after = np.array([colour.get(b, clear) for _, b in transitions.pairs] + [clear])
+    changes = np.array([(*(x / 255 for x in c.rgb), 1.0) for c in transitions.as_classes()] + [clear])
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.6), dpi=100, constrained_layout=True)
-    panels = (("before", from_id[values], classes), ("after", to_id[values], classes), ("changes", values, changes))
-    for ax, (label, image, colours) in zip(axes, panels):
-        ax.imshow(image, cmap=ListedColormap(colours), vmin=0, vmax=NODATA, interpolation="nearest")
+    for ax, (label, table) in zip(axes, (("before", before), ("after", after), ("changes", changes))):
+        ax.imshow(table[values], interpolation="nearest")
         ax.set_title(label)
         ax.set_axis_off()
-    present = set(from_id[values].ravel().tolist()) | set(to_id[values].ravel().tolist())
-    handles = [Patch(color=classes[c.id][:3], label=c.name) for c in transitions.classes if c.id in present]
+    shown = set(np.unique(values).tolist())
+    present = {x for v, pair in enumerate(transitions.pairs) if v in shown for x in pair}
+    handles = [Patch(color=c.color, label=c.name) for c in transitions.classes if c.id in present]
     handles.append(Patch(color=UNCHANGED_COLOR, label="unchanged"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7), frameon=False)
     if title:
