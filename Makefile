@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench default-model clean
+.PHONY: demo test lint typecheck check bench default-model qgis-plugin clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 # Lint: formatting, ruff rules, the layer rule and sizes (docs/ARCHITECTURE.md), types.
-SOURCES := geoseg tests benchmarks examples scripts
+SOURCES := geoseg tests benchmarks examples scripts qgis_plugin
 lint: $(STAMP)
 	$(PY) -m ruff format --check $(SOURCES)
 	$(PY) -m ruff check $(SOURCES)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 default-model: $(STAMP)
 	$(VENV)/bin/geoseg train configs/brandenburg_default.yaml -o runs/default
 	$(PY) scripts/bundle_default_model.py runs/default configs/brandenburg_default.yaml
+
+# The QGIS plugin zip (QGIS: Plugins > Manage and Install Plugins > Install from ZIP); needs only Python.
+qgis-plugin:
+	$(PYTHON) scripts/build_qgis_plugin.py -o dist/geoseg-qgis.zip
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -32,7 +32,6 @@ LAYERS: dict[str, int] = {
     "geoseg.training": 4,
     "geoseg.flows": 4,
     "geoseg.cli": 5,
-    "geoseg.qgis": 5,
     "geoseg.__main__": 6,
     "geoseg": 6,  # the package facade: lazy names for the public API
 }

@@ -2,7 +2,8 @@
 
 These tests drive QGIS through Debian's own python3 in a subprocess (QGIS's
 Python bindings are built for it, not for the venv). They skip, saying why,
-when QGIS or ogrinfo is not installed; .ci/run installs both.
+when QGIS or ogrinfo is not installed; .ci/run installs both. The QGIS plugin
+is tested in test_qgis_plugin.py.
 """
 
 from __future__ import annotations
@@ -106,39 +107,3 @@ def test_qgis_opens_a_run_folder(runner, unet_path: Path, tmp_path: Path) -> Non
     assert report[str(out / "polygons.gpkg")]["renderer"] == "categorizedSymbol"
     for name in ("polygons.gpkg", "polygons.geojson"):
         assert report[str(out / name)]["count"] == record["counts"]["polygons"]
-
-
-@needs_qgis
-@pytest.mark.slow
-def test_processing_tool_runs_headless_and_loads_styled_outputs(unet_path: Path, tmp_path: Path) -> None:
-    import sys
-
-    from geoseg.qgis import PROCESSING_SCRIPT
-    from tests.helpers import SAMPLE
-
-    executable = Path(sys.executable).with_name("geoseg")
-    outdir, png = tmp_path / "qgis_run", tmp_path / "render.png"
-    done = subprocess.run(
-        [
-            SYSTEM_PYTHON,
-            str(CLIENT.with_name("qgis_processing.py")),
-            str(PROCESSING_SCRIPT),
-            str(executable),
-            str(SAMPLE),
-            str(unet_path),
-            str(outdir),
-            str(png),
-        ],
-        capture_output=True,
-        text=True,
-        env=qgis_env(tmp_path),
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert "run.json" in report["outputs"] and "polygons.gpkg" in report["outputs"]
-    assert report["classes_valid"] and report["classes_renderer"] == "paletted"
-    assert report["polygons_valid"] and report["polygons_renderer"] == "categorizedSymbol"
-    assert report["polygons_count"] > 0
-    assert report["progress_steps"] >= 3 and report["progress_max"] >= 99
-    assert report["rendered"] and png.read_bytes()[:4] == b"\x89PNG"

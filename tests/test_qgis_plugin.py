@@ -1,0 +1,445 @@
+"""The QGIS plugin (qgis_plugin/geoseg_qgis): its zip, the runner that drives geoseg, and the plugin in a real QGIS.
+
+The zip and the runner are tested in this process (the runner imports no
+QGIS); the rest installs the zip into a fresh QGIS profile and drives the
+plugin headless through Debian's python3 (tests/clients/qgis_plugin.py), and
+skips, saying why, when QGIS is not installed.
+"""
+
+from __future__ import annotations
+
+import configparser
+import doctest
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.helpers import ROOT, SAMPLE
+from tests.test_qgis import SYSTEM_PYTHON, needs_qgis, qgis_env
+
+PLUGIN = ROOT / "qgis_plugin" / "geoseg_qgis"
+BUILD = ROOT / "scripts" / "build_qgis_plugin.py"
+CLIENT = Path(__file__).parent / "clients" / "qgis_plugin.py"
+GEOSEG = Path(sys.executable).with_name("geoseg")  # the venv's geoseg command
+TRUTH = ROOT / "data_samples" / "brandenburg_osm_polygons_512.gpkg"
+ALGORITHMS = {f"geoseg:{name}" for name in ("run", "predict", "vectorize", "evaluate", "tile", "train", "export", "change")}
+posix_only = pytest.mark.skipif(os.name != "posix", reason="process groups and /proc are POSIX")
+
+
+def load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+runner = load(PLUGIN / "runner.py", "geoseg_qgis_runner")
+
+
+def project_version() -> str:
+    return str(load(BUILD, "build_qgis_plugin").project_version())
+
+
+def build(out: Path) -> Path:
+    done = subprocess.run([sys.executable, str(BUILD), "-o", str(out)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+# the zip -------------------------------------------------------------------------------------------------------
+
+
+def test_zip_holds_one_plugin_folder_with_metadata_icon_and_licence(tmp_path: Path) -> None:
+    path = build(tmp_path / "dist" / "geoseg-qgis.zip")
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        metadata = zf.read("geoseg_qgis/metadata.txt").decode()
+        icon = zf.read("geoseg_qgis/icon.png")
+        licence = zf.read("geoseg_qgis/LICENSE").decode()
+    assert {name.split("/")[0] for name in names} == {"geoseg_qgis"}
+    assert {"geoseg_qgis/__init__.py", "geoseg_qgis/provider.py", "geoseg_qgis/runner.py"} <= set(names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    parser = configparser.ConfigParser()
+    parser.read_string(metadata)
+    general = parser["general"]
+    assert general["version"] == project_version()
+    assert general["author"] == "geoseg developers"
+    assert general["hasProcessingProvider"] == "yes"
+    assert general["qgisMinimumVersion"] >= "3.22"
+    assert general["name"] and general["description"] and general["about"]
+    assert f"geoseg_qgis/{general['icon']}" in names and icon[:8] == b"\x89PNG\r\n\x1a\n"
+    assert licence.startswith("MIT License")
+    assert build(tmp_path / "again.zip").read_bytes() == path.read_bytes()  # reproducible
+
+
+# the runner, in this process with fake geoseg commands ---------------------------------------------------------
+
+
+class Feedback:
+    """What QgsProcessingFeedback offers the runner, recorded; cancels once ``cancel_when`` says so."""
+
+    def __init__(self, cancel_when=None):
+        self.progress: list[float] = []
+        self.texts: list[str] = []
+        self.infos: list[str] = []
+        self.warnings: list[str] = []
+        self.commands: list[str] = []
+        self.cancel_when = cancel_when
+
+    def setProgress(self, value: float) -> None:  # noqa: N802 - QGIS API
+        self.progress.append(value)
+
+    def setProgressText(self, text: str) -> None:  # noqa: N802 - QGIS API
+        self.texts.append(text)
+
+    def pushInfo(self, text: str) -> None:  # noqa: N802 - QGIS API
+        self.infos.append(text)
+
+    def pushWarning(self, text: str) -> None:  # noqa: N802 - QGIS API
+        self.warnings.append(text)
+
+    def pushCommandInfo(self, text: str) -> None:  # noqa: N802 - QGIS API
+        self.commands.append(text)
+
+    def isCanceled(self) -> bool:  # noqa: N802 - QGIS API
+        return bool(self.cancel_when and self.cancel_when(self))
+
+
+FAKE = textwrap.dedent(
+    """
+    import json, os, signal, subprocess, sys, time
+
+    def progress(stage, done, total):
+        sys.stderr.write(json.dumps({"stage": stage, "done": done, "total": total}) + "\\n")
+        sys.stderr.flush()
+
+    mode = sys.argv[1]
+    if mode == "--version":
+        print("geoseg, version " + os.environ.get("FAKE_VERSION", "9.9.9"))
+    elif mode == "ok":
+        print("a table on stdout")
+        for done in range(4):
+            progress("predict", done, 3 if done < 3 else 3)
+        sys.stderr.write("geoseg: warning: pixel size 20 m differs from the model's 10 m\\n")
+        progress("vectorize", 1, 1)
+        sys.stderr.write("geoseg: wrote out/\\n")
+    elif mode == "fail":
+        sys.stderr.write("geoseg: warning: something odd\\n")
+        sys.stderr.write("geoseg: error: scene.tif does not exist: check the path\\n")
+        sys.exit(1)
+    elif mode == "usage":
+        sys.stderr.write("Usage: geoseg evaluate [OPTIONS] PRED.tif TRUTH\\nTry 'geoseg evaluate -h' for help.\\n\\n")
+        sys.stderr.write("Error: No such option: --report\\n")
+        sys.exit(2)
+    elif mode == "hang":
+        stubborn = "--stubborn" in sys.argv
+        ignore = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); " if stubborn else ""
+        child = subprocess.Popen([sys.executable, "-c", ignore + "import time; time.sleep(600)"])
+        if stubborn:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("pids", os.getpid(), child.pid, flush=True)
+        while True:
+            progress("predict", 0, 9)
+            time.sleep(0.05)
+    """
+)
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> list[str]:
+    script = tmp_path / "fake_geoseg.py"
+    script.write_text(FAKE)
+    return [sys.executable, str(script)]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped yet counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_runner_doctests() -> None:
+    assert doctest.testmod(runner).failed == 0
+
+
+def test_runner_finds_geoseg_in_parameter_then_setting_then_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    command = venv / "bin" / "geoseg"
+    command.write_text("#!/bin/sh\n")
+    command.chmod(0o755)
+    python = tmp_path / "python3.12"
+    python.write_text("")
+    assert runner.find_geoseg(str(command), "/elsewhere/geoseg") == [str(command)]
+    assert runner.find_geoseg("", str(python)) == [str(python), "-m", "geoseg"]
+    assert runner.find_geoseg(f' "{venv}" ', "") == [str(command)]  # a venv folder, pasted with quotes
+    monkeypatch.setenv("PATH", str(venv / "bin"))
+    assert runner.find_geoseg("", "") == [str(command)]
+    with pytest.raises(runner.GeosegError, match="given in the 'geoseg executable' parameter does not exist: set the full"):
+        runner.find_geoseg(str(tmp_path / "nope"), str(command))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(runner.GeosegError, match=r"not found on PATH: install it .* Settings > Options > Processing"):
+        runner.find_geoseg("", "")
+
+
+def test_runner_checks_the_version(fake: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert runner.check_version([str(GEOSEG)]) == project_version()
+    monkeypatch.setenv("FAKE_VERSION", "0.1.9")
+    with pytest.raises(runner.GeosegError, match=r"is geoseg 0\.1\.9, older than this plugin needs \(0\.2\.0\): upgrade"):
+        runner.check_version(fake)
+    with pytest.raises(runner.GeosegError, match=r"is not a working geoseg \(.*No module named geoseg_not_here\): set"):
+        runner.check_version([sys.executable, "-I", "-m", "geoseg_not_here"])
+    monkeypatch.setenv("FAKE_VERSION", "0.2.0")
+    assert runner.check_version(fake) == "0.2.0"
+
+
+def test_runner_turns_progress_lines_into_feedback(fake: list[str]) -> None:
+    feedback = Feedback()
+    stdout = runner.run_geoseg(fake, ["ok"], feedback, runner.Progress({"predict": (0, 80), "vectorize": (80, 20)}))
+    assert stdout == ["a table on stdout"]
+    assert feedback.progress == pytest.approx([0, 80 / 3, 160 / 3, 80, 100])
+    assert feedback.texts[0] == "geoseg: predict 0/3"
+    assert feedback.warnings == ["geoseg: warning: pixel size 20 m differs from the model's 10 m"]
+    assert sorted(feedback.infos) == ["a table on stdout", "geoseg: wrote out/"]  # stdout and stderr: no order between them
+    assert feedback.commands[0].endswith("ok --progress json")
+
+
+def test_runner_reports_geosegs_one_line_error(fake: list[str]) -> None:
+    feedback = Feedback()
+    with pytest.raises(runner.GeosegError) as error:
+        runner.run_geoseg(fake, ["fail"], feedback)
+    assert str(error.value) == "geoseg: error: scene.tif does not exist: check the path"
+    assert feedback.warnings == ["geoseg: warning: something odd"]
+    with pytest.raises(runner.GeosegError, match=r"^geoseg usage: Error: No such option: --report \(is this geoseg too old"):
+        runner.run_geoseg(fake, ["usage"], Feedback())
+
+
+@posix_only
+@pytest.mark.parametrize("stubborn", [False, True], ids=["terminated", "killed-after-grace"])
+def test_runner_cancel_stops_the_whole_process_tree(fake: list[str], stubborn: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "GRACE_S", 0.5)
+    started = lambda f: bool(f.progress) and any(i.startswith("pids") for i in f.infos)  # noqa: E731
+    feedback = Feedback(cancel_when=started)
+    with pytest.raises(runner.Cancelled, match="^cancelled: geoseg was stopped"):
+        runner.run_geoseg(fake, ["hang", *(["--stubborn"] if stubborn else [])], feedback)
+    pids = [int(p) for p in next(i for i in feedback.infos if i.startswith("pids")).split()[1:]]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 5  # signals are sent when stop() returns; the kernel ends the processes soon after
+    while [pid for pid in pids if alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in pids if alive(pid)]
+
+
+# the plugin in QGIS ---------------------------------------------------------------------------------------------
+
+
+def has_change() -> bool:
+    """Whether this geoseg has the change command (written at the same time as the plugin)."""
+    return subprocess.run([str(GEOSEG), "change", "--help"], capture_output=True, timeout=120).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def qgis(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Install the built zip into a fresh QGIS profile and drive every algorithm once (about 30 s)."""
+    tmp = tmp_path_factory.mktemp("qgis_plugin")
+    zip_path = build(tmp / "geoseg-qgis.zip")
+    work = tmp / "work"
+    work.mkdir()
+    args = [str(zip_path), str(tmp / "profile"), str(GEOSEG), str(SAMPLE), str(TRUTH), str(work)]
+    command = [SYSTEM_PYTHON, "-W", "default::ResourceWarning", str(CLIENT), *args, *(["--change"] if has_change() else [])]
+    done = subprocess.run(command, capture_output=True, text=True, env=qgis_env(tmp), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report["stderr"] = done.stderr
+    return report
+
+
+def ok(report: dict, step: str) -> dict:
+    result = report[step]
+    assert "error" not in result, result.get("traceback", result)
+    return result
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_plugin_installs_from_zip_and_offers_every_algorithm(qgis: dict) -> None:
+    install = ok(qgis, "install")
+    assert install["available"] == ["geoseg_qgis"] and install["started"]
+    assert install["metadata"] == {"name": "geoseg", "version": project_version(), "hasProcessingProvider": "yes"}
+    provider = ok(qgis, "provider")
+    assert provider["name"] == "geoseg" and provider["setting"]
+    algorithms = provider["algorithms"]
+    assert set(algorithms) == ALGORITHMS
+    run = algorithms["geoseg:run"]
+    assert {"INPUT", "MODEL", "OUTDIR", "EXECUTABLE", "BANDS", "CHIP_SIZE", "OVERLAP", "MIN_AREA", "SIMPLIFY"} <= set(
+        run["parameters"]
+    )
+    assert {"BACKEND", "DEVICE", "AOI", "OVERWRITE"} <= set(run["parameters"])
+    assert {"CLASSES", "POLYGONS"} <= set(run["outputs"])
+    assert {"BEFORE", "AFTER", "MODEL", "CLASSES", "MIN_AREA", "SIMPLIFY", "OUTDIR"} <= set(
+        algorithms["geoseg:change"]["parameters"]
+    )
+    assert {"PRED", "TRUTH", "LABEL_FIELD", "REPORT", "JSON"} <= set(algorithms["geoseg:evaluate"]["parameters"])
+    assert {"MEAN_IOU", "ACCURACY", "METRICS", "ERRORS"} <= set(algorithms["geoseg:evaluate"]["outputs"])
+    for name, algorithm in algorithms.items():
+        assert "EXECUTABLE" in algorithm["parameters"], name
+        assert "geoseg executable" in algorithm["help"] and "<b>Output" in algorithm["help"], name
+    assert qgis["unload"]["unloaded"] and not qgis["unload"]["provider"]
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_run_loads_a_paletted_class_map_and_categorized_polygons(qgis: dict) -> None:
+    run = ok(qgis, "run")
+    outdir = Path(run["results"]["OUTDIR"])
+    assert run["results"]["CLASSES"] == str(outdir / "classes.tif")
+    assert run["results"]["POLYGONS"] == str(outdir / "polygons.gpkg")
+    assert {"classes.tif", "polygons.gpkg", "run.json"} <= set(run["files"])
+    names = ["forest", "farm", "meadow", "grass", "scrub", "wetland", "water", "residential"]
+    classes = run["layers"]["classes"]
+    assert classes["valid"] and classes["renderer"] == "paletted"
+    assert [c[1] for c in classes["classes"]] == names
+    polygons = run["layers"]["polygons"]
+    assert polygons["valid"] and polygons["renderer"] == "categorizedSymbol" and polygons["count"] > 0
+    assert [c[1] for c in polygons["categories"]] == names
+    assert [c[2] for c in polygons["categories"]] == [c[2] for c in classes["classes"]]
+    progress = run["progress"]
+    assert len(progress) >= 5 and progress[-1] == 100 and progress == sorted(progress)
+    assert run["commands"][0].endswith("--min-area 300 --overwrite --progress json")
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_evaluate_returns_the_metrics_and_loads_the_error_map(qgis: dict, tmp_path: Path) -> None:
+    evaluate = ok(qgis, "evaluate")
+    classes = ok(qgis, "run")["results"]["CLASSES"]
+    direct = tmp_path / "metrics.json"
+    done = subprocess.run(
+        [str(GEOSEG), "evaluate", classes, str(TRUTH), "--label-field", "fclass", "--json", str(direct), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = json.loads(direct.read_text())
+    results = evaluate["results"]
+    assert results["MEAN_IOU"] == pytest.approx(expected["mean_iou"])
+    assert results["ACCURACY"] == pytest.approx(expected["accuracy"])
+    assert results["PIXELS"] == expected["pixels"]
+    assert json.loads(results["METRICS"])["confusion_matrix"] == expected["confusion_matrix"]
+    errors = evaluate["layers"]["errors"]
+    assert results["ERRORS"].endswith("errors.tif") and errors["renderer"] == "paletted"
+    assert errors["classes"][0][1] == "correct"  # errors.qml applied
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_predict_and_vectorize_load_styled_layers_from_the_class_table(qgis: dict) -> None:
+    predict = ok(qgis, "predict")
+    layer = predict["layers"]["classes"]
+    assert layer["renderer"] == "paletted" and layer["classes"][6][1:] == ["water", "#2166ac"]
+    command = predict["commands"][0]
+    assert "--overlap 0 --batch-size 4" in command
+    aoi = command.split("--aoi ")[1].split()[0]
+    assert aoi.endswith(".gpkg") and aoi != str(TRUTH)  # the GeoPackage layer was handed over as a file of its own
+    vectorize = ok(qgis, "vectorize")
+    shapes = vectorize["layers"]["p"]
+    assert shapes["source"].endswith("p.shp") and shapes["count"] > 0
+    assert shapes["renderer"] == "categorizedSymbol" and shapes["categories"][6][1:] == ["water", "#2166ac"]
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_tile_train_and_export_pass_their_options(qgis: dict) -> None:
+    tile = ok(qgis, "tile")
+    assert {"images", "masks", "index.gpkg", "tile.json"} <= set(tile["files"])
+    assert tile["layers"]["index"]["valid"] and tile["layers"]["index"]["count"] > 0
+    assert f"--labels {TRUTH} --label-field fclass --chip-size 256 --overlap 0 --min-labeled 0" in tile["commands"][0]
+    arguments = ok(qgis, "arguments")
+    train, export = arguments["train"], arguments["export"]
+    assert train["args"][0] == "train" and train["args"][2:] == [
+        "-o",
+        train["results"]["OUTDIR"],
+        "--resume",
+        "--progress",
+        "json",
+    ]
+    assert train["results"]["MODEL"] == str(Path(train["results"]["OUTDIR"]) / "model.pt")
+    output = export["results"]["OUTPUT"]
+    assert export["args"] == [
+        "export",
+        "default",
+        "-o",
+        output,
+        "--chip-size",
+        "128",
+        "--smooth",
+        "4",
+        "--overwrite",
+        "--progress",
+        "json",
+    ]
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_dialogs_build_and_their_empty_fields_pass_nothing(qgis: dict) -> None:
+    dialog = ok(qgis, "dialog")
+    assert dialog["built"] == {name: "needs CONFIG" if name == "geoseg:train" else "ok" for name in ALGORITHMS}
+    assert {"CLASSES", "EXECUTABLE"} <= set(dialog["vectorize_unset"])  # what an empty field gives
+    for command in dialog["commands"].values():
+        assert "NULL" not in command and "None" not in command
+        assert command.endswith("--overwrite --progress json")
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_change_loads_transitions_and_changes(qgis: dict) -> None:
+    if "change" not in qgis:
+        pytest.skip("this geoseg has no change command yet (geoseg change --help fails)")
+    change = ok(qgis, "change")
+    assert {"transitions.tif", "transitions.qml", "changes.gpkg"} <= set(change["files"])
+    assert change["layers"]["transitions"]["renderer"] == "paletted"
+    assert change["layers"]["changes"]["renderer"] == "categorizedSymbol" and change["layers"]["changes"]["count"] > 0
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_cancel_stops_geoseg(qgis: dict) -> None:
+    cancel = ok(qgis, "cancel")
+    assert cancel["message"].startswith("cancelled: geoseg was stopped")
+    assert cancel["children"], "geoseg was not running when the first progress line came"
+    assert cancel["alive"] == []
+    assert not cancel["complete"]
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_errors_say_what_to_set(qgis: dict) -> None:
+    errors = ok(qgis, "errors")
+    assert errors["missing"].startswith("the geoseg executable /nonexistent/geoseg given in the 'geoseg executable' parameter")
+    assert "Settings > Options > Processing > Providers > geoseg" in errors["missing"]
+    assert "is geoseg 0.1.0, older than this plugin needs (0.2.0)" in errors["old"]
+    assert errors["not_on_path"].startswith("geoseg was not found on PATH")
+    assert errors["geoseg"].startswith("geoseg: error: labels") and "no_such_field" in errors["geoseg"]
+    assert "\n" not in errors["geoseg"]
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_plugin_leaves_no_unclosed_files(qgis: dict) -> None:
+    assert "ResourceWarning" not in qgis["stderr"]
+    assert "Traceback" not in qgis["stderr"]
