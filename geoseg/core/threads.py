@@ -1,16 +1,47 @@
-"""Small thread helpers: produce items in a background thread while the caller consumes them."""
+"""Small thread helpers: produce items in a background thread while the caller consumes them.
+
+Producer threads still running when the interpreter exits (an interrupted
+command whose generator was never closed) are stopped and joined at exit:
+a daemon thread killed inside GDAL during finalization crashes the process.
+"""
 
 from __future__ import annotations
 
+import atexit
 import queue
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-__all__ = ["prefetch"]
+__all__ = ["prefetch", "stop_all"]
 
 T = TypeVar("T")
 _DONE = object()
+_ACTIVE: dict[threading.Thread, tuple[threading.Event, queue.Queue]] = {}
+
+
+def _drain(thread: threading.Thread, stop: threading.Event, q: queue.Queue, timeout: float | None = None) -> None:
+    """Stop a producer and take what it puts until it has ended (it may be blocked on a full queue)."""
+    stop.set()
+    waited = 0.0
+    while thread.is_alive() and (timeout is None or waited < timeout):
+        try:
+            q.get(timeout=0.05)
+        except queue.Empty:
+            waited += 0.05
+
+
+def stop_all(timeout: float = 30.0) -> None:
+    """Stop every running :func:`prefetch` producer and wait (up to ``timeout`` s each) until it has ended.
+
+    Example:
+        >>> stop_all()
+    """
+    for thread, (stop, q) in list(_ACTIVE.items()):
+        _drain(thread, stop, q, timeout)
+
+
+atexit.register(stop_all)
 
 
 def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
@@ -37,6 +68,7 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
         q.put((_DONE, None))
 
     thread = threading.Thread(target=produce, name="geoseg-reader", daemon=True)
+    _ACTIVE[thread] = (stop, q)
     thread.start()
     try:
         while True:
@@ -47,9 +79,5 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 return
             yield item
     finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                q.get(timeout=0.05)
-            except queue.Empty:
-                pass
+        _drain(thread, stop, q)
+        _ACTIVE.pop(thread, None)
