@@ -139,7 +139,7 @@ def test_labels_with_broken_geometries(tmp_path: Path) -> None:
     assert labels.label_map.names == ["a", "d"]  # empty geometry and point left out
     assert (mask == 0).sum() > 100 and (mask == 1).sum() == 100
     gpd.GeoDataFrame({"kind": ["a"]}, geometry=[shapely.Point(x, y)], crs="EPSG:32633").to_file(tmp_path / "pts.gpkg")
-    with pytest.raises(VectorError, match="hold no polygons"):
+    with pytest.raises(VectorError, match="hold 1 point with a .kind. value and no polygons: give them a buffer"):
         open_labels(tmp_path / "pts.gpkg", grid, "kind")
     gpd.GeoDataFrame({"kind": ["a"]}, geometry=[shapely.box(x, y - 100, x + 100, y)]).to_file(tmp_path / "nocrs.gpkg")
     with pytest.raises(VectorError, match="have no CRS"):

@@ -367,7 +367,7 @@ def test_tile_train_and_export_pass_their_options(qgis: dict) -> None:
     tile = ok(qgis, "tile")
     assert {"images", "masks", "index.gpkg", "tile.json"} <= set(tile["files"])
     assert tile["layers"]["index"]["valid"] and tile["layers"]["index"]["count"] > 0
-    assert f"--labels {TRUTH} --label-field fclass --chip-size 256 --overlap 0 --min-labeled 0" in tile["commands"][0]
+    assert f"--labels {TRUTH} --label-field fclass --chip-size 256 --overlap 0 --min-labeled 0 --buffer 5" in tile["commands"][0]
     arguments = ok(qgis, "arguments")
     train, export = arguments["train"], arguments["export"]
     assert train["args"][0] == "train" and train["args"][2:] == [

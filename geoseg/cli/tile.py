@@ -14,10 +14,19 @@ from geoseg.cli.options import common_options, make_progress, overwrite_option
     "--labels",
     default=None,
     metavar="LABELS",
-    help="Labels: polygons in any format and CRS GDAL reads (with --label-field), or a mask raster "
-    "(resampled nearest onto the scene's grid when its grid differs).",
+    help="Labels: polygons (lines and points with --buffer) in any format and CRS GDAL reads (with "
+    "--label-field), or a mask raster (resampled nearest onto the scene's grid when its grid differs).",
 )
-@click.option("--label-field", default=None, metavar="F", help="Field of the label polygons that holds the labels.")
+@click.option("--label-field", default=None, metavar="F", help="Field of the label features that holds the labels.")
+@click.option(
+    "--buffer",
+    type=float,
+    default=None,
+    metavar="METRES",
+    help="Turn the labels' lines into corridors reaching METRES on each side and points into discs of radius "
+    "METRES (every class; in metres also in a geographic CRS). Without it lines and points are left out "
+    "(with a warning), or refused when the labels hold nothing else. Polygons and mask rasters are used as they are.",
+)
 @click.option("--chip-size", type=int, default=256, show_default=True, help="Chip size in pixels.")
 @click.option(
     "--overlap",
@@ -42,6 +51,7 @@ def tile(
     chip_dir: str,
     labels: str | None,
     label_field: str | None,
+    buffer: float | None,
     chip_size: int,
     overlap: str,
     min_labeled: float,
@@ -51,12 +61,17 @@ def tile(
     transform), index.gpkg (chip footprints, layer chips), classes.json and tile.json.
 
     Each distinct label value becomes a class (sorted); unlabeled pixels and
-    nodata are 255 in the masks. Overlapping polygons: the smaller one is on
-    top. geoseg train reads a chip folder with `data: {chips: CHIP_DIR}`.
+    nodata are 255 in the masks (a mask raster keeps its own unlabeled
+    value). Overlapping polygons: the smaller one is on top. Lines and points
+    become labels with --buffer: a road with --buffer 5 is a 10 m-wide
+    corridor. geoseg train reads a chip folder with `data: {chips: CHIP_DIR}`;
+    its classes are the labels' (a background class for unlabeled pixels is
+    set in a training config on scenes: data.background).
 
     \b
     Example:
       geoseg tile scene.tif -o chips/ --labels landuse.gpkg --label-field fclass --min-labeled 0.1
+      geoseg tile scene.tif -o road_chips/ --labels roads.gpkg --label-field highway --buffer 5
     """
     from geoseg.training.chipset import tile as run_tile
 
@@ -67,6 +82,7 @@ def tile(
             chip_dir,
             labels=labels,
             label_field=label_field,
+            buffer=buffer,
             chip_size=chip_size,
             overlap=overlap,
             min_labeled=min_labeled,

@@ -32,9 +32,14 @@ def _epoch_line(row: dict[str, Any]) -> str:
 def train(config: str, run_dir: str, resume: bool) -> None:
     """Train a segmentation model on scenes and labels (or a chip folder) as CONFIG.yaml says.
 
-    The config is checked before any work (examples in configs/). Windows are
-    read straight from the scenes; whole blocks are held out for validation
-    with a gap around them. RUN_DIR/model.pt is the best epoch by validation
+    The config is checked before any work (examples in configs/). Labels are
+    polygons, or lines and points given a `buffer: METRES` on their class in
+    data.classes (corridors and discs), or a mask raster. `data.background:
+    {name: NAME, within: labels|scene|PATH}` makes the unlabeled pixels of
+    vector labels inside that area (default: the labels' extent) a class,
+    the last one; a mask raster keeps its own unlabeled value. A config left
+    with one class is refused. Windows are read straight from the scenes;
+    whole blocks are held out for validation with a gap around them. RUN_DIR/model.pt is the best epoch by validation
     mean IoU (a geoseg model with bands, normalization and classes), last.pt
     the latest; history.csv, curves.png and metrics.json record the run.
 

@@ -7,6 +7,13 @@ trained as a class. :func:`burn` rasterizes polygons for one chip window.
 
 Overlapping polygons: the smaller polygon is on top (polygons are burned
 from largest to smallest area), so a pond drawn inside a forest stays water.
+
+Lines and points are labels too once a class has a ``buffer`` (metres: a
+line becomes a corridor reaching that far on each side, a point a disc of
+that radius). A :class:`Background` class, when given, is the last class of
+the table: every unlabeled pixel inside its area (see
+:func:`geoseg.io.label_files.open_labels`) becomes that class, and the
+labels are burned on top of it.
 """
 
 from __future__ import annotations
@@ -21,7 +28,45 @@ from affine import Affine
 from geoseg.core.classes import IGNORE_INDEX, ClassInfo, class_colors
 from geoseg.core.errors import InputError
 
-__all__ = ["LabelMap", "burn"]
+__all__ = ["BACKGROUND_WITHIN", "Background", "LabelMap", "burn", "check_buffer"]
+
+BACKGROUND_WITHIN = ("labels", "scene")
+"""The named areas of :attr:`Background.within`; anything else is the path of a vector file of polygons."""
+
+
+@dataclass(frozen=True)
+class Background:
+    """The class of unlabeled pixels inside an area: ``within`` is ``labels`` (the extent of the label
+    features), ``scene`` (the whole scene) or the path of a vector file whose polygons are the area.
+
+    Example:
+        >>> Background("background").within
+        'labels'
+    """
+
+    name: str
+    within: str = "labels"
+    color: str | None = None
+
+
+def check_buffer(value: Any, what: str) -> float:
+    """A buffer distance in metres, refused (naming ``what`` and the value) unless it is a positive number.
+
+    Example:
+        >>> check_buffer(5, "--buffer")
+        5.0
+        >>> check_buffer(-5, "--buffer")
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.InputError: --buffer -5 is not a positive distance in metres: give e.g. 5 ...
+    """
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not np.isfinite(value) or value <= 0:
+        raise InputError(
+            f"{what} {f'{value:g}' if ok else repr(value)} is not a positive distance in metres: give e.g. 5 "
+            "(a line becomes a 10 m-wide corridor, a point a disc of radius 5 m)"
+        )
+    return float(value)
 
 
 def _key(value: Any) -> str:
@@ -47,6 +92,10 @@ class LabelMap:
     classes: list[ClassInfo]
     values: dict[str, int]
     ignore: set[str] = field(default_factory=set)
+    buffers: dict[int, float] = field(default_factory=dict)
+    """Buffer in metres of each class's lines and points (classes without one: none)."""
+    background: int | None = None
+    """Id of the background class (the last class), when the table has one."""
 
     @property
     def names(self) -> list[str]:
@@ -58,19 +107,39 @@ class LabelMap:
         return sorted(v for v, i in self.values.items() if i == class_id)
 
     @classmethod
-    def from_spec(cls, spec: Sequence[Any], ignore: Iterable[Any] = ()) -> LabelMap:
-        """Build from a list of class names or dicts ``{name, color?, values?}``.
+    def from_spec(cls, spec: Sequence[Any], ignore: Iterable[Any] = (), background: Background | None = None) -> LabelMap:
+        """Build from a list of class names or dicts ``{name, color?, values?, buffer?}``.
 
         A class without ``values`` is labeled by its name (the usual case for a
-        vector field such as OpenStreetMap's ``fclass``).
+        vector field such as OpenStreetMap's ``fclass``). ``buffer`` (metres)
+        makes the class's lines and points corridors and discs. A
+        ``background`` class is appended last (labeled by its name too), so
+        the classes of ``spec`` keep their ids.
+
+        Example:
+            >>> lm = LabelMap.from_spec([{"name": "road", "buffer": 4}], background=Background("other"))
+            >>> lm.names, lm.buffers, lm.background
+            (['road', 'other'], {0: 4.0}, 1)
         """
-        colors = class_colors([str(s.get("name", "")) if isinstance(s, Mapping) else str(s) for s in spec])
+        items = [{"name": s} if not isinstance(s, Mapping) else dict(s) for s in spec]
+        names = [str(item.get("name", "")) for item in items]
+        if background is not None:
+            if background.name in names:
+                raise InputError(
+                    f"data.background {background.name!r} names a class of data.classes: give the background "
+                    "another name (e.g. background) or remove that class"
+                )
+            items.append({"name": background.name, "color": background.color})
+            names.append(background.name)
+        colors = class_colors(names)
         classes: list[ClassInfo] = []
         values: dict[str, int] = {}
-        for i, item in enumerate(spec):
-            item = {"name": item} if not isinstance(item, Mapping) else dict(item)
+        buffers: dict[int, float] = {}
+        for i, item in enumerate(items):
             name = str(item["name"])
             classes.append(ClassInfo(i, name, str(item.get("color") or colors[i])))
+            if item.get("buffer") is not None:
+                buffers[i] = check_buffer(item["buffer"], f"buffer of class {name!r}:")
             raw = item.get("values")
             raw = [name] if raw is None else (raw if isinstance(raw, (list, tuple)) else [raw])
             for v in raw:
@@ -80,22 +149,30 @@ class LabelMap:
                         f"and {name!r}: give each value to one class"
                     )
                 values[_key(v)] = i
-        return cls(classes, values, {_key(v) for v in ignore})
+        bg = None if background is None else len(classes) - 1
+        return cls(classes, values, {_key(v) for v in ignore}, buffers, bg)
 
     @classmethod
-    def from_values(cls, found: Iterable[Any], ignore: Iterable[Any] = ()) -> LabelMap:
+    def from_values(
+        cls, found: Iterable[Any], ignore: Iterable[Any] = (), background: Background | None = None, buffer: float | None = None
+    ) -> LabelMap:
         """One class per distinct label value, in sorted order (when no mapping is given).
+
+        A ``background`` class comes last (a label value equal to its name is
+        that class); ``buffer`` (metres) applies to every class's lines and points.
 
         Example:
             >>> LabelMap.from_values(["water", "forest", "water"]).names
             ['forest', 'water']
+            >>> LabelMap.from_values(["road", "other"], background=Background("other"), buffer=3).buffers
+            {0: 3.0}
         """
-        skip = {_key(v) for v in ignore}
+        skip = {_key(v) for v in ignore} | ({_key(background.name)} if background is not None else set())
         keys = sorted(
             {_key(v) for v in found} - skip,
             key=lambda k: (not k.lstrip("-").isdigit(), int(k) if k.lstrip("-").isdigit() else 0, k),
         )
-        return cls.from_spec([{"name": k, "values": [k]} for k in keys], ignore)
+        return cls.from_spec([{"name": k, "values": [k], "buffer": buffer} for k in keys], ignore, background)
 
     def check_values(self, found: Iterable[Any], source: str) -> None:
         """Raise one error listing label values that are neither a class's nor ignored."""
@@ -107,6 +184,16 @@ class LabelMap:
                 f"{', '.join(self.names)}): map them to a class or ignore them (data.classes and "
                 "data.ignore_values in a training config, --classes for evaluate)"
             )
+
+    def ignored(self, labels: np.ndarray | Sequence[Any]) -> np.ndarray:
+        """Whether each label value is one of the ignored values (bool array of the same shape).
+
+        Example:
+            >>> LabelMap.from_spec(["forest"], ignore=[0]).ignored([0, "forest", 3]).tolist()
+            [True, False, False]
+        """
+        arr = np.asarray(labels, dtype=object)
+        return np.array([_key(v) in self.ignore for v in arr.ravel().tolist()], dtype=bool).reshape(arr.shape)
 
     def lookup(self, labels: np.ndarray | Sequence[Any]) -> np.ndarray:
         """Class ids (uint8) of an array of label values; ignored and unknown values are IGNORE_INDEX."""
@@ -120,7 +207,8 @@ def burn(geometries: Sequence[Any], class_ids: Sequence[int], shape: tuple[int, 
     """Rasterize polygons into a ``uint8`` mask of ``shape`` (unlabeled pixels IGNORE_INDEX).
 
     Polygons are burned in the given order, later ones on top; pass them
-    largest first so smaller polygons win (see the module docstring).
+    largest first so smaller polygons win (see the module docstring). A
+    polygon burned with ``IGNORE_INDEX`` makes its pixels unlabeled again.
 
     Example:
         >>> import shapely

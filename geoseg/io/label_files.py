@@ -1,14 +1,19 @@
-"""Opening label files on a scene's grid: polygons (any format and CRS) or a mask raster.
+"""Opening label files on a scene's grid: polygons, lines and points (any format and CRS) or a mask raster.
 
 :func:`open_labels` returns a source whose :meth:`read` gives the class-id
 mask (uint8, unlabeled = 255) of any window of the scene. Vector labels are
 reprojected to the scene's CRS once and burned per window (smaller polygons
-on top); a mask raster on another grid is resampled nearest to the scene's.
+on top); lines and points of a class with a buffer become corridors and
+discs (in metres, also in geographic CRSs); a background class fills the
+unlabeled pixels of its area under the labels. A mask raster on another
+grid is resampled nearest to the scene's and keeps its own unlabeled value.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +24,25 @@ from rasterio.windows import Window
 
 from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.errors import InputError, VectorError
-from geoseg.core.labels import LabelMap, burn
+from geoseg.core.labels import BACKGROUND_WITHIN, Background, LabelMap, burn
 from geoseg.io.paths import is_remote, special_kind
 
 __all__ = ["SceneGrid", "VectorLabels", "RasterLabels", "open_labels", "VECTOR_SUFFIXES"]
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb", ".gml", ".kml", ".sqlite", ".zip"}
+_KINDS = {
+    "Polygon": "polygon",
+    "MultiPolygon": "polygon",
+    "LineString": "line",
+    "MultiLineString": "line",
+    "LinearRing": "line",
+    "Point": "point",
+    "MultiPoint": "point",
+}
+BUFFER_HINT = "buffer: METRES on their class in data.classes of a training config, --buffer METRES for geoseg tile"
+"""How to turn lines and points into labels, as error and warning messages say it."""
+
+log = logging.getLogger("geoseg")
 
 
 @dataclass(frozen=True)
@@ -50,18 +68,24 @@ class SceneGrid:
 
 
 class VectorLabels:
-    """Polygons with a label field, reprojected to a scene's grid."""
+    """Polygons with a label field, reprojected to a scene's grid, over the background's ``area`` (if any).
 
-    def __init__(self, path: str, frame: Any, grid: SceneGrid, label_map: LabelMap) -> None:
+    With an area, polygons of ignored values are kept (burned unlabeled), so
+    the background never covers what the labels call unknown.
+    """
+
+    def __init__(self, path: str, frame: Any, grid: SceneGrid, label_map: LabelMap, area: Sequence[Any] = ()) -> None:
         import shapely
 
         self.path, self.grid, self.label_map = path, grid, label_map
         ids = label_map.lookup(frame["__label__"].to_numpy())
-        keep = ids != IGNORE_INDEX
+        keep = ids != IGNORE_INDEX if not len(area) else np.ones(len(ids), dtype=bool)
         geoms = frame.geometry.to_numpy()[keep]
         ids = ids[keep]
         order = np.argsort(-shapely.area(geoms), kind="stable")  # largest first: smaller on top
-        self.geometries, self.class_ids = geoms[order], ids[order]
+        under = np.asarray(list(area), dtype=object)  # the background, burned first: the labels go on top
+        self.geometries = np.concatenate([under, geoms[order]])
+        self.class_ids = np.concatenate([np.full(len(under), label_map.background or 0, dtype=np.uint8), ids[order]])
         self._tree = shapely.STRtree(self.geometries)
 
     def read(self, window: Window) -> np.ndarray:
@@ -128,6 +152,7 @@ class RasterLabels:
 
 
 def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
+    """The file's polygons, lines and points with a label value, in the scene's CRS (column ``__label__``)."""
     import geopandas as gpd
     import pyogrio
     import shapely
@@ -146,21 +171,123 @@ def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
         raise InputError(f"labels {name} have no field {label_field!r}: fields are {', '.join(fields) or 'none'}")
     frame = gpd.read_file(name, engine="pyogrio", columns=[label_field])
     if frame.empty:
-        raise VectorError(f"labels {name} hold no features: give a file with labeled polygons")
+        raise VectorError(f"labels {name} hold no features: give a file with labeled polygons, lines or points")
     if frame.crs is None:
         raise VectorError(f"labels {name} have no CRS: assign one (e.g. ogr2ogr -a_srs EPSG:4326)")
     frame = frame[~frame.geometry.isna() & ~frame.geometry.is_empty & frame[label_field].notna()]
-    frame = frame[frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if (frame.geometry.geom_type == "GeometryCollection").any():
+        frame = frame.explode(index_parts=False)
+    frame = frame[frame.geometry.geom_type.isin(list(_KINDS))]
     if frame.empty:
-        raise VectorError(f"labels {name} hold no polygons with a {label_field!r} value: give labeled polygons")
+        raise VectorError(f"labels {name} hold no polygons, lines or points with a {label_field!r} value: give labeled features")
     frame = frame.to_crs(grid.crs.to_wkt())
-    frame["geometry"] = shapely.make_valid(frame.geometry.to_numpy())
-    if not frame.intersects(shapely.box(*grid.bounds)).any():
+    polygons = (frame.geometry.geom_type.map(_KINDS) == "polygon").to_numpy()
+    geoms = frame.geometry.to_numpy().copy()
+    geoms[polygons] = shapely.make_valid(geoms[polygons])
+    frame = frame.set_geometry(geoms, crs=frame.crs)
+    frame["__kind__"] = frame.geometry.geom_type.map(_KINDS).fillna("polygon").to_numpy()
+    frame = frame.rename(columns={label_field: "__label__"})
+    frame.attrs["label_field"] = label_field
+    return frame
+
+
+def _counted(counts: dict[str, int]) -> str:
+    """``{"line": 9, "point": 1}`` as ``9 lines and 1 point``."""
+    parts = [f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in counts.items() if n]
+    return " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 1 else parts)
+
+
+def _buffered(frame: Any, name: str, grid: SceneGrid, label_map: LabelMap, buffer: float | None) -> Any:
+    """``frame`` with lines and points buffered by their class's buffer (or ``buffer``); those without one left out.
+
+    Left-out lines and points (of values that are not ignored) are one
+    warning, or, when no labeled feature remains, one error that counts what
+    the file holds and says how to buffer them.
+    """
+    from geoseg.io.vector import buffer_metres
+
+    labels = frame["__label__"].to_numpy()
+    ids = label_map.lookup(labels)
+    counted = ~label_map.ignored(labels)
+    kinds = frame["__kind__"].to_numpy()
+    geoms = frame.geometry.to_numpy().copy()
+    keep = kinds == "polygon"
+    missing = {"line": 0, "point": 0}
+    for cid in np.unique(ids[~keep]).tolist():
+        rows = (ids == cid) & ~keep
+        metres = label_map.buffers.get(int(cid), buffer) if cid != IGNORE_INDEX else buffer
+        if metres is None:
+            for kind in missing:
+                missing[kind] += int((rows & counted & (kinds == kind)).sum())
+            continue
+        geoms[rows] = buffer_metres(geoms[rows], grid.crs, metres)
+        keep |= rows
+    if sum(missing.values()):
+        if not (keep & (ids != IGNORE_INDEX)).any():
+            raise VectorError(
+                f"labels {name} hold {_counted(missing)} with a {frame.attrs['label_field']!r} value and no polygons: "
+                f"give them a buffer in metres to make corridors and discs ({BUFFER_HINT})"
+            )
+        log.warning("labels %s: %s without a buffer left out (give them one: %s)", name, _counted(missing), BUFFER_HINT)
+    frame = frame.set_geometry(geoms, crs=frame.crs)
+    return frame[keep]
+
+
+def _background_area(frame: Any, grid: SceneGrid, background: Background) -> list[Any]:
+    """The polygons of the background's area in the scene's CRS: the labels' extent, the scene, or a file's polygons."""
+    import shapely
+
+    from geoseg.io.vector import read_polygons
+
+    if background.within == "scene":
+        return [shapely.box(*grid.bounds)]
+    if background.within == "labels":
+        return [shapely.box(*frame.total_bounds)]
+    polygons = read_polygons(
+        background.within,
+        grid.crs,
+        what="data.background.within",
+        fix="give polygons of the area whose unlabeled pixels are background (or within: labels or scene)",
+    )
+    polygons = list(shapely.make_valid(np.asarray(polygons, dtype=object)))
+    if not shapely.intersects(np.asarray(polygons, dtype=object), shapely.box(*grid.bounds)).any():
+        raise InputError(
+            f"data.background.within {background.within}: its polygons do not overlap the scene (bounds "
+            f"{tuple(round(b) for b in grid.bounds)} in {grid.crs.to_string()}): give polygons over the scene "
+            f"or within: {' or '.join(BACKGROUND_WITHIN)}"
+        )
+    return polygons
+
+
+def _vector_labels(
+    name: str,
+    grid: SceneGrid,
+    label_field: str | None,
+    label_map: LabelMap | None,
+    ignore: tuple,
+    buffer: float | None,
+    background: Background | None,
+) -> VectorLabels:
+    """Vector labels on the scene's grid: read, mapped to classes, buffered, checked to overlap the scene."""
+    import shapely
+
+    frame = _read_frame(name, grid, label_field)
+    if label_map is None:  # classes from the values of the features that become labels
+        usable = frame if buffer is not None else frame[frame["__kind__"] == "polygon"]
+        found = (usable if not usable.empty else frame)["__label__"].unique().tolist()
+        label_map = LabelMap.from_values(found, ignore, background, buffer)
+    else:
+        label_map.check_values(frame["__label__"].unique().tolist(), name)
+    frame = _buffered(frame, name, grid, label_map, buffer)
+    if not frame.empty and not frame.intersects(shapely.box(*grid.bounds)).any():
         raise VectorError(
             f"labels {name} do not overlap the scene (bounds {tuple(round(b) for b in grid.bounds)} "
             f"in {grid.crs.to_string()}): give labels for this scene"
         )
-    return frame.rename(columns={label_field: "__label__"})
+    area: list[Any] = []
+    if background is not None and label_map.background is not None and not frame.empty:
+        area = _background_area(frame, grid, background)
+    return VectorLabels(name, frame, grid, label_map, area)
 
 
 def _raster_values(ds: Any) -> set:
@@ -177,15 +304,26 @@ def open_labels(
     label_field: str | None = None,
     label_map: LabelMap | None = None,
     ignore: tuple = (),
+    buffer: float | None = None,
+    background: Background | None = None,
 ) -> VectorLabels | RasterLabels:
-    """Open labels for a scene: polygons (with ``label_field``) or a mask raster.
+    """Open labels for a scene: polygons, lines and points (with ``label_field``) or a mask raster.
 
     Without ``label_map`` every distinct value (except ``ignore`` and nodata)
-    becomes a class in sorted order. Values missing from a given map are an
-    error that lists them.
+    becomes a class in sorted order, and ``background`` (if given) the last
+    class. Values missing from a given map are an error that lists them.
+
+    Vector labels only: lines and points become corridors and discs of their
+    class's buffer (:attr:`LabelMap.buffers`), else of ``buffer`` (metres);
+    those without either are left out with one warning, or are one error when
+    nothing else is labeled. With ``background`` and a label map that has a
+    background class, every unlabeled pixel inside ``background.within`` (the
+    labels' extent, the scene, or a vector file's polygons) is that class.
+    A mask raster keeps its own unlabeled value (``buffer`` and ``background``
+    do not apply to it; a warning says so).
 
     Example:
-        >>> labels = open_labels("labels.gpkg", grid, "fclass")  # doctest: +SKIP
+        >>> labels = open_labels("roads.gpkg", grid, "highway", buffer=5)  # doctest: +SKIP
         >>> mask = labels.read(Window(0, 0, 256, 256))  # doctest: +SKIP
     """
     name = str(path)
@@ -199,11 +337,19 @@ def open_labels(
         if p.is_file() and p.stat().st_size == 0:
             raise InputError(f"labels {name} are an empty file: export them again")
     if Path(name).suffix.lower() in VECTOR_SUFFIXES:
-        frame = _read_frame(name, grid, label_field)
-        found = frame["__label__"].unique().tolist()
-        label_map = label_map or LabelMap.from_values(found, ignore)
-        label_map.check_values(found, name)
-        return VectorLabels(name, frame, grid, label_map)
+        return _vector_labels(name, grid, label_field, label_map, ignore, buffer, background)
+    if buffer is not None or background is not None:
+        what = "a buffer applies to lines and points" if background is None else "data.background applies to vector labels"
+        log.warning("labels %s are a mask raster: %s; its unlabeled pixels stay unlabeled", name, what)
+    return _raster_labels(name, grid, label_map, ignore, background)
+
+
+def _raster_labels(
+    name: str, grid: SceneGrid, label_map: LabelMap | None, ignore: tuple, background: Background | None
+) -> RasterLabels:
+    """A mask raster on the scene's grid, its values checked against the classes and its extent against the scene."""
+    from rasterio.warp import transform_bounds
+
     from geoseg.io.raster import open_scene
 
     ds = open_scene(name)
@@ -213,14 +359,12 @@ def open_labels(
         found = _raster_values(ds)
         if not found:
             raise InputError(f"label mask {name} holds only nodata: give a mask with labeled pixels")
-        label_map = label_map or LabelMap.from_values(found, ignore)
+        label_map = label_map or LabelMap.from_values(found, ignore, background)
         label_map.check_values(found, name)
         source = RasterLabels(name, ds, grid, label_map)
     except BaseException:
         ds.close()
         raise
-    from rasterio.warp import transform_bounds
-
     left, bottom, right, top = transform_bounds(ds.crs, grid.crs, *ds.bounds)
     west, south, east, north = grid.bounds
     if right <= west or left >= east or top <= south or bottom >= north:

@@ -94,16 +94,21 @@ def tile(
     classes: LabelMap | None = None,
     overwrite: bool = False,
     progress: Callable[[str, int, int], None] | None = None,
+    buffer: float | None = None,
 ) -> TileResult:
     """Cut ``image`` (and its labels) into chips on the grid of :func:`geoseg.make_grid`.
 
     Chips without any valid pixel, and with labels, chips whose labeled share
-    is below ``min_labeled``, are skipped.
+    is below ``min_labeled``, are skipped. ``buffer`` (metres) turns the
+    labels' lines and points, of every class, into corridors and discs
+    (without it they are left out, or refused when the labels hold nothing else).
 
     Example:
         >>> tile("scene.tif", "chips", labels="labels.gpkg", label_field="fclass", min_labeled=0.1)  # doctest: +SKIP
+        >>> tile("scene.tif", "road_chips", labels="roads.gpkg", label_field="highway", buffer=5)  # doctest: +SKIP
     """
     from geoseg.core.grid import make_grid
+    from geoseg.core.labels import check_buffer
     from geoseg.io.label_files import SceneGrid, open_labels
     from geoseg.io.outputs import atomic_folder, check_outdir
     from geoseg.io.raster import gdal_env, open_scene
@@ -111,18 +116,19 @@ def tile(
     out = Path(chip_dir)
     if not 0.0 <= min_labeled <= 1.0:
         raise InputError(f"--min-labeled {min_labeled} must lie in [0, 1], e.g. 0.1 for 10% labeled pixels")
+    buffer = None if buffer is None else check_buffer(buffer, "--buffer")
     check_outdir(out, [image, labels], overwrite, marks=TILE_MARKS)
     stem = Path(str(image)).stem
     with gdal_env(), open_scene(image) as ds:
         grid = make_grid(ds.width, ds.height, chip_size=chip_size, overlap=overlap, transform=ds.transform)
-        source = None if labels is None else open_labels(labels, SceneGrid.of(ds), label_field, classes)
+        source = None if labels is None else open_labels(labels, SceneGrid.of(ds), label_field, classes, buffer=buffer)
         try:
             with atomic_folder(out, overwrite, marks=TILE_MARKS) as tmp:
                 writer = _ChipWriter(ds, source, tmp, stem, chip_size, min_labeled)
                 for n, chip in enumerate(grid):
                     if writer.write(chip) and progress:
                         progress("tile", n + 1, len(grid))
-                writer.finish(image, overlap)
+                writer.finish(image, overlap, buffer)
         finally:
             if source is not None:
                 source.close()
@@ -189,8 +195,8 @@ class _ChipWriter:
         self.rows.append(row)
         return True
 
-    def finish(self, image: str | os.PathLike, overlap: str | float) -> None:
-        """Write index.gpkg (layer chips), tile.json and, with labels, classes.json."""
+    def finish(self, image: str | os.PathLike, overlap: str | float, buffer: float | None = None) -> None:
+        """Write index.gpkg (layer chips), tile.json (with the buffer of lines and points) and, with labels, classes.json."""
         import geopandas as gpd
 
         ds = self.ds
@@ -213,7 +219,13 @@ class _ChipWriter:
             "nodata": ds.nodata,
             "bands": [d or f"band_{i + 1}" for i, d in enumerate(ds.descriptions)],
         }
-        meta = {"format": "geoseg-chips/1", "chip_size": self.chip_size, "overlap": str(overlap), "scenes": [scene]}
+        meta = {
+            "format": "geoseg-chips/1",
+            "chip_size": self.chip_size,
+            "overlap": str(overlap),
+            "buffer": buffer,
+            "scenes": [scene],
+        }
         (self.folder / "tile.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if self.source is not None:
             lm = self.source.label_map

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from geoseg.core.labels import Background
 from geoseg.io.paths import check_input_file
 from geoseg.training.schema import SCHEMA, ConfigError, parse_config
 
@@ -69,7 +70,12 @@ class ModelSection:
 
 @dataclass(frozen=True)
 class DataSection:
-    """``data:``: scenes with labels (or a chip folder), bands, classes and which chips qualify."""
+    """``data:``: scenes with labels (or a chip folder), bands, classes and which chips qualify.
+
+    ``classes`` entries may carry ``buffer`` (metres: their lines and points
+    become corridors and discs); ``background`` is the class of unlabeled
+    pixels inside an area, added after ``classes`` (the last class id).
+    """
 
     scenes: tuple[SceneSource, ...]
     chips: str | None
@@ -78,6 +84,7 @@ class DataSection:
     ignore_values: tuple[Any, ...]
     min_labeled: float
     stride: int | None
+    background: Background | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ class TrainConfig:
         for key in ("bands", "classes"):
             data[key] = None if data[key] is None else tuple(data[key])
         data["ignore_values"] = tuple(data["ignore_values"])
+        data["background"] = None if data.get("background") is None else Background(**data["background"])
         if isinstance(train["class_weights"], list):
             train["class_weights"] = tuple(train["class_weights"])
         return cls(

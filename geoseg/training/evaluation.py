@@ -18,7 +18,7 @@ from typing import Any
 
 from geoseg.core.classes import ClassInfo
 from geoseg.core.errors import InputError
-from geoseg.core.labels import LabelMap
+from geoseg.core.labels import Background, LabelMap
 from geoseg.core.metrics import ConfusionMatrix, thin_support
 
 __all__ = ["evaluate", "read_label_map"]
@@ -30,7 +30,8 @@ _ROWS = 1024
 def read_label_map(path: str | os.PathLike, class_names: list[str]) -> LabelMap:
     """Label values of truth files mapped to a class map's classes, from a YAML or JSON file.
 
-    Accepted: a training config (its ``data.classes`` and ``data.ignore_values``),
+    Accepted: a training config (its ``data.classes``, ``data.ignore_values``
+    and ``data.background``),
     ``{classes: [...], ignore_values: [...]}``, or an object of label value to
     class name such as ``{"0": "unlabeled", "1": "forest"}``, where names that
     are not a class of the map are ignored (and said so).
@@ -54,7 +55,7 @@ def read_label_map(path: str | os.PathLike, class_names: list[str]) -> LabelMap:
     if isinstance(data, dict) and isinstance(data.get("data"), dict):
         data = data["data"]
     if isinstance(data, dict) and isinstance(data.get("classes"), list):
-        label_map = LabelMap.from_spec(data["classes"], data.get("ignore_values") or [])
+        label_map = LabelMap.from_spec(data["classes"], data.get("ignore_values") or [], _background(data, p))
     elif isinstance(data, dict) and data:
         index = {n: i for i, n in enumerate(class_names)}
         spec: list[dict[str, Any]] = [{"name": n, "values": []} for n in class_names]
@@ -75,6 +76,28 @@ def read_label_map(path: str | os.PathLike, class_names: list[str]) -> LabelMap:
             f"{', '.join(class_names)}: give the mapping of the model that made the map"
         )
     return label_map
+
+
+def _config_background(classes: str | os.PathLike | LabelMap | None) -> Background | None:
+    """The ``data.background`` of a training config given as ``--classes`` (truth labels get it as training did)."""
+    import yaml
+
+    if classes is None or isinstance(classes, LabelMap):
+        return None
+    data = yaml.safe_load(Path(classes).read_text(encoding="utf-8"))
+    data = data.get("data", data) if isinstance(data, dict) else {}
+    return _background(data, Path(classes)) if isinstance(data, dict) else None
+
+
+def _background(data: dict[str, Any], config: Path) -> Background | None:
+    """A training config's ``data.background`` (a ``within`` path is relative to the config), or None."""
+    spec = data.get("background")
+    if not isinstance(spec, dict) or "name" not in spec:
+        return None
+    within = str(spec.get("within") or "labels")
+    if within not in ("labels", "scene"):
+        within = str(config.parent / within)
+    return Background(str(spec["name"]), within, spec.get("color"))
 
 
 def evaluate(
@@ -119,7 +142,8 @@ def evaluate(
         if not table:
             raise InputError(f"{pred} carries no class table: give a class map written by geoseg")
         label_map = _label_map(table, truth, classes)
-        labels = open_labels(truth, SceneGrid.of(ds), label_field, label_map)
+        background = _config_background(classes) if label_map.background is not None else None
+        labels = open_labels(truth, SceneGrid.of(ds), label_field, label_map, background=background)
         try:
             if report is None:
                 cm = _score(ds, labels, len(table), progress)

@@ -21,7 +21,7 @@ from geoseg.core.options import Progress
 from geoseg.training.config import ConfigError, SceneSource, TrainConfig, read_config
 from geoseg.training.data import SceneData, Split, index_scene, make_split
 
-__all__ = ["class_weights", "open_scenes", "scene_bands", "split_scenes"]
+__all__ = ["check_two_classes", "class_weights", "open_scenes", "scene_bands", "split_scenes"]
 
 log = logging.getLogger("geoseg")
 
@@ -46,7 +46,8 @@ def _sources(config: TrainConfig, work: Path) -> tuple[list[SceneSource], LabelM
     """The scenes to read (a chip folder's chips mosaicked in ``work``) and the class table, when one is given."""
     data = config.data
     if not data.chips:
-        label_map = None if data.classes is None else LabelMap.from_spec(list(data.classes), data.ignore_values)
+        classes = None if data.classes is None else list(data.classes)
+        label_map = None if classes is None else LabelMap.from_spec(classes, data.ignore_values, data.background)
         return list(data.scenes), label_map
     from geoseg.training.chipset import chip_mosaics
 
@@ -58,28 +59,75 @@ def _sources(config: TrainConfig, work: Path) -> tuple[list[SceneSource], LabelM
     return [SceneSource(**entry) for entry in entries], LabelMap.from_spec(spec)
 
 
+def check_two_classes(label_map: LabelMap, chips: bool = False) -> None:
+    """Refuse a class table of fewer than two classes: a model of one class learns nothing (loss 0, mIoU 1).
+
+    Example:
+        >>> check_two_classes(LabelMap.from_spec(["road"]))
+        Traceback (most recent call last):
+        ...
+        geoseg.training.schema.ConfigError: the labels give only one class (road) and a model needs two or more: ...
+    """
+    if len(label_map.classes) >= 2:
+        return
+    names = ", ".join(label_map.names) or "none"
+    fix = (
+        "tile labels of two or more classes with geoseg tile"
+        if chips
+        else "add data.background: {name: background} (unlabeled pixels inside the labels' extent become that class) "
+        "or label a second class"
+    )
+    count = "only one class" if label_map.classes else "no class"
+    raise ConfigError(f"the labels give {count} ({names}) and a model needs two or more: {fix}")
+
+
 def open_scenes(
     config: TrainConfig | Mapping[str, Any], progress: Progress | None, work: Path
 ) -> tuple[list[SceneData], list[str], LabelMap, float]:
     """Open and index every scene of ``config`` with its labels; returns the scenes, band names, classes and pixel size (m).
 
-    The caller closes the scenes. ``work`` is a folder for the mosaics of a chip folder.
+    Every scene's bands and labels are opened and the class table checked
+    (two or more classes, see :func:`check_two_classes`) before any scene is
+    indexed. The caller closes the scenes. ``work`` is a folder for the mosaics of a chip folder.
 
     Example:
         >>> scenes, bands, label_map, pixel = open_scenes(read_config("configs/example_mask.yaml"), None, work)  # doctest: +SKIP
         >>> bands[:2], label_map.names[0], pixel  # doctest: +SKIP
         (['B02', 'B03'], 'forest', 10.0)
     """
-    from geoseg.io.label_files import SceneGrid, open_labels
-    from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
+    from geoseg.io.raster import gdal_env
 
     config = read_config(config)
     data = config.data
     sources, label_map = _sources(config, work)
+    stride = data.stride or max(8, config.model.chip_size // 4)
+    opened: list[tuple[SceneSource, Any, list[int]]] = []
     scenes: list[SceneData] = []
+    try:
+        band_names, pixel, label_map = _open_labels(config, sources, label_map, opened)
+        check_two_classes(label_map, chips=bool(data.chips))
+        with gdal_env():
+            for source, labels, indexes in opened:
+                scenes.append(index_scene(source.image, labels, indexes, len(label_map.classes), stride, progress))
+    except BaseException:
+        for scene in scenes:  # closes its labels too
+            scene.close()
+        for _, labels, _ in opened[len(scenes) :]:
+            labels.close()
+        raise
+    return scenes, band_names, label_map, pixel
+
+
+def _open_labels(
+    config: TrainConfig, sources: list[SceneSource], label_map: LabelMap | None, opened: list[tuple[SceneSource, Any, list[int]]]
+) -> tuple[list[str], float, LabelMap]:
+    """Check every scene's bands and open its labels (appended to ``opened``); the band names, pixel size, classes."""
+    from geoseg.io.label_files import SceneGrid, open_labels
+    from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
+
+    data = config.data
     band_names: list[str] | None = None
     pixel = 0.0
-    stride = data.stride or max(8, config.model.chip_size // 4)
     with gdal_env():
         for source in sources:
             with open_scene(source.image) as ds:
@@ -93,12 +141,14 @@ def open_scenes(
                     f"scene {source.image} gives {len(names)} bands but the first scene gives "
                     f"{len(band_names)} ({', '.join(band_names)}): set data.bands to pick the same bands"
                 )
-            labels = open_labels(source.labels, grid, source.label_field, label_map, data.ignore_values)
+            labels = open_labels(
+                source.labels, grid, source.label_field, label_map, data.ignore_values, background=data.background
+            )
+            opened.append((source, labels, indexes))
             label_map = labels.label_map
-            scenes.append(index_scene(source.image, labels, indexes, len(label_map.classes), stride, progress))
     if label_map is None:  # no scene: the config schema and chip_mosaics refuse that before
         raise InputError("the config gives no scene to train on")
-    return scenes, band_names or [], label_map, pixel
+    return band_names or [], pixel, label_map
 
 
 def split_scenes(config: TrainConfig | Mapping[str, Any], scenes: list[SceneData]) -> Split:

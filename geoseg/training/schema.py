@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.core.errors import InputError
+from geoseg.core.labels import BACKGROUND_WITHIN
 from geoseg.training.losses import LOSSES
 
-__all__ = ["ConfigError", "DEVICES", "SCENE_KEYS", "SCHEMA", "loss_names", "parse_config"]
+__all__ = ["BACKGROUND_KEYS", "CLASS_KEYS", "ConfigError", "DEVICES", "SCENE_KEYS", "SCHEMA", "loss_names", "parse_config"]
 
 
 class ConfigError(InputError):
@@ -56,6 +57,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any, Any]]] = {
         "ignore_values": (list, [], None),
         "min_labeled": (_NUM, 0.05, (0.0, 1.0)),
         "stride": ((int, type(None)), None, (8, 4096)),
+        "background": ((dict, type(None)), None, None),
     },
     "split": {
         "val_fraction": (_NUM, 0.2, (0.0, 0.9)),
@@ -87,6 +89,10 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any, Any]]] = {
 }
 """Section -> key -> (types, default, check); section ``""`` holds the top-level keys."""
 SCENE_KEYS = {"image": (str, None), "labels": (str, None), "label_field": ((str, type(None)), None)}
+CLASS_KEYS = ("name", "color", "values", "buffer")
+"""Keys of a class mapping in ``data.classes``."""
+BACKGROUND_KEYS = {"name": ((str, int), None), "within": (str, "labels"), "color": ((str, type(None)), None)}
+"""Keys of ``data.background`` with their types and defaults (``name`` is required)."""
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -222,12 +228,58 @@ def _check_classes(classes: list[Any] | None) -> None:
     for i, item in enumerate(classes):
         if isinstance(item, dict):
             for name in item:
-                if name not in ("name", "color", "values"):
-                    raise _unknown(f"data.classes[{i}]", str(name), ["name", "color", "values"])
+                if name not in CLASS_KEYS:
+                    raise _unknown(f"data.classes[{i}]", str(name), list(CLASS_KEYS))
             if "name" not in item:
                 raise _err(f"data.classes[{i}]", "needs a name")
+            buffer = item.get("buffer")
+            if buffer is not None:
+                _check_value(f"data.classes[{i}].buffer", buffer, _NUM, None)
+                if not buffer > 0:
+                    raise _err(
+                        f"data.classes[{i}].buffer",
+                        f"must be a positive distance in metres, got {buffer!r}: e.g. 5 makes a line a 10 m-wide "
+                        "corridor and a point a disc of radius 5 m",
+                    )
         elif not isinstance(item, (str, int)):
-            raise _err(f"data.classes[{i}]", "must be a class name or a mapping {name, color, values}")
+            raise _err(f"data.classes[{i}]", "must be a class name or a mapping {name, color, values, buffer}")
+
+
+def _class_names(classes: list[Any] | None) -> list[str]:
+    return [str(c.get("name") if isinstance(c, dict) else c) for c in classes or []]
+
+
+def _check_background(data: dict[str, Any], base: Path) -> dict[str, Any] | None:
+    """``data.background`` checked, with ``within`` defaulted and a file path made relative to ``base``."""
+    given = data["background"]
+    if given is None:
+        return None
+    key = "data.background"
+    for name in given:
+        if name not in BACKGROUND_KEYS:
+            raise _unknown(key, str(name), list(BACKGROUND_KEYS))
+    if "name" not in given:
+        raise _err(key, "needs a name, e.g. {name: background, within: labels}")
+    if data["chips"] is not None:
+        raise _err(key, "applies to vector labels of data.scenes, not to a chip folder's masks: remove it or train from scenes")
+    bg = {name: _check_value(f"{key}.{name}", given.get(name, d), t, None) for name, (t, d) in BACKGROUND_KEYS.items()}
+    bg["name"] = str(bg["name"])
+    if bg["name"] in _class_names(data["classes"]):
+        raise _err(
+            f"{key}.name",
+            f"{bg['name']!r} is already a class in data.classes: give the background another name (e.g. background) "
+            "or remove that class",
+        )
+    if bg["within"] not in BACKGROUND_WITHIN:
+        path = _resolve(bg["within"], base)
+        if not (path.startswith("/vsi") or "://" in path) and not Path(path).is_file():
+            raise _err(
+                f"{key}.within",
+                f"{bg['within']!r} is neither {' nor '.join(BACKGROUND_WITHIN)} nor an existing file ({path}): give "
+                "labels (the labels' extent), scene, or the path of a vector file of polygons",
+            )
+        bg["within"] = path
+    return bg
 
 
 def parse_config(raw: Any, base: Path) -> dict[str, Any]:
@@ -251,6 +303,7 @@ def parse_config(raw: Any, base: Path) -> dict[str, Any]:
         raise _err("data", "give either scenes (images with labels) or chips (a folder written by geoseg tile)")
     _check_train(cfg["train"])
     _check_classes(data["classes"])
+    data["background"] = _check_background(data, base)
     from geoseg.core.grid import parse_overlap
 
     try:

@@ -208,7 +208,7 @@ def _predict():
 
 @step("tile")
 def _tile():
-    params = {"INPUT": scene, "LABELS": truth, "LABEL_FIELD": "fclass", "OUTDIR": os.path.join(work, "chips")}
+    params = {"INPUT": scene, "LABELS": truth, "LABEL_FIELD": "fclass", "BUFFER": 5, "OUTDIR": os.path.join(work, "chips")}
     out = run_and_load("geoseg:tile", params)
     out["files"] = sorted(os.listdir(params["OUTDIR"]))
     return out

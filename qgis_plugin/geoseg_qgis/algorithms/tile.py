@@ -14,7 +14,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..base import GeosegAlgorithm
+from ..base import GeosegAlgorithm, number
 from ..styles import load_on_completion
 
 
@@ -26,7 +26,8 @@ class TileAlgorithm(GeosegAlgorithm):
     help_text = (
         "<p>Runs <code>geoseg tile</code>: cuts the scene into chips on one grid, and the labels (polygons in any "
         "CRS with the label field, or a mask raster) into matching masks. Each distinct label value becomes a "
-        "class; unlabeled pixels are 255 in the masks.</p>"
+        "class; unlabeled pixels are 255 in the masks. Lines and points become corridors and discs with a buffer "
+        "in metres (each side); without one they are left out.</p>"
         "<p><b>Outputs</b> (in the chip folder): images/ and masks/ (GeoTIFF chips), index.gpkg (chip footprints, "
         "loaded), classes.json and tile.json. <code>geoseg train</code> reads it with "
         "<code>data: {chips: CHIP_DIR}</code>.</p>"
@@ -37,12 +38,13 @@ class TileAlgorithm(GeosegAlgorithm):
         self.addParameter(
             QgsProcessingParameterMapLayer(
                 "LABELS",
-                "Labels: polygons or a mask raster",
+                "Labels: polygons, lines or points, or a mask raster",
                 optional=True,
-                types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorPolygon],
+                types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorAnyGeometry],
             )
         )
-        self.addParameter(QgsProcessingParameterString("LABEL_FIELD", "Label field of the polygons", optional=True))
+        self.addParameter(QgsProcessingParameterString("LABEL_FIELD", "Label field of the features", optional=True))
+        self.addParameter(number("BUFFER", "Buffer lines and points by (m, each side)", minValue=0))
         self.addParameter(
             QgsProcessingParameterNumber(
                 "CHIP_SIZE", "Chip size in pixels", QgsProcessingParameterNumber.Integer, 256, minValue=1
@@ -72,7 +74,7 @@ class TileAlgorithm(GeosegAlgorithm):
         if self.parameterAsLayer(parameters, "LABELS", context) is not None:
             args += ["--labels", self.layer_path(parameters, "LABELS", context, feedback)]
         args += self.options(parameters, context, LABEL_FIELD="--label-field", CHIP_SIZE="--chip-size", OVERLAP="--overlap")
-        args += self.options(parameters, context, MIN_LABELED="--min-labeled")
+        args += self.options(parameters, context, MIN_LABELED="--min-labeled", BUFFER="--buffer")
         self.geoseg(args + self.overwrite_args(parameters, context), feedback)
         index = str(Path(outdir) / "index.gpkg")
         load_on_completion(context, index, f"{Path(scene).stem} chips", "INDEX", False)
