@@ -30,10 +30,21 @@ def check_deepness_metadata(path: Path) -> dict:
     names = values["class_names"]
     assert sorted(int(k) for k in names) == list(range(len(names)))  # consecutive from 0, as Deepness requires
     (inp,) = session.get_inputs()
-    assert inp.shape[1:] == [len(values["standardization_mean"]), values["tiles_size"], values["tiles_size"]]
-    assert values["tile_size"] == values["tiles_size"]
+    size = values["tile_size"]  # both spellings: Deepness reads tile_size, some Deepness model-zoo files write tiles_size
+    assert values["tiles_size"] == size and inp.shape[1:] == [len(values["standardization_mean"]), size, size]
     assert not isinstance(inp.shape[0], int)  # dynamic batch axis
+    check_deepness_output_shape(session, len(names), size)
     return values
+
+
+def check_deepness_output_shape(session, classes: int, size: int) -> None:
+    """Deepness' Segmentor.check_loaded_model_outputs: one output (B, C, H, W) with H == W; here also static."""
+    outputs = session.get_outputs()
+    assert len(outputs) == 1
+    shape = outputs[0].shape
+    assert len(shape) == 4 and shape[2] == shape[3], shape  # what Deepness refuses ("only square outputs masks")
+    assert shape[1:] == [classes, size, size] and all(isinstance(d, int) for d in shape[1:]), shape
+    assert not isinstance(shape[0], int)  # dynamic batch axis
 
 
 def test_exported_default_model_passes_the_deepness_check(tmp_path: Path, runner) -> None:
@@ -109,34 +120,48 @@ def test_onnx_file_runs_through_geoseg_run(tmp_path: Path, runner) -> None:
     assert not (tmp_path / "c.tif").exists()
 
 
-def test_onnx_without_metadata_and_with_deepness_metadata_only(tmp_path: Path, runner) -> None:
+def _bare_onnx(path: Path) -> Path:
+    """A 3-band, 2-class softmax graph of 32 px chips (dynamic batch) without any metadata."""
     import torch
 
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.Softmax(dim=1)).eval()
-    bare = tmp_path / "bare.onnx"
     torch.onnx.export(
         net,
         (torch.zeros(1, 3, 32, 32),),
-        str(bare),
+        str(path),
         opset_version=17,
         dynamo=False,
         input_names=["x"],
         dynamic_axes={"x": {0: "b"}},
     )
+    return path
+
+
+def _with_metadata(bare: Path, path: Path, values: dict[str, object], raw: dict[str, str] | None = None) -> Path:
+    """``bare`` saved as ``path`` with ``values`` JSON-encoded (and ``raw`` as written) in its metadata."""
+    proto = onnx.load(str(bare))
+    for key, value in {**{k: json.dumps(v) for k, v in values.items()}, **(raw or {})}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    return path
+
+
+DEEPNESS_ONLY = {
+    "model_type": "Segmentor",
+    "class_names": {"0": "a", "1": "b"},
+    "resolution": 1000,
+    "standardization_mean": [0.5, 0.5, 0.5],
+    "standardization_std": [0.25, 0.25, 0.25],
+}
+
+
+def test_onnx_without_metadata_and_with_deepness_metadata_only(tmp_path: Path, runner) -> None:
+    bare = _bare_onnx(tmp_path / "bare.onnx")
     scene = write_raster(tmp_path / "rgb.tif", np.full((3, 40, 40), 100, "uint8"))
     result = run(runner, "predict", scene, "-m", bare, "-o", tmp_path / "c.tif")
     assert result.exit_code == 1 and "missing model_type, class_names" in result.stderr
-    proto = onnx.load(str(bare))
-    for key, value in {
-        "model_type": "Segmentor",
-        "class_names": {"0": "a", "1": "b"},
-        "resolution": 1000,
-        "standardization_mean": [0.5, 0.5, 0.5],
-        "standardization_std": [0.25, 0.25, 0.25],
-    }.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.save(proto, str(tmp_path / "deepness.onnx"))
+    _with_metadata(bare, tmp_path / "deepness.onnx", DEEPNESS_ONLY)
     model = load_onnx(tmp_path / "deepness.onnx")
     assert [c.name for c in model.card.classes] == ["a", "b"] and model.chip_size == 32
     # geoseg feeds what Deepness feeds: (raw / 255 - mean) / std
@@ -145,6 +170,30 @@ def test_onnx_without_metadata_and_with_deepness_metadata_only(tmp_path: Path, r
     assert np.allclose(fed, (100 / 255 - 0.5) / 0.25, atol=1e-5)
     result = run(runner, "predict", scene, "-m", tmp_path / "deepness.onnx", "-o", tmp_path / "c.tif")
     assert result.exit_code == 0 and "Deepness metadata only" in result.stderr
+
+
+def test_deepness_metadata_checks_both_tile_size_spellings(tmp_path: Path) -> None:
+    """Deepness reads tile_size, some Deepness model-zoo files carry tiles_size: each is checked, against the graph."""
+    from geoseg.core.errors import ModelError
+
+    bare = _bare_onnx(tmp_path / "bare.onnx")
+    both = _with_metadata(bare, tmp_path / "both.onnx", {**DEEPNESS_ONLY, "tile_size": 32, "tiles_size": 32})
+    assert load_onnx(both).chip_size == 32
+    for key in ("tile_size", "tiles_size"):
+        for value, raw, must in (
+            (64, None, "the graph's chip size, 32 pixels"),
+            (32.5, None, "a whole number of pixels above 0"),
+            (None, "thirty-two", "JSON-encoded"),
+        ):
+            path = tmp_path / f"{key}.onnx"
+            _with_metadata(bare, path, {**DEEPNESS_ONLY, **({} if value is None else {key: value})}, raw and {key: raw})
+            with pytest.raises(ModelError, match=f"metadata {key} .*{must}") as caught:
+                load_onnx(path)
+            assert str(path) in str(caught.value), caught.value
+            path.unlink()
+    # geoseg's own exports carry both, equal to the graph's static input and output
+    exported = export_onnx(tiny_unet(3, 4, pixel_size=10.0), tmp_path / "tiny.onnx")
+    assert check_deepness_metadata(exported)["tile_size"] == 64
 
 
 def test_export_refusals(tmp_path: Path, runner) -> None:
@@ -182,13 +231,43 @@ def _rgb_sample(tmp: Path) -> Path:
     return path
 
 
+def _geodeep_filter(classes: np.ndarray) -> np.ndarray:
+    """What GeoDeep does to every segmentation mask before returning it: a 5 x 5 median filter
+    (``geodeep.utils.median_filter``: scipy.ndimage's, mode "reflect", or its numpy fallback with edge padding)."""
+    try:
+        from scipy.ndimage import median_filter
+    except ImportError:  # GeoDeep's own fallback
+        padded = np.pad(classes, 2, mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (5, 5))
+        return np.median(windows, axis=(2, 3)).astype(classes.dtype)
+    return median_filter(classes, 5)
+
+
+def _with_seg_thresh(path: Path, out: Path, value: float) -> Path:
+    proto = onnx.load(str(path))
+    for entry in proto.metadata_props:
+        if entry.key == "seg_thresh":
+            entry.value = json.dumps(value)
+    onnx.save(proto, str(out))
+    return out
+
+
 @pytest.mark.slow
-def test_geodeep_runs_an_exported_three_band_model(tmp_path: Path) -> None:
+def test_geodeep_agrees_with_geoseg_on_a_four_class_model(tmp_path: Path) -> None:
+    """GeoDeep 0.9 running geoseg's ONNX export of a multi-class model gives geoseg's map.
+
+    GeoDeep crops chip overlaps where geoseg blends them, and always median-filters the mask (5 x 5): geoseg's
+    map goes through the same filter before comparing. A briefly trained 4-class model leaves uncertain pixels
+    (no class reaches 50%): the metadata must make GeoDeep take the plain argmax there, as geoseg does.
+    """
     geodeep = pytest.importorskip("geodeep", reason="GeoDeep is in the dev extra: pip install -e '.[dev]'")
     rgb = _rgb_sample(tmp_path)
-    # Forest against open land: a task the RGB bands answer confidently, so the map depends on the
-    # inputs and metadata GeoDeep uses, not on where its chips fall (it crops overlaps and median-filters
-    # instead of blending; an uncertain model flips classes under such differences).
+    classes = [
+        {"name": "forest", "values": [1]},
+        {"name": "farmland", "values": [2]},
+        {"name": "meadow", "values": [3, 4]},
+        {"name": "residential", "values": [8]},
+    ]
     config = {
         "model": {
             "arch": "unet",
@@ -199,26 +278,36 @@ def test_geodeep_runs_an_exported_three_band_model(tmp_path: Path) -> None:
         },
         "data": {
             "scenes": [{"image": str(rgb), "labels": str(SAMPLE.with_name("brandenburg_osm_mask_512.tif"))}],
-            "classes": [{"name": "forest", "values": [1]}, {"name": "open land", "values": [2, 3, 4, 8]}],
-            "ignore_values": [5, 6, 7],
+            "classes": classes,
+            "ignore_values": [5, 6, 7],  # scrub, wetland, water: too few pixels in the 512 px sample
             "stride": 32,
         },
         "split": {"val_fraction": 0.2, "block_size": 128},
-        "train": {"epochs": 6, "samples_per_epoch": 32, "batch_size": 8, "lr": 0.005, "loss": "ce", "threads": 2},
+        "train": {"epochs": 10, "samples_per_epoch": 64, "batch_size": 8, "lr": 0.005, "loss": "ce", "threads": 2},
     }
     result = geoseg.train(config, tmp_path / "run")
     onnx_path = export_onnx(result.model_path, tmp_path / "rgb.onnx")
-    check_deepness_metadata(onnx_path)
-    geoseg.predict(rgb, onnx_path, tmp_path / "classes.tif")
-    with rasterio.open(tmp_path / "classes.tif") as ds:
-        ours = ds.read(1)
+    values = check_deepness_metadata(onnx_path)  # includes Deepness' output shape check
+    assert values["seg_thresh"] == 0.0 and values["seg_small_segment"] == 0 and len(values["class_names"]) == 4
+    geoseg.predict(rgb, onnx_path, tmp_path / "classes.tif", confidence=tmp_path / "confidence.tif")
+    with rasterio.open(tmp_path / "classes.tif") as ds, rasterio.open(tmp_path / "confidence.tif") as conf:
+        ours, confidence = ds.read(1), conf.read(1)
     mask = geodeep.run(str(rgb), str(onnx_path), output_type="raw")
     assert mask.shape == ours.shape
-    agreement = (mask == ours).mean()
-    shares = np.bincount(ours.ravel(), minlength=2) / ours.size
-    print("GeoDeep vs geoseg class agreement", agreement, "class shares", shares)
-    assert agreement >= 0.95
-    assert shares.min() > 0.1  # a real map, not one class everywhere
+    agreement = (mask == _geodeep_filter(ours)).mean()
+    shares = np.bincount(ours.ravel(), minlength=4) / ours.size
+    uncertain = (confidence < 50).mean()
+    # the same file with the 0.5 floor earlier exports had: uncertain pixels become class 0 in GeoDeep
+    floored = geodeep.run(str(rgb), str(_with_seg_thresh(onnx_path, tmp_path / "floor.onnx", 0.5)), output_type="raw")
+    floored_agreement = (floored == _geodeep_filter(ours)).mean()
+    print(
+        f"GeoDeep vs geoseg (5x5 median) class agreement {agreement:.4f} (seg_thresh 0.5: {floored_agreement:.4f}), "
+        f"raw {(mask == ours).mean():.4f}, class shares {np.round(shares, 3).tolist()}, uncertain pixels {uncertain:.3f}"
+    )
+    assert agreement >= 0.985
+    assert len(shares) == 4 and shares.min() > 0.02  # a real 4-class map, not one or two classes everywhere
+    assert uncertain > 0.02  # pixels where no class reaches 50%: what a probability floor turns into class 0
+    assert floored_agreement < agreement  # the test sees the metadata: the old floor loses agreement
 
 
 def test_normalization_that_cannot_be_expressed_is_refused(tmp_path: Path) -> None:

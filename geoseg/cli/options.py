@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 __all__ = [
+    "LogProgress",
     "chip_size_option",
     "common_options",
     "inference_options",
@@ -29,6 +30,13 @@ class _Formatter(logging.Formatter):
         return f"geoseg: {level}{record.getMessage()}"
 
 
+PROGRESS_LOGGER = "geoseg.progress"
+"""Progress lines of ``--progress auto`` off a terminal: INFO, yet shown at the default verbosity (not with -q)."""
+PROGRESS_STEP = 10
+"""Percent of a stage between two progress lines."""
+_UNITS = {"predict": "chips", "tile": "chips", "vectorize": "strips", "batch": "scenes", "index": "blocks"}
+
+
 def _configure_logging(verbose: int, quiet: int) -> None:
     level = logging.WARNING - 10 * verbose + 10 * quiet
     logger = logging.getLogger("geoseg")
@@ -38,6 +46,7 @@ def _configure_logging(verbose: int, quiet: int) -> None:
     logger.addHandler(handler)
     logger.setLevel(max(logging.DEBUG, level))
     logger.propagate = False
+    logging.getLogger(PROGRESS_LOGGER).setLevel(max(logging.DEBUG, min(level, logging.INFO) if not quiet else level))
     # GDAL's own messages (libtiff's "No space left", driver notes) reach Python through rasterio's loggers; the
     # one-line error says what failed, so they are shown only with -vv
     gdal = logging.getLogger("rasterio")
@@ -91,7 +100,8 @@ def common_options(func: Callable) -> Callable:
         callback=_store("progress"),
         expose_value=False,
         help='Progress display: a bar, JSON lines on stderr ({"stage", "done", "total"}) '
-        "for tools such as the QGIS plugin, or none. auto shows a bar on a terminal.",
+        "for tools such as the QGIS plugin, or none. auto shows a bar on a terminal and, when stderr "
+        "is not one (a log file, a pipe), a line every 10% of each stage such as 'predict: 40% (48/121 chips)'.",
     )
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -102,14 +112,55 @@ def common_options(func: Callable) -> Callable:
     return wrapper
 
 
+class LogProgress:
+    """Progress as log lines, one each time a stage passes another :data:`PROGRESS_STEP` percent: what
+    ``--progress auto`` shows when stderr is not a terminal (a log file, CI, a pipe), so long runs are not silent.
+
+    Lines go to ``emit`` (default: the ``geoseg.progress`` logger at INFO). A
+    stage that starts again (its count goes back, as each scene of a batch
+    predicts) is followed afresh; a stage of one step (one chip, one strip)
+    has no progress to tell and logs nothing.
+
+    Example:
+        >>> show = LogProgress(emit=print)
+        >>> for done in (0, 12, 13, 48, 100, 121):
+        ...     show("predict", done, 121)
+        predict: 10% (13/121 chips)
+        predict: 39% (48/121 chips)
+        predict: 82% (100/121 chips)
+        predict: 100% (121/121 chips)
+    """
+
+    def __init__(self, step: int = PROGRESS_STEP, emit: Callable[[str], None] | None = None) -> None:
+        self.step = step
+        self.emit = emit or functools.partial(logging.getLogger(PROGRESS_LOGGER).info, "%s")
+        self.shown: dict[str, tuple[int, int]] = {}  # stage: (percent shown last, rounded down to a step; count seen last)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        """Take ``done`` of ``total`` steps of ``stage``; log a line when it passes the next step of percent."""
+        shown, last = self.shown.get(stage, (0, -1))
+        if done < last or done == 0:  # the stage starts (again)
+            shown = 0
+        percent = min(100, 100 * done // total) if total > 1 else 0
+        if percent >= shown + self.step or (percent == 100 and shown < 100):
+            shown = 100 if percent == 100 else percent // self.step * self.step
+            self.emit(f"{stage}: {percent}% ({done}/{total} {_UNITS.get(stage, 'steps')})")
+        self.shown[stage] = (shown, done)
+
+
 def make_progress() -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
-    """A progress callback for the current command's ``--progress`` mode, and a closer."""
+    """A progress callback for the current command's ``--progress`` mode, and a closer.
+
+    ``auto`` is a bar on a terminal and :class:`LogProgress` lines elsewhere; ``-q`` silences both.
+    """
     ctx = click.get_current_context()
     mode = ctx.meta.get("geoseg.progress", "auto")
     if ctx.meta.get("geoseg.quiet", 0):
         mode = "json" if mode == "json" else "none"
     if mode == "auto":
-        mode = "bar" if sys.stderr.isatty() else "none"
+        mode = "bar" if sys.stderr.isatty() else "log"
+    if mode == "log":
+        return LogProgress(), (lambda: None)
     if mode == "none":
         return (lambda stage, done, total: None), (lambda: None)
     if mode == "json":

@@ -22,6 +22,15 @@ log = logging.getLogger("geoseg")
 @inference_options
 @polygon_options
 @click.option(
+    "--preview-bands",
+    default=None,
+    metavar="LIST",
+    help="Scene bands preview.png shows as red, green, blue: three 1-based indexes or band descriptions "
+    "(e.g. 4,3,2 or B08,B04,B03 for false colour), or one shown in grey. Default: natural colour by band "
+    "name (red/green/blue, Sentinel-2 B04/B03/B02, Landsat's numbering by sensor), else by colour "
+    "interpretation, else the first three bands (-v says which were shown and why).",
+)
+@click.option(
     "--workers",
     type=int,
     default=None,

@@ -14,12 +14,18 @@ def _describe(descriptions: Sequence[str | None], count: int) -> str:
     return f"{count} band(s) [{', '.join(names)}]" if any(descriptions) else f"{count} band(s) without descriptions"
 
 
-def parse_requested(requested: str | Sequence[str | int], descriptions: Sequence[str | None], count: int) -> list[int]:
-    """1-based band indexes for ``--bands`` items: indexes or band descriptions (case-insensitive).
+def parse_requested(
+    requested: str | Sequence[str | int], descriptions: Sequence[str | None], count: int, option: str = "--bands"
+) -> list[int]:
+    """1-based band indexes for the items of ``option`` (``--bands``): indexes or band descriptions (case-insensitive).
 
     Example:
         >>> parse_requested("3,B02", ["B02", "B03", "B04"], 3)
         [3, 1]
+        >>> parse_requested("4", ["B02", None], 2, option="--preview-bands")
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.InputError: --preview-bands index 4 is out of range: the scene has bands 1..2
     """
     items = [s.strip() for s in requested.split(",")] if isinstance(requested, str) else list(requested)
     lookup = {d.lower(): i + 1 for i, d in enumerate(descriptions) if d}
@@ -27,16 +33,16 @@ def parse_requested(requested: str | Sequence[str | int], descriptions: Sequence
     for item in items:
         text = str(item).strip()
         if not text:
-            raise InputError(f"--bands {requested!r} has an empty item: write e.g. 1,2,3 or B04,B03,B02")
+            raise InputError(f"{option} {requested!r} has an empty item: write e.g. 1,2,3 or B04,B03,B02")
         if text.isdigit():
             index = int(text)
             if not 1 <= index <= count:
-                raise InputError(f"--bands index {index} is out of range: the scene has bands 1..{count}")
+                raise InputError(f"{option} index {index} is out of range: the scene has bands 1..{count}")
         elif text.lower() in lookup:
             index = lookup[text.lower()]
         else:
-            found = ", ".join(d for d in descriptions if d) or "none"
-            raise InputError(f"--bands name {text!r} is not a band description of the scene (found: {found})")
+            found = ", ".join(d for d in descriptions if d) or "no band descriptions"
+            raise InputError(f"{option} name {text!r} is not a band description of the scene (found: {found}; bands 1..{count})")
         indexes.append(index)
     return indexes
 

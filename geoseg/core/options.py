@@ -19,13 +19,22 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from geoseg.core.errors import InputError
 
-__all__ = ["BLOCK_WIDTH", "DEVICES", "Overlap", "PredictOptions", "Progress", "RunOptions", "VectorizeOptions"]
+__all__ = [
+    "BLOCK_WIDTH",
+    "DEVICES",
+    "Overlap",
+    "PredictOptions",
+    "Progress",
+    "RunOptions",
+    "VectorizeOptions",
+    "parse_preview_bands",
+]
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as long work advances (chips, rows, scenes)."""
@@ -214,8 +223,8 @@ class VectorizeOptions:
         }
 
 
-def _check_keys(cls: Any, values: Mapping[str, Any], *more: Any) -> None:
-    known = {f.name for c in (cls, *more) for f in fields(c)}
+def _check_keys(cls: Any, values: Mapping[str, Any], *more: Any, extra: tuple[str, ...] = ()) -> None:
+    known = {f.name for c in (cls, *more) for f in fields(c)} | set(extra)
     unknown = sorted(set(values) - known)
     if unknown:
         raise InputError(f"unknown option {unknown[0]!r}: use one of {', '.join(sorted(known))}")
@@ -226,38 +235,79 @@ def _from_mapping(cls: Any, values: Mapping[str, Any]) -> Any:
     return cls(**values)
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    """Everything ``geoseg run`` needs besides paths: how to predict and how to vectorize.
+def parse_preview_bands(value: str | int | Sequence[str | int] | None) -> tuple[str, ...] | None:
+    """``--preview-bands`` as items (1-based indexes or band descriptions), checked for what needs no scene: one
+    item (grey) or three (red, green, blue), none empty, indexes from 1. Names and ranges are checked per scene.
 
     Example:
-        >>> opts = RunOptions.from_mapping({"chip_size": 256, "min_area": 500})
-        >>> opts.predict.chip_size, opts.vectorize.min_area
-        (256, 500.0)
+        >>> parse_preview_bands("4, 3,2"), parse_preview_bands(["B08"]), parse_preview_bands(None)
+        (('4', '3', '2'), ('B08',), None)
+        >>> parse_preview_bands("4,3")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.InputError: --preview-bands '4,3' names 2 bands: give 1 (shown in grey) or 3 (red, green, blue), ...
+    """
+    if value is None:
+        return None
+    raw = value.split(",") if isinstance(value, str) else [value] if isinstance(value, int) else list(value)
+    items = tuple(str(b).strip() for b in raw)
+    shown = value if isinstance(value, str) else ",".join(items)
+    if len(items) not in (1, 3):
+        raise InputError(
+            f"--preview-bands {shown!r} names {len(items)} bands: give 1 (shown in grey) or 3 (red, green, blue), "
+            "e.g. 4,3,2 or B04,B03,B02"
+        )
+    for item in items:
+        if not item or item.isdigit() and int(item) < 1:
+            raise InputError(
+                f"--preview-bands {shown!r} has the item {item!r}: give 1-based band indexes or band descriptions, "
+                "e.g. 4,3,2 or B04,B03,B02"
+            )
+    return items
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``geoseg run`` needs besides paths: how to predict, how to vectorize, the preview's bands.
+
+    ``preview_bands`` (``None``: natural colour picked by band name) are the
+    scene bands ``preview.png`` shows, see :func:`parse_preview_bands`.
+
+    Example:
+        >>> opts = RunOptions.from_mapping({"chip_size": 256, "min_area": 500, "preview_bands": "B08,B04,B03"})
+        >>> opts.predict.chip_size, opts.vectorize.min_area, opts.preview_bands
+        (256, 500.0, ('B08', 'B04', 'B03'))
     """
 
     predict: PredictOptions = field(default_factory=PredictOptions)
     vectorize: VectorizeOptions = field(default_factory=VectorizeOptions)
+    preview_bands: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "preview_bands", parse_preview_bands(self.preview_bands))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RunOptions:
-        """Options from the keyword values of both :class:`PredictOptions` and :class:`VectorizeOptions`."""
+        """Options from the keyword values of :class:`PredictOptions`, :class:`VectorizeOptions` and ``preview_bands``."""
         return cls().replace(**values)
 
     def replace(self, **changes: Any) -> RunOptions:
-        """A copy with ``changes`` to either part (checked again; unknown keys name the valid ones).
+        """A copy with ``changes`` to any part (checked again; unknown keys name the valid ones).
 
         Example:
             >>> RunOptions().replace(min_area=100, tta=True).predict.tta
             True
         """
-        _check_keys(PredictOptions, changes, VectorizeOptions)
+        own = {"preview_bands"}
+        _check_keys(PredictOptions, changes, VectorizeOptions, extra=tuple(own))
         polygon_keys = {f.name for f in fields(VectorizeOptions)}
         return RunOptions(
-            replace(self.predict, **{k: v for k, v in changes.items() if k not in polygon_keys}),
+            replace(self.predict, **{k: v for k, v in changes.items() if k not in polygon_keys | own}),
             replace(self.vectorize, **{k: v for k, v in changes.items() if k in polygon_keys}),
+            changes.get("preview_bands", self.preview_bands),
         )
 
     def record(self) -> dict[str, Any]:
-        """Plain JSON values for run.json (predict options, then those of the polygons)."""
-        return self.predict.record() | self.vectorize.record()
+        """Plain JSON values for run.json (predict options, those of the polygons, the preview's bands)."""
+        preview = None if self.preview_bands is None else ",".join(self.preview_bands)
+        return self.predict.record() | self.vectorize.record() | {"preview_bands": preview}

@@ -23,7 +23,7 @@ from geoseg.io.outputs import atomic_folder, check_outdir
 from geoseg.model.bundled import default_model_path
 from geoseg.polygonize.api import polygon_batches, write_batches
 from geoseg.report.areas import areas_table, write_areas_csv
-from geoseg.report.preview import write_preview
+from geoseg.report.preview import scene_preview_bands, write_preview
 from geoseg.report.styles import classes_qml, polygons_qml
 
 __all__ = ["RunResult", "run"]
@@ -60,14 +60,16 @@ def run(
 
     ``options`` (a :class:`RunOptions`) or its fields as keywords: those of
     :func:`geoseg.predict` (bands, chip_size, overlap, batch_size, device,
-    tta, aoi, backend, block_width) and of the polygons (min_area,
-    simplify). ``blocks`` (``(x0, PredictResult)`` pairs from
+    tta, aoi, backend, block_width), of the polygons (min_area, simplify)
+    and ``preview_bands`` (the scene bands preview.png shows: 1 or 3
+    1-based indexes or band descriptions, e.g. ``"B08,B04,B03"``; default:
+    natural colour by band name). ``blocks`` (``(x0, PredictResult)`` pairs from
     ``predict(columns=...)``, as Dask workers make them for a split scene)
     replaces the prediction: they are joined into ``classes.tif`` and
     ``confidence.tif`` and the rest runs as usual.
 
     Example:
-        >>> geoseg.run("scene.tif", "out", model="model.pt", min_area=500)  # doctest: +SKIP
+        >>> geoseg.run("scene.tif", "out", model="model.pt", min_area=500, preview_bands="B08,B04,B03")  # doctest: +SKIP
     """
     started = time.perf_counter()
     opts = (options or RunOptions()).replace(**option_values)
@@ -78,6 +80,7 @@ def run(
     t = time.perf_counter()
     net = open_model(model, opts.predict.backend, opts.predict.device)
     timings["load_model"] = time.perf_counter() - t
+    preview_bands = scene_preview_bands(image, opts.preview_bands)  # a --preview-bands the scene lacks: refused now
     with atomic_folder(out, overwrite, create_parents=True) as tmp:
         result = _predict(image, net, opts.predict, tmp, blocks, progress, timings)
         t = time.perf_counter()
@@ -96,7 +99,7 @@ def run(
         areas = areas_table(tmp / "classes.tif", table)
         write_areas_csv(areas, tmp / "areas.csv")
         title = f"{Path(str(image)).name} — {net.card.name}"
-        write_preview(image, tmp / "classes.tif", table, tmp / "preview.png", title=title)
+        write_preview(image, tmp / "classes.tif", table, tmp / "preview.png", title=title, bands=preview_bands)
         timings["report"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
         record = _record(image, model_path, net, opts, timings, result, sum(per_class.values()), blocks, areas)

@@ -113,6 +113,20 @@ def _checked(path: Path, meta: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+def _check_tile_size(path: Path, values: dict[str, Any], size: int) -> None:
+    """Both spellings of the tile size, where present, are the graph's chip size: ``tile_size`` (what Deepness
+    reads) and ``tiles_size`` (what some Deepness model-zoo exports write); a peer feeds chips of that size.
+
+    Example:
+        >>> _check_tile_size(Path("m.onnx"), {"tiles_size": 256, "tile_size": None}, 256)
+    """
+    for key in ("tiles_size", "tile_size"):
+        if values.get(key) is not None and values[key] != size:
+            raise field_error(
+                str(path), key, values[key], f"the graph's chip size, {size} pixels", _FIX, what="Deepness metadata"
+            )
+
+
 def _classes(path: Path, names: dict[str, Any], outputs: int | None) -> list[ClassInfo]:
     """The class table of ``class_names``: ids 0..K-1, names non-empty, K = the output channels when static."""
     where, src = "Deepness metadata", str(path)
@@ -162,6 +176,7 @@ def card_from_deepness(path: Path, meta: dict[str, str], bands: int, size: int, 
             f"{', '.join(missing)}): export it with geoseg export or add Deepness metadata"
         )
     values = _checked(path, meta)
+    _check_tile_size(path, values, size)
     resolution = 100.0 if values["resolution"] is None else float(values["resolution"])
     overlap = 15.0 if values["tiles_overlap"] is None else float(values["tiles_overlap"])
     card = ModelCard(
