@@ -220,13 +220,18 @@ def test_training_logs_each_epoch_off_a_terminal(tmp_path: Path) -> None:
 
     image, labels, _ = learnable_scene(tmp_path)
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps(small_config(image, labels, epochs=2, samples_per_epoch=16, threads=1)))
+    settings = small_config(image, labels, epochs=2, samples_per_epoch=16, threads=1)
+    settings["split"].update(val_fraction=0.01, block_size=32)  # one 32 px validation block: under 1000 pixels a class
+    config.write_text(json.dumps(settings))
     done = geoseg_cli("train", config, "-o", tmp_path / "run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     epochs = [line for line in done.stderr.splitlines() if re.match(r"^geoseg: epoch \d+, loss ", line)]
     assert [line.split(",")[0] for line in epochs] == ["geoseg: epoch 1", "geoseg: epoch 2"], done.stderr
     stages = progress_lines(done.stderr)
     assert stages["epoch 1/2"][-1] == (100, 2, 2) and stages["epoch 2/2"][-1] == (100, 2, 2), done.stderr
+    # the small validation set: classes scored on fewer than 1000 pixels are named once, not every epoch
+    assert done.stderr.count("warning: validation: scores of") == 1, done.stderr
+    assert (tmp_path / "run" / "confusion.png").read_bytes()[:4] == b"\x89PNG"
     quiet = geoseg_cli("train", config, "-o", tmp_path / "quiet", "-q", cwd=tmp_path)
     assert quiet.returncode == 0 and not progress_lines(quiet.stderr), quiet.stderr
     assert not re.search(r"epoch \d+, loss", quiet.stderr), quiet.stderr

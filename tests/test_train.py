@@ -75,6 +75,7 @@ def test_training_learns_and_writes_the_run(trained) -> None:
     assert result.best_miou > 0.9
     for name in ("model.pt", "last.pt", "resume.pt", "history.csv", "curves.png", "metrics.json", "config.yaml"):
         assert (result.run_dir / name).is_file(), name
+    assert (result.run_dir / "confusion.png").read_bytes()[:4] == b"\x89PNG"  # the best epoch's validation matrix
     with (result.run_dir / "history.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(result.history) and {"iou_water", "iou_forest", "iou_field", "data_wait_share"} <= set(rows[0])
@@ -487,7 +488,16 @@ def test_torchrun_with_two_gloo_processes_trains_and_writes_one_checkpoint(tmp_p
     )
     assert done.returncode == 0, done.stderr[-3000:]
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert files == ["config.yaml", "curves.png", "history.csv", "last.pt", "metrics.json", "model.pt", "resume.pt"]
+    assert files == [
+        "config.yaml",
+        "confusion.png",
+        "curves.png",
+        "history.csv",
+        "last.pt",
+        "metrics.json",
+        "model.pt",
+        "resume.pt",
+    ]
     with (tmp_path / "run" / "history.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]

@@ -25,7 +25,7 @@ def _epoch_line(row: dict[str, Any]) -> str:
     "run_dir",
     required=True,
     metavar="RUN_DIR",
-    help="Folder for the run (model.pt, last.pt, history.csv, curves.png, metrics.json).",
+    help="Folder for the run (model.pt, last.pt, history.csv, curves.png, metrics.json, confusion.png).",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from its last epoch.")
 @common_options
@@ -41,7 +41,9 @@ def train(config: str, run_dir: str, resume: bool) -> None:
     with one class is refused. Windows are read straight from the scenes;
     whole blocks are held out for validation with a gap around them. RUN_DIR/model.pt is the best epoch by validation
     mean IoU (a geoseg model with bands, normalization and classes), last.pt
-    the latest; history.csv, curves.png and metrics.json record the run.
+    the latest; history.csv, curves.png, metrics.json and confusion.png (the
+    best epoch's validation confusion matrix) record the run. Classes with
+    fewer than 1000 validation pixels are named in a warning.
 
     \b
     Example:

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from geoseg.core.classes import NODATA, ClassInfo, default_colors
+from geoseg.core.classes import NODATA, ClassInfo, class_colors
 from geoseg.core.errors import ModelError
 from geoseg.model.card import ModelCard, generic_band_names
 from geoseg.model.validate import field_error, is_real, is_whole
@@ -142,8 +142,8 @@ def _classes(path: Path, names: dict[str, Any], outputs: int | None) -> list[Cla
         )
     if ids != list(range(len(ids))) or len(ids) > NODATA:
         raise field_error(src, "class_names", ids, f"keyed 0 to K-1 (K at most {NODATA}), each id once", _FIX, what=where)
-    colors = default_colors(len(ids))
     by_id = {int(k): v for k, v in names.items()}
+    colors = class_colors([by_id[i] for i in ids])
     return [ClassInfo(i, by_id[i], colors[i]) for i in ids]
 
 

@@ -8,6 +8,7 @@ exactly where it stopped.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -18,13 +19,15 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from geoseg.core.metrics import ConfusionMatrix
+from geoseg.core.metrics import ConfusionMatrix, thin_support
 from geoseg.core.options import Progress
 from geoseg.training.config import TrainConfig
 from geoseg.training.data import SceneData, Split, iter_samples
 from geoseg.training.distributed import Dist, wrap_model
 from geoseg.training.losses import make_loss
 from geoseg.training.rundir import RunState, load_resume, save_epoch
+
+log = logging.getLogger("geoseg")
 
 __all__ = ["EpochLoop", "epoch_order"]
 
@@ -225,10 +228,14 @@ class EpochLoop:
         """Train from the epoch after ``state.epoch`` to ``train.epochs`` (or until ``train.patience`` epochs bring
         no better score), writing ``run_dir`` after every epoch (main process only)."""
         t = self.config.train
-        for epoch in range(state.epoch + 1, t.epochs + 1):
+        first = state.epoch + 1
+        for epoch in range(first, t.epochs + 1):
             if t.patience and state.bad >= t.patience:
                 break
             row, summary, score = self.epoch(epoch, progress)
+            thin = thin_support(summary) if summary and epoch == first and self.dist.main else None
+            if thin:  # the validation blocks do not change: said once per run
+                log.warning("validation: %s", thin)
             state.history.append(row)
             state.epoch = epoch
             improved = score > state.best

@@ -3,7 +3,8 @@
 RUN_DIR holds ``config.yaml`` (the checked config, JSON, which YAML reads),
 ``model.pt`` (best validation mean IoU), ``last.pt``, ``resume.pt`` (optimizer,
 scheduler and :class:`RunState` for ``--resume``), ``history.csv``,
-``curves.png`` and ``metrics.json``. Only the main process writes.
+``curves.png``, ``metrics.json`` and ``confusion.png`` (the best epoch's
+validation confusion matrix). Only the main process writes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from geoseg.core.errors import OutputError
 from geoseg.io.outputs import atomic_output, write_text_atomic
+from geoseg.report.scores import write_confusion_png
 from geoseg.training.config import ConfigError, TrainConfig
 from geoseg.training.plots import plot_curves
 
@@ -176,8 +178,8 @@ def _save_resume(run_dir: Path, opt: Any, sched: Any, run: RunState, model: Any)
 
 
 def save_epoch(run_dir: Path, model: Any, opt: Any, sched: Any, run: RunState, improved: bool, half: bool) -> None:
-    """Write an epoch's files: model.pt (when ``improved``; float16 when ``half``), last.pt, resume.pt, history.csv,
-    curves.png and metrics.json.
+    """Write an epoch's files: model.pt and confusion.png (when ``improved``; model.pt in float16 when ``half``),
+    last.pt, resume.pt, history.csv, curves.png and metrics.json.
 
     Example:
         >>> save_epoch(Path("runs/default"), model, opt, sched, state, improved=True, half=False)  # doctest: +SKIP
@@ -188,6 +190,9 @@ def save_epoch(run_dir: Path, model: Any, opt: Any, sched: Any, run: RunState, i
     _save_resume(run_dir, opt, sched, run, model)
     write_history(run_dir, run.history)
     plot_curves(run_dir / "curves.png", run.history)
+    if improved and run.best_summary.get("confusion_matrix"):
+        with atomic_output(run_dir / "confusion.png") as tmp:
+            write_confusion_png(run.best_summary, tmp, title=f"validation, best epoch ({run.best_epoch})")
     write_text_atomic(
         run_dir / "metrics.json", json.dumps({"best_epoch": run.best_epoch, "validation": run.best_summary}, indent=2)
     )

@@ -5,8 +5,9 @@ config), :mod:`~geoseg.training.prepare` (scenes, split, class weights),
 :mod:`~geoseg.training.distributed` (torchrun), :mod:`~geoseg.training.loop`
 (the epochs) and :mod:`~geoseg.training.rundir` (RUN_DIR). RUN_DIR receives
 ``model.pt`` (best validation mean IoU), ``last.pt``, ``resume.pt`` (optimizer
-state for ``--resume``), ``history.csv``, ``curves.png``, ``metrics.json`` and
-a copy of the config.
+state for ``--resume``), ``history.csv``, ``curves.png``, ``metrics.json``,
+``confusion.png`` (the best epoch's validation confusion matrix) and a copy of
+the config.
 """
 
 from __future__ import annotations
