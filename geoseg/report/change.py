@@ -11,6 +11,7 @@ import numpy as np
 
 from geoseg.core.transitions import UNCHANGED_COLOR, Codes, Transitions
 from geoseg.report.areas import csv_safe
+from geoseg.report.preview import save_figure
 
 __all__ = ["MATRIX_FIELDS", "TOTAL", "ChangeCounts", "class_balance", "matrix_rows", "write_change_preview", "write_matrix_csv"]
 
@@ -164,9 +165,4 @@ def write_change_preview(transitions_tif: Path, transitions: Transitions, output
     present = {x for v, pair in enumerate(transitions.pairs) if v in shown for x in pair}
     handles = [Patch(color=c.color, label=c.name) for c in transitions.classes if c.id in present]
     handles.append(Patch(color=UNCHANGED_COLOR, label="unchanged"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7), frameon=False)
-    if title:
-        fig.suptitle(title)
-    fig.savefig(output)
-    plt.close(fig)
-    return output
+    return save_figure(fig, output, handles, title, columns=7)

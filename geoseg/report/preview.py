@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from geoseg.core.bands import parse_requested
 from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.core.errors import InputError
 
-__all__ = ["PreviewBands", "choose_bands", "landsat_sensor", "rgb_bands", "scene_preview_bands", "write_preview"]
+__all__ = ["PreviewBands", "choose_bands", "landsat_sensor", "rgb_bands", "save_figure", "scene_preview_bands", "write_preview"]
 
 MAX_SIDE = 1024
 log = logging.getLogger("geoseg")
@@ -250,8 +251,19 @@ def write_preview(
         ax.set_axis_off()
     present = set(np.unique(cls).tolist())
     handles = [Patch(color=colours[c.id][:3], label=c.name) for c in table if c.id in present]
+    return save_figure(fig, output, handles, title, columns=6)
+
+
+def save_figure(fig: Any, output: Path, handles: list[Any], title: str = "", columns: int = 6) -> Path:
+    """Add the legend (``handles``, up to ``columns`` a row) and ``title`` to a quicklook figure, save it as PNG, close it.
+
+    Example:
+        >>> save_figure(fig, Path("preview.png"), handles, "scene.tif")  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
     if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), frameon=False)
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), columns), frameon=False)
     if title:
         fig.suptitle(title)
     fig.savefig(output)

@@ -1,0 +1,188 @@
+"""The I/O floor: geoseg predict with a zero-cost model against a plain read of every chip window and write of the map.
+
+What a fast GPU would leave of predict is everything but the model: reading
+chips, blending and stitching, the argmax, writing the class map. This
+script measures that part with a model that costs nothing (it returns fixed
+logits, broadcast to the chip without arithmetic) and compares it, in the
+same run, with the floor any tool must pay: a plain windowed read of every
+chip window of the same grid, plus writing a tiled, compressed uint8 map of
+the scene. Scenes are generated: 3 and 10 bands of uint16, 8 classes,
+256-pixel chips with 25% overlap, batches of 8, the torch backend.
+
+    .venv/bin/python benchmarks/bench_floor.py                 # 4096² and 8192², 3 and 10 bands
+    .venv/bin/python benchmarks/bench_floor.py --sizes 2048    # quick
+
+Each measurement runs in its own process (peak RSS is its own); the target
+of issue 18 is geoseg's non-model time ÷ the floor ≤ 1.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "output"
+CHIP, OVERLAP, BATCH, CLASSES = 256, 64, 8, 8
+
+
+def make_scene(path: Path, size: int, bands: int) -> Path:
+    """A uint16 scene of 64-px fields with a little noise, written strip by strip."""
+    import rasterio
+    from affine import Affine
+    from rasterio.windows import Window
+
+    if path.exists():
+        return path
+    rng = np.random.default_rng(size + bands)
+    profile = {
+        "driver": "GTiff",
+        "width": size,
+        "height": size,
+        "count": bands,
+        "dtype": "uint16",
+        "crs": "EPSG:32633",
+        "transform": Affine(10, 0, 300000, 0, -10, 5900000),
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "compress": "deflate",
+        "predictor": 2,
+        "BIGTIFF": "YES",
+    }
+    tmp = path.with_suffix(".partial.tif")
+    with rasterio.open(tmp, "w", **profile) as ds:
+        for y in range(0, size, 1024):
+            rows = min(1024, size - y)
+            fields = rng.integers(500, 3000, (bands, rows // 64 + 1, size // 64 + 1)).astype(np.uint16)
+            block = np.kron(fields, np.ones((1, 64, 64), np.uint16))[:, :rows, :size]
+            block = block + rng.integers(0, 50, block.shape, dtype=np.uint16)
+            ds.write(block, window=Window(0, y, size, rows))
+    tmp.rename(path)
+    return path
+
+
+def zero_cost_model(bands: int):  # noqa: ANN201 - a geoseg Model, imported lazily
+    """A geoseg model whose forward pass returns fixed logits broadcast to the chip (no arithmetic worth counting)."""
+    import torch
+
+    from geoseg.core.classes import ClassInfo
+    from geoseg.model.card import ModelCard
+    from geoseg.model.factory import Model
+
+    class Fixed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.logits = torch.nn.Parameter(torch.linspace(0.0, 1.0, CLASSES).reshape(1, CLASSES, 1, 1))
+            self.encoder = torch.nn.Module()
+            self.encoder.output_stride = 1
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.logits.expand(x.shape[0], CLASSES, x.shape[2], x.shape[3])
+
+    names = [f"band_{i + 1}" for i in range(bands)]
+    table = [ClassInfo(i, f"class_{i}", f"#{30 * i:02x}7080") for i in range(CLASSES)]
+    card = ModelCard("unet", "custom", names, table, chip_size=CHIP, overlap=f"{OVERLAP}px")
+    return Model(card, Fixed()).eval()
+
+
+def geoseg_run(scene: Path, bands: int) -> dict:
+    """geoseg predict with the zero-cost model: total and the stage times it reports."""
+    import geoseg
+
+    out = WORK / f"floor_classes_{scene.stem}.tif"
+    started = time.perf_counter()
+    result = geoseg.predict(scene, zero_cost_model(bands), out, backend="torch", device="cpu", batch_size=BATCH, overwrite=True)
+    total = time.perf_counter() - started
+    return {"total_s": round(total, 3), **{f"{k}_s": round(v, 3) for k, v in result.seconds.items()}}
+
+
+def floor_run(scene: Path) -> dict:
+    """The I/O floor: read every chip window of geoseg's grid, then write a tiled, compressed uint8 map."""
+    import rasterio
+    from rasterio.windows import Window
+
+    from geoseg.core.grid import make_grid
+
+    out = WORK / f"floor_plain_{scene.stem}.tif"
+    started = time.perf_counter()
+    with rasterio.open(scene) as ds:
+        grid = make_grid(ds.width, ds.height, chip_size=CHIP, overlap=f"{OVERLAP}px")
+        for chip in grid:
+            ds.read(window=chip.window)
+        read = time.perf_counter() - started
+        profile = {
+            "driver": "GTiff",
+            "width": ds.width,
+            "height": ds.height,
+            "count": 1,
+            "dtype": "uint8",
+            "crs": ds.crs,
+            "transform": ds.transform,
+            "tiled": True,
+            "blockxsize": 256,
+            "blockysize": 256,
+            "compress": "deflate",
+            "nodata": 255,
+        }
+        with rasterio.open(out, "w", **profile) as dst:
+            row = np.zeros((256, ds.width), np.uint8)
+            for y in range(0, ds.height, 256):
+                rows = min(256, ds.height - y)
+                row[:rows] = (np.arange(ds.width) // 64 % CLASSES).astype(np.uint8)
+                dst.write(row[:rows], 1, window=Window(0, y, ds.width, rows))
+    total = time.perf_counter() - started
+    return {"total_s": round(total, 3), "read_s": round(read, 3), "write_s": round(total - read, 3)}
+
+
+def measure(kind: str, scene: Path, bands: int) -> dict:
+    """One measurement in a fresh process: its figures and peak RSS."""
+    call = f"b.{kind}(Path({str(scene)!r}){f', {bands}' if kind == 'geoseg_run' else ''})"
+    code = (
+        f"import json, resource, sys; sys.path.insert(0, {str(HERE)!r}); import bench_floor as b; from pathlib import Path; "
+        f"r = {call}; r['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); print(json.dumps(r))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
+    parser.add_argument("--bands", type=int, nargs="+", default=[3, 10])
+    args = parser.parse_args()
+    WORK.mkdir(exist_ok=True)
+    rows = []
+    for size in args.sizes:
+        for bands in args.bands:
+            scene = make_scene(WORK / f"floor_{size}_{bands}b.tif", size, bands)
+            floor = measure("floor_run", scene, bands)
+            ours = measure("geoseg_run", scene, bands)
+            non_model = ours["total_s"] - ours.get("model_s", 0.0)
+            row = {"size": size, "bands": bands, "floor": floor, "geoseg": ours, "non_model_s": round(non_model, 3)}
+            row["ratio"] = round(non_model / floor["total_s"], 3)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print(
+        f"\n{'scene':>14} {'floor s':>8} {'Mpx/s':>6} {'geoseg s':>9} {'model s':>8} {'non-model s':>12} "
+        f"{'Mpx/s':>6} {'ratio':>6}"
+    )
+    for r in rows:
+        mpx = r["size"] ** 2 / 1e6
+        g = r["geoseg"]
+        print(
+            f"{r['size']:>6}² {r['bands']:>2} bands {r['floor']['total_s']:8.2f} {mpx / r['floor']['total_s']:6.1f} "
+            f"{g['total_s']:9.2f} {g.get('model_s', 0.0):8.2f} {r['non_model_s']:12.2f} {mpx / r['non_model_s']:6.1f} "
+            f"{r['ratio']:6.2f}"
+        )
+    print("\nratio: geoseg's non-model time ÷ the I/O floor (target ≤ 1.5)")
+
+
+if __name__ == "__main__":
+    main()
