@@ -150,6 +150,7 @@ def _record(
             "sha256": _sha256(model_file) if model_file else None,
             "arch": net.card.arch,
             "encoder": net.card.encoder,
+            "quantization": net.card.quantization,
         },
         "inputs": {"image": str(image), "aoi": opts.predict.aoi},
         "parameters": opts.record(),

@@ -80,6 +80,17 @@ class ModelCard:
         """False when the bands carry only generic names (``band_1``...)."""
         return not all(_GENERIC_BAND.match(b) for b in self.bands)
 
+    @property
+    def quantization(self) -> dict[str, Any] | None:
+        """How an exported ONNX file was quantized (``provenance["quantization"]``); None for a float model.
+
+        Example:
+            >>> ModelCard("unet", "resnet18", ["B04"], [ClassInfo(0, "water", "#0000ff")]).quantization is None
+            True
+        """
+        value = self.provenance.get("quantization")
+        return value if isinstance(value, dict) else None
+
     def normalization(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-band mean and std as float64 arrays (0 and 1 when the model takes raw values)."""
         mean = np.zeros(self.num_bands) if self.mean is None else np.asarray(self.mean, dtype=np.float64)

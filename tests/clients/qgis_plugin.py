@@ -227,7 +227,14 @@ def _arguments():
         f.write("{}\n")
     runs = {
         "train": {"CONFIG": config, "OUTDIR": os.path.join(work, "train"), "RESUME": True},
-        "export": {"MODEL": "default", "OUTPUT": os.path.join(work, "m.onnx"), "CHIP_SIZE": 128, "SMOOTH": 4},
+        "export": {
+            "MODEL": "default",
+            "OUTPUT": os.path.join(work, "m.onnx"),
+            "CHIP_SIZE": 128,
+            "SMOOTH": 4,
+            "QUANTIZE": True,
+            "CALIBRATION": scene,
+        },
     }
     seen = {}
     for name, params in runs.items():

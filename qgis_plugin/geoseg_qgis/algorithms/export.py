@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsProcessingParameterFileDestination, QgsProcessingParameterNumber
+from qgis.core import (
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
 
 from ..base import GeosegAlgorithm, number
 
@@ -17,7 +22,11 @@ class ExportAlgorithm(GeosegAlgorithm):
         "<p>Runs <code>geoseg export</code>: writes the model (a .pt checkpoint or <i>default</i>) as one "
         "self-contained ONNX file (weights and softmax inside, static square chips, dynamic batch axis) with the "
         "metadata the Deepness plugin and GeoDeep read, plus the geoseg model card, so geoseg runs it like the "
-        "checkpoint.</p><p><b>Output</b>: the .onnx file.</p>"
+        "checkpoint.</p><p><b>INT8</b>: an 8-bit integer model, a quarter of the size and faster on many CPUs, "
+        "calibrated on a scene like those the model will label (static quantization); its class maps match the "
+        "float model's on about 98.6% of pixels on the bundled sample. Without a calibration scene the "
+        "quantization is dynamic, which needs no data but ran slower than the float model.</p>"
+        "<p><b>Output</b>: the .onnx file.</p>"
     )
 
     def define(self):
@@ -32,6 +41,10 @@ class ExportAlgorithm(GeosegAlgorithm):
                 minValue=0,
             )
         )
+        self.addParameter(QgsProcessingParameterBoolean("QUANTIZE", "Quantize to INT8", defaultValue=False))
+        self.addParameter(
+            QgsProcessingParameterRasterLayer("CALIBRATION", "INT8 calibration scene (with the model's bands)", optional=True)
+        )
         self.add_overwrite()
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "ONNX model", "ONNX (*.onnx)"))
 
@@ -42,5 +55,9 @@ class ExportAlgorithm(GeosegAlgorithm):
         args = ["export", model, "-o", output, *self.options(parameters, context, CHIP_SIZE="--chip-size")]
         smooth = self.parameterAsInt(parameters, "SMOOTH", context)
         args += ["--smooth", str(smooth)] if smooth else []
+        if self.parameterAsBool(parameters, "QUANTIZE", context):
+            args += ["--quantize", "int8"]
+            if self.parameterAsRasterLayer(parameters, "CALIBRATION", context) is not None:
+                args += ["--calibration", self.raster_path(parameters, "CALIBRATION", context)]
         self.geoseg(args + self.overwrite_args(parameters, context), feedback)
         return {"OUTPUT": output}

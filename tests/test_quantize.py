@@ -1,0 +1,211 @@
+"""``geoseg export --quantize int8 [--calibration SCENE]``: int8 files that geoseg, onnxruntime and Deepness run.
+
+The exports are made once per module (a tiny Unet on a generated scene): a
+float file, a static int8 file calibrated on the scene and a dynamic one.
+Agreement thresholds sit below what was measured on the project's CPU
+(tiny model: 98.2% static, 98.8% dynamic on generated scenes; default
+model: 98.6% on the held-back half of the sample) to allow other CPUs'
+int8 kernels; there are no timing thresholds (BENCHMARKS.md has the speed).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+import geoseg
+from geoseg.core.errors import InputError
+from geoseg.model.quantize import CALIBRATION_CHIPS, calibration_chips, check_quantize, spread_order
+from tests.helpers import ROOT, SAMPLE, random_scene, run, tiny_unet, write_raster
+from tests.test_trust import geoseg as geoseg_process
+from tests.test_trust import refused
+
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev extra: pip install -e '.[dev]'")
+onnx = pytest.importorskip("onnx", reason="onnx is in the dev extra: pip install -e '.[dev]'")
+
+from tests.test_onnx import check_deepness_metadata  # noqa: E402 - needs onnxruntime
+
+TINY_AGREEMENT = 0.95
+"""Pixels of the int8 class map equal to the float one's, tiny model on a generated scene (measured 0.98-0.99)."""
+DEFAULT_AGREEMENT = 0.97
+"""The same for the bundled model on the held-back half of the sample (measured 0.986)."""
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny model, a scene, another scene of the same kind, and the model exported as float, static and dynamic int8."""
+    from click.testing import CliRunner
+
+    tmp = tmp_path_factory.mktemp("quantize")
+    files = {
+        "model": tiny_unet(4, 3, mean=[1000.0] * 4, std=[300.0] * 4).save(tmp / "m.pt"),
+        "scene": write_raster(tmp / "scene.tif", random_scene((4, 192, 192), seed=1)),
+        "other": write_raster(tmp / "other.tif", random_scene((4, 160, 224), seed=2)),
+    }
+    runner = CliRunner()
+    for name, extra in (
+        ("float", []),
+        ("static", ["--quantize", "int8", "--calibration", files["scene"]]),
+        ("dynamic", ["--quantize", "int8"]),
+    ):
+        files[name] = tmp / f"{name}.onnx"
+        result = run(runner, "export", files["model"], "-o", files[name], *extra)
+        assert result.exit_code == 0, result.output
+        assert ("dynamic int8 quantization" in result.output) == (name == "dynamic"), result.output  # the one log line
+    return files
+
+
+def test_int8_files_carry_the_card_and_deepness_metadata(exports: dict[str, Path]) -> None:
+    from geoseg.model.onnx import load_onnx
+
+    float_size = exports["float"].stat().st_size
+    for method in ("static", "dynamic"):
+        path = exports[method]
+        values = check_deepness_metadata(path)  # Deepness and GeoDeep read it like the float file
+        assert values["class_names"] == check_deepness_metadata(exports["float"])["class_names"]
+        card = load_onnx(path).card
+        expected = {
+            "type": "int8",
+            "method": method,
+            "calibration": "scene.tif" if method == "static" else None,
+            "calibration_chips": min(len(geoseg.make_grid(192, 192, 64, "16px")), CALIBRATION_CHIPS) if method == "static" else 0,
+        }
+        assert {k: card.quantization[k] for k in expected} == expected, card.quantization
+        assert card.bands == geoseg.load_model(exports["model"]).card.bands
+        proto = onnx.load(str(path))
+        ops = {n.op_type for n in proto.graph.node}
+        assert ({"QuantizeLinear", "DequantizeLinear"} <= ops) == (method == "static"), ops
+        assert ("DynamicQuantizeLinear" in ops) == (method == "dynamic"), ops
+        assert not any(t.data_location for t in proto.graph.initializer)  # self-contained: no external data
+        assert path.stat().st_size < 0.6 * float_size
+    assert load_onnx(exports["float"]).card.quantization is None
+
+
+def test_int8_files_run_in_plain_onnxruntime(exports: dict[str, Path]) -> None:
+    raw = random_scene((4, 64, 64), seed=3).astype(np.float32)[None] / 255.0  # what Deepness feeds: raw / 255
+    reference = ort.InferenceSession(str(exports["float"]), providers=["CPUExecutionProvider"]).run(None, {"input": raw})[0]
+    for method in ("static", "dynamic"):
+        session = ort.InferenceSession(str(exports[method]), providers=["CPUExecutionProvider"])
+        (probs,) = session.run(None, {"input": np.concatenate([raw, raw])})
+        assert probs.shape == (2, 3, 64, 64) and np.allclose(probs.sum(axis=1), 1, atol=1e-4)
+        assert (probs[0].argmax(0) == reference[0].argmax(0)).mean() > TINY_AGREEMENT
+
+
+def test_int8_class_maps_agree_with_the_float_model(exports: dict[str, Path], tmp_path: Path) -> None:
+    for scene in ("scene", "other"):  # the calibration scene and one it never saw
+        maps = {}
+        for method in ("float", "static", "dynamic"):
+            out = tmp_path / f"{scene}-{method}.tif"
+            result = geoseg.predict(exports[scene], exports[method], out, backend="onnx")
+            assert result.chips_predicted > 0
+            with rasterio.open(out) as ds:
+                maps[method] = ds.read(1)
+        for method in ("static", "dynamic"):
+            agreement = (maps[method] == maps["float"]).mean()
+            assert agreement > TINY_AGREEMENT, (scene, method, agreement)
+
+
+def test_run_json_records_the_quantization(exports: dict[str, Path], tmp_path: Path, runner) -> None:
+    result = run(runner, "run", exports["scene"], "-m", exports["static"], "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["model"]["quantization"]["method"] == "static"
+    assert record["model"]["quantization"]["calibration"] == "scene.tif"
+    plain = run(runner, "run", exports["scene"], "-m", exports["model"], "-o", tmp_path / "plain")
+    assert plain.exit_code == 0, plain.output
+    assert json.loads((tmp_path / "plain" / "run.json").read_text())["model"]["quantization"] is None
+
+
+def test_refusals_are_one_line_and_write_nothing(exports: dict[str, Path], tmp_path: Path) -> None:
+    model, out = exports["model"], tmp_path / "q.onnx"
+    three = write_raster(tmp_path / "three.tif", random_scene((3, 64, 64)))
+    empty = write_raster(tmp_path / "empty.tif", np.zeros((4, 64, 64), np.uint16), nodata=0)
+    cases = [
+        (["--calibration", exports["scene"]], ["--calibration", "--quantize int8"]),
+        (["--quantize", "int4"], ["--quantize", "int4", "int8"]),
+        (["--quantize", "int8", "--calibration", three], ["--calibration", "three.tif", "4 band"]),
+        (["--quantize", "int8", "--calibration", empty], ["--calibration", "empty.tif", "valid pixel"]),
+        (["--quantize", "int8", "--calibration", tmp_path / "missing.tif"], ["missing.tif"]),
+    ]
+    for extra, words in cases:
+        refused(geoseg_process("export", model, "-o", out, *extra, cwd=tmp_path), *words)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.tif", "three.tif"], extra
+    torch_only = geoseg_process(
+        "predict", exports["scene"], "-m", exports["static"], "-o", out, "--backend", "torch", cwd=tmp_path
+    )
+    refused(torch_only, "ONNX model", "--backend onnx")
+    assert not out.exists()
+
+
+def test_quantize_is_checked_before_anything_else() -> None:
+    assert check_quantize(None, None) is None and check_quantize(" Int8 ", None) == "int8"
+    with pytest.raises(InputError, match="--calibration s.tif needs --quantize int8"):
+        check_quantize(None, "s.tif")
+
+
+def test_calibration_chips_are_spread_skip_nodata_and_are_what_predict_feeds(tmp_path: Path) -> None:
+    from geoseg.inference.batches import iter_batches
+    from geoseg.io.raster import read_window
+
+    order = spread_order(50)
+    assert sorted(order) == list(range(50))
+    assert {i // 10 for i in order[:5]} == {0, 1, 2, 3, 4}  # five first picks, one in each tenth of the scene
+    data = random_scene((4, 256, 256), seed=4)
+    data[:, :, :128] = 0  # the left half is nodata: chips there are skipped
+    scene = write_raster(tmp_path / "half.tif", data, nodata=0)
+    card = tiny_unet(4, 3, mean=[1000.0] * 4, std=[300.0] * 4).card
+    chips = calibration_chips(scene, card, 64)
+    with rasterio.open(scene) as ds:
+        grid = geoseg.make_grid(ds.width, ds.height, 64, card.overlap, ds.transform)
+        assert 0 < len(chips) <= min(CALIBRATION_CHIPS, len(grid)) and chips.shape[1:] == (4, 64, 64)
+        picked = [grid.chip(*divmod(i, grid.cols)) for i in spread_order(len(grid))]
+        assert any(not np.any(data[:, c.y0 : c.y1, c.x0 : c.x1]) for c in picked[: len(chips)])  # some were skipped
+        # predict's own reading and normalization of the same chips, in the same order
+        fed = next(
+            b
+            for b in iter_batches(picked, lambda c: read_window(ds, c.window, [1, 2, 3, 4]), card.normalize, len(chips))
+            if b.chips
+        )
+    np.testing.assert_array_equal(fed.data, chips)
+
+
+def test_geoseg_imports_without_onnxruntime_and_quantize_names_the_install(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['onnxruntime'] = None\n"
+        "import geoseg.cli.export\n"
+        "from geoseg.model.onnx import export_onnx\n"
+        "try:\n"
+        f"    export_onnx('default', {str(tmp_path / 'q.onnx')!r}, quantize='int8')\n"
+        "except geoseg.core.errors.ModelError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "geoseg export --quantize needs onnxruntime and onnx: pip install 'geoseg[onnx]'"
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_default_model_int8_agrees_on_a_held_back_half_of_the_sample(tmp_path: Path) -> None:
+    with rasterio.open(SAMPLE) as ds:
+        half = ds.height // 2
+        for name, row in (("top", 0), ("bottom", half)):
+            window = rasterio.windows.Window(0, row, ds.width, half)
+            profile = {**ds.profile, "height": half, "transform": ds.window_transform(window)}
+            with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as out:
+                out.write(ds.read(window=window))
+                out.descriptions = ds.descriptions
+    float_file = geoseg.export_onnx("default", tmp_path / "float.onnx")
+    int8_file = geoseg.export_onnx("default", tmp_path / "int8.onnx", quantize="int8", calibration=tmp_path / "top.tif")
+    maps = []
+    for model in (float_file, int8_file):
+        geoseg.predict(tmp_path / "bottom.tif", model, tmp_path / f"{model.stem}.tif")
+        with rasterio.open(tmp_path / f"{model.stem}.tif") as ds:
+            maps.append(ds.read(1))
+    assert (maps[0] == maps[1]).mean() > DEFAULT_AGREEMENT
