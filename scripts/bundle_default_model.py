@@ -6,13 +6,17 @@ card carries the training data's attribution and licence from the config.
     .venv/bin/python scripts/bundle_default_model.py [RUN_DIR] [CONFIG]
 
 ``make default-model`` trains (configs/brandenburg_default.yaml -> runs/default)
-and then runs this script.
+and then runs this script, which also writes the training domain into the card
+(``add_default_domain.add_domain``: scene footprint and date, band percentiles,
+the stored model's validation confidence) without touching the weights.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+from add_default_domain import add_domain
 
 import geoseg
 from geoseg.model.bundled import DEFAULT_MODEL
@@ -35,6 +39,7 @@ def main() -> None:
     model.card.provenance["config"] = f"configs/{config.name}"
     DEFAULT_MODEL.parent.mkdir(parents=True, exist_ok=True)
     model.save(DEFAULT_MODEL, half=True)
+    add_domain(DEFAULT_MODEL, config)  # computed on the float16 weights as stored, the dates the scene lacks added
     size = DEFAULT_MODEL.stat().st_size / 1e6
     print(
         f"{DEFAULT_MODEL.relative_to(ROOT)}: {model.card.name}, {size:.1f} MB, "

@@ -81,8 +81,9 @@ def test_preview_bands_values_are_checked() -> None:
             RunOptions(preview_bands=value)
     with pytest.raises(InputError, match=re.escape("--preview-bands index 5 is out of range: the scene has bands 1..4")):
         choose_bands(S2, requested="5,3,2")
-    with pytest.raises(InputError, match=re.escape("--preview-bands name 'red' is not a band description of the scene")):
-        choose_bands(S2, requested="red,3,2")
+    with pytest.raises(InputError, match=re.escape("--preview-bands name 'purple' is not a band description of the scene")):
+        choose_bands(S2, requested="purple,3,2")
+    assert choose_bands(S2, requested="red,3,2").indexes[0] == 3  # a common name finds its band (B04)
 
 
 def test_sensor_metadata_of_the_scene_file(tmp_path: Path) -> None:
@@ -143,7 +144,7 @@ def test_bad_preview_bands_are_one_line_and_write_nothing(tmp_path: Path, runner
     before = sorted(p.name for p in tmp_path.iterdir())
     for value, words in (
         ("5", ["--preview-bands index 5 is out of range", "bands 1..4"]),
-        ("nir,B03,B02", ["--preview-bands name 'nir'", "found: B02, B03, B04, B08; bands 1..4"]),
+        ("extra,B03,B02", ["--preview-bands name 'extra'", "found: B02, B03, B04, B08; bands 1..4"]),
         ("4,3", ["--preview-bands '4,3' names 2 bands"]),
     ):
         result = run(runner, "run", scene, "-o", tmp_path / "out" / "deeper", "-m", unet_path, "--preview-bands", value)
@@ -155,14 +156,14 @@ def test_bad_preview_bands_are_one_line_and_write_nothing(tmp_path: Path, runner
 
 def test_batch_runs_take_preview_bands_per_scene(tmp_path: Path, runner, unet_path: Path) -> None:
     """A name one scene lacks fails that scene only (the batch goes on); a bad count is refused before any scene."""
-    with_nir = stripes(tmp_path / "a.tif", [*S2, "nir"])
+    with_nir = stripes(tmp_path / "a.tif", [*S2, "extra"])
     without = stripes(tmp_path / "b.tif", S2)
-    result = run(runner, "run", with_nir, without, "-o", tmp_path / "out", "-m", unet_path, "--preview-bands", "nir")
+    result = run(runner, "run", with_nir, without, "-o", tmp_path / "out", "-m", unet_path, "--preview-bands", "extra")
     assert result.exit_code == 3, result.output
     record = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert [s["status"] for s in record["scenes"]] == ["done", "failed"]
-    assert "--preview-bands name 'nir'" in record["scenes"][1]["reason"]
-    assert stripe_colours(tmp_path / "out" / "a" / "preview.png") == [BLACK] * 4  # 'nir' is band 5: no stripe
+    assert "--preview-bands name 'extra'" in record["scenes"][1]["reason"]
+    assert stripe_colours(tmp_path / "out" / "a" / "preview.png") == [BLACK] * 4  # 'extra' is band 5: no stripe
     result = run(runner, "run", with_nir, without, "-o", tmp_path / "out2", "-m", unet_path, "--preview-bands", "1,2")
     assert result.exit_code == 1 and "names 2 bands" in result.stderr and not (tmp_path / "out2").exists()
 

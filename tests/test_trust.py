@@ -431,3 +431,16 @@ def test_run_creates_missing_parent_folders_and_removes_them_on_failure(model: P
     empty = write_raster(tmp_path / "bad.tif", random_scene((3, 40, 40)))  # 3 bands for a 4-band model: refused
     refused(geoseg("run", empty, "-o", tmp_path / "x" / "y" / "out", "-m", model, cwd=tmp_path), "bad.tif")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    """`geoseg info default | head -1`: the reader leaves early; geoseg stops quietly (no "unexpected" line)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "geoseg", "info", "default"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    child.stderr.close()
+    assert child.wait(timeout=120) in (0, 1) and err == "", err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import signal
 import sys
 import threading
@@ -40,6 +41,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("geoseg: interrupted; no output was changed", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `geoseg info ... | head`: the reader has gone; say nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
             if ctx.meta.get("geoseg.debug"):  # meta is shared with the subcommand's context
                 traceback.print_exc()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from geoseg.cli.options import common_options
+from geoseg.cli.options import common_options, resolution_option
 from geoseg.io.paths import special_kind
 
 if TYPE_CHECKING:
@@ -66,21 +66,50 @@ def _show_card(card: ModelCard) -> None:
     for c in card.classes:
         click.echo(f"  {c.id:3d}  {c.color}  {_safe(c.name)}")
     for key, value in card.provenance.items():
-        click.echo(f"{_safe(key):10s} {_short(value)}")
+        if key != "domain":
+            click.echo(f"{_safe(key):10s} {_short(value)}")
+    if card.domain is not None:
+        _show_domain(card.domain, card.bands)
+
+
+def _show_domain(domain: dict, bands: list[str]) -> None:
+    """Where and on what the model was trained: footprint, dates, band percentiles, validation confidence."""
+    click.echo("domain     trained on (predict warns when a scene is far outside it)")
+    for scene in domain.get("scenes") or []:
+        box = scene.get("bbox")
+        where = (
+            "footprint unknown"
+            if box is None
+            else f"lon {box[0]:.4f} to {box[2]:.4f}, lat {box[1]:.4f} to {box[3]:.4f} (EPSG:4326)"
+        )
+        click.echo(f"  scene    {_safe(scene.get('name'))}: {where}, date {_safe(scene.get('date') or 'unknown')}")
+    percentiles = domain.get("percentiles") or {}
+    if {"p1", "p50", "p99"} <= set(percentiles):
+        click.echo("  bands    1st / 50th / 99th percentile of the training pixels")
+        for b, lo, mid, hi in zip(bands, percentiles["p1"], percentiles["p50"], percentiles["p99"]):
+            click.echo(f"    {_safe(b):8s} {lo:.4g} / {mid:.4g} / {hi:.4g}")
+    conf = domain.get("validation_confidence")
+    click.echo(f"  confidence on validation pixels {'unknown' if conf is None else f'{conf:.2f}'}")
 
 
 @click.command(short_help="Describe a model or a scene.")
 @click.argument("target", metavar="MODEL|IMAGE")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@resolution_option
 @common_options
 def info(target: str, as_json: bool) -> None:
     """Show a model's card (bands, normalization, chip size, classes, provenance) or a scene's
-    size, CRS, pixel size, bands and nodata.
+    grid (size, CRS, pixel size, bounds) and bands (name, common name, native resolution, data
+    type, nodata and, for a multi-file scene, the file each band comes from).
+
+    IMAGE is a raster file or a multi-file scene: a folder of single-band rasters, a band list
+    (.txt), a STAC item (.json), a Sentinel-2 .SAFE or a Landsat *_MTL.txt.
 
     \b
     Examples:
       geoseg info model.pt
       geoseg info scene.tif --json
+      geoseg info LC08_L2SP_193023_20200601_20200824_02_T1/ --resolution 60
     """
     if _is_model(target):
         from geoseg.model.bundled import default_model_path
@@ -98,25 +127,45 @@ def info(target: str, as_json: bool) -> None:
             return
         _show_card(card)
         return
+    _show_scene(target, as_json)
+
+
+def _show_scene(target: str, as_json: bool) -> None:
+    """The scene's grid and bands, as text or JSON (``band_details``: one object per band)."""
     from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
+    from geoseg.io.sources import band_table
 
     with gdal_env(), open_scene(target, require_georef=False) as ds:
+        pixel = pixel_size_m(ds) if ds.crs else None
+        tags = ds.tags()
         data = {
             "path": target,
+            "source": tags.pop("GEOSEG_SOURCE_KIND", "raster"),
             "driver": ds.driver,
             "width": ds.width,
             "height": ds.height,
             "count": ds.count,
             "dtype": ds.dtypes[0],
             "crs": ds.crs.to_string() if ds.crs else None,
-            "pixel_size_m": pixel_size_m(ds) if ds.crs else None,
+            "pixel_size_m": pixel,
             "bounds": list(ds.bounds),
             "nodata": ds.nodata,
             "bands": [d or f"band {i + 1}" for i, d in enumerate(ds.descriptions)],
-            "tags": ds.tags(),
+            "band_details": band_table(ds, pixel),
+            "tags": {k: v for k, v in tags.items() if k != "GEOSEG_SOURCE"},
         }
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
+    details = data.pop("band_details")
     for key, value in data.items():
-        click.echo(f"{key:13s} {_safe(value)}")
+        if key != "bands":
+            click.echo(f"{key:13s} {_safe(value)}")
+    click.echo("bands         #  name        common    native    dtype     nodata    file")
+    for i, band in enumerate(details):
+        native = f"{band['resolution_m']:.4g} m" if band["resolution_m"] else "?"
+        nodata = "-" if band["nodata"] is None else f"{band['nodata']:g}"
+        click.echo(
+            f"              {i + 1:<2d} {_safe(band['name'] or '-'):11s} {_safe(band['common_name'] or '-'):9s} "
+            f"{native:9s} {band['dtype']:9s} {nodata:9s} {_safe(band['file'] or '')}".rstrip()
+        )

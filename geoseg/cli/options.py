@@ -21,6 +21,7 @@ __all__ = [
     "overlap_option",
     "overwrite_option",
     "polygon_options",
+    "resolution_option",
 ]
 
 
@@ -208,6 +209,27 @@ overwrite_option = click.option(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _source_resolution(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """Check ``--resolution`` and read multi-file sources on that grid for the rest of the command."""
+    if value is None:
+        return
+    from geoseg.io.sources import check_resolution, source_options
+
+    ctx.with_resource(source_options(check_resolution(value)))
+
+
+resolution_option = click.option(
+    "--resolution",
+    default=None,
+    metavar="METRES",
+    expose_value=False,
+    callback=_source_resolution,
+    help="Grid of a multi-file scene (a band folder or list, a STAC item, a SAFE, a Landsat MTL), in metres. "
+    "Default: the finest grid of its bands (a panchromatic band aside); coarser bands are resampled bilinearly "
+    "on read. A single raster file keeps its own grid.",
+)
+
+
 def model_option(required: bool) -> Callable[[F], F]:
     """``-m/--model``: a checkpoint, an ONNX file or ``default``."""
     return click.option(
@@ -235,10 +257,12 @@ def inference_options(func: F) -> F:
                 "--bands",
                 default=None,
                 metavar="LIST",
-                help="Scene bands for the model's inputs, in the model's order: 1-based indexes or band "
-                "descriptions (e.g. 4,3,2 or B04,B03,B02). Default: by name when the scene's band "
-                "descriptions hold the model's band names, else in order when the counts agree.",
+                help="Scene bands for the model's inputs, in the model's order: 1-based indexes, band "
+                "descriptions or common names (e.g. 4,3,2 or B04,B03,B02 or red,green,blue). Default: by name "
+                "when the scene's band descriptions hold the model's band names, else by common name across "
+                "sensors (Sentinel-2 B08 = Landsat-8 SR_B5, with a warning), else in order when the counts agree.",
             ),
+            resolution_option,
             chip_size_option,
             overlap_option,
             click.option(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from geoseg.cli.options import common_options, make_progress, overwrite_option
+from geoseg.cli.options import common_options, make_progress, overwrite_option, resolution_option
 
 
 @click.command(short_help="Cut a scene (and its labels) into georeferenced GeoTIFF chips.")
@@ -44,6 +44,7 @@ from geoseg.cli.options import common_options, make_progress, overwrite_option
     help="Skip chips whose share of labeled pixels is below F (0-1); with labels, chips without any "
     "labeled pixel are always skipped.",
 )
+@resolution_option
 @overwrite_option
 @common_options
 def tile(

@@ -1,12 +1,21 @@
-"""Matching a scene's bands to a model's input bands (docs/ARCHITECTURE.md, CLI contract: ``--bands``)."""
+"""Matching a scene's bands to a model's input bands (docs/ARCHITECTURE.md, CLI contract: ``--bands``).
+
+Bands match by name (a description, or its name without the ``(common)``
+part geoseg adds to assembled bands), then across sensors by common name
+(:mod:`geoseg.core.sensors`: a Sentinel-2 model's ``B08`` is a Landsat-8
+scene's ``SR_B5``, ``nir08`` standing in for ``nir``), then in order when
+the scene has no descriptions and the counts agree.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from geoseg.core.errors import BandMismatchError, InputError
+from geoseg.core.sensors import bare_name, common_names, near_common_names
 
-__all__ = ["select_bands", "parse_requested"]
+__all__ = ["band_lookup", "match_by_common_name", "select_bands", "parse_requested"]
 
 
 def _describe(descriptions: Sequence[str | None], count: int) -> str:
@@ -28,7 +37,7 @@ def parse_requested(
         geoseg.core.errors.InputError: --preview-bands index 4 is out of range: the scene has bands 1..2
     """
     items = [s.strip() for s in requested.split(",")] if isinstance(requested, str) else list(requested)
-    lookup = {d.lower(): i + 1 for i, d in enumerate(descriptions) if d}
+    lookup = band_lookup(descriptions)
     indexes = []
     for item in items:
         text = str(item).strip()
@@ -47,6 +56,79 @@ def parse_requested(
     return indexes
 
 
+def band_lookup(descriptions: Sequence[str | None]) -> dict[str, int]:
+    """1-based band index by every name a band answers to (lower case): its description, its name without the
+    ``(common)`` part, and its common name where no other band shares it.
+
+    Example:
+        >>> band_lookup(["SR_B4 (red)", "SR_B5 (nir08)"])["nir08"], band_lookup(["B02", "B03"])["green"]
+        (2, 2)
+    """
+    lookup: dict[str, int] = {}
+    for i, d in enumerate(descriptions):
+        if d:
+            lookup.setdefault(d.strip().lower(), i + 1)
+    for i, d in enumerate(descriptions):
+        if d:
+            lookup.setdefault(bare_name(d).lower(), i + 1)
+    commons = common_names(descriptions)
+    counts = Counter(c for c in commons if c)
+    for i, c in enumerate(commons):
+        if c and counts[c] == 1:
+            lookup.setdefault(c, i + 1)
+    return lookup
+
+
+def _by_name(descriptions: Sequence[str | None], model_bands: Sequence[str]) -> list[int] | None:
+    """Scene bands named as the model's: the same description, or the same name with no conflicting common name."""
+    full = {d.strip().lower(): i for i, d in reversed(list(enumerate(descriptions))) if d}
+    bare = {bare_name(d).lower(): i for i, d in reversed(list(enumerate(descriptions))) if d}
+    scene_common, model_common = common_names(descriptions), common_names(model_bands)
+    picked = []
+    for band, common in zip(model_bands, model_common):
+        index = full.get(band.strip().lower())
+        if index is None:
+            index = bare.get(bare_name(band).lower())
+            if index is not None and common and scene_common[index] and common != scene_common[index]:
+                index = None  # Landsat 8's SR_B4 is red, Landsat 5's is near infrared: not the same band
+        if index is None:
+            return None
+        picked.append(index + 1)
+    return picked
+
+
+def match_by_common_name(descriptions: Sequence[str | None], model_bands: Sequence[str]) -> tuple[list[int], str] | None:
+    """Scene bands for the model's bands by common name (exact first, then ``nir08`` for ``nir`` and the like),
+    and the mapping as text; None when a model band has no common name or no scene band to take it.
+
+    Example:
+        >>> match_by_common_name(["SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7"], ["B02", "B04", "B08"])
+        ([1, 3, 4], 'B02=SR_B2 (blue), B04=SR_B4 (red), B08=SR_B5 (nir08 for nir)')
+    """
+    model_common = common_names(model_bands)
+    if not model_bands or not all(model_common):
+        return None
+    scene_common = common_names(descriptions)
+    picked: list[int | None] = [None] * len(model_bands)
+    used: set[int] = set()
+    for near in (False, True):
+        for k, wanted in enumerate(model_common):
+            names = near_common_names(wanted or "") if near else (wanted,)
+            free = [i for i, c in enumerate(scene_common) if c in names and i not in used]
+            if picked[k] is None and free:
+                picked[k] = free[0]
+                used.add(free[0])
+    if any(p is None for p in picked):
+        return None
+    parts = []
+    for band, wanted, index in zip(model_bands, model_common, picked):
+        assert index is not None
+        found = scene_common[index]
+        label = found if found == wanted else f"{found} for {wanted}"
+        parts.append(f"{bare_name(band)}={bare_name(descriptions[index] or '')} ({label})")
+    return [i + 1 for i in picked if i is not None], ", ".join(parts)
+
+
 def select_bands(
     descriptions: Sequence[str | None],
     model_bands: Sequence[str],
@@ -62,6 +144,9 @@ def select_bands(
         ([4, 3], None)
         >>> select_bands((None, None), ["B04", "B08"])[1]
         'scene bands taken in order as B04=1, B08=2 (the scene has no band descriptions)'
+        >>> indexes, note = select_bands(("SR_B2 (blue)", "SR_B4 (red)", "SR_B5 (nir08)"), ["B02", "B04", "B08"])
+        >>> indexes, note
+        ([1, 2, 3], 'model bands matched by common name: B02=SR_B2 (blue), B04=SR_B4 (red), B08=SR_B5 (nir08 for nir)')
     """
     count = len(descriptions)
     expected = f"{len(model_bands)} band(s) [{', '.join(model_bands)}]"
@@ -72,9 +157,13 @@ def select_bands(
                 f"--bands selects {len(indexes)} band(s) but the model expects {expected}: give {len(model_bands)}"
             )
         return indexes, None
-    lookup = {d.lower(): i + 1 for i, d in enumerate(descriptions) if d}
-    if bands_are_named and all(b.lower() in lookup for b in model_bands):
-        return [lookup[b.lower()] for b in model_bands], None
+    if bands_are_named:
+        named = _by_name(descriptions, model_bands)
+        if named is not None:
+            return named, None
+        common = match_by_common_name(descriptions, model_bands)
+        if common is not None:
+            return common[0], f"model bands matched by common name: {common[1]}"
     described = any(descriptions)
     if count == len(model_bands) and (not described or not bands_are_named):
         if not bands_are_named:

@@ -2,11 +2,18 @@
 
 Pure functions over small values; no file is opened here. A :class:`Grid`
 covers every pixel of a ``width`` x ``height`` scene with square chips of
-``chip_size`` pixels placed every ``chip_size - overlap`` pixels; the last
-row and column are snapped to the scene's edge, and a scene smaller than a
-chip gets one chip that reaches past its edge (the reader pads it).
-Each :class:`Chip` carries its window and the affine transform of that
-window, so georeferencing travels with the chip to the stitcher.
+``chip_size`` pixels placed every ``chip_size - overlap`` pixels. With
+``edges="snap"`` (the default) the last row and column are snapped to the
+scene's edge, and a scene smaller than a chip gets one chip that reaches past
+its edge (the reader pads it). With ``edges="mirror"`` (what prediction
+uses) the first and last chips of each axis reach past the scene's edge by
+half the overlap, and a scene smaller than a chip sits in the middle of its
+chip, so no pixel of the scene lies on a chip's outer edge; the reader fills
+the outside by mirroring the scene (:func:`geoseg.io.raster.read_window`)
+and the stitcher keeps only the inside. Chips between the first and last
+are the same in both layouts. Each :class:`Chip` carries its window and the
+affine transform of that window, so georeferencing travels with the chip to
+the stitcher.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from rasterio.windows import Window
 from geoseg.core.errors import InputError
 from geoseg.core.options import Overlap
 
-__all__ = ["Chip", "Grid", "axis_offsets", "make_grid", "parse_overlap", "split_columns"]
+__all__ = ["EDGES", "Chip", "Grid", "axis_offsets", "edge_margin", "make_grid", "parse_overlap", "split_columns"]
+
+EDGES = ("snap", "mirror")
+"""How chips meet the scene's edge: snapped inside it, or reaching past it by :func:`edge_margin` (mirrored)."""
 
 
 def parse_overlap(value: str | float | Overlap, chip_size: int) -> int:
@@ -38,26 +48,57 @@ def parse_overlap(value: str | float | Overlap, chip_size: int) -> int:
     return Overlap.parse(value).pixels(chip_size)
 
 
-def axis_offsets(length: int, chip_size: int, stride: int) -> tuple[int, ...]:
+def edge_margin(overlap: int) -> int:
+    """Pixels the first and last chips reach past the scene's edge with ``edges="mirror"``: half the overlap.
+
+    Half the overlap keeps an overlap of at least half between those chips and
+    their neighbours (blended as usual) and puts the scene's edge pixels that
+    many pixels inside their chip, away from the model's own zero padding.
+
+    Example:
+        >>> edge_margin(64), edge_margin(1), edge_margin(0)
+        (32, 0, 0)
+    """
+    return max(0, overlap) // 2
+
+
+def axis_offsets(length: int, chip_size: int, stride: int, margin: int | None = None) -> tuple[int, ...]:
     """Chip start offsets along one axis: every ``stride`` pixels, the last snapped to the edge.
 
     The count is ``ceil((length - chip_size) / stride) + 1`` so the chips reach
     the edge; a length smaller than a chip gives the single offset 0.
+
+    With a ``margin`` (``edges="mirror"``, at most the overlap) the first
+    offset is ``-margin`` and the last ``length - chip_size + margin``; those
+    between are unchanged. A length of at most ``chip_size - 2 * margin`` gets
+    one chip centred on it, a longer one up to ``chip_size`` two chips.
 
     Example:
         >>> axis_offsets(1000, 256, 192)
         (0, 192, 384, 576, 744)
         >>> axis_offsets(100, 256, 192)
         (0,)
+        >>> axis_offsets(1000, 256, 192, margin=32)
+        (-32, 192, 384, 576, 776)
+        >>> axis_offsets(100, 256, 192, margin=32), axis_offsets(256, 256, 192, margin=32)
+        ((-78,), (-32, 32))
     """
     if length <= 0:
         raise InputError(f"raster size {length} must be at least one pixel")
     if stride <= 0:
         raise InputError(f"stride {stride} must be positive: make the overlap smaller than the chip")
+    if margin is not None and not 0 <= margin <= chip_size - stride:
+        raise InputError(f"edge margin {margin} must lie between 0 and the overlap {chip_size - stride}")
+    if margin is not None and length + 2 * margin <= chip_size:
+        return (-((chip_size - length) // 2),)
+    if margin is not None and length <= chip_size:
+        return (-margin, length - chip_size + margin)
     if length <= chip_size:
         return (0,)
     count = math.ceil((length - chip_size) / stride) + 1
     offsets = [i * stride for i in range(count - 1)] + [length - chip_size]
+    if margin:
+        offsets[0], offsets[-1] = -margin, length - chip_size + margin
     return tuple(sorted(set(offsets)))
 
 
@@ -65,8 +106,16 @@ def axis_offsets(length: int, chip_size: int, stride: int) -> tuple[int, ...]:
 class Chip:
     """One model input window on the grid, with its georeferencing.
 
-    ``window`` may reach past the scene's right or bottom edge when the scene
-    is smaller than a chip; :attr:`valid_window` is the part inside the scene.
+    ``window`` may reach past the scene's edges (a scene smaller than a chip,
+    or ``edges="mirror"``: it may then start at a negative offset);
+    ``transform`` is the georeferencing of the whole window. :attr:`x0` ..
+    :attr:`y1` and :attr:`valid_window` are the part inside the scene, and
+    :attr:`inside` says where that part lies in the chip.
+
+    Example:
+        >>> chip = make_grid(100, 100, 64, "32px", edges="mirror").chip(0, 0)
+        >>> chip.window.col_off, chip.x0, chip.x1, chip.inside[1]
+        (-16, 0, 48, slice(16, 64, None))
     """
 
     row: int
@@ -78,33 +127,41 @@ class Chip:
 
     @property
     def x0(self) -> int:
-        """First column of the chip in the scene."""
-        return int(self.window.col_off)
+        """First column of the chip inside the scene."""
+        return max(0, int(self.window.col_off))
 
     @property
     def y0(self) -> int:
-        """First row of the chip in the scene."""
-        return int(self.window.row_off)
+        """First row of the chip inside the scene."""
+        return max(0, int(self.window.row_off))
 
     @property
     def x1(self) -> int:
         """Column just past the chip's last column inside the scene."""
-        return min(self.x0 + int(self.window.width), self.scene_width)
+        return min(int(self.window.col_off + self.window.width), self.scene_width)
 
     @property
     def y1(self) -> int:
         """Row just past the chip's last row inside the scene."""
-        return min(self.y0 + int(self.window.height), self.scene_height)
+        return min(int(self.window.row_off + self.window.height), self.scene_height)
 
     @property
     def valid_window(self) -> Window:
-        """The part of the chip inside the scene (a chip larger than the scene is padded)."""
+        """The part of the chip inside the scene (a chip reaching past the scene is padded)."""
         return Window(self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0)
+
+    @property
+    def inside(self) -> tuple[slice, slice]:
+        """(rows, columns) of the chip's array that lie inside the scene, as slices."""
+        dy, dx = self.y0 - int(self.window.row_off), self.x0 - int(self.window.col_off)
+        return slice(dy, dy + self.y1 - self.y0), slice(dx, dx + self.x1 - self.x0)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) of the part inside the scene, in scene CRS units."""
         a = self.transform
+        if self.x0 != self.window.col_off or self.y0 != self.window.row_off:
+            a = a * Affine.translation(self.x0 - int(self.window.col_off), self.y0 - int(self.window.row_off))
         w, h = self.x1 - self.x0, self.y1 - self.y0
         xs = (a.c, a.c + a.a * w + a.b * h, a.c + a.a * w, a.c + a.b * h)
         ys = (a.f, a.f + a.d * w + a.e * h, a.f + a.d * w, a.f + a.e * h)
@@ -125,6 +182,12 @@ class Grid:
     transform: Affine
     xs: tuple[int, ...] = field(repr=False)
     ys: tuple[int, ...] = field(repr=False)
+    edges: str = "snap"
+
+    @property
+    def margin(self) -> int:
+        """Pixels the edge chips reach past the scene (0 with ``edges="snap"``)."""
+        return edge_margin(self.overlap) if self.edges == "mirror" else 0
 
     @property
     def rows(self) -> int:
@@ -177,26 +240,40 @@ def make_grid(
     chip_size: int,
     overlap: str | float | Overlap = 0.0,
     transform: Affine | None = None,
+    edges: str = "snap",
 ) -> Grid:
     """Lay a grid of ``chip_size`` chips with ``overlap`` over a ``width`` x ``height`` scene.
+
+    ``edges="snap"`` keeps chips inside the scene (a scene smaller than a chip
+    gets one chip at 0); ``edges="mirror"`` lets the first and last chips of
+    each axis reach :func:`edge_margin` pixels past the scene's edge and centres
+    a scene smaller than a chip, for a reader that mirrors the scene there
+    (see :func:`axis_offsets`).
 
     Example:
         >>> grid = make_grid(67, 45, 32, "8px")
         >>> grid.xs, grid.ys, len(grid)
         ((0, 24, 35), (0, 13), 6)
+        >>> grid = make_grid(67, 45, 32, "8px", edges="mirror")
+        >>> grid.xs, grid.ys, grid.margin
+        ((-4, 24, 39), (-4, 17), 4)
     """
     if width <= 0 or height <= 0:
         raise InputError(f"raster size {width}x{height} must be at least 1x1 pixel")
+    if edges not in EDGES:
+        raise InputError(f"edges {edges!r} must be one of {', '.join(EDGES)}")
     overlap_px = parse_overlap(overlap, chip_size)
     stride = chip_size - overlap_px
+    margin = edge_margin(overlap_px) if edges == "mirror" else None
     return Grid(
         width=width,
         height=height,
         chip_size=chip_size,
         overlap=overlap_px,
         transform=transform if transform is not None else Affine.identity(),
-        xs=axis_offsets(width, chip_size, stride),
-        ys=axis_offsets(height, chip_size, stride),
+        xs=axis_offsets(width, chip_size, stride, margin),
+        ys=axis_offsets(height, chip_size, stride, margin),
+        edges=edges,
     )
 
 

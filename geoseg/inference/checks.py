@@ -1,4 +1,4 @@
-"""Checks before and during prediction: outputs, block columns, area of interest, pixel size, radiometry.
+"""Checks before and during prediction: outputs, block columns, area of interest, pixel size, radiometry, domain.
 
 Each warning is logged once and kept in the result's ``warnings`` (run.json).
 """
@@ -6,6 +6,7 @@ Each warning is logged once and kept in the result's ``warnings`` (run.json).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from geoseg.io.paths import canonical, check_output
 from geoseg.io.raster import pixel_size_m
 from geoseg.model.card import ModelCard
 
-__all__ = ["Radiometry", "check_columns", "check_outputs", "check_pixel_size", "warn", "warn_all_nodata"]
+__all__ = ["DomainCheck", "Radiometry", "check_columns", "check_outputs", "check_pixel_size", "warn", "warn_all_nodata"]
 
 log = logging.getLogger("geoseg")
 
@@ -134,3 +135,104 @@ class Radiometry:
                 f"{self.name}: band statistics far outside the model's normalization: {bad}; "
                 "check the bands' order, scaling and units",
             )
+
+
+DOMAIN_BAND_SHARE = 0.25
+"""Share of the bands (at least one) whose scene median must lie outside the training 1-99 percentile range before
+the scene counts as out of domain: one odd band can be a calibration quirk; several point to another sensor,
+processing level, season or unit."""
+DOMAIN_CONFIDENCE_DROP = 0.15
+"""How far (in probability) the scene's mean confidence may fall below the validation-time mean before a warning:
+stitching blends overlapping chips (a few points lower than one chip) and scenes vary, but 0.15 lower means the
+model is unsure on much of the scene."""
+DOMAIN_STEP = 8
+"""Every DOMAIN_STEP-th pixel across and down of each chip read (and of each stitched row) is sampled."""
+DOMAIN_SAMPLE = 1 << 17
+"""Most pixels kept for the scene's band medians; past it every other one is dropped and the step doubled."""
+DOMAIN_MIN_PIXELS = 1000
+"""Fewer sampled pixels than this are too few to judge a scene by."""
+
+
+class DomainCheck:
+    """Compares a scene with the model's training domain (``card.domain``): band medians and mean confidence.
+
+    Example:
+        >>> from geoseg.core.classes import ClassInfo
+        >>> card = ModelCard("unet", "resnet18", ["B1", "B2"], [ClassInfo(0, "a", "#000000"), ClassInfo(1, "b", "#ffffff")])
+        >>> card.provenance["domain"] = {"percentiles": {"p1": [0, 0], "p99": [10, 10]}, "validation_confidence": 0.9}
+        >>> kept = []
+        >>> check = DomainCheck(card, kept, "scene.tif")
+        >>> check.observe(np.full((2, 512, 512), 30.0), np.ones((512, 512), bool))
+        >>> check.rows(np.full((2, 512, 512), 0.5, np.float32), np.ones((512, 512), bool))
+        >>> check.check()
+        >>> kept[0].startswith("scene.tif: outside the model's training domain (band medians outside")
+        True
+        >>> check.figures["confidence"], check.figures["bands_outside"]
+        (0.5, ['B1', 'B2'])
+    """
+
+    def __init__(self, card: ModelCard, warnings: list[str], name: str) -> None:
+        domain = card.domain or {}
+        percentiles = domain.get("percentiles") or {}
+        self.low, self.high = percentiles.get("p1"), percentiles.get("p99")
+        self.reference = domain.get("validation_confidence")
+        self.bands, self.warnings, self.name = card.bands, warnings, name
+        self.parts: list[np.ndarray] = []
+        self.kept, self.step = 0, DOMAIN_STEP
+        self.conf, self.count = 0.0, 0
+        self.done = not domain
+        self.figures: dict[str, Any] = {}
+
+    def observe(self, data: np.ndarray, valid: np.ndarray) -> None:
+        """Keep a sample of a chip's valid pixels ``(C, H, W)`` for the band medians."""
+        if self.done or self.low is None or self.high is None:
+            return
+        part = data[:, :: self.step, :: self.step][:, valid[:: self.step, :: self.step]]
+        self.parts.append(part.astype(np.float32))
+        self.kept += part.shape[1]
+        if self.kept > DOMAIN_SAMPLE:  # keep memory bounded on large scenes; the sample stays spread over the scene
+            self.parts = [np.concatenate(self.parts, axis=1)[:, ::2]]
+            self.kept, self.step = self.parts[0].shape[1], self.step * 2
+
+    def rows(self, probs: np.ndarray, valid: np.ndarray) -> None:
+        """Add stitched rows' winning probabilities ``(K, h, w)`` on their valid pixels to the mean confidence."""
+        if self.done or self.reference is None:
+            return
+        s = DOMAIN_STEP
+        with np.errstate(invalid="ignore"):
+            top = probs[:, ::s, ::s].max(axis=0)[valid[::s, ::s]]
+        top = top[np.isfinite(top)]
+        self.conf += float(top.sum(dtype=np.float64))
+        self.count += int(top.size)
+
+    def check(self) -> None:
+        """Warn once, in one line, when the band medians or the mean confidence leave the training domain."""
+        if self.done:
+            return
+        self.done = True
+        reasons = []
+        if self.kept >= DOMAIN_MIN_PIXELS and self.low is not None and self.high is not None:
+            median = np.median(np.concatenate(self.parts, axis=1), axis=1)
+            low, high = np.asarray(self.low), np.asarray(self.high)
+            out = (median < low) | (median > high)
+            self.figures["median"] = [round(float(v), 4) for v in median]
+            self.figures["bands_outside"] = [b for b, o in zip(self.bands, out) if o]
+            if out.sum() >= max(1, math.ceil(DOMAIN_BAND_SHARE * len(out))):
+                parts = [
+                    f"{b} {m:.4g} (training {lo:.4g}-{hi:.4g})"
+                    for b, m, lo, hi, o in zip(self.bands, median, low, high, out)
+                    if o
+                ]
+                shown = ", ".join(parts[:3]) + (f" and {len(parts) - 3} more" if len(parts) > 3 else "")
+                reasons.append(
+                    f"band medians outside the training 1-99 percentiles in {int(out.sum())} of {len(out)} bands: {shown}"
+                )
+        if self.count >= DOMAIN_MIN_PIXELS and self.reference is not None:
+            mean = self.conf / self.count
+            self.figures["confidence"] = round(mean, 4)
+            if mean < self.reference - DOMAIN_CONFIDENCE_DROP:
+                reasons.append(f"mean confidence {mean:.2f}, validation {self.reference:.2f}")
+        self.parts = []
+        if reasons:
+            fix = "the map may be confidently wrong (see geoseg info MODEL for where the model was trained)"
+            warn(self.warnings, f"{self.name}: outside the model's training domain ({'; '.join(reasons)}); {fix}")

@@ -3,7 +3,9 @@
 :class:`ChipLoop` holds what one scene's prediction shares (the open scene,
 model, runner, writer, timings); :meth:`ChipLoop.run_block` predicts the
 chips that reach one vertical block and stitches its columns; finished rows
-go to the writer as soon as no chip can touch them.
+go to the writer as soon as no chip can touch them. Chips that reach past the
+scene's edge are read with the scene mirrored there (``pad="reflect"``), so
+the model never sees zeros beyond the scene.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from geoseg.core.options import Progress
 from geoseg.core.threads import prefetch
 from geoseg.inference.backends import Runner
 from geoseg.inference.batches import Batch, iter_batches
-from geoseg.inference.checks import Radiometry
+from geoseg.inference.checks import DomainCheck, Radiometry
 from geoseg.inference.chips import ChipSelection
 from geoseg.inference.stitch import Stitcher
 from geoseg.io.classmap import RASTER_OUTPUTS, ClassMapWriter
@@ -77,6 +79,7 @@ class ChipLoop:
         self.masked = scene_has_mask(ds)
         self.float_scene = np.dtype(ds.dtypes[0]).kind == "f"
         self.radiometry = Radiometry(net.card, result.warnings, ds.name)
+        self.domain = DomainCheck(net.card, result.warnings, ds.name)
         self.times = {"read_wait": 0.0, "model": 0.0, "stitch": 0.0, "write": 0.0}
         self.done = 0
 
@@ -88,6 +91,7 @@ class ChipLoop:
         for x0, x1 in blocks:
             self.run_block(x0, x1, chips.chips(x0, x1), offset)
         self.radiometry.check()
+        self.domain.check()
         self.times["stitch"] -= self.times["write"]
         self.result.seconds.update(self.times)
 
@@ -114,8 +118,11 @@ class ChipLoop:
             reader.close()
 
     def _read(self, reader: Any, chip: Chip) -> tuple[np.ndarray, np.ndarray]:
-        data, valid = read_window(reader, chip.window, self.indexes, masked=self.masked)
-        self.radiometry.observe(data, valid)
+        """A chip's bands and validity; past the scene's edge the scene is mirrored (never zeros)."""
+        data, valid = read_window(reader, chip.window, self.indexes, masked=self.masked, pad="reflect")
+        rows, cols = chip.inside  # mirrored pixels would count twice in the band statistics
+        self.radiometry.observe(data[:, rows, cols], valid[rows, cols])
+        self.domain.observe(data[:, rows, cols], valid[rows, cols])
         return data, valid
 
     def _timed(self, batches: Iterator[Batch]) -> Iterator[Batch]:
@@ -159,6 +166,7 @@ class ChipLoop:
             valid &= geometry_mask(
                 self.polygons, shape, window_transform(window, self.ds.transform), invert=True, all_touched=False
             )
+        self.domain.rows(probs, valid)
         arrays = {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in self.writer.ds}
         self.writer.write_rows(x0 - offset, y0, arrays)
         self.times["write"] += time.perf_counter() - t

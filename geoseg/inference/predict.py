@@ -149,7 +149,8 @@ def _predict_scene(
     if note:
         warn(result.warnings, f"{ds.name}: {note}")
     check_pixel_size(ds, card.pixel_size, result.warnings)
-    grid = make_grid(ds.width, ds.height, chip, card.overlap if opts.overlap is None else opts.overlap, ds.transform)
+    overlap = card.overlap if opts.overlap is None else opts.overlap
+    grid = make_grid(ds.width, ds.height, chip, overlap, ds.transform, edges="mirror")  # edge chips reach past, mirrored
     x0, x1 = check_columns(columns, ds)
     polygons, union = read_aoi(opts.aoi, ds, result.warnings) if opts.aoi is not None else (None, None)
     chips = ChipSelection(grid, x0, x1, union)  # made lazily, block by block

@@ -10,7 +10,9 @@ on a side that borders another chip, the outer quarter of the overlap gets
 weight 0 (so edge effects of the model's receptive field do not leak in), the
 middle half ramps linearly, and the rest is 1; the ramps of two neighbours sum
 to 1. Sides on the scene's border keep full weight, so every pixel of the
-scene gets a positive total weight.
+scene gets a positive total weight. A chip that reaches past the scene's edge
+(a mirrored margin, see :func:`geoseg.core.grid.make_grid`) contributes only
+its pixels inside the scene.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ def _overlaps(offsets: tuple[int, ...], index: int, chip_size: int) -> tuple[int
 def chip_weights(grid: Grid, chip: Chip) -> np.ndarray:
     """Blend weights of ``chip`` over its part inside the scene, shape ``(h, w)``.
 
+    The ramps are laid over the whole chip and cut to :attr:`Chip.inside`, so a
+    chip reaching past the scene keeps the weights of its inside pixels.
+
     Example:
         >>> from geoseg.core.grid import make_grid
         >>> g = make_grid(48, 32, 32, "16px")
@@ -69,8 +74,8 @@ def chip_weights(grid: Grid, chip: Chip) -> np.ndarray:
     left, right = _overlaps(grid.xs, chip.col, size)
     wy = ramp(size, top) * ramp(size, bottom)[::-1]
     wx = ramp(size, left) * ramp(size, right)[::-1]
-    h, w = chip.y1 - chip.y0, chip.x1 - chip.x0
-    return np.outer(wy[:h], wx[:w])
+    rows, cols = chip.inside
+    return np.outer(wy[rows], wx[cols])
 
 
 class Stitcher:
@@ -95,7 +100,7 @@ class Stitcher:
         cols = grid.columns_in(x0, x1)  # chip columns reaching the block: their extent, without making the chips
         self.grid = grid
         self.x0, self.x1 = x0, x1
-        self.ex0 = min(grid.xs[c] for c in cols)
+        self.ex0 = min(max(grid.xs[c], 0) for c in cols)
         self.ex1 = max(min(grid.xs[c] + grid.chip_size, grid.width) for c in cols)
         self.height = min(grid.chip_size, grid.height)
         self.acc = np.zeros((num_classes, self.height, self.ex1 - self.ex0), dtype=np.float32)
@@ -114,7 +119,7 @@ class Stitcher:
         return pieces
 
     def add(self, chip: Chip, probs: np.ndarray) -> None:
-        """Blend one chip's ``(K, chip, chip)`` probabilities."""
+        """Blend one chip's ``(K, chip, chip)`` probabilities (only its part inside the scene is kept)."""
         if chip.y0 < self.y:
             raise ValueError(f"chip at row {chip.y0} arrived after rows up to {self.y} were finished")
         self.flush(chip.y0)
@@ -127,8 +132,9 @@ class Stitcher:
             self._weights[key] = weights
         h, w = weights.shape
         cx0 = chip.x0 - self.ex0
+        probs = probs[(slice(None), *chip.inside)]
         for ring, local in self._ring(chip.y0, chip.y0 + h):
-            self.acc[:, ring, cx0 : cx0 + w] += probs[:, local, :w] * weights[None, local]
+            self.acc[:, ring, cx0 : cx0 + w] += probs[:, local] * weights[None, local]
             self.wsum[ring, cx0 : cx0 + w] += weights[local]
 
     def flush(self, y_end: int) -> None:

@@ -1,10 +1,11 @@
-"""Reading scenes: open with clear errors, windowed reads with padding and a validity mask."""
+"""Reading scenes: open with clear errors, windowed reads with a validity mask, padded or mirrored past the edge."""
 
 from __future__ import annotations
 
 import functools
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,9 @@ __all__ = [
     "pixel_area_m2",
     "pixel_size_m",
     "read_window",
+    "reflect_index",
     "scene_has_mask",
+    "window_inside",
 ]
 
 GDAL_CACHE_MB = 256
@@ -37,25 +40,36 @@ def gdal_env(**options: object) -> rasterio.Env:
     return rasterio.Env(**{"GDAL_CACHEMAX": GDAL_CACHE_MB, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", **options})
 
 
-def open_scene(path: str | os.PathLike, require_georef: bool = True) -> rasterio.io.DatasetReader:
-    """Open a raster GDAL reads (GeoTIFF, VRT, JP2, ``/vsicurl/`` COGs...) with one-line errors.
+def open_scene(
+    path: str | os.PathLike,
+    require_georef: bool = True,
+    *,
+    resolution: float | None = None,
+    bands: Sequence[str] | None = None,
+) -> rasterio.io.DatasetReader:
+    """Open a scene with one-line errors: a raster GDAL reads (GeoTIFF, VRT, JP2, ``/vsicurl/`` COGs...) or a
+    multi-file source (a band folder, a band list, a STAC item, a Sentinel-2 SAFE, a Landsat MTL; see
+    :mod:`geoseg.io.sources`) as one virtual scene.
 
     With ``require_georef`` a scene without CRS, without geotransform, or with a
-    rotated geotransform is refused.
+    rotated geotransform is refused. ``resolution`` (metres) reads the scene
+    on that grid (multi-file sources default to ``GEOSEG_RESOLUTION``, else
+    their finest grid); ``bands`` (a model's band names) keeps only the bands
+    of a multi-file source that the model reads.
 
     Example:
         >>> with open_scene("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
         ...     ds.count
         10
     """
+    from geoseg.io.sources import open_virtual, virtual_scene
+
     name = str(path)
-    if not is_remote(name):
-        check_input_file(name, "scene", "give a raster file", RasterError)
-    try:
-        ds = rasterio.open(name)
-    except RasterioIOError as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else "unrecognised format"
-        raise RasterError(f"{name} is not a raster GDAL can read ({detail}): give a GeoTIFF or another GDAL raster") from None
+    scene = virtual_scene(name, resolution, bands)
+    if scene is not None:
+        ds = open_virtual(scene)
+    else:
+        ds = _open_raster(name)
     try:
         if np.dtype(ds.dtypes[0]).kind == "c":
             raise RasterError(
@@ -68,6 +82,16 @@ def open_scene(path: str | os.PathLike, require_georef: bool = True) -> rasterio
         ds.close()
         raise
     return ds
+
+
+def _open_raster(name: str) -> rasterio.io.DatasetReader:
+    if not is_remote(name):
+        check_input_file(name, "scene", "give a raster file", RasterError)
+    try:
+        return rasterio.open(name)
+    except RasterioIOError as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else "unrecognised format"
+        raise RasterError(f"{name} is not a raster GDAL can read ({detail}): give a GeoTIFF or another GDAL raster") from None
 
 
 def check_georeferencing(ds: rasterio.io.DatasetReader, name: str) -> None:
@@ -104,44 +128,134 @@ def _nodata_beside_mask(ds: rasterio.io.DatasetReader, indexes: list[int]) -> li
     return pairs if pairs and len(pairs) == len(indexes) else None
 
 
+PADS = ("zero", "reflect")
+"""How :func:`read_window` fills the part of a window outside the scene."""
+
+
+def reflect_index(start: int, count: int, length: int) -> np.ndarray:
+    """Scene indexes of ``count`` positions from ``start`` along an axis of ``length``, mirrored at its ends.
+
+    The scene is reflected about its first and last pixel without repeating
+    them (numpy's ``np.pad(mode="reflect")``), as often as a long window needs.
+
+    Example:
+        >>> reflect_index(-3, 8, 4).tolist()
+        [3, 2, 1, 0, 1, 2, 3, 2]
+        >>> reflect_index(0, 3, 1).tolist()
+        [0, 0, 0]
+    """
+    index = np.arange(start, start + count)
+    if length == 1:
+        return np.zeros(count, dtype=np.int64)
+    period = 2 * (length - 1)
+    index = np.mod(index, period)
+    return np.where(index < length, index, period - index).astype(np.int64)
+
+
+def window_inside(window: Window, width: int, height: int) -> tuple[slice, slice]:
+    """(rows, columns) of ``window``'s array that lie inside a ``width`` x ``height`` scene, as slices.
+
+    Example:
+        >>> window_inside(Window(-3, 5, 10, 10), 6, 12)
+        (slice(0, 7, None), slice(3, 9, None))
+    """
+    x0, y0 = int(window.col_off), int(window.row_off)
+    w, h = int(window.width), int(window.height)
+    rows = slice(min(h, max(0, -y0)), max(0, min(h, height - y0)))
+    cols = slice(min(w, max(0, -x0)), max(0, min(w, width - x0)))
+    return rows, cols
+
+
 def read_window(
     ds: rasterio.io.DatasetReader,
     window: Window,
     indexes: list[int],
     out: np.ndarray | None = None,
     masked: bool | None = None,
+    pad: str = "zero",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``window`` of bands ``indexes`` as float32, padding past the scene's edges.
+    """Read ``window`` of bands ``indexes`` as float32; the window may reach past the scene on any side.
 
     Returns ``(data, valid)``: data ``(C, h, w)`` and a boolean validity mask
-    ``(h, w)``, False for nodata (GDAL's dataset mask), non-finite values and
-    padding. Padding and invalid pixels are 0 in ``data``.
+    ``(h, w)``, False for nodata (GDAL's dataset mask) and non-finite values;
+    invalid pixels are 0 in ``data``. Outside the scene ``pad="zero"`` gives
+    0 and False; ``pad="reflect"`` mirrors the scene about its outer rows and
+    columns (:func:`reflect_index`, numpy's ``mode="reflect"``), data and
+    validity alike, so a pixel outside is valid where its mirror image is.
+    Only the raster's outer edge is mirrored: nodata inside the scene (a
+    collar) stays invalid. Reads at most the window's size from the file.
+
+    Example:
+        >>> with open_scene("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
+        ...     data, valid = read_window(ds, Window(-32, -32, 256, 256), [1, 2, 3], pad="reflect")
+        >>> data.shape, bool(valid.all())  # doctest: +SKIP
+        ((3, 256, 256), True)
     """
+    if pad not in PADS:
+        raise ValueError(f"pad {pad!r} must be one of {', '.join(PADS)}")
     h, w = int(window.height), int(window.width)
-    data = out if out is not None else np.empty((len(indexes), h, w), dtype=np.float32)
-    valid = np.zeros((h, w), dtype=bool)
     x0, y0 = int(window.col_off), int(window.row_off)
-    x1, y1 = min(x0 + w, ds.width), min(y0 + h, ds.height)
-    inner = Window(x0, y0, x1 - x0, y1 - y0)
-    if x1 - x0 < w or y1 - y0 < h:
-        data[...] = 0
-    raw = ds.read(indexes, window=inner)
-    with np.errstate(over="ignore"):  # float64 values beyond float32's range become inf
-        data[:, : y1 - y0, : x1 - x0] = raw
+    data = out if out is not None else np.empty((len(indexes), h, w), dtype=np.float32)
     if masked is None:
         masked = scene_has_mask(ds)
+    inside = x0 >= 0 and y0 >= 0 and x0 + w <= ds.width and y0 + h <= ds.height
+    if pad == "zero" or inside:
+        return data, _read_padded(ds, window, indexes, masked, data)
+    rows, cols = reflect_index(y0, h, ds.height) - y0, reflect_index(x0, w, ds.width) - x0
+    rows_in, cols_in = window_inside(window, ds.width, ds.height)
+    if _within(rows, rows_in) and _within(cols, cols_in):  # the mirror images lie in the window: copy them there
+        valid = _read_padded(ds, window, indexes, masked, data)
+        for axis, index in ((1, rows), (2, cols)):
+            outer = np.flatnonzero(index != np.arange(len(index)))
+            if outer.size:
+                take = (slice(None),) * axis + (outer,)
+                data[take] = np.take(data, index[outer], axis=axis)
+                valid[take[1:]] = np.take(valid, index[outer], axis=axis - 1)
+        return data, valid
+    r0, c0 = int(rows.min()) + y0, int(cols.min()) + x0  # a window mostly outside a small scene: read the images
+    source = Window(c0, r0, int(cols.max()) + x0 - c0 + 1, int(rows.max()) + y0 - r0 + 1)
+    raw = np.empty((len(indexes), int(source.height), int(source.width)), dtype=np.float32)
+    raw_valid = _read_into(ds, source, indexes, masked, raw)
+    rows, cols = rows + y0 - r0, cols + x0 - c0
+    np.take(np.take(raw, rows, axis=1), cols, axis=2, out=data)
+    return data, np.take(np.take(raw_valid, rows, axis=0), cols, axis=1)
+
+
+def _within(index: np.ndarray, part: slice) -> bool:
+    return bool(part.stop > part.start and index.min() >= part.start and index.max() < part.stop)
+
+
+def _read_padded(ds: rasterio.io.DatasetReader, window: Window, indexes: list[int], masked: bool, data: np.ndarray) -> np.ndarray:
+    """Read the part of ``window`` inside the scene into ``data`` (0 elsewhere) and return the validity (False outside)."""
+    h, w = int(window.height), int(window.width)
+    valid = np.zeros((h, w), dtype=bool)
+    rows, cols = window_inside(window, ds.width, ds.height)
+    if rows.stop - rows.start < h or cols.stop - cols.start < w:
+        data[...] = 0
+    if rows.stop > rows.start and cols.stop > cols.start:
+        x0, y0 = int(window.col_off) + cols.start, int(window.row_off) + rows.start
+        part = Window(x0, y0, cols.stop - cols.start, rows.stop - rows.start)
+        valid[rows, cols] = _read_into(ds, part, indexes, masked, data[:, rows, cols])
+    return valid
+
+
+def _read_into(ds: rasterio.io.DatasetReader, window: Window, indexes: list[int], masked: bool, out: np.ndarray) -> np.ndarray:
+    """Read a window inside the scene into ``out`` (float32, invalid pixels 0) and return its validity."""
+    raw = ds.read(indexes, window=window)
+    with np.errstate(over="ignore"):  # float64 values beyond float32's range become inf
+        out[...] = raw
     if masked:
-        valid[: y1 - y0, : x1 - x0] = ds.dataset_mask(window=inner) > 0
+        valid = ds.dataset_mask(window=window) > 0
         nodata = _nodata_beside_mask(ds, indexes)
         if nodata is not None:  # GDAL's mask band hides the nodata value: honour both
-            valid[: y1 - y0, : x1 - x0] &= ~np.all([raw[i] == v for i, v in nodata], axis=0)
+            valid &= ~np.all([raw[i] == v for i, v in nodata], axis=0)
     else:
-        valid[: y1 - y0, : x1 - x0] = True
+        valid = np.ones(raw.shape[1:], dtype=bool)
     if raw.dtype.kind == "f":
-        valid[: y1 - y0, : x1 - x0] &= np.isfinite(raw).all(axis=0)
+        valid &= np.isfinite(raw).all(axis=0)
     if not valid.all():
-        data[:, ~valid] = 0
-    return data, valid
+        out[:, ~valid] = 0
+    return valid
 
 
 def pixel_size_m(ds: rasterio.io.DatasetReader) -> float:

@@ -70,16 +70,24 @@ def _chip_profile(ds: Any, transform: Any, size: int, count: int, dtype: str, no
 
 
 def _read_raw(ds: Any, chip: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A chip's bands in the scene's dtype (padding past the edge: nodata or 0) and its validity."""
+    """A chip's bands in the scene's dtype and its validity; past the scene's edge the scene is mirrored.
+
+    The outside part (a scene smaller than a chip) holds the scene reflected
+    about its edge, as prediction reads it, and is valid where its mirror
+    image is; its mask is 255 there (:meth:`_ChipWriter._mask`).
+    """
     from rasterio.windows import Window
 
+    from geoseg.io.raster import reflect_index
+
     size = int(chip.window.width)
-    data = np.full((ds.count, size, size), ds.nodata or 0, dtype=ds.dtypes[0])
-    valid = np.zeros((size, size), dtype=bool)
-    w, h = chip.x1 - chip.x0, chip.y1 - chip.y0
-    inner = Window(chip.x0, chip.y0, w, h)
-    data[:, :h, :w] = ds.read(window=inner)
-    valid[:h, :w] = ds.dataset_mask(window=inner) > 0
+    rows = reflect_index(int(chip.window.row_off), size, ds.height)
+    cols = reflect_index(int(chip.window.col_off), size, ds.width)
+    r0, c0 = int(rows.min()), int(cols.min())
+    source = Window(c0, r0, int(cols.max()) - c0 + 1, int(rows.max()) - r0 + 1)
+    r, c = np.ix_(rows - r0, cols - c0)
+    data = ds.read(window=source)[:, r, c]
+    valid = (ds.dataset_mask(window=source) > 0)[r, c]
     return data, valid
 
 
@@ -152,6 +160,10 @@ class _ChipWriter:
             return None, 0.0
         mask = self.source.read(chip.window)
         mask[~valid] = IGNORE_INDEX
+        rows, cols = chip.inside
+        outside = np.ones(mask.shape, dtype=bool)
+        outside[rows, cols] = False
+        mask[outside] = IGNORE_INDEX  # mirrored context is never a label
         return mask, float((mask != IGNORE_INDEX).mean())
 
     def write(self, chip: Any) -> bool:

@@ -49,11 +49,17 @@ MAX_YAML_NODES = 1_000_000
 
 @dataclass(frozen=True)
 class SceneSource:
-    """One scene to train on: the image, its labels (polygons or a mask raster) and the polygons' label field."""
+    """One scene to train on: the image, its labels (polygons or a mask raster), the polygons' label field and, for an
+    image without band names, the names of its bands in order (``band_names``)."""
 
     image: str
     labels: str
     label_field: str | None = None
+    band_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.band_names is not None and not isinstance(self.band_names, tuple):
+            object.__setattr__(self, "band_names", tuple(str(n).strip() for n in self.band_names))
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ statistics per *cell* (a square of ``stride`` pixels). Chips lie on the
 stride lattice; the spatial split assigns whole *blocks* to validation and
 keeps training chips at least ``gap`` pixels away from them, so validation
 pixels never leak into training through neighbouring pixels. Normalization
-statistics come from the training area only.
+statistics come from the training area only. A chip reaching past a scene's
+edge sees the scene mirrored there, as prediction's edge chips do; its labels
+outside the scene are 255 (ignored).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.errors import InputError
 from geoseg.core.options import Progress
 
-__all__ = ["SceneData", "Split", "index_scene", "make_split", "band_stats", "augment", "Sample"]
+__all__ = ["SceneData", "Split", "index_scene", "make_split", "band_stats", "band_percentiles", "augment", "Sample"]
 
 _BLOCK_CELLS = 16
 
@@ -51,13 +53,23 @@ class SceneData:
         """Height of the scene in pixels."""
         return self.ds.height
 
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw bands (float32, C x h x w), validity and class ids (uint8, unlabeled and invalid = 255)."""
-        from geoseg.io.raster import read_window
+    def read(self, window: Window, pad: str = "reflect") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw bands (float32, C x h x w), validity and class ids (uint8, unlabeled, invalid and outside = 255).
 
-        data, valid = read_window(self.ds, window, self.indexes)
+        A window reaching past the scene gets the scene mirrored there
+        (``pad="reflect"``, as prediction reads its edge chips; ``"zero"``:
+        zeros, invalid); its labels outside the scene are always 255.
+        """
+        from geoseg.io.raster import read_window, window_inside
+
+        data, valid = read_window(self.ds, window, self.indexes, pad=pad)
         labels = self.labels.read(window)
         labels[~valid] = IGNORE_INDEX
+        rows, cols = window_inside(window, self.width, self.height)
+        if (rows.stop - rows.start, cols.stop - cols.start) != labels.shape:
+            inside = np.zeros(labels.shape, dtype=bool)
+            inside[rows, cols] = True
+            labels[~inside] = IGNORE_INDEX
         return data, valid, labels
 
     def close(self) -> None:
@@ -91,7 +103,7 @@ def index_scene(
     for n, (r, c) in enumerate(blocks):
         nr, nc = min(step, cy - r), min(step, cx - c)
         window = Window(c * stride, r * stride, nc * stride, nr * stride)
-        data, valid, lab = scene.read(window)
+        data, valid, lab = scene.read(window, pad="zero")  # statistics of the pixels inside only
         cell = (np.arange(nr * stride)[:, None] // stride) * nc + np.arange(nc * stride)[None, :] // stride
         keep = lab != IGNORE_INDEX
         flat = np.bincount(cell[keep] * num_classes + lab[keep], minlength=nr * nc * num_classes)
@@ -216,6 +228,29 @@ def band_stats(scenes: Sequence[SceneData], cells: Sequence[np.ndarray]) -> tupl
     std = np.sqrt(np.maximum(q / total - mean * mean, 0.0))
     std = np.where(std > 1e-6, std, 1.0)
     return [float(v) for v in mean], [float(v) for v in std]
+
+
+def band_percentiles(
+    scenes: Sequence[SceneData], samples: Sequence[Sample], percentiles: Sequence[int], chips: int = 64, step: int = 4
+) -> tuple[dict[str, list[float]], int]:
+    """Per-band percentiles (keys ``p1``, ...) of the valid pixels of up to ``chips`` training chips, every ``step``-th
+    pixel across and down (spread evenly over ``samples``), and the number of pixels they come from.
+
+    Example:
+        >>> values, pixels = band_percentiles(scenes, split.train, (1, 50, 99))  # doctest: +SKIP
+        >>> values["p50"]  # doctest: +SKIP
+        [1102.0, 1305.0, 2210.0]
+    """
+    picked = [samples[int(i)] for i in np.unique(np.linspace(0, len(samples) - 1, min(chips, len(samples))).round())]
+    parts = []
+    for sample in picked:
+        data, valid, _ = scenes[sample.scene].read(sample.window, pad="zero")  # pixels inside the scene only
+        parts.append(data[:, ::step, ::step][:, valid[::step, ::step]])
+    pixels = np.concatenate(parts, axis=1) if parts else np.zeros((0, 0))
+    if not pixels.size:
+        return {}, 0
+    values = np.percentile(pixels.astype(np.float64), list(percentiles), axis=1)
+    return {f"p{q}": [round(float(v), 4) for v in row] for q, row in zip(percentiles, values)}, int(pixels.shape[1])
 
 
 def class_counts(scenes: Sequence[SceneData], cells: Sequence[np.ndarray]) -> np.ndarray:

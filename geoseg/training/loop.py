@@ -111,6 +111,7 @@ class EpochLoop:
         self.use_cuda = device.startswith("cuda")
         self.amp_dtype = torch.bfloat16 if self.use_cuda and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_cuda and self.amp_dtype == torch.float16)
+        self.confidence: float | None = None  # set by evaluate()
 
     def resume(self, run_dir: Path) -> RunState:
         """Load the weights, optimizer and scheduler of ``run_dir``'s last epoch; returns the run's state."""
@@ -163,24 +164,33 @@ class EpochLoop:
 
     def evaluate(self) -> tuple[ConfusionMatrix, float | None]:
         """Confusion matrix and mean loss on the validation chips (each process takes every world-th chip; the sums
-        are reduced over the processes)."""
+        are reduced over the processes). Sets ``self.confidence``: the mean winning probability on the validation
+        blocks' pixels (the model card's ``domain.validation_confidence`` at the best epoch)."""
         import torch
 
         dist, batch = self.dist, self.config.train.batch_size
         cm = ConfusionMatrix(len(self.names))
-        losses, n = 0.0, 0
+        losses, n, conf, scored = 0.0, 0, 0.0, 0
         self.net.eval()
         with torch.inference_mode():
-            for data, labels, _ in iter_samples(self.scenes, self.split.val[dist.rank :: dist.world], self.net.normalize, batch):
+            for data, labels, samples in iter_samples(
+                self.scenes, self.split.val[dist.rank :: dist.world], self.net.normalize, batch
+            ):
                 logits = self.forward(torch.from_numpy(data))
                 target = torch.from_numpy(labels.astype(np.int64))
                 losses += float(self.loss_fn(logits.float().cpu(), target)) * len(data)
                 n += len(data)
                 cm.update(labels, logits.argmax(1).cpu().numpy())
+                top = logits.float().softmax(1).amax(1).cpu().numpy()
+                for chip, sample in zip(top, samples):  # every pixel of the scored part, labelled or not, as predict sees it
+                    w = sample.score
+                    part = chip if w is None else chip[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width]
+                    conf, scored = conf + float(part.sum(dtype=np.float64)), scored + part.size
         if dist.world > 1:
-            reduced = dist.reduce(np.r_[cm.matrix.ravel(), losses, n])
-            cm.matrix[:] = reduced[:-2].reshape(cm.matrix.shape).astype(cm.matrix.dtype)
-            losses, n = float(reduced[-2]), int(reduced[-1])
+            reduced = dist.reduce(np.r_[cm.matrix.ravel(), losses, n, conf, scored])
+            cm.matrix[:] = reduced[:-4].reshape(cm.matrix.shape).astype(cm.matrix.dtype)
+            losses, n, conf, scored = float(reduced[-4]), int(reduced[-3]), float(reduced[-2]), int(reduced[-1])
+        self.confidence = conf / scored if scored else None
         return cm, (losses / n if n else None)
 
     def epoch(self, epoch: int, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, Any], float]:
@@ -242,6 +252,9 @@ class EpochLoop:
             if improved:
                 state.best, state.best_epoch, state.bad, state.best_summary = score, epoch, 0, summary
                 self.model.card.provenance.update(_best_provenance(epoch, summary))
+                domain = self.model.card.provenance.get("domain")
+                if isinstance(domain, dict):
+                    domain["validation_confidence"] = None if self.confidence is None else round(self.confidence, 4)
             else:
                 state.bad += 1
             if self.dist.main:  # the other processes hold the same weights (DistributedDataParallel)

@@ -26,17 +26,29 @@ __all__ = ["check_two_classes", "class_weights", "open_scenes", "scene_bands", "
 log = logging.getLogger("geoseg")
 
 
-def scene_bands(ds: Any, wanted: Sequence[str | int] | None) -> tuple[list[int], list[str]]:
+def scene_bands(
+    ds: Any, wanted: Sequence[str | int] | None, names: Sequence[str] | None = None, image: str = ""
+) -> tuple[list[int], list[str]]:
     """1-based band indexes of an open scene (all, or those ``wanted`` by index or description) and their names.
+
+    ``names`` (a scene's ``band_names`` in a config) name the bands of an
+    image without descriptions, one per band.
 
     Example:
         >>> from types import SimpleNamespace
         >>> scene_bands(SimpleNamespace(descriptions=("B02", None), count=2), None)
         ([1, 2], ['B02', 'band_2'])
+        >>> scene_bands(SimpleNamespace(descriptions=(None, None), count=2), ["red"], ["green", "red"])
+        ([2], ['red'])
     """
     from geoseg.core.bands import parse_requested
 
-    descriptions = list(ds.descriptions)
+    if names is not None and len(names) != ds.count:
+        raise InputError(
+            f"scene {image} has {ds.count} bands but its band_names lists {len(names)} ({', '.join(names)}): "
+            "give one name per band, in order"
+        )
+    descriptions = list(names) if names is not None else list(ds.descriptions)
     indexes = list(range(1, ds.count + 1)) if wanted is None else parse_requested(wanted, descriptions, ds.count)
     names = [descriptions[i - 1] or f"band_{i}" for i in indexes]
     return indexes, names
@@ -131,7 +143,7 @@ def _open_labels(
     with gdal_env():
         for source in sources:
             with open_scene(source.image) as ds:
-                indexes, names = scene_bands(ds, data.bands)
+                indexes, names = scene_bands(ds, data.bands, source.band_names, str(source.image))
                 grid = SceneGrid.of(ds)
                 pixel = pixel or pixel_size_m(ds)
             if band_names is None:

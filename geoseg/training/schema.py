@@ -88,7 +88,13 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any, Any]]] = {
     },
 }
 """Section -> key -> (types, default, check); section ``""`` holds the top-level keys."""
-SCENE_KEYS = {"image": (str, None), "labels": (str, None), "label_field": ((str, type(None)), None)}
+SCENE_KEYS = {
+    "image": (str, None),
+    "labels": (str, None),
+    "label_field": ((str, type(None)), None),
+    "band_names": ((list, type(None)), None),
+}
+"""Keys of a ``data.scenes`` item; ``band_names`` names the image's bands in order (for images without band names)."""
 CLASS_KEYS = ("name", "color", "values", "buffer")
 """Keys of a class mapping in ``data.classes``."""
 BACKGROUND_KEYS = {"name": ((str, int), None), "within": (str, "labels"), "color": ((str, type(None)), None)}
@@ -158,6 +164,18 @@ def _resolve(path: str, base: Path) -> str:
     return str(p if p.is_absolute() else (base / p))
 
 
+def _check_band_names(key: str, names: list | None) -> None:
+    """``band_names``: distinct, non-empty names, e.g. [B2, B3, B4, B5] or [blue, green, red, nir08]."""
+    if names is None:
+        return
+    if not names or not all(isinstance(n, str) and n.strip() for n in names):
+        raise _err(key, f"must list one name per band of the image, e.g. [blue, green, red, nir08], got {names!r}")
+    lower = [n.strip().lower() for n in names]
+    twice = next((n for n in names if lower.count(n.strip().lower()) > 1), None)
+    if twice is not None:
+        raise _err(key, f"names the band {twice!r} twice: give each band its own name")
+
+
 def _scenes(value: list, base: Path) -> list[dict[str, Any]]:
     scenes = []
     for i, item in enumerate(value):
@@ -172,6 +190,7 @@ def _scenes(value: list, base: Path) -> list[dict[str, Any]]:
                 raise _err(f"{key}.{name}", "is missing: give the path of the scene's " + name)
         scene = {name: _check_value(f"{key}.{name}", item.get(name), t, None) for name, (t, _) in SCENE_KEYS.items()}
         scene["image"], scene["labels"] = _resolve(scene["image"], base), _resolve(scene["labels"], base)
+        _check_band_names(f"{key}.band_names", scene["band_names"])
         scenes.append(scene)
     return scenes
 

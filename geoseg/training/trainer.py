@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,16 +24,29 @@ from typing import Any
 
 from geoseg.core.labels import LabelMap
 from geoseg.core.options import Progress
+from geoseg.model.card import DOMAIN_PERCENTILES
 from geoseg.training.config import TrainConfig, read_config
-from geoseg.training.data import SceneData, Split, band_stats, class_counts
+from geoseg.training.data import SceneData, Split, band_percentiles, band_stats, class_counts
 from geoseg.training.distributed import Dist, distributed, process_device, process_threads
 from geoseg.training.loop import EpochLoop
 from geoseg.training.prepare import class_weights, open_scenes, split_scenes
 from geoseg.training.rundir import RunState, check_run_dir, check_same_config, write_config
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["DATE_TAGS", "TrainResult", "scene_record", "train", "training_domain"]
 
 log = logging.getLogger("geoseg")
+
+DATE_TAGS = (
+    "ACQUISITION_DATE",
+    "DATATAKE_1_DATATAKE_SENSING_START",
+    "SENSING_TIME",
+    "DATE_ACQUIRED",
+    "PRODUCT_START_TIME",
+    "TIFFTAG_DATETIME",
+)
+"""GDAL metadata tags read, in this order, for a scene's acquisition date (TIFFTAG_DATETIME, last, is often
+the file's writing time: used only when nothing better is there)."""
+_DATE = re.compile(r"(\d{4})[-:/](\d{2})[-:/](\d{2})")
 
 
 @dataclass
@@ -104,6 +118,47 @@ def train(
                     scene.close()
 
 
+def scene_record(ds: Any, name: str) -> dict[str, Any]:
+    """A training scene in the model card's domain: its name, footprint in EPSG:4326 and acquisition date (or null).
+
+    Example:
+        >>> import rasterio
+        >>> with rasterio.open("data_samples/brandenburg_s2_512.tif") as ds:
+        ...     scene_record(ds, "brandenburg_s2_512.tif")["bbox"]
+        [12.5326, 52.4652, 12.6105, 52.5128]
+    """
+    from rasterio.warp import transform_bounds
+
+    bbox = None
+    if ds.crs is not None:
+        bbox = [round(float(v), 4) for v in transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)]
+    tags = {**ds.tags(), **{k: v for d in ds.tag_namespaces() if d != "IMAGE_STRUCTURE" for k, v in ds.tags(ns=d).items()}}
+    date = None
+    for key in DATE_TAGS:
+        found = _DATE.search(str(tags.get(key, "")))
+        if found:
+            date = "-".join(found.groups())
+            break
+    return {"name": name, "bbox": bbox, "date": date}
+
+
+def training_domain(scenes: list[SceneData], split: Split) -> dict[str, Any]:
+    """The card's ``provenance["domain"]``: footprints, dates and band percentiles of the training chips
+    (``validation_confidence`` is filled in at the best epoch).
+
+    Example:
+        >>> training_domain(scenes, split)["percentiles"]["p99"]  # doctest: +SKIP
+        [2410.0, 2633.5, 3902.0]
+    """
+    records = [scene_record(s.ds, Path(s.image).name) for s in scenes]
+    boxes = [r["bbox"] for r in records if r["bbox"] is not None]
+    bbox = None
+    if boxes:
+        bbox = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+    percentiles, pixels = band_percentiles(scenes, split.train, DOMAIN_PERCENTILES)
+    return {"scenes": records, "bbox": bbox, "percentiles": percentiles, "pixels": pixels, "validation_confidence": None}
+
+
 def _build(
     config: TrainConfig,
     band_names: list[str],
@@ -139,6 +194,7 @@ def _build(
             "training_chips": len(split.train),
             "validation_chips": len(split.val),
             "label_values": {c.name: label_map.values_of(c.id) for c in label_map.classes},
+            "domain": training_domain(scenes, split),
         }
     )
     return model
