@@ -34,6 +34,7 @@ from geoseg.io.raster import gdal_env, open_scene
 from geoseg.io.sources import source_options, virtual_scene
 from geoseg.training.config import TrainConfig, parse_config
 from tests.helpers import ROOT, BandLogits, random_scene, tiny_unet, wrap, write_raster
+from tests.test_trust import refused
 
 ORIGIN = (330000.0, 5822040.0)
 S2_10M = ("B02", "B03", "B04", "B08")
@@ -445,17 +446,6 @@ def geoseg_cli(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "geoseg", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=120, env=env
     )
-
-
-def refused(result: subprocess.CompletedProcess[str], *words: str) -> str:
-    """The one error line of a refused command: exit 1, one line naming ``words``, no traceback."""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 1, result.stderr
-    assert len(lines) == 1 and lines[0].startswith("geoseg: error:"), result.stderr
-    assert "Traceback" not in result.stderr and "unexpected" not in lines[0], result.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 def bad_sources(tmp: Path) -> list[tuple[str, Path, tuple[str, ...]]]:
