@@ -259,7 +259,7 @@ def test_common_land_cover_names_get_conventional_colours(names: list[str], colo
 
 def test_other_names_get_distinct_colours_away_from_the_conventional_ones() -> None:
     semantic = {semantic_color(n) for n in ("water", "forest", "grass", "crop", "urban", "road", "sand", "snow", "wetland")}
-    semantic |= {semantic_color("cloud"), semantic_color("shadow")}
+    semantic |= {semantic_color("cloud"), semantic_color("shadow"), semantic_color("background")}
     others = class_colors([f"class_{i}" for i in range(12)])
     assert len(set(others)) == 12 and not set(others) & semantic
 
@@ -269,7 +269,7 @@ def test_other_names_get_distinct_colours_away_from_the_conventional_ones() -> N
     nearest = min(np.linalg.norm(rgb(o) - rgb(s)) for o in others for s in semantic)
     assert nearest > 60  # no palette colour passes for water, forest, built-up...
     # a second class that would repeat a conventional colour gets a palette colour instead
-    colors = class_colors(["water", "forest", "river", "background"])
+    colors = class_colors(["water", "forest", "river", "class_x"])
     assert colors[:2] == ["#1f78b4", "#1b7837"] and len(set(colors)) == 4 and not set(colors[2:]) & semantic
 
 

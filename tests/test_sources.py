@@ -360,6 +360,13 @@ def test_predict_and_tile_take_a_source_and_a_resolution(s2_folder: Path, tmp_pa
     chips = sorted((tmp_path / "chips" / "images").glob("*.tif"))
     with rasterio.open(chips[0]) as ds:
         assert ds.count == 6 and ds.res == (10.0, 10.0)
+    assert json.loads((tmp_path / "chips" / "tile.json").read_text())["resolution"] is None
+    result = run(CliRunner(), "tile", s2_folder, "-o", tmp_path / "chips20", "--chip-size", "16", "--resolution", "20")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "chips20" / "tile.json").read_text())["resolution"] == 20.0  # the grid is recorded
+    result = run(CliRunner(), "run", s2_folder, "-m", model, "-o", tmp_path / "run20", "--resolution", "20")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run20" / "run.json").read_text())["inputs"]["resolution"] == 20.0
 
 
 def test_sentinel2_model_runs_on_landsat8_by_common_name(l8_folder: Path, tmp_path: Path) -> None:

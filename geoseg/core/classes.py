@@ -77,6 +77,7 @@ _SEMANTIC: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("#35978f", ("wetland", "marsh", "swamp", "bog", "fen", "mangrove")),
     ("#f0f0f0", ("cloud", "cloudy", "haze")),
     ("#404040", ("shadow",)),
+    ("#bbbbbb", ("background", "other", "unlabeled", "unlabelled", "nodata")),
 )
 _WORDS = {word: color for color, words in _SEMANTIC for word in words}
 # Distinct colours for other classes, away from the hues above (no blue, green, yellow, red, grey, brown, teal).
@@ -87,10 +88,10 @@ _OTHERS = (
     "#6a3d9a",
     "#e7298a",
     "#cc66ff",
-    "#bc80bd",
+    "#ff00ff",
     "#8e0152",
     "#c51b7d",
-    "#cab2d6",
+    "#e6ab02",
     "#f781bf",
     "#54278f",
 )
@@ -130,7 +131,7 @@ def class_colors(names: Sequence[str]) -> list[str]:
     Common land-cover names get conventional colours (:func:`semantic_color`:
     water blue, forest dark green, grass light green, crop yellow, built-up
     red, road grey, bare soil beige, snow light cyan, wetland teal, cloud
-    white-grey, shadow dark grey); other names, and a second class that would
+    white-grey, shadow dark grey, background/other light grey); other names, and a second class that would
     repeat a colour, take the next colour of a palette that avoids those hues.
 
     Example:

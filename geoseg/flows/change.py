@@ -122,7 +122,8 @@ def _refuse_prediction_options(given: PredictOptions) -> None:
     if changed:
         shown = ", ".join("--" + name.replace("_", "-") for name in changed)
         raise InputError(
-            f"{shown} apply to predicting scenes: give -m MODEL to compare two scenes, or leave them out to compare "
+            f"{shown} {'applies' if len(changed) == 1 else 'apply'} to predicting scenes: give -m MODEL to compare "
+            "two scenes, or leave them out to compare "
             "two class maps"
         )
 

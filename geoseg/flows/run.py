@@ -20,6 +20,7 @@ from geoseg.core.version import __version__
 from geoseg.inference.predict import PredictResult, assemble_blocks, open_model, predict
 from geoseg.io.features import PolygonSink
 from geoseg.io.outputs import atomic_folder, check_outdir
+from geoseg.io.sources import default_resolution
 from geoseg.model.bundled import default_model_path
 from geoseg.polygonize.api import polygon_batches, write_batches
 from geoseg.report.areas import areas_table, write_areas_csv
@@ -152,7 +153,7 @@ def _record(
             "encoder": net.card.encoder,
             "quantization": net.card.quantization,
         },
-        "inputs": {"image": str(image), "aoi": opts.predict.aoi},
+        "inputs": {"image": str(image), "aoi": opts.predict.aoi, "resolution": default_resolution()},
         "parameters": opts.record(),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "counts": {

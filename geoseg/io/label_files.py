@@ -39,7 +39,10 @@ _KINDS = {
     "Point": "point",
     "MultiPoint": "point",
 }
-BUFFER_HINT = "buffer: METRES on their class in data.classes of a training config, --buffer METRES for geoseg tile"
+BUFFER_HINT = (
+    "buffer: METRES on their class in data.classes of a training config (geoseg evaluate reads it with --classes CONFIG), "
+    "--buffer METRES for geoseg tile"
+)
 """How to turn lines and points into labels, as error and warning messages say it."""
 
 log = logging.getLogger("geoseg")

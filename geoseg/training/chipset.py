@@ -23,6 +23,7 @@ from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.errors import InputError
 from geoseg.core.labels import LabelMap
 from geoseg.io.mosaic import vrt_source
+from geoseg.io.sources import default_resolution
 
 __all__ = ["TileResult", "chip_mosaics", "tile"]
 
@@ -236,6 +237,7 @@ class _ChipWriter:
             "chip_size": self.chip_size,
             "overlap": str(overlap),
             "buffer": buffer,
+            "resolution": default_resolution(),  # the grid of a multi-file scene (--resolution), None: its finest
             "scenes": [scene],
         }
         (self.folder / "tile.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
