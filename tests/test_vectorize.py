@@ -223,11 +223,20 @@ def test_vectorize_does_not_need_torch(tmp_path: Path, unet_path: Path) -> None:
         "import sys\nfrom geoseg.cli import main\n"
         f"try:\n    main(['vectorize', {str(path)!r}, '-o', {str(tmp_path / 'p.gpkg')!r}, '--classes', {str(unet_path)!r}])\n"
         "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
-        "assert 'torch' not in sys.modules and 'segmentation_models_pytorch' not in sys.modules\n"
+        "heavy = {'torch', 'segmentation_models_pytorch', 'onnxruntime', 'matplotlib', 'dask'}\n"
+        "assert not heavy & {m.split('.')[0] for m in sys.modules}, heavy & set(sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "p.gpkg").exists()
+    # geoseg info on a scene is lighter still: rasterio and numpy, no geopandas or scipy either
+    info = code.replace(
+        f"main(['vectorize', {str(path)!r}, '-o', {str(tmp_path / 'p.gpkg')!r}, '--classes', {str(unet_path)!r}])",
+        f"main(['info', {str(path)!r}])",
+    ).replace("'dask'}", "'dask', 'geopandas', 'scipy'}")
+    assert "main(['info'" in info and "'scipy'}" in info
+    done = subprocess.run([sys.executable, "-c", info], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_classes_option_names_a_bare_class_map(runner, tmp_path: Path, unet_path: Path) -> None:
