@@ -152,7 +152,7 @@ def backend_help() -> str:
     engines = "; ".join(f"{b.name}: {b.help}" for b in BACKENDS.values())
     return (
         f"Inference engine: {engines}. auto runs .onnx files with onnxruntime, and .pt models too on CPU for scenes "
-        f"of {AUTO_ONNX_CHIPS} chips or more when onnxruntime is installed (measured 1.36x faster on 2 CPU cores, "
+        f"of {AUTO_ONNX_CHIPS} chips or more when onnxruntime is installed (measured about 1.3x faster on 2 CPU cores, "
         "see BENCHMARKS.md)."
     )
 
@@ -180,7 +180,7 @@ def choose_backend(net: Any, backend: str, device: str, chips: int) -> Backend:
 
     ``auto`` runs ONNX models with onnxruntime, and checkpoints too on the CPU
     from :data:`AUTO_ONNX_CHIPS` chips on when onnxruntime is installed
-    (measured 1.36x faster on 2 CPU cores; the export costs about a second).
+    (measured about 1.3x faster on 2 CPU cores; the export costs about a second).
 
     Example:
         >>> choose_backend(object(), "torch", "cpu", 10).name

@@ -78,7 +78,7 @@ def predict(
     (onnxruntime; a checkpoint is exported to ONNX in memory first) or
     ``auto``: onnxruntime for ``.onnx`` files, and on CPU for scenes of at
     least :data:`~geoseg.inference.backends.AUTO_ONNX_CHIPS` chips when
-    onnxruntime is installed (about 1.36x faster on the project's 2-core CPU,
+    onnxruntime is installed (about 1.3x faster on the project's 2-core CPU,
     BENCHMARKS.md; the export costs about a second). ``batch_size`` (chips
     per model call) defaults to 2 on the CPU, where small batches run
     fastest, and 8 on a GPU.
