@@ -16,6 +16,8 @@ from tests.helpers import SAMPLE, run, tiny_unet, write_raster
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev extra: pip install -e '.[dev]'")
 onnx = pytest.importorskip("onnx", reason="onnx is in the dev extra: pip install -e '.[dev]'")
 
+from tests.test_model_files import DEEPNESS  # noqa: E402 - the Deepness-only metadata of the model-file tests
+
 
 def check_deepness_metadata(path: Path) -> dict:
     """Every key Deepness reads is there, JSON-encoded, with the type Deepness converts it to."""
@@ -147,21 +149,12 @@ def _with_metadata(bare: Path, path: Path, values: dict[str, object], raw: dict[
     return path
 
 
-DEEPNESS_ONLY = {
-    "model_type": "Segmentor",
-    "class_names": {"0": "a", "1": "b"},
-    "resolution": 1000,
-    "standardization_mean": [0.5, 0.5, 0.5],
-    "standardization_std": [0.25, 0.25, 0.25],
-}
-
-
 def test_onnx_without_metadata_and_with_deepness_metadata_only(tmp_path: Path, runner) -> None:
     bare = _bare_onnx(tmp_path / "bare.onnx")
     scene = write_raster(tmp_path / "rgb.tif", np.full((3, 40, 40), 100, "uint8"))
     result = run(runner, "predict", scene, "-m", bare, "-o", tmp_path / "c.tif")
     assert result.exit_code == 1 and "missing model_type, class_names" in result.stderr
-    _with_metadata(bare, tmp_path / "deepness.onnx", DEEPNESS_ONLY)
+    _with_metadata(bare, tmp_path / "deepness.onnx", DEEPNESS)
     model = load_onnx(tmp_path / "deepness.onnx")
     assert [c.name for c in model.card.classes] == ["a", "b"] and model.chip_size == 32
     # geoseg feeds what Deepness feeds: (raw / 255 - mean) / std
@@ -177,7 +170,7 @@ def test_deepness_metadata_checks_both_tile_size_spellings(tmp_path: Path) -> No
     from geoseg.core.errors import ModelError
 
     bare = _bare_onnx(tmp_path / "bare.onnx")
-    both = _with_metadata(bare, tmp_path / "both.onnx", {**DEEPNESS_ONLY, "tile_size": 32, "tiles_size": 32})
+    both = _with_metadata(bare, tmp_path / "both.onnx", {**DEEPNESS, "tile_size": 32, "tiles_size": 32})
     assert load_onnx(both).chip_size == 32
     for key in ("tile_size", "tiles_size"):
         for value, raw, must in (
@@ -186,7 +179,7 @@ def test_deepness_metadata_checks_both_tile_size_spellings(tmp_path: Path) -> No
             (None, "thirty-two", "JSON-encoded"),
         ):
             path = tmp_path / f"{key}.onnx"
-            _with_metadata(bare, path, {**DEEPNESS_ONLY, **({} if value is None else {key: value})}, raw and {key: raw})
+            _with_metadata(bare, path, {**DEEPNESS, **({} if value is None else {key: value})}, raw and {key: raw})
             with pytest.raises(ModelError, match=f"metadata {key} .*{must}") as caught:
                 load_onnx(path)
             assert str(path) in str(caught.value), caught.value

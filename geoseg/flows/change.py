@@ -25,7 +25,7 @@ import numpy as np
 from geoseg.core.classes import CLASSES_TAG, ClassInfo
 from geoseg.core.errors import InputError
 from geoseg.core.options import PredictOptions, Progress, RunOptions, VectorizeOptions
-from geoseg.core.transitions import TRANSITIONS_TAG, Codes, Remap, Transitions, complete_table, match_tables
+from geoseg.core.transitions import MAX_CLASSES, TRANSITIONS_TAG, Codes, Remap, Transitions, complete_table, match_tables
 from geoseg.core.version import __version__
 from geoseg.inference.predict import open_model, predict
 from geoseg.io.align import AlignedPair, Strip, overlap_window
@@ -188,7 +188,8 @@ def _codes(pair: AlignedPair, remap: Remap | None, progress: Progress | None) ->
     for strip in _strips(pair, progress, "classes"):
         found.update(np.unique(strip.before[strip.valid]).tolist())
         found.update(np.unique(_after_values(strip, remap)[strip.valid]).tolist())
-        Codes.found(found, pair.names)  # too many values: refused early
+        if len(found) > MAX_CLASSES:
+            break  # not a class map: Codes.found refuses it without reading the rest
     return Codes.found(found, pair.names)
 
 

@@ -22,7 +22,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from geoseg.core.errors import InputError, RasterError
-from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
+from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, window_inside
 
 __all__ = ["STRIP_PIXELS", "AlignedPair", "Strip", "overlap_window", "same_grid"]
 
@@ -103,13 +103,10 @@ def same_grid(before: Any, after: Any) -> bool:
 def _read_padded(ds: Any, win: Window) -> np.ma.MaskedArray:
     """Band 1 in ``win``, masked where nodata and where ``win`` reaches beyond the raster."""
     out = np.ma.masked_all((int(win.height), int(win.width)), dtype=ds.dtypes[0])
-    try:
-        inner = win.intersection(Window(0, 0, ds.width, ds.height))
-    except Exception:  # noqa: BLE001 - rasterio's WindowError: nothing of win lies on the raster
-        return out
-    rows = slice(int(inner.row_off - win.row_off), int(inner.row_off - win.row_off + inner.height))
-    cols = slice(int(inner.col_off - win.col_off), int(inner.col_off - win.col_off + inner.width))
-    out[rows, cols] = ds.read(1, window=inner, masked=True)
+    rows, cols = window_inside(win, ds.width, ds.height)
+    if rows.stop > rows.start and cols.stop > cols.start:
+        inner = Window(win.col_off + cols.start, win.row_off + rows.start, cols.stop - cols.start, rows.stop - rows.start)
+        out[rows, cols] = ds.read(1, window=inner, masked=True)
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from geoseg.core.errors import ModelError
-from geoseg.io.paths import special_kind
+from geoseg.io.paths import check_input_file
 from geoseg.model.card import ModelCard
 from geoseg.model.validate import show
 
@@ -28,13 +28,7 @@ _MAX_HEADER = 100 * 1024 * 1024
 
 def _header(path: Path) -> dict:
     """Parse the safetensors header without reading the tensors."""
-    kind = special_kind(path)
-    if kind:
-        raise ModelError(f"model file {path} is {kind}, not a regular file: give a .pt file written by geoseg")
-    if not path.exists():
-        raise ModelError(f"model file {path} does not exist: give a .pt file written by geoseg")
-    if path.is_dir():
-        raise ModelError(f"model {path} is a folder: give a .pt file written by geoseg")
+    check_input_file(path, "model file", "give a .pt file written by geoseg", ModelError, empty_ok=True)  # empty: below
     with path.open("rb") as fh:
         head = fh.read(8)
         if not head:

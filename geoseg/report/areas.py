@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import numpy as np
 from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.io.raster import gdal_env, needs_geodesic, open_scene, pixel_area_m2
 
-__all__ = ["areas_table", "csv_safe", "row_areas_m2", "write_areas_csv"]
+__all__ = ["areas_table", "csv_safe", "row_areas_m2", "write_areas_csv", "write_csv"]
 
 
 def row_areas_m2(ds: Any) -> np.ndarray:
@@ -101,12 +101,23 @@ def csv_safe(value: object) -> object:
     return "'" + value if isinstance(value, str) and value.startswith(_FORMULA) else value
 
 
-def write_areas_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write :func:`areas_table` rows as CSV (header ``class_id`` alone when there are no classes).
+def write_csv(rows: Iterable[dict[str, Any]], path: Path, fields: Sequence[str]) -> Path:
+    """Write rows as CSV with the header ``fields``: None is an empty cell, and text a spreadsheet would run
+    as a formula is written as text (:func:`csv_safe`). The one CSV writer of the reports.
 
-    Class names that a spreadsheet would execute are written as text (see :func:`csv_safe`).
+    Example:
+        >>> import tempfile
+        >>> path = write_csv([{"class": "=1+1", "iou": None}], Path(tempfile.mkdtemp()) / "t.csv", ["class", "iou"])
+        >>> path.read_text().splitlines()
+        ['class,iou', "'=1+1,"]
     """
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["class_id"])
+    with Path(path).open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(fields))
         writer.writeheader()
-        writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
+        writer.writerows({k: "" if v is None else csv_safe(v) for k, v in row.items()} for row in rows)
+    return Path(path)
+
+
+def write_areas_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write :func:`areas_table` rows as CSV (header ``class_id`` alone when there are no classes)."""
+    write_csv(rows, path, list(rows[0]) if rows else ["class_id"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.transitions import UNCHANGED_COLOR, Codes, Transitions
-from geoseg.report.areas import csv_safe
+from geoseg.report.areas import write_csv
 from geoseg.report.preview import save_figure
 
 __all__ = ["MATRIX_FIELDS", "TOTAL", "ChangeCounts", "class_balance", "matrix_rows", "write_change_preview", "write_matrix_csv"]
@@ -121,10 +120,7 @@ def class_balance(counts: ChangeCounts, transitions: Transitions) -> list[dict[s
 
 def write_matrix_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """Write :func:`matrix_rows` as CSV (class names a spreadsheet would run are written as text)."""
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(MATRIX_FIELDS))
-        writer.writeheader()
-        writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
+    write_csv(rows, path, MATRIX_FIELDS)
 
 
 def write_change_preview(transitions_tif: Path, transitions: Transitions, output: Path, title: str = "") -> Path:

@@ -7,7 +7,6 @@ scores: empty CSV cells and a grey "no truth" row in the picture, never 0.
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 from geoseg.core.classes import ClassInfo
 from geoseg.core.version import __version__
 from geoseg.io.outputs import REPORT_FILES, REPORT_MARKS
-from geoseg.report.areas import csv_safe
+from geoseg.report.areas import write_csv
 from geoseg.report.errormap import error_table
 from geoseg.report.styles import classes_qml
 
@@ -74,12 +73,7 @@ def write_per_class_csv(summary: dict[str, Any], path: Path) -> Path:
     Example:
         >>> write_per_class_csv(summary, Path("per_class.csv"))  # doctest: +SKIP
     """
-    with Path(path).open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(PER_CLASS_FIELDS))
-        writer.writeheader()
-        for row in per_class_rows(summary):
-            writer.writerow({k: "" if v is None else csv_safe(v) for k, v in row.items()})
-    return Path(path)
+    return write_csv(per_class_rows(summary), path, PER_CLASS_FIELDS)
 
 
 def _count(n: int) -> str:
