@@ -14,7 +14,7 @@ import functools
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,9 @@ class ChipLoop:
     """Predicts and stitches one scene's chips, block by block, into a :class:`ClassMapWriter`.
 
     ``offset`` is the scene column of the writer's first column; ``total`` the
-    number of chips reported to ``progress``.
+    number of chips reported to ``progress``; ``exclude(window)``, when
+    given, returns the pixels of a scene window that become nodata in every
+    output (True = excluded), such as a cloud mask.
 
     Example:
         >>> loop = ChipLoop(ds, "scene.tif", grid, [1, 2, 3], net, runner, writer, None, 2, None, result)  # doctest: +SKIP
@@ -72,8 +74,10 @@ class ChipLoop:
         progress: Progress | None,
         result: PredictResult,
         total: int = 0,
+        exclude: Callable[[Any], np.ndarray] | None = None,
     ) -> None:
         self.ds, self.image, self.grid, self.indexes = ds, image, grid, indexes
+        self.exclude = exclude  # exclude(window) -> bool rows, True where outputs must be nodata (e.g. clouds)
         self.net, self.runner, self.writer, self.polygons = net, runner, writer, polygons
         self.batch_size, self.progress, self.result, self.total = batch_size, progress, result, total
         self.masked = scene_has_mask(ds)
@@ -166,6 +170,8 @@ class ChipLoop:
             valid &= geometry_mask(
                 self.polygons, shape, window_transform(window, self.ds.transform), invert=True, all_touched=False
             )
+        if self.exclude is not None:
+            valid &= ~self.exclude(window)
         self.domain.rows(probs, valid)
         arrays = {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in self.writer.ds}
         self.writer.write_rows(x0 - offset, y0, arrays)
