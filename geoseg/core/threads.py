@@ -1,4 +1,5 @@
-"""Small thread helpers: produce items in a background thread while the caller consumes them.
+"""Small thread helpers: produce items in a background thread while the caller consumes them (:func:`prefetch`),
+and run calls in order in a background thread while the caller goes on (:class:`Serial`).
 
 Producer threads still running when the interpreter exits (an interrupted
 command whose generator was never closed) are stopped and joined at exit:
@@ -10,10 +11,10 @@ from __future__ import annotations
 import atexit
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-__all__ = ["prefetch", "stop_all"]
+__all__ = ["Serial", "prefetch", "stop_all"]
 
 T = TypeVar("T")
 _DONE = object()
@@ -81,3 +82,55 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     finally:
         _drain(thread, stop, q)
         _ACTIVE.pop(thread, None)
+
+
+class Serial:
+    """Runs submitted calls one after another in a background thread, in order, at most ``depth`` waiting.
+
+    The first error is raised by the next :meth:`submit` or by :meth:`close`
+    (later calls are dropped); :meth:`close` waits until every call has run.
+
+    Example:
+        >>> out = []
+        >>> writer = Serial("doc-writer")
+        >>> for i in range(3):
+        ...     writer.submit(out.append, i)
+        >>> writer.close()
+        >>> out
+        [0, 1, 2]
+    """
+
+    def __init__(self, name: str, depth: int = 4) -> None:
+        self.q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self.closed = False
+        self.thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is None:
+                fn, args = item
+                try:
+                    fn(*args)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    self.error = exc
+
+    def submit(self, fn: Callable[..., object], *args: object) -> None:
+        """Queue ``fn(*args)`` (waits while ``depth`` calls are queued); raises an earlier call's error."""
+        if self.error is not None:
+            raise self.error
+        self.q.put((fn, args))
+
+    def close(self, raise_error: bool = True) -> None:
+        """Wait for every queued call; raise the first error one of them raised (unless ``raise_error`` is False)."""
+        if not self.closed:
+            self.closed = True
+            self.q.put(None)
+            self.thread.join()
+        if self.error is not None and raise_error:
+            error, self.error = self.error, None
+            raise error

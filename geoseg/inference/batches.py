@@ -1,15 +1,32 @@
-"""Chips read, checked and normalized into batches for the model."""
+"""Chips read, checked and normalized into batches for the model.
+
+:func:`read_batches` is the prediction loop's reader: a small pool of
+threads (GDAL releases the GIL while it reads and decompresses), each with
+its own handle on the scene, reads the chips' windows straight into
+preallocated batch arrays (:class:`BatchRing`); the chips are then observed,
+normalized and grouped in order, so results do not depend on which thread
+read what. :func:`iter_batches` is the same batching for one reader.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from geoseg.core.grid import Chip
 
-__all__ = ["Batch", "iter_batches"]
+__all__ = ["READ_WORKERS", "Batch", "BatchRing", "iter_batches", "read_batches"]
+
+READ_WORKERS = max(1, min(4, os.cpu_count() or 1))
+"""Threads reading chip windows at once (one per core, at most 4: more only contend for the disk and the cache)."""
 
 
 @dataclass
@@ -33,6 +50,12 @@ def iter_batches(
     Invalid pixels are set to 0 after normalization (the band mean when the
     model has a normalization). A batch may be empty of chips when all were
     skipped; its ``skipped`` count still reports progress.
+
+    Example:
+        >>> from geoseg.core.grid import make_grid
+        >>> read = lambda chip: (np.ones((1, 8, 8), np.float32), np.ones((8, 8), bool))
+        >>> [len(b.chips) for b in iter_batches(make_grid(24, 8, 8, 0), read, lambda a: a, 2)]
+        [2, 1]
     """
     pending: list[tuple[Chip, np.ndarray, np.ndarray]] = []
     skipped = 0
@@ -61,3 +84,103 @@ def _stack(items: list[tuple[Chip, np.ndarray, np.ndarray]], skipped: int) -> Ba
         np.stack([v for _, _, v in items]),
         skipped,
     )
+
+
+class BatchRing:
+    """``slots`` preallocated batch arrays handed out in turn (no allocation per batch or chip).
+
+    A slot may be filled again ``slots`` batches later: the ring must be
+    longer than the batches alive at once (being read, queued, in the model).
+
+    Example:
+        >>> ring = BatchRing(3, batch_size=2, bands=4, chip_size=8)
+        >>> data, valid = ring.next()
+        >>> data.shape, valid.shape, ring.next()[0] is data, ring.next()[0] is data, ring.next()[0] is data
+        ((2, 4, 8, 8), (2, 8, 8), False, False, True)
+    """
+
+    def __init__(self, slots: int, batch_size: int, bands: int, chip_size: int) -> None:
+        shape = (batch_size, bands, chip_size, chip_size)
+        self.slots = [(np.empty(shape, np.float32), np.empty((batch_size, chip_size, chip_size), bool)) for _ in range(slots)]
+        self.turn = itertools.cycle(range(slots))
+
+    def next(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next slot's data ``(B, C, S, S)`` and validity ``(B, S, S)``."""
+        return self.slots[next(self.turn)]
+
+
+class _Handles:
+    """One open scene per reading thread (GDAL datasets are not shared between threads), all closed at the end."""
+
+    def __init__(self, opener: Callable[[], Any]) -> None:
+        self.opener, self.local, self.lock = opener, threading.local(), threading.Lock()
+        self.open: list[Any] = []
+
+    def get(self) -> Any:
+        ds = getattr(self.local, "ds", None)
+        if ds is None:
+            ds = self.local.ds = self.opener()
+            with self.lock:
+                self.open.append(ds)
+        return ds
+
+    def close(self) -> None:
+        for ds in self.open:
+            ds.close()
+
+
+def read_batches(
+    chips: Iterable[Chip],
+    opener: Callable[[], Any],
+    read_into: Callable[[Any, Chip, np.ndarray], np.ndarray],
+    prepare: Callable[[Chip, np.ndarray, np.ndarray], None],
+    ring: BatchRing,
+    workers: int = READ_WORKERS,
+    ahead: int = 1,
+) -> Iterator[Batch]:
+    """Batches of chips read by ``workers`` threads into ``ring``'s slots, ``ahead`` batches in advance.
+
+    ``read_into(ds, chip, out)`` reads a chip's bands into ``out`` ``(C, S, S)``
+    with a dataset from ``opener`` (one per thread) and returns its validity;
+    ``prepare(chip, data, valid)`` then runs in this thread, in chip order,
+    on chips with a valid pixel (observe the raw values, normalize in place).
+    Chips without one are skipped and counted. The ring needs ``ahead`` + 4
+    slots when batches are consumed through :func:`~geoseg.core.threads.prefetch`
+    with depth 2.
+
+    Example:
+        >>> batches = read_batches(grid, lambda: open_scene(path), read_into, prepare, BatchRing(5, 8, 3, 256))  # doctest: +SKIP
+    """
+    handles = _Handles(opener)
+    size = ring.slots[0][0].shape[0]
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="geoseg-read")
+    queued: deque[tuple[list[Chip], list[Future], np.ndarray, np.ndarray]] = deque()
+    chips = iter(chips)
+    try:
+        while True:
+            group = list(itertools.islice(chips, size))
+            if group:
+                data, valid = ring.next()
+                futures = [pool.submit(lambda c, out: read_into(handles.get(), c, out), c, data[i]) for i, c in enumerate(group)]
+                queued.append((group, futures, data, valid))
+            if queued and (len(queued) > ahead or not group):
+                yield _assemble(*queued.popleft(), prepare)
+            elif not group:
+                return
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        handles.close()
+
+
+def _assemble(group: list[Chip], futures: list[Future], data: np.ndarray, valid: np.ndarray, prepare: Callable) -> Batch:
+    """Wait for a group's reads (in order), prepare its chips with a valid pixel and keep those."""
+    keep = []
+    for i, (chip, future) in enumerate(zip(group, futures)):
+        valid[i] = future.result()
+        if valid[i].any():
+            prepare(chip, data[i], valid[i])
+            keep.append(i)
+    n = len(group)
+    if len(keep) == n:
+        return Batch(group, data[:n], valid[:n])
+    return Batch([group[i] for i in keep], data[keep], valid[keep], n - len(keep))

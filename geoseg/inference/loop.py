@@ -23,16 +23,19 @@ import numpy as np
 
 from geoseg.core.grid import Chip, Grid
 from geoseg.core.options import Progress
-from geoseg.core.threads import prefetch
+from geoseg.core.threads import Serial, prefetch
 from geoseg.inference.backends import Runner
-from geoseg.inference.batches import Batch, iter_batches
+from geoseg.inference.batches import Batch, BatchRing, read_batches
 from geoseg.inference.checks import DomainCheck, Radiometry
 from geoseg.inference.chips import ChipSelection
 from geoseg.inference.stitch import Stitcher
 from geoseg.io.classmap import RASTER_OUTPUTS, ClassMapWriter
 from geoseg.io.raster import open_scene, read_window, scene_has_mask
 
-__all__ = ["ChipLoop", "PredictResult"]
+__all__ = ["RING_SLOTS", "ChipLoop", "PredictResult"]
+
+RING_SLOTS = 5
+"""Batch arrays in turn: one read ahead, one waiting to be queued, two queued, one in the model (read_batches)."""
 
 
 @dataclass
@@ -85,6 +88,7 @@ class ChipLoop:
         self.radiometry = Radiometry(net.card, result.warnings, ds.name)
         self.domain = DomainCheck(net.card, result.warnings, ds.name)
         self.times = {"read_wait": 0.0, "model": 0.0, "stitch": 0.0, "write": 0.0}
+        self.rows_out: Serial | None = None
         self.done = 0
 
     def run(self, chips: ChipSelection, blocks: list[tuple[int, int]]) -> None:
@@ -92,8 +96,16 @@ class ChipLoop:
         if self.progress:
             self.progress("predict", 0, self.total)
         offset = blocks[0][0]
-        for x0, x1 in blocks:
-            self.run_block(x0, x1, chips.chips(x0, x1), offset)
+        self.rows_out = rows_out = Serial("geoseg-writer")  # compressing and writing tiles overlaps the next chips
+        try:
+            for x0, x1 in blocks:
+                self.run_block(x0, x1, chips.chips(x0, x1), offset)
+        except BaseException:
+            rows_out.close(raise_error=False)
+            raise
+        t = time.perf_counter()
+        rows_out.close()  # every row is in the writer (its error raised, if any) before the outputs are committed
+        self.times["write_wait"] = time.perf_counter() - t
         self.radiometry.check()
         self.domain.check()
         self.times["stitch"] -= self.times["write"]
@@ -105,29 +117,33 @@ class ChipLoop:
         if first is None:
             k = self.net.card.num_classes
             rows = {kind: RASTER_OUTPUTS[kind].empty(k, self.ds.height, x1 - x0) for kind in self.writer.ds}
-            self.writer.write_rows(x0 - offset, 0, rows)
+            self._submit(x0 - offset, 0, rows)
             return
         stitcher = Stitcher(self.grid, x0, x1, self.net.card.num_classes, functools.partial(self.write_rows, x0, x1, offset))
-        reader = open_scene(self.image)  # the reader thread has its own handle: GDAL datasets are not shared
-        try:
-            chips = itertools.chain([first], chips)
-            for batch in self._timed(
-                prefetch(iter_batches(chips, functools.partial(self._read, reader), self.net.normalize, self.batch_size), depth=2)
-            ):
-                self._predict(batch, stitcher)
-            t = time.perf_counter()
-            stitcher.finish()
-            self.times["stitch"] += time.perf_counter() - t
-        finally:
-            reader.close()
+        ring = BatchRing(RING_SLOTS, self.batch_size, len(self.indexes), self.grid.chip_size)
+        batches = read_batches(
+            itertools.chain([first], chips), functools.partial(open_scene, self.image), self._read, self._prepare, ring
+        )
+        for batch in self._timed(prefetch(batches, depth=2)):
+            self._predict(batch, stitcher)
+        t = time.perf_counter()
+        stitcher.finish()
+        self.times["stitch"] += time.perf_counter() - t
 
-    def _read(self, reader: Any, chip: Chip) -> tuple[np.ndarray, np.ndarray]:
-        """A chip's bands and validity; past the scene's edge the scene is mirrored (never zeros)."""
-        data, valid = read_window(reader, chip.window, self.indexes, masked=self.masked, pad="reflect")
+    def _read(self, reader: Any, chip: Chip, out: np.ndarray) -> np.ndarray:
+        """Read a chip's bands into ``out``; past the scene's edge the scene is mirrored (never zeros). Its validity."""
+        return read_window(reader, chip.window, self.indexes, out=out, masked=self.masked, pad="reflect")[1]
+
+    def _prepare(self, chip: Chip, data: np.ndarray, valid: np.ndarray) -> None:
+        """Observe a chip's raw values (in chip order), then normalize it in place; invalid pixels become 0."""
         rows, cols = chip.inside  # mirrored pixels would count twice in the band statistics
         self.radiometry.observe(data[:, rows, cols], valid[rows, cols])
         self.domain.observe(data[:, rows, cols], valid[rows, cols])
-        return data, valid
+        normalized = self.net.normalize(data)
+        if normalized is not data:
+            data[...] = normalized
+        if not valid.all():
+            data[:, ~valid] = 0
 
     def _timed(self, batches: Iterator[Batch]) -> Iterator[Batch]:
         """Yield batches, counting the time spent waiting for the reader."""
@@ -154,6 +170,12 @@ class ChipLoop:
         if self.progress:
             self.progress("predict", self.done, self.total)
 
+    def _submit(self, x: int, y: int, rows: dict[str, np.ndarray]) -> None:
+        """Hand rows to the writer thread (the writer's own order check still applies)."""
+        if self.rows_out is None:
+            raise RuntimeError("rows written outside ChipLoop.run")
+        self.rows_out.submit(self.writer.write_rows, x, y, rows)
+
     def write_rows(self, x0: int, x1: int, offset: int, y0: int, y1: int, probs: np.ndarray, weight: np.ndarray) -> None:
         """The stitcher's sink: finished rows ``[y0, y1)`` of columns ``[x0, x1)`` become output rows."""
         from rasterio.features import geometry_mask
@@ -174,5 +196,5 @@ class ChipLoop:
             valid &= ~self.exclude(window)
         self.domain.rows(probs, valid)
         arrays = {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in self.writer.ds}
-        self.writer.write_rows(x0 - offset, y0, arrays)
+        self._submit(x0 - offset, y0, arrays)
         self.times["write"] += time.perf_counter() - t
