@@ -21,6 +21,7 @@ __all__ = [
     "overlap_option",
     "overwrite_option",
     "polygon_options",
+    "predict_resolution_option",
     "resolution_option",
 ]
 
@@ -218,15 +219,40 @@ def _source_resolution(ctx: click.Context, _param: click.Parameter, value: str |
     ctx.with_resource(source_options(check_resolution(value)))
 
 
+_RESOLUTION_HELP = (
+    "Grid of a multi-file scene (a band folder or list, a STAC item, a SAFE, a Landsat MTL), in metres. "
+    "Default: the finest grid of its bands (a panchromatic band aside); coarser bands are resampled bilinearly "
+    "on read. A single raster file keeps its own grid."
+)
+
 resolution_option = click.option(
     "--resolution",
     default=None,
     metavar="METRES",
     expose_value=False,
     callback=_source_resolution,
-    help="Grid of a multi-file scene (a band folder or list, a STAC item, a SAFE, a Landsat MTL), in metres. "
-    "Default: the finest grid of its bands (a panchromatic band aside); coarser bands are resampled bilinearly "
-    "on read. A single raster file keeps its own grid.",
+    help=_RESOLUTION_HELP,
+)
+
+
+def _predict_resolution(ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    """``--resolution`` of predict, run and change: checked, kept in the options (Dask workers anywhere get it) and
+    set for the rest of the command too (every stage that opens the scene reads the same grid)."""
+    _source_resolution(ctx, _param, value)
+    if value is None:
+        return None
+    from geoseg.io.sources import check_resolution
+
+    return check_resolution(value)
+
+
+predict_resolution_option = click.option(
+    "--resolution",
+    "resolution",
+    default=None,
+    metavar="METRES",
+    callback=_predict_resolution,
+    help=_RESOLUTION_HELP,
 )
 
 
@@ -248,7 +274,7 @@ def inference_options(func: F) -> F:
 
     ``--backend`` offers the registered backends and ``--device`` the known devices.
     """
-    from geoseg.core.options import BLOCK_WIDTH, DEVICES
+    from geoseg.core.options import BLOCK_WIDTH, DEVICES, OUTPUT_GRIDS, RESAMPLE
     from geoseg.inference.backends import backend_choices, backend_help
 
     for option in reversed(
@@ -262,7 +288,7 @@ def inference_options(func: F) -> F:
                 "when the scene's band descriptions hold the model's band names, else by common name across "
                 "sensors (Sentinel-2 B08 = Landsat-8 SR_B5, with a warning), else in order when the counts agree.",
             ),
-            resolution_option,
+            predict_resolution_option,
             chip_size_option,
             overlap_option,
             click.option(
@@ -304,6 +330,25 @@ def inference_options(func: F) -> F:
                 help="Scenes wider than this are stitched in vertical blocks (each with a halo of the chip "
                 "overlap, same pixels), which bounds memory for any width; with --workers or --scheduler "
                 "the blocks of one scene run as separate Dask tasks.",
+            ),
+            click.option(
+                "--resample",
+                default="auto",
+                show_default=True,
+                type=click.Choice(RESAMPLE),
+                help="When the scene's pixel size differs from the model's (its card's pixel_size) by more than "
+                "25%: auto reads the chips resampled to the model's pixel size (average to coarser pixels, "
+                "bilinear to finer ones; one warning line, also in run.json); off predicts on the scene's own "
+                "pixels with a warning only.",
+            ),
+            click.option(
+                "--output-grid",
+                default="scene",
+                show_default=True,
+                type=click.Choice(OUTPUT_GRIDS),
+                help="Grid of the outputs of a resampled scene: scene keeps the scene's grid (the probabilities "
+                "are brought back bilinearly before the argmax), model writes them at the model's pixel size "
+                "over the scene's extent. Scenes that are not resampled always keep their grid.",
             ),
             overwrite_option,
         ]

@@ -44,7 +44,10 @@ def predict(
     IMAGE is any raster GDAL reads (GeoTIFF, VRT, JP2, /vsicurl/ COGs). The
     scene is read chip by chip on one grid; overlapping chips are blended, so
     memory does not depend on the scene's size. Outputs are written under
-    temporary names and renamed when complete.
+    temporary names and renamed when complete. A scene whose pixel size
+    differs from the model's by more than 25% is read at the model's pixel
+    size (--resample auto) and its outputs written on IMAGE's grid, or on the
+    model's with --output-grid model.
 
     \b
     Example:

@@ -64,7 +64,10 @@ def run(
     (an empty one is written into). Without -m the bundled default
     model is used (8 land-use classes for 10-band Sentinel-2 L1C at 10 m; see
     `geoseg info default`). --min-area and --simplify apply to the polygons
-    only; classes.tif is the model's own map.
+    only; classes.tif is the model's own map. A scene whose pixel size differs
+    from the model's by more than 25% is read at the model's pixel size
+    (--resample auto), its outputs written on its own grid (--output-grid
+    scene) or the model's; run.json's grid says which.
 
     Several scenes (paths, a quoted glob such as 'tiles/*.tif', or @list.txt
     with one path per line) write OUTDIR/<scene name>/ per scene, batch.json

@@ -28,6 +28,8 @@ from geoseg.core.errors import InputError
 __all__ = [
     "BLOCK_WIDTH",
     "DEVICES",
+    "OUTPUT_GRIDS",
+    "RESAMPLE",
     "Overlap",
     "PredictOptions",
     "Progress",
@@ -44,6 +46,12 @@ BLOCK_WIDTH = 16384
 
 DEVICES = ("auto", "cpu", "cuda")
 """Device names the CLI offers (``cuda:N`` is accepted too)."""
+
+RESAMPLE = ("auto", "off")
+"""``--resample``: ``auto`` reads chips at the model's pixel size when the scene's differs by more than 25%."""
+
+OUTPUT_GRIDS = ("scene", "model")
+"""``--output-grid``: where the outputs of a resampled scene lie (the scene's grid, or the model's pixel size)."""
 
 
 @dataclass(frozen=True)
@@ -109,14 +117,36 @@ def _path_or_none(value: str | os.PathLike[str] | None) -> str | None:
     return None if value is None else os.fspath(value)
 
 
+def _check_choice(option: str, value: object, choices: tuple[str, ...]) -> None:
+    """Refuse ``value`` unless it is one of ``choices`` (one line naming them)."""
+    if value not in choices:
+        raise InputError(f"{option} {value!r} is not known: use {' or '.join(choices)}")
+
+
+def _metres(option: str, value: object) -> float:
+    """``value`` as a positive, finite number of metres, else a one-line error."""
+    try:
+        number = float(str(value)) if not isinstance(value, bool) else math.nan
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise InputError(f"{option} {value} must be a positive number of metres, e.g. 20")
+    return number
+
+
 @dataclass(frozen=True)
 class PredictOptions:
-    """How a scene is predicted: bands, chips, batching, device, backend, TTA, area of interest, blocks.
+    """How a scene is predicted: bands, chips, batching, device, backend, TTA, area of interest, blocks, grids.
 
     ``None`` means "the model's" for ``chip_size`` and ``overlap`` and
     "automatic" for ``batch_size`` (2 chips on the CPU, 8 on a GPU).
     ``backend`` is a name of :data:`geoseg.inference.backends.BACKENDS`
-    (checked where the backend is chosen).
+    (checked where the backend is chosen). ``resample`` (:data:`RESAMPLE`)
+    says whether chips are read at the model's pixel size when the scene's
+    differs from it by more than 25%; ``output_grid`` (:data:`OUTPUT_GRIDS`)
+    whether such a scene's outputs lie on its own grid or the model's.
+    ``resolution`` (metres) is the grid of a multi-file source
+    (``--resolution``; None: its finest grid).
 
     Example:
         >>> PredictOptions(bands="B04,B03,B02").bands
@@ -136,6 +166,9 @@ class PredictOptions:
     tta: bool = False
     aoi: str | None = None
     block_width: int = BLOCK_WIDTH
+    resample: str = "auto"
+    output_grid: str = "scene"
+    resolution: float | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalize once, here
@@ -154,6 +187,10 @@ class PredictOptions:
         device = str(self.device)
         if device not in DEVICES and not device.startswith("cuda:"):
             raise InputError(f"--device {device!r} is not known: use auto, cpu or cuda")
+        _check_choice("--resample", self.resample, RESAMPLE)
+        _check_choice("--output-grid", self.output_grid, OUTPUT_GRIDS)
+        if self.resolution is not None:
+            set_(self, "resolution", _metres("--resolution", self.resolution))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> PredictOptions:
@@ -166,8 +203,9 @@ class PredictOptions:
         return replace(self, **changes)
 
     def record(self) -> dict[str, Any]:
-        """Plain JSON values for run.json."""
+        """Plain JSON values for run.json (``resolution`` is recorded with the inputs)."""
         values = asdict(self)
+        values.pop("resolution")
         values["overlap"] = None if self.overlap is None else str(self.overlap)
         values["bands"] = None if self.bands is None else ",".join(self.bands)
         return values

@@ -82,14 +82,21 @@ def _dask_block(
         return failed(scene, exc)
 
 
+def _splittable(options: RunOptions) -> bool:
+    """Whether a wide scene may be split into block tasks: blocks are columns of the scene's grid, so not when the
+    outputs of a resampled scene lie on the model's grid (such a scene runs as one task, in blocks within it)."""
+    return not (options.predict.resample == "auto" and options.predict.output_grid == "model")
+
+
 def _blocks_dir(target: Path) -> Path:
     return target.with_name(f".{target.name}.blocks")
 
 
-def scene_blocks(scene: str, block_width: int) -> list[tuple[int, int]]:
+def scene_blocks(scene: str, block_width: int, resolution: float | None = None) -> list[tuple[int, int]]:
     """The vertical blocks a scene is split into on Dask (one block when it is not wider than ``block_width``).
 
-    Empty when the scene cannot be opened: it then runs as one task, which reports the reason.
+    ``resolution`` is the grid of a multi-file source (``--resolution``). Empty when the scene cannot be opened: it
+    then runs as one task, which reports the reason.
 
     Example:
         >>> scene_blocks("data_samples/brandenburg_s2.tif", 512)
@@ -99,7 +106,7 @@ def scene_blocks(scene: str, block_width: int) -> list[tuple[int, int]]:
     from geoseg.io.raster import gdal_env, open_scene
 
     try:
-        with gdal_env(), open_scene(scene) as ds:
+        with gdal_env(), open_scene(scene, source_resolution=resolution) as ds:
             width = ds.width
     except GeosegError:
         return []
@@ -204,7 +211,7 @@ def run_on_dask(
     futures = {}
     for entry in todo:
         scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
-        blocks = scene_blocks(scene, options.predict.block_width)
+        blocks = scene_blocks(scene, options.predict.block_width, options.predict.resolution) if _splittable(options) else []
         parts = (
             []
             if len(blocks) < 2

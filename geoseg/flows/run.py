@@ -17,9 +17,11 @@ from typing import Any
 
 from geoseg.core.options import PredictOptions, Progress, RunOptions
 from geoseg.core.version import __version__
-from geoseg.inference.predict import PredictResult, assemble_blocks, open_model, predict
+from geoseg.inference.loop import PredictResult
+from geoseg.inference.predict import assemble_blocks, open_model, predict
 from geoseg.io.features import PolygonSink
 from geoseg.io.outputs import atomic_folder, check_outdir
+from geoseg.io.raster import scene_path
 from geoseg.io.sources import default_resolution
 from geoseg.model.bundled import default_model_path
 from geoseg.polygonize.api import polygon_batches, write_batches
@@ -60,14 +62,13 @@ def run(
     """Run the whole pipeline on one scene and write the OUTDIR files (docs/ARCHITECTURE.md, CLI contract).
 
     ``options`` (a :class:`RunOptions`) or its fields as keywords: those of
-    :func:`geoseg.predict` (bands, chip_size, overlap, batch_size, device,
-    tta, aoi, backend, block_width), of the polygons (min_area, simplify)
-    and ``preview_bands`` (the scene bands preview.png shows: 1 or 3
-    1-based indexes or band descriptions, e.g. ``"B08,B04,B03"``; default:
-    natural colour by band name). ``blocks`` (``(x0, PredictResult)`` pairs from
-    ``predict(columns=...)``, as Dask workers make them for a split scene)
-    replaces the prediction: they are joined into ``classes.tif`` and
-    ``confidence.tif`` and the rest runs as usual.
+    :func:`geoseg.predict` (:class:`PredictOptions`), of the polygons
+    (min_area, simplify) and ``preview_bands`` (the scene bands preview.png
+    shows: 1 or 3 1-based indexes or band descriptions, e.g.
+    ``"B08,B04,B03"``; default: natural colour by band name). ``blocks``
+    (``(x0, PredictResult)`` pairs from ``predict(columns=...)``, as Dask
+    workers make them for a split scene) replace the prediction: they are
+    joined into ``classes.tif`` and ``confidence.tif``.
 
     Example:
         >>> geoseg.run("scene.tif", "out", model="model.pt", min_area=500, preview_bands="B08,B04,B03")  # doctest: +SKIP
@@ -81,9 +82,10 @@ def run(
     t = time.perf_counter()
     net = open_model(model, opts.predict.backend, opts.predict.device)
     timings["load_model"] = time.perf_counter() - t
-    preview_bands = scene_preview_bands(image, opts.preview_bands)  # a --preview-bands the scene lacks: refused now
+    scene = scene_path(image, opts.predict.resolution)  # what later stages open: a multi-file source on its grid
+    preview_bands = scene_preview_bands(scene, opts.preview_bands)  # a --preview-bands the scene lacks: refused now
     with atomic_folder(out, overwrite, create_parents=True) as tmp:
-        result = _predict(image, net, opts.predict, tmp, blocks, progress, timings)
+        result = _predict(image, scene, net, opts.predict, tmp, blocks, progress, timings)
         t = time.perf_counter()
         table, batches = polygon_batches(
             tmp / "classes.tif", opts.vectorize, confidence=tmp / "confidence.tif", progress=progress
@@ -100,7 +102,7 @@ def run(
         areas = areas_table(tmp / "classes.tif", table)
         write_areas_csv(areas, tmp / "areas.csv")
         title = f"{Path(str(image)).name} — {net.card.name}"
-        write_preview(image, tmp / "classes.tif", table, tmp / "preview.png", title=title, bands=preview_bands)
+        write_preview(scene, tmp / "classes.tif", table, tmp / "preview.png", title=title, bands=preview_bands)
         timings["report"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
         record = _record(image, model_path, net, opts, timings, result, sum(per_class.values()), blocks, areas)
@@ -110,6 +112,7 @@ def run(
 
 def _predict(
     image: str | os.PathLike[str],
+    scene: str,
     net: Any,
     opts: PredictOptions,
     tmp: Path,
@@ -121,13 +124,26 @@ def _predict(
     t = time.perf_counter()
     outputs = {"classes": tmp / "classes.tif", "confidence": tmp / "confidence.tif"}
     if blocks is None:
-        result = predict(image, net, outputs["classes"], opts, confidence=outputs["confidence"], progress=progress)
+        whole = predict(image, net, outputs["classes"], opts, confidence=outputs["confidence"], progress=progress)
         timings["predict"] = time.perf_counter() - t
-        return result
-    result = assemble_blocks(image, blocks, outputs, net.card)  # worker seconds summed over the blocks, then the join
+        return whole
+    result = assemble_blocks(scene, blocks, outputs, net.card)  # worker seconds summed over the blocks, then the join
     timings["predict_blocks"] = result.seconds.get("total", 0.0)
     timings["assemble_blocks"] = time.perf_counter() - t
     return result
+
+
+def _resolution(opts: RunOptions) -> float | None:
+    """The grid of a multi-file source: ``--resolution`` as carried in the options (or set for the process)."""
+    return opts.predict.resolution if opts.predict.resolution is not None else default_resolution()
+
+
+def _grid(result: PredictResult, blocks: list[tuple[int, PredictResult]] | None) -> dict[str, Any]:
+    """run.json's ``grid``: whether the scene was resampled to the model's pixel size, from which to which, and the
+    grid of the outputs (blocks predicted apart all say the same)."""
+    parts = [result] if blocks is None else [part for _, part in blocks]
+    grids = [getattr(part, "grid", None) for part in parts]
+    return dict(next((grid for grid in grids if grid), {}))
 
 
 def _record(
@@ -153,7 +169,7 @@ def _record(
             "encoder": net.card.encoder,
             "quantization": net.card.quantization,
         },
-        "inputs": {"image": str(image), "aoi": opts.predict.aoi, "resolution": default_resolution()},
+        "inputs": {"image": str(image), "aoi": opts.predict.aoi, "resolution": _resolution(opts)},
         "parameters": opts.record(),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "counts": {
@@ -163,6 +179,7 @@ def _record(
             "polygons": polygons,
             "blocks": len(blocks) if blocks else 1,
         },
+        "grid": _grid(result, blocks),
         "warnings": result.warnings,
         "areas": areas,
     }

@@ -18,7 +18,16 @@ from geoseg.io.paths import canonical, check_output
 from geoseg.io.raster import pixel_size_m
 from geoseg.model.card import ModelCard
 
-__all__ = ["DomainCheck", "Radiometry", "check_columns", "check_outputs", "check_pixel_size", "warn", "warn_all_nodata"]
+__all__ = [
+    "PIXEL_SIZE_TOLERANCE",
+    "DomainCheck",
+    "Radiometry",
+    "check_columns",
+    "check_outputs",
+    "check_pixel_size",
+    "warn",
+    "warn_all_nodata",
+]
 
 log = logging.getLogger("geoseg")
 
@@ -73,17 +82,36 @@ def warn_all_nodata(name: str, warnings: list[str]) -> None:
     )
 
 
-def check_pixel_size(ds: Any, model_size: float | None, warnings: list[str]) -> None:
-    """Warn when the scene's pixel size differs from the model's by more than 25%."""
+PIXEL_SIZE_TOLERANCE = 0.25
+"""A scene whose pixel size differs from the model's by more than this share is resampled (``--resample auto``)."""
+
+
+def check_pixel_size(
+    ds: Any, model_size: float | None, warnings: list[str], resample: str = "off", output_grid: str = "scene"
+) -> bool:
+    """True when chips are to be read at the model's pixel size: the scene's differs from ``model_size`` by more than
+    25% and ``resample`` is ``auto``. Either way such a scene gets one warning line (its map may be wrong).
+
+    Example:
+        >>> check_pixel_size(ds, 10.0, [], "auto")  # a 20 m scene  # doctest: +SKIP
+        True
+    """
     if not model_size:
-        return
+        return False
     size = pixel_size_m(ds)
-    if abs(size - model_size) > 0.25 * model_size:
-        warn(
-            warnings,
-            f"{ds.name}: pixel size {size:.3g} m differs from the model's {model_size:.3g} m by "
-            f"more than 25%; results may be poor (resample the scene to {model_size:.3g} m)",
-        )
+    if abs(size - model_size) <= PIXEL_SIZE_TOLERANCE * model_size:
+        return False
+    differs = f"{ds.name}: pixel size {size:.3g} m differs from the model's {model_size:.3g} m by more than 25%"
+    if resample == "off":
+        warn(warnings, f"{differs}; results may be poor (resample the scene to {model_size:.3g} m, or --resample auto)")
+        return False
+    where = "the scene's grid" if output_grid == "scene" else f"the model's {model_size:.3g} m grid"
+    warn(
+        warnings,
+        f"{differs}: chips were read resampled to {model_size:.3g} m and the outputs written on {where}; "
+        "check the map, detail finer than the coarser of the two pixel sizes is lost",
+    )
+    return True
 
 
 class Radiometry:

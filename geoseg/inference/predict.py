@@ -3,7 +3,8 @@
 The steps, each in its own module: checks (:mod:`geoseg.inference.checks`),
 the backend (:mod:`geoseg.inference.backends`), the chip loop and stitch
 (:mod:`geoseg.inference.loop`), joining blocks predicted apart
-(:mod:`geoseg.inference.blocks`).
+(:mod:`geoseg.inference.blocks`), scenes read at the model's pixel size
+(:mod:`geoseg.inference.regrid`).
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from geoseg.inference.backends import check_backend, default_batch, make_runner
 from geoseg.inference.blocks import assemble_blocks
 from geoseg.inference.checks import check_columns, check_outputs, check_pixel_size, warn, warn_all_nodata
 from geoseg.inference.chips import ChipSelection, read_aoi
-from geoseg.inference.loop import ChipLoop, PredictResult
+from geoseg.inference.loop import ChipLoop
+from geoseg.inference.regrid import GRID_PROBABILITIES, PredictResult, grid_record, model_span, to_scene_grid
 from geoseg.io.classmap import ClassMapWriter
 from geoseg.io.paths import check_input_file
-from geoseg.io.raster import gdal_env, open_scene
+from geoseg.io.raster import gdal_env, gdal_path, open_resampled, open_scene
 from geoseg.model.onnx import OnnxModel
 
 __all__ = ["BLOCK_WIDTH", "PredictResult", "Progress", "assemble_blocks", "open_model", "predict"]
@@ -72,25 +74,26 @@ def predict(
 
     ``model`` is a :class:`geoseg.Model`, a checkpoint path, an exported
     ``.onnx`` file or ``"default"``. ``options`` (a :class:`PredictOptions`)
-    or its fields as keywords (``bands``, ``chip_size``, ``overlap``,
-    ``batch_size``, ``device``, ``backend``, ``tta``, ``aoi``,
-    ``block_width``) say how. ``backend`` is ``torch``, ``onnx``
-    (onnxruntime; a checkpoint is exported to ONNX in memory first) or
-    ``auto``: onnxruntime for ``.onnx`` files, and on CPU for scenes of at
-    least :data:`~geoseg.inference.backends.AUTO_ONNX_CHIPS` chips when
-    onnxruntime is installed (about 1.3x faster on the project's 2-core CPU,
-    BENCHMARKS.md; the export costs about a second). ``batch_size`` (chips
-    per model call) defaults to 2 on the CPU, where small batches run
-    fastest, and 8 on a GPU.
+    or its fields as keywords say how. ``backend`` ``auto`` is onnxruntime
+    for ``.onnx`` files, and on CPU for scenes of at least
+    :data:`~geoseg.inference.backends.AUTO_ONNX_CHIPS` chips when onnxruntime
+    is installed (BENCHMARKS.md); ``batch_size`` defaults to 2 on the CPU and
+    8 on a GPU.
 
     ``output`` receives uint8 class ids 0..K-1 (255 = nodata or outside
     ``aoi``); ``confidence`` the winning probability in percent;
     ``probabilities`` one band per class in percent. Nothing is written
     unless the whole scene succeeds. Scenes wider than ``block_width`` are
     stitched in vertical blocks. ``columns=(x0, x1)`` predicts only those
-    scene columns, with every chip that reaches them (a halo of the chip
-    overlap), into outputs as wide as the block: blocks predicted apart (on
-    different Dask workers) hold the same pixels as the whole scene.
+    columns of the output grid, with every chip that reaches them, into
+    outputs as wide as the block: blocks predicted apart (on different Dask
+    workers) hold the same pixels as the whole scene.
+
+    A scene whose pixel size differs from the model card's by more than 25%
+    is read at the model's pixel size (``resample="auto"``; one warning line)
+    and its outputs written on the scene's grid (probabilities brought back
+    bilinearly before the argmax) or, with ``output_grid="model"``, on the
+    model's; ``result.grid`` says what was done.
 
     Example:
         >>> import geoseg
@@ -100,17 +103,14 @@ def predict(
     """
     started = time.perf_counter()
     opts = (options or PredictOptions()).replace(**option_values)
-    outputs = {"classes": Path(output)}
-    if confidence:
-        outputs["confidence"] = Path(confidence)
-    if probabilities:
-        outputs["probabilities"] = Path(probabilities)
+    named = {"classes": output, "confidence": confidence, "probabilities": probabilities}
+    outputs = {kind: Path(path) for kind, path in named.items() if path}
     in_memory = not isinstance(model, (str, os.PathLike))
     inputs = [p for p in (image, opts.aoi, None if in_memory else model) if p is not None and p != "default"]
     check_outputs(outputs, inputs, overwrite)
     net = open_model(model, opts.backend, opts.device)
     result = PredictResult(outputs, 0, 0, 0)
-    with gdal_env(), open_scene(image) as ds:
+    with gdal_env(), open_scene(image, source_resolution=opts.resolution) as ds:
         _predict_scene(ds, image, net, opts, outputs, columns, progress, result)
     result.seconds["total"] = time.perf_counter() - started
     return result
@@ -139,32 +139,128 @@ def _predict_scene(
     progress: Progress | None,
     result: PredictResult,
 ) -> None:
-    """Lay the grid over the open scene ``ds``, choose chips and backend, run the chip loop and commit the outputs."""
+    """Match the bands of the open scene ``ds``, meet the model's pixel size, predict and commit the outputs."""
     card = net.card
-    chip = _chip_size(net, opts)
+    scene = _Scene(ds, gdal_path(ds, image), _chip_size(net, opts), _bands(ds, card, opts, result))
+    polygons, union = read_aoi(opts.aoi, ds, result.warnings) if opts.aoi is not None else (None, None)
+    scene.polygons, scene.union = polygons, union
+    if not check_pixel_size(ds, card.pixel_size, result.warnings, opts.resample, opts.output_grid):
+        result.grid = grid_record(ds, card.pixel_size, ds, opts.output_grid)
+        _predict_on(scene, net, opts, outputs, columns, progress, result)
+        return
+    path, model_ds = open_resampled(ds, image, card.pixel_size)
+    with model_ds:
+        result.grid = grid_record(ds, card.pixel_size, model_ds, opts.output_grid)
+        on_model = _Scene(model_ds, path, scene.chip, scene.indexes, polygons, union)
+        if opts.output_grid == "model":
+            _predict_on(on_model, net, opts, outputs, columns, progress, result)
+        else:
+            _predict_via_model_grid(scene, on_model, net, opts, outputs, columns, progress, result)
+
+
+class _Scene:
+    """An open scene (or its view at the model's pixel size): dataset, GDAL path, chip size, bands, area of interest."""
+
+    def __init__(self, ds: Any, path: str, chip: int, indexes: list[int], polygons: Any = None, union: Any = None) -> None:
+        self.ds, self.path, self.chip, self.indexes, self.polygons, self.union = ds, path, chip, indexes, polygons, union
+
+
+def _bands(ds: Any, card: Any, opts: PredictOptions, result: PredictResult) -> list[int]:
     try:
         indexes, note = select_bands(ds.descriptions, card.bands, list(opts.bands) if opts.bands else None, card.bands_are_named)
     except BandMismatchError as exc:  # name the scene: a batch has many
         raise BandMismatchError(f"{ds.name}: {exc}") from None
     if note:
         warn(result.warnings, f"{ds.name}: {note}")
-    check_pixel_size(ds, card.pixel_size, result.warnings)
-    overlap = card.overlap if opts.overlap is None else opts.overlap
-    grid = make_grid(ds.width, ds.height, chip, overlap, ds.transform, edges="mirror")  # edge chips reach past, mirrored
-    x0, x1 = check_columns(columns, ds)
-    polygons, union = read_aoi(opts.aoi, ds, result.warnings) if opts.aoi is not None else (None, None)
-    chips = ChipSelection(grid, x0, x1, union)  # made lazily, block by block
-    result.chips_total = chips.count()
-    runner, net = make_runner(net, opts.backend, opts.device, opts.tta, chip, result.chips_total, result.seconds)
-    batch_size = opts.batch_size or default_batch(runner.device)
+    return indexes
+
+
+def _writer(outputs: dict[str, Path], ds: Any, x0: int, x1: int, card: Any, dtype: str = "uint8") -> ClassMapWriter:
     transform = ds.transform * Affine.translation(x0, 0)
-    writer = ClassMapWriter(outputs, ds.crs, transform, x1 - x0, ds.height, card.classes, tags={"GEOSEG_MODEL": card.name})
+    return ClassMapWriter(
+        outputs, ds.crs, transform, x1 - x0, ds.height, card.classes, tags={"GEOSEG_MODEL": card.name}, dtype=dtype
+    )
+
+
+def _predict_on(
+    scene: _Scene,
+    net: Any,
+    opts: PredictOptions,
+    outputs: dict[str, Path],
+    columns: tuple[int, int] | None,
+    progress: Progress | None,
+    result: PredictResult,
+) -> None:
+    """Predict on ``scene``'s grid into outputs on that grid and commit them."""
+    x0, x1 = check_columns(columns, scene.ds)
+    writer = _writer(outputs, scene.ds, x0, x1, net.card)
     try:
-        loop = ChipLoop(ds, image, grid, indexes, net, runner, writer, polygons, batch_size, progress, result, result.chips_total)
-        loop.run(chips, [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, opts.block_width)])
+        _chip_loop(scene, net, opts, (x0, x1), writer, progress, result)
         if result.chips_predicted == 0 and columns is None:  # a block may be all nodata; its scene is judged whole
-            warn_all_nodata(ds.name, result.warnings)
+            warn_all_nodata(scene.ds.name, result.warnings)
         writer.commit()
     except BaseException:
         writer.abort()
         raise
+
+
+def _predict_via_model_grid(
+    scene: _Scene,
+    on_model: _Scene,
+    net: Any,
+    opts: PredictOptions,
+    outputs: dict[str, Path],
+    columns: tuple[int, int] | None,
+    progress: Progress | None,
+    result: PredictResult,
+) -> None:
+    """Predict on the model's grid into a temporary probability raster, then bring it onto the scene's grid."""
+    x0, x1 = check_columns(columns, scene.ds)
+    span = model_span(x0, x1, scene.ds.width, on_model.ds.width)
+    target = outputs["classes"]
+    scratch = _writer(
+        {GRID_PROBABILITIES: target.with_name(f"{target.stem}.model_grid.tif")}, on_model.ds, *span, net.card, "uint16"
+    )
+    try:
+        _chip_loop(on_model, net, opts, span, scratch, progress, result)
+        if result.chips_predicted == 0 and columns is None:
+            warn_all_nodata(scene.ds.name, result.warnings)
+        for ds in scratch.ds.values():
+            ds.close()
+        t = time.perf_counter()
+        writer = _writer(outputs, scene.ds, x0, x1, net.card)
+        try:
+            to_scene_grid(
+                scratch.tmp[GRID_PROBABILITIES], scene.ds, scene.indexes, writer, (x0, x1), scene.polygons, opts.block_width
+            )
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        result.seconds["to_scene_grid"] = time.perf_counter() - t
+    finally:
+        scratch.abort()
+
+
+def _chip_loop(
+    scene: _Scene,
+    net: Any,
+    opts: PredictOptions,
+    span: tuple[int, int],
+    writer: ClassMapWriter,
+    progress: Progress | None,
+    result: PredictResult,
+) -> None:
+    """Lay the grid over ``scene``, choose chips and backend, and run the chip loop over columns ``span``."""
+    ds, chip = scene.ds, scene.chip
+    overlap = net.card.overlap if opts.overlap is None else opts.overlap
+    grid = make_grid(ds.width, ds.height, chip, overlap, ds.transform, edges="mirror")  # edge chips reach past, mirrored
+    x0, x1 = span
+    chips = ChipSelection(grid, x0, x1, scene.union)  # made lazily, block by block
+    result.chips_total = chips.count()
+    runner, net = make_runner(net, opts.backend, opts.device, opts.tta, chip, result.chips_total, result.seconds)
+    batch_size = opts.batch_size or default_batch(runner.device)
+    loop = ChipLoop(
+        ds, scene.path, grid, scene.indexes, net, runner, writer, scene.polygons, batch_size, progress, result, result.chips_total
+    )
+    loop.run(chips, [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, opts.block_width)])

@@ -28,7 +28,17 @@ from geoseg.core.errors import OutputError
 from geoseg.io.leftovers import temp_name
 from geoseg.io.outputs import write_error
 
-__all__ = ["RASTER_OUTPUTS", "TILE", "ClassMapWriter", "RasterOutput", "argmax_classes", "class_table_of"]
+__all__ = [
+    "GRID_PROBABILITIES",
+    "NODATA16",
+    "RASTER_OUTPUTS",
+    "SCALE16",
+    "TILE",
+    "ClassMapWriter",
+    "RasterOutput",
+    "argmax_classes",
+    "class_table_of",
+]
 
 TILE = 256
 
@@ -96,6 +106,19 @@ def _probabilities(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+GRID_PROBABILITIES = "model_grid_probabilities"
+"""The temporary raster of a scene read at the model's pixel size (:mod:`geoseg.inference.regrid`): every class's
+probability on the model's grid, uint16 (probability x :data:`SCALE16`, :data:`NODATA16` where nothing was predicted)."""
+SCALE16, NODATA16 = 65534, 65535
+
+
+def _scaled16(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        out = np.rint(np.nan_to_num(probs, nan=0.0).clip(0, 1) * SCALE16).astype(np.uint16)
+    out[:, ~valid] = NODATA16
+    return out
+
+
 @dataclass(frozen=True)
 class RasterOutput:
     """One raster the stitcher can write: its band count, how its pixels come from probabilities, its layout.
@@ -123,6 +146,7 @@ RASTER_OUTPUTS: dict[str, RasterOutput] = {
     "classes": RasterOutput("classes", lambda k: 1, _classes, lambda c: ["class"], palette=True, overview="nearest"),
     "confidence": RasterOutput("confidence", lambda k: 1, _confidence, lambda c: ["confidence_percent"]),
     "probabilities": RasterOutput("probabilities", lambda k: k, _probabilities, lambda c: [f"{x.name}_percent" for x in c]),
+    GRID_PROBABILITIES: RasterOutput(GRID_PROBABILITIES, lambda k: k, _scaled16, lambda c: [x.name for x in c]),
 }
 """The rasters predict can write, by name (``classes`` always; ``confidence`` and ``probabilities`` on request)."""
 

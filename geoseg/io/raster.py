@@ -21,13 +21,16 @@ __all__ = [
     "GDAL_CACHE_MB",
     "gdal_env",
     "linear_factor",
+    "gdal_path",
     "needs_geodesic",
+    "open_resampled",
     "open_scene",
     "pixel_area_m2",
     "pixel_size_m",
     "read_window",
     "reflect_index",
     "scene_has_mask",
+    "scene_path",
     "window_inside",
 ]
 
@@ -46,6 +49,7 @@ def open_scene(
     *,
     resolution: float | None = None,
     bands: Sequence[str] | None = None,
+    source_resolution: float | None = None,
 ) -> rasterio.io.DatasetReader:
     """Open a scene with one-line errors: a raster GDAL reads (GeoTIFF, VRT, JP2, ``/vsicurl/`` COGs...) or a
     multi-file source (a band folder, a band list, a STAC item, a Sentinel-2 SAFE, a Landsat MTL; see
@@ -53,9 +57,11 @@ def open_scene(
 
     With ``require_georef`` a scene without CRS, without geotransform, or with a
     rotated geotransform is refused. ``resolution`` (metres) reads the scene
-    on that grid (multi-file sources default to ``GEOSEG_RESOLUTION``, else
-    their finest grid); ``bands`` (a model's band names) keeps only the bands
-    of a multi-file source that the model reads.
+    on that grid; ``source_resolution`` (``--resolution``) reads a multi-file
+    source on that grid and leaves a raster file on its own (multi-file
+    sources default to ``GEOSEG_RESOLUTION``, else their finest grid);
+    ``bands`` (a model's band names) keeps only the bands of a multi-file
+    source that the model reads.
 
     Example:
         >>> with open_scene("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
@@ -65,7 +71,7 @@ def open_scene(
     from geoseg.io.sources import open_virtual, virtual_scene
 
     name = str(path)
-    scene = virtual_scene(name, resolution, bands)
+    scene = virtual_scene(name, resolution, bands, source_resolution=source_resolution)
     if scene is not None:
         ds = open_virtual(scene)
     else:
@@ -92,6 +98,62 @@ def _open_raster(name: str) -> rasterio.io.DatasetReader:
     except RasterioIOError as exc:
         detail = str(exc).splitlines()[0] if str(exc) else "unrecognised format"
         raise RasterError(f"{name} is not a raster GDAL can read ({detail}): give a GeoTIFF or another GDAL raster") from None
+
+
+def gdal_path(ds: rasterio.io.DatasetReader, image: str | os.PathLike) -> str:
+    """The path GDAL opens ``ds`` by (opened by :func:`open_scene` from ``image``): a multi-file source's in-memory VRT,
+    else ``image`` (made absolute when local), so another handle or a VRT over it reads the same grid.
+
+    Example:
+        >>> with open_scene("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
+        ...     gdal_path(ds, "data_samples/brandenburg_s2_512.tif").endswith("brandenburg_s2_512.tif")
+        True
+    """
+    path = getattr(ds, "path", None)
+    if path:
+        return str(path)
+    return str(image) if is_remote(image) else os.path.abspath(image)
+
+
+def scene_path(image: str | os.PathLike, source_resolution: float | None = None) -> str:
+    """What GDAL opens for the scene ``image`` with ``--resolution`` ``source_resolution``: a multi-file source's
+    in-memory VRT on that grid (for stages that open the scene by path), else ``image`` as given.
+
+    Example:
+        >>> scene_path("data_samples/brandenburg_s2_512.tif")
+        'data_samples/brandenburg_s2_512.tif'
+    """
+    with open_scene(image, source_resolution=source_resolution) as ds:
+        return str(getattr(ds, "path", "") or image)
+
+
+def open_resampled(
+    ds: rasterio.io.DatasetReader, image: str | os.PathLike, size_m: float
+) -> tuple[str, rasterio.io.DatasetReader]:
+    """The scene ``ds`` (opened from ``image``) read at a pixel size of about ``size_m`` metres through an in-memory VRT
+    over the same bounds (average to coarser pixels, bilinear to finer ones; nodata and masks kept): its GDAL path,
+    for other handles, and an open dataset named as ``ds``.
+
+    Example:
+        >>> with open_scene("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
+        ...     path, coarse = open_resampled(ds, "data_samples/brandenburg_s2_512.tif", 20.0)
+        ...     coarse.width, coarse.name == ds.name
+        (256, True)
+    """
+    from affine import Affine
+
+    from geoseg.io.sources import VirtualScene, open_virtual
+    from geoseg.io.vrt import VirtualGrid, resampled_xml
+
+    ratio = pixel_size_m(ds) / size_m
+    width, height = max(1, round(ds.width * ratio)), max(1, round(ds.height * ratio))
+    t = ds.transform
+    grid = VirtualGrid(ds.crs, Affine(t.a * ds.width / width, 0, t.c, 0, t.e * ds.height / height, t.f), width, height)
+    method = "average" if width < ds.width else "bilinear"
+    mask = not all(MaskFlags.nodata in f or MaskFlags.all_valid in f for f in ds.mask_flag_enums)
+    xml = resampled_xml(gdal_path(ds, image), ds, grid, method, mask)
+    out = open_virtual(VirtualScene(ds.name, "resampled", None, (), grid, xml))
+    return str(out.path), out
 
 
 def check_georeferencing(ds: rasterio.io.DatasetReader, name: str) -> None:

@@ -14,10 +14,10 @@ grid the bands share (mixed resolutions resampled on read):
 | a Sentinel-2 ``.SAFE`` folder or zip | ``GRANULE/*/IMG_DATA`` (each band at its finest resolution) |
 | a Landsat ``*_MTL.txt`` | its ``FILE_NAME_BAND_*`` files |
 
-``resolution`` (``--resolution METRES``, or ``GEOSEG_RESOLUTION`` in the
-environment, which :func:`source_options` sets for a command and Dask's
-local workers inherit) chooses another grid for these sources; a raster
-file keeps its own unless ``open_scene`` is asked explicitly. ``bands``
+``--resolution METRES`` chooses another grid for these sources: predict and
+run carry it in their options (``open_scene(source_resolution=...)``, any
+Dask worker gets it); :func:`source_options` also sets ``GEOSEG_RESOLUTION``
+for a command. A raster file keeps its own grid. ``bands``
 (a model's band names) keeps only the bands the model needs, so a STAC
 item's other assets are never opened.
 """
@@ -99,6 +99,7 @@ class SourceReader(DatasetReader):
     """The rasterio dataset of a virtual scene; ``name`` is the source the user gave, so messages name it."""
 
     source = ""
+    path = ""
 
     @property
     def name(self) -> str:
@@ -289,14 +290,19 @@ def _stamp(source: str) -> int:
 
 
 def virtual_scene(
-    source: str | os.PathLike[str], resolution: float | None = None, bands: Sequence[str] | None = None
+    source: str | os.PathLike[str],
+    resolution: float | None = None,
+    bands: Sequence[str] | None = None,
+    *,
+    source_resolution: float | None = None,
 ) -> VirtualScene | None:
     """``source`` resolved to a virtual scene, or None for a raster file GDAL opens by itself (and no ``resolution``).
 
-    ``resolution`` (metres; default ``GEOSEG_RESOLUTION`` for multi-file
-    sources) sets the grid; ``bands`` (a model's band names) keeps only the
-    bands it needs. Results are cached per process (every stage of a command
-    opens the scene again).
+    ``resolution`` (metres) sets the grid of any scene; ``source_resolution``
+    (``--resolution``, carried in the options; default ``GEOSEG_RESOLUTION``)
+    that of a multi-file source only; ``bands`` (a model's band names) keeps
+    only the bands it needs. Results are cached per process (every stage of a
+    command opens the scene again).
 
     Example:
         >>> scene = virtual_scene("landsat_folder/")  # doctest: +SKIP
@@ -306,7 +312,7 @@ def virtual_scene(
     text = os.fspath(source)
     kind = source_kind(text)
     if kind is not None and resolution is None:
-        resolution = default_resolution()
+        resolution = source_resolution if source_resolution is not None else default_resolution()
     if kind is None and resolution is None:
         return None
     return _resolve(text, kind or "raster", check_resolution(resolution), tuple(bands) if bands else None, _stamp(text))
@@ -354,6 +360,7 @@ def open_virtual(scene: VirtualScene) -> SourceReader:
     ds = rasterio.open(memory.name)
     ds.__class__ = SourceReader
     ds.source = scene.source
+    ds.path = memory.name  # what GDAL opens: another handle, or a VRT over this one, reads the same grid
     return ds
 
 

@@ -23,7 +23,7 @@ from rasterio.errors import RasterioIOError
 
 from geoseg.core.errors import RasterError
 
-__all__ = ["BandFile", "OpenedBand", "VirtualGrid", "common_grid", "open_bands", "vrt_xml"]
+__all__ = ["BandFile", "OpenedBand", "VirtualGrid", "common_grid", "open_bands", "resampled_xml", "vrt_xml"]
 
 _GDAL_TYPES = {
     "uint8": "Byte",
@@ -287,3 +287,37 @@ def vrt_xml(bands: Sequence[OpenedBand], grid: VirtualGrid, descriptions: Sequen
         head.append(f"  <Metadata>{items}</Metadata>")
     body = [_band_xml(i + 1, b, grid, dtype, d) for i, (b, d) in enumerate(zip(bands, descriptions))]
     return "\n".join([*head, *body, "</VRTDataset>"]) + "\n"
+
+
+def resampled_xml(source: str, ds: Any, grid: VirtualGrid, resampling: str, mask: bool = False) -> str:
+    """The VRT (XML text) that reads every band of the open raster ``ds`` (GDAL path ``source``) onto ``grid``, a grid
+    over the same bounds at another pixel size, with ``resampling`` (``average`` to coarser pixels, ``bilinear`` to
+    finer ones). Band descriptions and nodata are kept; ``mask`` carries the raster's dataset mask (nearest).
+
+    Example:
+        >>> with rasterio.open("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
+        ...     g = VirtualGrid(ds.crs, ds.transform * Affine.scale(2), 256, 256)
+        ...     "average" in resampled_xml(ds.name, ds, g, "average")
+        True
+    """
+    g = grid.transform
+    rects = (
+        f'      <SrcRect xOff="0" yOff="0" xSize="{ds.width}" ySize="{ds.height}"/>\n'
+        f'      <DstRect xOff="0" yOff="0" xSize="{grid.width}" ySize="{grid.height}"/>'
+    )
+    path = f'      <SourceFilename relativeToVRT="0">{escape(source)}</SourceFilename>'
+    lines = [f'<VRTDataset rasterXSize="{grid.width}" rasterYSize="{grid.height}">']
+    if grid.crs is not None:
+        lines.append(f"  <SRS>{escape(grid.crs.to_wkt())}</SRS>")
+    lines.append(f"  <GeoTransform>{g.c!r}, {g.a!r}, 0, {g.f!r}, 0, {g.e!r}</GeoTransform>")
+    for i in range(1, ds.count + 1):
+        lines.append(f'  <VRTRasterBand dataType="{_GDAL_TYPES[ds.dtypes[i - 1]]}" band="{i}">')
+        lines.append(f"    <Description>{escape(ds.descriptions[i - 1] or '')}</Description>")
+        if ds.nodatavals[i - 1] is not None:
+            lines.append(f"    <NoDataValue>{_number(ds.nodatavals[i - 1])}</NoDataValue>")
+        lines += [f"    <SimpleSource resampling={quoteattr(resampling)}>", path, f"      <SourceBand>{i}</SourceBand>"]
+        lines += [rects, "    </SimpleSource>", "  </VRTRasterBand>"]
+    if mask:
+        lines += ["  <MaskBand>", '    <VRTRasterBand dataType="Byte">', '    <SimpleSource resampling="nearest">', path]
+        lines += ["      <SourceBand>mask,1</SourceBand>", rects, "    </SimpleSource>", "    </VRTRasterBand>", "  </MaskBand>"]
+    return "\n".join([*lines, "</VRTDataset>"]) + "\n"
