@@ -19,7 +19,7 @@ def test_run_writes_every_file(runner, unet_path: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     from geoseg.io.outputs import RUN_FILES
 
-    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(set(RUN_FILES) - {"clouds.tif", "clouds.qml"})  # no --mask-clouds
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]  # no temporary folder left
     record = json.loads((out / "run.json").read_text())
     assert record["model"]["sha256"] and len(record["model"]["sha256"]) == 64

@@ -274,7 +274,7 @@ def inference_options(func: F) -> F:
 
     ``--backend`` offers the registered backends and ``--device`` the known devices.
     """
-    from geoseg.core.options import BLOCK_WIDTH, DEVICES, OUTPUT_GRIDS, RESAMPLE
+    from geoseg.core.options import BLOCK_WIDTH, DEVICES, OUTPUT_GRIDS, PRECISIONS, RESAMPLE
     from geoseg.inference.backends import backend_choices, backend_help
 
     for option in reversed(
@@ -314,6 +314,21 @@ def inference_options(func: F) -> F:
             ),
             click.option(
                 "--tta", is_flag=True, help="Test-time augmentation: average the predictions of flipped chips (4x slower)."
+            ),
+            click.option(
+                "--model-precision",
+                default="auto",
+                show_default=True,
+                type=click.Choice(PRECISIONS),
+                help="Arithmetic of a .pt model: auto is float16 on a GPU, float32 on the CPU (ONNX runs as exported).",
+            ),
+            click.option("--compile", is_flag=True, help="torch.compile a .pt model first (once; faster on a GPU)."),
+            click.option(
+                "--mask-clouds",
+                is_flag=True,
+                help="Make clouds and cloud shadows nodata in every output (ukis-csmask models for Sentinel-2 and "
+                'Landsat; pip install "geoseg[clouds]"; needs blue, green, red, nir bands, found by name). '
+                "run also writes clouds.tif and the shares in run.json and areas.csv.",
             ),
             click.option(
                 "--aoi",

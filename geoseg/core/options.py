@@ -53,6 +53,9 @@ RESAMPLE = ("auto", "off")
 OUTPUT_GRIDS = ("scene", "model")
 """``--output-grid``: where the outputs of a resampled scene lie (the scene's grid, or the model's pixel size)."""
 
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+"""``--model-precision``: ``auto`` is float16 autocast on a GPU and float32 on the CPU."""
+
 
 @dataclass(frozen=True)
 class Overlap:
@@ -146,7 +149,10 @@ class PredictOptions:
     differs from it by more than 25%; ``output_grid`` (:data:`OUTPUT_GRIDS`)
     whether such a scene's outputs lie on its own grid or the model's.
     ``resolution`` (metres) is the grid of a multi-file source
-    (``--resolution``; None: its finest grid).
+    (``--resolution``; None: its finest grid). ``model_precision``
+    (:data:`PRECISIONS`) and ``compile`` (``torch.compile``) tune a torch
+    model; ``mask_clouds`` makes clouds and their shadows nodata in every
+    output (:mod:`geoseg.inference.clouds`, extra ``geoseg[clouds]``).
 
     Example:
         >>> PredictOptions(bands="B04,B03,B02").bands
@@ -169,6 +175,9 @@ class PredictOptions:
     resample: str = "auto"
     output_grid: str = "scene"
     resolution: float | None = None
+    model_precision: str = "auto"
+    compile: bool = False
+    mask_clouds: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalize once, here
@@ -189,6 +198,7 @@ class PredictOptions:
             raise InputError(f"--device {device!r} is not known: use auto, cpu or cuda")
         _check_choice("--resample", self.resample, RESAMPLE)
         _check_choice("--output-grid", self.output_grid, OUTPUT_GRIDS)
+        _check_choice("--model-precision", self.model_precision, PRECISIONS)
         if self.resolution is not None:
             set_(self, "resolution", _metres("--resolution", self.resolution))
 

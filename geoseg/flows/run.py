@@ -100,7 +100,7 @@ def run(
         (tmp / "classes.qml").write_text(classes_qml(table), encoding="utf-8")
         (tmp / "polygons.qml").write_text(polygons_qml(table), encoding="utf-8")
         areas = areas_table(tmp / "classes.tif", table)
-        write_areas_csv(areas, tmp / "areas.csv")
+        write_areas_csv(areas + _masked_areas(tmp / "clouds.tif"), tmp / "areas.csv")
         title = f"{Path(str(image)).name} — {net.card.name}"
         write_preview(scene, tmp / "classes.tif", table, tmp / "preview.png", title=title, bands=preview_bands)
         timings["report"] = time.perf_counter() - t
@@ -124,7 +124,8 @@ def _predict(
     t = time.perf_counter()
     outputs = {"classes": tmp / "classes.tif", "confidence": tmp / "confidence.tif"}
     if blocks is None:
-        whole = predict(image, net, outputs["classes"], opts, confidence=outputs["confidence"], progress=progress)
+        clouds = tmp / "clouds.tif" if opts.mask_clouds else None
+        whole = predict(image, net, outputs["classes"], opts, confidence=outputs["confidence"], progress=progress, clouds=clouds)
         timings["predict"] = time.perf_counter() - t
         return whole
     result = assemble_blocks(scene, blocks, outputs, net.card)  # worker seconds summed over the blocks, then the join
@@ -133,16 +134,32 @@ def _predict(
     return result
 
 
+def _masked_areas(clouds: Path) -> list[dict[str, Any]]:
+    """areas.csv's rows for what ``--mask-clouds`` made nodata: cloud and cloud shadow (no class id; share of the
+    scene's valid pixels), none without a cloud mask."""
+    if not clouds.exists():
+        return []
+    from geoseg.inference.clouds import CLOUD, CLOUD_CLASSES, SHADOW
+
+    rows = areas_table(clouds, CLOUD_CLASSES)
+    return [
+        dict(row, class_id=None, class_name=f"masked: {row['class_name']}") for row in rows if row["class_id"] in (CLOUD, SHADOW)
+    ]
+
+
 def _resolution(opts: RunOptions) -> float | None:
     """The grid of a multi-file source: ``--resolution`` as carried in the options (or set for the process)."""
     return opts.predict.resolution if opts.predict.resolution is not None else default_resolution()
 
 
+def _parts(result: PredictResult, blocks: list[tuple[int, PredictResult]] | None) -> list[PredictResult]:
+    return [result] if blocks is None else [part for _, part in blocks]
+
+
 def _grid(result: PredictResult, blocks: list[tuple[int, PredictResult]] | None) -> dict[str, Any]:
     """run.json's ``grid``: whether the scene was resampled to the model's pixel size, from which to which, and the
     grid of the outputs (blocks predicted apart all say the same)."""
-    parts = [result] if blocks is None else [part for _, part in blocks]
-    grids = [getattr(part, "grid", None) for part in parts]
+    grids = [getattr(part, "grid", None) for part in _parts(result, blocks)]
     return dict(next((grid for grid in grids if grid), {}))
 
 
@@ -180,6 +197,7 @@ def _record(
             "blocks": len(blocks) if blocks else 1,
         },
         "grid": _grid(result, blocks),
+        "clouds": next(filter(None, (getattr(part, "clouds", None) for part in _parts(result, blocks))), None),
         "warnings": result.warnings,
         "areas": areas,
     }

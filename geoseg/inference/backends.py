@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from geoseg.core.errors import InputError
+from geoseg.core.options import PRECISIONS
 from geoseg.model.device import resolve_device
 from geoseg.model.onnx import OnnxModel
 
@@ -35,6 +36,7 @@ __all__ = [
     "backend_help",
     "check_backend",
     "choose_backend",
+    "choose_batch",
     "default_batch",
     "make_runner",
 ]
@@ -52,10 +54,6 @@ class Runner(Protocol):
         ...
 
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-"""Model precision: ``auto`` is float16 autocast on a GPU and float32 on the CPU."""
-
-
 @dataclass(frozen=True)
 class Tuning:
     """How a runner runs the model: ``precision`` (one of :data:`PRECISIONS`) and ``compile`` (``torch.compile``).
@@ -66,7 +64,7 @@ class Tuning:
         >>> Tuning("fp8")
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.InputError: --precision 'fp8' is not known: use auto, fp32, fp16, bf16
+        geoseg.core.errors.InputError: --model-precision 'fp8' is not known: use auto or fp32 or fp16 or bf16
     """
 
     precision: str = "auto"
@@ -74,7 +72,7 @@ class Tuning:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise InputError(f"--precision {self.precision!r} is not known: use {', '.join(PRECISIONS)}")
+            raise InputError(f"--model-precision {self.precision!r} is not known: use {' or '.join(PRECISIONS)}")
 
     def resolved_precision(self, device: str) -> str:
         """``auto`` made concrete for ``device``."""
@@ -87,6 +85,19 @@ CPU_BATCH, GPU_BATCH = 2, 8
 """Default chips per model call. On CPU small batches run fastest (2-core measurements, ms per 256-px chip, batch
 2 against 8: Unet-mobilenet_v2 16 against 26 with torch, 16 against 17 with onnxruntime; Unet-resnet18 40 against
 42 and 32 against 33); a GPU wants larger ones."""
+
+
+def choose_batch(runner: Runner, bands: int, chip: int) -> int:
+    """Chips per model call when none is given: from the GPU's free memory where the runner can measure it.
+
+    Example:
+        >>> class CpuRunner:
+        ...     device = "cpu"
+        >>> choose_batch(CpuRunner(), 3, 256)
+        2
+    """
+    measure = getattr(runner, "batch_for", None)
+    return int(measure(bands, chip)) if measure is not None else default_batch(runner.device)
 
 
 def default_batch(device: str) -> int:

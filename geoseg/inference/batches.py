@@ -89,6 +89,9 @@ def _stack(items: list[tuple[Chip, np.ndarray, np.ndarray]], skipped: int) -> Ba
 class BatchRing:
     """``slots`` preallocated batch arrays handed out in turn (no allocation per batch or chip).
 
+    With ``pinned`` the chips lie in page-locked memory (torch's), which a GPU
+    copies from without a blocking staging copy.
+
     A slot may be filled again ``slots`` batches later: the ring must be
     longer than the batches alive at once (being read, queued, in the model).
 
@@ -99,14 +102,22 @@ class BatchRing:
         ((2, 4, 8, 8), (2, 8, 8), False, False, True)
     """
 
-    def __init__(self, slots: int, batch_size: int, bands: int, chip_size: int) -> None:
+    def __init__(self, slots: int, batch_size: int, bands: int, chip_size: int, pinned: bool = False) -> None:
         shape = (batch_size, bands, chip_size, chip_size)
-        self.slots = [(np.empty(shape, np.float32), np.empty((batch_size, chip_size, chip_size), bool)) for _ in range(slots)]
+        self.slots = [(_empty(shape, pinned), np.empty((batch_size, chip_size, chip_size), bool)) for _ in range(slots)]
         self.turn = itertools.cycle(range(slots))
 
     def next(self) -> tuple[np.ndarray, np.ndarray]:
         """The next slot's data ``(B, C, S, S)`` and validity ``(B, S, S)``."""
         return self.slots[next(self.turn)]
+
+
+def _empty(shape: tuple[int, ...], pinned: bool) -> np.ndarray:
+    if not pinned:
+        return np.empty(shape, np.float32)
+    import torch
+
+    return torch.empty(shape, dtype=torch.float32, pin_memory=True).numpy()
 
 
 class _Handles:

@@ -120,7 +120,8 @@ class ChipLoop:
             self._submit(x0 - offset, 0, rows)
             return
         stitcher = Stitcher(self.grid, x0, x1, self.net.card.num_classes, functools.partial(self.write_rows, x0, x1, offset))
-        ring = BatchRing(RING_SLOTS, self.batch_size, len(self.indexes), self.grid.chip_size)
+        pinned = bool(getattr(self.runner, "pinned", False))  # a GPU copies page-locked chips without staging
+        ring = BatchRing(RING_SLOTS, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
         batches = read_batches(
             itertools.chain([first], chips), functools.partial(open_scene, self.image), self._read, self._prepare, ring
         )

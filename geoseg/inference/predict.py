@@ -9,8 +9,10 @@ the backend (:mod:`geoseg.inference.backends`), the chip loop and stitch
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +22,14 @@ from geoseg.core.bands import select_bands
 from geoseg.core.errors import BandMismatchError, InputError
 from geoseg.core.grid import make_grid, split_columns
 from geoseg.core.options import BLOCK_WIDTH, PredictOptions, Progress
-from geoseg.inference.backends import check_backend, default_batch, make_runner
+from geoseg.inference.backends import Tuning, check_backend, choose_batch, make_runner
 from geoseg.inference.blocks import assemble_blocks
 from geoseg.inference.checks import check_columns, check_outputs, check_pixel_size, warn, warn_all_nodata
 from geoseg.inference.chips import ChipSelection, read_aoi
 from geoseg.inference.loop import ChipLoop
 from geoseg.inference.regrid import GRID_PROBABILITIES, PredictResult, grid_record, model_span, to_scene_grid
 from geoseg.io.classmap import ClassMapWriter
+from geoseg.io.leftovers import temp_name
 from geoseg.io.paths import check_input_file
 from geoseg.io.raster import gdal_env, gdal_path, open_resampled, open_scene
 from geoseg.model.onnx import OnnxModel
@@ -68,6 +71,7 @@ def predict(
     overwrite: bool = False,
     progress: Progress | None = None,
     columns: tuple[int, int] | None = None,
+    clouds: str | os.PathLike[str] | None = None,
     **option_values: Any,
 ) -> PredictResult:
     """Predict a scene chip by chip and stitch a seamless class map on the scene's grid.
@@ -95,23 +99,24 @@ def predict(
     bilinearly before the argmax) or, with ``output_grid="model"``, on the
     model's; ``result.grid`` says what was done.
 
+    ``mask_clouds=True`` makes clouds and shadows nodata in every output
+    (their mask is kept at ``clouds`` when given; ``result.clouds``).
+
     Example:
-        >>> import geoseg
-        >>> m = geoseg.create_model(bands=10, classes=3)
-        >>> r = geoseg.predict("data_samples/brandenburg_s2_512.tif", m, "/tmp/doc_classes.tif",
-        ...                    overwrite=True)  # doctest: +SKIP
+        >>> r = geoseg.predict("scene.tif", "default", "/tmp/doc_classes.tif", overwrite=True)  # doctest: +SKIP
     """
     started = time.perf_counter()
     opts = (options or PredictOptions()).replace(**option_values)
     named = {"classes": output, "confidence": confidence, "probabilities": probabilities}
     outputs = {kind: Path(path) for kind, path in named.items() if path}
-    in_memory = not isinstance(model, (str, os.PathLike))
-    inputs = [p for p in (image, opts.aoi, None if in_memory else model) if p is not None and p != "default"]
-    check_outputs(outputs, inputs, overwrite)
+    keep = Path(clouds) if clouds and opts.mask_clouds else None
+    paths = (image, opts.aoi, model if isinstance(model, (str, os.PathLike)) else None)
+    inputs = [p for p in paths if p is not None and p != "default"]
+    check_outputs({**outputs, "clouds": keep} if keep else outputs, inputs, overwrite)
     net = open_model(model, opts.backend, opts.device)
     result = PredictResult(outputs, 0, 0, 0)
     with gdal_env(), open_scene(image, source_resolution=opts.resolution) as ds:
-        _predict_scene(ds, image, net, opts, outputs, columns, progress, result)
+        _predict_scene(ds, image, net, opts, outputs, columns, progress, result, keep)
     result.seconds["total"] = time.perf_counter() - started
     return result
 
@@ -138,6 +143,7 @@ def _predict_scene(
     columns: tuple[int, int] | None,
     progress: Progress | None,
     result: PredictResult,
+    clouds: Path | None = None,
 ) -> None:
     """Match the bands of the open scene ``ds``, meet the model's pixel size, predict and commit the outputs."""
     card = net.card
@@ -146,16 +152,55 @@ def _predict_scene(
     scene.polygons, scene.union = polygons, union
     if not check_pixel_size(ds, card.pixel_size, result.warnings, opts.resample, opts.output_grid):
         result.grid = grid_record(ds, card.pixel_size, ds, opts.output_grid)
-        _predict_on(scene, net, opts, outputs, columns, progress, result)
+        with _cloud_mask(scene, opts, outputs, clouds, progress, result):
+            _predict_on(scene, net, opts, outputs, columns, progress, result)
         return
     path, model_ds = open_resampled(ds, image, card.pixel_size)
     with model_ds:
         result.grid = grid_record(ds, card.pixel_size, model_ds, opts.output_grid)
         on_model = _Scene(model_ds, path, scene.chip, scene.indexes, polygons, union)
-        if opts.output_grid == "model":
-            _predict_on(on_model, net, opts, outputs, columns, progress, result)
+        if opts.output_grid == "model":  # the cloud mask lies on the outputs' grid
+            with _cloud_mask(on_model, opts, outputs, clouds, progress, result):
+                _predict_on(on_model, net, opts, outputs, columns, progress, result)
         else:
-            _predict_via_model_grid(scene, on_model, net, opts, outputs, columns, progress, result)
+            with _cloud_mask(scene, opts, outputs, clouds, progress, result):
+                _predict_via_model_grid(scene, on_model, net, opts, outputs, columns, progress, result)
+
+
+@contextlib.contextmanager
+def _cloud_mask(
+    scene: _Scene,
+    opts: PredictOptions,
+    outputs: dict[str, Path],
+    keep: Path | None,
+    progress: Progress | None,
+    result: PredictResult,
+) -> Iterator[None]:
+    """With ``mask_clouds``: mask ``scene``'s clouds and shadows (at ``keep``, else a temporary file beside the
+    outputs) and set ``scene.exclude`` while the block runs; the temporary mask is removed afterwards."""
+    if not opts.mask_clouds:
+        yield
+        return
+    from geoseg.inference.clouds import CloudExclusion, write_cloud_mask
+
+    target = keep or outputs["classes"].with_name(temp_name(outputs["classes"].stem, "clouds", ".tif"))
+    try:
+        made = write_cloud_mask(scene.path, target, device=opts.device, overwrite=True, style=keep is not None, progress=progress)
+        result.clouds = made.record()
+        for line in made.warnings:
+            warn(result.warnings, line)
+        with CloudExclusion(target, buffer=CLOUD_BUFFER, like=scene.ds) as exclude:
+            scene.exclude = exclude
+            yield
+    finally:
+        scene.exclude = None
+        if keep is None:
+            with contextlib.suppress(OSError):
+                target.unlink()
+
+
+CLOUD_BUFFER = 1
+"""Pixels the cloud and shadow mask is grown by before it makes outputs nodata (their soft edges)."""
 
 
 class _Scene:
@@ -163,6 +208,7 @@ class _Scene:
 
     def __init__(self, ds: Any, path: str, chip: int, indexes: list[int], polygons: Any = None, union: Any = None) -> None:
         self.ds, self.path, self.chip, self.indexes, self.polygons, self.union = ds, path, chip, indexes, polygons, union
+        self.exclude: Any = None  # exclude(window) -> pixels that become nodata (a cloud mask), on this grid
 
 
 def _bands(ds: Any, card: Any, opts: PredictOptions, result: PredictResult) -> list[int]:
@@ -231,7 +277,14 @@ def _predict_via_model_grid(
         writer = _writer(outputs, scene.ds, x0, x1, net.card)
         try:
             to_scene_grid(
-                scratch.tmp[GRID_PROBABILITIES], scene.ds, scene.indexes, writer, (x0, x1), scene.polygons, opts.block_width
+                scratch.tmp[GRID_PROBABILITIES],
+                scene.ds,
+                scene.indexes,
+                writer,
+                (x0, x1),
+                scene.polygons,
+                opts.block_width,
+                scene.exclude,
             )
             writer.commit()
         except BaseException:
@@ -258,9 +311,22 @@ def _chip_loop(
     x0, x1 = span
     chips = ChipSelection(grid, x0, x1, scene.union)  # made lazily, block by block
     result.chips_total = chips.count()
-    runner, net = make_runner(net, opts.backend, opts.device, opts.tta, chip, result.chips_total, result.seconds)
-    batch_size = opts.batch_size or default_batch(runner.device)
+    tuning = Tuning(opts.model_precision, opts.compile)
+    runner, net = make_runner(net, opts.backend, opts.device, opts.tta, chip, result.chips_total, result.seconds, tuning)
+    batch_size = opts.batch_size or choose_batch(runner, len(scene.indexes), chip)
     loop = ChipLoop(
-        ds, scene.path, grid, scene.indexes, net, runner, writer, scene.polygons, batch_size, progress, result, result.chips_total
+        ds,
+        scene.path,
+        grid,
+        scene.indexes,
+        net,
+        runner,
+        writer,
+        scene.polygons,
+        batch_size,
+        progress,
+        result,
+        result.chips_total,
+        exclude=scene.exclude,
     )
     loop.run(chips, [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, opts.block_width)])

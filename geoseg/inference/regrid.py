@@ -45,6 +45,8 @@ class PredictResult(LoopResult):
     (run.json's ``grid``: resampled or not, the scene's, the model's and the output's pixel sizes, the output grid)."""
 
     grid: dict[str, Any] = field(default_factory=dict)
+    clouds: dict[str, Any] | None = None
+    """With ``mask_clouds``: the cloud mask's record (model, bands, scaling, cloud and shadow shares), run.json's ``clouds``."""
 
 
 def grid_record(ds: Any, model_size: float | None, read: Any, output_grid: str) -> dict[str, Any]:
@@ -86,12 +88,14 @@ def to_scene_grid(
     span: tuple[int, int],
     polygons: list[Any] | None,
     block_width: int,
+    exclude: Any = None,
 ) -> None:
     """Bring the model-grid probabilities in ``probs_path`` onto the scene ``ds``'s columns ``[x0, x1)`` (bilinear)
     and write the argmax, confidence (and probabilities) to ``writer``, strip by strip, block by block.
 
     Pixels are nodata where the scene is (its nodata, masks, non-finite values), outside ``polygons`` (the area of
-    interest, in the scene's CRS) and where no chip was predicted.
+    interest, in the scene's CRS), where ``exclude(window)`` is True (a cloud mask on the scene's grid) and where no
+    chip was predicted.
 
     Example:
         >>> to_scene_grid("probs.tif", ds, [1, 2, 3], writer, (0, ds.width), None, 16384)  # doctest: +SKIP
@@ -127,6 +131,8 @@ def to_scene_grid(
                     valid &= read_window(ds, window, indexes, masked=masked)[1]
                 if polygons is not None:
                     valid &= _inside(polygons, window, ds.transform)
+                if exclude is not None:
+                    valid &= ~exclude(window)
                 probs = raw.astype(np.float32) / SCALE16
                 writer.write_rows(a, y0, {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in writer.ds})
 

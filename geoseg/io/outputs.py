@@ -44,7 +44,8 @@ __all__ = [
 log = logging.getLogger("geoseg")
 
 RUN_FILES = tuple(
-    "classes.tif confidence.tif polygons.gpkg polygons.geojson classes.qml polygons.qml areas.csv preview.png run.json".split()
+    "classes.tif confidence.tif polygons.gpkg polygons.geojson classes.qml polygons.qml areas.csv preview.png run.json "
+    "clouds.tif clouds.qml".split()
 )
 """What ``geoseg run`` writes into OUTDIR (the CLI contract); a run folder holding anything else is not replaced."""
 RUN_MARKS = ("run.json",)

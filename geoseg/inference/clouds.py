@@ -1,0 +1,399 @@
+"""Clouds and cloud shadows: a cloud mask on the scene's grid, and the exclusion the chip loop reads from it.
+
+The model is ukis-csmask's (DLR, Apache-2.0; extra ``geoseg[clouds]``): ONNX U-Nets shipped in the package (never
+downloaded) for Sentinel-2 and Landsat 5-9, Level-1C or -2A reflectance, on 256 px chips of blue, green, red, nir
+(and swir16, swir22 when the scene has them). Chips are read with :func:`read_window` (mirrored past the edge),
+averaged by an integer factor to about :data:`MODEL_RESOLUTION` m, run by onnxruntime, blended by the
+:class:`~geoseg.inference.stitch.Stitcher`; finished rows are written on the scene's grid at once (memory flat in
+the scene's height). :func:`write_cloud_mask` writes ``clouds.tif`` and ``clouds.qml``; :class:`CloudExclusion`
+reads ``clouds.tif`` for the chip loop's ``exclude(window)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+from scipy.ndimage import binary_dilation
+
+from geoseg.core.bands import match_by_common_name, parse_requested
+from geoseg.core.classes import NODATA, ClassInfo
+from geoseg.core.errors import BandMismatchError, InputError
+from geoseg.core.grid import Chip, make_grid, split_columns
+from geoseg.core.options import BLOCK_WIDTH, Progress
+from geoseg.core.sensors import guess_sensor
+from geoseg.inference.stitch import Stitcher
+from geoseg.io.classmap import ClassMapWriter
+from geoseg.io.outputs import write_text_atomic
+from geoseg.io.paths import check_output
+from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, read_window, scene_has_mask
+from geoseg.model.onnx import onnx_device
+from geoseg.report.styles import classes_qml
+
+__all__ = ["CLEAR", "CLOUD", "CLOUD_CLASSES", "MODEL_BANDS", "MODEL_RESOLUTION", "SHADOW", "CloudExclusion", "CloudResult"]
+__all__ += ["Scaling", "check_installed", "cloud_bands", "cloud_qml", "guess_scaling", "write_cloud_mask"]
+
+CLEAR, CLOUD, SHADOW = 0, 1, 2
+CLOUD_CLASSES = tuple(
+    ClassInfo(i, n, c) for i, n, c in ((0, "clear", "#b4b4b4"), (1, "cloud", "#3fd2ff"), (2, "cloud shadow", "#3c2f8f"))
+)
+"""The values of ``clouds.tif``: :data:`CLEAR`, :data:`CLOUD`, :data:`SHADOW` (255 is nodata)."""
+MODEL_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
+"""The cloud model's bands by common name: all six when the scene has them, else the first four."""
+MODEL_RESOLUTION = 30.0
+"""Metres the cloud model runs at (scene pixels averaged by an integer factor to about this size)."""
+CHIP, OVERLAP = 256, 64
+EXTRA = 'pip install "geoseg[clouds]"'
+
+
+def check_installed() -> Path:
+    """The folder of the cloud model's files; :class:`InputError` naming the extra when it is not installed.
+
+    Example:
+        >>> check_installed().name  # doctest: +SKIP
+        'ukis_csmask'
+    """
+    try:
+        import onnxruntime  # noqa: F401
+        import ukis_csmask
+    except ImportError:
+        raise InputError(f"masking clouds needs the optional cloud model (ukis-csmask, onnxruntime): {EXTRA}") from None
+    folder = Path(ukis_csmask.__file__).parent
+    if not list(folder.glob("model_*b_l1c.onnx")):
+        raise InputError(f"the cloud model files are missing from {folder}: reinstall with {EXTRA}")
+    return folder
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Reflectance = ``value * scale + offset``; ``level`` l1c (top of atmosphere) or l2a (surface) picks the model.
+
+    Example:
+        >>> Scaling(1e-4, level="l2a").offset
+        0.0
+    """
+
+    scale: float
+    offset: float = 0.0
+    level: str = "l1c"
+    reason: str = "given"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.scale) and self.scale > 0 and math.isfinite(self.offset)):
+            raise InputError(f"cloud scaling {self.scale} x + {self.offset}: give a finite scale > 0 and a finite offset")
+        if self.level not in ("l1c", "l2a"):
+            raise InputError(f"cloud model level {self.level!r} must be l1c or l2a")
+
+
+def guess_scaling(ds: Any) -> Scaling:
+    """The reflectance scaling of an open scene from its data type, band names, sensor and file names: float scenes
+    as reflectance; Sentinel-2 DN / 10000 (- 0.1 when file names date it from 25 Jan 2022, baseline 04.00); Landsat
+    C2 Level-2 (``SR_B*``) DN * 2.75e-5 - 0.2; Landsat 8/9 Level-1 DN * 2e-5 - 0.1 (no sun-elevation correction);
+    other 16-bit scenes reflectance x 10000. 8-bit scenes and Landsat 4-7 Level-1 DN are refused.
+
+    Example:
+        >>> with open_scene("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
+        ...     guess_scaling(ds)
+        Scaling(scale=0.0001, offset=0.0, level='l1c', reason='Sentinel-2 DN / 10000')
+    """
+    text = " ".join([str(ds.name), *ds.files[:40], *(f"{k}={v}" for k, v in ds.tags().items())])
+    names = [d or "" for d in ds.descriptions]
+    sensor = guess_sensor(names, text)
+    surface = bool(re.search(r"L2A|L2SP|\bSR_", text, re.IGNORECASE)) or any(n.upper().startswith("SR_") for n in names)
+    level = "l2a" if surface else "l1c"
+    kind = np.dtype(ds.dtypes[0]).kind
+    if kind == "f":
+        return Scaling(1.0, 0.0, level, "float scene taken as reflectance 0-1")
+    if sensor in ("landsat_oli", "landsat_tm") and surface:
+        return Scaling(2.75e-5, -0.2, "l2a", "Landsat Collection 2 Level-2: DN * 2.75e-5 - 0.2")
+    if sensor == "landsat_oli":
+        return Scaling(2e-5, -0.1, "l1c", "Landsat 8/9 Collection 2 Level-1: DN * 2e-5 - 0.1 (no sun-elevation correction)")
+    if sensor == "landsat_tm" or np.dtype(ds.dtypes[0]).itemsize < 2:
+        what = "Landsat 4-7 Level-1 DN" if sensor == "landsat_tm" else f"{ds.dtypes[0]} values"
+        fix = "give the scaling (reflectance = value * scale + offset, e.g. the MTL's REFLECTANCE_MULT/ADD)"
+        raise InputError(f"{ds.name}: cannot tell the reflectance of {what}: {fix} or a reflectance scene")
+    if sensor == "sentinel2":
+        dates = re.findall(r"(20\d{6})T\d{6}", text)
+        if dates and min(dates) >= "20220125":  # baseline 04.00 adds 1000 to every DN
+            return Scaling(1e-4, -0.1, level, "Sentinel-2 (DN - 1000) / 10000, processing baseline 04.00")
+        return Scaling(1e-4, 0.0, level, "Sentinel-2 DN / 10000")
+    return Scaling(1e-4, 0.0, level, "assumed reflectance x 10000 (sensor unknown)")
+
+
+def cloud_bands(
+    descriptions: Sequence[str | None], requested: str | Sequence[str | int] | None = None, name: str = "the scene"
+) -> tuple[list[int], tuple[str, ...]]:
+    """1-based scene bands for the cloud model, and the model bands they feed (6, else 4, of :data:`MODEL_BANDS`),
+    found by name or common name (``B02``, ``SR_B2``, ``blue``...); ``requested`` (4 or 6 indexes or descriptions,
+    in the order of :data:`MODEL_BANDS`) picks them instead.
+
+    Example:
+        >>> cloud_bands(["B02", "B03", "B04", "B08", "B11", "B12"])[0]
+        [1, 2, 3, 4, 5, 6]
+        >>> cloud_bands(["SR_B2 (blue)", "SR_B3 (green)", "SR_B4 (red)", "SR_B5 (nir08)"])
+        ([1, 2, 3, 4], ('blue', 'green', 'red', 'nir'))
+    """
+    if requested is not None and requested != "":
+        indexes = parse_requested(requested, descriptions, len(descriptions), option="cloud bands")
+        if len(indexes) not in (4, 6):
+            raise InputError(f"cloud bands {requested!r} select {len(indexes)} band(s): give 4 or 6, as {', '.join(MODEL_BANDS)}")
+        return indexes, MODEL_BANDS[: len(indexes)]
+    for wanted in (MODEL_BANDS, MODEL_BANDS[:4]):
+        found = match_by_common_name(descriptions, list(wanted))
+        if found is not None:
+            return found[0], wanted
+    has = f"bands [{', '.join(d or '?' for d in descriptions)}]" if any(descriptions) else f"{len(descriptions)} unnamed band(s)"
+    needs = "blue, green, red and nir (better also swir16 and swir22), e.g. Sentinel-2 B02, B03, B04, B08, B11, B12"
+    raise BandMismatchError(f"{name} has {has} but the cloud model needs {needs}: name the bands or give them in that order")
+
+
+def cloud_qml() -> str:
+    """The QGIS style of ``clouds.tif``: clouds and shadows coloured, clear pixels transparent.
+
+    Example:
+        >>> 'label="cloud shadow"' in cloud_qml()
+        True
+    """
+    clear = CLOUD_CLASSES[CLEAR]
+    entry = f'value="{clear.id}" color="{clear.color}" alpha="255"'
+    return classes_qml(CLOUD_CLASSES).replace(entry, entry.replace('"255"', '"0"'))
+
+
+@functools.lru_cache(maxsize=2)
+def _session(path: str, device: str) -> Any:
+    import onnxruntime as ort
+
+    providers = ["CUDAExecutionProvider"] * onnx_device(device).startswith("cuda") + ["CPUExecutionProvider"]
+    return ort.InferenceSession(path, providers=providers)
+
+
+class _CloudModel:
+    """One of ukis-csmask's ONNX U-Nets: reflectance chips ``(B, C, 256, 256)`` in, probabilities ``(B, 3, ...)`` out."""
+
+    def __init__(self, folder: Path, bands: tuple[str, ...], level: str, device: str) -> None:
+        stem = f"model_{len(bands)}b_{level}"
+        meta = json.loads((folder / f"{stem}.json").read_text(encoding="utf-8"))
+        stats = meta["data"]["dataset_statistics"]
+        self.order = [bands.index(b) for b in stats["band_names"]]
+        self.mean = np.asarray(stats["img"][0], np.float32)[:, None, None]
+        self.std = np.asarray(stats["img"][1], np.float32)[:, None, None]
+        self.name = f"ukis-csmask {meta['model']['version']}"
+        self.tags = {"GEOSEG_CLOUD_MODEL": self.name}
+        self.session = _session(str(folder / f"{stem}.onnx"), device)
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, chips: np.ndarray) -> np.ndarray:
+        logits = self.session.run(None, {self.input: ((chips[:, self.order] - self.mean) / self.std).astype(np.float32)})[0]
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class CloudResult:
+    """What :func:`write_cloud_mask` wrote and found: shares in percent of the scene's valid pixels."""
+
+    path: Path
+    style: Path | None
+    shares: dict[str, float]
+    valid_pixels: int
+    model: str
+    bands: dict[str, str]
+    scaling: Scaling
+    resolution: float
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        """The cloud part of ``run.json`` (file names without folders, seconds left to the timings).
+
+        Example:
+            >>> result.record()["shares"]  # doctest: +SKIP
+            {'cloud': 8.6, 'shadow': 8.8}
+        """
+        style = self.style.name if self.style else None
+        return {**asdict(self), "path": self.path.name, "style": style} | {"seconds": round(self.seconds, 2)}
+
+    def note(self) -> str:
+        """One line for ``areas.csv``'s notes.
+
+        Example:
+            >>> result.note()  # doctest: +SKIP
+            'clouds 8.6% and cloud shadows 8.8% of valid pixels are nodata (ukis-csmask 1.0.0-6BL1C)'
+        """
+        cloud, shadow = self.shares["cloud"], self.shares["shadow"]
+        return f"clouds {cloud:.1f}% and cloud shadows {shadow:.1f}% of valid pixels are nodata ({self.model})"
+
+
+class _MaskRun:
+    """One scene's cloud mask: chips read at the model's pixel size, blended, rows written on the scene's grid."""
+
+    def __init__(self, ds: Any, indexes: list[int], model: _CloudModel, scaling: Scaling, metres: float, writer: ClassMapWriter):
+        self.ds, self.indexes, self.model, self.scaling, self.writer = ds, indexes, model, scaling, writer
+        self.step = step = max(1, round(metres / pixel_size_m(ds)))
+        self.masked = scene_has_mask(ds)
+        self.check_valid = self.masked or np.dtype(ds.dtypes[0]).kind == "f"
+        self.counts = np.zeros(3, dtype=np.int64)
+        self.blue = np.zeros(2)  # sum and count of the chips' blue reflectance (a check of the scaling)
+        width, height = math.ceil(ds.width / step), math.ceil(ds.height / step)
+        self.grid = make_grid(width, height, CHIP, f"{OVERLAP}px", edges="mirror")
+
+    def run(self, progress: Progress | None) -> None:
+        """Mask the scene block by block; chips without a valid pixel are skipped (their pixels become nodata)."""
+        blocks = split_columns(self.grid.width, max(CHIP, BLOCK_WIDTH // self.step))
+        done, total = 0, sum(len(self.grid.columns_in(a, b)) for a, b in blocks) * self.grid.rows
+        for bx0, bx1 in blocks:
+            stitcher = Stitcher(self.grid, bx0, bx1, len(CLOUD_CLASSES), functools.partial(self._rows, bx0, bx1))
+            for chip in self.grid.iter_chips(bx0, bx1):
+                data = self._chip(chip)
+                if data is not None:
+                    stitcher.add(chip, self.model(data[None])[0])
+                done += 1
+                if progress:
+                    progress("clouds", done, total)
+            stitcher.finish()
+
+    def _chip(self, chip: Chip) -> np.ndarray | None:
+        """A chip's reflectance at the model's pixel size (invalid pixels 0), or None when no pixel is valid."""
+        s, w = self.step, chip.window
+        fine = Window(int(w.col_off) * s, int(w.row_off) * s, CHIP * s, CHIP * s)
+        data, valid = read_window(self.ds, fine, self.indexes, masked=self.masked, pad="reflect")
+        if not valid.any():
+            return None
+        if s > 1:
+            data = data.reshape(len(data), CHIP, s, CHIP, s).sum(axis=(2, 4))
+            count = valid.reshape(CHIP, s, CHIP, s).sum(axis=(1, 3))
+            valid = count > 0
+            np.divide(data, count, out=data, where=valid[None])
+        data = np.where(valid[None], data * self.scaling.scale + self.scaling.offset, 0.0).astype(np.float32)
+        self.blue += (float(data[0][valid].sum()), int(valid.sum()))
+        return data
+
+    def result(self, out: Path, qml: Path | None, bands: dict[str, str], seconds: float) -> CloudResult:
+        """The shares of cloud and shadow in valid pixels, and a warning when the reflectance looks wrong."""
+        valid = int(self.counts.sum())
+        shares = {k: round(100.0 * float(self.counts[v]) / max(valid, 1), 2) for k, v in (("cloud", CLOUD), ("shadow", SHADOW))}
+        blue, warnings = self.blue[0] / max(self.blue[1], 1), []
+        if self.blue[1] and not 0.005 <= blue <= 1.0:
+            why = f"mean blue reflectance {blue:.3g} after scaling ({self.scaling.reason}) lies outside 0.005-1"
+            warnings.append(f"{out.name}: {why}: the cloud mask is unreliable; give the right scaling")
+        pixel = round(self.step * pixel_size_m(self.ds), 3)
+        return CloudResult(out, qml, shares, valid, self.model.name, bands, self.scaling, pixel, seconds, warnings)
+
+    def _rows(self, bx0: int, bx1: int, y0: int, y1: int, probs: np.ndarray, weight: np.ndarray) -> None:
+        """The stitcher's sink: mask rows [y0, y1) of mask columns [bx0, bx1), repeated onto the scene's pixels."""
+        s = self.step
+        classes = probs.argmax(axis=0).astype(np.uint8)
+        classes[weight <= 0] = NODATA
+        fx0, fx1, fy0, fy1 = bx0 * s, min(bx1 * s, self.ds.width), y0 * s, min(y1 * s, self.ds.height)
+        if s > 1:
+            classes = np.repeat(np.repeat(classes, s, axis=0), s, axis=1)[: fy1 - fy0, : fx1 - fx0]
+        if self.check_valid:
+            window = Window(fx0, fy0, fx1 - fx0, fy1 - fy0)
+            classes[~read_window(self.ds, window, self.indexes, masked=self.masked)[1]] = NODATA
+        self.counts += np.bincount(classes.ravel(), minlength=NODATA + 1)[: len(self.counts)]
+        self.writer.write_rows(fx0, fy0, {"classes": classes})
+
+
+def write_cloud_mask(
+    image: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    bands: str | Sequence[str | int] | None = None,
+    scaling: Scaling | None = None,
+    resolution: float = MODEL_RESOLUTION,
+    device: str = "auto",
+    overwrite: bool = False,
+    style: bool = True,
+    progress: Progress | None = None,
+) -> CloudResult:
+    """Mask clouds and cloud shadows of a scene into ``output`` (``clouds.tif``) on the scene's grid.
+
+    ``output`` is uint8: 0 clear, 1 cloud, 2 cloud shadow, 255 the scene's nodata, with a colour table, the class
+    table tag and, with ``style``, a QGIS style (``output`` with ``.qml``). Bands are found by name
+    (:func:`cloud_bands`; ``bands`` picks them), values become reflectance by ``scaling`` (default
+    :func:`guess_scaling`), the model runs at about ``resolution`` metres on ``device`` (auto, cpu, cuda).
+    Nothing is written unless the whole scene succeeds. The result holds the cloud and shadow shares in percent
+    of valid pixels.
+
+    Example:
+        >>> r = write_cloud_mask("data_samples/brandenburg_s2_512.tif", "/tmp/clouds.tif", overwrite=True)  # doctest: +SKIP
+        >>> r.shares  # doctest: +SKIP
+        {'cloud': 3.1, 'shadow': 0.2}
+    """
+    started = time.perf_counter()
+    folder = check_installed()
+    if not (math.isfinite(resolution) and resolution > 0):
+        raise InputError(f"cloud model resolution {resolution}: give metres > 0 (about {MODEL_RESOLUTION:g} works best)")
+    out = check_output(output, [image], overwrite)
+    qml = check_output(out.with_suffix(".qml"), [image], overwrite) if style else None
+    with gdal_env(), open_scene(image) as ds:
+        indexes, names = cloud_bands(ds.descriptions, bands, str(ds.name))
+        scale = scaling or guess_scaling(ds)
+        model = _CloudModel(folder, names, scale.level, device)
+        writer = ClassMapWriter({"classes": out}, ds.crs, ds.transform, ds.width, ds.height, CLOUD_CLASSES, tags=model.tags)
+        run = _MaskRun(ds, indexes, model, scale, resolution, writer)
+        try:
+            run.run(progress)
+            run.writer.commit()
+        except BaseException:
+            run.writer.abort()
+            raise
+        mapping = {b: ds.descriptions[i - 1] or str(i) for b, i in zip(names, indexes)}
+        if qml is not None:
+            write_text_atomic(qml, cloud_qml())
+        return run.result(out, qml, mapping, time.perf_counter() - started)
+
+
+class CloudExclusion:
+    """The chip loop's ``exclude(window)`` from a ``clouds.tif``: True where a pixel is cloud or cloud shadow.
+
+    ``classes`` are the mask values to exclude, grown by ``buffer`` pixels (a square); ``like`` (an open scene)
+    checks that the mask lies on the scene's grid. Nodata in the mask is never excluded.
+
+    Example:
+        >>> with CloudExclusion("out/clouds.tif", buffer=2) as exclude:  # doctest: +SKIP
+        ...     exclude(Window(0, 0, 512, 64)).shape
+        (64, 512)
+    """
+
+    def __init__(self, path: str | os.PathLike[str], classes: Sequence[int] = (CLOUD, SHADOW), buffer: int = 0, like: Any = None):
+        if buffer < 0:
+            raise InputError(f"cloud buffer {buffer}: give pixels >= 0")
+        self.path, self.classes, self.buffer = Path(path), np.asarray(list(classes), dtype=np.float32), int(buffer)
+        self.ds = open_scene(self.path, require_georef=False)
+        size = (self.ds.width, self.ds.height)
+        if like is not None and (size != (like.width, like.height) or not self.ds.transform.almost_equals(like.transform)):
+            self.ds.close()
+            raise InputError(
+                f"cloud mask {self.path} ({size[0]}x{size[1]}) is not on the grid of {like.name}: make it from that scene"
+            )
+
+    def __call__(self, window: Window) -> np.ndarray:
+        """Bool array of ``window``'s shape, True where outputs must become nodata."""
+        b = self.buffer
+        halo = Window(int(window.col_off) - b, int(window.row_off) - b, int(window.width) + 2 * b, int(window.height) + 2 * b)
+        data, valid = read_window(self.ds, halo, [1], masked=True)
+        mask = np.isin(data[0], self.classes) & valid
+        if b:
+            mask = binary_dilation(mask, structure=np.ones((2 * b + 1, 2 * b + 1), dtype=bool))[b:-b, b:-b]
+        return mask
+
+    def close(self) -> None:
+        """Close the mask file."""
+        self.ds.close()
+
+    def __enter__(self) -> CloudExclusion:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
