@@ -11,6 +11,7 @@ the scene. Scenes are generated: 3 and 10 bands of uint16, 8 classes,
 
     .venv/bin/python benchmarks/bench_floor.py                 # 4096² and 8192², 3 and 10 bands
     .venv/bin/python benchmarks/bench_floor.py --sizes 2048    # quick
+    .venv/bin/python benchmarks/bench_floor.py --compare ce282d7 --sizes 4096   # against an earlier geoseg
 
 Each measurement runs in its own process (peak RSS is its own); the target
 of issue 18 is geoseg's non-model time ÷ the floor ≤ 1.5.
@@ -141,23 +142,63 @@ def floor_run(scene: Path) -> dict:
     return {"total_s": round(total, 3), "read_s": round(read, 3), "write_s": round(total - read, 3)}
 
 
-def measure(kind: str, scene: Path, bands: int) -> dict:
-    """One measurement in a fresh process: its figures and peak RSS."""
+def measure(kind: str, scene: Path, bands: int, source: Path | None = None) -> dict:
+    """One measurement in a fresh process: its figures and peak RSS; ``source`` is another checkout's geoseg."""
     call = f"b.{kind}(Path({str(scene)!r}){f', {bands}' if kind == 'geoseg_run' else ''})"
+    other = (  # import geoseg from that checkout, not the editable install
+        f"sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; sys.path.insert(0, {str(source)!r}); "
+        if source
+        else ""
+    )
     code = (
-        f"import json, resource, sys; sys.path.insert(0, {str(HERE)!r}); import bench_floor as b; from pathlib import Path; "
-        f"r = {call}; r['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); print(json.dumps(r))"
+        f"import json, resource, sys; {other}sys.path.insert(1, {str(HERE)!r}); import bench_floor as b; "
+        f"from pathlib import Path; r = {call}; "
+        f"r['peak_rss_mb'] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); print(json.dumps(r))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def checkout(rev: str) -> Path:
+    """A git worktree of ``rev`` under benchmarks/output (made once), to measure an earlier geoseg beside this one."""
+    folder = WORK / f"rev-{rev}"
+    if not folder.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(folder), rev], cwd=HERE, check=True, capture_output=True)
+    return folder
+
+
+def compare(rev: str, sizes: list[int], bands: list[int], rounds: int) -> None:
+    """Non-model time of ``rev`` and of this checkout in alternation, with the floor, best of ``rounds``."""
+    source = checkout(rev)
+    print(f"{'scene':>14} {'floor s':>8} {rev[:10]:>12} {'this':>8} {'speed-up':>9} {'ratio then':>11} {'ratio now':>10}")
+    for size in sizes:
+        for count in bands:
+            scene = make_scene(WORK / f"floor_{size}_{count}b.tif", size, count)
+            runs: dict[str, list[float]] = {"floor": [], "then": [], "now": []}
+            for _ in range(rounds):
+                runs["floor"].append(measure("floor_run", scene, count)["total_s"])
+                for key, src in (("then", source), ("now", None)):
+                    r = measure("geoseg_run", scene, count, src)
+                    runs[key].append(r["total_s"] - r.get("model_s", 0.0))
+            floor, then, now = (min(v) for v in runs.values())
+            print(
+                f"{size:>6}² {count:>2} bands {floor:8.2f} {then:12.2f} {now:8.2f} {then / now:9.2f} "
+                f"{then / floor:11.2f} {now / floor:10.2f}",
+                flush=True,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
     parser.add_argument("--bands", type=int, nargs="+", default=[3, 10])
+    parser.add_argument("--compare", metavar="REV", help="also measure geoseg at this git revision, in alternation")
+    parser.add_argument("--rounds", type=int, default=3, help="with --compare: runs of each (the best counts)")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
+    if args.compare:
+        compare(args.compare, args.sizes, args.bands, args.rounds)
+        return
     rows = []
     for size in args.sizes:
         for bands in args.bands:

@@ -317,8 +317,12 @@ def test_run_loads_a_paletted_class_map_and_categorized_polygons(qgis: dict) -> 
     assert [c[1] for c in polygons["categories"]] == names
     assert [c[2] for c in polygons["categories"]] == [c[2] for c in classes["classes"]]
     progress = run["progress"]
-    assert len(progress) >= 5 and progress[-1] == 100 and progress == sorted(progress)
-    assert run["commands"][0].endswith("--min-area 300 --overwrite --progress json")
+    progress = progress[: progress.index(100) + 1]  # QGIS then counts 0..100 again while it loads the layers
+    assert len(progress) >= 5 and progress[0] == 15 and progress == sorted(progress)  # the cloud mask: the first 15%
+    assert run["commands"][0].endswith("--mask-clouds --min-area 300 --overwrite --progress json")
+    clouds = next(layer for name, layer in run["layers"].items() if name.endswith("clouds"))
+    assert clouds["valid"] and clouds["renderer"] == "paletted" and run["results"]["CLOUDS"] == str(outdir / "clouds.tif")
+    assert [c[1] for c in clouds["classes"]] == ["clear", "cloud", "cloud shadow"]
 
 
 @needs_qgis

@@ -35,6 +35,10 @@ EXECUTABLE_HELP = (
 MODEL_FILTER = "geoseg models (*.pt *.onnx);;All files (*)"
 DEVICES = ["auto", "cpu", "cuda"]
 BACKENDS = ["auto", "torch", "onnx"]
+RESAMPLE = ["auto", "off"]
+CLOUD_SHARE = 15.0
+"""Percent of the progress bar the cloud mask takes with --mask-clouds (it runs at 30 m: a fraction of predict)."""
+OUTPUT_GRIDS = ["scene", "model"]
 VECTOR_FORMATS = ["gpkg", "shp", "geojson", "json", "fgb"]
 
 
@@ -123,7 +127,13 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
 
     def geoseg(self, args: list[str], feedback, stages: dict[str, tuple[float, float]] | None = None) -> list[str]:
         """Run ``geoseg ARGS`` with progress; its stdout lines, or QgsProcessingException with geoseg's error."""
-        progress = runner.Progress(self.stages if stages is None else stages)
+        stages = dict(self.stages if stages is None else stages)
+        if "--mask-clouds" in args and stages:  # the cloud mask comes first: the other stages share the rest of the bar
+            stages = {"clouds": (0.0, CLOUD_SHARE)} | {
+                name: (CLOUD_SHARE + start * (1 - CLOUD_SHARE / 100), span * (1 - CLOUD_SHARE / 100))
+                for name, (start, span) in stages.items()
+            }
+        progress = runner.Progress(stages)
         try:
             return runner.run_geoseg(self._prefix, [str(a) for a in args], feedback, progress)
         except runner.GeosegError as exc:
@@ -139,7 +149,7 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
         )
 
     def add_inference(self) -> None:
-        """Bands, area of interest and TTA, and (advanced) chip size, overlap, batch size, device and backend."""
+        """Bands, area of interest, TTA, clouds, and (advanced) chip size, overlap, batch size, device, backend, grids."""
         self.addParameter(
             QgsProcessingParameterString(
                 "BANDS",
@@ -154,6 +164,11 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
             )
         )
         self.addParameter(QgsProcessingParameterBoolean("TTA", "Test-time augmentation (4x slower)", defaultValue=False))
+        self.addParameter(
+            QgsProcessingParameterBoolean(
+                "MASK_CLOUDS", "Mask clouds and cloud shadows (nodata; needs geoseg[clouds])", defaultValue=False
+            )
+        )
         self.addParameter(advanced(number("CHIP_SIZE", "Chip size in pixels (empty: the model's)", integer=True, minValue=1)))
         self.addParameter(
             advanced(
@@ -165,6 +180,18 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(advanced(number("BATCH_SIZE", "Chips per model call (empty: geoseg's default)", True, minValue=1)))
         self.addParameter(advanced(QgsProcessingParameterEnum("DEVICE", "Device", DEVICES, defaultValue=0)))
         self.addParameter(advanced(QgsProcessingParameterEnum("BACKEND", "Inference backend", BACKENDS, defaultValue=0)))
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum(
+                    "RESAMPLE", "Read at the model's pixel size when the scene's differs by > 25%", RESAMPLE, defaultValue=0
+                )
+            )
+        )
+        self.addParameter(
+            advanced(
+                QgsProcessingParameterEnum("OUTPUT_GRID", "Grid of a resampled scene's outputs", OUTPUT_GRIDS, defaultValue=0)
+            )
+        )
 
     def add_polygons(self) -> None:
         """Smallest polygon and simplification."""
@@ -194,12 +221,19 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
         """The arguments of :meth:`add_inference`'s parameters that are set."""
         args = self.options(parameters, context, BANDS="--bands", OVERLAP="--overlap", CHIP_SIZE="--chip-size")
         args += self.options(parameters, context, BATCH_SIZE="--batch-size")
-        for key, option, choices in (("DEVICE", "--device", DEVICES), ("BACKEND", "--backend", BACKENDS)):
+        enums = (
+            ("DEVICE", "--device", DEVICES),
+            ("BACKEND", "--backend", BACKENDS),
+            ("RESAMPLE", "--resample", RESAMPLE),
+            ("OUTPUT_GRID", "--output-grid", OUTPUT_GRIDS),
+        )
+        for key, option, choices in enums:
             choice = choices[self.parameterAsEnum(parameters, key, context)]
-            if choice != "auto":
+            if choice != choices[0]:  # the first choice is geoseg's default
                 args += [option, choice]
-        if self.parameterAsBool(parameters, "TTA", context):
-            args.append("--tta")
+        for key, flag in (("TTA", "--tta"), ("MASK_CLOUDS", "--mask-clouds")):
+            if self.parameterAsBool(parameters, key, context):
+                args.append(flag)
         aoi = self.vector_path(parameters, "AOI", context, feedback)
         return args + (["--aoi", aoi] if aoi else [])
 

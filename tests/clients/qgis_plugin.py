@@ -186,6 +186,7 @@ run_dir = os.path.join(work, "run")
 @step("run")
 def _run():
     params = {"INPUT": scene, "MODEL": "default", "OUTDIR": run_dir, "MIN_AREA": 300, "EXECUTABLE": executable}
+    params["MASK_CLOUDS"] = True
     out = run_and_load("geoseg:run", params)
     out["files"] = sorted(os.listdir(run_dir))
     return out

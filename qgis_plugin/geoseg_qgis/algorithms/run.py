@@ -42,6 +42,7 @@ class RunAlgorithm(GeosegAlgorithm):
         self.addOutput(QgsProcessingOutputRasterLayer("CLASSES", "Class map"))
         self.addOutput(QgsProcessingOutputRasterLayer("CONFIDENCE", "Confidence"))
         self.addOutput(QgsProcessingOutputVectorLayer("POLYGONS", "Polygons", QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputRasterLayer("CLOUDS", "Cloud mask (with Mask clouds)"))
 
     def process(self, parameters, context, feedback):
         scene = self.raster_path(parameters, "INPUT", context)
@@ -55,4 +56,14 @@ class RunAlgorithm(GeosegAlgorithm):
         stem = Path(scene).stem
         load_on_completion(context, classes, f"{stem} classes", "CLASSES", True, qml=str(folder / "classes.qml"))
         load_on_completion(context, polygons, f"{stem} polygons", "POLYGONS", False, qml=str(folder / "polygons.qml"))
-        return {"CLASSES": classes, "CONFIDENCE": str(folder / "confidence.tif"), "POLYGONS": polygons, "OUTDIR": outdir}
+        if (folder / "clouds.tif").exists():  # --mask-clouds
+            load_on_completion(
+                context, str(folder / "clouds.tif"), f"{stem} clouds", "CLOUDS", True, qml=str(folder / "clouds.qml")
+            )
+        return {
+            "CLASSES": classes,
+            "CONFIDENCE": str(folder / "confidence.tif"),
+            "POLYGONS": polygons,
+            "CLOUDS": str(folder / "clouds.tif") if (folder / "clouds.tif").exists() else None,
+            "OUTDIR": outdir,
+        }
