@@ -271,7 +271,8 @@ class TorchRunner:
     forward pass runs in float16 autocast by default; ``bf16`` where the GPU
     has it) and ``torch.compile``. Chips and weights are channels-last. On a
     GPU, batches come from page-locked memory (:attr:`pinned`) and go to the
-    device without a blocking copy.
+    device without a blocking copy, and the probabilities stay there as a
+    tensor (:attr:`device_stitch`) for the stitcher and the argmax.
     """
 
     def __init__(self, model: Any, device: str = "auto", tta: bool = False, tuning: Tuning | None = None) -> None:
@@ -308,7 +309,13 @@ class TorchRunner:
                 probs = sum(
                     self._softmax(self._forward(x.flip(f))).flip(f) if f else self._softmax(self._forward(x)) for f in _FLIPS
                 ) / len(_FLIPS)
-            return probs.float().contiguous().cpu().numpy()
+            probs = probs.float().contiguous()
+            return probs if self.device_stitch else probs.cpu().numpy()
+
+    @property
+    def device_stitch(self) -> bool:
+        """True on a GPU: probabilities stay on the device (a torch tensor), stitched and reduced there."""
+        return self.device.startswith("cuda")
 
     def _softmax(self, logits: Any) -> Any:
         # over contiguous (B, K, H, W) logits: about 1.6x faster on the CPU than over channels-last ones, then made contiguous

@@ -222,11 +222,14 @@ class DomainCheck:
             self.parts = [np.concatenate(self.parts, axis=1)[:, ::2]]
             self.kept, self.step = self.parts[0].shape[1], self.step * 2
 
-    def rows(self, probs: np.ndarray, valid: np.ndarray) -> None:
-        """Add stitched rows' winning probabilities ``(K, h, w)`` on their valid pixels to the mean confidence."""
+    def rows(self, probs: np.ndarray, valid: np.ndarray, step: int = DOMAIN_STEP) -> None:
+        """Add stitched rows' winning probabilities ``(K, h, w)`` on their valid pixels to the mean confidence.
+
+        Every ``step``-th pixel counts (1: the rows are a sample already, as the GPU path hands over).
+        """
         if self.done or self.reference is None:
             return
-        s = DOMAIN_STEP
+        s = step
         with np.errstate(invalid="ignore"):
             top = probs[:, ::s, ::s].max(axis=0)[valid[::s, ::s]]
         top = top[np.isfinite(top)]

@@ -26,9 +26,10 @@ from geoseg.core.options import Progress
 from geoseg.core.threads import Serial, prefetch
 from geoseg.inference.backends import Runner
 from geoseg.inference.batches import Batch, BatchRing, read_batches
-from geoseg.inference.checks import DomainCheck, Radiometry
+from geoseg.inference.checks import DOMAIN_STEP, DomainCheck, Radiometry
 from geoseg.inference.chips import ChipSelection
-from geoseg.inference.stitch import Stitcher
+from geoseg.inference.device_rows import mask_rows, reduce_rows
+from geoseg.inference.stitch import Stitcher, TorchStitcher
 from geoseg.io.classmap import RASTER_OUTPUTS, ClassMapWriter
 from geoseg.io.raster import open_scene, read_window, scene_has_mask
 
@@ -119,7 +120,12 @@ class ChipLoop:
             rows = {kind: RASTER_OUTPUTS[kind].empty(k, self.ds.height, x1 - x0) for kind in self.writer.ds}
             self._submit(x0 - offset, 0, rows)
             return
-        stitcher = Stitcher(self.grid, x0, x1, self.net.card.num_classes, functools.partial(self.write_rows, x0, x1, offset))
+        sink = functools.partial(self.write_rows, x0, x1, offset)
+        k = self.net.card.num_classes
+        if getattr(self.runner, "device_stitch", False):  # a GPU: probabilities stay there, only uint8 rows come back
+            stitcher: Stitcher = TorchStitcher(self.grid, x0, x1, k, sink, device=self.runner.device)
+        else:
+            stitcher = Stitcher(self.grid, x0, x1, k, sink)
         pinned = bool(getattr(self.runner, "pinned", False))  # a GPU copies page-locked chips without staging
         ring = BatchRing(RING_SLOTS, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
         batches = read_batches(
@@ -185,7 +191,11 @@ class ChipLoop:
 
         t = time.perf_counter()
         window = Window(x0, y0, x1 - x0, y1 - y0)
-        valid = weight > 0
+        on_device = not isinstance(probs, np.ndarray)
+        if on_device:
+            valid, arrays, sample = reduce_rows(probs, weight, self.writer.ds)
+        else:
+            valid = weight > 0
         if self.masked or self.float_scene:
             valid &= read_window(self.ds, window, self.indexes, masked=self.masked)[1]
         if self.polygons is not None:
@@ -195,7 +205,11 @@ class ChipLoop:
             )
         if self.exclude is not None:
             valid &= ~self.exclude(window)
-        self.domain.rows(probs, valid)
-        arrays = {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in self.writer.ds}
+        if on_device:
+            self.domain.rows(sample, valid[::DOMAIN_STEP, ::DOMAIN_STEP], step=1)
+            arrays = mask_rows(arrays, valid)
+        else:
+            self.domain.rows(probs, valid)
+            arrays = {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in self.writer.ds}
         self._submit(x0 - offset, y0, arrays)
         self.times["write"] += time.perf_counter() - t

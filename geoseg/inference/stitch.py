@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from geoseg.core.grid import Chip, Grid
 
-__all__ = ["RowSink", "Stitcher", "chip_weights", "ramp"]
+__all__ = ["RowSink", "Stitcher", "TorchStitcher", "chip_weights", "ramp"]
 
 EMIT_ROWS = 64
 """Finished rows are handed to the sink in pieces of at most this many rows (bounds the transient arrays)."""
@@ -148,9 +149,9 @@ class Stitcher:
         self.ex0 = min(max(grid.xs[c], 0) for c in cols)
         self.ex1 = max(min(grid.xs[c] + grid.chip_size, grid.width) for c in cols)
         self.height = min(grid.chip_size, grid.height)
-        self.acc = np.zeros((num_classes, self.height, self.ex1 - self.ex0), dtype=np.float32)
-        self.wsum = np.zeros((self.height, self.ex1 - self.ex0), dtype=np.float32)
-        self.scratch = np.empty((num_classes, grid.chip_size, grid.chip_size), dtype=np.float32)
+        self.acc = self._zeros((num_classes, self.height, self.ex1 - self.ex0))
+        self.wsum = self._zeros((self.height, self.ex1 - self.ex0))
+        self.scratch = self._zeros((num_classes, grid.chip_size, grid.chip_size))
         self.y = 0  # first row not yet handed to the sink; ring row of y is y % height
         self.sink = sink
         self.xspans = _spans(grid.xs, grid.chip_size, grid.width)
@@ -173,7 +174,7 @@ class Stitcher:
         if weights is None:
             if len(self._weights) > 64:  # irregular grids (an area of interest's few chips) stay bounded
                 self._weights.clear()
-            weights = self._weights[(ys.kind, xs.kind)] = np.outer(ys.weights, xs.weights)
+            weights = self._weights[(ys.kind, xs.kind)] = self._array(np.outer(ys.weights, xs.weights))
         return weights
 
     def add(self, chip: Chip, probs: np.ndarray) -> None:
@@ -209,7 +210,7 @@ class Stitcher:
         cols = slice(x0 - self.ex0, x1 - self.ex0)
         for ring, local in self._ring(y0, y1):
             tmp = self.scratch[:, : local.stop - local.start, : x1 - x0]
-            np.multiply(p[:, local], w[None, local], out=tmp)
+            self._multiply(p[:, local], w[None, local], tmp)
             self.acc[:, ring, cols] += tmp
             self.wsum[ring, cols] += w[local]
 
@@ -225,8 +226,7 @@ class Stitcher:
             y1 = min(y_end, self.y + EMIT_ROWS, self.y + self.height - start)  # never across the ring's end
             ring = slice(start, start + y1 - self.y)
             probs, weight = self.acc[:, ring, bx0:bx1], self.wsum[ring, bx0:bx1]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                np.divide(probs, weight, out=probs)  # a plain divide is ~3x faster than one with where=
+            self._divide(probs, weight)
             if not weight.all():  # rows no chip reached (an area of interest): 0, as they were accumulated
                 probs[:, weight == 0] = 0
             self.sink(self.y, y1, probs, weight)
@@ -237,3 +237,54 @@ class Stitcher:
     def finish(self) -> None:
         """Hand the remaining rows to the sink."""
         self.flush(self.grid.height)
+
+    # the array operations: numpy here, torch on the model's device in TorchStitcher
+
+    def _zeros(self, shape: tuple[int, ...]) -> Any:
+        return np.zeros(shape, dtype=np.float32)
+
+    def _array(self, values: np.ndarray) -> Any:
+        return values.astype(np.float32, copy=False)
+
+    def _multiply(self, a: Any, b: Any, out: Any) -> None:
+        np.multiply(a, b, out=out)
+
+    def _divide(self, probs: Any, weight: Any) -> None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(probs, weight, out=probs)  # a plain divide is ~3x faster than one with where=
+
+
+class TorchStitcher(Stitcher):
+    """The :class:`Stitcher` on torch tensors on ``device`` (a GPU): chips' probabilities stay there, and so do
+    the accumulators; the sink gets the finished rows as tensors on the device (the same values as numpy's).
+
+    Example:
+        >>> from geoseg.core.grid import make_grid
+        >>> import torch
+        >>> grid = make_grid(40, 30, 16, "4px")
+        >>> rows = []
+        >>> st = TorchStitcher(grid, 0, 40, 2, lambda y0, y1, p, w: rows.append(float(p.sum())), device="cpu")
+        >>> for chip in grid:
+        ...     st.add(chip, torch.full((2, 16, 16), 0.5))
+        >>> st.finish()
+        >>> sum(rows) == 40 * 30
+        True
+    """
+
+    def __init__(self, grid: Grid, x0: int, x1: int, num_classes: int, sink: RowSink, device: str = "cuda") -> None:
+        import torch
+
+        self.torch, self.device = torch, device
+        super().__init__(grid, x0, x1, num_classes, sink)
+
+    def _zeros(self, shape: tuple[int, ...]) -> Any:
+        return self.torch.zeros(shape, dtype=self.torch.float32, device=self.device)
+
+    def _array(self, values: np.ndarray) -> Any:
+        return self.torch.from_numpy(values.astype(np.float32)).to(self.device)
+
+    def _multiply(self, a: Any, b: Any, out: Any) -> None:
+        self.torch.mul(a, b, out=out)
+
+    def _divide(self, probs: Any, weight: Any) -> None:
+        probs.div_(weight)
