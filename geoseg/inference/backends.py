@@ -270,8 +270,8 @@ class TorchRunner:
     vertical and double flips. ``tuning`` sets the precision (on CUDA the
     forward pass runs in float16 autocast by default; ``bf16`` where the GPU
     has it) and ``torch.compile``. Chips and weights are channels-last. On a
-    GPU, batches come from page-locked memory (:attr:`pinned`) and go to the
-    device without a blocking copy, and the probabilities stay there as a
+    GPU, batches come from page-locked memory (:attr:`pinned`, copied to the
+    device without a staging copy), and the probabilities stay there as a
     tensor (:attr:`device_stitch`) for the stitcher and the argmax.
     """
 
@@ -301,7 +301,9 @@ class TorchRunner:
         """Softmax probabilities ``(B, K, S, S)`` of normalized chips ``(B, C, S, S)``."""
         torch = self.torch
         with torch.inference_mode():
-            x = torch.from_numpy(data).to(self.device, non_blocking=self.pinned)
+            # a blocking copy: the batch's slot of the reader's ring is refilled later, and an asynchronous copy
+            # could still be queued behind the GPU's work by then; from page-locked memory it needs no staging
+            x = torch.from_numpy(data).to(self.device)
             x = x.contiguous(memory_format=torch.channels_last)
             if not self.tta:
                 probs = self._softmax(self._forward(x))
