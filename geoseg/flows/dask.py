@@ -84,8 +84,10 @@ def _dask_block(
 
 def _splittable(options: RunOptions) -> bool:
     """Whether a wide scene may be split into block tasks: blocks are columns of the scene's grid, so not when the
-    outputs of a resampled scene lie on the model's grid (such a scene runs as one task, in blocks within it)."""
-    return not (options.predict.resample == "auto" and options.predict.output_grid == "model")
+    outputs of a resampled scene lie on the model's grid, nor with a cloud mask (made once for the whole scene, and
+    kept as the run's clouds.tif); such a scene runs as one task, in blocks within it."""
+    predict = options.predict
+    return not (predict.resample == "auto" and predict.output_grid == "model") and not predict.mask_clouds
 
 
 def _blocks_dir(target: Path) -> Path:
