@@ -18,6 +18,7 @@ import numpy as np
 from geoseg.core.errors import InputError
 from geoseg.core.labels import LabelMap
 from geoseg.core.options import Progress
+from geoseg.training.cloud_labels import mask_cloudy_labels
 from geoseg.training.config import ConfigError, SceneSource, TrainConfig, read_config
 from geoseg.training.data import SceneData, Split, index_scene, make_split
 
@@ -116,7 +117,7 @@ def open_scenes(
     opened: list[tuple[SceneSource, Any, list[int]]] = []
     scenes: list[SceneData] = []
     try:
-        band_names, pixel, label_map = _open_labels(config, sources, label_map, opened)
+        band_names, pixel, label_map = _open_labels(config, sources, label_map, opened, work)
         check_two_classes(label_map, chips=bool(data.chips))
         with gdal_env():
             for source, labels, indexes in opened:
@@ -131,9 +132,14 @@ def open_scenes(
 
 
 def _open_labels(
-    config: TrainConfig, sources: list[SceneSource], label_map: LabelMap | None, opened: list[tuple[SceneSource, Any, list[int]]]
+    config: TrainConfig,
+    sources: list[SceneSource],
+    label_map: LabelMap | None,
+    opened: list[tuple[SceneSource, Any, list[int]]],
+    work: Path,
 ) -> tuple[list[str], float, LabelMap]:
-    """Check every scene's bands and open its labels (appended to ``opened``); the band names, pixel size, classes."""
+    """Check every scene's bands and open its labels (appended to ``opened``; with ``mask_clouds`` unlabelled under
+    clouds, their mask made in ``work``); the band names, pixel size, classes."""
     from geoseg.io.label_files import SceneGrid, open_labels
     from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
 
@@ -153,9 +159,12 @@ def _open_labels(
                     f"scene {source.image} gives {len(names)} bands but the first scene gives "
                     f"{len(band_names)} ({', '.join(band_names)}): set data.bands to pick the same bands"
                 )
-            labels = open_labels(
+            labels: Any = open_labels(
                 source.labels, grid, source.label_field, label_map, data.ignore_values, background=data.background
             )
+            if getattr(source, "mask_clouds", False):
+                with open_scene(source.image) as ds:
+                    labels = mask_cloudy_labels(labels, source.image, ds, work / f"clouds_{len(opened)}.tif")
             opened.append((source, labels, indexes))
             label_map = labels.label_map
     if label_map is None:  # no scene: the config schema and chip_mosaics refuse that before
