@@ -242,6 +242,22 @@ def test_blocks_and_pixel_size_do_not_change_the_mask(tmp_path, monkeypatch):
     assert abs(result.shares["cloud"] - coarse.shares["cloud"]) < 1
 
 
+def test_a_20_m_scene_is_masked_at_30_m(tmp_path):
+    """Pixel sizes that are no whole fraction of 30 m (20 m: 1.5 pixels a mask pixel) are read at 30 m through a
+    VRT, not at 20 or 40 m (where the model finds shadows in every dark field); the mask maps back to 20 m."""
+    needs_model()
+    refl = cloudy_scene(seed=1, size=384)[0]
+    coarse = write_cloud_mask(write_dn(tmp_path / "s30.tif", refl), tmp_path / "c30.tif", style=False)
+    fine = np.repeat(np.repeat(refl, 3, axis=1), 3, axis=2)  # 10 m pixels, then averaged 2 x 2 to 20 m
+    twenty = fine.reshape(6, 576, 2, 576, 2).mean(axis=(2, 4))
+    result = write_cloud_mask(write_dn(tmp_path / "s20.tif", twenty, pixel=20.0), tmp_path / "c20.tif", style=False)
+    assert result.resolution == 30.0 and read(tmp_path / "c20.tif").shape == (576, 576)
+    on_20 = np.repeat(np.repeat(read(tmp_path / "c30.tif"), 3, axis=0), 3, axis=1)[::2, ::2]  # the 30 m mask at 20 m
+    assert np.mean(read(tmp_path / "c20.tif") == on_20) > 0.95
+    assert abs(result.shares["shadow"] - coarse.shares["shadow"]) < 1  # at 20 m or 40 m dark fields turn to shadow
+    assert abs(result.shares["cloud"] - coarse.shares["cloud"]) < 3  # cloud edges: 20 m averaged to 30 m is blurrier
+
+
 def test_nothing_is_written_when_the_model_fails(tmp_path, monkeypatch):
     needs_model()
     scene = write_dn(tmp_path / "scene.tif", cloudy_scene(size=300)[0])
@@ -341,7 +357,7 @@ def test_predict_makes_clouds_and_shadows_nodata_in_every_output(tmp_path):
         mask_clouds=True,
         device="cpu",
     )
-    with open_scene(scene) as ds, CloudExclusion(tmp_path / "clouds.tif", buffer=1, like=ds) as exclude:
+    with open_scene(scene) as ds, CloudExclusion(tmp_path / "clouds.tif", like=ds) as exclude:
         excluded = exclude(Window(0, 0, 256, 256))
     assert 0.02 < excluded.mean() < 0.9, "the generated cloud and its shadow are found"
     assert np.array_equal(read(tmp_path / "classes.tif") == 255, excluded)
@@ -400,6 +416,6 @@ def test_mask_lies_on_the_model_grid_when_the_outputs_do(tmp_path):
         device="cpu",
     )
     assert result.grid["resampled"] and result.grid["output_pixel_size_m"] == 15.0
-    with CloudExclusion(tmp_path / "clouds.tif", buffer=1) as exclude, rasterio.open(tmp_path / "classes.tif") as c:
+    with CloudExclusion(tmp_path / "clouds.tif") as exclude, rasterio.open(tmp_path / "classes.tif") as c:
         assert (c.width, c.height) == (exclude.ds.width, exclude.ds.height) == (384, 384)
         assert np.array_equal(c.read(1) == 255, exclude(Window(0, 0, 384, 384)))

@@ -66,3 +66,27 @@ def test_the_device_path_brings_probabilities_back_to_the_scene_grid(tmp_path, m
         dst.descriptions = descriptions
     host, device = predict_both(tmp_path, monkeypatch, image=scene)["classes"]
     assert np.array_equal(host, device) and (host != 255).all()
+
+
+def test_compile_that_fails_at_the_first_call_falls_back_to_the_model(monkeypatch, caplog) -> None:
+    """torch.compile is lazy: a missing compiler fails at the first forward pass, which then runs the model as is."""
+    import torch
+
+    from geoseg.inference.backends import Tuning
+    from tests.helpers import tiny_unet
+
+    def broken(model, **kwargs):
+        def run(x):
+            raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    model = tiny_unet(bands=3, classes=2)
+    runner = TorchRunner(model, device="cpu", tuning=Tuning(compile=True))
+    data = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    with caplog.at_level("WARNING", logger="geoseg"):
+        probs = runner(data)
+    assert "torch.compile failed" in caplog.text and runner.forward is runner.model
+    plain = TorchRunner(model, device="cpu")(data)
+    np.testing.assert_allclose(probs, plain, rtol=1e-6)

@@ -197,7 +197,7 @@ def test_help_explains_the_options() -> None:
     for command in ("predict", "run"):
         text = " ".join(run(CliRunner(), command, "--help").output.split())
         assert "--resample [auto|off]" in text and "--output-grid [scene|model]" in text
-        assert "differs from the model's (its card's pixel_size) by more than 25%" in text
+        assert "pixel size is more than 25% off the model's" in text
 
 
 @pytest.mark.slow
@@ -305,3 +305,35 @@ def test_a_resampled_scene_split_on_dask_workers_equals_one_process(tmp_path: Pa
     for raster in ("classes.tif", "confidence.tif"):
         assert grid_of(tmp_path / "one" / raster) == grid_of(tmp_path / "two" / "wide" / raster) == grid_of(scene)
         assert np.array_equal(read(tmp_path / "one" / raster)[0], read(tmp_path / "two" / "wide" / raster)[0])
+
+
+@pytest.mark.parametrize("kind", ["up", "down"])
+def test_every_valid_pixel_inside_the_area_of_interest_gets_a_class(tmp_path: Path, kind: str) -> None:
+    """Outputs brought back to the scene's grid lose no valid pixel at the edge of an area of interest or beside a
+    NaN block: the model's grid is masked only on the scene's grid (bilinear never meets a masked model pixel)."""
+    import geopandas as gpd
+    import shapely
+    from rasterio.features import geometry_mask
+
+    data = fields().astype("float32")
+    data[:, 40:60, 70:90] = np.nan
+    if kind == "up":  # 5 m: each pixel split in four
+        scene = write_raster(
+            tmp_path / "up.tif", np.kron(data, np.ones((1, 2, 2), "float32")), transform=NATIVE * Affine.scale(0.5)
+        )
+    else:  # 20 m: four pixels averaged
+        down = data.reshape(3, 64, 2, 64, 2).mean(axis=(2, 4))
+        scene = write_raster(tmp_path / "down.tif", down, transform=NATIVE * Affine.scale(2))
+    with rasterio.open(scene) as ds:
+        left, bottom, right, top = ds.bounds
+        aoi_box = shapely.box(left + 0.23 * (right - left), bottom + 0.31 * (top - bottom), right - 77.0, top - 93.0)
+        inside = geometry_mask([aoi_box], ds.shape, ds.transform, invert=True)
+        valid = np.isfinite(ds.read()).all(axis=0)
+        crs = ds.crs
+    gpd.GeoDataFrame(geometry=[aoi_box], crs=crs).to_file(tmp_path / "aoi.gpkg")
+    result = geoseg.predict(scene, smooth_model(), tmp_path / "c.tif", aoi=str(tmp_path / "aoi.gpkg"), device="cpu")
+    assert result.grid["resampled"]
+    with rasterio.open(tmp_path / "c.tif") as out:
+        classes = out.read(1)
+    assert (classes[inside & valid] != 255).all(), "a valid pixel inside the area of interest is nodata"
+    assert (classes[~inside | ~valid] == 255).all()

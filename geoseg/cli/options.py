@@ -296,7 +296,8 @@ def inference_options(func: F) -> F:
                 default=None,
                 type=int,
                 metavar="N",
-                help="Chips per model call. Default: 2 on the CPU (small batches run fastest there, BENCHMARKS.md), 8 on a GPU.",
+                help="Chips per model call. Default: 2 on the CPU (small batches run fastest there, BENCHMARKS.md); on a GPU "
+                "what half its free memory holds (1 to 64).",
             ),
             click.option(
                 "--device",
@@ -322,13 +323,17 @@ def inference_options(func: F) -> F:
                 type=click.Choice(PRECISIONS),
                 help="Arithmetic of a .pt model: auto is float16 on a GPU, float32 on the CPU (ONNX runs as exported).",
             ),
-            click.option("--compile", is_flag=True, help="torch.compile a .pt model first (once; faster on a GPU)."),
+            click.option(
+                "--compile",
+                is_flag=True,
+                help="torch.compile a .pt model (at its first batch; faster on a GPU; else run as it is, with a warning).",
+            ),
             click.option(
                 "--mask-clouds",
                 is_flag=True,
-                help="Make clouds and cloud shadows nodata in every output (ukis-csmask models for Sentinel-2 and "
-                'Landsat; pip install "geoseg[clouds]"; needs blue, green, red, nir bands, found by name). '
-                "run also writes clouds.tif and the shares in run.json and areas.csv.",
+                help="Make clouds and cloud shadows nodata in every output (ukis-csmask models, Sentinel-2 and "
+                'Landsat; pip install "geoseg[clouds]"; needs blue, green, red, nir bands, found by name); run '
+                "also writes clouds.tif and the shares in run.json and areas.csv.",
             ),
             click.option(
                 "--aoi",
@@ -351,19 +356,16 @@ def inference_options(func: F) -> F:
                 default="auto",
                 show_default=True,
                 type=click.Choice(RESAMPLE),
-                help="When the scene's pixel size differs from the model's (its card's pixel_size) by more than "
-                "25%: auto reads the chips resampled to the model's pixel size (average to coarser pixels, "
-                "bilinear to finer ones; one warning line, also in run.json); off predicts on the scene's own "
-                "pixels with a warning only.",
+                help="When the scene's pixel size is more than 25% off the model's: auto reads chips resampled to "
+                "the model's (average or bilinear; one warning, also in run.json); off predicts on the scene's pixels.",
             ),
             click.option(
                 "--output-grid",
                 default="scene",
                 show_default=True,
                 type=click.Choice(OUTPUT_GRIDS),
-                help="Grid of the outputs of a resampled scene: scene keeps the scene's grid (the probabilities "
-                "are brought back bilinearly before the argmax), model writes them at the model's pixel size "
-                "over the scene's extent. Scenes that are not resampled always keep their grid.",
+                help="Outputs of a resampled scene on the scene's grid (probabilities brought back bilinearly before "
+                "the argmax) or at the model's pixel size over its extent.",
             ),
             overwrite_option,
         ]

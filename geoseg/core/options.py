@@ -142,7 +142,7 @@ class PredictOptions:
     """How a scene is predicted: bands, chips, batching, device, backend, TTA, area of interest, blocks, grids.
 
     ``None`` means "the model's" for ``chip_size`` and ``overlap`` and
-    "automatic" for ``batch_size`` (2 chips on the CPU, 8 on a GPU).
+    "automatic" for ``batch_size`` (2 chips on the CPU; on a GPU what half its free memory holds).
     ``backend`` is a name of :data:`geoseg.inference.backends.BACKENDS`
     (checked where the backend is chosen). ``resample`` (:data:`RESAMPLE`)
     says whether chips are read at the model's pixel size when the scene's

@@ -16,12 +16,10 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from geoseg.core.errors import InputError
-from geoseg.core.options import PRECISIONS
+from geoseg.inference.runners import CPU_BATCH, GPU_BATCH, PINNED_BYTES, RING_BATCHES, OnnxRunner, Runner, TorchRunner, Tuning
 from geoseg.model.device import resolve_device
 from geoseg.model.onnx import OnnxModel
 
@@ -29,9 +27,12 @@ __all__ = [
     "AUTO_ONNX_CHIPS",
     "BACKENDS",
     "Backend",
+    "PINNED_BYTES",
+    "RING_BATCHES",
     "OnnxRunner",
     "Runner",
     "TorchRunner",
+    "Tuning",
     "backend_choices",
     "backend_help",
     "check_backend",
@@ -42,49 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("geoseg")
-
-
-class Runner(Protocol):
-    """Normalized chips ``(B, C, S, S)`` float32 in, softmax probabilities ``(B, K, S, S)`` float32 out."""
-
-    device: str
-
-    def __call__(self, data: np.ndarray) -> np.ndarray:
-        """Probabilities of a batch of chips."""
-        ...
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """How a runner runs the model: ``precision`` (one of :data:`PRECISIONS`) and ``compile`` (``torch.compile``).
-
-    Example:
-        >>> Tuning().resolved_precision("cuda"), Tuning("bf16").resolved_precision("cpu")
-        ('fp16', 'bf16')
-        >>> Tuning("fp8")
-        Traceback (most recent call last):
-        ...
-        geoseg.core.errors.InputError: --model-precision 'fp8' is not known: use auto or fp32 or fp16 or bf16
-    """
-
-    precision: str = "auto"
-    compile: bool = False
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise InputError(f"--model-precision {self.precision!r} is not known: use {' or '.join(PRECISIONS)}")
-
-    def resolved_precision(self, device: str) -> str:
-        """``auto`` made concrete for ``device``."""
-        if self.precision != "auto":
-            return self.precision
-        return "fp16" if device.startswith("cuda") else "fp32"
-
-
-CPU_BATCH, GPU_BATCH = 2, 8
-"""Default chips per model call. On CPU small batches run fastest (2-core measurements, ms per 256-px chip, batch
-2 against 8: Unet-mobilenet_v2 16 against 26 with torch, 16 against 17 with onnxruntime; Unet-resnet18 40 against
-42 and 32 against 33); a GPU wants larger ones."""
 
 
 def choose_batch(runner: Runner, bands: int, chip: int) -> int:
@@ -251,130 +209,17 @@ def make_runner(
     seconds: dict[str, float],
     tuning: Tuning | None = None,
 ) -> tuple[Runner, Any]:
-    """The runner that predicts ``chips`` chips of ``chip`` px with ``net`` (see :func:`choose_backend`).
+    """The runner that predicts ``chips`` chips of ``chip`` px with ``net`` (see :func:`choose_backend`); a
+    ``tuning`` other than the default keeps ``auto`` on torch (precision and compilation are torch's).
 
     Example:
         >>> runner, net = make_runner(model, "auto", "cpu", False, 256, 100, {})  # doctest: +SKIP
     """
-    return choose_backend(net, backend, device, chips).make(net, device, tta, chip, seconds, tuning or Tuning())
-
-
-_FLIPS: list[tuple[int, ...]] = [(), (3,), (2,), (2, 3)]
-"""Test-time augmentation: the chip as it is and flipped along x, y and both (axes of a B, C, H, W batch)."""
-
-
-class TorchRunner:
-    """Runs a model on normalized chips and returns softmax probabilities as float32 numpy.
-
-    ``tta`` averages the probabilities of the chip and its horizontal,
-    vertical and double flips. ``tuning`` sets the precision (on CUDA the
-    forward pass runs in float16 autocast by default; ``bf16`` where the GPU
-    has it) and ``torch.compile``. Chips and weights are channels-last. On a
-    GPU, batches come from page-locked memory (:attr:`pinned`, copied to the
-    device without a staging copy), and the probabilities stay there as a
-    tensor (:attr:`device_stitch`) for the stitcher and the argmax.
-    """
-
-    def __init__(self, model: Any, device: str = "auto", tta: bool = False, tuning: Tuning | None = None) -> None:
-        import torch
-
-        self.torch = torch
-        self.device = resolve_device(device)
-        self.tuning = tuning or Tuning()
-        self.precision = self.tuning.resolved_precision(self.device)
-        self.pinned = self.device.startswith("cuda")
-        self.model = model.to(self.device).eval().to(memory_format=torch.channels_last)
-        self.forward = self.model
-        if self.tuning.compile:
-            self.forward = _compiled(torch, self.model)
-        self.tta = tta
-
-    def _forward(self, x: Any) -> Any:
-        torch = self.torch
-        if self.precision == "fp32":
-            return self.forward(x)
-        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
-        with torch.autocast(self.device.split(":")[0], dtype=dtype):
-            return self.forward(x).float()
-
-    def __call__(self, data: np.ndarray) -> np.ndarray:
-        """Softmax probabilities ``(B, K, S, S)`` of normalized chips ``(B, C, S, S)``."""
-        torch = self.torch
-        with torch.inference_mode():
-            # a blocking copy: the batch's slot of the reader's ring is refilled later, and an asynchronous copy
-            # could still be queued behind the GPU's work by then; from page-locked memory it needs no staging
-            x = torch.from_numpy(data).to(self.device)
-            x = x.contiguous(memory_format=torch.channels_last)
-            if not self.tta:
-                probs = self._softmax(self._forward(x))
-            else:
-                probs = sum(
-                    self._softmax(self._forward(x.flip(f))).flip(f) if f else self._softmax(self._forward(x)) for f in _FLIPS
-                ) / len(_FLIPS)
-            probs = probs.float().contiguous()
-            return probs if self.device_stitch else probs.cpu().numpy()
-
-    @property
-    def device_stitch(self) -> bool:
-        """True on a GPU: probabilities stay on the device (a torch tensor), stitched and reduced there."""
-        return self.device.startswith("cuda")
-
-    def _softmax(self, logits: Any) -> Any:
-        # over contiguous (B, K, H, W) logits: about 1.6x faster on the CPU than over channels-last ones, then made contiguous
-        return self.torch.softmax(logits.float().contiguous(), dim=1)
-
-    def batch_for(self, bands: int, chip: int, limit: int = 64) -> int:
-        """Chips per model call: on a GPU as many as half the free memory holds (measured on one chip), else 2.
-
-        Example:
-            >>> TorchRunner(tiny_model, device="cpu").batch_for(3, 256)  # doctest: +SKIP
-            2
-        """
-        if not self.device.startswith("cuda"):
-            return CPU_BATCH
-        torch = self.torch
-        torch.cuda.synchronize(self.device)
-        torch.cuda.reset_peak_memory_stats(self.device)
-        base = torch.cuda.memory_allocated(self.device)
-        self(np.zeros((1, bands, chip, chip), np.float32))
-        per_chip = max(1, torch.cuda.max_memory_allocated(self.device) - base)
-        free, _ = torch.cuda.mem_get_info(self.device)
-        fits = int(free * 0.5 // per_chip)
-        return max(GPU_BATCH, min(limit, 1 << max(0, fits.bit_length() - 1)))
-
-
-def _compiled(torch: Any, model: Any) -> Any:
-    """``torch.compile(model)``, or the model itself (with a warning) where this torch cannot compile."""
-    try:
-        return torch.compile(model, dynamic=False)
-    except Exception as exc:  # noqa: BLE001 - compilation is an optimization: run eagerly instead
-        log.warning("torch.compile is not available here (%s); running the model eagerly", str(exc).splitlines()[0])
-        return model
-
-
-class OnnxRunner:
-    """Runs an exported model (:class:`geoseg.model.onnx.OnnxModel`) with onnxruntime.
-
-    Same contract as :class:`TorchRunner`: normalized chips in, softmax probabilities out.
-    """
-
-    def __init__(self, model: OnnxModel, tta: bool = False) -> None:
-        self.model = model
-        self.tta = tta
-        providers = model.session.get_providers()
-        self.device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
-
-    def _forward(self, x: np.ndarray) -> np.ndarray:
-        m = self.model
-        return np.asarray(m.session.run(None, {m.input_name: m.to_graph_input(x)})[0])
-
-    def __call__(self, data: np.ndarray) -> np.ndarray:
-        """Softmax probabilities ``(B, K, S, S)`` of normalized chips ``(B, C, S, S)``."""
-        if not self.tta:
-            return np.ascontiguousarray(self._forward(data), dtype=np.float32)
-        total = np.zeros((data.shape[0], self.model.card.num_classes, *data.shape[2:]), np.float32)
-        for axes in _FLIPS:
-            x = np.flip(data, axes) if axes else data
-            p = self._forward(np.ascontiguousarray(x))
-            total += np.flip(p, axes) if axes else p
-        return total / len(_FLIPS)
+    tuning = tuning or Tuning()
+    tuned = tuning.compile or tuning.precision != "auto"
+    if tuned and backend == "auto" and not isinstance(net, OnnxModel):
+        backend = "torch"  # precision and compilation are torch's
+    chosen = choose_backend(net, backend, device, chips)
+    if tuned and chosen.name != "torch":
+        log.warning("--model-precision and --compile apply to .pt models run by torch: ignored with %s", chosen.name)
+    return chosen.make(net, device, tta, chip, seconds, tuning)

@@ -2,8 +2,9 @@
 
 The model is ukis-csmask's (DLR, Apache-2.0; extra ``geoseg[clouds]``): ONNX U-Nets shipped in the package (never
 downloaded) for Sentinel-2 and Landsat 5-9, Level-1C or -2A reflectance, on 256 px chips of blue, green, red, nir
-(and swir16, swir22 when the scene has them). Chips are read with :func:`read_window` (mirrored past the edge),
-averaged by an integer factor to about :data:`MODEL_RESOLUTION` m, run by onnxruntime, blended by the
+(and swir16, swir22 when the scene has them). Chips are read with :func:`read_window` (mirrored past the edge) at
+:data:`MODEL_RESOLUTION` m (through :func:`~geoseg.io.raster.open_resampled` when the scene's pixels differ by
+more than 10%), run by onnxruntime, blended by the
 :class:`~geoseg.inference.stitch.Stitcher`; finished rows are written on the scene's grid at once (memory flat in
 the scene's height). :func:`write_cloud_mask` writes ``clouds.tif`` and ``clouds.qml``; :class:`CloudExclusion`
 reads ``clouds.tif`` for the chip loop's ``exclude(window)``.
@@ -15,7 +16,6 @@ import functools
 import json
 import math
 import os
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,12 +31,12 @@ from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.core.errors import BandMismatchError, InputError
 from geoseg.core.grid import Chip, make_grid, split_columns
 from geoseg.core.options import BLOCK_WIDTH, Progress
-from geoseg.core.sensors import guess_sensor
+from geoseg.inference.cloud_scaling import Scaling, guess_scaling
 from geoseg.inference.stitch import Stitcher
 from geoseg.io.classmap import ClassMapWriter
 from geoseg.io.outputs import write_text_atomic
 from geoseg.io.paths import check_output
-from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, read_window, scene_has_mask
+from geoseg.io.raster import gdal_env, open_resampled, open_scene, pixel_size_m, read_window, scene_has_mask
 from geoseg.model.onnx import onnx_device
 from geoseg.report.styles import classes_qml
 
@@ -51,7 +51,8 @@ CLOUD_CLASSES = tuple(
 MODEL_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
 """The cloud model's bands by common name: all six when the scene has them, else the first four."""
 MODEL_RESOLUTION = 30.0
-"""Metres the cloud model runs at (scene pixels averaged by an integer factor to about this size)."""
+"""Metres the cloud model runs at: scenes whose pixels are more than 10% off are read through an in-memory VRT at
+this pixel size (averaged from finer pixels, bilinear from coarser), the mask mapped back to the scene's pixels."""
 CHIP, OVERLAP = 256, 64
 EXTRA = 'pip install "geoseg[clouds]"'
 
@@ -72,62 +73,6 @@ def check_installed() -> Path:
     if not list(folder.glob("model_*b_l1c.onnx")):
         raise InputError(f"the cloud model files are missing from {folder}: reinstall with {EXTRA}")
     return folder
-
-
-@dataclass(frozen=True)
-class Scaling:
-    """Reflectance = ``value * scale + offset``; ``level`` l1c (top of atmosphere) or l2a (surface) picks the model.
-
-    Example:
-        >>> Scaling(1e-4, level="l2a").offset
-        0.0
-    """
-
-    scale: float
-    offset: float = 0.0
-    level: str = "l1c"
-    reason: str = "given"
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.scale) and self.scale > 0 and math.isfinite(self.offset)):
-            raise InputError(f"cloud scaling {self.scale} x + {self.offset}: give a finite scale > 0 and a finite offset")
-        if self.level not in ("l1c", "l2a"):
-            raise InputError(f"cloud model level {self.level!r} must be l1c or l2a")
-
-
-def guess_scaling(ds: Any) -> Scaling:
-    """The reflectance scaling of an open scene from its data type, band names, sensor and file names: float scenes
-    as reflectance; Sentinel-2 DN / 10000 (- 0.1 when file names date it from 25 Jan 2022, baseline 04.00); Landsat
-    C2 Level-2 (``SR_B*``) DN * 2.75e-5 - 0.2; Landsat 8/9 Level-1 DN * 2e-5 - 0.1 (no sun-elevation correction);
-    other 16-bit scenes reflectance x 10000. 8-bit scenes and Landsat 4-7 Level-1 DN are refused.
-
-    Example:
-        >>> with open_scene("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
-        ...     guess_scaling(ds)
-        Scaling(scale=0.0001, offset=0.0, level='l1c', reason='Sentinel-2 DN / 10000')
-    """
-    text = " ".join([str(ds.name), *ds.files[:40], *(f"{k}={v}" for k, v in ds.tags().items())])
-    names = [d or "" for d in ds.descriptions]
-    sensor = guess_sensor(names, text)
-    surface = bool(re.search(r"L2A|L2SP|\bSR_", text, re.IGNORECASE)) or any(n.upper().startswith("SR_") for n in names)
-    level = "l2a" if surface else "l1c"
-    kind = np.dtype(ds.dtypes[0]).kind
-    if kind == "f":
-        return Scaling(1.0, 0.0, level, "float scene taken as reflectance 0-1")
-    if sensor in ("landsat_oli", "landsat_tm") and surface:
-        return Scaling(2.75e-5, -0.2, "l2a", "Landsat Collection 2 Level-2: DN * 2.75e-5 - 0.2")
-    if sensor == "landsat_oli":
-        return Scaling(2e-5, -0.1, "l1c", "Landsat 8/9 Collection 2 Level-1: DN * 2e-5 - 0.1 (no sun-elevation correction)")
-    if sensor == "landsat_tm" or np.dtype(ds.dtypes[0]).itemsize < 2:
-        what = "Landsat 4-7 Level-1 DN" if sensor == "landsat_tm" else f"{ds.dtypes[0]} values"
-        fix = "give the scaling (reflectance = value * scale + offset, e.g. the MTL's REFLECTANCE_MULT/ADD)"
-        raise InputError(f"{ds.name}: cannot tell the reflectance of {what}: {fix} or a reflectance scene")
-    if sensor == "sentinel2":
-        dates = re.findall(r"(20\d{6})T\d{6}", text)
-        if dates and min(dates) >= "20220125":  # baseline 04.00 adds 1000 to every DN
-            return Scaling(1e-4, -0.1, level, "Sentinel-2 (DN - 1000) / 10000, processing baseline 04.00")
-        return Scaling(1e-4, 0.0, level, "Sentinel-2 DN / 10000")
-    return Scaling(1e-4, 0.0, level, "assumed reflectance x 10000 (sensor unknown)")
 
 
 def cloud_bands(
@@ -154,7 +99,8 @@ def cloud_bands(
             return found[0], wanted
     has = f"bands [{', '.join(d or '?' for d in descriptions)}]" if any(descriptions) else f"{len(descriptions)} unnamed band(s)"
     needs = "blue, green, red and nir (better also swir16 and swir22), e.g. Sentinel-2 B02, B03, B04, B08, B11, B12"
-    raise BandMismatchError(f"{name} has {has} but the cloud model needs {needs}: name the bands or give them in that order")
+    fix = "give the bands names (band descriptions, e.g. gdal_edit.py, or a band folder whose file names carry them)"
+    raise BandMismatchError(f"{name} has {has} but the cloud model needs {needs}: {fix}")
 
 
 def cloud_qml() -> str:
@@ -235,21 +181,21 @@ class CloudResult:
 
 
 class _MaskRun:
-    """One scene's cloud mask: chips read at the model's pixel size, blended, rows written on the scene's grid."""
+    """One scene's cloud mask: chips read from ``src`` (the scene at the model's pixel size), blended, and rows
+    written on the scene ``ds``'s grid (each scene pixel takes the mask pixel its centre lies in)."""
 
-    def __init__(self, ds: Any, indexes: list[int], model: _CloudModel, scaling: Scaling, metres: float, writer: ClassMapWriter):
-        self.ds, self.indexes, self.model, self.scaling, self.writer = ds, indexes, model, scaling, writer
-        self.step = step = max(1, round(metres / pixel_size_m(ds)))
-        self.masked = scene_has_mask(ds)
-        self.check_valid = self.masked or np.dtype(ds.dtypes[0]).kind == "f"
+    def __init__(self, ds: Any, src: Any, indexes: list[int], model: _CloudModel, scaling: Scaling, writer: ClassMapWriter):
+        self.ds, self.src, self.indexes, self.model, self.scaling, self.writer = ds, src, indexes, model, scaling, writer
+        self.ry, self.rx = ds.height / src.height, ds.width / src.width  # scene pixels per mask pixel
+        self.masked, self.src_masked = scene_has_mask(ds), scene_has_mask(src)
+        self.check_valid = self.masked or np.dtype(ds.dtypes[0]).kind == "f" or src is not ds
         self.counts = np.zeros(3, dtype=np.int64)
         self.blue = np.zeros(2)  # sum and count of the chips' blue reflectance (a check of the scaling)
-        width, height = math.ceil(ds.width / step), math.ceil(ds.height / step)
-        self.grid = make_grid(width, height, CHIP, f"{OVERLAP}px", edges="mirror")
+        self.grid = make_grid(src.width, src.height, CHIP, f"{OVERLAP}px", edges="mirror")
 
     def run(self, progress: Progress | None) -> None:
         """Mask the scene block by block; chips without a valid pixel are skipped (their pixels become nodata)."""
-        blocks = split_columns(self.grid.width, max(CHIP, BLOCK_WIDTH // self.step))
+        blocks = split_columns(self.grid.width, max(CHIP, int(BLOCK_WIDTH / self.rx)))
         done, total = 0, sum(len(self.grid.columns_in(a, b)) for a, b in blocks) * self.grid.rows
         for bx0, bx1 in blocks:
             stitcher = Stitcher(self.grid, bx0, bx1, len(CLOUD_CLASSES), functools.partial(self._rows, bx0, bx1))
@@ -264,16 +210,9 @@ class _MaskRun:
 
     def _chip(self, chip: Chip) -> np.ndarray | None:
         """A chip's reflectance at the model's pixel size (invalid pixels 0), or None when no pixel is valid."""
-        s, w = self.step, chip.window
-        fine = Window(int(w.col_off) * s, int(w.row_off) * s, CHIP * s, CHIP * s)
-        data, valid = read_window(self.ds, fine, self.indexes, masked=self.masked, pad="reflect")
+        data, valid = read_window(self.src, chip.window, self.indexes, masked=self.src_masked, pad="reflect")
         if not valid.any():
             return None
-        if s > 1:
-            data = data.reshape(len(data), CHIP, s, CHIP, s).sum(axis=(2, 4))
-            count = valid.reshape(CHIP, s, CHIP, s).sum(axis=(1, 3))
-            valid = count > 0
-            np.divide(data, count, out=data, where=valid[None])
         data = np.where(valid[None], data * self.scaling.scale + self.scaling.offset, 0.0).astype(np.float32)
         self.blue += (float(data[0][valid].sum()), int(valid.sum()))
         return data
@@ -285,18 +224,28 @@ class _MaskRun:
         blue, warnings = self.blue[0] / max(self.blue[1], 1), []
         if self.blue[1] and not 0.005 <= blue <= 1.0:
             why = f"mean blue reflectance {blue:.3g} after scaling ({self.scaling.reason}) lies outside 0.005-1"
-            warnings.append(f"{out.name}: {why}: the cloud mask is unreliable; give the right scaling")
-        pixel = round(self.step * pixel_size_m(self.ds), 3)
+            fix = "check the scene's units (Sentinel-2 or Landsat DN, or float reflectance 0-1)"
+            warnings.append(f"{self.ds.name}: {why}: the cloud mask is unreliable; {fix}")
+        pixel = round(pixel_size_m(self.src), 3)
         return CloudResult(out, qml, shares, valid, self.model.name, bands, self.scaling, pixel, seconds, warnings)
 
+    def _span(self, m0: int, m1: int, ratio: float, count: int, scene: int) -> tuple[int, int, np.ndarray]:
+        """Scene pixels [f0, f1) whose centres lie in mask pixels [m0, m1) of ``count``, and their mask pixel."""
+        f0 = max(0, math.ceil(m0 * ratio - 0.5))
+        f1 = scene if m1 >= count else max(f0, math.ceil(m1 * ratio - 0.5))
+        index = np.minimum(((np.arange(f0, f1) + 0.5) / ratio).astype(np.int64), count - 1) - m0
+        return f0, f1, np.clip(index, 0, m1 - m0 - 1)
+
     def _rows(self, bx0: int, bx1: int, y0: int, y1: int, probs: np.ndarray, weight: np.ndarray) -> None:
-        """The stitcher's sink: mask rows [y0, y1) of mask columns [bx0, bx1), repeated onto the scene's pixels."""
-        s = self.step
+        """The stitcher's sink: mask rows [y0, y1) of mask columns [bx0, bx1), onto the scene's pixels."""
         classes = probs.argmax(axis=0).astype(np.uint8)
         classes[weight <= 0] = NODATA
-        fx0, fx1, fy0, fy1 = bx0 * s, min(bx1 * s, self.ds.width), y0 * s, min(y1 * s, self.ds.height)
-        if s > 1:
-            classes = np.repeat(np.repeat(classes, s, axis=0), s, axis=1)[: fy1 - fy0, : fx1 - fx0]
+        fy0, fy1, rows = self._span(y0, y1, self.ry, self.src.height, self.ds.height)
+        fx0, fx1, cols = self._span(bx0, bx1, self.rx, self.src.width, self.ds.width)
+        if fy1 <= fy0 or fx1 <= fx0:
+            return
+        if self.src is not self.ds:
+            classes = classes[np.ix_(rows, cols)]
         if self.check_valid:
             window = Window(fx0, fy0, fx1 - fx0, fy1 - fy0)
             classes[~read_window(self.ds, window, self.indexes, masked=self.masked)[1]] = NODATA
@@ -341,13 +290,18 @@ def write_cloud_mask(
         scale = scaling or guess_scaling(ds)
         model = _CloudModel(folder, names, scale.level, device)
         writer = ClassMapWriter({"classes": out}, ds.crs, ds.transform, ds.width, ds.height, CLOUD_CLASSES, tags=model.tags)
-        run = _MaskRun(ds, indexes, model, scale, resolution, writer)
+        near = abs(pixel_size_m(ds) - resolution) <= 0.1 * resolution  # else read through a VRT at the model's size
+        src = ds if near else open_resampled(ds, image, resolution)[1]
+        run = _MaskRun(ds, src, indexes, model, scale, writer)
         try:
             run.run(progress)
             run.writer.commit()
         except BaseException:
             run.writer.abort()
             raise
+        finally:
+            if src is not ds:
+                src.close()
         mapping = {b: ds.descriptions[i - 1] or str(i) for b, i in zip(names, indexes)}
         if qml is not None:
             write_text_atomic(qml, cloud_qml())

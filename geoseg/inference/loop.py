@@ -24,7 +24,7 @@ import numpy as np
 from geoseg.core.grid import Chip, Grid
 from geoseg.core.options import Progress
 from geoseg.core.threads import Serial, prefetch
-from geoseg.inference.backends import Runner
+from geoseg.inference.backends import RING_BATCHES, Runner
 from geoseg.inference.batches import Batch, BatchRing, read_batches
 from geoseg.inference.checks import DOMAIN_STEP, DomainCheck, Radiometry
 from geoseg.inference.chips import ChipSelection
@@ -33,10 +33,7 @@ from geoseg.inference.stitch import Stitcher, TorchStitcher
 from geoseg.io.classmap import RASTER_OUTPUTS, ClassMapWriter
 from geoseg.io.raster import open_scene, read_window, scene_has_mask
 
-__all__ = ["RING_SLOTS", "ChipLoop", "PredictResult"]
-
-RING_SLOTS = 5
-"""Batch arrays in turn: one read ahead, one waiting to be queued, two queued, one in the model (read_batches)."""
+__all__ = ["ChipLoop", "PredictResult"]
 
 
 @dataclass
@@ -57,11 +54,13 @@ class ChipLoop:
     ``offset`` is the scene column of the writer's first column; ``total`` the
     number of chips reported to ``progress``; ``exclude(window)``, when
     given, returns the pixels of a scene window that become nodata in every
-    output (True = excluded), such as a cloud mask.
+    output (True = excluded), such as a cloud mask. With ``mask_pixels``
+    False only pixels no chip reached are nodata: the scene's nodata, the
+    area of interest and ``exclude`` are applied later, on another grid.
 
     Example:
         >>> loop = ChipLoop(ds, "scene.tif", grid, [1, 2, 3], net, runner, writer, None, 2, None, result)  # doctest: +SKIP
-        >>> loop.run_block(0, ds.width, chips, offset=0)  # doctest: +SKIP
+        >>> loop.run(ChipSelection(grid, 0, ds.width), [(0, ds.width)])  # doctest: +SKIP
     """
 
     def __init__(
@@ -79,9 +78,11 @@ class ChipLoop:
         result: PredictResult,
         total: int = 0,
         exclude: Callable[[Any], np.ndarray] | None = None,
+        mask_pixels: bool = True,
     ) -> None:
         self.ds, self.image, self.grid, self.indexes = ds, image, grid, indexes
         self.exclude = exclude  # exclude(window) -> bool rows, True where outputs must be nodata (e.g. clouds)
+        self.mask_pixels = mask_pixels  # False: only pixels no chip reached are nodata (masked later, on another grid)
         self.net, self.runner, self.writer, self.polygons = net, runner, writer, polygons
         self.batch_size, self.progress, self.result, self.total = batch_size, progress, result, total
         self.masked = scene_has_mask(ds)
@@ -127,7 +128,7 @@ class ChipLoop:
         else:
             stitcher = Stitcher(self.grid, x0, x1, k, sink)
         pinned = bool(getattr(self.runner, "pinned", False))  # a GPU copies page-locked chips without staging
-        ring = BatchRing(RING_SLOTS, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
+        ring = BatchRing(RING_BATCHES, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
         batches = read_batches(
             itertools.chain([first], chips), functools.partial(open_scene, self.image), self._read, self._prepare, ring
         )
@@ -196,9 +197,9 @@ class ChipLoop:
             valid, arrays, sample = reduce_rows(probs, weight, self.writer.ds)
         else:
             valid = weight > 0
-        if self.masked or self.float_scene:
+        if self.mask_pixels and (self.masked or self.float_scene):
             valid &= read_window(self.ds, window, self.indexes, masked=self.masked)[1]
-        if self.polygons is not None:
+        if self.mask_pixels and self.polygons is not None:
             shape = (y1 - y0, x1 - x0)
             valid &= geometry_mask(
                 self.polygons, shape, window_transform(window, self.ds.transform), invert=True, all_touched=False

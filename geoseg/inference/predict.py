@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,6 @@ from geoseg.inference.chips import ChipSelection, read_aoi
 from geoseg.inference.loop import ChipLoop
 from geoseg.inference.regrid import GRID_PROBABILITIES, PredictResult, grid_record, model_span, to_scene_grid
 from geoseg.io.classmap import ClassMapWriter
-from geoseg.io.leftovers import temp_name
 from geoseg.io.paths import check_input_file
 from geoseg.io.raster import gdal_env, gdal_path, open_resampled, open_scene
 from geoseg.model.onnx import OnnxModel
@@ -82,7 +82,7 @@ def predict(
     for ``.onnx`` files, and on CPU for scenes of at least
     :data:`~geoseg.inference.backends.AUTO_ONNX_CHIPS` chips when onnxruntime
     is installed (BENCHMARKS.md); ``batch_size`` defaults to 2 on the CPU and
-    8 on a GPU.
+    on a GPU to what half its free memory holds (1 to 64).
 
     ``output`` receives uint8 class ids 0..K-1 (255 = nodata or outside
     ``aoi``); ``confidence`` the winning probability in percent;
@@ -152,7 +152,7 @@ def _predict_scene(
     scene.polygons, scene.union = polygons, union
     if not check_pixel_size(ds, card.pixel_size, result.warnings, opts.resample, opts.output_grid):
         result.grid = grid_record(ds, card.pixel_size, ds, opts.output_grid)
-        with _cloud_mask(scene, opts, outputs, clouds, progress, result):
+        with _cloud_mask(scene, opts, card, clouds, progress, result):
             _predict_on(scene, net, opts, outputs, columns, progress, result)
         return
     path, model_ds = open_resampled(ds, image, card.pixel_size)
@@ -160,10 +160,10 @@ def _predict_scene(
         result.grid = grid_record(ds, card.pixel_size, model_ds, opts.output_grid)
         on_model = _Scene(model_ds, path, scene.chip, scene.indexes, polygons, union)
         if opts.output_grid == "model":  # the cloud mask lies on the outputs' grid
-            with _cloud_mask(on_model, opts, outputs, clouds, progress, result):
+            with _cloud_mask(on_model, opts, card, clouds, progress, result):
                 _predict_on(on_model, net, opts, outputs, columns, progress, result)
         else:
-            with _cloud_mask(scene, opts, outputs, clouds, progress, result):
+            with _cloud_mask(scene, opts, card, clouds, progress, result):
                 _predict_via_model_grid(scene, on_model, net, opts, outputs, columns, progress, result)
 
 
@@ -171,36 +171,55 @@ def _predict_scene(
 def _cloud_mask(
     scene: _Scene,
     opts: PredictOptions,
-    outputs: dict[str, Path],
+    card: Any,
     keep: Path | None,
     progress: Progress | None,
     result: PredictResult,
 ) -> Iterator[None]:
-    """With ``mask_clouds``: mask ``scene``'s clouds and shadows (at ``keep``, else a temporary file beside the
-    outputs) and set ``scene.exclude`` while the block runs; the temporary mask is removed afterwards."""
+    """With ``mask_clouds``: mask ``scene``'s clouds and shadows (at ``keep``, else in a temporary folder) and set
+    ``scene.exclude`` while the block runs."""
     if not opts.mask_clouds:
         yield
         return
     from geoseg.inference.clouds import CloudExclusion, write_cloud_mask
 
-    target = keep or outputs["classes"].with_name(temp_name(outputs["classes"].stem, "clouds", ".tif"))
-    try:
-        made = write_cloud_mask(scene.path, target, device=opts.device, overwrite=True, style=keep is not None, progress=progress)
+    with contextlib.ExitStack() as stack:
+        target = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="geoseg-clouds-"))) / "clouds.tif"
+        bands = _cloud_band_names(scene, card)
+        made = write_cloud_mask(
+            scene.path, target, bands=bands, device=opts.device, overwrite=True, style=keep is not None, progress=progress
+        )
         result.clouds = made.record()
         for line in made.warnings:
             warn(result.warnings, line)
-        with CloudExclusion(target, buffer=CLOUD_BUFFER, like=scene.ds) as exclude:
-            scene.exclude = exclude
+        if made.valid_pixels and made.shares["cloud"] + made.shares["shadow"] >= 100:
+            warn(result.warnings, f"{scene.ds.name}: every pixel is cloud or cloud shadow: the outputs are all nodata")
+        scene.exclude = stack.enter_context(CloudExclusion(target, buffer=CLOUD_BUFFER, like=scene.ds))
+        try:
             yield
-    finally:
-        scene.exclude = None
-        if keep is None:
-            with contextlib.suppress(OSError):
-                target.unlink()
+        finally:
+            scene.exclude = None
 
 
-CLOUD_BUFFER = 1
-"""Pixels the cloud and shadow mask is grown by before it makes outputs nodata (their soft edges)."""
+def _cloud_band_names(scene: _Scene, card: Any) -> list[int] | None:
+    """The cloud model's bands of a scene without band names, from the model's band names where the model's bands
+    were matched to the scene's in order (None: found by the scene's own names)."""
+    from geoseg.inference.clouds import cloud_bands
+
+    if any(scene.ds.descriptions) or not card.bands_are_named:
+        return None
+    names: list[str | None] = [None] * scene.ds.count
+    for index, name in zip(scene.indexes, card.bands):
+        names[index - 1] = name
+    try:
+        return cloud_bands(names)[0]
+    except InputError:
+        return None
+
+
+CLOUD_BUFFER = 0
+"""Pixels the cloud and shadow mask is grown by before it makes outputs nodata (0: exactly clouds.tif's pixels, so
+its shares are what was masked)."""
 
 
 class _Scene:
@@ -265,10 +284,14 @@ def _predict_via_model_grid(
     span = model_span(x0, x1, scene.ds.width, on_model.ds.width)
     target = outputs["classes"]
     scratch = _writer(
-        {GRID_PROBABILITIES: target.with_name(f"{target.stem}.model_grid.tif")}, on_model.ds, *span, net.card, "uint16"
+        {GRID_PROBABILITIES: target},
+        on_model.ds,
+        *span,
+        net.card,
+        "uint16",  # never committed: its temporary file
     )
     try:
-        _chip_loop(on_model, net, opts, span, scratch, progress, result)
+        _chip_loop(on_model, net, opts, span, scratch, progress, result, mask_pixels=False)  # masked on the scene grid
         if result.chips_predicted == 0 and columns is None:
             warn_all_nodata(scene.ds.name, result.warnings)
         for ds in scratch.ds.values():
@@ -303,6 +326,7 @@ def _chip_loop(
     writer: ClassMapWriter,
     progress: Progress | None,
     result: PredictResult,
+    mask_pixels: bool = True,
 ) -> None:
     """Lay the grid over ``scene``, choose chips and backend, and run the chip loop over columns ``span``."""
     ds, chip = scene.ds, scene.chip
@@ -328,5 +352,6 @@ def _chip_loop(
         result,
         result.chips_total,
         exclude=scene.exclude,
+        mask_pixels=mask_pixels,
     )
     loop.run(chips, [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, opts.block_width)])

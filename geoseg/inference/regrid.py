@@ -102,31 +102,21 @@ def to_scene_grid(
     """
     import rasterio
     from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
     from rasterio.windows import Window
 
     x0, x1 = span
     masked = scene_has_mask(ds)
     check = masked or np.dtype(ds.dtypes[0]).kind == "f"
-    with (
-        rasterio.open(probs_path) as src,
-        WarpedVRT(
-            src,
-            crs=ds.crs,
-            transform=ds.transform,
-            width=ds.width,
-            height=ds.height,
-            resampling=Resampling.bilinear,
-            # the kernel's scale fixed, not guessed per chunk: a pixel's value does not depend on how it is read
-            XSCALE=repr(abs(src.transform.a / ds.transform.a)),
-            YSCALE=repr(abs(src.transform.e / ds.transform.e)),
-        ) as view,
-    ):
+    with rasterio.open(probs_path) as src, _view(src, ds, Resampling.bilinear) as view, _view(src, ds) as nearest:
         for a, b in split_columns(x1 - x0, block_width):
             for y0 in range(0, ds.height, STRIP_ROWS):
                 window = Window(x0 + a, y0, b - a, min(STRIP_ROWS, ds.height - y0))
                 raw = view.read(window=window)
                 valid = raw[0] != NODATA16
+                if not valid.all():  # bilinear beside unpredicted or masked model pixels: the nearest value instead
+                    near = nearest.read(window=window)
+                    fill = ~valid & (near[0] != NODATA16)
+                    raw[:, fill], valid = near[:, fill], valid | fill
                 if check:
                     valid &= read_window(ds, window, indexes, masked=masked)[1]
                 if polygons is not None:
@@ -135,6 +125,24 @@ def to_scene_grid(
                     valid &= ~exclude(window)
                 probs = raw.astype(np.float32) / SCALE16
                 writer.write_rows(a, y0, {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in writer.ds})
+
+
+def _view(src: Any, ds: Any, resampling: Any = None) -> Any:
+    """``src`` warped onto ``ds``'s grid (nearest unless ``resampling``), the kernel's scale fixed rather than guessed
+    per chunk, so a pixel's value does not depend on how the strip is read."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    return WarpedVRT(
+        src,
+        crs=ds.crs,
+        transform=ds.transform,
+        width=ds.width,
+        height=ds.height,
+        resampling=resampling or Resampling.nearest,
+        XSCALE=repr(abs(src.transform.a / ds.transform.a)),
+        YSCALE=repr(abs(src.transform.e / ds.transform.e)),
+    )
 
 
 def _inside(polygons: list[Any], window: Any, transform: Any) -> np.ndarray:

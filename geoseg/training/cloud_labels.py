@@ -5,7 +5,7 @@ scene shows a cloud; training on them teaches the model that clouds are
 forest. With ``mask_clouds: true`` in a ``data.scenes`` item the scene's cloud
 and shadow mask is made first (:func:`geoseg.inference.clouds.write_cloud_mask`,
 into the run's work folder) and :class:`CloudMaskedLabels` reads the labels
-with those pixels, grown by a pixel, set to the ignore index.
+with those pixels set to the ignore index.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ __all__ = ["CloudMaskedLabels", "mask_cloudy_labels"]
 
 log = logging.getLogger("geoseg")
 
-CLOUD_BUFFER = 1
-"""Pixels the cloud and shadow mask grows by before labels under it are ignored (as predict does)."""
+CLOUD_BUFFER = 0
+"""Pixels the cloud and shadow mask grows by before labels under it are ignored (as predict does: none)."""
 
 
 class CloudMaskedLabels:
