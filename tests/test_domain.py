@@ -170,7 +170,8 @@ def test_domain_warning_fires_on_shifted_radiometry_not_on_the_training_scene(tm
     shifted = geoseg.predict(_shifted(tmp_path, 3.0), "default", tmp_path / "shifted.tif")
     (line,) = _domain_warnings(shifted.warnings)
     assert "band medians outside the training 1-99 percentiles in 10 of 10 bands" in line
-    assert "mean confidence" in line
+    # the model trained with radiometric jitter (issue 16) stays about as confident on x3 radiometry (0.72 against
+    # 0.76 at validation), so only the band statistics give it away; the confidence path is DomainCheck's doctest
 
 
 @pytest.mark.slow

@@ -105,21 +105,30 @@ class SplitSection:
 
 @dataclass(frozen=True)
 class AugmentSection:
-    """``augment:``: random flips, 90° rotations, scale and brightness jitter."""
+    """``augment:``: random flips, 90° rotations, scale and brightness jitter, and radiometric jitter of the raw
+    bands (see :mod:`geoseg.training.augment`): a gain for the whole chip and per band, an offset per band and
+    Gaussian noise (offset and noise in units of each band's std)."""
 
     flips: bool
     rot90: bool
     scale: float
     brightness: float
+    gain: float = 0.0
+    band_gain: float = 0.0
+    offset: float = 0.0
+    noise: float = 0.0
 
 
 @dataclass(frozen=True)
 class TrainSection:
-    """``train:``: optimisation, loss weights (names of :data:`geoseg.training.losses.LOSSES`), device and stopping."""
+    """``train:``: optimisation (learning rate with ``warmup_epochs`` of linear warm-up, then cosine decay: see
+    :mod:`geoseg.training.schedule`), loss weights (names of :data:`geoseg.training.losses.LOSSES`), device and
+    stopping."""
 
     epochs: int
     batch_size: int
     lr: float
+    warmup_epochs: int
     weight_decay: float
     loss: dict[str, float]
     class_weights: str | tuple[float, ...] | None

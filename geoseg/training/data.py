@@ -23,6 +23,7 @@ from rasterio.windows import Window
 from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.errors import InputError
 from geoseg.core.options import Progress
+from geoseg.training.augment import augment
 
 __all__ = ["SceneData", "Split", "index_scene", "make_split", "band_stats", "band_percentiles", "augment", "Sample"]
 
@@ -261,64 +262,6 @@ def class_counts(scenes: Sequence[SceneData], cells: Sequence[np.ndarray]) -> np
         array([51200, 20480, 4096])
     """
     return sum(sc.class_counts[c].sum(0) for sc, c in zip(scenes, cells))
-
-
-def augment(
-    data: np.ndarray,
-    labels: np.ndarray,
-    rng: np.random.Generator,
-    flips: bool,
-    rot90: bool,
-    scale: float,
-    brightness: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Random flips, 90° rotations, scale and brightness jitter of a normalized chip and its labels.
-
-    Only geometric changes that keep every band's meaning (no colour mixing).
-
-    Example:
-        >>> d, l = augment(np.zeros((2, 8, 8), np.float32), np.zeros((8, 8), np.uint8),
-        ...                np.random.default_rng(0), True, True, 0.0, 0.0)
-        >>> d.shape, l.shape
-        ((2, 8, 8), (8, 8))
-    """
-    if flips and rng.random() < 0.5:
-        data, labels = data[:, :, ::-1], labels[:, ::-1]
-    if flips and rng.random() < 0.5:
-        data, labels = data[:, ::-1], labels[::-1]
-    if rot90:
-        k = int(rng.integers(4))
-        if k:
-            data, labels = np.rot90(data, k, axes=(1, 2)), np.rot90(labels, k)
-    if scale > 0:
-        data, labels = _scale_jitter(data, labels, float(rng.uniform(1 - scale, 1 + scale)), rng)
-    if brightness > 0:
-        data = data * float(rng.uniform(1 - brightness, 1 + brightness)) + float(rng.uniform(-brightness, brightness))
-    return np.ascontiguousarray(data, dtype=np.float32), np.ascontiguousarray(labels)
-
-
-def _scale_jitter(data: np.ndarray, labels: np.ndarray, factor: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-    import torch.nn.functional as F
-
-    h, w = labels.shape
-    nh, nw = max(1, round(h * factor)), max(1, round(w * factor))
-    d = F.interpolate(torch.from_numpy(np.ascontiguousarray(data))[None], size=(nh, nw), mode="bilinear", align_corners=False)[
-        0
-    ].numpy()
-    lab = (
-        F.interpolate(torch.from_numpy(np.ascontiguousarray(labels))[None, None].float(), size=(nh, nw), mode="nearest")[0, 0]
-        .numpy()
-        .astype(np.uint8)
-    )
-    out_d = np.zeros_like(data)
-    out_l = np.full_like(labels, IGNORE_INDEX)
-    y = int(rng.integers(0, max(1, nh - h + 1))) if nh > h else 0
-    x = int(rng.integers(0, max(1, nw - w + 1))) if nw > w else 0
-    ch, cw = min(h, nh), min(w, nw)
-    out_d[:, :ch, :cw] = d[:, y : y + ch, x : x + cw]
-    out_l[:ch, :cw] = lab[y : y + ch, x : x + cw]
-    return out_d, out_l
 
 
 def iter_samples(

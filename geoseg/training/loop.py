@@ -1,5 +1,5 @@
-"""The epoch loop: optimizer, cosine schedule and mixed precision; per epoch one training pass over sampled
-chips, one validation pass, the best model kept by validation mean IoU, and early stopping.
+"""The epoch loop: optimizer, learning-rate schedule (warm-up, cosine) and mixed precision; per epoch one training
+pass over sampled chips, one validation pass, the best model kept by validation mean IoU, and early stopping.
 
 Deterministic for a seed on CPU: each epoch's chip order and augmentation come
 from ``numpy.random.default_rng([seed, epoch])``, so a resumed run continues
@@ -26,6 +26,7 @@ from geoseg.training.data import SceneData, Split, iter_samples
 from geoseg.training.distributed import Dist, wrap_model
 from geoseg.training.losses import make_loss
 from geoseg.training.rundir import RunState, load_resume, save_epoch
+from geoseg.training.schedule import make_scheduler
 
 log = logging.getLogger("geoseg")
 
@@ -106,7 +107,7 @@ class EpochLoop:
         self.net = net
         self.trained = wrap_model(net, dist, device)  # what the training steps call
         self.opt = torch.optim.AdamW(net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=t.epochs)
+        self.sched = make_scheduler(self.opt, t.epochs, t.warmup_epochs)
         self.loss_fn = make_loss(t.loss, weights, t.focal_gamma)
         self.use_cuda = device.startswith("cuda")
         self.amp_dtype = torch.bfloat16 if self.use_cuda and torch.cuda.is_bf16_supported() else torch.float16
@@ -150,7 +151,9 @@ class EpochLoop:
         self.net.train()
         from geoseg.core.threads import prefetch
 
-        batches = iter_samples(self.scenes, samples, self.model.normalize, t.batch_size, rng, asdict(self.config.augment))
+        mean, std = self.model.card.normalization()
+        aug = {**asdict(self.config.augment), "level": mean / std}  # where raw zero lies, for gain jitter
+        batches = iter_samples(self.scenes, samples, self.model.normalize, t.batch_size, rng, aug)
         timer = _Timer(prefetch(batches, depth=3))
         total_loss, seen = 0.0, 0
         for n, (data, labels, _) in enumerate(timer):

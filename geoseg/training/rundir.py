@@ -20,8 +20,9 @@ from typing import Any
 from geoseg.core.errors import OutputError
 from geoseg.io.outputs import atomic_output, write_text_atomic
 from geoseg.report.scores import write_confusion_png
-from geoseg.training.config import ConfigError, TrainConfig
+from geoseg.training.config import SCHEMA, ConfigError, TrainConfig
 from geoseg.training.plots import plot_curves
+from geoseg.training.schema import ADDED_KEYS
 
 __all__ = [
     "BEST_KEYS",
@@ -74,13 +75,18 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
 
 
 def comparable(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A config mapping without the keys a resumed run may change (more epochs, other patience or threads).
+    """A config mapping without the keys a resumed run may change (more epochs, other patience or threads), with
+    the keys added since geoseg 0.1 (:data:`~geoseg.training.schema.ADDED_KEYS`) at their defaults when missing.
 
     Example:
         >>> comparable({"train": {"epochs": 3, "lr": 0.1}})
-        {'train': {'lr': 0.1}}
+        {'train': {'lr': 0.1, 'warmup_epochs': 0}}
     """
     cfg = json.loads(json.dumps(cfg))
+    for section, keys in ADDED_KEYS.items():  # a run started before these keys existed ran with their defaults
+        if isinstance(cfg.get(section), dict):
+            for key in keys:
+                cfg[section].setdefault(key, SCHEMA[section][key][1])
     for key in ("epochs", "patience", "threads"):
         cfg["train"].pop(key, None)
     return cfg
@@ -151,7 +157,8 @@ def load_resume(run_dir: Path, model: Any, opt: Any, sched: Any, epochs: int) ->
     model.net.load_state_dict(weights_state)
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
-    sched.T_max = epochs  # a resumed run may be given more epochs
+    if hasattr(sched, "T_max"):  # a resumed run may be given more epochs (a warm-up schedule reads the config's)
+        sched.T_max = epochs
     run = RunState(state["epoch"], state["history"], state["best"], state["best_epoch"], state["bad"])
     if run.best_epoch:
         model.card.provenance.update(state.get("best_provenance", {}))

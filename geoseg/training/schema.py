@@ -25,7 +25,17 @@ from geoseg.core.errors import InputError
 from geoseg.core.labels import BACKGROUND_WITHIN
 from geoseg.training.losses import LOSSES
 
-__all__ = ["BACKGROUND_KEYS", "CLASS_KEYS", "ConfigError", "DEVICES", "SCENE_KEYS", "SCHEMA", "loss_names", "parse_config"]
+__all__ = [
+    "ADDED_KEYS",
+    "BACKGROUND_KEYS",
+    "CLASS_KEYS",
+    "ConfigError",
+    "DEVICES",
+    "SCENE_KEYS",
+    "SCHEMA",
+    "loss_names",
+    "parse_config",
+]
 
 
 class ConfigError(InputError):
@@ -70,11 +80,16 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any, Any]]] = {
         "rot90": (bool, True, None),
         "scale": (_NUM, 0.0, (0.0, 0.5)),
         "brightness": (_NUM, 0.0, (0.0, 0.5)),
+        "gain": (_NUM, 0.0, (0.0, 0.5)),
+        "band_gain": (_NUM, 0.0, (0.0, 0.5)),
+        "offset": (_NUM, 0.0, (0.0, 2.0)),
+        "noise": (_NUM, 0.0, (0.0, 1.0)),
     },
     "train": {
         "epochs": (int, 30, (1, 100000)),
         "batch_size": (int, 8, (1, 4096)),
         "lr": (_NUM, 1e-3, (1e-8, 10.0)),
+        "warmup_epochs": (int, 0, (0, 100000)),
         "weight_decay": (_NUM, 1e-4, (0.0, 1.0)),
         "loss": ((str, dict), "ce", None),
         "class_weights": ((str, list, type(None)), "auto", None),
@@ -88,6 +103,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any, Any]]] = {
     },
 }
 """Section -> key -> (types, default, check); section ``""`` holds the top-level keys."""
+ADDED_KEYS = {"augment": ("gain", "band_gain", "offset", "noise"), "train": ("warmup_epochs",)}
+"""Keys added in geoseg 0.2.0 (a run folder of 0.1 lacks them and ran with their defaults)."""
 SCENE_KEYS = {
     "image": (str, None),
     "labels": (str, None),
@@ -230,6 +247,11 @@ def _sections(raw: dict[str, Any]) -> dict[str, Any]:
 
 def _check_train(train: dict[str, Any]) -> None:
     train["loss"] = _loss(train["loss"])
+    if train["warmup_epochs"] >= train["epochs"]:
+        raise _err(
+            "train.warmup_epochs",
+            f"must be fewer than train.epochs ({train['epochs']}), got {train['warmup_epochs']}: e.g. 3 (0: no warm-up)",
+        )
     _check_choice("train.device", train["device"].split(":")[0], DEVICES)
     weights = train["class_weights"]
     if isinstance(weights, str):
