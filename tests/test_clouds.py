@@ -419,3 +419,40 @@ def test_mask_lies_on_the_model_grid_when_the_outputs_do(tmp_path):
     with CloudExclusion(tmp_path / "clouds.tif") as exclude, rasterio.open(tmp_path / "classes.tif") as c:
         assert (c.width, c.height) == (exclude.ds.width, exclude.ds.height) == (384, 384)
         assert np.array_equal(c.read(1) == 255, exclude(Window(0, 0, 384, 384)))
+
+
+def test_training_ignores_labels_under_clouds_when_a_scene_asks(tmp_path):
+    """``mask_clouds: true`` on a training scene: its labels under clouds and shadows count as unlabelled."""
+    needs_model()
+    import yaml
+
+    from geoseg.training.prepare import open_scenes
+
+    refl, _, _, _ = cloudy_scene(size=256)
+    scene = write_dn(tmp_path / "scene.tif", refl)
+    labels = np.zeros((1, 256, 256), "uint8")
+    labels[0, :, 128:] = 1  # two classes, every pixel labelled
+    write_raster(tmp_path / "labels.tif", labels, transform=Affine(30.0, 0, 330000, 0, -30.0, 5822040))
+    counts = {}
+    for mask in (False, True):
+        config = {
+            "model": {"chip_size": 32},
+            "data": {
+                "scenes": [{"image": str(scene), "labels": str(tmp_path / "labels.tif"), "mask_clouds": mask}],
+                "classes": [{"name": "a", "values": [0]}, {"name": "b", "values": [1]}],
+                "stride": 8,
+            },
+        }
+        path = tmp_path / f"c{mask}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        work = tmp_path / f"work{mask}"
+        work.mkdir()
+        scenes, *_ = open_scenes(path, None, work)
+        try:
+            counts[mask] = int(scenes[0].class_counts.sum())
+        finally:
+            for s in scenes:
+                s.close()
+    masked = read(tmp_path / "workTrue" / "clouds_0.tif")
+    assert counts[False] == 256 * 256
+    assert counts[True] == int((masked == CLEAR).sum()) and counts[True] < 0.9 * counts[False]

@@ -49,13 +49,15 @@ MAX_YAML_NODES = 1_000_000
 
 @dataclass(frozen=True)
 class SceneSource:
-    """One scene to train on: the image, its labels (polygons or a mask raster), the polygons' label field and, for an
-    image without band names, the names of its bands in order (``band_names``)."""
+    """One scene to train on: the image, its labels (polygons or a mask raster), the polygons' label field, for an
+    image without band names the names of its bands in order (``band_names``), and whether labels under its clouds
+    and cloud shadows are ignored (``mask_clouds``)."""
 
     image: str
     labels: str
     label_field: str | None = None
     band_names: tuple[str, ...] | None = None
+    mask_clouds: bool = False
 
     def __post_init__(self) -> None:
         if self.band_names is not None and not isinstance(self.band_names, tuple):

@@ -162,7 +162,7 @@ def _open_labels(
             labels: Any = open_labels(
                 source.labels, grid, source.label_field, label_map, data.ignore_values, background=data.background
             )
-            if getattr(source, "mask_clouds", False):
+            if source.mask_clouds:
                 with open_scene(source.image) as ds:
                     labels = mask_cloudy_labels(labels, source.image, ds, work / f"clouds_{len(opened)}.tif")
             opened.append((source, labels, indexes))

@@ -110,8 +110,10 @@ SCENE_KEYS = {
     "labels": (str, None),
     "label_field": ((str, type(None)), None),
     "band_names": ((list, type(None)), None),
+    "mask_clouds": (bool, False),
 }
-"""Keys of a ``data.scenes`` item; ``band_names`` names the image's bands in order (for images without band names)."""
+"""Keys of a ``data.scenes`` item; ``band_names`` names the image's bands in order (for images without band names);
+``mask_clouds`` ignores the labels under the scene's clouds and cloud shadows (extra ``geoseg[clouds]``)."""
 CLASS_KEYS = ("name", "color", "values", "buffer")
 """Keys of a class mapping in ``data.classes``."""
 BACKGROUND_KEYS = {"name": ((str, int), None), "within": (str, "labels"), "color": ((str, type(None)), None)}
@@ -205,7 +207,7 @@ def _scenes(value: list, base: Path) -> list[dict[str, Any]]:
         for name in ("image", "labels"):
             if name not in item:
                 raise _err(f"{key}.{name}", "is missing: give the path of the scene's " + name)
-        scene = {name: _check_value(f"{key}.{name}", item.get(name), t, None) for name, (t, _) in SCENE_KEYS.items()}
+        scene = {name: _check_value(f"{key}.{name}", item.get(name, d), t, None) for name, (t, d) in SCENE_KEYS.items()}
         scene["image"], scene["labels"] = _resolve(scene["image"], base), _resolve(scene["labels"], base)
         _check_band_names(f"{key}.band_names", scene["band_names"])
         scenes.append(scene)
