@@ -3,7 +3,7 @@
 The model is ukis-csmask's (DLR, Apache-2.0; extra ``geoseg[clouds]``): ONNX U-Nets shipped in the package (never
 downloaded) for Sentinel-2 and Landsat 5-9, Level-1C or -2A reflectance, on 256 px chips of blue, green, red, nir
 (and swir16, swir22 when the scene has them). Chips are read with :func:`read_window` (mirrored past the edge) at
-:data:`MODEL_RESOLUTION` m (through :func:`~geoseg.io.raster.open_resampled` when the scene's pixels differ by
+:data:`MODEL_RESOLUTION` m (through :func:`~geoseg.io.resample.open_resampled` when the scene's pixels differ by
 more than 10%), run by onnxruntime, blended by the
 :class:`~geoseg.inference.stitch.Stitcher`; finished rows are written on the scene's grid at once (memory flat in
 the scene's height). :func:`write_cloud_mask` writes ``clouds.tif`` and ``clouds.qml``; :class:`CloudExclusion`
@@ -36,7 +36,8 @@ from geoseg.inference.stitch import Stitcher
 from geoseg.io.classmap import ClassMapWriter
 from geoseg.io.outputs import write_text_atomic
 from geoseg.io.paths import check_output
-from geoseg.io.raster import gdal_env, open_resampled, open_scene, pixel_size_m, read_window, scene_has_mask
+from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, read_window, scene_has_mask
+from geoseg.io.resample import open_resampled
 from geoseg.model.onnx import onnx_device
 from geoseg.report.styles import classes_qml
 

@@ -31,7 +31,8 @@ from geoseg.inference.loop import ChipLoop
 from geoseg.inference.regrid import GRID_PROBABILITIES, PredictResult, grid_record, model_span, to_scene_grid
 from geoseg.io.classmap import ClassMapWriter
 from geoseg.io.paths import check_input_file
-from geoseg.io.raster import gdal_env, gdal_path, open_resampled, open_scene
+from geoseg.io.raster import gdal_env, gdal_path, open_scene
+from geoseg.io.resample import open_resampled
 from geoseg.model.onnx import OnnxModel
 
 __all__ = ["BLOCK_WIDTH", "PredictResult", "Progress", "assemble_blocks", "open_model", "predict"]

@@ -3,7 +3,7 @@
 When a scene's pixel size differs from the model card's by more than 25%
 (:func:`geoseg.inference.checks.check_pixel_size`), :func:`geoseg.predict`
 reads the scene through an in-memory VRT at the model's pixel size
-(:func:`geoseg.io.raster.open_resampled`, same bounds) and runs the usual
+(:func:`geoseg.io.resample.open_resampled`, same bounds) and runs the usual
 chip loop on that grid. With ``output_grid="model"`` its outputs lie on that
 grid. With ``output_grid="scene"`` (the default) the chip loop writes the
 stitched probabilities to a temporary raster on the model's grid
@@ -32,6 +32,7 @@ from geoseg.core.grid import split_columns
 from geoseg.inference.loop import PredictResult as LoopResult
 from geoseg.io.classmap import GRID_PROBABILITIES, NODATA16, RASTER_OUTPUTS, SCALE16, ClassMapWriter
 from geoseg.io.raster import pixel_size_m, read_window, scene_has_mask
+from geoseg.io.resample import warp_onto
 
 __all__ = ["GRID_PROBABILITIES", "PredictResult", "STRIP_ROWS", "grid_record", "model_span", "to_scene_grid"]
 
@@ -101,13 +102,16 @@ def to_scene_grid(
         >>> to_scene_grid("probs.tif", ds, [1, 2, 3], writer, (0, ds.width), None, 16384)  # doctest: +SKIP
     """
     import rasterio
-    from rasterio.enums import Resampling
     from rasterio.windows import Window
 
     x0, x1 = span
     masked = scene_has_mask(ds)
     check = masked or np.dtype(ds.dtypes[0]).kind == "f"
-    with rasterio.open(probs_path) as src, _view(src, ds, Resampling.bilinear) as view, _view(src, ds) as nearest:
+    with (
+        rasterio.open(probs_path) as src,
+        warp_onto(src, ds, "bilinear", True) as view,
+        warp_onto(src, ds, fixed_scale=True) as nearest,
+    ):
         for a, b in split_columns(x1 - x0, block_width):
             for y0 in range(0, ds.height, STRIP_ROWS):
                 window = Window(x0 + a, y0, b - a, min(STRIP_ROWS, ds.height - y0))
@@ -125,24 +129,6 @@ def to_scene_grid(
                     valid &= ~exclude(window)
                 probs = raw.astype(np.float32) / SCALE16
                 writer.write_rows(a, y0, {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in writer.ds})
-
-
-def _view(src: Any, ds: Any, resampling: Any = None) -> Any:
-    """``src`` warped onto ``ds``'s grid (nearest unless ``resampling``), the kernel's scale fixed rather than guessed
-    per chunk, so a pixel's value does not depend on how the strip is read."""
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
-    return WarpedVRT(
-        src,
-        crs=ds.crs,
-        transform=ds.transform,
-        width=ds.width,
-        height=ds.height,
-        resampling=resampling or Resampling.nearest,
-        XSCALE=repr(abs(src.transform.a / ds.transform.a)),
-        YSCALE=repr(abs(src.transform.e / ds.transform.e)),
-    )
 
 
 def _inside(polygons: list[Any], window: Any, transform: Any) -> np.ndarray:

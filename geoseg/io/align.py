@@ -16,13 +16,12 @@ from typing import Any
 
 import numpy as np
 from affine import Affine
-from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from geoseg.core.errors import InputError, RasterError
 from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, window_inside
+from geoseg.io.resample import warp_onto
 
 __all__ = ["STRIP_PIXELS", "AlignedPair", "Strip", "overlap_window", "same_grid"]
 
@@ -145,15 +144,8 @@ class AlignedPair:
             self.window = overlap_window(self.before, self.after, self.names)
             self.same_grid = same_grid(self.before, self.after)
             if not self.same_grid:
-                self._vrt = WarpedVRT(
-                    self.after,
-                    crs=self.before.crs,
-                    transform=self.before.transform,
-                    width=self.before.width,
-                    height=self.before.height,
-                    resampling=Resampling.nearest,
-                    **({"nodata": self.after.nodata} if self.after.nodata is not None else {"add_alpha": True}),
-                )
+                nodata = {"nodata": self.after.nodata} if self.after.nodata is not None else {"add_alpha": True}
+                self._vrt = warp_onto(self.after, self.before, **nodata)
         except BaseException:
             self.close()
             raise

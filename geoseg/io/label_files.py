@@ -110,24 +110,12 @@ class RasterLabels:
     """A mask raster on (or resampled nearest to) a scene's grid."""
 
     def __init__(self, path: str, ds: Any, grid: SceneGrid, label_map: LabelMap) -> None:
-        from rasterio.enums import Resampling
-        from rasterio.vrt import WarpedVRT
+        from geoseg.io.resample import warp_onto
 
         self.path, self.grid, self.label_map = path, grid, label_map
         self._ds = ds
         same = ds.crs == grid.crs and ds.transform == grid.transform and ds.width == grid.width and ds.height == grid.height
-        self._src = (
-            ds
-            if same
-            else WarpedVRT(
-                ds,
-                crs=grid.crs,
-                transform=grid.transform,
-                width=grid.width,
-                height=grid.height,
-                resampling=Resampling.nearest,
-            )
-        )
+        self._src = ds if same else warp_onto(ds, grid)
 
     def read(self, window: Window) -> np.ndarray:
         """Class ids (uint8, ``IGNORE_INDEX`` where unlabeled) of the mask over ``window`` of the scene."""

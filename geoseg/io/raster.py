@@ -23,7 +23,6 @@ __all__ = [
     "linear_factor",
     "gdal_path",
     "needs_geodesic",
-    "open_resampled",
     "open_scene",
     "pixel_area_m2",
     "pixel_size_m",
@@ -125,35 +124,6 @@ def scene_path(image: str | os.PathLike, source_resolution: float | None = None)
     """
     with open_scene(image, source_resolution=source_resolution) as ds:
         return str(getattr(ds, "path", "") or image)
-
-
-def open_resampled(
-    ds: rasterio.io.DatasetReader, image: str | os.PathLike, size_m: float
-) -> tuple[str, rasterio.io.DatasetReader]:
-    """The scene ``ds`` (opened from ``image``) read at a pixel size of about ``size_m`` metres through an in-memory VRT
-    over the same bounds (average to coarser pixels, bilinear to finer ones; nodata and masks kept): its GDAL path,
-    for other handles, and an open dataset named as ``ds``.
-
-    Example:
-        >>> with open_scene("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
-        ...     path, coarse = open_resampled(ds, "data_samples/brandenburg_s2_512.tif", 20.0)
-        ...     coarse.width, coarse.name == ds.name
-        (256, True)
-    """
-    from affine import Affine
-
-    from geoseg.io.sources import VirtualScene, open_virtual
-    from geoseg.io.vrt import VirtualGrid, resampled_xml
-
-    ratio = pixel_size_m(ds) / size_m
-    width, height = max(1, round(ds.width * ratio)), max(1, round(ds.height * ratio))
-    t = ds.transform
-    grid = VirtualGrid(ds.crs, Affine(t.a * ds.width / width, 0, t.c, 0, t.e * ds.height / height, t.f), width, height)
-    method = "average" if width < ds.width else "bilinear"
-    mask = not all(MaskFlags.nodata in f or MaskFlags.all_valid in f for f in ds.mask_flag_enums)
-    xml = resampled_xml(gdal_path(ds, image), ds, grid, method, mask)
-    out = open_virtual(VirtualScene(ds.name, "resampled", None, (), grid, xml))
-    return str(out.path), out
 
 
 def check_georeferencing(ds: rasterio.io.DatasetReader, name: str) -> None:
