@@ -337,3 +337,11 @@ def test_every_valid_pixel_inside_the_area_of_interest_gets_a_class(tmp_path: Pa
         classes = out.read(1)
     assert (classes[inside & valid] != 255).all(), "a valid pixel inside the area of interest is nodata"
     assert (classes[~inside | ~valid] == 255).all()
+
+
+def test_resolution_on_a_single_raster_says_it_is_not_applied(tmp_path: Path) -> None:
+    scene = write_raster(tmp_path / "one.tif", fields(64), transform=NATIVE)
+    result = geoseg.predict(scene, smooth_model(), tmp_path / "c.tif", resolution=20, device="cpu")
+    (line,) = [w for w in result.warnings if "--resolution" in w]
+    assert "applies to multi-file sources" in line and "gdalwarp -tr 20 20" in line
+    assert read(tmp_path / "c.tif")[1].a == 10.0  # its own grid

@@ -148,6 +148,9 @@ def _predict_scene(
 ) -> None:
     """Match the bands of the open scene ``ds``, meet the model's pixel size, predict and commit the outputs."""
     card = net.card
+    if opts.resolution is not None and not getattr(ds, "path", None):  # one raster file: not a multi-file source
+        fix = f"resample it first (e.g. gdalwarp -tr {opts.resolution:g} {opts.resolution:g} -r average) if you meant to"
+        warn(result.warnings, f"{ds.name}: --resolution applies to multi-file sources; this raster keeps its grid: {fix}")
     scene = _Scene(ds, gdal_path(ds, image), _chip_size(net, opts), _bands(ds, card, opts, result))
     polygons, union = read_aoi(opts.aoi, ds, result.warnings) if opts.aoi is not None else (None, None)
     scene.polygons, scene.union = polygons, union
