@@ -192,3 +192,17 @@ def test_cuda_without_a_gpu_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no CUDA GPU"):
         geoseg.predict(scene, wrap(BandLogits(), 3, 3, 16, 0), tmp_path / "c.tif", device="cuda")
     assert not (tmp_path / "c.tif").exists()
+
+
+def test_temporary_files_of_a_killed_predict_are_removed_by_the_next(tmp_path: Path) -> None:
+    """A killed process leaves ``.classes.PID.HEX.partial.tif`` beside the output; the next writer of it removes them
+    (not those of a process that still runs)."""
+    from geoseg.io.leftovers import temp_name
+
+    dead = tmp_path / ".classes.4194301.0123abcd.partial.tif"  # a pid no process has (Linux's pid_max is below)
+    alive = tmp_path / temp_name("classes", "partial", ".tif")  # this process's own, as if another writer ran
+    for path in (dead, alive):
+        path.write_bytes(b"partial")
+    geoseg.predict(SAMPLE, "default", tmp_path / "classes.tif", device="cpu")
+    assert not dead.exists() and alive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["classes.tif", alive.name])

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.errors import InputError
-from geoseg.io.leftovers import remove_stale
 from geoseg.io.paths import canonical, check_output
 from geoseg.io.raster import pixel_size_m
 from geoseg.model.card import ModelCard
@@ -47,8 +46,7 @@ def warn(warnings: list[str], message: str) -> None:
 
 
 def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) -> None:
-    """Each output may be written (see :func:`geoseg.io.paths.check_output`) and names a different file; temporary
-    files a killed geoseg left beside an output are removed (:func:`geoseg.io.leftovers.remove_stale`).
+    """Each output may be written (see :func:`geoseg.io.paths.check_output`) and names a different file.
 
     Example:
         >>> check_outputs({"classes": Path("a.tif"), "confidence": Path("a.tif")}, [], True)
@@ -59,7 +57,6 @@ def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) 
     seen: dict[str, str] = {}
     for kind, path in outputs.items():
         check_output(path, inputs, overwrite)
-        remove_stale(Path(path))  # what a killed predict left beside this output
         key = os.path.normcase(str(canonical(path)))
         if key in seen:
             raise InputError(f"--{seen[key]} and --{kind} name the same file {path}: give different paths")

@@ -3,7 +3,8 @@
 Rows arrive in order from the stitcher; :class:`ClassMapWriter` buffers them
 per vertical block until whole rows of 256-pixel tiles are complete, so every
 tile is written once. Files are written under temporary names and renamed
-into place by :meth:`ClassMapWriter.commit`.
+into place by :meth:`ClassMapWriter.commit`; those a killed process left
+beside an output are removed when the next writer of it starts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rasterio.windows import Window
 
 from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo, class_table_json, colormap, default_colors
 from geoseg.core.errors import OutputError
-from geoseg.io.leftovers import temp_name
+from geoseg.io.leftovers import remove_stale, temp_name
 from geoseg.io.outputs import write_error
 
 __all__ = [
@@ -182,6 +183,8 @@ class ClassMapWriter:
     ) -> None:
         self.paths = {k: Path(v) for k, v in paths.items()}
         self.nodata = NODATA if dtype == "uint8" else int(np.iinfo(dtype).max)
+        for path in self.paths.values():
+            remove_stale(path)  # the temporary files of a writer whose process was killed
         self.tmp = {k: p.with_name(temp_name(p.stem, "partial", p.suffix)) for k, p in self.paths.items()}
         self.classes = list(classes)
         self.width, self.height = width, height
