@@ -23,7 +23,7 @@ import numpy as np
 
 from geoseg.core.grid import Chip
 
-__all__ = ["READ_WORKERS", "Batch", "BatchRing", "iter_batches", "read_batches"]
+__all__ = ["READ_WORKERS", "Batch", "BatchRing", "iter_batches", "normalize_chip", "read_batches"]
 
 READ_WORKERS = max(1, min(8, os.cpu_count() or 1))
 """Threads reading chip windows at once: one per core, at most 8 (what a GPU needs fed: a core decompresses about
@@ -65,15 +65,26 @@ def iter_batches(
         if not valid.any():
             skipped += 1
         else:
-            data = normalize(data)
-            if not valid.all():
-                data[:, ~valid] = 0
-            pending.append((chip, data, valid))
+            pending.append((chip, normalize_chip(data, valid, normalize), valid))
         if len(pending) == batch_size or (skipped and skipped % batch_size == 0 and not pending):
             yield _stack(pending, skipped)
             pending, skipped = [], 0
     if pending or skipped:
         yield _stack(pending, skipped)
+
+
+def normalize_chip(data: np.ndarray, valid: np.ndarray, normalize: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """A chip's bands ``(C, H, W)`` normalized, in place where ``normalize`` works in place; invalid pixels 0 after
+    normalization (the band mean, when the model has a normalization).
+
+    Example:
+        >>> normalize_chip(np.full((1, 1, 2), 5.0), np.array([[True, False]]), lambda a: a - 1).tolist()
+        [[[4.0, 0.0]]]
+    """
+    normalized = normalize(data)
+    if not valid.all():
+        normalized[:, ~valid] = 0
+    return normalized
 
 
 def _stack(items: list[tuple[Chip, np.ndarray, np.ndarray]], skipped: int) -> Batch:

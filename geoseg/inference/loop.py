@@ -25,7 +25,7 @@ from geoseg.core.grid import Chip, Grid
 from geoseg.core.options import Progress
 from geoseg.core.threads import Serial, prefetch
 from geoseg.inference.backends import RING_BATCHES, Runner
-from geoseg.inference.batches import Batch, BatchRing, read_batches
+from geoseg.inference.batches import Batch, BatchRing, normalize_chip, read_batches
 from geoseg.inference.checks import DOMAIN_STEP, DomainCheck, Radiometry
 from geoseg.inference.chips import ChipSelection
 from geoseg.inference.device_rows import mask_rows, reduce_rows
@@ -147,11 +147,9 @@ class ChipLoop:
         rows, cols = chip.inside  # mirrored pixels would count twice in the band statistics
         self.radiometry.observe(data[:, rows, cols], valid[rows, cols])
         self.domain.observe(data[:, rows, cols], valid[rows, cols])
-        normalized = self.net.normalize(data)
-        if normalized is not data:
+        normalized = normalize_chip(data, valid, self.net.normalize)
+        if normalized is not data:  # a normalization that is not in place: into the batch's slot
             data[...] = normalized
-        if not valid.all():
-            data[:, ~valid] = 0
 
     def _timed(self, batches: Iterator[Batch]) -> Iterator[Batch]:
         """Yield batches, counting the time spent waiting for the reader."""
