@@ -321,7 +321,7 @@ def inference_options(func: F) -> F:
                 default="auto",
                 show_default=True,
                 type=click.Choice(PRECISIONS),
-                help="Arithmetic of a .pt model: auto is float16 on a GPU, float32 on the CPU (ONNX runs as exported).",
+                help="Arithmetic of .pt models and TensorRT engines: auto is float16 on a GPU, else float32 (ONNX: as exported).",
             ),
             click.option(
                 "--compile",

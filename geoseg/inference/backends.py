@@ -1,9 +1,9 @@
 """Backends: what runs the model on normalized chips and returns softmax probabilities.
 
-A backend is one :class:`Backend` entry in :data:`BACKENDS` (torch and
-onnxruntime today); the CLI's ``--backend`` choices are read from it, so a
-new engine (say TensorRT) is one entry with a runner class that meets the
-:class:`Runner` protocol. ``auto`` picks an entry with :func:`choose_backend`.
+A backend is one :class:`Backend` entry in :data:`BACKENDS` (torch,
+onnxruntime, and onnxruntime with TensorRT on a GPU); the CLI's
+``--backend`` choices are read from it, so a new engine is one entry with a
+runner class that meets the :class:`Runner` protocol. ``auto`` picks an entry with :func:`choose_backend`.
 """
 
 from __future__ import annotations
@@ -84,19 +84,53 @@ def _onnx_runner(net: Any, device: str, tta: bool, chip: int, seconds: dict[str,
     """An onnxruntime runner; a checkpoint is exported to ONNX first, once per chip size, device and weights."""
     if isinstance(net, OnnxModel):
         return OnnxRunner(net, tta=tta), net
+    model = _exported(net, chip, resolve_device(device), None, seconds)
+    return OnnxRunner(model, tta=tta), model
+
+
+def _exported(net: Any, chip: int, device: str, tensorrt: str | None, seconds: dict[str, float]) -> OnnxModel:
+    """A checkpoint exported to ONNX in memory and opened (with TensorRT at precision ``tensorrt``), once per chip
+    size, device, engine and weights."""
     from geoseg.model.onnx import export_onnx, load_onnx
 
     # the weights' in-place version counters change when they are trained further
     exports = _EXPORTS.setdefault(net, {})
-    key = (chip, resolve_device(device), sum(p._version for p in net.parameters()))
+    key = (chip, device if tensorrt is None else f"tensorrt-{tensorrt}", sum(p._version for p in net.parameters()))
     if key not in exports:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="geoseg-onnx-") as tmp:
             path = export_onnx(net, Path(tmp) / "model.onnx", chip_size=chip)
-            exports[key] = load_onnx(path, key[1])  # the session holds the graph in memory
+            exports[key] = load_onnx(path, device, tensorrt=tensorrt)  # the session holds the graph in memory
         seconds["export_onnx"] = time.perf_counter() - started
         log.info("running the model with onnxruntime (exported in %.1f s)", seconds["export_onnx"])
-    return OnnxRunner(exports[key], tta=tta), exports[key]
+    return exports[key]
+
+
+def _tensorrt_installed() -> bool:
+    if not _onnx_installed():
+        return False
+    import onnxruntime as ort
+
+    return "TensorrtExecutionProvider" in ort.get_available_providers()
+
+
+def _tensorrt_runner(
+    net: Any, device: str, tta: bool, chip: int, seconds: dict[str, float], tuning: Tuning
+) -> tuple[Runner, Any]:
+    """onnxruntime with TensorRT on the GPU, at ``tuning``'s precision (auto: fp16); engines built once, cached."""
+    from geoseg.model.onnx import TENSORRT_MAX_BATCH, load_onnx, onnx_device, tensorrt_cache
+
+    if not onnx_device(device).startswith("cuda"):  # onnxruntime's own view: torch is not imported for .onnx files
+        raise InputError("--backend tensorrt runs on an NVIDIA GPU: use --device cuda (or auto where there is one)")
+    precision = tuning.resolved_precision("cuda")
+    log.info("building or loading the TensorRT engine (cached in %s; a first build takes minutes)", tensorrt_cache())
+    started = time.perf_counter()
+    if isinstance(net, OnnxModel):
+        model = load_onnx(net.path, "cuda", tensorrt=precision)
+        seconds["tensorrt_engine"] = time.perf_counter() - started
+    else:
+        model = _exported(net, chip, "cuda", precision, seconds)
+    return OnnxRunner(model, tta=tta, max_batch=TENSORRT_MAX_BATCH), model
 
 
 @dataclass(frozen=True)
@@ -125,6 +159,14 @@ BACKENDS: dict[str, Backend] = {
         _onnx_runner,
         "pip install 'geoseg[onnx]'",
     ),
+    "tensorrt": Backend(
+        "tensorrt",
+        "onnxruntime with NVIDIA TensorRT on a GPU, at --model-precision (auto: float16; a .pt model is exported "
+        "in memory first; engines are built once, in minutes, and cached)",
+        _tensorrt_installed,
+        _tensorrt_runner,
+        "pip install onnxruntime-gpu tensorrt (with CUDA 12)",
+    ),
 }
 """The inference engines, by ``--backend`` name."""
 
@@ -137,7 +179,7 @@ def backend_choices() -> tuple[str, ...]:
 
     Example:
         >>> backend_choices()
-        ('auto', 'torch', 'onnx')
+        ('auto', 'torch', 'onnx', 'tensorrt')
     """
     return ("auto", *BACKENDS)
 
@@ -161,10 +203,10 @@ def check_backend(net: Any, backend: str) -> None:
     """Refuse a backend name that is not registered, and ``torch`` for an ONNX model.
 
     Example:
-        >>> check_backend(object(), "tensorrt")
+        >>> check_backend(object(), "openvino")
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.InputError: --backend 'tensorrt' is not known: use auto, torch, onnx
+        geoseg.core.errors.InputError: --backend 'openvino' is not known: use auto, torch, onnx, tensorrt
     """
     if backend not in backend_choices():
         raise InputError(f"--backend {backend!r} is not known: use {', '.join(backend_choices())}")
@@ -220,6 +262,8 @@ def make_runner(
     if tuned and backend == "auto" and not isinstance(net, OnnxModel):
         backend = "torch"  # precision and compilation are torch's
     chosen = choose_backend(net, backend, device, chips)
-    if tuned and chosen.name != "torch":
-        log.warning("--model-precision and --compile apply to .pt models run by torch: ignored with %s", chosen.name)
+    if tuning.compile and chosen.name != "torch":
+        log.warning("--compile applies to .pt models run by torch: ignored with %s", chosen.name)
+    if tuning.precision != "auto" and chosen.name == "onnx":
+        log.warning("--model-precision applies to torch and tensorrt: ignored with onnx (it runs as exported)")
     return chosen.make(net, device, tta, chip, seconds, tuning)

@@ -188,14 +188,17 @@ class OnnxRunner:
     Same contract as :class:`TorchRunner`: normalized chips in, softmax probabilities out.
     """
 
-    def __init__(self, model: OnnxModel, tta: bool = False) -> None:
+    def __init__(self, model: OnnxModel, tta: bool = False, max_batch: int | None = None) -> None:
         self.model = model
         self.tta = tta
+        self.max_batch = max_batch  # larger batches run in parts (a TensorRT engine's profile ends there)
         providers = model.session.get_providers()
-        self.device = "cuda" if "CUDAExecutionProvider" in providers else "cpu"
+        self.device = "cuda" if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(providers) else "cpu"
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         m = self.model
+        if self.max_batch and len(x) > self.max_batch:
+            return np.concatenate([self._forward(x[i : i + self.max_batch]) for i in range(0, len(x), self.max_batch)])
         return np.asarray(m.session.run(None, {m.input_name: m.to_graph_input(x)})[0])
 
     def __call__(self, data: np.ndarray) -> np.ndarray:

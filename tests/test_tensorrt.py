@@ -1,0 +1,94 @@
+"""``--backend tensorrt``: the provider and its options, refusals, and batch splitting (no GPU here: onnxruntime's
+session is faked where it would need TensorRT, and the options it gets are checked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geoseg.core.errors import InputError
+from geoseg.inference.backends import choose_backend, make_runner
+from geoseg.inference.runners import OnnxRunner, Tuning
+from geoseg.model.onnx import TENSORRT_CACHE_ENV, export_onnx, load_onnx, tensorrt_provider
+from tests.helpers import tiny_unet
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture
+def onnx_file(tmp_path: Path) -> Path:
+    return export_onnx(tiny_unet(bands=3, classes=2, chip_size=64), tmp_path / "tiny.onnx")
+
+
+@pytest.fixture
+def fake_tensorrt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[list]:
+    """onnxruntime claims TensorRT and CUDA; sessions record their providers and run on the CPU."""
+    real = ort.InferenceSession
+    seen: list[list] = []
+
+    def session(path: str, sess_options: object = None, providers: list | None = None) -> object:
+        seen.append(list(providers or []))
+        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: available)
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    monkeypatch.setenv(TENSORRT_CACHE_ENV, str(tmp_path / "engines"))
+    return seen
+
+
+def test_provider_options_name_the_input_profile_precision_and_cache(
+    onnx_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TENSORRT_CACHE_ENV, str(tmp_path / "engines"))
+    name, options = tensorrt_provider(onnx_file, "fp16", batch=16)
+    graph_input = load_onnx(onnx_file).input_name
+    assert name == "TensorrtExecutionProvider"
+    assert options["trt_profile_min_shapes"] == f"{graph_input}:1x3x64x64"
+    assert options["trt_profile_opt_shapes"] == f"{graph_input}:16x3x64x64"
+    assert options["trt_profile_max_shapes"] == f"{graph_input}:64x3x64x64"
+    assert options["trt_fp16_enable"] == "True" and "trt_bf16_enable" not in options
+    assert options["trt_engine_cache_path"] == str(tmp_path / "engines") and (tmp_path / "engines").is_dir()
+    fp32 = tensorrt_provider(onnx_file, "fp32")[1]
+    assert "trt_fp16_enable" not in fp32 and "trt_bf16_enable" not in fp32
+    assert tensorrt_provider(onnx_file, "bf16")[1]["trt_bf16_enable"] == "True"
+
+
+def test_tensorrt_backend_opens_the_file_with_tensorrt_first(onnx_file: Path, fake_tensorrt: list[list]) -> None:
+    net = load_onnx(onnx_file)
+    runner, model = make_runner(net, "tensorrt", "cuda", False, 64, 10, {}, Tuning("fp32"))
+    providers = fake_tensorrt[-1]
+    assert providers[0][0] == "TensorrtExecutionProvider" and "trt_fp16_enable" not in providers[0][1]
+    assert providers[1:] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert isinstance(runner, OnnxRunner) and runner.max_batch == 64
+    make_runner(net, "tensorrt", "cuda", False, 64, 10, {}, Tuning())  # auto: float16 on the GPU
+    assert fake_tensorrt[-1][0][1]["trt_fp16_enable"] == "True"
+
+
+def test_a_checkpoint_is_exported_for_tensorrt(fake_tensorrt: list[list]) -> None:
+    seconds: dict[str, float] = {}
+    runner, model = make_runner(tiny_unet(bands=3, classes=2, chip_size=64), "tensorrt", "cuda", False, 64, 10, seconds)
+    assert fake_tensorrt[-1][0][0] == "TensorrtExecutionProvider" and "export_onnx" in seconds
+    probs = runner(np.zeros((2, 3, 64, 64), np.float32))
+    assert probs.shape == (2, 2, 64, 64) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_tensorrt_refusals(onnx_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    net = load_onnx(onnx_file)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(InputError, match="--backend tensorrt needs onnxruntime with NVIDIA TensorRT.*pip install"):
+        choose_backend(net, "tensorrt", "cuda", 10)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(InputError, match="runs on an NVIDIA GPU: use --device cuda"):
+        make_runner(net, "tensorrt", "cpu", False, 64, 10, {})
+
+
+def test_batches_beyond_the_engine_profile_run_in_parts(onnx_file: Path) -> None:
+    net = load_onnx(onnx_file)
+    chips = np.random.default_rng(0).normal(size=(7, 3, 64, 64)).astype(np.float32)
+    whole = OnnxRunner(net)(chips)
+    parts = OnnxRunner(net, max_batch=3)(chips)
+    assert parts.shape == whole.shape
+    np.testing.assert_allclose(parts, whole, atol=1e-6)
