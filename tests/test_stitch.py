@@ -131,3 +131,29 @@ def test_iter_batches_skips_empty_chips_and_fills_nodata_with_zero() -> None:
     assert [c.col for c in chips_done] == [1]
     data = batches[-1].data[0, 0]
     assert (data[:4] == 0).all() and (data[4:] == 4).all()
+
+
+def test_reader_threads_each_read_one_band_of_columns_and_batches_keep_chip_order() -> None:
+    """Neighbouring chips share the file's tiles: each thread (its own dataset and block cache) reads its own band of
+    grid columns, so a tile is decoded by one thread; batches still come in chip order with the chips' own data."""
+    import threading
+
+    from geoseg.inference.batches import BatchRing, read_batches
+
+    grid = make_grid(96 * 8 + 32, 96 * 3 + 32, 128, "32px")  # 8 columns, 3 rows of chips
+    readers: dict[int, set[str]] = {}
+
+    def read_into(ds, chip, out):
+        readers.setdefault(chip.col, set()).add(threading.current_thread().name)
+        out[...] = chip.row * 100 + chip.col
+        return np.ones(out.shape[1:], bool)
+
+    ring = BatchRing(5, 4, 1, 128)
+    opener = lambda: open(__file__)  # noqa: E731 - a handle per thread, closed at the end
+    batches = read_batches(iter(grid), opener, read_into, lambda *a: None, ring, workers=2, columns=range(8))
+    seen = [(c.row, c.col, float(b.data[i, 0, 0, 0])) for b in batches for i, c in enumerate(b.chips)]
+    assert [(r, c) for r, c, _ in seen] == [(c.row, c.col) for c in grid]
+    assert all(v == r * 100 + c for r, c, v in seen)
+    assert all(len(names) == 1 for names in readers.values())  # a column is always read by the same thread
+    left, right = set.union(*(readers[c] for c in range(4))), set.union(*(readers[c] for c in range(4, 8)))
+    assert len(left) == len(right) == 1 and left != right

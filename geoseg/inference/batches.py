@@ -160,11 +160,18 @@ def read_batches(
     ring: BatchRing,
     workers: int = READ_WORKERS,
     ahead: int = 1,
+    columns: range | None = None,
 ) -> Iterator[Batch]:
     """Batches of chips read by ``workers`` threads into ``ring``'s slots, ``ahead`` batches in advance.
 
     ``read_into(ds, chip, out)`` reads a chip's bands into ``out`` ``(C, S, S)``
-    with a dataset from ``opener`` (one per thread) and returns its validity;
+    with a dataset from ``opener`` (one per thread) and returns its validity.
+    Each thread reads its own band of ``columns`` (the grid column indexes
+    the chips run over): neighbouring chips share tiles of the file, and a
+    thread's dataset keeps the tiles it decoded (GDAL's block cache is per
+    dataset), so each tile is decoded about once instead of once per thread
+    (with chips dealt in turn, 2 threads took 1.5x the CPU time of one);
+    without ``columns`` chips are dealt in turn.
     ``prepare(chip, data, valid)`` then runs in this thread, in chip order,
     on chips with a valid pixel (observe the raw values, normalize in place).
     Chips without one are skipped and counted. The ring needs ``ahead`` + 4
@@ -176,7 +183,15 @@ def read_batches(
     """
     handles = _Handles(opener)
     size = ring.slots[0][0].shape[0]
-    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="geoseg-read")
+    workers = max(1, workers)
+    lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"geoseg-read{i}") for i in range(workers)]
+    turn = itertools.count()
+
+    def lane(chip: Chip) -> ThreadPoolExecutor:
+        if not columns:
+            return lanes[next(turn) % workers]
+        return lanes[min(workers - 1, max(0, chip.col - columns.start) * workers // len(columns))]
+
     queued: deque[tuple[list[Chip], list[Future], np.ndarray, np.ndarray]] = deque()
     chips = iter(chips)
     try:
@@ -184,15 +199,21 @@ def read_batches(
             group = list(itertools.islice(chips, size))
             if group:
                 data, valid = ring.next()
-                futures = [pool.submit(lambda c, out: read_into(handles.get(), c, out), c, data[i]) for i, c in enumerate(group)]
+                futures = [lane(c).submit(_read_chip, read_into, handles, c, data[i]) for i, c in enumerate(group)]
                 queued.append((group, futures, data, valid))
             if queued and (len(queued) > ahead or not group):
                 yield _assemble(*queued.popleft(), prepare)
             elif not group:
                 return
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for pool in lanes:
+            pool.shutdown(wait=True, cancel_futures=True)
         handles.close()
+
+
+def _read_chip(read_into: Callable[[Any, Chip, np.ndarray], np.ndarray], handles: _Handles, chip: Chip, out: np.ndarray) -> Any:
+    """Read one chip with this thread's dataset."""
+    return read_into(handles.get(), chip, out)
 
 
 def _assemble(group: list[Chip], futures: list[Future], data: np.ndarray, valid: np.ndarray, prepare: Callable) -> Batch:

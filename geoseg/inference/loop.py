@@ -127,10 +127,16 @@ class ChipLoop:
             stitcher: Stitcher = TorchStitcher(self.grid, x0, x1, k, sink, device=self.runner.device)
         else:
             stitcher = Stitcher(self.grid, x0, x1, k, sink)
+        cols = self.grid.columns_in(x0, x1)
         pinned = bool(getattr(self.runner, "pinned", False))  # a GPU copies page-locked chips without staging
         ring = BatchRing(RING_BATCHES, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
         batches = read_batches(
-            itertools.chain([first], chips), functools.partial(open_scene, self.image), self._read, self._prepare, ring
+            itertools.chain([first], chips),
+            functools.partial(open_scene, self.image),
+            self._read,
+            self._prepare,
+            ring,
+            columns=range(min(cols), max(cols) + 1),
         )
         for batch in self._timed(prefetch(batches, depth=2)):
             self._predict(batch, stitcher)

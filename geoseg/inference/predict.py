@@ -31,7 +31,7 @@ from geoseg.inference.loop import ChipLoop
 from geoseg.inference.regrid import GRID_PROBABILITIES, PredictResult, grid_record, model_span, to_scene_grid
 from geoseg.io.classmap import ClassMapWriter
 from geoseg.io.paths import check_input_file
-from geoseg.io.raster import gdal_env, gdal_path, open_scene
+from geoseg.io.raster import chip_cache_mb, gdal_env, gdal_path, open_scene
 from geoseg.io.resample import open_resampled
 from geoseg.model.onnx import OnnxModel
 
@@ -358,4 +358,7 @@ def _chip_loop(
         exclude=scene.exclude,
         mask_pixels=mask_pixels,
     )
-    loop.run(chips, [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, opts.block_width)])
+    blocks = [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, opts.block_width)]
+    widest = max(b - a for a, b in blocks) + 2 * chip  # chips reach past a block's edges
+    with gdal_env(cache_mb=chip_cache_mb(ds, min(widest, ds.width), chip, len(scene.indexes))):
+        loop.run(chips, blocks)

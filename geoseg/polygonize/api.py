@@ -319,7 +319,7 @@ def _stream(plan: _Plan, progress: Progress | None) -> Iterator[GeoDataFrame]:
     from geoseg.io.raster import gdal_env, open_scene
 
     # strips are read once, top to bottom: a small block cache is enough
-    with gdal_env(GDAL_CACHEMAX=READ_CACHE_MB), open_scene(plan.classes) as ds:
+    with gdal_env(cache_mb=READ_CACHE_MB), open_scene(plan.classes) as ds:
         with _open_confidence(plan.confidence, ds) if plan.confidence else contextlib.nullcontext() as conf_ds:
             yield from _batches(plan, StripReader(ds, conf_ds, plan.min_pixels, plan.strip_rows), progress)
 
