@@ -157,3 +157,36 @@ def test_reader_threads_each_read_one_band_of_columns_and_batches_keep_chip_orde
     assert all(len(names) == 1 for names in readers.values())  # a column is always read by the same thread
     left, right = set.union(*(readers[c] for c in range(4))), set.union(*(readers[c] for c in range(4, 8)))
     assert len(left) == len(right) == 1 and left != right
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "chip", "overlap", "block"),
+    [(67, 45, 32, "24px", None), (300, 170, 64, "16px", (40, 200)), (700, 520, 256, "64px", None), (129, 97, 32, 0, None)],
+)
+def test_stitched_rows_equal_a_plain_weighted_average_bit_for_bit(width, height, chip, overlap, block) -> None:
+    """The stitcher copies where one chip counts and blends only overlaps in a ring of rows: the rows must still be
+    exactly a plain per-pixel weighted sum in chip order divided by the weights, with chips skipped, blocks, and
+    chips reaching past the scene (mirrored edges)."""
+    rng = np.random.default_rng(width)
+    grid = make_grid(width, height, chip, overlap, edges="mirror")
+    x0, x1 = block or (0, width)
+    chips = [c for c in grid.chips_in_columns(x0, x1) if rng.random() > 0.15]  # some chips skipped (nodata)
+    probs = {c: rng.random((3, chip, chip)).astype(np.float32) for c in chips}
+    acc, wsum = np.zeros((3, height, width), np.float32), np.zeros((height, width), np.float32)
+    for c in chips:
+        (ry, rx), w = c.inside, chip_weights(grid, c)
+        acc[:, c.y0 : c.y1, c.x0 : c.x1] += probs[c][:, ry, rx] * w
+        wsum[c.y0 : c.y1, c.x0 : c.x1] += w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.where(wsum > 0, acc / wsum, 0)[:, :, x0:x1]
+    got, weight = np.full_like(expected, np.nan), np.zeros_like(expected[0])
+
+    def sink(y0, y1, p, w):
+        got[:, y0:y1], weight[y0:y1] = p, w
+
+    stitcher = Stitcher(grid, x0, x1, 3, sink)
+    for c in chips:
+        stitcher.add(c, probs[c])
+    stitcher.finish()
+    assert np.array_equal(weight, wsum[:, x0:x1])
+    assert np.array_equal(got, expected)
