@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -138,11 +139,30 @@ class ChipLoop:
             ring,
             columns=range(min(cols), max(cols) + 1),
         )
-        for batch in self._timed(prefetch(batches, depth=2)):
-            self._predict(batch, stitcher)
-        t = time.perf_counter()
-        stitcher.finish()
-        self.times["stitch"] += time.perf_counter() - t
+        # on the CPU the stitcher works in its own thread, on one batch while the model runs the next
+        stitching = None if isinstance(stitcher, TorchStitcher) else Serial("geoseg-stitch", depth=1)
+        try:
+            for batch in self._timed(prefetch(batches, depth=2)):
+                self._predict(batch, stitcher, stitching)
+            self._stitch(stitching, stitcher.finish)
+        finally:
+            if stitching is not None:
+                t = time.perf_counter()
+                stitching.close(raise_error=sys.exc_info()[0] is None)
+                self.times["stitch_wait"] = self.times.get("stitch_wait", 0.0) + time.perf_counter() - t
+
+    def _stitch(self, stitching: Serial | None, fn: Callable[..., None], *args: Any) -> None:
+        """Run a stitcher call in the stitching thread (in order), or here; its time counts as stitching."""
+
+        def timed() -> None:
+            t = time.perf_counter()
+            fn(*args)
+            self.times["stitch"] += time.perf_counter() - t
+
+        if stitching is None:
+            timed()
+        else:
+            stitching.submit(timed)
 
     def _read(self, reader: Any, chip: Chip, out: np.ndarray) -> np.ndarray:
         """Read a chip's bands into ``out``; past the scene's edge the scene is mirrored (never zeros). Its validity."""
@@ -167,15 +187,12 @@ class ChipLoop:
                 return
             yield batch
 
-    def _predict(self, batch: Batch, stitcher: Stitcher) -> None:
+    def _predict(self, batch: Batch, stitcher: Stitcher, stitching: Serial | None) -> None:
         if batch.chips:
             t = time.perf_counter()
             probs = self.runner(batch.data)
             self.times["model"] += time.perf_counter() - t
-            t = time.perf_counter()
-            for chip, p in zip(batch.chips, probs):
-                stitcher.add(chip, p)
-            self.times["stitch"] += time.perf_counter() - t
+            self._stitch(stitching, _add_all, stitcher, list(batch.chips), probs)
         self.result.chips_predicted += len(batch.chips)
         self.result.chips_skipped += batch.skipped
         self.done += len(batch.chips) + batch.skipped
@@ -218,3 +235,8 @@ class ChipLoop:
             arrays = {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in self.writer.ds}
         self._submit(x0 - offset, y0, arrays)
         self.times["write"] += time.perf_counter() - t
+
+
+def _add_all(stitcher: Stitcher, chips: list[Chip], probs: Any) -> None:
+    for chip, p in zip(chips, probs):
+        stitcher.add(chip, p)

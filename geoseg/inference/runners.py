@@ -23,7 +23,11 @@ log = logging.getLogger("geoseg")
 
 
 class Runner(Protocol):
-    """Normalized chips ``(B, C, S, S)`` float32 in, softmax probabilities ``(B, K, S, S)`` float32 out."""
+    """Normalized chips ``(B, C, S, S)`` float32 in, softmax probabilities ``(B, K, S, S)`` float32 out.
+
+    The probabilities must stay as they are after the call returns (a new array each call, or values that do not
+    change): on the CPU the chip loop stitches one batch in another thread while the runner runs the next.
+    """
 
     device: str
 
