@@ -3,7 +3,8 @@
 What a fast GPU would leave of predict is everything but the model: reading
 chips, blending and stitching, the argmax, writing the class map. This
 script measures that part with a model that costs nothing (it returns fixed
-logits, broadcast to the chip without arithmetic) and compares it, in the
+probabilities laid out once, and the runner's softmax is skipped: on a GPU
+that is part of the model's cost) and compares it, in the
 same run, with the floor any tool must pay: a plain windowed read of every
 chip window of the same grid, plus writing a tiled, compressed uint8 map of
 the scene. Scenes are generated: 3 and 10 bands of uint16, 8 classes,
@@ -70,7 +71,7 @@ def make_scene(path: Path, size: int, bands: int) -> Path:
 
 
 def zero_cost_model(bands: int):  # noqa: ANN201 - a geoseg Model, imported lazily
-    """A geoseg model whose forward pass returns fixed logits broadcast to the chip (no arithmetic worth counting)."""
+    """A geoseg model whose forward pass returns fixed probabilities, laid out once (no arithmetic worth counting)."""
     import torch
 
     from geoseg.core.classes import ClassInfo
