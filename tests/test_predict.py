@@ -206,3 +206,27 @@ def test_temporary_files_of_a_killed_predict_are_removed_by_the_next(tmp_path: P
     geoseg.predict(SAMPLE, "default", tmp_path / "classes.tif", device="cpu")
     assert not dead.exists() and alive.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["classes.tif", alive.name])
+
+
+def test_bands_of_columns_stitched_in_threads_equal_one_stitcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU bands of columns are stitched in threads (each with its own rows to the writer, sharing the scene's
+    mask reads and the checks): every output is the same bytes as with one stitcher, nodata included."""
+    from geoseg.inference import loop
+
+    data = random_scene((3, 150, 1100), "uint16", seed=7)
+    data[:, 20:60, 300:700] = 0  # nodata across a band's edge: masks read while both bands stitch
+    scene = write_raster(tmp_path / "s.tif", data, nodata=0)
+    model = wrap(BandLogits(), 3, 3, 32, "8px")
+    outputs = {}
+    for threads in (1, 4):
+        monkeypatch.setattr(loop, "STITCH_THREADS", threads)
+        assert len(loop.stitch_bands(0, 1100, 32)) == threads
+        names = {kind: tmp_path / f"{kind}{threads}.tif" for kind in ("c", "conf", "p")}
+        result = geoseg.predict(scene, model, names["c"], confidence=names["conf"], probabilities=names["p"], batch_size=3)
+        assert result.chips_skipped > 0
+        for kind, path in names.items():
+            with rasterio.open(path) as ds:
+                outputs[kind, threads] = ds.read()
+    for kind in ("c", "conf", "p"):
+        assert np.array_equal(outputs[kind, 1], outputs[kind, 4])
+    assert (outputs["c", 4][0][(data == 0).all(0)] == 255).all() and (outputs["c", 4][0][(data != 0).any(0)] < 3).all()

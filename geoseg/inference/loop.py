@@ -14,6 +14,7 @@ import functools
 import itertools
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from geoseg.inference.stitch import Stitcher, TorchStitcher
 from geoseg.io.classmap import RASTER_OUTPUTS, ClassMapWriter
 from geoseg.io.raster import open_scene, read_window, scene_has_mask
 
-__all__ = ["ChipLoop", "PredictResult"]
+__all__ = ["STITCH_THREADS", "ChipLoop", "PredictResult", "stitch_bands"]
 
 
 @dataclass
@@ -92,6 +93,7 @@ class ChipLoop:
         self.domain = DomainCheck(net.card, result.warnings, ds.name)
         self.times = {"read_wait": 0.0, "model": 0.0, "stitch": 0.0, "write": 0.0}
         self.rows_out: Serial | None = None
+        self.lock = threading.Lock()
         self.done = 0
 
     def run(self, chips: ChipSelection, blocks: list[tuple[int, int]]) -> None:
@@ -122,12 +124,19 @@ class ChipLoop:
             rows = {kind: RASTER_OUTPUTS[kind].empty(k, self.ds.height, x1 - x0) for kind in self.writer.ds}
             self._submit(x0 - offset, 0, rows)
             return
-        sink = functools.partial(self.write_rows, x0, x1, offset)
         k = self.net.card.num_classes
         if getattr(self.runner, "device_stitch", False):  # a GPU: probabilities stay there, only uint8 rows come back
-            stitcher: Stitcher = TorchStitcher(self.grid, x0, x1, k, sink, device=self.runner.device)
-        else:
-            stitcher = Stitcher(self.grid, x0, x1, k, sink)
+            sink = functools.partial(self.write_rows, x0, x1, offset)
+            parts = [_Part(TorchStitcher(self.grid, x0, x1, k, sink, device=self.runner.device))]
+        else:  # on the CPU each band of columns is stitched in its own thread, one batch behind the model
+            parts = [
+                _Part(
+                    Stitcher(self.grid, a, b, k, functools.partial(self.write_rows, a, b, offset)),
+                    Serial(f"geoseg-stitch{i}", depth=1),
+                    frozenset(self.grid.columns_in(a, b)),
+                )
+                for i, (a, b) in enumerate(stitch_bands(x0, x1, self.grid.chip_size))
+            ]
         cols = self.grid.columns_in(x0, x1)
         pinned = bool(getattr(self.runner, "pinned", False))  # a GPU copies page-locked chips without staging
         ring = BatchRing(RING_BATCHES, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
@@ -139,30 +148,31 @@ class ChipLoop:
             ring,
             columns=range(min(cols), max(cols) + 1),
         )
-        # on the CPU the stitcher works in its own thread, on one batch while the model runs the next
-        stitching = None if isinstance(stitcher, TorchStitcher) else Serial("geoseg-stitch", depth=1)
         try:
             for batch in self._timed(prefetch(batches, depth=2)):
-                self._predict(batch, stitcher, stitching)
-            self._stitch(stitching, stitcher.finish)
+                self._predict(batch, parts)
+            for part in parts:
+                self._stitch(part, part.stitcher.finish)
         finally:
-            if stitching is not None:
-                t = time.perf_counter()
-                stitching.close(raise_error=sys.exc_info()[0] is None)
-                self.times["stitch_wait"] = self.times.get("stitch_wait", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            for part in parts:
+                if part.thread is not None:
+                    part.thread.close(raise_error=sys.exc_info()[0] is None)
+            self.times["stitch_wait"] = self.times.get("stitch_wait", 0.0) + time.perf_counter() - t
 
-    def _stitch(self, stitching: Serial | None, fn: Callable[..., None], *args: Any) -> None:
-        """Run a stitcher call in the stitching thread (in order), or here; its time counts as stitching."""
+    def _stitch(self, part: _Part, fn: Callable[..., None], *args: Any) -> None:
+        """Run a stitcher call in its band's thread (in order), or here; its time counts as stitching."""
 
         def timed() -> None:
             t = time.perf_counter()
             fn(*args)
-            self.times["stitch"] += time.perf_counter() - t
+            with self.lock:
+                self.times["stitch"] += time.perf_counter() - t
 
-        if stitching is None:
+        if part.thread is None:
             timed()
         else:
-            stitching.submit(timed)
+            part.thread.submit(timed)
 
     def _read(self, reader: Any, chip: Chip, out: np.ndarray) -> np.ndarray:
         """Read a chip's bands into ``out``; past the scene's edge the scene is mirrored (never zeros). Its validity."""
@@ -187,12 +197,15 @@ class ChipLoop:
                 return
             yield batch
 
-    def _predict(self, batch: Batch, stitcher: Stitcher, stitching: Serial | None) -> None:
+    def _predict(self, batch: Batch, parts: list[_Part]) -> None:
         if batch.chips:
             t = time.perf_counter()
             probs = self.runner(batch.data)
             self.times["model"] += time.perf_counter() - t
-            self._stitch(stitching, _add_all, stitcher, list(batch.chips), probs)
+            for part in parts:
+                mine = [(c, probs[i]) for i, c in enumerate(batch.chips) if part.columns is None or c.col in part.columns]
+                if mine:
+                    self._stitch(part, _add_all, part.stitcher, mine)
         self.result.chips_predicted += len(batch.chips)
         self.result.chips_skipped += batch.skipped
         self.done += len(batch.chips) + batch.skipped
@@ -218,25 +231,55 @@ class ChipLoop:
             valid, arrays, sample = reduce_rows(probs, weight, self.writer.ds)
         else:
             valid = weight > 0
-        if self.mask_pixels and (self.masked or self.float_scene):
-            valid &= read_window(self.ds, window, self.indexes, masked=self.masked)[1]
-        if self.mask_pixels and self.polygons is not None:
-            shape = (y1 - y0, x1 - x0)
-            valid &= geometry_mask(
-                self.polygons, shape, window_transform(window, self.ds.transform), invert=True, all_touched=False
-            )
-        if self.exclude is not None:
-            valid &= ~self.exclude(window)
+        with self.lock:  # bands of columns are stitched in threads: the scene's handle and the checks are shared
+            if self.mask_pixels and (self.masked or self.float_scene):
+                valid &= read_window(self.ds, window, self.indexes, masked=self.masked)[1]
+            if self.mask_pixels and self.polygons is not None:
+                shape = (y1 - y0, x1 - x0)
+                valid &= geometry_mask(
+                    self.polygons, shape, window_transform(window, self.ds.transform), invert=True, all_touched=False
+                )
+            if self.exclude is not None:
+                valid &= ~self.exclude(window)
+            if on_device:
+                self.domain.rows(sample, valid[::DOMAIN_STEP, ::DOMAIN_STEP], step=1)
+            else:
+                self.domain.rows(probs, valid)
         if on_device:
-            self.domain.rows(sample, valid[::DOMAIN_STEP, ::DOMAIN_STEP], step=1)
             arrays = mask_rows(arrays, valid)
         else:
-            self.domain.rows(probs, valid)
             arrays = {kind: RASTER_OUTPUTS[kind].compute(probs, valid) for kind in self.writer.ds}
         self._submit(x0 - offset, y0, arrays)
-        self.times["write"] += time.perf_counter() - t
+        with self.lock:
+            self.times["write"] += time.perf_counter() - t
 
 
-def _add_all(stitcher: Stitcher, chips: list[Chip], probs: Any) -> None:
-    for chip, p in zip(chips, probs):
+STITCH_THREADS = max(1, min(4, os.cpu_count() or 1))
+"""Bands of columns stitched at once on the CPU (each in its own thread; a band is at least 8 chips wide)."""
+
+
+@dataclass
+class _Part:
+    """A band of columns' stitcher, the thread it runs in (None: in the caller's) and its grid columns (None: all)."""
+
+    stitcher: Stitcher
+    thread: Serial | None = None
+    columns: frozenset[int] | None = None
+
+
+def stitch_bands(x0: int, x1: int, chip_size: int, threads: int | None = None) -> list[tuple[int, int]]:
+    """Columns ``[x0, x1)`` cut into at most ``threads`` bands of at least 8 chips, cut on the 256-px tiles of the
+    outputs (so no tile is written by two bands); ``threads`` defaults to :data:`STITCH_THREADS`.
+
+    Example:
+        >>> stitch_bands(0, 10000, 256, threads=2), stitch_bands(0, 3000, 256, threads=4)
+        ([(0, 5120), (5120, 10000)], [(0, 3000)])
+    """
+    count = max(1, min(threads or STITCH_THREADS, (x1 - x0) // (8 * chip_size)))
+    cuts = sorted({x0, x1, *(x0 + round((x1 - x0) * i / count / 256) * 256 for i in range(1, count))})
+    return list(zip(cuts, cuts[1:]))
+
+
+def _add_all(stitcher: Stitcher, chips: list[tuple[Chip, Any]]) -> None:
+    for chip, p in chips:
         stitcher.add(chip, p)
