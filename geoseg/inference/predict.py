@@ -38,6 +38,11 @@ from geoseg.model.onnx import OnnxModel
 __all__ = ["BLOCK_WIDTH", "PredictResult", "Progress", "assemble_blocks", "open_model", "predict"]
 
 
+SCENE_CACHE_MB = 64
+"""GDAL's block cache (MB) while predict opens, checks and rewrites outputs; the chip loop sizes its own to a row of
+chips (:func:`geoseg.io.raster.chip_cache_mb`)."""
+
+
 def open_model(model: object, backend: str = "auto", device: str = "auto") -> Any:
     """A :class:`geoseg.Model` or an :class:`~geoseg.model.onnx.OnnxModel` from a model object, path or ``default``.
 
@@ -116,7 +121,7 @@ def predict(
     check_outputs({**outputs, "clouds": keep} if keep else outputs, inputs, overwrite)
     net = open_model(model, opts.backend, opts.device)
     result = PredictResult(outputs, 0, 0, 0)
-    with gdal_env(), open_scene(image, source_resolution=opts.resolution) as ds:
+    with gdal_env(cache_mb=SCENE_CACHE_MB), open_scene(image, source_resolution=opts.resolution) as ds:
         _predict_scene(ds, image, net, opts, outputs, columns, progress, result, keep)
     result.seconds["total"] = time.perf_counter() - started
     return result
