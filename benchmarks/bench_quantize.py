@@ -18,7 +18,12 @@ on the sample's top half only, and as dynamic int8 (no calibration). Then:
   chips (per batch, the fastest of the rounds), with onnxruntime's default
   threads and with one.
 
-    .venv/bin/python benchmarks/bench_quantize.py [--rounds 7]
+``--variants`` instead compares what stays float and the calibration views
+(:data:`VARIANTS`, set through :mod:`geoseg.model.quantize`'s constants):
+each calibrated on the sample's top half, its agreement on the bottom half
+and its model-alone speed-up on the Brandenburg chips.
+
+    .venv/bin/python benchmarks/bench_quantize.py [--rounds 7] [--variants]
 """
 
 from __future__ import annotations
@@ -34,11 +39,21 @@ import rasterio
 from rasterio.windows import Window
 
 import geoseg
-from geoseg.model.onnx import export_onnx
+from geoseg.model import quantize
+from geoseg.model.onnx import export_onnx, load_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data_samples" / "brandenburg_s2_512.tif"
 SCENE = ROOT / "data_samples" / "brandenburg_s2.tif"
+VARIANTS = {  # label: (FLOAT_ENCODER_SCALE, FLOAT_DECODER_SCALE, CALIBRATION_VIEWS); scale 0: no fine layer float
+    "first and last conv float, chips as read (before)": (0, 0, 1),
+    "first and last conv float, 5 views": (0, 0, 5),
+    "+ decoder at >= 1/4 resolution, 5 views": (0, 4, 5),
+    "+ encoder at >= 1/2, decoder at >= 1/2, 5 views": (2, 2, 5),
+    "+ encoder at >= 1/2, decoder at >= 1/4, chips as read": (2, 4, 1),
+    "+ encoder at >= 1/2, decoder at >= 1/4, 5 views (default)": (2, 4, 5),
+    "+ encoder and decoder at >= 1/4, 5 views": (4, 4, 5),
+}
 
 
 def write_half(src: Path, dst: Path, top: bool) -> Path:
@@ -88,7 +103,6 @@ def predict_times(models: dict[str, Path], scene: Path, rounds: int, tmp: Path) 
 
 def graph_chips(model: Path, scene: Path) -> np.ndarray:
     """The scene's chips as the graph takes them (read and normalized as predict does)."""
-    from geoseg.model.onnx import load_onnx
     from geoseg.model.quantize import calibration_chips
 
     net = load_onnx(model)
@@ -115,6 +129,32 @@ def model_only(models: dict[str, Path], chips: np.ndarray, rounds: int, threads:
     return {name: float(times.sum()) for name, times in best.items()}
 
 
+def variants(rounds: int, tmp: Path) -> None:
+    """The :data:`VARIANTS` table: held-back agreement, model-alone speed-up (default threads, one), file size."""
+    top, bottom = write_half(SAMPLE, tmp / "top.tif", True), write_half(SAMPLE, tmp / "bottom.tif", False)
+    files = {"float32": export_onnx("default", tmp / "float32.onnx")}
+    defaults = (quantize.FLOAT_ENCODER_SCALE, quantize.FLOAT_DECODER_SCALE, quantize.CALIBRATION_VIEWS)
+    try:
+        for i, (label, (encoder, decoder, views)) in enumerate(VARIANTS.items()):
+            quantize.FLOAT_ENCODER_SCALE, quantize.FLOAT_DECODER_SCALE, quantize.CALIBRATION_VIEWS = encoder, decoder, views
+            files[label] = export_onnx("default", tmp / f"v{i}.onnx", quantize="int8", calibration=top)
+    finally:
+        quantize.FLOAT_ENCODER_SCALE, quantize.FLOAT_DECODER_SCALE, quantize.CALIBRATION_VIEWS = defaults
+    chips = graph_chips(files["float32"], SCENE)
+    alone = {threads: model_only(files, chips, rounds, threads) for threads in (0, 1)}
+    print(f"\n{os.cpu_count()} CPU cores, {rounds} rounds; calibrated on the sample's top half")
+    print("| variant | float convs | held-back agreement | speed-up, default threads | 1 thread | MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, path in list(files.items())[1:]:
+        record = load_onnx(path).card.quantization
+        speed = [alone[t]["float32"] / alone[t][label] for t in (0, 1)]
+        print(
+            f"| {label} | {record['float_convs']} of {record['convs']} | "
+            f"{agreement(bottom, files['float32'], path, tmp):.2%} | {speed[0]:.2f}x | {speed[1]:.2f}x | "
+            f"{path.stat().st_size / 1e6:.1f} |"
+        )
+
+
 def row(label: str, reference: float, seconds: float, median: float | None = None) -> None:
     print(
         f"| {label} | {reference:.2f} | {seconds:.2f} | {reference / seconds:.2f}x |"
@@ -125,7 +165,16 @@ def row(label: str, reference: float, seconds: float, median: float | None = Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds of each timing (best counts)")
+    parser.add_argument("--variants", action="store_true", help="compare what stays float and the calibration views")
     args = parser.parse_args()
+    if args.variants:
+        with tempfile.TemporaryDirectory(prefix="geoseg-bench-quantize-") as name:
+            variants(args.rounds, Path(name))
+        print(
+            "\nreproduce: .venv/bin/python benchmarks/bench_quantize.py --variants"
+            + (f" --rounds {args.rounds}" if args.rounds != 7 else "")
+        )
+        return
     with tempfile.TemporaryDirectory(prefix="geoseg-bench-quantize-") as name:
         tmp = Path(name)
         top, bottom = write_half(SAMPLE, tmp / "top.tif", True), write_half(SAMPLE, tmp / "bottom.tif", False)
@@ -152,10 +201,12 @@ def main() -> None:
         chips = graph_chips(files["float32"], SCENE)
         alone = {threads: model_only(pair, chips, args.rounds, threads) for threads in (0, 1)}
         sizes = {label: path.stat().st_size / 1e6 for label, path in files.items()}
+        record = load_onnx(files["int8 static"]).card.quantization
     print(f"\ndefault model, {os.cpu_count()} CPU cores, {args.rounds} rounds; onnxruntime backend, batch 2")
     print("\n| file | export (s) | size (MB) |\n|---|---:|---:|")
     for label in files:
         print(f"| {label} | {export_s[label]:.1f} | {sizes[label]:.1f} |")
+    print(f"\nint8 static: {record['float_convs']} of {record['convs']} convolutions float, {record['calibration_views']} views")
     print("\n| int8 class map vs float32 | pixels equal |\n|---|---:|")
     for label, value in agree.items():
         print(f"| {label} | {value:.2%} |")

@@ -57,16 +57,17 @@ def export(
     The output is static but for the batch: (batch, classes, chip, chip).
 
     --quantize int8 trades a little agreement for speed on CPUs: an 8-bit
-    integer model, a quarter of the size. On the project's shared 2-core x86
-    CPU (with VNNI) the bundled model ran 1.2-1.3x faster end to end in
-    geoseg predict and up to 1.6x faster alone on one thread (BENCHMARKS.md),
-    and its class map differed from the float model's on 1.2-1.4% of the
-    pixels (where two classes are close). With --calibration SCENE (static
-    quantization) the activation ranges are measured on up to 16 chips
-    spread over SCENE, read the way predict reads it: give a scene like those
-    the model will label, with the model's bands. Without it the
-    quantization is dynamic: no data needed, as small, but 5-9x slower than
-    the float model there. Compare both maps on your own scenes before
+    integer model, a quarter of the size; the layers at fine resolution stay
+    float. On the project's shared 2-core x86 CPU (with VNNI) the bundled
+    model ran 1.1-1.2x faster end to end in geoseg predict and 1.2-1.3x
+    faster alone (BENCHMARKS.md), and its class map differed from the float
+    model's on about 1% of the pixels (where two classes are close). With
+    --calibration SCENE (static quantization) the activation ranges are
+    measured on up to 16 chips spread over SCENE, read the way predict reads
+    it, each also flipped and turned: give a scene like those the model will
+    label, with the model's bands. Without it the quantization is dynamic:
+    no data needed, as small, but about 3.5x slower than the float model
+    there. Compare both maps on your own scenes before
     switching (geoseg evaluate int8.tif float.tif). geoseg info and run.json
     show how a file was quantized; Deepness and GeoDeep run it like the
     float file.

@@ -167,7 +167,7 @@ def _quantize(path: Path, chips: np.ndarray | None, calibration: str | os.PathLi
 
     if chips is None:
         log.warning(
-            "no --calibration: dynamic int8 quantization (no data needed, but it ran 5-9x slower than the float model "
+            "no --calibration: dynamic int8 quantization (no data needed, but it ran about 3.5x slower than the float model "
             "on the CPU measured); give --calibration SCENE for static quantization, the fast one"
         )
         return quantize_file(path, None, None)
