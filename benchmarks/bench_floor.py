@@ -117,10 +117,30 @@ def geoseg_run(scene: Path, bands: int) -> dict:
     skip_softmax()
 
     out = WORK / f"floor_classes_{scene.stem}.tif"
+    model = zero_cost_model(bands)
     started = time.perf_counter()
-    result = geoseg.predict(scene, zero_cost_model(bands), out, backend="torch", device="cpu", batch_size=BATCH, overwrite=True)
+    result = geoseg.predict(scene, model, out, backend="torch", device="cpu", batch_size=BATCH, overwrite=True)
     total = time.perf_counter() - started
-    return {"total_s": round(total, 3), **{f"{k}_s": round(v, 3) for k, v in result.seconds.items()}}
+    alone = model_alone(model, bands, result.chips_predicted)
+    seconds = {f"{k}_s": round(v, 3) for k, v in result.seconds.items()}
+    return {"total_s": round(total, 3), "model_alone_s": round(alone, 3), **seconds}
+
+
+def model_alone(model, bands: int, chips: int) -> float:  # noqa: ANN001 - a geoseg Model
+    """The runner alone on as many batches of chips as predict ran, already in memory: what the model costs.
+
+    predict's own "model" time is the main thread's time in the runner, which
+    on a busy CPU also counts waiting for the cores the other threads use.
+    """
+    from geoseg.inference.runners import TorchRunner
+
+    runner = TorchRunner(model, device="cpu")
+    batch = np.zeros((BATCH, bands, CHIP, CHIP), np.float32)
+    runner(batch)
+    started = time.perf_counter()
+    for _ in range(-(-chips // BATCH)):
+        runner(batch)
+    return time.perf_counter() - started
 
 
 def floor_run(scene: Path) -> dict:
@@ -198,7 +218,7 @@ def compare(rev: str, sizes: list[int], bands: list[int], rounds: int) -> None:
                 runs["floor"].append(measure("floor_run", scene, count)["total_s"])
                 for key, src in (("then", source), ("now", None)):
                     r = measure("geoseg_run", scene, count, src)
-                    runs[key].append(r["total_s"] - r.get("model_s", 0.0))
+                    runs[key].append(r["total_s"] - r.get("model_alone_s", r.get("model_s", 0.0)))
             floor, then, now = (min(v) for v in runs.values())
             print(
                 f"{size:>6}² {count:>2} bands {floor:8.2f} {then:12.2f} {now:8.2f} {then / now:9.2f} "
@@ -224,7 +244,7 @@ def main() -> None:
             scene = make_scene(WORK / f"floor_{size}_{bands}b.tif", size, bands)
             floor = measure("floor_run", scene, bands)
             ours = measure("geoseg_run", scene, bands)
-            non_model = ours["total_s"] - ours.get("model_s", 0.0)
+            non_model = ours["total_s"] - ours["model_alone_s"]
             row = {"size": size, "bands": bands, "floor": floor, "geoseg": ours, "non_model_s": round(non_model, 3)}
             row["ratio"] = round(non_model / floor["total_s"], 3)
             rows.append(row)
@@ -238,10 +258,11 @@ def main() -> None:
         g = r["geoseg"]
         print(
             f"{r['size']:>6}² {r['bands']:>2} bands {r['floor']['total_s']:8.2f} {mpx / r['floor']['total_s']:6.1f} "
-            f"{g['total_s']:9.2f} {g.get('model_s', 0.0):8.2f} {r['non_model_s']:12.2f} {mpx / r['non_model_s']:6.1f} "
+            f"{g['total_s']:9.2f} {g['model_alone_s']:8.2f} {r['non_model_s']:12.2f} {mpx / r['non_model_s']:6.1f} "
             f"{r['ratio']:6.2f}"
         )
-    print("\nratio: geoseg's non-model time ÷ the I/O floor (target ≤ 1.5)")
+    print("\nmodel s: the runner alone on the same number of batches; non-model: geoseg's time less that")
+    print("ratio: geoseg's non-model time ÷ the I/O floor (target ≤ 1.5)")
 
 
 if __name__ == "__main__":
