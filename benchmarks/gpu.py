@@ -13,6 +13,7 @@ Without a GPU it says so and exits 0 (the CPU proxy is bench_floor.py);
 
     .venv/bin/python benchmarks/gpu.py                       # 8192², 4 bands, fp16, batch from free memory
     .venv/bin/python benchmarks/gpu.py --precision bf16 --compile
+    .venv/bin/python benchmarks/gpu.py --backend tensorrt     # onnxruntime with TensorRT (an engine is built first)
     .venv/bin/python benchmarks/gpu.py --device cpu --size 1024 --precision fp32   # a dry run on the CPU
 """
 
@@ -57,8 +58,18 @@ def model_only(model, chips: int, bands: int, args: argparse.Namespace) -> tuple
     """Seconds for the forward pass and softmax of ``chips`` chips already on the device; the batch size used."""
     import torch
 
-    from geoseg.inference.backends import TorchRunner, Tuning
+    from geoseg.inference.backends import TorchRunner, Tuning, make_runner
 
+    if args.backend != "torch":  # onnxruntime (CUDA or TensorRT): numpy batches in, probabilities back on the host
+        runner, _ = make_runner(model, args.backend, args.device, False, CHIP, chips, {}, Tuning(args.precision))
+        batch = args.batch or 32
+        data = np.random.default_rng(0).normal(size=(batch, bands, CHIP, CHIP)).astype(np.float32)
+        for _ in range(3):  # warm-up (and the engine)
+            runner(data)
+        started = time.perf_counter()
+        for done in range(0, chips, batch):
+            runner(data[: min(batch, chips - done)])
+        return time.perf_counter() - started, batch
     runner = TorchRunner(model, device=args.device, tuning=Tuning(args.precision, args.compile))
     batch = args.batch or runner.batch_for(bands, CHIP)
     x = torch.randn(batch, bands, CHIP, CHIP, device=runner.device).contiguous(memory_format=torch.channels_last)
@@ -87,7 +98,7 @@ def end_to_end(model, scene: Path, batch: int, args: argparse.Namespace) -> dict
     import geoseg
 
     out = HERE / "output" / f"gpu_classes_{scene.stem}.tif"
-    opts = {"device": args.device, "batch_size": batch, "backend": "torch", "model_precision": args.precision}
+    opts = {"device": args.device, "batch_size": batch, "backend": args.backend, "model_precision": args.precision}
     geoseg.predict(scene, model, out, overwrite=True, columns=(0, 512), compile=args.compile, **opts)
     started = time.perf_counter()
     result = geoseg.predict(scene, model, out, overwrite=True, compile=args.compile, **opts)
@@ -101,6 +112,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "tensorrt"], help="the inference engine")
     parser.add_argument("--batch", type=int, default=None, help="chips per call (default: from free GPU memory)")
     args = parser.parse_args()
     import torch
