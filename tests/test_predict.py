@@ -222,7 +222,9 @@ def test_bands_of_columns_stitched_in_threads_equal_one_stitcher(tmp_path: Path,
         monkeypatch.setattr(loop, "STITCH_THREADS", threads)
         assert len(loop.stitch_bands(0, 1100, 32)) == threads
         names = {kind: tmp_path / f"{kind}{threads}.tif" for kind in ("c", "conf", "p")}
-        result = geoseg.predict(scene, model, names["c"], confidence=names["conf"], probabilities=names["p"], batch_size=3)
+        result = geoseg.predict(
+            scene, model, names["c"], confidence=names["conf"], probabilities=names["p"], batch_size=3, device="cpu"
+        )
         assert result.chips_skipped > 0
         for kind, path in names.items():
             with rasterio.open(path) as ds:
@@ -230,3 +232,31 @@ def test_bands_of_columns_stitched_in_threads_equal_one_stitcher(tmp_path: Path,
     for kind in ("c", "conf", "p"):
         assert np.array_equal(outputs[kind, 1], outputs[kind, 4])
     assert (outputs["c", 4][0][(data == 0).all(0)] == 255).all() and (outputs["c", 4][0][(data != 0).any(0)] < 3).all()
+
+
+def test_an_error_in_a_stitching_thread_is_raised_once_and_every_thread_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A band's thread failing (here its rows, as a full disk would) stops predict with that error; every stitching
+    thread is joined and no file is left behind."""
+    import threading
+
+    from geoseg.core.errors import OutputError
+    from geoseg.inference import loop
+
+    monkeypatch.setattr(loop, "STITCH_THREADS", 3)
+    original = loop.ChipLoop.write_rows
+
+    def failing(self, x0, x1, offset, y0, y1, probs, weight):  # noqa: ANN001, ANN202
+        if x0 > 0 and y0 >= 40:
+            raise OutputError("disk full (simulated)")
+        return original(self, x0, x1, offset, y0, y1, probs, weight)
+
+    monkeypatch.setattr(loop.ChipLoop, "write_rows", failing)
+    scene = write_raster(tmp_path / "s.tif", random_scene((3, 150, 1100), "uint16", seed=8))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(OutputError, match="disk full"):
+        geoseg.predict(scene, wrap(BandLogits(), 3, 3, 32, "8px"), out / "c.tif", batch_size=3, device="cpu")
+    assert not [t for t in threading.enumerate() if t.name.startswith("geoseg-stitch")]
+    assert list(out.iterdir()) == []

@@ -28,13 +28,18 @@ def fake_tensorrt(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[list]
     real = ort.InferenceSession
     seen: list[list] = []
 
-    def session(path: str, sess_options: object = None, providers: list | None = None) -> object:
-        seen.append(list(providers or []))
-        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+    class Session(real):  # runs on the CPU, reports the providers it was given (as onnxruntime with TensorRT would)
+        def __init__(self, path: str, sess_options: object = None, providers: list | None = None) -> None:
+            seen.append(list(providers or []))
+            super().__init__(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+            self.given = [p if isinstance(p, str) else p[0] for p in providers or []]
+
+        def get_providers(self) -> list[str]:
+            return self.given
 
     available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     monkeypatch.setattr(ort, "get_available_providers", lambda: available)
-    monkeypatch.setattr(ort, "InferenceSession", session)
+    monkeypatch.setattr(ort, "InferenceSession", Session)
     monkeypatch.setenv(TENSORRT_CACHE_ENV, str(tmp_path / "engines"))
     return seen
 
@@ -50,9 +55,17 @@ def test_provider_options_name_the_input_profile_precision_and_cache(
     assert options["trt_profile_opt_shapes"] == f"{graph_input}:16x3x64x64"
     assert options["trt_profile_max_shapes"] == f"{graph_input}:64x3x64x64"
     assert options["trt_fp16_enable"] == "True" and "trt_bf16_enable" not in options
-    assert options["trt_engine_cache_path"] == str(tmp_path / "engines") and (tmp_path / "engines").is_dir()
+    engines = Path(options["trt_engine_cache_path"])
+    assert engines.parent == tmp_path / "engines" and engines.is_dir()
+    assert options["trt_timing_cache_path"] == str(tmp_path / "engines")
     fp32 = tensorrt_provider(onnx_file, "fp32")[1]
     assert "trt_fp16_enable" not in fp32 and "trt_bf16_enable" not in fp32
+    assert fp32["trt_engine_cache_path"] != str(engines)  # engines per precision
+    other = export_onnx(tiny_unet(bands=3, classes=3, chip_size=64), tmp_path / "other.onnx")
+    assert tensorrt_provider(other, "fp16")[1]["trt_engine_cache_path"] != str(engines)  # and per file's bytes
+    known = {"trt_engine_cache_enable", "trt_engine_cache_path", "trt_timing_cache_enable", "trt_timing_cache_path"}
+    known |= {f"trt_profile_{k}_shapes" for k in ("min", "opt", "max")} | {"trt_fp16_enable", "trt_bf16_enable"}
+    assert set(options) | set(fp32) <= known  # option names of onnxruntime's TensorRT provider
     assert tensorrt_provider(onnx_file, "bf16")[1]["trt_bf16_enable"] == "True"
 
 
@@ -92,3 +105,14 @@ def test_batches_beyond_the_engine_profile_run_in_parts(onnx_file: Path) -> None
     parts = OnnxRunner(net, max_batch=3)(chips)
     assert parts.shape == whole.shape
     np.testing.assert_allclose(parts, whole, atol=1e-6)
+
+
+def test_a_quiet_fallback_from_tensorrt_is_refused(
+    onnx_file: Path, fake_tensorrt: list[list], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime falls back to CUDA when TensorRT cannot take a model; geoseg says so instead of running on."""
+    from geoseg.core.errors import ModelError
+
+    monkeypatch.setattr(ort.InferenceSession, "get_providers", lambda self: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(ModelError, match="TensorRT could not take this model"):
+        load_onnx(onnx_file, "cuda", tensorrt="fp16")

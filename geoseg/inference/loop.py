@@ -32,7 +32,7 @@ from geoseg.inference.checks import DOMAIN_STEP, DomainCheck, Radiometry
 from geoseg.inference.chips import ChipSelection
 from geoseg.inference.device_rows import mask_rows, reduce_rows
 from geoseg.inference.stitch import Stitcher, TorchStitcher
-from geoseg.io.classmap import RASTER_OUTPUTS, ClassMapWriter
+from geoseg.io.classmap import RASTER_OUTPUTS, TILE, ClassMapWriter
 from geoseg.io.raster import open_scene, read_window, scene_has_mask
 
 __all__ = ["STITCH_THREADS", "ChipLoop", "PredictResult", "stitch_bands"]
@@ -124,41 +124,51 @@ class ChipLoop:
             rows = {kind: RASTER_OUTPUTS[kind].empty(k, self.ds.height, x1 - x0) for kind in self.writer.ds}
             self._submit(x0 - offset, 0, rows)
             return
-        k = self.net.card.num_classes
-        if getattr(self.runner, "device_stitch", False):  # a GPU: probabilities stay there, only uint8 rows come back
-            sink = functools.partial(self.write_rows, x0, x1, offset)
-            parts = [_Part(TorchStitcher(self.grid, x0, x1, k, sink, device=self.runner.device))]
-        else:  # on the CPU each band of columns is stitched in its own thread, one batch behind the model
-            parts = [
-                _Part(
-                    Stitcher(self.grid, a, b, k, functools.partial(self.write_rows, a, b, offset)),
-                    Serial(f"geoseg-stitch{i}", depth=1),
-                    frozenset(self.grid.columns_in(a, b)),
-                )
-                for i, (a, b) in enumerate(stitch_bands(x0, x1, self.grid.chip_size))
-            ]
-        cols = self.grid.columns_in(x0, x1)
-        pinned = bool(getattr(self.runner, "pinned", False))  # a GPU copies page-locked chips without staging
-        ring = BatchRing(RING_BATCHES, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
-        batches = read_batches(
-            itertools.chain([first], chips),
-            functools.partial(open_scene, self.image),
-            self._read,
-            self._prepare,
-            ring,
-            columns=range(min(cols), max(cols) + 1),
-        )
+        parts: list[_Part] = []
         try:
+            self._make_parts(parts, x0, x1, offset)
+            cols = self.grid.columns_in(x0, x1)
+            pinned = bool(getattr(self.runner, "pinned", False))  # a GPU copies page-locked chips without staging
+            ring = BatchRing(RING_BATCHES, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
+            batches = read_batches(
+                itertools.chain([first], chips),
+                functools.partial(open_scene, self.image),
+                self._read,
+                self._prepare,
+                ring,
+                columns=range(min(cols), max(cols) + 1),
+            )
             for batch in self._timed(prefetch(batches, depth=2)):
                 self._predict(batch, parts)
             for part in parts:
                 self._stitch(part, part.stitcher.finish)
         finally:
-            t = time.perf_counter()
-            for part in parts:
-                if part.thread is not None:
-                    part.thread.close(raise_error=sys.exc_info()[0] is None)
-            self.times["stitch_wait"] = self.times.get("stitch_wait", 0.0) + time.perf_counter() - t
+            self._close(parts)
+
+    def _make_parts(self, parts: list[_Part], x0: int, x1: int, offset: int) -> None:
+        """The stitchers of the block, added to ``parts`` one by one (so those made are closed if one fails)."""
+        k = self.net.card.num_classes
+        if getattr(self.runner, "device_stitch", False):  # a GPU: probabilities stay there, only uint8 rows come back
+            sink = functools.partial(self.write_rows, x0, x1, offset)
+            parts.append(_Part(TorchStitcher(self.grid, x0, x1, k, sink, device=self.runner.device)))
+            return
+        for i, (a, b) in enumerate(stitch_bands(x0, x1, self.grid.chip_size)):  # on the CPU: a thread per band
+            stitcher = Stitcher(self.grid, a, b, k, functools.partial(self.write_rows, a, b, offset))
+            parts.append(_Part(stitcher, Serial(f"geoseg-stitch{i}", depth=1), frozenset(self.grid.columns_in(a, b))))
+
+    def _close(self, parts: list[_Part]) -> None:
+        """Wait for every band's thread (each, also when one fails); raise the first error unless one is in flight."""
+        t = time.perf_counter()
+        error: BaseException | None = None
+        for part in parts:
+            if part.thread is not None:
+                try:
+                    part.thread.close()
+                except BaseException as exc:  # noqa: BLE001 - the others are still joined, then it is raised
+                    error = error or exc
+        self.times["stitch_wait"] = self.times.get("stitch_wait", 0.0) + time.perf_counter() - t
+        if error is not None and sys.exc_info()[0] is None:
+            raise error
 
     def _stitch(self, part: _Part, fn: Callable[..., None], *args: Any) -> None:
         """Run a stitcher call in its band's thread (in order), or here; its time counts as stitching."""
@@ -203,6 +213,8 @@ class ChipLoop:
             probs = self.runner(batch.data)
             self.times["model"] += time.perf_counter() - t
             for part in parts:
+                if part.thread is not None and part.thread.error is not None:  # a band failed: stop now, not later
+                    raise part.thread.error
                 mine = [(c, probs[i]) for i, c in enumerate(batch.chips) if part.columns is None or c.col in part.columns]
                 if mine:
                     self._stitch(part, _add_all, part.stitcher, mine)
@@ -255,7 +267,8 @@ class ChipLoop:
 
 
 STITCH_THREADS = max(1, min(4, os.cpu_count() or 1))
-"""Bands of columns stitched at once on the CPU (each in its own thread; a band is at least 8 chips wide)."""
+"""Bands of columns stitched at once on the CPU, each in its own thread (a band is about 8 chips wide or more). Stage
+times of threads (``seconds["stitch"]``, ``["write"]``) are summed over the threads: they can exceed the wall time."""
 
 
 @dataclass
@@ -268,15 +281,16 @@ class _Part:
 
 
 def stitch_bands(x0: int, x1: int, chip_size: int, threads: int | None = None) -> list[tuple[int, int]]:
-    """Columns ``[x0, x1)`` cut into at most ``threads`` bands of at least 8 chips, cut on the 256-px tiles of the
-    outputs (so no tile is written by two bands); ``threads`` defaults to :data:`STITCH_THREADS`.
+    """Columns ``[x0, x1)`` cut into at most ``threads`` bands of about 8 chips or more, cut on the 256-px tiles of
+    the outputs (so no tile is written by two bands); ``threads`` defaults to :data:`STITCH_THREADS`.
 
     Example:
-        >>> stitch_bands(0, 10000, 256, threads=2), stitch_bands(0, 3000, 256, threads=4)
-        ([(0, 5120), (5120, 10000)], [(0, 3000)])
+        >>> stitch_bands(0, 10000, 256, threads=2), stitch_bands(0, 3000, 256, threads=4), stitch_bands(0, 200, 8, 3)
+        ([(0, 5120), (5120, 10000)], [(0, 3000)], [(0, 200)])
     """
     count = max(1, min(threads or STITCH_THREADS, (x1 - x0) // (8 * chip_size)))
-    cuts = sorted({x0, x1, *(x0 + round((x1 - x0) * i / count / 256) * 256 for i in range(1, count))})
+    inner = {x0 + round((x1 - x0) * i / count / TILE) * TILE for i in range(1, count)}
+    cuts = sorted({x0, x1, *(c for c in inner if x0 < c < x1)})
     return list(zip(cuts, cuts[1:]))
 
 

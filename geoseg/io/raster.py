@@ -41,7 +41,8 @@ GDAL_CACHE_MB = 256
 def chip_cache_mb(ds: Any, width: int, chip_size: int, bands: int) -> int:
     """GDAL block cache (MB) for reading chips of ``bands`` bands over ``width`` columns of ``ds`` row by row: the
     tiles a row of chips decodes, (chip + one block) rows, half again as a margin, so those it shares with the next
-    row are still there; between 16 MB and :data:`GDAL_CACHE_MB` (memory stays bounded by the width).
+    row are still there (every band of a pixel-interleaved file: its blocks hold them all); between 16 MB and
+    :data:`GDAL_CACHE_MB` (memory stays bounded by the width).
 
     Example:
         >>> class Scene:
@@ -50,7 +51,9 @@ def chip_cache_mb(ds: Any, width: int, chip_size: int, bands: int) -> int:
         120
     """
     block_rows = int(ds.block_shapes[0][0]) if ds.block_shapes else 256
-    need = (chip_size + block_rows) * width * bands * np.dtype(ds.dtypes[0]).itemsize * 3 // 2
+    interleave = getattr(getattr(ds, "interleave", None), "name", "")
+    cached = ds.count if interleave.lower() == "pixel" else bands  # a pixel-interleaved block holds every band
+    need = (chip_size + block_rows) * width * cached * np.dtype(ds.dtypes[0]).itemsize * 3 // 2
     return int(min(GDAL_CACHE_MB, max(16, -(-need // (1 << 20)))))
 
 

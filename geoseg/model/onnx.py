@@ -271,26 +271,33 @@ def tensorrt_cache() -> Path:
 def tensorrt_provider(path: str | os.PathLike, precision: str, batch: int = 8) -> tuple[str, dict[str, str]]:
     """onnxruntime's TensorRT provider with its options for the model file ``path``: an optimization profile
     from 1 to :data:`TENSORRT_MAX_BATCH` chips (tuned for ``batch``), ``precision`` fp16 or bf16 layers where
-    TensorRT finds them faster (fp32: none), engine and timing caches in :func:`tensorrt_cache`.
+    TensorRT finds them faster (fp32: none), the timing cache in :func:`tensorrt_cache` and engines in a folder
+    of it named by the file's bytes and the precision (a retrained model never gets an older model's engine).
 
     Example:
         >>> name, options = tensorrt_provider("model.onnx", "fp16")  # doctest: +SKIP
         >>> options["trt_profile_max_shapes"]  # doctest: +SKIP
         'input:64x3x256x256'
     """
+    import hashlib
+
     import onnx
 
     graph_input = onnx.load(str(path), load_external_data=False).graph.input[0]
     dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
+    if len(dims) != 4 or not all(dims[1:]):
+        raise ModelError(f"{path}: --backend tensorrt needs an input of (batch, bands, N, N) with fixed bands and N")
+    # onnxruntime names engines by the graph's names and the file's name, not its weights: one folder per file's bytes
+    digest = hashlib.sha256(Path(path).read_bytes() + precision.encode()).hexdigest()[:16]
     cache = tensorrt_cache()
-    cache.mkdir(parents=True, exist_ok=True)
+    (cache / digest).mkdir(parents=True, exist_ok=True)
 
     def shape(chips: int) -> str:
         return f"{graph_input.name}:{chips}x" + "x".join(str(d) for d in dims[1:])
 
     options = {
         "trt_engine_cache_enable": "True",
-        "trt_engine_cache_path": str(cache),
+        "trt_engine_cache_path": str(cache / digest),
         "trt_timing_cache_enable": "True",
         "trt_timing_cache_path": str(cache),
         "trt_profile_min_shapes": shape(1),
@@ -322,6 +329,11 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu", tensorrt: str | None
         session = ort.InferenceSession(str(p), sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for damaged files
         raise ModelError(f"{p} is not an ONNX model onnxruntime can load ({str(exc).splitlines()[0]})") from None
+    if tensorrt is not None and session.get_providers()[0] != "TensorrtExecutionProvider":
+        raise ModelError(  # onnxruntime falls back to CUDA quietly when TensorRT cannot take the model
+            f"{p}: TensorRT could not take this model (onnxruntime fell back to {session.get_providers()[0]}); "
+            "run it with --backend onnx, or see onnxruntime's messages above"
+        )
     bands, size, outputs = _graph_shape(p, session)
     meta = session.get_modelmeta().custom_metadata_map
     card, scale = _card_from_metadata(p, meta, bands, size, outputs)
