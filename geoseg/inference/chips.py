@@ -96,9 +96,14 @@ class ChipSelection:
         keep = shapely.intersects(self.aoi, boxes)
         return [c for c, k in zip(chips, keep) if k]
 
+    def columns(self, bx0: int, bx1: int) -> list[int]:
+        """Grid columns of the chips :meth:`chips` may yield for block columns ``[bx0, bx1)`` (the area of interest's
+        bounds narrow them)."""
+        return self._columns(max(self.x0, bx0), min(self.x1, bx1))
+
     def chips(self, bx0: int, bx1: int) -> Iterator[Chip]:
         """The selected chips (row-major) that reach block columns ``[bx0, bx1)``, made one row at a time."""
-        cols = self._columns(max(self.x0, bx0), min(self.x1, bx1))
+        cols = self.columns(bx0, bx1)
         for row in self.rows:
             yield from self._row(row, cols)
 

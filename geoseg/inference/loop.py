@@ -104,7 +104,7 @@ class ChipLoop:
         self.rows_out = rows_out = Serial("geoseg-writer")  # compressing and writing tiles overlaps the next chips
         try:
             for x0, x1 in blocks:
-                self.run_block(x0, x1, chips.chips(x0, x1), offset)
+                self.run_block(x0, x1, chips.chips(x0, x1), offset, chips.columns(x0, x1))
         except BaseException:
             rows_out.close(raise_error=False)
             raise
@@ -116,8 +116,9 @@ class ChipLoop:
         self.times["stitch"] -= self.times["write"]
         self.result.seconds.update(self.times)
 
-    def run_block(self, x0: int, x1: int, chips: Iterator[Chip], offset: int) -> None:
-        """Predict the chips that reach columns ``[x0, x1)`` and stitch those columns."""
+    def run_block(self, x0: int, x1: int, chips: Iterator[Chip], offset: int, columns: list[int] | None = None) -> None:
+        """Predict the chips that reach columns ``[x0, x1)`` and stitch those columns; ``columns``: the grid columns
+        the chips lie in (the reader threads share them out; default: every column reaching the block)."""
         first = next(chips, None)
         if first is None:
             k = self.net.card.num_classes
@@ -127,7 +128,7 @@ class ChipLoop:
         parts: list[_Part] = []
         try:
             self._make_parts(parts, x0, x1, offset)
-            cols = self.grid.columns_in(x0, x1)
+            cols = columns or self.grid.columns_in(x0, x1)
             pinned = bool(getattr(self.runner, "pinned", False))  # a GPU copies page-locked chips without staging
             ring = BatchRing(RING_BATCHES, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
             batches = read_batches(
