@@ -283,12 +283,13 @@ def tensorrt_provider(path: str | os.PathLike, precision: str, batch: int = 8) -
 
     import onnx
 
-    graph_input = onnx.load(str(path), load_external_data=False).graph.input[0]
+    data = Path(path).read_bytes()  # read once: the graph's input, and the engine's folder
+    graph_input = onnx.load_from_string(data).graph.input[0]
     dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
     if len(dims) != 4 or not all(dims[1:]):
         raise ModelError(f"{path}: --backend tensorrt needs an input of (batch, bands, N, N) with fixed bands and N")
     # onnxruntime names engines by the graph's names and the file's name, not its weights: one folder per file's bytes
-    digest = hashlib.sha256(Path(path).read_bytes() + precision.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(data + precision.encode()).hexdigest()[:16]
     cache = tensorrt_cache()
     (cache / digest).mkdir(parents=True, exist_ok=True)
 
