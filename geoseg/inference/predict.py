@@ -57,7 +57,8 @@ def open_model(model: object, backend: str = "auto", device: str = "auto") -> An
     if not isinstance(model, (str, os.PathLike)):
         net = model
     elif str(model).lower().endswith(".onnx"):
-        net = load_onnx(model, onnx_device(device))  # torch is not imported for ONNX models
+        # torch is not imported for ONNX models; --backend tensorrt opens its own session, this one only reads the card
+        net = load_onnx(model, "cpu" if backend == "tensorrt" else onnx_device(device))
     else:
         from geoseg.model.factory import load_model
 
