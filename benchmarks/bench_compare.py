@@ -50,11 +50,7 @@ def default_model(path: Path) -> Path:
 
 def run(source: Path | None, scene: Path, model: Path) -> dict:
     """One predict in a fresh process, with the geoseg of ``source`` (a checkout) or this one."""
-    other = (
-        f"sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; sys.path.insert(0, {str(source)!r})"
-        if source
-        else ""
-    )
+    other = bench_floor.import_from(source) if source else ""
     code = CODE.format(other=other, scene=str(scene), model=str(model), out=str(HERE / "output" / "compare_classes.tif"))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ))
     return json.loads(done.stdout.strip().splitlines()[-1])

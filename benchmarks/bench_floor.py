@@ -184,11 +184,7 @@ def floor_run(scene: Path) -> dict:
 def measure(kind: str, scene: Path, bands: int, source: Path | None = None) -> dict:
     """One measurement in a fresh process: its figures and peak RSS; ``source`` is another checkout's geoseg."""
     call = f"b.{kind}(Path({str(scene)!r}){f', {bands}' if kind == 'geoseg_run' else ''})"
-    other = (  # import geoseg from that checkout, not the editable install
-        f"sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; sys.path.insert(0, {str(source)!r}); "
-        if source
-        else ""
-    )
+    other = f"{import_from(source)}; " if source else ""
     code = (
         f"import json, resource, sys; {other}sys.path.insert(1, {str(HERE)!r}); import bench_floor as b; "
         f"from pathlib import Path; r = {call}; "
@@ -196,6 +192,11 @@ def measure(kind: str, scene: Path, bands: int, source: Path | None = None) -> d
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def import_from(source: Path) -> str:
+    """Python code that makes a fresh interpreter import geoseg from the checkout ``source``, not the editable install."""
+    return f"sys.meta_path = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]; sys.path.insert(0, {str(source)!r})"
 
 
 def checkout(rev: str) -> Path:
