@@ -161,7 +161,7 @@ BACKENDS: dict[str, Backend] = {
     ),
     "tensorrt": Backend(
         "tensorrt",
-        "onnxruntime with NVIDIA TensorRT on a GPU, at --model-precision (auto: float16; a .pt model is exported "
+        "onnxruntime with NVIDIA TensorRT on a GPU (at --model-precision, auto: float16; a .pt model is exported "
         "in memory first; engines are built once, in minutes, and cached)",
         _tensorrt_installed,
         _tensorrt_runner,
