@@ -190,3 +190,24 @@ def test_stitched_rows_equal_a_plain_weighted_average_bit_for_bit(width, height,
     stitcher.finish()
     assert np.array_equal(weight, wsum[:, x0:x1])
     assert np.array_equal(got, expected)
+
+
+def test_closing_a_serial_thread_on_an_error_never_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C or SIGTERM landing inside a queue operation can leave the queue's lock held: closing on that error
+    drops what is queued, does not touch the queue, and waits a bounded time, so predict always ends."""
+    import time
+
+    from geoseg.core import threads
+
+    monkeypatch.setattr(threads, "STOP_WAIT_S", 0.5)
+    ran: list[int] = []
+    serial = threads.Serial("test-serial", depth=1)
+    serial.submit(time.sleep, 0.2)
+    serial.submit(ran.append, 1)  # still queued when the error comes: dropped
+    serial.q.mutex.acquire()  # what an interrupt inside the caller's put can leave behind
+    started = time.monotonic()
+    serial.close(raise_error=False)
+    assert time.monotonic() - started < 3
+    serial.q.mutex.release()
+    serial.thread.join(3)
+    assert not serial.thread.is_alive() and ran == []

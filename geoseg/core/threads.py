@@ -17,6 +17,10 @@ from typing import TypeVar
 __all__ = ["Serial", "prefetch", "stop_all"]
 
 T = TypeVar("T")
+POLL_S = 0.1
+"""How often a :class:`Serial` thread with nothing queued looks whether it is to stop."""
+STOP_WAIT_S = 10.0
+"""How long closing a :class:`Serial` on an error waits for the call it is running."""
 _DONE = object()
 _ACTIVE: dict[threading.Thread, tuple[threading.Event, queue.Queue]] = {}
 
@@ -103,16 +107,22 @@ class Serial:
     def __init__(self, name: str, depth: int = 4) -> None:
         self.q: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self.error: BaseException | None = None
+        self.stop = threading.Event()  # set by close(raise_error=False): queued calls are dropped, the thread ends
         self.thread = threading.Thread(target=self._work, name=name, daemon=True)
         self.closed = False
         self.thread.start()
 
     def _work(self) -> None:
         while True:
-            item = self.q.get()
+            try:  # polled: a Ctrl-C or SIGTERM landing inside the caller's put can lose the wake-up
+                item = self.q.get(timeout=POLL_S)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return
+                continue
             if item is None:
                 return
-            if self.error is None:
+            if self.error is None and not self.stop.is_set():
                 fn, args = item
                 try:
                     fn(*args)
@@ -126,11 +136,20 @@ class Serial:
         self.q.put((fn, args))
 
     def close(self, raise_error: bool = True) -> None:
-        """Wait for every queued call; raise the first error one of them raised (unless ``raise_error`` is False)."""
+        """Wait for every queued call; raise the first error one of them raised (unless ``raise_error`` is False).
+
+        With ``raise_error`` False (an error or an interrupt is on its way up) the calls still queued are dropped
+        and the queue is not touched (an interrupt inside a queue operation can leave it unusable): the thread
+        ends after the call it is running, waited for at most :data:`STOP_WAIT_S` seconds.
+        """
         if not self.closed:
             self.closed = True
-            self.q.put(None)
-            self.thread.join()
+            if not raise_error:
+                self.stop.set()
+                self.thread.join(STOP_WAIT_S)
+            else:
+                self.q.put(None)
+                self.thread.join()
         if self.error is not None and raise_error:
             error, self.error = self.error, None
             raise error

@@ -164,7 +164,7 @@ class ChipLoop:
         for part in parts:
             if part.thread is not None:
                 try:
-                    part.thread.close()
+                    part.thread.close(raise_error=sys.exc_info()[0] is None and error is None)
                 except BaseException as exc:  # noqa: BLE001 - the others are still joined, then it is raised
                     error = error or exc
         self.times["stitch_wait"] = self.times.get("stitch_wait", 0.0) + time.perf_counter() - t
