@@ -234,6 +234,7 @@ def main() -> None:
     parser.add_argument("--bands", type=int, nargs="+", default=[3, 10])
     parser.add_argument("--compare", metavar="REV", help="also measure geoseg at this git revision, in alternation")
     parser.add_argument("--rounds", type=int, default=3, help="with --compare: runs of each (the best counts)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE (benchmarks/suite.py)")
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     if args.compare:
@@ -264,6 +265,8 @@ def main() -> None:
         )
     print("\nmodel s: the runner alone on the same number of batches; non-model: geoseg's time less that")
     print("ratio: geoseg's non-model time ÷ the I/O floor (target ≤ 1.5)")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ and its model-alone speed-up on the Brandenburg chips.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -166,6 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds of each timing (best counts)")
     parser.add_argument("--variants", action="store_true", help="compare what stays float and the calibration views")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE (benchmarks/suite.py)")
     args = parser.parse_args()
     if args.variants:
         with tempfile.TemporaryDirectory(prefix="geoseg-bench-quantize-") as name:
@@ -219,6 +221,18 @@ def main() -> None:
     for threads, times in alone.items():
         row("default threads" if threads == 0 else f"{threads} thread", times["float32"], times["int8 static"])
     print("\nreproduce: .venv/bin/python benchmarks/bench_quantize.py" + (f" --rounds {args.rounds}" if args.rounds != 7 else ""))
+    if args.json:
+        figures = {
+            "rounds": args.rounds,
+            "float_convs": record["float_convs"],
+            "convs": record["convs"],
+            "calibration_views": record["calibration_views"],
+            "agreement": {label: round(value, 5) for label, value in agree.items()},
+            "predict_s": {"Brandenburg 32 chips": scene_s, "sample 9 chips": sample_s, "Brandenburg dynamic int8": dynamic_s},
+            "predict_median_speedup": {"Brandenburg 32 chips": scene_ratio, "sample 9 chips": sample_ratio},
+            "model_alone_s": {"default threads" if t == 0 else f"{t} thread": times for t, times in alone.items()},
+        }
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import torch, segmentation-models-pytorch, onnxruntime, matplotlib or dask).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -62,7 +63,9 @@ def imported(args: list[str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE (benchmarks/suite.py)")
     args = parser.parse_args()
+    figures: dict[str, dict] = {}
     WORK.mkdir(exist_ok=True)
     classes = tiny_map(WORK / "startup_classes.tif")
     out = WORK / "startup_polygons.gpkg"
@@ -80,7 +83,9 @@ def main() -> None:
     print(f"{'command':>32} {'fastest s':>10}  heavy imports")
     for label, command, geoseg_args in rows:
         heavy = imported(geoseg_args) if geoseg_args else []
-        print(f"{label:>32} {fastest(command, args.rounds):10.2f}  {', '.join(heavy) or '-'}", flush=True)
+        seconds = fastest(command, args.rounds)
+        figures[label] = {"fastest_s": round(seconds, 3), "heavy_imports": heavy}
+        print(f"{label:>32} {seconds:10.2f}  {', '.join(heavy) or '-'}", flush=True)
     if gdal:
         target = WORK / "startup_gdal.gpkg"
 
@@ -94,7 +99,10 @@ def main() -> None:
             started = time.perf_counter()
             subprocess.run(command, check=True, capture_output=True)
             best = min(best, time.perf_counter() - started)
+        figures["gdal_polygonize.py (256², GPKG)"] = {"fastest_s": round(best, 3), "heavy_imports": []}
         print(f"{'gdal_polygonize.py (256², GPKG)':>32} {best:10.2f}  -")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
 
 
 if __name__ == "__main__":

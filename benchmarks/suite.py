@@ -4,8 +4,8 @@ One command runs everything and prints one table, writes
 ``benchmarks/results.json`` and plots time and peak memory against scene
 size (``benchmarks/plots/``, one line per tool):
 
-    .venv/bin/python benchmarks/suite.py            # full run, about 15 minutes on 2 cores
-    .venv/bin/python benchmarks/suite.py --quick    # 1024² and 2048² only, about 2 minutes
+    .venv/bin/python benchmarks/suite.py            # full run, about 25 minutes on 2 cores
+    .venv/bin/python benchmarks/suite.py --quick    # 1024² and 2048² only, about 5 minutes
 
 Every measurement runs in a fresh process (its own peak RSS, no warm caches
 shared between tools). geoseg, GeoDeep and the model alone run twice in
@@ -45,6 +45,11 @@ What runs (generated scenes compress well: 64-px fields of constant values):
   GeoDeep's median filter alone makes them differ).
 * **Vectorize**: ``geoseg vectorize`` against ``gdal_polygonize.py`` on
   generated class maps of 2048² to 8192² (geoseg also 16384²).
+* **The pipeline's own figures**, each by its script (figures under
+  ``"pipeline"`` in results.json): the I/O floor against predict with a
+  zero-cost model (``bench_floor.py``: 4096² and 8192², 3 and 10 bands), the
+  bundled model as int8 against float32 (``bench_quantize.py``: agreement and
+  speed) and the start-up of small jobs (``bench_startup.py``).
 """
 
 from __future__ import annotations
@@ -556,10 +561,27 @@ def main() -> None:
             )
             ours["gdal_over_geoseg"] = round(theirs["wall_s"] / ours["wall_s"], 3)
 
-    report(rows, time.perf_counter() - started, args.quick)
+    pipeline = pipeline_figures(args.quick)
+    report(rows, time.perf_counter() - started, args.quick, pipeline)
 
 
-def report(rows: list[dict], seconds: float, quick: bool) -> None:
+def pipeline_figures(quick: bool) -> dict:
+    """The I/O floor, INT8 against float and the start-up of small jobs, each by its own script (figures as JSON)."""
+    runs = {
+        "floor": ["bench_floor.py", *(["--sizes", "2048"] if quick else [])],
+        "int8": ["bench_quantize.py", "--rounds", "3" if quick else "7"],
+        "startup": ["bench_startup.py", "--rounds", "3" if quick else "5"],
+    }
+    figures = {}
+    for name, (script, *options) in runs.items():
+        target = WORK / f"{name}.json"
+        print(f"\n{script} {' '.join(options)}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script), *options, "--json", str(target)], check=True)
+        figures[name] = json.loads(target.read_text())
+    return figures
+
+
+def report(rows: list[dict], seconds: float, quick: bool, pipeline: dict) -> None:
     machine = {
         "machine": platform.machine(),
         "processor": platform.processor(),
@@ -576,7 +598,17 @@ def report(rows: list[dict], seconds: float, quick: bool) -> None:
     for r in rows:
         ratios = ", ".join(f"{k}={r[k]}" for k in keys if k in r)
         print(f"{r['group']:<13} {r['tool']:<24} {r['scene']:<44} {r['wall_s']:8.2f} {r['peak_rss_mb']:8.0f}  {ratios}")
-    (HERE / "results.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=2))
+    print("\nI/O floor (zero-cost model): non-model time ÷ floor, target ≤ 1.5")
+    for r in pipeline["floor"]["rows"]:
+        floor, non_model = r["floor"]["total_s"], r["non_model_s"]
+        print(f"  {r['size']}², {r['bands']} bands: floor {floor:.2f} s, non-model {non_model:.2f} s, {r['ratio']:.2f}")
+    int8 = pipeline["int8"]
+    print("\nINT8 against float32:", ", ".join(f"{k} {v:.2%}" for k, v in int8["agreement"].items()))
+    for label, times in int8["model_alone_s"].items():
+        print(f"  model alone, {label}: {times['float32'] / times['int8 static']:.2f}x")
+    print("\nstart-up:", ", ".join(f"{k} {v['fastest_s']:.2f} s" for k, v in pipeline["startup"].items()))
+    results = {"machine": machine, "rows": rows, "pipeline": pipeline}
+    (HERE / "results.json").write_text(json.dumps(results, indent=2))
     plot(rows)
 
 
