@@ -234,6 +234,24 @@ def test_bands_of_columns_stitched_in_threads_equal_one_stitcher(tmp_path: Path,
     assert (outputs["c", 4][0][(data == 0).all(0)] == 255).all() and (outputs["c", 4][0][(data != 0).any(0)] < 3).all()
 
 
+def test_outputs_are_the_same_bytes_whatever_the_streamed_files_compression(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are streamed into temporary files at DEFLATE level 1 (less CPU beside the model); the outputs are rewritten
+    as COGs at GDAL's default level, so each output file is the same bytes as when streaming at level 6."""
+    from geoseg.io import classmap
+
+    scene = write_raster(tmp_path / "s.tif", random_scene((3, 300, 280), "uint16", seed=3))
+    model = wrap(BandLogits(), 3, 3, 32, "8px")
+    files = {}
+    for level in (1, 6):
+        monkeypatch.setattr(classmap, "STREAM_ZLEVEL", level)
+        names = {kind: tmp_path / f"{kind}{level}.tif" for kind in ("c", "conf", "p")}
+        geoseg.predict(scene, model, names["c"], confidence=names["conf"], probabilities=names["p"], device="cpu")
+        files[level] = {kind: path.read_bytes() for kind, path in names.items()}
+    assert files[1] == files[6]
+
+
 def test_an_error_in_a_stitching_thread_is_raised_once_and_every_thread_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
