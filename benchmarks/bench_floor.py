@@ -236,6 +236,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="with --compare: runs of each (the best counts)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE (benchmarks/suite.py)")
     args = parser.parse_args()
+    if args.json and args.compare:
+        parser.error("--json writes the figures of the default measurement: leave out --compare")
     WORK.mkdir(exist_ok=True)
     if args.compare:
         compare(args.compare, args.sizes, args.bands, args.rounds)

@@ -169,6 +169,8 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true", help="compare what stays float and the calibration views")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE (benchmarks/suite.py)")
     args = parser.parse_args()
+    if args.json and args.variants:
+        parser.error("--json writes the figures of the default measurement: leave out --variants")
     if args.variants:
         with tempfile.TemporaryDirectory(prefix="geoseg-bench-quantize-") as name:
             variants(args.rounds, Path(name))
@@ -227,7 +229,7 @@ def main() -> None:
             "float_convs": record["float_convs"],
             "convs": record["convs"],
             "calibration_views": record["calibration_views"],
-            "agreement": {label: round(value, 5) for label, value in agree.items()},
+            "agreement": agree,
             "predict_s": {"Brandenburg 32 chips": scene_s, "sample 9 chips": sample_s, "Brandenburg dynamic int8": dynamic_s},
             "predict_median_speedup": {"Brandenburg 32 chips": scene_ratio, "sample 9 chips": sample_ratio},
             "model_alone_s": {"default threads" if t == 0 else f"{t} thread": times for t, times in alone.items()},

@@ -4,8 +4,8 @@ One command runs everything and prints one table, writes
 ``benchmarks/results.json`` and plots time and peak memory against scene
 size (``benchmarks/plots/``, one line per tool):
 
-    .venv/bin/python benchmarks/suite.py            # full run, about 25 minutes on 2 cores
-    .venv/bin/python benchmarks/suite.py --quick    # 1024² and 2048² only, about 5 minutes
+    .venv/bin/python benchmarks/suite.py            # full run, about 26 minutes on 2 cores
+    .venv/bin/python benchmarks/suite.py --quick    # 1024² and 2048² only, about 3 minutes
 
 Every measurement runs in a fresh process (its own peak RSS, no warm caches
 shared between tools). geoseg, GeoDeep and the model alone run twice in
@@ -575,16 +575,26 @@ def pipeline_figures(quick: bool) -> dict:
     figures = {}
     for name, (script, *options) in runs.items():
         target = WORK / f"{name}.json"
+        target.unlink(missing_ok=True)  # never the figures of an earlier run
         print(f"\n{script} {' '.join(options)}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *options, "--json", str(target)], check=True)
         figures[name] = json.loads(target.read_text())
     return figures
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else ""."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+
+
 def report(rows: list[dict], seconds: float, quick: bool, pipeline: dict) -> None:
     machine = {
         "machine": platform.machine(),
-        "processor": platform.processor(),
+        "processor": platform.processor() or cpu_model(),
         "python": platform.python_version(),
         "cpus": __import__("os").cpu_count(),
         "suite_seconds": round(seconds, 1),

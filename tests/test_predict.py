@@ -239,16 +239,27 @@ def test_outputs_are_the_same_bytes_whatever_the_streamed_files_compression(
 ) -> None:
     """Rows are streamed into temporary files at DEFLATE level 1 (less CPU beside the model); the outputs are rewritten
     as COGs at GDAL's default level, so each output file is the same bytes as when streaming at level 6."""
+    import rasterio.shutil
+
     from geoseg.io import classmap
 
     scene = write_raster(tmp_path / "s.tif", random_scene((3, 300, 280), "uint16", seed=3))
     model = wrap(BandLogits(), 3, 3, 32, "8px")
-    files = {}
+    copy, streamed = rasterio.shutil.copy, []
+
+    def rewrite(src: Path, *args: object, **kwargs: object) -> None:  # the COG rewrite: note the streamed file's size
+        streamed.append(Path(src).stat().st_size)
+        copy(src, *args, **kwargs)
+
+    monkeypatch.setattr(rasterio.shutil, "copy", rewrite)
+    files, sizes = {}, {}
     for level in (1, 6):
         monkeypatch.setattr(classmap, "STREAM_ZLEVEL", level)
         names = {kind: tmp_path / f"{kind}{level}.tif" for kind in ("c", "conf", "p")}
         geoseg.predict(scene, model, names["c"], confidence=names["conf"], probabilities=names["p"], device="cpu")
         files[level] = {kind: path.read_bytes() for kind, path in names.items()}
+        sizes[level], streamed[:] = list(streamed), []
+    assert len(sizes[1]) == 3 and sizes[1] != sizes[6]  # the streamed files did differ (the level took effect)
     assert files[1] == files[6]
 
 
