@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from geoseg.core.version import __version__
-
 _LAZY = {
+    "__version__": "geoseg.core.version",
     "create_model": "geoseg.model.factory",
     "load_model": "geoseg.model.factory",
     "Model": "geoseg.model.factory",
@@ -34,7 +33,7 @@ _LAZY = {
     "Chip": "geoseg.core.grid",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:
