@@ -214,33 +214,32 @@ def test_cli_vectorize(runner, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "unknown extension" in result.stderr and "Traceback" not in result.output
 
 
-def test_vectorize_does_not_need_torch(tmp_path: Path, unet_path: Path) -> None:
+HEAVY = {"torch", "segmentation_models_pytorch", "onnxruntime", "matplotlib", "dask"}
+
+
+def _cli_leaves_unimported(args: list[str], modules: set[str]) -> None:
+    """Run ``geoseg ARGS`` in a fresh interpreter; it succeeds and none of ``modules`` (packages or dotted modules)
+    is imported."""
     import subprocess
     import sys
 
-    path, _ = class_map(tmp_path)
     code = (
         "import sys\nfrom geoseg.cli import main\n"
-        f"try:\n    main(['vectorize', {str(path)!r}, '-o', {str(tmp_path / 'p.gpkg')!r}, '--classes', {str(unet_path)!r}])\n"
-        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
-        "heavy = {'torch', 'segmentation_models_pytorch', 'onnxruntime', 'matplotlib', 'dask'}\n"
-        "assert not heavy & {m.split('.')[0] for m in sys.modules}, heavy & set(sys.modules)\n"
+        f"try:\n    main({args!r})\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        f"unwanted = set({sorted(modules)!r}) & ({{m.split('.')[0] for m in sys.modules}} | set(sys.modules))\n"
+        "assert not unwanted, unwanted\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_vectorize_does_not_need_torch(tmp_path: Path, unet_path: Path) -> None:
+    path, _ = class_map(tmp_path)
+    _cli_leaves_unimported(["vectorize", str(path), "-o", str(tmp_path / "p.gpkg"), "--classes", str(unet_path)], HEAVY)
     assert (tmp_path / "p.gpkg").exists()
     # geoseg info on a scene is lighter still: rasterio and numpy, no geopandas or scipy either, nor the package
     # metadata for the version (importlib.metadata: read only for --version and the records that carry it)
-    info = code.replace(
-        f"main(['vectorize', {str(path)!r}, '-o', {str(tmp_path / 'p.gpkg')!r}, '--classes', {str(unet_path)!r}])",
-        f"main(['info', {str(path)!r}])",
-    ).replace("'dask'}", "'dask', 'geopandas', 'scipy', 'importlib.metadata'}")
-    info = info.replace(
-        "& {m.split('.')[0] for m in sys.modules}", "& ({m.split('.')[0] for m in sys.modules} | set(sys.modules))"
-    )
-    assert "main(['info'" in info and "'importlib.metadata'}" in info and "| set(sys.modules))" in info
-    done = subprocess.run([sys.executable, "-c", info], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    _cli_leaves_unimported(["info", str(path)], HEAVY | {"geopandas", "scipy", "importlib.metadata"})
 
 
 def test_classes_option_names_a_bare_class_map(runner, tmp_path: Path, unet_path: Path) -> None:
