@@ -4,9 +4,10 @@ The earlier revision is checked out once as a git worktree under
 benchmarks/output (as ``bench_floor.py --compare`` does); each round runs
 predict with that checkout's geoseg and with this one, each in its own
 process, and the best of the rounds counts (the machine is shared). The model
-defaults to the suite's: a Unet-resnet18 with random weights, 3 bands and 6
-classes, exported to ONNX (run by onnxruntime); the scene to the I/O-floor
-benchmark's generated 4096² 3-band scene.
+defaults to a Unet-resnet18 like the suite's (random weights, 3 bands, 6
+classes, the card's defaults otherwise), exported to ONNX (run by
+onnxruntime); the scene to the I/O-floor benchmark's generated 4096² 3-band
+scene.
 
     .venv/bin/python benchmarks/bench_compare.py --rev 63ed25b
     .venv/bin/python benchmarks/bench_compare.py --rev 63ed25b --scene my.tif --model my.onnx --rounds 5
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +38,7 @@ print(json.dumps({{"predict_s": round(time.perf_counter() - t, 3), "model_s": ro
 
 
 def default_model(path: Path) -> Path:
-    """The suite's model: Unet-resnet18, random weights, 3 bands, 6 classes, as ONNX (made once)."""
+    """A Unet-resnet18 like the suite's: random weights, 3 bands, 6 classes, as ONNX (made once)."""
     if not path.exists():
         from geoseg.model.factory import create_model
         from geoseg.model.onnx import export_onnx
@@ -52,7 +52,7 @@ def run(source: Path | None, scene: Path, model: Path) -> dict:
     """One predict in a fresh process, with the geoseg of ``source`` (a checkout) or this one."""
     other = bench_floor.import_from(source) if source else ""
     code = CODE.format(other=other, scene=str(scene), model=str(model), out=str(HERE / "output" / "compare_classes.tif"))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=dict(os.environ))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rev", required=True, help="the earlier git revision")
     parser.add_argument("--scene", type=Path, default=None, help="default: a generated 4096² 3-band uint16 scene")
-    parser.add_argument("--model", type=Path, default=None, help="default: the suite's Unet-resnet18 as ONNX")
+    parser.add_argument("--model", type=Path, default=None, help="default: a Unet-resnet18 like the suite's, as ONNX")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     (HERE / "output").mkdir(exist_ok=True)
