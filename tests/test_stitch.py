@@ -164,9 +164,10 @@ def test_reader_threads_each_read_one_band_of_columns_and_batches_keep_chip_orde
     [(67, 45, 32, "24px", None), (300, 170, 64, "16px", (40, 200)), (700, 520, 256, "64px", None), (129, 97, 32, 0, None)],
 )
 def test_stitched_rows_equal_a_plain_weighted_average_bit_for_bit(width, height, chip, overlap, block) -> None:
-    """The stitcher copies where one chip counts and blends only overlaps in a ring of rows: the rows must still be
-    exactly a plain per-pixel weighted sum in chip order divided by the weights, with chips skipped, blocks, and
-    chips reaching past the scene (mirrored edges)."""
+    """The stitcher copies where one chip counts, writes weighted values where a chip is the first to touch and
+    adds them only where earlier chips did, in a ring of rows: the rows must still be exactly a plain per-pixel
+    weighted sum in chip order divided by the weights, with chips skipped, blocks, and chips reaching past the scene
+    (mirrored edges)."""
     rng = np.random.default_rng(width)
     grid = make_grid(width, height, chip, overlap, edges="mirror")
     x0, x1 = block or (0, width)

@@ -90,13 +90,16 @@ class _Span:
     ``start`` is the chip's first pixel inside the scene; ``weights`` its
     weights from there; ``touched`` where its weight is positive; ``own``
     where its weight is 1 and every other chip's is 0 (empty when lo >= hi):
-    there the blend is the chip itself, copied instead of weighted and added.
+    there the blend is the chip itself, copied instead of weighted and added;
+    ``reach`` the furthest any earlier index touches: beyond it, this chip is
+    the first to touch (its weighted values are written, not added to zeros).
     """
 
     start: int
     weights: np.ndarray
     touched: tuple[int, int]
     own: tuple[int, int]
+    reach: int
     kind: tuple[int, int, int, int]
     """Spans of one kind (overlaps before and after, the part inside the scene) have the same weights."""
 
@@ -119,7 +122,7 @@ def _spans(offsets: tuple[int, ...], chip_size: int, extent: int) -> list[_Span]
         after[i] = min(after[i + 1], parts[i][2][0])
     for i, (start, weights, touched, full, kind) in enumerate(parts):
         own = (max(full[0], reach), min(full[1], after[i + 1]))
-        spans.append(_Span(start, weights, touched, own if own[0] < own[1] else (full[0], full[0]), kind))
+        spans.append(_Span(start, weights, touched, own if own[0] < own[1] else (full[0], full[0]), reach, kind))
         reach = max(reach, touched[1])
     return spans
 
@@ -202,17 +205,31 @@ class Stitcher:
             self.wsum[ring, ox0 - self.ex0 : ox1 - self.ex0] = 1.0
 
     def _blend(self, chip: Chip, probs: np.ndarray, origin: tuple[int, int, int, int], part: tuple[int, int, int, int]) -> None:
-        """Add the chip's probabilities times its weights over scene rows [y0, y1) and columns [x0, x1)."""
+        """Add the chip's probabilities times its weights over scene rows [y0, y1) and columns [x0, x1).
+
+        Where no earlier chip of the grid reaches (below every earlier grid
+        row and right of every earlier chip of this row) the accumulators are
+        still 0 there: the weighted values are written in one pass instead of
+        added (the same values: 0 + x is x).
+        """
         y0, y1, x0, x1 = part
         wy, wx, iy, ix = origin  # the chip's window and its inside part start here
         p = probs[:, y0 - wy : y1 - wy, x0 - wx : x1 - wx]
         w = self._chip_weights(chip)[y0 - iy : y1 - iy, x0 - ix : x1 - ix]
-        cols = slice(x0 - self.ex0, x1 - self.ex0)
+        first = x1 - x0  # columns from here on are this chip's first touch
+        if y0 >= self.yspans[chip.row].reach:
+            first = min(x1, max(x0, self.xspans[chip.col].reach)) - x0
         for ring, local in self._ring(y0, y1):
-            tmp = self.scratch[:, : local.stop - local.start, : x1 - x0]
-            self._multiply(p[:, local], w[None, local], tmp)
-            self.acc[:, ring, cols] += tmp
-            self.wsum[ring, cols] += w[local]
+            if first > 0:
+                cols = slice(x0 - self.ex0, x0 + first - self.ex0)
+                tmp = self.scratch[:, : local.stop - local.start, :first]
+                self._multiply(p[:, local, :first], w[None, local, :first], tmp)
+                self.acc[:, ring, cols] += tmp
+                self.wsum[ring, cols] += w[local, :first]
+            if first < x1 - x0:
+                cols = slice(x0 + first - self.ex0, x1 - self.ex0)
+                self._multiply(p[:, local, first:], w[None, local, first:], self.acc[:, ring, cols])
+                self.wsum[ring, cols] = w[local, first:]
 
     def flush(self, y_end: int) -> None:
         """Hand rows [current, y_end) to the sink: no chip added from now on may touch them.
