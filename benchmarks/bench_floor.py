@@ -8,7 +8,8 @@ that is part of the model's cost) and compares it, in the
 same run, with the floor any tool must pay: a plain windowed read of every
 chip window of the same grid, plus writing a tiled, compressed uint8 map of
 the scene. Scenes are generated: 3 and 10 bands of uint16, 8 classes,
-256-pixel chips with 25% overlap, batches of 8, the torch backend.
+256-pixel chips with 25% overlap, batches of 8, the torch backend on one
+thread (see TORCH_THREADS).
 
     .venv/bin/python benchmarks/bench_floor.py                 # 4096² and 8192², 3 and 10 bands
     .venv/bin/python benchmarks/bench_floor.py --sizes 2048    # quick
@@ -32,6 +33,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "output"
 CHIP, OVERLAP, BATCH, CLASSES = 256, 64, 8, 8
+TORCH_THREADS = 1
+"""torch's threads for the zero-cost runner. On a GPU the runner's copy of each batch to the device takes no CPU
+threads; on the CPU, torch's default of a thread per core makes the runner's channels-last copy a parallel section
+whose threads wait for the cores the pipeline's threads hold, which a GPU user never pays (BENCHMARKS.md has both).
+``--torch-threads 2`` (torch's default on 2 cores) measures as the suite run of commit 08de91f did."""
 
 
 def make_scene(path: Path, size: int, bands: int) -> Path:
@@ -110,10 +116,13 @@ def skip_softmax() -> None:
         runners.TorchRunner._softmax = lambda self, logits: logits.float().contiguous()  # type: ignore[method-assign]
 
 
-def geoseg_run(scene: Path, bands: int) -> dict:
-    """geoseg predict with the zero-cost model: total and the stage times it reports."""
+def geoseg_run(scene: Path, bands: int, threads: int = TORCH_THREADS) -> dict:
+    """geoseg predict with the zero-cost model: total and the stage times it reports; torch on ``threads`` threads."""
+    import torch
+
     import geoseg
 
+    torch.set_num_threads(threads)
     skip_softmax()
 
     out = WORK / f"floor_classes_{scene.stem}.tif"
@@ -181,9 +190,9 @@ def floor_run(scene: Path) -> dict:
     return {"total_s": round(total, 3), "read_s": round(read, 3), "write_s": round(total - read, 3)}
 
 
-def measure(kind: str, scene: Path, bands: int, source: Path | None = None) -> dict:
+def measure(kind: str, scene: Path, bands: int, source: Path | None = None, threads: int = TORCH_THREADS) -> dict:
     """One measurement in a fresh process: its figures and peak RSS; ``source`` is another checkout's geoseg."""
-    call = f"b.{kind}(Path({str(scene)!r}){f', {bands}' if kind == 'geoseg_run' else ''})"
+    call = f"b.{kind}(Path({str(scene)!r}){f', {bands}, {threads}' if kind == 'geoseg_run' else ''})"
     other = f"{import_from(source)}; " if source else ""
     code = (
         f"import json, resource, sys; {other}sys.path.insert(1, {str(HERE)!r}); import bench_floor as b; "
@@ -207,7 +216,7 @@ def checkout(rev: str) -> Path:
     return folder
 
 
-def compare(rev: str, sizes: list[int], bands: list[int], rounds: int) -> None:
+def compare(rev: str, sizes: list[int], bands: list[int], rounds: int, threads: int = TORCH_THREADS) -> None:
     """Non-model time of ``rev`` and of this checkout in alternation, with the floor, best of ``rounds``."""
     source = checkout(rev)
     print(f"{'scene':>14} {'floor s':>8} {rev[:10]:>12} {'this':>8} {'speed-up':>9} {'ratio then':>11} {'ratio now':>10}")
@@ -218,7 +227,7 @@ def compare(rev: str, sizes: list[int], bands: list[int], rounds: int) -> None:
             for _ in range(rounds):
                 runs["floor"].append(measure("floor_run", scene, count)["total_s"])
                 for key, src in (("then", source), ("now", None)):
-                    r = measure("geoseg_run", scene, count, src)
+                    r = measure("geoseg_run", scene, count, src, threads)
                     runs[key].append(r["total_s"] - r.get("model_alone_s", r.get("model_s", 0.0)))
             floor, then, now = (min(v) for v in runs.values())
             print(
@@ -235,21 +244,29 @@ def main() -> None:
     parser.add_argument("--compare", metavar="REV", help="also measure geoseg at this git revision, in alternation")
     parser.add_argument("--rounds", type=int, default=3, help="with --compare: runs of each (the best counts)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE (benchmarks/suite.py)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=TORCH_THREADS,
+        metavar="N",
+        help=f"torch's threads for the zero-cost runner (default {TORCH_THREADS}, as the copy to a GPU takes none)",
+    )
     args = parser.parse_args()
     if args.json and args.compare:
         parser.error("--json writes the figures of the default measurement: leave out --compare")
     WORK.mkdir(exist_ok=True)
     if args.compare:
-        compare(args.compare, args.sizes, args.bands, args.rounds)
+        compare(args.compare, args.sizes, args.bands, args.rounds, args.torch_threads)
         return
     rows = []
     for size in args.sizes:
         for bands in args.bands:
             scene = make_scene(WORK / f"floor_{size}_{bands}b.tif", size, bands)
             floor = measure("floor_run", scene, bands)
-            ours = measure("geoseg_run", scene, bands)
+            ours = measure("geoseg_run", scene, bands, threads=args.torch_threads)
             non_model = ours["total_s"] - ours["model_alone_s"]
-            row = {"size": size, "bands": bands, "floor": floor, "geoseg": ours, "non_model_s": round(non_model, 3)}
+            row = {"size": size, "bands": bands, "torch_threads": args.torch_threads, "floor": floor, "geoseg": ours}
+            row["non_model_s"] = round(non_model, 3)
             row["ratio"] = round(non_model / floor["total_s"], 3)
             rows.append(row)
             print(json.dumps(row), flush=True)
