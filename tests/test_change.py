@@ -414,7 +414,8 @@ def test_review_refusals(tmp_path: Path) -> None:
     scene = write_raster(tmp_path / "scene.tif", np.ones((3, 60, 80), np.uint16))
     far = write_raster(tmp_path / "far.tif", np.ones((3, 60, 80), np.uint16), transform=ORIGIN * Affine.translation(9000, 0))
     # prediction options without a model would be ignored
-    refused(cli("change", b, a, "-o", tmp_path / "o", "--aoi", "x.gpkg", "--tta", cwd=tmp_path), "--tta", "--aoi", "-m MODEL")
+    given = cli("change", b, a, "-o", tmp_path / "o", "--aoi", "x.gpkg", "--tta", cwd=tmp_path)
+    refused(given, "--tta", "--aoi", "-m MODEL", code=2)  # a usage error
     # a scene is not a class map
     refused(cli("change", b, scene, "-o", tmp_path / "o", cwd=tmp_path), "scene.tif", "3 bands", "-m MODEL")
     # scenes that do not overlap are refused before any prediction, naming the scenes

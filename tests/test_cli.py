@@ -145,6 +145,69 @@ def test_unknown_option_is_a_usage_error(runner, scene4: Path) -> None:
     assert result.exit_code == 2
 
 
+def _option_cases(scene: Path, model: Path, tmp: Path) -> dict[str, tuple[list, tuple[str, ...]]]:
+    """Option values wrong whatever the scene, model and machine, per command: args and words of the one line."""
+    predict = ["predict", scene, "-m", model, "-o", tmp / "c.tif"]
+    run_ = ["run", scene, "-o", tmp / "out", "-m", model]
+    tile = ["tile", scene, "-o", tmp / "chips"]
+    export = ["export", model, "-o", tmp / "m.onnx"]
+    change = ["change", scene, scene, "-o", tmp / "change"]
+    return {
+        "predict chip size": ([*predict, "--chip-size", "-5"], ("--chip-size -5", "positive number of pixels")),
+        "predict overlap": ([*predict, "--overlap", "1.5"], ("overlap 1.5", "[0, 1)")),
+        "predict overlap text": ([*predict, "--overlap", "abc"], ("overlap 'abc'", "not a number")),
+        "predict batch size": ([*predict, "--batch-size", "0"], ("--batch-size 0",)),
+        "predict resolution": ([*predict, "--resolution", "abc"], ("--resolution abc",)),
+        "predict bands": ([*predict, "--bands", "1,,3,4"], ("--bands", "has an empty item")),
+        "predict same output twice": ([*predict, "--confidence", tmp / "c.tif"], ("--classes and --confidence",)),
+        "run simplify": ([*run_, "--simplify", "-3"], ("--simplify -3",)),
+        "run preview bands": ([*run_, "--preview-bands", "4,3"], ("--preview-bands '4,3'", "names 2 bands")),
+        "vectorize min area": (["vectorize", scene, "-o", tmp / "p.gpkg", "--min-area", "-1"], ("--min-area -1",)),
+        "tile min labeled": ([*tile, "--min-labeled", "1.5"], ("--min-labeled 1.5",)),
+        "tile overlap": ([*tile, "--overlap", "abc"], ("overlap 'abc'",)),
+        "tile buffer": ([*tile, "--buffer", "-5"], ("--buffer -5",)),
+        "evaluate json in report": (
+            ["evaluate", scene, scene, "--report", tmp / "eval", "--json", tmp / "eval" / "m.json"],
+            ("--json", "lies inside --report"),
+        ),
+        "export quantize": ([*export, "--quantize", "int4"], ("--quantize 'int4'",)),
+        "export calibration": ([*export, "--calibration", scene], ("--calibration", "needs --quantize int8")),
+        "export smooth": ([*export, "--smooth", "-1"], ("--smooth -1",)),
+        "export chip size": ([*export, "--chip-size", "-64"], ("--chip-size -64",)),
+        "change prediction option": ([*change, "--batch-size", "2"], ("--batch-size applies to predicting scenes",)),
+        "change min area": ([*change, "--min-area", "-1"], ("--min-area -1",)),
+    }
+
+
+@pytest.mark.parametrize("case", list(_option_cases(Path("s"), Path("m"), Path("t"))))
+def test_a_bad_option_value_is_a_usage_error(case: str, runner, unet_path: Path, scene4: Path, tmp_path: Path) -> None:
+    """DESIGN.md: a value wrong whatever the inputs exits 2 with geoseg's one line, like click's own usage errors."""
+    (tmp_path / "eval").mkdir()  # --json's folder exists: the pair of options is what is refused
+    args, words = _option_cases(scene4, unet_path, tmp_path)[case]
+    before = set(tmp_path.rglob("*"))
+    result = run(runner, *args)
+    assert_one_line_error(result, *words)
+    assert result.exit_code == 2 and result.stderr.startswith("geoseg: error: "), result.stderr
+    assert set(tmp_path.rglob("*")) == before, "no output may be written"
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--overlap", "64px"], ("overlap 64px", "smaller than the chip size (64 px)")),  # the model's chip
+        (["--chip-size", "60"], ("--chip-size 60", "56 or 64")),  # the model's encoder stride
+        (["--bands", "1,2,3,9"], ("--bands index 9 is out of range", "bands 1..4")),  # the scene's bands
+    ],
+    ids=["overlap of the model's chip", "chip size off the model's stride", "band beyond the scene's"],
+)
+def test_a_value_that_does_not_fit_the_inputs_exits_1(args, words, runner, unet_path: Path, scene4: Path, tmp_path: Path):
+    before = set(tmp_path.rglob("*"))
+    result = run(runner, "predict", scene4, "-m", unet_path, "-o", tmp_path / "c.tif", *args)
+    assert_one_line_error(result, *words)
+    assert result.exit_code == 1 and result.stderr.startswith("geoseg: error: "), result.stderr
+    assert set(tmp_path.rglob("*")) == before
+
+
 def test_nothing_left_behind_when_the_model_fails_midway(runner, scene4: Path, tmp_path: Path, monkeypatch) -> None:
     import geoseg.inference.backends as engine
 

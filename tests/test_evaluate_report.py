@@ -215,7 +215,7 @@ def test_json_inside_the_report_is_refused(maps: tuple[Path, Path], tmp_path: Pa
     pred, truth = maps
     (tmp_path / "eval").mkdir()
     result = run(runner, "evaluate", pred, truth, "--report", tmp_path / "eval", "--json", tmp_path / "eval" / "m.json")
-    assert result.exit_code == 1 and "lies inside --report" in result.stderr
+    assert result.exit_code == 2 and "lies inside --report" in result.stderr
     assert not list((tmp_path / "eval").iterdir())
 
 

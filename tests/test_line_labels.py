@@ -181,7 +181,7 @@ def test_tile_buffer_turns_lines_into_corridor_masks(tmp_path: Path, runner) -> 
     with rasterio.open(chip) as ds:
         assert (ds.read(1) == 0).sum() == _within(UTM_GRID, ROAD, 15.0)
     result = run(runner, *args[:3], tmp_path / "d", *args[4:], "--buffer", -5)
-    assert result.exit_code == 1 and "--buffer -5 is not a positive distance in metres" in result.stderr
+    assert result.exit_code == 2 and "--buffer -5 is not a positive distance in metres" in result.stderr  # a usage error
     assert not (tmp_path / "d").exists()
 
 

@@ -142,14 +142,14 @@ def test_preview_png_shows_the_bands_picked(tmp_path: Path) -> None:
 def test_bad_preview_bands_are_one_line_and_write_nothing(tmp_path: Path, runner, unet_path: Path) -> None:
     scene = stripes(tmp_path / "scene.tif", S2)
     before = sorted(p.name for p in tmp_path.iterdir())
-    for value, words in (
-        ("5", ["--preview-bands index 5 is out of range", "bands 1..4"]),
-        ("extra,B03,B02", ["--preview-bands name 'extra'", "found: B02, B03, B04, B08; bands 1..4"]),
-        ("4,3", ["--preview-bands '4,3' names 2 bands"]),
+    for value, words, code in (  # what the scene decides exits 1; a value wrong for any scene is a usage error, 2
+        ("5", ["--preview-bands index 5 is out of range", "bands 1..4"], 1),
+        ("extra,B03,B02", ["--preview-bands name 'extra'", "found: B02, B03, B04, B08; bands 1..4"], 1),
+        ("4,3", ["--preview-bands '4,3' names 2 bands"], 2),
     ):
         result = run(runner, "run", scene, "-o", tmp_path / "out" / "deeper", "-m", unet_path, "--preview-bands", value)
         lines = result.stderr.strip().splitlines()
-        assert result.exit_code == 1 and len(lines) == 1 and lines[0].startswith("geoseg: error: "), result.stderr
+        assert result.exit_code == code and len(lines) == 1 and lines[0].startswith("geoseg: error: "), result.stderr
         assert all(w in lines[0] for w in words), lines[0]
         assert sorted(p.name for p in tmp_path.iterdir()) == before
 
@@ -165,7 +165,7 @@ def test_batch_runs_take_preview_bands_per_scene(tmp_path: Path, runner, unet_pa
     assert "--preview-bands name 'extra'" in record["scenes"][1]["reason"]
     assert stripe_colours(tmp_path / "out" / "a" / "preview.png") == [BLACK] * 4  # 'extra' is band 5: no stripe
     result = run(runner, "run", with_nir, without, "-o", tmp_path / "out2", "-m", unet_path, "--preview-bands", "1,2")
-    assert result.exit_code == 1 and "names 2 bands" in result.stderr and not (tmp_path / "out2").exists()
+    assert result.exit_code == 2 and "names 2 bands" in result.stderr and not (tmp_path / "out2").exists()
 
 
 def geoseg_cli(*args: object, cwd: Path) -> subprocess.CompletedProcess:

@@ -137,6 +137,9 @@ FAKE = textwrap.dedent(
         sys.stderr.write("geoseg: warning: something odd\\n")
         sys.stderr.write("geoseg: error: scene.tif does not exist: check the path\\n")
         sys.exit(1)
+    elif mode == "badvalue":  # geoseg's own usage error: its one line, exit 2
+        sys.stderr.write("geoseg: error: overlap 1.5 must be a fraction in [0, 1) of the chip, or pixels written like '64px'\\n")
+        sys.exit(2)
     elif mode == "usage":
         sys.stderr.write("Usage: geoseg evaluate [OPTIONS] PRED.tif TRUTH\\nTry 'geoseg evaluate -h' for help.\\n\\n")
         sys.stderr.write("Error: No such option: --report\\n")
@@ -225,6 +228,18 @@ def test_runner_reports_geosegs_one_line_error(fake: list[str]) -> None:
     assert feedback.warnings == ["geoseg: warning: something odd"]
     with pytest.raises(runner.GeosegError, match=r"^geoseg usage: Error: No such option: --report \(is this geoseg too old"):
         runner.run_geoseg(fake, ["usage"], Feedback())
+    with pytest.raises(runner.GeosegError) as error:  # a bad option value exits 2 with geoseg's line: shown as it is
+        runner.run_geoseg(fake, ["badvalue"], Feedback())
+    assert (
+        str(error.value) == "geoseg: error: overlap 1.5 must be a fraction in [0, 1) of the chip, or pixels written like '64px'"
+    )
+
+
+def test_runner_shows_geosegs_line_for_a_real_bad_option_value(tmp_path: Path) -> None:
+    args = ["vectorize", str(tmp_path / "classes.tif"), "-o", str(tmp_path / "p.gpkg"), "--min-area", "-1"]  # exits 2
+    with pytest.raises(runner.GeosegError) as error:
+        runner.run_geoseg([str(GEOSEG)], args, Feedback())
+    assert str(error.value) == "geoseg: error: --min-area -1.0 must be zero or more square metres"
 
 
 @posix_only

@@ -137,15 +137,15 @@ def test_refusals_are_one_line_and_write_nothing(exports: dict[str, Path], tmp_p
     model, out = exports["model"], tmp_path / "q.onnx"
     three = write_raster(tmp_path / "three.tif", random_scene((3, 64, 64)))
     empty = write_raster(tmp_path / "empty.tif", np.zeros((4, 64, 64), np.uint16), nodata=0)
-    cases = [
-        (["--calibration", exports["scene"]], ["--calibration", "--quantize int8"]),
-        (["--quantize", "int4"], ["--quantize", "int4", "int8"]),
-        (["--quantize", "int8", "--calibration", three], ["--calibration", "three.tif", "4 band"]),
-        (["--quantize", "int8", "--calibration", empty], ["--calibration", "empty.tif", "valid pixel"]),
-        (["--quantize", "int8", "--calibration", tmp_path / "missing.tif"], ["missing.tif"]),
+    cases = [  # option values wrong for any model and scene are usage errors (exit 2); what the scene decides, 1
+        (["--calibration", exports["scene"]], ["--calibration", "--quantize int8"], 2),
+        (["--quantize", "int4"], ["--quantize", "int4", "int8"], 2),
+        (["--quantize", "int8", "--calibration", three], ["--calibration", "three.tif", "4 band"], 1),
+        (["--quantize", "int8", "--calibration", empty], ["--calibration", "empty.tif", "valid pixel"], 1),
+        (["--quantize", "int8", "--calibration", tmp_path / "missing.tif"], ["missing.tif"], 1),
     ]
-    for extra, words in cases:
-        refused(geoseg_process("export", model, "-o", out, *extra, cwd=tmp_path), *words)
+    for extra, words, code in cases:
+        refused(geoseg_process("export", model, "-o", out, *extra, cwd=tmp_path), *words, code=code)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.tif", "three.tif"], extra
     torch_only = geoseg_process(
         "predict", exports["scene"], "-m", exports["static"], "-o", out, "--backend", "torch", cwd=tmp_path

@@ -508,9 +508,8 @@ def test_stac_item_without_the_model_bands_and_bad_resolution(s2_folder: Path, t
     out = tmp_path / "run"
     refused(geoseg_cli("run", item, "-m", model, "-o", out, cwd=tmp_path), "item.json", "B8A (nir08)", "B11 (swir16)", "--bands")
     for value in ("0", "-10", "abc"):
-        refused(
-            geoseg_cli("predict", s2_folder, "-m", model, "-o", out, "--resolution", value, cwd=tmp_path), "--resolution", value
-        )
+        done = geoseg_cli("predict", s2_folder, "-m", model, "-o", out, "--resolution", value, cwd=tmp_path)
+        refused(done, "--resolution", value, code=2)  # a usage error
     assert not out.exists() and not list(tmp_path.glob(".*run*"))
 
 

@@ -437,7 +437,7 @@ def test_example_config_trains_one_epoch(tmp_path: Path) -> None:
 def test_tile_and_evaluate_refusals(tmp_path: Path, runner) -> None:
     image, labels, _ = learnable_scene(tmp_path, size=64)
     result = run(runner, "tile", image, "-o", tmp_path / "c", "--labels", labels, "--min-labeled", 1.5)
-    assert result.exit_code == 1 and "--min-labeled 1.5 must lie in [0, 1]" in result.stderr
+    assert result.exit_code == 2 and "--min-labeled 1.5 must lie in [0, 1]" in result.stderr
     assert not (tmp_path / "c").exists()
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "tile.json").write_text('{"format": "geoseg-chips/1"}')  # a chip folder geoseg tile wrote before

@@ -50,10 +50,11 @@ def geoseg(*args: object, cwd: Path, timeout: float = 120) -> subprocess.Complet
     )
 
 
-def refused(result: subprocess.CompletedProcess[str], *words: str) -> str:
-    """The one error line of a refused command, checked: exit 1, one line, names ``words``, no traceback."""
+def refused(result: subprocess.CompletedProcess[str], *words: str, code: int = 1) -> str:
+    """The one error line of a refused command, checked: exit ``code`` (2: a bad option value, a usage error), one
+    line, names ``words``, no traceback."""
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == code, result.stderr
     assert len(lines) == 1 and lines[0].startswith("geoseg: error:"), result.stderr
     assert "Traceback" not in result.stderr and "unexpected" not in lines[0], result.stderr
     for word in words:

@@ -211,7 +211,7 @@ def test_cli_vectorize(runner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "polygons" in result.stderr
     result = run(runner, "vectorize", path, "-o", tmp_path / "p.txt")
-    assert result.exit_code == 1 and "unknown extension" in result.stderr and "Traceback" not in result.output
+    assert result.exit_code == 2 and "unknown extension" in result.stderr and "Traceback" not in result.output
 
 
 HEAVY = {"torch", "segmentation_models_pytorch", "onnxruntime", "matplotlib", "dask"}

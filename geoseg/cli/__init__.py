@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 
-from geoseg.core.errors import GeosegError
+from geoseg.core.errors import GeosegError, OptionError
 
 
 class _Group(click.Group):
-    """Loads each command when it runs (:data:`COMMANDS`); turns errors into one line on stderr and an exit code."""
+    """Loads each command when it runs (:data:`COMMANDS`); turns errors into one line on stderr and an exit code:
+    2 for an :class:`~geoseg.core.errors.OptionError` (a bad option value, a usage error like click's own), else 1."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -60,7 +61,7 @@ class _Group(click.Group):
             else:
                 message = f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)"
             click.echo(f"geoseg: error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
-            sys.exit(1)
+            sys.exit(2 if isinstance(exc, OptionError) else 1)  # a bad option value is a usage error, as click's own
 
 
 def _is_read_failure(exc: BaseException) -> bool:

@@ -63,7 +63,7 @@ def evaluate(
       geoseg evaluate out/classes.tif labels.gpkg --label-field fclass --json metrics.json
       geoseg evaluate out/classes.tif truth.tif --report out/evaluation
     """
-    from geoseg.core.errors import OutputError
+    from geoseg.core.errors import OptionError
     from geoseg.core.metrics import format_table
     from geoseg.io.paths import canonical, check_output
     from geoseg.training.evaluation import evaluate as run_evaluate
@@ -73,7 +73,7 @@ def evaluate(
     if out is not None and report is not None:
         folder = canonical(Path(report))
         if canonical(out) == folder or folder in canonical(out).parents:
-            raise OutputError(f"--json {json_path} lies inside --report {report}: the report holds metrics.json already")
+            raise OptionError(f"--json {json_path} lies inside --report {report}: the report holds metrics.json already")
     update, close = make_progress()
     try:
         summary = run_evaluate(

@@ -3,7 +3,8 @@
 Every error geoseg raises on purpose derives from :class:`GeosegError`, and
 also from the matching built-in exception, so callers may catch either. The
 message is one sentence that names the file or value at fault and the fix;
-the CLI prints it as one line on stderr.
+the CLI prints it as one line on stderr and exits 1 (2 for an
+:class:`OptionError`, a usage error).
 """
 
 from __future__ import annotations
@@ -14,7 +15,17 @@ class GeosegError(Exception):
 
 
 class InputError(GeosegError, ValueError):
-    """An option or argument has a value geoseg cannot use."""
+    """An option, argument or input has a value geoseg cannot use (one malformed whatever the inputs: :class:`OptionError`)."""
+
+
+class OptionError(InputError):
+    """A usage error: the value of an option or argument is malformed or out of range whatever the inputs are.
+
+    Bad syntax, a value out of range, an unknown choice, two options that
+    cannot go together: the same mistake whatever the files, the model and
+    the machine, so the CLI exits 2 (a value that does not fit an input file,
+    the model or the machine is an :class:`InputError`, exit 1).
+    """
 
 
 class BandMismatchError(InputError):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from affine import Affine
 from rasterio.windows import Window
 
-from geoseg.core.errors import InputError
+from geoseg.core.errors import InputError, OptionError
 from geoseg.core.options import Overlap
 
 __all__ = ["EDGES", "Chip", "Grid", "axis_offsets", "edge_margin", "make_grid", "parse_overlap", "split_columns"]
@@ -261,7 +261,7 @@ def make_grid(
     if width <= 0 or height <= 0:
         raise InputError(f"raster size {width}x{height} must be at least 1x1 pixel")
     if edges not in EDGES:
-        raise InputError(f"edges {edges!r} must be one of {', '.join(EDGES)}")
+        raise OptionError(f"edges {edges!r} must be one of {', '.join(EDGES)}")
     overlap_px = parse_overlap(overlap, chip_size)
     stride = chip_size - overlap_px
     margin = edge_margin(overlap_px) if edges == "mirror" else None

@@ -49,20 +49,23 @@ class Background:
     color: str | None = None
 
 
-def check_buffer(value: Any, what: str) -> float:
+def check_buffer(value: Any, what: str, error: type[InputError] = InputError) -> float:
     """A buffer distance in metres, refused (naming ``what`` and the value) unless it is a positive number.
+
+    ``error`` is the class raised: :class:`~geoseg.core.errors.OptionError` for an option's value (a usage error).
 
     Example:
         >>> check_buffer(5, "--buffer")
         5.0
-        >>> check_buffer(-5, "--buffer")
+        >>> from geoseg.core.errors import OptionError
+        >>> check_buffer(-5, "--buffer", OptionError)
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.InputError: --buffer -5 is not a positive distance in metres: give e.g. 5 ...
+        geoseg.core.errors.OptionError: --buffer -5 is not a positive distance in metres: give e.g. 5 ...
     """
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not ok or not np.isfinite(value) or value <= 0:
-        raise InputError(
+        raise error(
             f"{what} {f'{value:g}' if ok else repr(value)} is not a positive distance in metres: give e.g. 5 "
             "(a line becomes a 10 m-wide corridor, a point a disc of radius 5 m)"
         )

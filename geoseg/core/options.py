@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from geoseg.core.errors import InputError
+from geoseg.core.errors import InputError, OptionError
 
 __all__ = [
     "BLOCK_WIDTH",
@@ -74,11 +74,11 @@ class Overlap:
 
     def __post_init__(self) -> None:
         if (self.fraction is None) == (self.px is None):
-            raise InputError("an overlap is either a fraction of the chip or a number of pixels: give one, e.g. 0.25 or '64px'")
+            raise OptionError("an overlap is either a fraction of the chip or a number of pixels: give one, e.g. 0.25 or '64px'")
         if self.px is not None and self.px < 0:
-            raise InputError(f"overlap {self.px}px must be at least 0 pixels")
+            raise OptionError(f"overlap {self.px}px must be at least 0 pixels")
         if self.fraction is not None and (not 0.0 <= self.fraction < 1.0 or math.isnan(self.fraction)):
-            raise InputError(f"overlap {self.fraction} must be a fraction in [0, 1) of the chip, or pixels written like '64px'")
+            raise OptionError(f"overlap {self.fraction} must be a fraction in [0, 1) of the chip, or pixels written like '64px'")
 
     @classmethod
     def parse(cls, value: str | float | Overlap) -> Overlap:
@@ -93,17 +93,17 @@ class Overlap:
         except ValueError as exc:
             if isinstance(exc, InputError):
                 raise
-            raise InputError(
+            raise OptionError(
                 f"overlap {value!r} is not a number: give a fraction such as 0.25 or pixels such as '64px'"
             ) from None
         if not 0.0 <= fraction < 1.0 or math.isnan(fraction):
-            raise InputError(f"overlap {value} must be a fraction in [0, 1) of the chip, or pixels written like '64px'")
+            raise OptionError(f"overlap {value} must be a fraction in [0, 1) of the chip, or pixels written like '64px'")
         return cls(fraction=fraction)  # the text is kept exactly as a float, never rounded
 
     def pixels(self, chip_size: int) -> int:
         """The overlap in pixels for chips of ``chip_size``; it must be smaller than the chip."""
         if chip_size <= 0:
-            raise InputError(f"chip size {chip_size} must be a positive number of pixels, e.g. 256")
+            raise OptionError(f"chip size {chip_size} must be a positive number of pixels, e.g. 256")
         pixels = self.px if self.px is not None else int((self.fraction or 0.0) * chip_size)
         if not 0 <= pixels < chip_size:
             raise InputError(
@@ -123,7 +123,7 @@ def _path_or_none(value: str | os.PathLike[str] | None) -> str | None:
 def _check_choice(option: str, value: object, choices: tuple[str, ...]) -> None:
     """Refuse ``value`` unless it is one of ``choices`` (one line naming them)."""
     if value not in choices:
-        raise InputError(f"{option} {value!r} is not known: use {' or '.join(choices)}")
+        raise OptionError(f"{option} {value!r} is not known: use {' or '.join(choices)}")
 
 
 def _metres(option: str, value: object) -> float:
@@ -133,7 +133,7 @@ def _metres(option: str, value: object) -> float:
     except ValueError:
         number = math.nan
     if not math.isfinite(number) or number <= 0:
-        raise InputError(f"{option} {value} must be a positive number of metres, e.g. 20")
+        raise OptionError(f"{option} {value} must be a positive number of metres, e.g. 20")
     return number
 
 
@@ -160,7 +160,7 @@ class PredictOptions:
         >>> PredictOptions(batch_size=0)
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.InputError: --batch-size 0 must be at least 1
+        geoseg.core.errors.OptionError: --batch-size 0 must be at least 1
     """
 
     bands: tuple[str, ...] | None = None
@@ -188,14 +188,14 @@ class PredictOptions:
             set_(self, "overlap", Overlap.parse(self.overlap))
         set_(self, "aoi", _path_or_none(self.aoi))
         if self.chip_size is not None and (isinstance(self.chip_size, bool) or int(self.chip_size) <= 0):
-            raise InputError(f"--chip-size {self.chip_size} must be a positive number of pixels, e.g. 256")
+            raise OptionError(f"--chip-size {self.chip_size} must be a positive number of pixels, e.g. 256")
         if self.batch_size is not None and self.batch_size < 1:
-            raise InputError(f"--batch-size {self.batch_size} must be at least 1")
+            raise OptionError(f"--batch-size {self.batch_size} must be at least 1")
         if self.block_width < 256:
-            raise InputError(f"--block-width {self.block_width} must be at least 256 pixels (one tile)")
+            raise OptionError(f"--block-width {self.block_width} must be at least 256 pixels (one tile)")
         device = str(self.device)
         if device not in DEVICES and not device.startswith("cuda:"):
-            raise InputError(f"--device {device!r} is not known: use auto, cpu or cuda")
+            raise OptionError(f"--device {device!r} is not known: use auto, cpu or cuda")
         _check_choice("--resample", self.resample, RESAMPLE)
         _check_choice("--output-grid", self.output_grid, OUTPUT_GRIDS)
         _check_choice("--model-precision", self.model_precision, PRECISIONS)
@@ -242,7 +242,7 @@ class VectorizeOptions:
             if value is not None:
                 number = float(value)
                 if not math.isfinite(number) or number < 0:
-                    raise InputError(f"--{name.replace('_', '-')} {value} must be zero or more {unit}")
+                    raise OptionError(f"--{name.replace('_', '-')} {value} must be zero or more {unit}")
                 set_(self, name, number)
         background = self.background
         if background is None:
@@ -252,9 +252,9 @@ class VectorizeOptions:
         try:
             set_(self, "background", tuple(int(b) for b in background))
         except (TypeError, ValueError):
-            raise InputError(f"--background {self.background!r}: give class ids, whole numbers such as 0") from None
+            raise OptionError(f"--background {self.background!r}: give class ids, whole numbers such as 0") from None
         if self.precision is not None and not 0 <= int(self.precision) <= 15:
-            raise InputError(f"precision {self.precision} must be between 0 and 15 decimal places")
+            raise OptionError(f"precision {self.precision} must be between 0 and 15 decimal places")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> VectorizeOptions:
@@ -293,7 +293,7 @@ def parse_preview_bands(value: str | int | Sequence[str | int] | None) -> tuple[
         >>> parse_preview_bands("4,3")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.InputError: --preview-bands '4,3' names 2 bands: give 1 (shown in grey) or 3 (red, green, blue), ...
+        geoseg.core.errors.OptionError: --preview-bands '4,3' names 2 bands: give 1 (shown in grey) or 3 (red, green, blue), ...
     """
     if value is None:
         return None
@@ -301,13 +301,13 @@ def parse_preview_bands(value: str | int | Sequence[str | int] | None) -> tuple[
     items = tuple(str(b).strip() for b in raw)
     shown = value if isinstance(value, str) else ",".join(items)
     if len(items) not in (1, 3):
-        raise InputError(
+        raise OptionError(
             f"--preview-bands {shown!r} names {len(items)} bands: give 1 (shown in grey) or 3 (red, green, blue), "
             "e.g. 4,3,2 or B04,B03,B02"
         )
     for item in items:
         if not item or item.isdigit() and int(item) < 1:
-            raise InputError(
+            raise OptionError(
                 f"--preview-bands {shown!r} has the item {item!r}: give 1-based band indexes or band descriptions, "
                 "e.g. 4,3,2 or B04,B03,B02"
             )

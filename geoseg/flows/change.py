@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geoseg.core.classes import CLASSES_TAG, ClassInfo
-from geoseg.core.errors import InputError
+from geoseg.core.errors import OptionError
 from geoseg.core.options import PredictOptions, Progress, RunOptions, VectorizeOptions
 from geoseg.core.transitions import MAX_CLASSES, TRANSITIONS_TAG, Codes, Remap, Transitions, complete_table, match_tables
 from geoseg.core.version import __version__
@@ -121,7 +121,7 @@ def _refuse_prediction_options(given: PredictOptions) -> None:
     changed = [f.name for f in fields(PredictOptions) if getattr(given, f.name) != getattr(default, f.name)]
     if changed:
         shown = ", ".join("--" + name.replace("_", "-") for name in changed)
-        raise InputError(
+        raise OptionError(
             f"{shown} {'applies' if len(changed) == 1 else 'apply'} to predicting scenes: give -m MODEL to compare "
             "two scenes, or leave them out to compare "
             "two class maps"

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from geoseg.core.errors import GeosegError, InputError
+from geoseg.core.errors import GeosegError, InputError, OptionError
 from geoseg.core.options import Progress, RunOptions
 from geoseg.flows.scene import failed, run_scene
 
@@ -141,7 +141,7 @@ def _check_scheduler(address: str, timeout: float = 5.0) -> None:
 
     parsed = urlparse(address if "://" in address else f"tcp://{address}")
     if parsed.scheme not in ("tcp", "tls") or not parsed.hostname or not parsed.port:
-        raise InputError(f"--scheduler {address}: give a Dask scheduler address such as tcp://10.0.0.5:8786")
+        raise OptionError(f"--scheduler {address}: give a Dask scheduler address such as tcp://10.0.0.5:8786")
     try:
         with socket.create_connection((parsed.hostname, parsed.port), timeout=timeout):
             pass
@@ -181,7 +181,7 @@ def make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
     if scheduler:
         return _connect(scheduler), None
     if workers is None or workers < 1:
-        raise InputError(f"--workers {workers} must be at least 1")
+        raise OptionError(f"--workers {workers} must be at least 1")
     if workers > max_workers():
         raise InputError(
             f"--workers {workers}: this machine holds at most {max_workers()} geoseg workers ({os.cpu_count()} CPU "

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geoseg.core.errors import InputError
+from geoseg.core.errors import InputError, OptionError
 from geoseg.inference.runners import CPU_BATCH, GPU_BATCH, PINNED_BYTES, RING_BATCHES, OnnxRunner, Runner, TorchRunner, Tuning
 from geoseg.model.device import resolve_device
 from geoseg.model.onnx import OnnxModel
@@ -206,10 +206,10 @@ def check_backend(net: Any, backend: str) -> None:
         >>> check_backend(object(), "openvino")
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.InputError: --backend 'openvino' is not known: use auto, torch, onnx, tensorrt
+        geoseg.core.errors.OptionError: --backend 'openvino' is not known: use auto, torch, onnx, tensorrt
     """
     if backend not in backend_choices():
-        raise InputError(f"--backend {backend!r} is not known: use {', '.join(backend_choices())}")
+        raise OptionError(f"--backend {backend!r} is not known: use {', '.join(backend_choices())}")
     if isinstance(net, OnnxModel) and backend == "torch":
         raise InputError(
             f"{net.path.name} is an ONNX model: run it with --backend onnx or auto, "

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.errors import InputError
+from geoseg.core.errors import InputError, OptionError
 from geoseg.io.paths import canonical, check_output
 from geoseg.io.raster import pixel_size_m
 from geoseg.model.card import ModelCard
@@ -52,14 +52,14 @@ def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) 
         >>> check_outputs({"classes": Path("a.tif"), "confidence": Path("a.tif")}, [], True)
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.InputError: --classes and --confidence name the same file a.tif: give different paths
+        geoseg.core.errors.OptionError: --classes and --confidence name the same file a.tif: give different paths
     """
     seen: dict[str, str] = {}
     for kind, path in outputs.items():
         check_output(path, inputs, overwrite)
         key = os.path.normcase(str(canonical(path)))
         if key in seen:
-            raise InputError(f"--{seen[key]} and --{kind} name the same file {path}: give different paths")
+            raise OptionError(f"--{seen[key]} and --{kind} name the same file {path}: give different paths")
         seen[key] = kind
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.errors import InputError
+from geoseg.core.errors import InputError, OptionError
 from geoseg.core.sensors import guess_sensor
 
 __all__ = ["Scaling", "guess_scaling"]
@@ -36,9 +36,9 @@ class Scaling:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.scale) and self.scale > 0 and math.isfinite(self.offset)):
-            raise InputError(f"cloud scaling {self.scale} x + {self.offset}: give a finite scale > 0 and a finite offset")
+            raise OptionError(f"cloud scaling {self.scale} x + {self.offset}: give a finite scale > 0 and a finite offset")
         if self.level not in ("l1c", "l2a"):
-            raise InputError(f"cloud model level {self.level!r} must be l1c or l2a")
+            raise OptionError(f"cloud model level {self.level!r} must be l1c or l2a")
 
 
 def guess_scaling(ds: Any) -> Scaling:

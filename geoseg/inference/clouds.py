@@ -28,7 +28,7 @@ from scipy.ndimage import binary_dilation
 
 from geoseg.core.bands import match_by_common_name, parse_requested
 from geoseg.core.classes import NODATA, ClassInfo
-from geoseg.core.errors import BandMismatchError, InputError
+from geoseg.core.errors import BandMismatchError, InputError, OptionError
 from geoseg.core.grid import Chip, make_grid, split_columns
 from geoseg.core.options import BLOCK_WIDTH, Progress
 from geoseg.inference.cloud_scaling import Scaling, guess_scaling
@@ -92,7 +92,9 @@ def cloud_bands(
     if requested is not None and requested != "":
         indexes = parse_requested(requested, descriptions, len(descriptions), option="cloud bands")
         if len(indexes) not in (4, 6):
-            raise InputError(f"cloud bands {requested!r} select {len(indexes)} band(s): give 4 or 6, as {', '.join(MODEL_BANDS)}")
+            raise OptionError(
+                f"cloud bands {requested!r} select {len(indexes)} band(s): give 4 or 6, as {', '.join(MODEL_BANDS)}"
+            )
         return indexes, MODEL_BANDS[: len(indexes)]
     for wanted in (MODEL_BANDS, MODEL_BANDS[:4]):
         found = match_by_common_name(descriptions, list(wanted))
@@ -283,7 +285,7 @@ def write_cloud_mask(
     started = time.perf_counter()
     folder = check_installed()
     if not (math.isfinite(resolution) and resolution > 0):
-        raise InputError(f"cloud model resolution {resolution}: give metres > 0 (about {MODEL_RESOLUTION:g} works best)")
+        raise OptionError(f"cloud model resolution {resolution}: give metres > 0 (about {MODEL_RESOLUTION:g} works best)")
     out = check_output(output, [image], overwrite)
     qml = check_output(out.with_suffix(".qml"), [image], overwrite) if style else None
     with gdal_env(), open_scene(image) as ds:
@@ -323,7 +325,7 @@ class CloudExclusion:
 
     def __init__(self, path: str | os.PathLike[str], classes: Sequence[int] = (CLOUD, SHADOW), buffer: int = 0, like: Any = None):
         if buffer < 0:
-            raise InputError(f"cloud buffer {buffer}: give pixels >= 0")
+            raise OptionError(f"cloud buffer {buffer}: give pixels >= 0")
         self.path, self.classes, self.buffer = Path(path), np.asarray(list(classes), dtype=np.float32), int(buffer)
         self.ds = open_scene(self.path, require_georef=False)
         size = (self.ds.width, self.ds.height)

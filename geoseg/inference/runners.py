@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from geoseg.core.errors import InputError
+from geoseg.core.errors import OptionError
 from geoseg.core.options import PRECISIONS
 from geoseg.model.device import resolve_device
 from geoseg.model.onnx import OnnxModel
@@ -46,7 +46,7 @@ class Tuning:
         >>> Tuning("fp8")
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.InputError: --model-precision 'fp8' is not known: use auto or fp32 or fp16 or bf16
+        geoseg.core.errors.OptionError: --model-precision 'fp8' is not known: use auto or fp32 or fp16 or bf16
     """
 
     precision: str = "auto"
@@ -54,7 +54,7 @@ class Tuning:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise InputError(f"--model-precision {self.precision!r} is not known: use {' or '.join(PRECISIONS)}")
+            raise OptionError(f"--model-precision {self.precision!r} is not known: use {' or '.join(PRECISIONS)}")
 
     def resolved_precision(self, device: str) -> str:
         """``auto`` made concrete for ``device``."""

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from geoseg.core.classes import ClassInfo
-from geoseg.core.errors import InputError, OutputError
+from geoseg.core.errors import OptionError, OutputError
 from geoseg.io.leftovers import temp_name
 from geoseg.io.outputs import atomic_output
 from geoseg.io.paths import check_output
@@ -160,7 +160,7 @@ def format_for_path(path: Path) -> VectorFormat:
     for fmt in FORMATS:
         if suffix in fmt.extensions:
             return fmt
-    raise InputError(
+    raise OptionError(
         f"output {path}: unknown extension {path.suffix or '(none)'!r}; "
         f"use one of {', '.join(sorted(fmt.extensions[0] for fmt in FORMATS))}"
     )

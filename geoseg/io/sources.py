@@ -40,7 +40,7 @@ import rasterio
 from rasterio.io import DatasetReader, MemoryFile
 
 from geoseg.core.bands import select_bands
-from geoseg.core.errors import BandMismatchError, InputError
+from geoseg.core.errors import BandMismatchError, InputError, OptionError
 from geoseg.core.sensors import SENSORS, bare_name, common_name, common_names, describe, guess_sensor
 from geoseg.io.band_files import RASTER_SUFFIXES, folder_bands, is_mtl, is_safe, list_bands, mtl_bands, safe_bands
 from geoseg.io.paths import check_input_file, is_remote, special_kind
@@ -116,7 +116,7 @@ def check_resolution(value: object, option: str = "--resolution") -> float | Non
         >>> check_resolution(0)
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.InputError: --resolution 0 must be a positive number of metres, e.g. 20
+        geoseg.core.errors.OptionError: --resolution 0 must be a positive number of metres, e.g. 20
     """
     if value is None:
         return None
@@ -125,7 +125,7 @@ def check_resolution(value: object, option: str = "--resolution") -> float | Non
     except ValueError:
         number = math.nan
     if not math.isfinite(number) or number <= 0:
-        raise InputError(f"{option} {value} must be a positive number of metres, e.g. 20")
+        raise OptionError(f"{option} {value} must be a positive number of metres, e.g. 20")
     return number
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from geoseg.core.errors import InputError
+from geoseg.core.errors import InputError, OptionError
 
 __all__ = ["resolve_device"]
 
@@ -21,5 +21,5 @@ def resolve_device(device: str = "auto") -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device}: no CUDA GPU is usable here; use --device cpu or auto")
     if device != "cpu" and not device.startswith("cuda"):
-        raise InputError(f"--device {device!r} is not known: use auto, cpu or cuda")
+        raise OptionError(f"--device {device!r} is not known: use auto, cpu or cuda")
     return device

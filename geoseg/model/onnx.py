@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.errors import InputError, ModelError
+from geoseg.core.errors import InputError, ModelError, OptionError
 from geoseg.io.paths import check_input_file
 from geoseg.model.card import ModelCard
 from geoseg.model.deepness import DEEPNESS_KEYS, INPUT_SCALE, card_from_deepness, decoded, deepness_metadata
@@ -119,10 +119,12 @@ def export_onnx(
     if out.suffix.lower() != ".onnx":
         raise ModelError(f"export output {out} must end in .onnx")
     if smooth < 0:
-        raise InputError(f"--smooth {smooth} must be 0 or more pixels")
+        raise OptionError(f"--smooth {smooth} must be 0 or more pixels")
     net = model if isinstance(model, Model) else load_model(model)
     card = net.card
     size = int(chip_size or card.chip_size)
+    if size <= 0:  # a usage error; a size off the encoder's stride depends on the model (ChipSizeError)
+        raise OptionError(f"--chip-size {size} must be a positive number of pixels, e.g. 256")
     check_chip_size(size, net.output_stride, "--chip-size")
     chips = None if calibration is None else calibration_chips(calibration, card, size)  # read before anything is written
     folded = _folded(net.cpu().eval())
@@ -236,7 +238,7 @@ def onnx_device(device: str = "auto") -> str:
             f"--device {device}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu); use --device cpu or auto"
         )
     if device != "cpu" and not device.startswith("cuda"):
-        raise InputError(f"--device {device!r} is not known: use auto, cpu or cuda")
+        raise OptionError(f"--device {device!r} is not known: use auto, cpu or cuda")
     return device
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.bands import select_bands
-from geoseg.core.errors import BandMismatchError, InputError, ModelError
+from geoseg.core.errors import BandMismatchError, InputError, ModelError, OptionError
 from geoseg.core.grid import Chip, Grid, make_grid
 from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, read_window, scene_has_mask
 from geoseg.model.card import ModelCard
@@ -107,15 +107,15 @@ def check_quantize(quantize: str | None, calibration: str | os.PathLike[str] | N
         >>> check_quantize("int4", None)
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.InputError: --quantize 'int4' is not known: use int8 (or leave it out for a float model)
+        geoseg.core.errors.OptionError: --quantize 'int4' is not known: use int8 (or leave it out for a float model)
     """
     if quantize is None or quantize == "":
         if calibration is not None:
-            raise InputError(f"--calibration {calibration} needs --quantize int8: give both, or neither for a float model")
+            raise OptionError(f"--calibration {calibration} needs --quantize int8: give both, or neither for a float model")
         return None
     kind = str(quantize).strip().lower()
     if kind not in QUANTIZE_TYPES:
-        raise InputError(
+        raise OptionError(
             f"--quantize {quantize!r} is not known: use {', '.join(QUANTIZE_TYPES)} (or leave it out for a float model)"
         )
     _quantization()  # installed? (said before the export and the calibration reads)

@@ -22,7 +22,7 @@ import numpy as np
 
 from geoseg.core.bands import parse_requested
 from geoseg.core.classes import NODATA, ClassInfo
-from geoseg.core.errors import InputError
+from geoseg.core.errors import OptionError
 
 __all__ = ["PreviewBands", "choose_bands", "landsat_sensor", "rgb_bands", "save_figure", "scene_preview_bands", "write_preview"]
 
@@ -146,7 +146,7 @@ def choose_bands(
     if requested is not None and requested != "":
         indexes = parse_requested(requested, descriptions, count, option="--preview-bands")
         if len(indexes) not in (1, 3):
-            raise InputError(
+            raise OptionError(
                 f"--preview-bands gives {len(indexes)} bands: give 1 (shown in grey) or 3 (red, green, blue), e.g. 4,3,2"
             )
         return PreviewBands(_rgb(indexes), _described(indexes, descriptions), "as --preview-bands asks")

@@ -20,7 +20,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from geoseg.core.classes import IGNORE_INDEX
-from geoseg.core.errors import InputError
+from geoseg.core.errors import InputError, OptionError
 from geoseg.core.labels import LabelMap
 from geoseg.io.mosaic import vrt_source
 from geoseg.io.sources import default_resolution
@@ -124,8 +124,8 @@ def tile(
 
     out = Path(chip_dir)
     if not 0.0 <= min_labeled <= 1.0:
-        raise InputError(f"--min-labeled {min_labeled} must lie in [0, 1], e.g. 0.1 for 10% labeled pixels")
-    buffer = None if buffer is None else check_buffer(buffer, "--buffer")
+        raise OptionError(f"--min-labeled {min_labeled} must lie in [0, 1], e.g. 0.1 for 10% labeled pixels")
+    buffer = None if buffer is None else check_buffer(buffer, "--buffer", OptionError)
     check_outdir(out, [image, labels], overwrite, marks=TILE_MARKS)
     stem = Path(str(image)).stem
     with gdal_env(), open_scene(image) as ds:
