@@ -4,7 +4,7 @@ One command runs everything and prints one table, writes
 ``benchmarks/results.json`` and plots time and peak memory against scene
 size (``benchmarks/plots/``, one line per tool):
 
-    .venv/bin/python benchmarks/suite.py            # full run, about 26 minutes on 2 cores
+    .venv/bin/python benchmarks/suite.py            # full run, 26–29 minutes on 2 cores
     .venv/bin/python benchmarks/suite.py --quick    # 1024² and 2048² only, about 3 minutes
 
 Every measurement runs in a fresh process (its own peak RSS, no warm caches
