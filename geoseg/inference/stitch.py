@@ -184,7 +184,9 @@ class Stitcher:
         """Blend one chip's ``(K, chip, chip)`` probabilities (only its part inside the scene is kept).
 
         Where the chip alone counts (weight 1, every neighbour's 0) its
-        probabilities are copied; elsewhere they are weighted and added.
+        probabilities are copied; elsewhere they are weighted, and written
+        where it is the first chip to touch the pixels, added where an
+        earlier chip did.
         """
         if chip.y0 < self.y:
             raise ValueError(f"chip at row {chip.y0} arrived after rows up to {self.y} were finished")
