@@ -254,6 +254,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.json and args.compare:
         parser.error("--json writes the figures of the default measurement: leave out --compare")
+    if args.torch_threads < 1:
+        parser.error(f"--torch-threads {args.torch_threads}: give 1 or more")
     WORK.mkdir(exist_ok=True)
     if args.compare:
         compare(args.compare, args.sizes, args.bands, args.rounds, args.torch_threads)
