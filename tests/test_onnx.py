@@ -191,7 +191,7 @@ def test_deepness_metadata_checks_both_tile_size_spellings(tmp_path: Path) -> No
 
 def test_export_refusals(tmp_path: Path, runner) -> None:
     result = run(runner, "export", "default", "-o", tmp_path / "m.pt")
-    assert result.exit_code == 1 and "must end in .onnx" in result.stderr
+    assert result.exit_code == 2 and "must end in .onnx" in result.stderr  # a usage error, as vectorize's extension
     (tmp_path / "m.onnx").write_text("keep")
     result = run(runner, "export", "default", "-o", tmp_path / "m.onnx")
     assert result.exit_code == 1 and "use --overwrite" in result.stderr

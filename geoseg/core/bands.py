@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
-from geoseg.core.errors import BandMismatchError, InputError, OptionError
+from geoseg.core.errors import BandMismatchError, InputError
 from geoseg.core.sensors import bare_name, common_names, near_common_names
 
 __all__ = ["band_lookup", "match_by_common_name", "select_bands", "parse_requested"]
@@ -42,7 +42,7 @@ def parse_requested(
     for item in items:
         text = str(item).strip()
         if not text:
-            raise OptionError(f"{option} {requested!r} has an empty item: write e.g. 1,2,3 or B04,B03,B02")
+            raise InputError(f"{option} {requested!r} has an empty item: write e.g. 1,2,3 or B04,B03,B02")
         if text.isdigit():
             index = int(text)
             if not 1 <= index <= count:

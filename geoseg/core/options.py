@@ -100,13 +100,18 @@ class Overlap:
             raise OptionError(f"overlap {value} must be a fraction in [0, 1) of the chip, or pixels written like '64px'")
         return cls(fraction=fraction)  # the text is kept exactly as a float, never rounded
 
-    def pixels(self, chip_size: int) -> int:
-        """The overlap in pixels for chips of ``chip_size``; it must be smaller than the chip."""
+    def pixels(self, chip_size: int, error: type[InputError] = InputError) -> int:
+        """The overlap in pixels for chips of ``chip_size``; it must be smaller than the chip.
+
+        ``error`` is raised when it is not: :class:`OptionError` where the chip
+        size is an option too (a usage error), an :class:`InputError` where it
+        is the model's.
+        """
         if chip_size <= 0:
             raise OptionError(f"chip size {chip_size} must be a positive number of pixels, e.g. 256")
         pixels = self.px if self.px is not None else int((self.fraction or 0.0) * chip_size)
         if not 0 <= pixels < chip_size:
-            raise InputError(
+            raise error(
                 f"overlap {self} must be at least 0 and smaller than the chip size ({chip_size} px): "
                 f"use at most '{chip_size - 1}px'"
             )
@@ -183,12 +188,16 @@ class PredictOptions:
         set_ = object.__setattr__  # frozen: normalize once, here
         if self.bands is not None and not isinstance(self.bands, tuple):
             raw = self.bands.split(",") if isinstance(self.bands, str) else list(self.bands)
-            set_(self, "bands", tuple(str(b).strip() for b in raw))  # empty items are refused where bands are matched
+            set_(self, "bands", tuple(str(b).strip() for b in raw))
+        if self.bands is not None and not all(self.bands):
+            raise OptionError(f"--bands {','.join(self.bands)!r} has an empty item: write e.g. 1,2,3 or B04,B03,B02")
         if self.overlap is not None and not isinstance(self.overlap, Overlap):
             set_(self, "overlap", Overlap.parse(self.overlap))
         set_(self, "aoi", _path_or_none(self.aoi))
         if self.chip_size is not None and (isinstance(self.chip_size, bool) or int(self.chip_size) <= 0):
             raise OptionError(f"--chip-size {self.chip_size} must be a positive number of pixels, e.g. 256")
+        if self.chip_size is not None and self.overlap is not None:  # both options: they must fit each other
+            self.overlap.pixels(int(self.chip_size), OptionError)
         if self.batch_size is not None and self.batch_size < 1:
             raise OptionError(f"--batch-size {self.batch_size} must be at least 1")
         if self.block_width < 256:

@@ -117,12 +117,12 @@ def export_onnx(
     inputs = ([] if isinstance(model, Model) else [model]) + ([] if calibration is None else [calibration])
     out = check_output(output, inputs, overwrite)
     if out.suffix.lower() != ".onnx":
-        raise ModelError(f"export output {out} must end in .onnx")
+        raise OptionError(f"export output {out} must end in .onnx")
     if smooth < 0:
         raise OptionError(f"--smooth {smooth} must be 0 or more pixels")
     net = model if isinstance(model, Model) else load_model(model)
     card = net.card
-    size = int(chip_size or card.chip_size)
+    size = int(card.chip_size if chip_size is None else chip_size)
     if size <= 0:  # a usage error; a size off the encoder's stride depends on the model (ChipSizeError)
         raise OptionError(f"--chip-size {size} must be a positive number of pixels, e.g. 256")
     check_chip_size(size, net.output_stride, "--chip-size")

@@ -22,6 +22,7 @@ import numpy as np
 from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.errors import InputError, OptionError
 from geoseg.core.labels import LabelMap
+from geoseg.core.options import Overlap
 from geoseg.io.mosaic import vrt_source
 from geoseg.io.sources import default_resolution
 
@@ -126,6 +127,7 @@ def tile(
     if not 0.0 <= min_labeled <= 1.0:
         raise OptionError(f"--min-labeled {min_labeled} must lie in [0, 1], e.g. 0.1 for 10% labeled pixels")
     buffer = None if buffer is None else check_buffer(buffer, "--buffer", OptionError)
+    Overlap.parse(overlap).pixels(chip_size, OptionError)  # both are options here: a usage error, refused first
     check_outdir(out, [image, labels], overwrite, marks=TILE_MARKS)
     stem = Path(str(image)).stem
     with gdal_env(), open_scene(image) as ds:

@@ -345,6 +345,8 @@ def parse_config(raw: Any, base: Path) -> dict[str, Any]:
     if bool(data["scenes"]) == bool(data["chips"]):
         raise _err("data", "give either scenes (images with labels) or chips (a folder written by geoseg tile)")
     _check_train(cfg["train"])
+    if data["bands"] is not None and not all(str(b).strip() for b in data["bands"]):
+        raise _err("data.bands", f"has an empty item in {data['bands']!r}: list band indexes or names, e.g. [B04, B03, B02]")
     _check_classes(data["classes"])
     data["background"] = _check_background(data, base)
     from geoseg.core.grid import parse_overlap
