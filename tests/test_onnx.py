@@ -195,6 +195,8 @@ def test_export_refusals(tmp_path: Path, runner) -> None:
     (tmp_path / "m.onnx").write_text("keep")
     result = run(runner, "export", "default", "-o", tmp_path / "m.onnx")
     assert result.exit_code == 1 and "use --overwrite" in result.stderr
+    result = run(runner, "export", "default", "-o", tmp_path / "m.onnx", "--smooth", -1)  # the usage error comes first
+    assert result.exit_code == 2 and "--smooth -1" in result.stderr
     assert (tmp_path / "m.onnx").read_text() == "keep"
     result = run(runner, "export", "default", "-o", tmp_path / "x.onnx", "--chip-size", 100)
     assert result.exit_code == 1 and "use 96 or 128" in result.stderr and not (tmp_path / "x.onnx").exists()

@@ -272,7 +272,9 @@ CONFIG_ERRORS = [
     ({"split": {"val_fraction": 0.95}}, "split.val_fraction: must lie in [0.0, 0.9]"),
     ({"train": {"device": "tpu"}}, "train.device: 'tpu' is not one of auto, cpu, cuda"),
     ({"train": {"loss": {"ce": 1.0, "lovas": 0.5}}}, "'lovas' is not one of ce, dice, focal, lovasz: did you mean 'lovasz'?"),
-    ({"data": {"bands": ["B02", "", "B04"]}}, "data.bands: has an empty item"),  # a file's value: exit 1, not --bands
+    # values in the config file: exit 1, naming the key (not the CLI's --bands or --device)
+    ({"data": {"bands": ["B02", "", "B04"]}}, "data.bands: has an empty item"),
+    ({"train": {"device": "cpu:1"}}, "train.device: 'cpu:1' is not one of auto, cpu, cuda"),
 ]
 
 

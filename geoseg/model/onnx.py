@@ -113,18 +113,18 @@ def export_onnx(
     from geoseg.model.factory import Model, check_chip_size, load_model
     from geoseg.model.quantize import calibration_chips, check_quantize
 
-    kind = check_quantize(quantize, calibration)
-    inputs = ([] if isinstance(model, Model) else [model]) + ([] if calibration is None else [calibration])
-    out = check_output(output, inputs, overwrite)
-    if out.suffix.lower() != ".onnx":
-        raise OptionError(f"export output {out} must end in .onnx")
+    kind = check_quantize(quantize, calibration)  # usage errors first, before the output or the model is looked at
+    if Path(output).suffix.lower() != ".onnx":
+        raise OptionError(f"export output {output} must end in .onnx")
     if smooth < 0:
         raise OptionError(f"--smooth {smooth} must be 0 or more pixels")
+    if chip_size is not None and int(chip_size) <= 0:  # a size off the encoder's stride depends on the model
+        raise OptionError(f"--chip-size {chip_size} must be a positive number of pixels, e.g. 256")
+    inputs = ([] if isinstance(model, Model) else [model]) + ([] if calibration is None else [calibration])
+    out = check_output(output, inputs, overwrite)
     net = model if isinstance(model, Model) else load_model(model)
     card = net.card
     size = int(card.chip_size if chip_size is None else chip_size)
-    if size <= 0:  # a usage error; a size off the encoder's stride depends on the model (ChipSizeError)
-        raise OptionError(f"--chip-size {size} must be a positive number of pixels, e.g. 256")
     check_chip_size(size, net.output_stride, "--chip-size")
     chips = None if calibration is None else calibration_chips(calibration, card, size)  # read before anything is written
     folded = _folded(net.cpu().eval())

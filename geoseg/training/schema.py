@@ -254,7 +254,9 @@ def _check_train(train: dict[str, Any]) -> None:
             "train.warmup_epochs",
             f"must be fewer than train.epochs ({train['epochs']}), got {train['warmup_epochs']}: e.g. 3 (0: no warm-up)",
         )
-    _check_choice("train.device", train["device"].split(":")[0], DEVICES)
+    device = train["device"]
+    kind, _, number = device.partition(":")
+    _check_choice("train.device", device if kind != "cuda" or not number.isdigit() else kind, DEVICES)
     weights = train["class_weights"]
     if isinstance(weights, str):
         _check_choice("train.class_weights", weights, ("auto", "none"))
