@@ -35,6 +35,8 @@ __all__ = [
     "Progress",
     "RunOptions",
     "VectorizeOptions",
+    "check_positive_chip_size",
+    "is_device",
     "parse_preview_bands",
 ]
 
@@ -131,6 +133,32 @@ def _check_choice(option: str, value: object, choices: tuple[str, ...]) -> None:
         raise OptionError(f"{option} {value!r} is not known: use {' or '.join(choices)}")
 
 
+def is_device(name: str) -> bool:
+    """A device name geoseg knows: one of :data:`DEVICES`, or ``cuda:N`` for the N-th GPU.
+
+    Example:
+        >>> is_device("cuda:1"), is_device("cpu:1"), is_device("tpu")
+        (True, False, False)
+    """
+    kind, _, number = name.partition(":")
+    return name in DEVICES or (kind == "cuda" and number.isdigit())
+
+
+def check_positive_chip_size(value: object, option: str = "--chip-size") -> None:
+    """Refuse a chip size that is not a positive number of pixels (a usage error; the model's stride is checked
+    where the model is known).
+
+    Example:
+        >>> check_positive_chip_size(256)
+        >>> check_positive_chip_size(0)
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.OptionError: --chip-size 0 must be a positive number of pixels, e.g. 256
+    """
+    if isinstance(value, bool) or int(value) <= 0:  # type: ignore[call-overload]
+        raise OptionError(f"{option} {value} must be a positive number of pixels, e.g. 256")
+
+
 def _metres(option: str, value: object) -> float:
     """``value`` as a positive, finite number of metres, else a one-line error."""
     try:
@@ -194,8 +222,8 @@ class PredictOptions:
         if self.overlap is not None and not isinstance(self.overlap, Overlap):
             set_(self, "overlap", Overlap.parse(self.overlap))
         set_(self, "aoi", _path_or_none(self.aoi))
-        if self.chip_size is not None and (isinstance(self.chip_size, bool) or int(self.chip_size) <= 0):
-            raise OptionError(f"--chip-size {self.chip_size} must be a positive number of pixels, e.g. 256")
+        if self.chip_size is not None:
+            check_positive_chip_size(self.chip_size)
         if self.chip_size is not None and self.overlap is not None:  # both options: they must fit each other
             self.overlap.pixels(int(self.chip_size), OptionError)
         if self.batch_size is not None and self.batch_size < 1:
@@ -203,7 +231,7 @@ class PredictOptions:
         if self.block_width < 256:
             raise OptionError(f"--block-width {self.block_width} must be at least 256 pixels (one tile)")
         device = str(self.device)
-        if device not in DEVICES and not device.startswith("cuda:"):
+        if not is_device(device):
             raise OptionError(f"--device {device!r} is not known: use auto, cpu or cuda")
         _check_choice("--resample", self.resample, RESAMPLE)
         _check_choice("--output-grid", self.output_grid, OUTPUT_GRIDS)

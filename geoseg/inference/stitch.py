@@ -218,7 +218,7 @@ class Stitcher:
         wy, wx, iy, ix = origin  # the chip's window and its inside part start here
         p = probs[:, y0 - wy : y1 - wy, x0 - wx : x1 - wx]
         w = self._chip_weights(chip)[y0 - iy : y1 - iy, x0 - ix : x1 - ix]
-        first = x1 - x0  # columns from here on are this chip's first touch
+        first = x1 - x0  # columns [x0, x0 + first) were touched by an earlier chip (added); the rest are written
         if y0 >= self.yspans[chip.row].reach:
             first = min(x1, max(x0, self.xspans[chip.col].reach)) - x0
         for ring, local in self._ring(y0, y1):

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.errors import InputError, ModelError, OptionError
+from geoseg.core.options import check_positive_chip_size
 from geoseg.io.paths import check_input_file
 from geoseg.model.card import ModelCard
 from geoseg.model.deepness import DEEPNESS_KEYS, INPUT_SCALE, card_from_deepness, decoded, deepness_metadata
@@ -118,8 +119,8 @@ def export_onnx(
         raise OptionError(f"export output {output} must end in .onnx")
     if smooth < 0:
         raise OptionError(f"--smooth {smooth} must be 0 or more pixels")
-    if chip_size is not None and int(chip_size) <= 0:  # a size off the encoder's stride depends on the model
-        raise OptionError(f"--chip-size {chip_size} must be a positive number of pixels, e.g. 256")
+    if chip_size is not None:  # a size off the encoder's stride depends on the model: checked once it is loaded
+        check_positive_chip_size(chip_size)
     inputs = ([] if isinstance(model, Model) else [model]) + ([] if calibration is None else [calibration])
     out = check_output(output, inputs, overwrite)
     net = model if isinstance(model, Model) else load_model(model)

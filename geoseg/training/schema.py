@@ -23,6 +23,7 @@ from typing import Any
 
 from geoseg.core.errors import InputError
 from geoseg.core.labels import BACKGROUND_WITHIN
+from geoseg.core.options import DEVICES, is_device
 from geoseg.training.losses import LOSSES
 
 __all__ = [
@@ -118,7 +119,6 @@ CLASS_KEYS = ("name", "color", "values", "buffer")
 """Keys of a class mapping in ``data.classes``."""
 BACKGROUND_KEYS = {"name": ((str, int), None), "within": (str, "labels"), "color": ((str, type(None)), None)}
 """Keys of ``data.background`` with their types and defaults (``name`` is required)."""
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def loss_names() -> tuple[str, ...]:
@@ -254,9 +254,8 @@ def _check_train(train: dict[str, Any]) -> None:
             "train.warmup_epochs",
             f"must be fewer than train.epochs ({train['epochs']}), got {train['warmup_epochs']}: e.g. 3 (0: no warm-up)",
         )
-    device = train["device"]
-    kind, _, number = device.partition(":")
-    _check_choice("train.device", device if kind != "cuda" or not number.isdigit() else kind, DEVICES)
+    if not is_device(train["device"]):  # auto, cpu, cuda or cuda:N, as the CLI's --device
+        _check_choice("train.device", train["device"], DEVICES)
     weights = train["class_weights"]
     if isinstance(weights, str):
         _check_choice("train.class_weights", weights, ("auto", "none"))
