@@ -161,6 +161,17 @@ def test_reader_threads_each_read_one_band_of_columns_and_batches_keep_chip_orde
     assert len(left) == len(right) == 1 and left != right
 
 
+def _plain_average(grid, chips, probs, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every chip's probabilities times its weights, summed in chip order, divided by the weights (0 where none)."""
+    acc, wsum = np.zeros((k, grid.height, grid.width), np.float32), np.zeros((grid.height, grid.width), np.float32)
+    for c in chips:
+        (ry, rx), w = c.inside, chip_weights(grid, c)
+        acc[:, c.y0 : c.y1, c.x0 : c.x1] += probs[c][:, ry, rx] * w
+        wsum[c.y0 : c.y1, c.x0 : c.x1] += w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(wsum > 0, acc / wsum, 0), wsum
+
+
 @pytest.mark.parametrize(
     ("width", "height", "chip", "overlap", "block"),
     [(67, 45, 32, "24px", None), (300, 170, 64, "16px", (40, 200)), (700, 520, 256, "64px", None), (129, 97, 32, 0, None)],
@@ -175,13 +186,8 @@ def test_stitched_rows_equal_a_plain_weighted_average_bit_for_bit(width, height,
     x0, x1 = block or (0, width)
     chips = [c for c in grid.chips_in_columns(x0, x1) if rng.random() > 0.15]  # some chips skipped (nodata)
     probs = {c: rng.random((3, chip, chip)).astype(np.float32) for c in chips}
-    acc, wsum = np.zeros((3, height, width), np.float32), np.zeros((height, width), np.float32)
-    for c in chips:
-        (ry, rx), w = c.inside, chip_weights(grid, c)
-        acc[:, c.y0 : c.y1, c.x0 : c.x1] += probs[c][:, ry, rx] * w
-        wsum[c.y0 : c.y1, c.x0 : c.x1] += w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        expected = np.where(wsum > 0, acc / wsum, 0)[:, :, x0:x1]
+    expected, wsum = _plain_average(grid, chips, probs, 3)
+    expected = expected[:, :, x0:x1]
     got, weight = np.full_like(expected, np.nan), np.zeros_like(expected[0])
 
     def sink(y0, y1, p, w):
@@ -193,17 +199,6 @@ def test_stitched_rows_equal_a_plain_weighted_average_bit_for_bit(width, height,
     stitcher.finish()
     assert np.array_equal(weight, wsum[:, x0:x1])
     assert np.array_equal(got, expected)
-
-
-def _plain_average(grid, chips, probs, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every chip's probabilities times its weights, summed in chip order, divided by the weights (0 where none)."""
-    acc, wsum = np.zeros((k, grid.height, grid.width), np.float32), np.zeros((grid.height, grid.width), np.float32)
-    for c in chips:
-        (ry, rx), w = c.inside, chip_weights(grid, c)
-        acc[:, c.y0 : c.y1, c.x0 : c.x1] += probs[c][:, ry, rx] * w
-        wsum[c.y0 : c.y1, c.x0 : c.x1] += w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(wsum > 0, acc / wsum, 0), wsum
 
 
 def test_stitching_small_random_grids_equals_a_plain_weighted_average_bit_for_bit() -> None:
