@@ -289,3 +289,17 @@ def test_an_error_in_a_stitching_thread_is_raised_once_and_every_thread_ends(
         geoseg.predict(scene, wrap(BandLogits(), 3, 3, 32, "8px"), out / "c.tif", batch_size=3, device="cpu")
     assert not [t for t in threading.enumerate() if t.name.startswith("geoseg-stitch")]
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("classes", [1, 2, 8, 255])
+def test_argmax_classes_equals_numpy_argmax_with_ties_and_nan(classes: int) -> None:
+    from geoseg.io.classmap import argmax_classes
+
+    rng = np.random.default_rng(classes)
+    ring = rng.integers(0, 4, (classes, 40, 70)).astype(np.float32) / 4  # few distinct values: many ties
+    ring[:, 3, 5] = np.nan  # a NaN counts as the largest, as in numpy
+    ring[rng.integers(0, classes), 7, 9] = np.nan
+    probs = ring[:, 2:35, 4:60]  # a view, as the stitcher hands over
+    expected = np.argmax(probs, axis=0)
+    assert np.array_equal(argmax_classes(probs), expected)
+    assert argmax_classes(probs).dtype == np.uint8
