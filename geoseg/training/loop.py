@@ -1,9 +1,12 @@
 """The epoch loop: optimizer, learning-rate schedule (warm-up, cosine) and mixed precision; per epoch one training
 pass over sampled chips, one validation pass, the best model kept by validation mean IoU, and early stopping.
 
-Deterministic for a seed on CPU: each epoch's chip order and augmentation come
-from ``numpy.random.default_rng([seed, epoch])``, so a resumed run continues
-exactly where it stopped.
+Deterministic for a seed on CPU, and a resumed run continues exactly where it stopped: nothing an epoch draws
+depends on the epochs before it. Its chip order and augmentation come from
+``numpy.random.default_rng([seed, epoch])``, torch's generator (dropout) is seeded from ``[seed, epoch, 1]``
+(:func:`torch_seed`) and its learning rate is computed from the epoch
+(:func:`~geoseg.training.schedule.lr_factor`), not stepped from the last one, so a run resumed with more
+epochs follows the longer run's schedule.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ from geoseg.training.data import SceneData, Split, iter_samples
 from geoseg.training.distributed import Dist, wrap_model
 from geoseg.training.losses import make_loss
 from geoseg.training.rundir import RunState, load_resume, save_epoch
-from geoseg.training.schedule import make_scheduler
+from geoseg.training.schedule import lr_factor
 
 log = logging.getLogger("geoseg")
 
-__all__ = ["EpochLoop", "epoch_order"]
+__all__ = ["EpochLoop", "epoch_order", "torch_seed"]
 
 T = TypeVar("T")
 
@@ -45,6 +48,17 @@ def epoch_order(n: int, samples: int | None, rng: np.random.Generator) -> np.nda
     """
     count = samples or n
     return np.concatenate([rng.permutation(n) for _ in range(math.ceil(count / n))])[:count]
+
+
+def torch_seed(seed: int, epoch: int) -> int:
+    """The seed of torch's generator for epoch ``epoch`` (its dropout): drawn from ``[seed, epoch, 1]``, apart from
+    the epoch's numpy stream (``[seed, epoch]``).
+
+    Example:
+        >>> torch_seed(0, 1) == torch_seed(0, 1) != torch_seed(0, 2)
+        True
+    """
+    return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1, np.uint64)[0])
 
 
 class _Timer:
@@ -78,8 +92,9 @@ class EpochLoop:
     """Trains ``model`` on the training chips of ``split`` and scores it on the validation chips, epoch by epoch.
 
     Holds the state that lives across epochs: the model on its device (and its
-    DistributedDataParallel wrapper under torchrun), optimizer, scheduler,
-    loss and gradient scaler.
+    DistributedDataParallel wrapper under torchrun), optimizer, loss and
+    gradient scaler. The learning rate is set at the start of each epoch from
+    :func:`~geoseg.training.schedule.lr_factor`.
 
     Example:
         >>> loop = EpochLoop(config, model, scenes, split, weights, "cpu")  # doctest: +SKIP
@@ -107,7 +122,6 @@ class EpochLoop:
         self.net = net
         self.trained = wrap_model(net, dist, device)  # what the training steps call
         self.opt = torch.optim.AdamW(net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-        self.sched = make_scheduler(self.opt, t.epochs, t.warmup_epochs)
         self.loss_fn = make_loss(t.loss, weights, t.focal_gamma)
         self.use_cuda = device.startswith("cuda")
         self.amp_dtype = torch.bfloat16 if self.use_cuda and torch.cuda.is_bf16_supported() else torch.float16
@@ -115,8 +129,13 @@ class EpochLoop:
         self.confidence: float | None = None  # set by evaluate()
 
     def resume(self, run_dir: Path) -> RunState:
-        """Load the weights, optimizer and scheduler of ``run_dir``'s last epoch; returns the run's state."""
-        return load_resume(run_dir, self.model, self.opt, self.sched, self.config.train.epochs)
+        """Load the weights and optimizer of ``run_dir``'s last epoch; returns the run's state."""
+        return load_resume(run_dir, self.model, self.opt)
+
+    def lr(self, epoch: int) -> float:
+        """The learning rate epoch ``epoch`` (1-based) trains at (zero after the last)."""
+        t = self.config.train
+        return t.lr * lr_factor(epoch, t.epochs, t.warmup_epochs)
 
     def forward(self, x: Any, module: Any = None) -> Any:
         """Logits of a batch on the loop's device (``module``: the model unless given; autocast on CUDA)."""
@@ -143,7 +162,12 @@ class EpochLoop:
 
     def train_epoch(self, epoch: int, progress: Progress | None = None) -> tuple[float, int, float]:
         """One pass over the epoch's training chips: summed loss and chips over all processes, and the data wait (s)."""
+        import torch
+
         t = self.config.train
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr(epoch)
+        torch.manual_seed(torch_seed(t.seed, epoch))
         rng = np.random.default_rng([t.seed, epoch])
         order = epoch_order(len(self.split.train), t.samples_per_epoch, rng)
         samples = self.dist.share([self.split.train[i] for i in order])
@@ -161,7 +185,6 @@ class EpochLoop:
             seen += len(data)
             if progress:
                 progress(f"epoch {epoch}/{t.epochs}", n + 1, steps)
-        self.sched.step()
         total, count = (float(v) for v in self.dist.reduce([total_loss, seen]))
         return total, int(count), timer.wait
 
@@ -204,7 +227,7 @@ class EpochLoop:
         row: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": round(total_loss / max(seen, 1), 5),
-            "lr": round(self.opt.param_groups[0]["lr"], 8),
+            "lr": round(self.lr(epoch + 1), 8),  # the rate after the epoch: the next epoch's, as a scheduler step leaves it
         }
         summary: dict[str, Any] = {}
         score: float = epoch  # no validation: the latest model is the best
@@ -261,7 +284,7 @@ class EpochLoop:
             else:
                 state.bad += 1
             if self.dist.main:  # the other processes hold the same weights (DistributedDataParallel)
-                save_epoch(run_dir, self.model, self.opt, self.sched, state, improved, t.save_fp16)
+                save_epoch(run_dir, self.model, self.opt, state, improved, t.save_fp16)
             if on_epoch:
                 on_epoch(row)
         return state

@@ -1,8 +1,10 @@
 """RUN_DIR: checked before training, written after every epoch, read back by ``--resume``.
 
 RUN_DIR holds ``config.yaml`` (the checked config, JSON, which YAML reads),
-``model.pt`` (best validation mean IoU), ``last.pt``, ``resume.pt`` (optimizer,
-scheduler and :class:`RunState` for ``--resume``), ``history.csv``,
+``model.pt`` (best validation mean IoU), ``last.pt``, ``resume.pt`` (weights,
+optimizer and :class:`RunState` for ``--resume``, in one file written
+atomically, so an interrupt between two files cannot pair one epoch's weights
+with another's optimizer), ``history.csv``,
 ``curves.png``, ``metrics.json`` and ``confusion.png`` (the best epoch's
 validation confusion matrix). Only the main process writes.
 """
@@ -137,14 +139,15 @@ def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     write_text_atomic(run_dir / "history.csv", buf.getvalue())
 
 
-def load_resume(run_dir: Path, model: Any, opt: Any, sched: Any, epochs: int) -> RunState:
-    """Put the last epoch's weights, optimizer and scheduler state back; returns the run's state.
+def load_resume(run_dir: Path, model: Any, opt: Any) -> RunState:
+    """Put the last epoch's weights and optimizer state back; returns the run's state.
 
-    ``epochs`` may exceed the number the run was started with (the cosine
-    schedule is stretched to it).
+    The learning rate is not restored: the epoch loop computes each epoch's
+    from the config (which may give more epochs than the run started with).
+    A ``resume.pt`` written before it held the weights takes them from ``last.pt``.
 
     Example:
-        >>> state = load_resume(Path("runs/default"), model, opt, sched, epochs=80)  # doctest: +SKIP
+        >>> state = load_resume(Path("runs/default"), model, opt)  # doctest: +SKIP
         >>> state.epoch, state.best_epoch  # doctest: +SKIP
         (60, 52)
     """
@@ -153,48 +156,50 @@ def load_resume(run_dir: Path, model: Any, opt: Any, sched: Any, epochs: int) ->
     from geoseg.model.checkpoint import read_checkpoint
 
     state = torch.load(run_dir / "resume.pt", map_location="cpu", weights_only=True)
-    _, weights_state = read_checkpoint(run_dir / "last.pt")
-    model.net.load_state_dict(weights_state)
+    weights = state["model"] if "model" in state else read_checkpoint(run_dir / "last.pt")[1]
+    model.net.load_state_dict(weights)
     opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    if hasattr(sched, "T_max"):  # a resumed run may be given more epochs (a warm-up schedule reads the config's)
-        sched.T_max = epochs
     run = RunState(state["epoch"], state["history"], state["best"], state["best_epoch"], state["bad"])
     if run.best_epoch:
         model.card.provenance.update(state.get("best_provenance", {}))
+        domain = model.card.provenance.get("domain")
+        if isinstance(domain, dict) and "best_confidence" in state:
+            domain["validation_confidence"] = state["best_confidence"]
     if (run_dir / "metrics.json").is_file():
         run.best_summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")).get("validation", {})
     return run
 
 
-def _save_resume(run_dir: Path, opt: Any, sched: Any, run: RunState, model: Any) -> None:
+def _save_resume(run_dir: Path, opt: Any, run: RunState, model: Any) -> None:
     import torch
 
+    domain = model.card.provenance.get("domain")
     state = {
+        "model": model.net.state_dict(),
         "optimizer": opt.state_dict(),
-        "scheduler": sched.state_dict(),
         "epoch": run.epoch,
         "history": run.history,
         "best": run.best,
         "best_epoch": run.best_epoch,
         "bad": run.bad,
         "best_provenance": {k: model.card.provenance[k] for k in BEST_KEYS if k in model.card.provenance},
+        "best_confidence": domain.get("validation_confidence") if isinstance(domain, dict) else None,
     }
     with atomic_output(run_dir / "resume.pt") as tmp:
         torch.save(state, tmp)
 
 
-def save_epoch(run_dir: Path, model: Any, opt: Any, sched: Any, run: RunState, improved: bool, half: bool) -> None:
+def save_epoch(run_dir: Path, model: Any, opt: Any, run: RunState, improved: bool, half: bool) -> None:
     """Write an epoch's files: model.pt and confusion.png (when ``improved``; model.pt in float16 when ``half``),
     last.pt, resume.pt, history.csv, curves.png and metrics.json.
 
     Example:
-        >>> save_epoch(Path("runs/default"), model, opt, sched, state, improved=True, half=False)  # doctest: +SKIP
+        >>> save_epoch(Path("runs/default"), model, opt, state, improved=True, half=False)  # doctest: +SKIP
     """
     if improved:
         model.save(run_dir / "model.pt", half=half)
     model.save(run_dir / "last.pt", half=False)
-    _save_resume(run_dir, opt, sched, run, model)
+    _save_resume(run_dir, opt, run, model)
     write_history(run_dir, run.history)
     plot_curves(run_dir / "curves.png", run.history)
     if improved and run.best_summary.get("confusion_matrix"):

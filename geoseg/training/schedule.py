@@ -5,6 +5,11 @@ The schedule steps once per epoch. Epoch ``e`` (1-based) of ``E`` with ``W`` war
 rate on the first epoch after the warm-up, decaying towards zero at the end. Without a warm-up (``W = 0``) it is
 torch's ``CosineAnnealingLR(T_max=E)``, the schedule of every run before warm-up existed, step for step.
 
+The epoch loop sets each epoch's rate from :func:`lr_factor` (closed form, from the epoch and the config's ``E``)
+rather than stepping a scheduler: a recursive scheduler such as ``CosineAnnealingLR`` that has reached zero stays
+there, so a run resumed with more epochs would train at zero. :func:`make_scheduler` gives the same schedule as a
+torch scheduler.
+
 Example:
     >>> [round(lr_factor(e, epochs=10, warmup=2), 3) for e in (1, 2, 3, 10)]
     [0.333, 0.667, 1.0, 0.038]

@@ -4,8 +4,8 @@ The stages, one module each: :mod:`~geoseg.training.config` (the typed
 config), :mod:`~geoseg.training.prepare` (scenes, split, class weights),
 :mod:`~geoseg.training.distributed` (torchrun), :mod:`~geoseg.training.loop`
 (the epochs) and :mod:`~geoseg.training.rundir` (RUN_DIR). RUN_DIR receives
-``model.pt`` (best validation mean IoU), ``last.pt``, ``resume.pt`` (optimizer
-state for ``--resume``), ``history.csv``, ``curves.png``, ``metrics.json``,
+``model.pt`` (best validation mean IoU), ``last.pt``, ``resume.pt`` (weights
+and optimizer state for ``--resume``), ``history.csv``, ``curves.png``, ``metrics.json``,
 ``confusion.png`` (the best epoch's validation confusion matrix) and a copy of
 the config.
 """
