@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 
 from tests.helpers import SAMPLE, bad_raster_files, random_scene, run, write_raster
 
@@ -57,6 +59,14 @@ def test_info_on_model_and_scene(runner, unet_path: Path) -> None:
     result = run(runner, "info", SAMPLE, "--json")
     data = json.loads(result.output)
     assert data["crs"] == "EPSG:32633" and data["count"] == 10 and data["bands"][0] == "B02"
+    assert data["georeferenced"] == "yes"
+
+
+def test_info_says_what_predict_would_refuse(runner, tmp_path: Path) -> None:
+    rotated = write_raster(tmp_path / "r.tif", random_scene((3, 20, 20)), transform=Affine(10, 2, 330000, 2, -10, 5822040))
+    result = run(runner, "info", rotated)
+    assert result.exit_code == 0 and result.stderr == ""
+    assert "georeferenced no: scene" in " ".join(result.output.split()) and "rotated" in result.output
 
 
 def test_debug_shows_the_traceback(runner, unet_path: Path, tmp_path: Path) -> None:
@@ -74,6 +84,11 @@ def _bad_inputs(tmp: Path, scene: Path, model: Path) -> list[tuple[str, list, tu
     no_transform = write_raster(tmp / "notransform.tif", data, transform=None, crs="EPSG:32633")
     rotated = write_raster(tmp / "rotated.tif", data, transform=Affine(10, 2, 330000, 2, -10, 5822040))
     three = write_raster(tmp / "three.tif", data[:3])
+    photo = tmp / "photo.png"
+    with warnings.catch_warnings():  # a PNG with no georeferencing at all
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(photo, "w", driver="PNG", width=40, height=40, count=3, dtype="uint8") as ds:
+            ds.write(np.zeros((3, 40, 40), np.uint8))
     truncated_model = tmp / "truncated.pt"
     truncated_model.write_bytes(model.read_bytes()[:5000])
     readonly = tmp / "readonly"
@@ -103,6 +118,7 @@ def _bad_inputs(tmp: Path, scene: Path, model: Path) -> list[tuple[str, list, tu
         ("no crs", [no_crs, "-m", model, *out], ("nocrs.tif", "no CRS", "gdal_edit")),
         ("no transform", [no_transform, "-m", model, *out], ("notransform.tif", "no geotransform")),
         ("rotated", [rotated, "-m", model, *out], ("rotated.tif", "rotated", "gdalwarp")),
+        ("not georeferenced", [photo, "-m", model, *out], ("photo.png", "not georeferenced", "-a_ullr")),
         ("band count", [three, "-m", model, *out], ("expects 4 band(s)", "--bands")),
         ("band names", [scene, "-m", model, "--bands", "B02,B03,B04,B99", *out], ("B99",)),
         ("negative overlap", [scene, "-m", model, "--overlap", "-0.1", *out], ("overlap -0.1",)),
@@ -160,7 +176,9 @@ def _option_cases(scene: Path, model: Path, tmp: Path) -> dict[str, tuple[list, 
         "predict chip and overlap": ([*predict, "--chip-size", "64", "--overlap", "64px"], ("overlap 64px", "(64 px)")),
         "predict resolution": ([*predict, "--resolution", "abc"], ("--resolution abc",)),
         "predict bands": ([*predict, "--bands", "1,,3,4"], ("--bands", "has an empty item")),
-        "predict same output twice": ([*predict, "--confidence", tmp / "c.tif"], ("--classes and --confidence",)),
+        "predict same output twice": ([*predict, "--confidence", tmp / "c.tif"], ("-o/--output and --confidence",)),
+        "predict png": (["predict", scene, "-m", model, "-o", tmp / "c.png"], ("-o/--output", "c.png", "ending in .tif")),
+        "predict confidence gpkg": ([*predict, "--confidence", tmp / "c.gpkg"], ("--confidence", "ending in .tif")),
         "run simplify": ([*run_, "--simplify", "-3"], ("--simplify -3",)),
         "run batch bands": (["run", scene, scene, "-o", tmp / "b", "--bands", "1,,3"], ("--bands '1,,3'", "empty item")),
         "run preview bands": ([*run_, "--preview-bands", "4,3"], ("--preview-bands '4,3'", "names 2 bands")),
@@ -317,3 +335,30 @@ def test_interrupted_predict_keeps_the_previous_output(tmp_path: Path, signame: 
     assert "interrupted" in rest and "Traceback" not in rest
     assert out.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "c.tif", "m.pt"]
+
+
+def test_quiet_keeps_the_closing_lines_off_stderr(runner, unet_path: Path, scene4: Path, tmp_path: Path) -> None:
+    """-q is "only errors": tile's and export's closing lines appear without it and not with it."""
+    for args in (["tile", scene4, "--chip-size", "32"], ["export", unet_path]):
+        loud = run(runner, *args, "-o", tmp_path / f"{args[0]}.onnx" if args[0] == "export" else tmp_path / "a")
+        quiet = run(runner, *args, "-q", "-o", tmp_path / "b.onnx" if args[0] == "export" else tmp_path / "b")
+        assert loud.exit_code == 0 and quiet.exit_code == 0, loud.output + quiet.output
+        assert ("chips written" in loud.stderr or "wrote" in loud.stderr) and quiet.stderr == "", quiet.stderr
+
+
+def test_an_interrupted_train_says_its_epochs_are_kept(runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in train leaves the epochs done in the run folder: the line says so instead of "no output was changed"."""
+    import geoseg.training.trainer
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(geoseg.training.trainer, "train", interrupted)
+    config = tmp_path / "c.yaml"
+    config.write_text("data: {}\n")
+    result = run(runner, "train", config, "-o", tmp_path / "run")
+    assert result.exit_code == 130
+    assert (
+        result.stderr.strip()
+        == f"geoseg: interrupted; the epochs completed are kept in {tmp_path / 'run'}: continue with --resume"
+    )

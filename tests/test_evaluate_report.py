@@ -76,7 +76,7 @@ def test_report_holds_hand_computed_scores_and_an_error_map(maps: tuple[Path, Pa
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == REPORT
     # the two classes rest on fewer than 1000 truth pixels: one warning line naming both
-    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line and "class table" not in line]
     assert len(warnings) == 1 and "forest (780 px)" in warnings[0] and "water (620 px)" in warnings[0], result.stderr
     assert "snow" not in warnings[0]
 
@@ -317,3 +317,18 @@ def test_qgis_opens_the_error_map_styled(maps: tuple[Path, Path], tmp_path: Path
         [2, "wrong (truth: water)", "#1f78b4"],
         [3, "wrong (truth: snow)", "#e0f3f8"],
     ]  # QGIS applied errors.qml: named entries, only the map's codes
+
+
+def test_a_truth_mask_without_a_class_table_is_said_to_be_read_as_class_ids(maps: tuple[Path, Path], tmp_path: Path) -> None:
+    """Mask values 1..8 against a map's ids 0..7 score silently wrong: one warning says how values were read."""
+    pred, truth = maps
+    summary = geoseg.evaluate(pred, truth)
+    notes = [w for w in summary["warnings"] if "carries no class table" in w]
+    assert len(notes) == 1 and "0 forest, 1 water, 2 snow" in notes[0] and "--classes" in notes[0]
+    tagged = class_map(tmp_path / "tagged.tif", rasterio.open(truth).read(1))  # the map's own table: nothing to say
+    assert not any("class table" in w for w in geoseg.evaluate(pred, tagged)["warnings"])
+    renamed = class_map(tmp_path / "renamed.tif", rasterio.open(truth).read(1), [{**c, "name": c["name"] + "s"} for c in TABLE])
+    assert any("names its classes differently" in w for w in geoseg.evaluate(pred, renamed)["warnings"])
+    mapping = tmp_path / "classes.json"
+    mapping.write_text(json.dumps({"0": "forest", "1": "water", "2": "snow"}))
+    assert not any("class table" in w for w in geoseg.evaluate(pred, truth, classes=mapping)["warnings"])

@@ -303,3 +303,65 @@ def test_argmax_classes_equals_numpy_argmax_with_ties_and_nan(classes: int) -> N
     expected = np.argmax(probs, axis=0)
     assert np.array_equal(argmax_classes(probs), expected)
     assert argmax_classes(probs).dtype == np.uint8
+
+
+def test_sidecar_files_are_read_as_gdal_and_qgis_read_them(tmp_path: Path) -> None:
+    """A ``.msk`` mask, nodata and band names in ``.aux.xml``, and georeferencing in a PNG's ``.aux.xml``."""
+    data = random_scene((3, 40, 50), "uint16")
+    masked = write_raster(tmp_path / "masked.tif", data)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=False), rasterio.open(masked, "r+") as ds:
+        mask = np.full((40, 50), 255, np.uint8)
+        mask[:, :12] = 0
+        ds.write_mask(mask)
+    assert (tmp_path / "masked.tif.msk").exists()
+    model = wrap(BandLogits(), ["b1", "b2", "b3"], 3, 16, "4px")
+    geoseg.predict(masked, model, tmp_path / "c1.tif")
+    with rasterio.open(tmp_path / "c1.tif") as ds:
+        classes = ds.read(1)
+    assert (classes[:, :12] == 255).all() and (classes[:, 12:] != 255).all()
+
+    data[:, :, 40:] = 0
+    bare = write_raster(tmp_path / "pam.tif", data[::-1].copy())  # bands reversed: the names in .aux.xml put them back
+    bands = "".join(
+        f'<PAMRasterBand band="{i + 1}"><Description>{name}</Description><NoDataValue>0</NoDataValue></PAMRasterBand>'
+        for i, name in enumerate(["b3", "b2", "b1"])
+    )
+    (tmp_path / "pam.tif.aux.xml").write_text(f"<PAMDataset>{bands}</PAMDataset>")
+    geoseg.predict(bare, model, tmp_path / "c2.tif")
+    with rasterio.open(tmp_path / "c2.tif") as ds:
+        classes = ds.read(1)
+    assert (classes[:, 40:] == 255).all()
+    assert np.array_equal(classes[:, :40], data[:, :, :40].astype(np.float32).argmax(0))
+
+    png = tmp_path / "scene.png"
+    with rasterio.open(png, "w", driver="PNG", width=50, height=40, count=3, dtype="uint8", crs="EPSG:32633",
+                       transform=Affine(10.0, 0, 330000.0, 0, -10.0, 5822040.0)) as ds:  # fmt: skip
+        ds.write((data[:, :, :] // 20).astype(np.uint8))
+    assert (tmp_path / "scene.png.aux.xml").exists()  # a PNG keeps its CRS there
+    geoseg.predict(png, wrap(BandLogits(), 3, 3, 16, "4px"), tmp_path / "c3.tif")
+    with rasterio.open(tmp_path / "c3.tif") as ds:
+        assert ds.crs == "EPSG:32633" and ds.transform.c == 330000.0
+
+
+def test_a_replaced_output_loses_the_sidecars_of_the_old_one(tmp_path: Path) -> None:
+    """QGIS writes statistics into ``classes.tif.aux.xml``; a stale one would describe the new pixels."""
+    scene = write_raster(tmp_path / "s.tif", random_scene((3, 40, 40), "uint16"))
+    model = wrap(BandLogits(), 3, 3, 16, "4px")
+    out = tmp_path / "classes.tif"
+    geoseg.predict(scene, model, out)
+    (tmp_path / "classes.tif.aux.xml").write_text(
+        '<PAMDataset><PAMRasterBand band="1"><Description>old</Description><NoDataValue>0</NoDataValue>'
+        "</PAMRasterBand></PAMDataset>"
+    )
+    geoseg.predict(scene, model, out, overwrite=True)
+    assert not (tmp_path / "classes.tif.aux.xml").exists()
+    with rasterio.open(out) as ds:
+        assert ds.nodata == 255
+
+
+def test_one_band_fed_to_several_model_bands_is_said(tmp_path: Path) -> None:
+    scene = write_raster(tmp_path / "s.tif", random_scene((3, 30, 30)))
+    result = geoseg.predict(scene, wrap(BandLogits(), 3, 3, 16, "4px"), tmp_path / "c.tif", bands="2,2,3")
+    assert [w for w in result.warnings if "feeds one scene band to several model bands: band 2 as" in w]
+    result = geoseg.predict(scene, wrap(BandLogits(), 3, 3, 16, "4px"), tmp_path / "d.tif", bands="3,2,1")
+    assert not [w for w in result.warnings if "feeds one scene band" in w]

@@ -147,11 +147,12 @@ def test_refusals_are_one_line_and_write_nothing(exports: dict[str, Path], tmp_p
     for extra, words, code in cases:
         refused(geoseg_process("export", model, "-o", out, *extra, cwd=tmp_path), *words, code=code)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.tif", "three.tif"], extra
+    classes = tmp_path / "q.tif"
     torch_only = geoseg_process(
-        "predict", exports["scene"], "-m", exports["static"], "-o", out, "--backend", "torch", cwd=tmp_path
+        "predict", exports["scene"], "-m", exports["static"], "-o", classes, "--backend", "torch", cwd=tmp_path
     )
     refused(torch_only, "ONNX model", "--backend onnx")
-    assert not out.exists()
+    assert not classes.exists()
 
 
 def test_quantize_is_checked_before_anything_else() -> None:

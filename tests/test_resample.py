@@ -151,6 +151,18 @@ def test_a_scene_within_25_percent_is_not_resampled(tmp_path: Path) -> None:
     assert np.array_equal(read(tmp_path / "c.tif")[0], read(tmp_path / "plain.tif")[0])
 
 
+def test_pixels_off_in_one_axis_are_resampled_in_that_axis(tmp_path: Path) -> None:
+    """7 m wide and 13 m tall (their mean is the model's 10 m): each axis is checked and resampled on its own."""
+    data = fields(size=130, width=140)
+    scene = write_raster(tmp_path / "s.tif", data, transform=Affine(7.0, 0, 330000.0, 0, -13.0, 5822040.0))
+    result = geoseg.predict(scene, smooth_model(), tmp_path / "c.tif", output_grid="model")
+    assert result.grid["resampled"] and result.grid["read_pixel_size_m"] == 10.0
+    assert sum("pixel size 7 x 13 m differs from the model's 10 m" in w for w in result.warnings) == 1
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        assert (ds.transform.a, -ds.transform.e) == pytest.approx((10.0, 10.0), rel=0.02)
+        assert (ds.width, ds.height) == (98, 169)  # 140 x 7 m and 130 x 13 m at 10 m
+
+
 def test_nodata_of_the_scene_stays_nodata_on_its_grid(tmp_path: Path) -> None:
     data = fields()[:, :, :128]
     down = data.astype(np.float64).reshape(3, 64, 2, 64, 2).mean(axis=(2, 4)).round().astype("uint16")

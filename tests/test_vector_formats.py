@@ -1,9 +1,14 @@
 """Vector formats come from one registry (geoseg.io.features.FORMATS): every entry writes and reads back the
-polygons of the whole raster; GeoJSON Lines was added as one entry."""
+polygons of the whole raster; GeoJSON Lines was added as one entry. A Shapefile's set of files includes its
+spatial indexes. What names the classes (--classes), leaves some out (--background), and class maps of
+wider integer types."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import sqlite3
 from pathlib import Path
 
 import geopandas as gpd
@@ -100,3 +105,107 @@ def test_cli_help_lists_the_registry_and_writes_geojson_lines(runner, tmp_path: 
     result = run(runner, "vectorize", path, "-o", tmp_path / "p.geojsonl", "--min-area", "300")
     assert result.exit_code == 0, result.output
     assert (read_back(tmp_path / "p.geojsonl").area_m2 >= 300 - 1e-6).all()
+
+
+def test_overwriting_a_shapefile_replaces_its_spatial_indexes(runner, tmp_path: Path) -> None:
+    path, _ = class_map(tmp_path, seed=8)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "fresh.qix").write_text("idx")  # an index left beside a Shapefile that is not there (any more)
+    result = run(runner, "vectorize", path, "-o", out / "fresh.shp")
+    assert result.exit_code == 1 and "fresh.qix already exists: use --overwrite" in result.stderr
+    assert run(runner, "vectorize", path, "-o", out / "p.shp").exit_code == 0
+    polygons = len(read_back(out / "p.shp"))
+    for suffix in (".qix", ".sbn", ".sbx"):
+        (out / f"p{suffix}").write_text("stale index")
+    (out / "p.sbn").unlink()
+    (out / "p.sbn").mkdir()  # never replaced: only regular files are
+    result = run(runner, "vectorize", path, "-o", out / "p.shp", "--overwrite")
+    assert result.exit_code == 1 and "p.sbn is a folder" in result.stderr
+    assert (out / "p.qix").read_text() == "stale index" and len(read_back(out / "p.shp")) == polygons
+    (out / "p.sbn").rmdir()
+    result = run(runner, "vectorize", path, "-o", out / "p.shp", "--overwrite", "--background", "0")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["fresh.qix", *(f"p{s}" for s in (".cpg", ".dbf", ".prj", ".shp", ".shx"))]
+    frame = read_back(out / "p.shp")
+    assert 0 < len(frame) < polygons and 0 not in set(frame.class_id)
+    minx, miny, maxx, maxy = frame.total_bounds  # a spatial filter sees every feature (no stale index)
+    assert len(pyogrio.read_dataframe(out / "p.shp", bbox=(minx, miny, maxx, maxy))) == len(frame)
+
+
+CONFIG = """name: t
+model: {arch: unet, encoder: resnet18, chip_size: 64}
+data:
+  scenes: [{image: s.tif, labels: m.tif}]
+  classes:
+    - {name: forest, values: [1]}
+    - {name: open land, values: [2, 3], color: "#e8c95c"}
+    - wet
+  background: {name: other, within: scene}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("config.yaml", CONFIG),
+        ("classes.json", json.dumps({"classes": ["forest", {"name": "open land", "color": "#e8c95c"}, "wet", "other"]})),
+        ("classes.yml", "0: forest\n1: open land\n2: wet\n3: other\n"),
+    ],
+)
+def test_classes_takes_what_evaluate_takes(runner, tmp_path: Path, name: str, text: str) -> None:
+    data = np.repeat(np.repeat(np.array([[0, 1], [2, 3]], np.uint8), 6, axis=0), 6, axis=1)
+    path = write_raster(tmp_path / "bare.tif", data)  # no class table of its own
+    (tmp_path / name).write_text(text)
+    result = run(runner, "vectorize", path, "-o", tmp_path / "p.gpkg", "--classes", tmp_path / name)
+    assert result.exit_code == 0, result.output
+    frame = read_back(tmp_path / "p.gpkg").sort_values("class_id")
+    assert list(frame.class_name) == ["forest", "open land", "wet", "other"]  # config: data.classes, then background
+    with contextlib.closing(sqlite3.connect(tmp_path / "p.gpkg")) as db:
+        style = db.execute("SELECT styleQML FROM layer_styles").fetchone()[0]
+    assert ("232,201,92,255" in style) == ("#e8c95c" in text)  # a colour the file gives is the polygons' colour
+
+
+def test_classes_names_what_it_takes_when_given_something_else(runner, tmp_path: Path) -> None:
+    path = write_raster(tmp_path / "bare.tif", np.zeros((4, 4), np.uint8))
+    (tmp_path / "notes.txt").write_text("forest, water")
+    result = run(runner, "vectorize", path, "-o", tmp_path / "p.gpkg", "--classes", tmp_path / "notes.txt")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert "notes.txt is neither a geoseg model nor a class table" in result.stderr
+    assert "training config" in result.stderr and "pickled" not in result.stderr
+    (tmp_path / "bad.yaml").write_text("data:\n  classes: [forest, {color: '#ffffff'}]\n")
+    result = run(runner, "vectorize", path, "-o", tmp_path / "p.gpkg", "--classes", tmp_path / "bad.yaml")
+    assert result.exit_code == 1 and "bad.yaml" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "p.gpkg").exists()
+
+
+def test_background_missing_from_map_and_table_is_warned(tmp_path: Path, caplog) -> None:
+    path, data = class_map(tmp_path)  # classes 0..3 in its table, all present
+    bare = write_raster(tmp_path / "bare.tif", np.array([[0, 0, 6], [1, 1, 6]], np.uint8))  # no class table
+    with caplog.at_level(logging.WARNING, logger="geoseg"):
+        frame = gpd.read_file(geoseg.vectorize(path, tmp_path / "a.gpkg", background=[99, 3]).output, layer="polygons")
+        geoseg.vectorize(bare, tmp_path / "b.gpkg", background=[6])  # a value of the map: taken silently
+        geoseg.vectorize(bare, tmp_path / "c.gpkg", background=[7])
+    assert 3 not in set(frame.class_id) and set(frame.class_id) == {0, 1, 2}
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("--background 99: not a class id of") and "its classes are 0..3" in lines[0]
+    assert lines[1].startswith("--background 7: not a class id of") and "it has no class table" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("values", "warned"),
+    [(list(range(21)), False), ([100, 200], False), ([300, 1000, 65000], True)],
+    ids=["ids 0..20", "ids 100 and 200", "ids beyond 255"],
+)
+def test_wide_integer_class_maps_are_taken(tmp_path: Path, caplog, values: list[int], warned: bool) -> None:
+    ids = np.array(values)
+    data = np.resize(np.repeat(ids, 7), (30, 40)).astype(np.uint16)
+    path = write_raster(tmp_path / "c.tif", data, nodata=65535)
+    with caplog.at_level(logging.WARNING, logger="geoseg"):
+        frame = gpd.read_file(geoseg.vectorize(path, tmp_path / "p.gpkg").output, layer="polygons")
+    assert set(frame.class_id) == set(ids.tolist())
+    lines = [r for r in caplog.records if "not ids of a class map" in r.getMessage()]
+    assert len(lines) == (1 if warned else 0)
+    if warned:
+        assert "300, 1000, 65000" in lines[0].getMessage() and "geoseg predict" in lines[0].getMessage()

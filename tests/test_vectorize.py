@@ -353,3 +353,34 @@ def test_a_failure_while_streaming_leaves_no_output(tmp_path: Path, monkeypatch)
         vz.write_batches(failing(), [PolygonSink(target, "GPKG", table)])
     assert target.read_text() == "previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["p.gpkg", path.name])
+
+
+def test_a_scene_is_refused_as_a_class_map_in_one_line(runner, tmp_path: Path) -> None:
+    from tests.helpers import random_scene
+
+    scene = write_raster(tmp_path / "scene.tif", random_scene((3, 20, 20)))
+    with pytest.raises(RasterError, match="scene.tif has 3 bands: it looks like a scene, not a class map.*geoseg predict"):
+        geoseg.vectorize(scene, tmp_path / "x.gpkg")
+    result = run(runner, "vectorize", scene, "-o", tmp_path / "p.gpkg")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.count("\n") == 1 and "3 bands" in result.stderr and "geoseg run" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.tif"]
+
+
+def test_a_band_of_many_values_is_refused_and_leaves_no_output(tmp_path: Path, monkeypatch) -> None:
+    from geoseg.io.features import PolygonSink
+    from geoseg.polygonize import api
+
+    band = np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) + 1160  # 1600 values: reflectance, not classes
+    path = write_raster(tmp_path / "band.tif", band)
+    with pytest.raises(RasterError, match=r"more than 255 different values \(1160\.\.2759\).* not a class map"):
+        geoseg.vectorize(path, tmp_path / "x.gpkg")
+    # strips of one row, polygons written one at a time: the 256th value comes in the 7th strip, after writing began
+    monkeypatch.setattr(api, "BATCH_POLYGONS", 1)
+    table, batches = api.polygon_batches(path, strip_rows=1)
+    written = []
+    with pytest.raises(RasterError, match="more than 255"):
+        api.write_batches(
+            (written.append(len(b)) or b for b in batches), [PolygonSink(tmp_path / "x.shp", "ESRI Shapefile", table)]
+        )
+    assert written and sorted(p.name for p in tmp_path.iterdir()) == ["band.tif"]

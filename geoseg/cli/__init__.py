@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from geoseg.cli.progress import INTERRUPTED
 from geoseg.core.errors import GeosegError, OptionError
 
 
@@ -38,8 +39,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except KeyboardInterrupt:
-            click.echo("geoseg: interrupted; no output was changed", err=True)
+        except KeyboardInterrupt:  # a command that keeps finished work (train's epochs, a batch's scenes) says so
+            click.echo(f"geoseg: interrupted; {ctx.meta.get(INTERRUPTED, 'no output was changed')}", err=True)
             sys.exit(130)
         except BrokenPipeError:  # `geoseg info ... | head`: the reader has gone; say nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

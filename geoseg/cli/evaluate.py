@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from geoseg.cli.options import common_options, make_progress, overwrite_option
+from geoseg.cli.options import common_options, overwrite_option
+from geoseg.cli.progress import make_progress
 
 
 @click.command(short_help="Score a class map against truth labels (IoU, F1, confusion matrix, error map).")

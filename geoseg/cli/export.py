@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from geoseg.cli.options import common_options, overwrite_option
+from geoseg.cli.progress import summary
 
 
 @click.command(short_help="Export a model to ONNX for QGIS (Deepness, GeoDeep) and onnxruntime.")
@@ -83,4 +84,4 @@ def export(
     path = export_onnx(
         model, output, chip_size=chip_size, overwrite=overwrite, smooth=smooth, quantize=quantize, calibration=calibration
     )
-    click.echo(f"geoseg: wrote {path} ({path.stat().st_size / 1e6:.1f} MB)", err=True)
+    summary(f"geoseg: wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -132,11 +132,18 @@ def info(target: str, as_json: bool) -> None:
 
 def _show_scene(target: str, as_json: bool) -> None:
     """The scene's grid and bands, as text or JSON (``band_details``: one object per band)."""
-    from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
+    from geoseg.core.errors import RasterError
+    from geoseg.io.pixels import pixel_size_m
+    from geoseg.io.raster import check_georeferencing, gdal_env, open_scene
     from geoseg.io.sources import band_table
 
     with gdal_env(), open_scene(target, require_georef=False) as ds:
         pixel = pixel_size_m(ds) if ds.crs else None
+        try:
+            check_georeferencing(ds, target)
+            placed = "yes"
+        except RasterError as exc:  # what predict would refuse it with
+            placed = f"no: {exc}"
         tags = ds.tags()
         data = {
             "path": target,
@@ -147,6 +154,7 @@ def _show_scene(target: str, as_json: bool) -> None:
             "count": ds.count,
             "dtype": ds.dtypes[0],
             "crs": ds.crs.to_string() if ds.crs else None,
+            "georeferenced": placed,
             "pixel_size_m": pixel,
             "bounds": list(ds.bounds),
             "nodata": ds.nodata,

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import common_options, inference_options, make_progress, model_option
+from geoseg.cli.options import common_options, inference_options, model_option
+from geoseg.cli.progress import make_progress
 
 log = logging.getLogger("geoseg")
 

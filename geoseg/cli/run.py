@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from geoseg.cli.options import common_options, inference_options, make_progress, model_option, polygon_options
+from geoseg.cli.options import common_options, inference_options, model_option, polygon_options
+from geoseg.cli.progress import INTERRUPTED, make_progress, summary
 
 if TYPE_CHECKING:
     from geoseg.core.options import RunOptions
@@ -127,6 +128,7 @@ def _run_batch(
     from geoseg.flows.batch import run_batch
 
     update, close = make_progress()
+    click.get_current_context().meta[INTERRUPTED] = f"scenes finished are kept in {outdir}: run the same command to go on"
     try:
         result = run_batch(
             images, outdir, model, overwrite=overwrite, progress=update, workers=workers, scheduler=scheduler, options=options
@@ -134,10 +136,7 @@ def _run_batch(
     finally:
         close()
     counts = result.counts
-    click.echo(
-        f"geoseg: {outdir}: {counts['done']} done, {counts['skipped']} skipped (already complete), {counts['failed']} failed",
-        err=True,
-    )
+    summary(f"geoseg: {outdir}: {counts['done']} done, {counts['skipped']} skipped (already complete), {counts['failed']} failed")
     for scene in result.failed:
         click.echo(f"geoseg: failed: {scene['scene']}: {scene['reason']}", err=True)
     if result.failed:

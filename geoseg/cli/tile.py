@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from geoseg.cli.options import common_options, make_progress, overwrite_option, resolution_option
+from geoseg.cli.options import common_options, overwrite_option, resolution_option
+from geoseg.cli.progress import make_progress, summary
 
 
 @click.command(short_help="Cut a scene (and its labels) into georeferenced GeoTIFF chips.")
@@ -93,4 +94,4 @@ def tile(
     finally:
         close()
     skipped = f", {result.skipped_unlabeled} skipped as unlabeled" if labels else ""
-    click.echo(f"{chip_dir}: {result.written} chips written{skipped}, {result.skipped_empty} skipped as nodata", err=True)
+    summary(f"{chip_dir}: {result.written} chips written{skipped}, {result.skipped_empty} skipped as nodata")

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from geoseg.cli.options import common_options, make_progress
+from geoseg.cli.options import common_options
+from geoseg.cli.progress import INTERRUPTED, make_progress, summary
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
@@ -53,7 +54,9 @@ def train(config: str, run_dir: str, resume: bool) -> None:
     from geoseg.training.trainer import train as run_train
 
     update, close = make_progress()
-    quiet = click.get_current_context().meta.get("geoseg.quiet", 0)
+    ctx = click.get_current_context()
+    quiet = ctx.meta.get("geoseg.quiet", 0)
+    ctx.meta[INTERRUPTED] = f"the epochs completed are kept in {run_dir}: continue with --resume"
     try:
         result = run_train(
             config,
@@ -65,4 +68,4 @@ def train(config: str, run_dir: str, resume: bool) -> None:
     finally:
         close()
     best = "n/a" if result.best_miou is None else f"{result.best_miou:.3f}"
-    click.echo(f"geoseg: best epoch {result.best_epoch} (validation mean IoU {best}): {result.model_path}", err=True)
+    summary(f"geoseg: best epoch {result.best_epoch} (validation mean IoU {best}): {result.model_path}")

@@ -6,7 +6,8 @@ import logging
 
 import click
 
-from geoseg.cli.options import common_options, make_progress, overwrite_option, polygon_options
+from geoseg.cli.options import common_options, overwrite_option, polygon_options
+from geoseg.cli.progress import make_progress
 from geoseg.io.features import FORMATS
 
 log = logging.getLogger("geoseg")
@@ -35,14 +36,19 @@ _PRECISION = {fmt.name: fmt.precision[1] for fmt in FORMATS if fmt.precision}
     help="Add each polygon's mean confidence (the confidence.tif written with the class map).",
 )
 @click.option(
-    "--background", type=int, multiple=True, metavar="ID", help="Leave out polygons of this class id (repeat for several)."
+    "--background",
+    type=int,
+    multiple=True,
+    metavar="ID",
+    help="Leave out polygons of this class id (repeat for several); an id the map does not have is warned about.",
 )
 @click.option(
     "--classes",
     "classes_table",
     default=None,
-    metavar="MODEL|classes.json",
-    help="Class names and colours for a class map without a class table: a geoseg model file, or JSON "
+    metavar="MODEL|CONFIG.yaml|classes.json",
+    help="Class names and colours for a class map without a class table: a geoseg model file, the training "
+    "config the model was trained with (its data.classes, then data.background), or a JSON/YAML class table "
     '([{"id": 0, "name": "water", "color": "#1f78b4"}, ...] or {"0": "water"}).',
 )
 @click.option(
@@ -68,6 +74,12 @@ def vectorize(
 ) -> None:
     """Turn the class regions of classes.tif into polygons with class_id, class_name, area_m2,
     perimeter_m (and mean_confidence).
+
+    classes.tif is a class map: one band of integer class ids (a scene is
+    refused: predict it first). A map with more than 255 different values
+    that its class table does not name is refused too, and a --background
+    id that is neither a class of the table nor a value of the map is
+    named in a warning.
 
     Regions are traced by GDAL's polygonizer, so without --min-area the
     polygons rasterize back to the class map exactly. Nodata is never a

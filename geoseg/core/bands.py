@@ -147,6 +147,8 @@ def select_bands(
         >>> indexes, note = select_bands(("SR_B2 (blue)", "SR_B4 (red)", "SR_B5 (nir08)"), ["B02", "B04", "B08"])
         >>> indexes, note
         ([1, 2, 3], 'model bands matched by common name: B02=SR_B2 (blue), B04=SR_B4 (red), B08=SR_B5 (nir08 for nir)')
+        >>> select_bands((None,), ["R", "G", "B"], "1,1,1")[1]
+        '--bands feeds one scene band to several model bands: band 1 as R, G, B'
     """
     count = len(descriptions)
     expected = f"{len(model_bands)} band(s) [{', '.join(model_bands)}]"
@@ -156,6 +158,10 @@ def select_bands(
             raise BandMismatchError(
                 f"--bands selects {len(indexes)} band(s) but the model expects {expected}: give {len(model_bands)}"
             )
+        repeated = sorted({i for i in indexes if indexes.count(i) > 1})
+        if repeated:  # allowed (a grey scene into an RGB model), but rarely meant
+            fed = "; ".join(f"band {i} as {', '.join(b for b, j in zip(model_bands, indexes) if j == i)}" for i in repeated)
+            return indexes, f"--bands feeds one scene band to several model bands: {fed}"
         return indexes, None
     if bands_are_named:
         named = _by_name(descriptions, model_bands)

@@ -15,7 +15,7 @@ import numpy as np
 
 from geoseg.core.errors import InputError, OptionError
 from geoseg.io.paths import canonical, check_output
-from geoseg.io.raster import pixel_size_m
+from geoseg.io.pixels import pixel_sizes_m
 from geoseg.model.card import ModelCard
 
 __all__ = [
@@ -45,21 +45,35 @@ def warn(warnings: list[str], message: str) -> None:
     warnings.append(message)
 
 
+RASTER_SUFFIXES = (".tif", ".tiff")
+"""What predict's outputs may be called: they are cloud-optimized GeoTIFFs whatever the name says."""
+
+
+def _option(kind: str) -> str:
+    return "-o/--output" if kind == "classes" else f"--{kind}"
+
+
 def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) -> None:
-    """Each output may be written (see :func:`geoseg.io.paths.check_output`) and names a different file.
+    """Each output may be written (see :func:`geoseg.io.paths.check_output`), ends in .tif and names a different file.
 
     Example:
         >>> check_outputs({"classes": Path("a.tif"), "confidence": Path("a.tif")}, [], True)
         Traceback (most recent call last):
         ...
-        geoseg.core.errors.OptionError: --classes and --confidence name the same file a.tif: give different paths
+        geoseg.core.errors.OptionError: -o/--output and --confidence name the same file a.tif: give different paths
+        >>> check_outputs({"classes": Path("a.png")}, [], True)
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.OptionError: -o/--output a.png: geoseg writes GeoTIFF files: give a name ending in .tif
     """
     seen: dict[str, str] = {}
     for kind, path in outputs.items():
+        if Path(path).suffix.lower() not in RASTER_SUFFIXES:
+            raise OptionError(f"{_option(kind)} {path}: geoseg writes GeoTIFF files: give a name ending in .tif")
         check_output(path, inputs, overwrite)
         key = os.path.normcase(str(canonical(path)))
         if key in seen:
-            raise OptionError(f"--{seen[key]} and --{kind} name the same file {path}: give different paths")
+            raise OptionError(f"{_option(seen[key])} and {_option(kind)} name the same file {path}: give different paths")
         seen[key] = kind
 
 
@@ -98,10 +112,11 @@ def check_pixel_size(
     """
     if not model_size:
         return False
-    size = pixel_size_m(ds)
-    if abs(size - model_size) <= PIXEL_SIZE_TOLERANCE * model_size:
+    sizes = pixel_sizes_m(ds)
+    if all(abs(size - model_size) <= PIXEL_SIZE_TOLERANCE * model_size for size in sizes):
         return False
-    differs = f"{ds.name}: pixel size {size:.3g} m differs from the model's {model_size:.3g} m by more than 25%"
+    shown = f"{sizes[0]:.3g} m" if f"{sizes[0]:.3g}" == f"{sizes[1]:.3g}" else f"{sizes[0]:.3g} x {sizes[1]:.3g} m"
+    differs = f"{ds.name}: pixel size {shown} differs from the model's {model_size:.3g} m by more than 25%"
     if resample == "off":
         warn(warnings, f"{differs}; results may be poor (resample the scene to {model_size:.3g} m, or --resample auto)")
         return False

@@ -36,7 +36,8 @@ from geoseg.inference.stitch import Stitcher
 from geoseg.io.classmap import ClassMapWriter
 from geoseg.io.outputs import write_text_atomic
 from geoseg.io.paths import check_output
-from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, read_window, scene_has_mask
+from geoseg.io.pixels import pixel_size_m
+from geoseg.io.raster import gdal_env, open_scene, read_window, scene_has_mask
 from geoseg.io.resample import open_resampled
 from geoseg.model.onnx import onnx_device
 from geoseg.report.styles import classes_qml

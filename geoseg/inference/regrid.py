@@ -31,7 +31,8 @@ import numpy as np
 from geoseg.core.grid import split_columns
 from geoseg.inference.loop import PredictResult as LoopResult
 from geoseg.io.classmap import GRID_PROBABILITIES, NODATA16, RASTER_OUTPUTS, SCALE16, ClassMapWriter
-from geoseg.io.raster import pixel_size_m, read_window, scene_has_mask
+from geoseg.io.pixels import pixel_size_m
+from geoseg.io.raster import read_window, scene_has_mask
 from geoseg.io.resample import warp_onto
 
 __all__ = ["GRID_PROBABILITIES", "PredictResult", "STRIP_ROWS", "grid_record", "model_span", "to_scene_grid"]

@@ -20,7 +20,8 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from geoseg.core.errors import InputError, RasterError
-from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, window_inside
+from geoseg.io.pixels import pixel_size_m
+from geoseg.io.raster import gdal_env, open_scene, window_inside
 from geoseg.io.resample import warp_onto
 
 __all__ = ["STRIP_PIXELS", "AlignedPair", "Strip", "overlap_window", "same_grid"]

@@ -28,6 +28,7 @@ from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo, class_table_json
 from geoseg.core.errors import OutputError
 from geoseg.io.leftovers import remove_stale, temp_name
 from geoseg.io.outputs import write_error
+from geoseg.io.paths import drop_sidecars
 
 __all__ = [
     "GRID_PROBABILITIES",
@@ -302,6 +303,7 @@ class ClassMapWriter:
             tmp.unlink()
         for kind, cog in cogs.items():
             os.replace(cog, self.paths[kind])
+            drop_sidecars(self.paths[kind])
         return dict(self.paths)
 
     def abort(self) -> None:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMATS",
     "LAYER",
+    "SHAPEFILE_INDEXES",
     "PolygonSink",
     "VectorFormat",
     "add_gpkg_style",
@@ -43,6 +44,10 @@ __all__ = [
 
 LAYER = "polygons"
 """Name of the polygon layer in every format that names layers."""
+
+SHAPEFILE_INDEXES = (".qix", ".sbn", ".sbx")
+"""A Shapefile's spatial indexes (GDAL/QGIS/MapServer's, ESRI's): they point into the ``.shp`` they were built
+for, so they are part of its set of files (GDAL and QGIS trust a stale one and miss features)."""
 
 
 def finish_in_place(sink: PolygonSink) -> None:
@@ -86,10 +91,13 @@ class VectorFormat:
     list). ``wgs84`` formats are written in EPSG:4326, the others in the class
     map's CRS. ``fields`` renames attribute fields (a Shapefile's names have
     at most 10 characters). ``sidecars`` are the suffixes of every file the
-    format writes (refused if one exists unless overwriting, replaced
-    together). ``layer_options`` are GDAL layer creation options;
-    ``precision`` is ``(option, default)`` for the layer option that takes
-    the decimal places of coordinates. ``named_layer``: the layer is named
+    format writes, and of the files other tools keep beside it that describe
+    its contents (a Shapefile's spatial indexes, stale once the ``.shp`` is
+    replaced): refused if one exists unless overwriting, replaced together,
+    and one the format did not write this time is removed. ``layer_options``
+    are GDAL layer creation options; ``precision`` is ``(option, default)``
+    for the layer option that takes the decimal places of coordinates.
+    ``named_layer``: the layer is named
     :data:`LAYER`. ``finish(sink)`` turns the sink's scratch GeoPackage into
     the output: :func:`finish_in_place` or :func:`finish_converted`.
 
@@ -131,7 +139,7 @@ FORMATS: tuple[VectorFormat, ...] = (
         "ESRI Shapefile",
         (".shp",),
         fields={"perimeter_m": "perim_m", "mean_confidence": "mean_conf"},
-        sidecars=(".shp", ".shx", ".dbf", ".prj", ".cpg"),
+        sidecars=(".shp", ".shx", ".dbf", ".prj", ".cpg", *SHAPEFILE_INDEXES),
         layer_options={"ENCODING": "UTF-8"},
         named_layer=False,
     ),
@@ -187,12 +195,10 @@ def check_vector_output(path: Path, inputs: Iterable[str | os.PathLike | None], 
         'FlatGeobuf'
     """
     fmt = format_for_path(path)
-    check_output(path, [i for i in inputs if i is not None], overwrite)
-    if not overwrite:
-        for suffix in fmt.sidecars:
-            side = path.with_suffix(suffix)
-            if side.exists():
-                raise OutputError(f"output {side} already exists: use --overwrite to replace it")
+    given = [i for i in inputs if i is not None]
+    check_output(path, given, overwrite)
+    for suffix in fmt.sidecars:  # each is replaced or removed: checked like the output itself
+        check_output(path.with_suffix(suffix), given, overwrite)
     return fmt
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -10,7 +11,16 @@ from pathlib import Path
 
 from geoseg.core.errors import GeosegError, InputError, OutputError
 
-__all__ = ["canonical", "check_input_file", "special_kind", "check_output", "check_writable_folder", "is_remote", "same_file"]
+__all__ = [
+    "canonical",
+    "check_input_file",
+    "check_output",
+    "check_writable_folder",
+    "drop_sidecars",
+    "is_remote",
+    "same_file",
+    "special_kind",
+]
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -151,3 +161,24 @@ def check_writable_folder(folder: Path) -> None:
         raise OutputError(f"output folder {folder} does not exist: create it first")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"output folder {folder} is not writable: choose another output path")
+
+
+SIDECARS = (".aux.xml", ".msk", ".ovr")
+"""GDAL's files beside a raster that it reads with it: statistics, nodata and band names, a mask, overviews."""
+
+
+def drop_sidecars(path: Path) -> None:
+    """Remove GDAL's sidecar files of ``path`` (just written or replaced): they described other pixels.
+
+    QGIS writes statistics into ``classes.tif.aux.xml``; kept beside a new
+    ``classes.tif``, GDAL and QGIS would read them (and a nodata, band names
+    or a ``.msk`` mask) with the new pixels.
+
+    Example:
+        >>> _ = Path("/tmp/x.tif.aux.xml").write_text("<PAMDataset/>")
+        >>> drop_sidecars(Path("/tmp/x.tif")); Path("/tmp/x.tif.aux.xml").exists()
+        False
+    """
+    for suffix in SIDECARS:
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()

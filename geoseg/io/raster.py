@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import math
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.enums import MaskFlags
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from geoseg.core.errors import RasterError
@@ -21,12 +20,8 @@ __all__ = [
     "GDAL_CACHE_MB",
     "chip_cache_mb",
     "gdal_env",
-    "linear_factor",
     "gdal_path",
-    "needs_geodesic",
     "open_scene",
-    "pixel_area_m2",
-    "pixel_size_m",
     "read_window",
     "reflect_index",
     "scene_has_mask",
@@ -55,6 +50,14 @@ def chip_cache_mb(ds: Any, width: int, chip_size: int, bands: int) -> int:
     cached = ds.count if interleave.lower() == "pixel" else bands  # a pixel-interleaved block holds every band
     need = (chip_size + block_rows) * width * cached * np.dtype(ds.dtypes[0]).itemsize * 3 // 2
     return int(min(GDAL_CACHE_MB, max(16, -(-need // (1 << 20)))))
+
+
+LOCAL_READDIR = os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "YES")
+"""How a local scene is opened: GDAL does not list its folder but still looks for the files beside it that GDAL and
+QGIS read (``.aux.xml`` nodata, band names and georeferencing, ``.msk`` masks, world files), so a scene reads here as
+it does in QGIS. Remote files (``/vsicurl/``, ``http(s)://``, ...) and whatever GDAL opens on its own (a VRT's sources)
+skip them (``EMPTY_DIR``, set by :func:`gdal_env`: no request for files that are rarely there). The environment
+variable ``GDAL_DISABLE_READDIR_ON_OPEN``, when set, decides for local scenes too."""
 
 
 def gdal_env(cache_mb: int = GDAL_CACHE_MB, **options: object) -> rasterio.Env:
@@ -123,8 +126,11 @@ def open_scene(
 def _open_raster(name: str) -> rasterio.io.DatasetReader:
     if not is_remote(name):
         check_input_file(name, "scene", "give a raster file", RasterError)
+    readdir = "EMPTY_DIR" if is_remote(name) else LOCAL_READDIR
     try:
-        return rasterio.open(name)
+        with warnings.catch_warnings(), rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN=readdir):
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # geoseg says what is wrong in one line of its own
+            return rasterio.open(name)
     except RasterioIOError as exc:
         detail = str(exc).splitlines()[0] if str(exc) else "unrecognised format"
         raise RasterError(f"{name} is not a raster GDAL can read ({detail}): give a GeoTIFF or another GDAL raster") from None
@@ -164,6 +170,11 @@ def check_georeferencing(ds: rasterio.io.DatasetReader, name: str) -> None:
         raise RasterError(
             f"scene {name} is placed by ground control points only: warp it onto a grid first, "
             f"e.g. gdalwarp -tps {name} warped.tif"
+        )
+    if ds.crs is None and t.is_identity:
+        raise RasterError(
+            f"scene {name} is not georeferenced (no CRS, no geotransform): give it both, e.g. "
+            f"gdal_translate -a_srs EPSG:32633 -a_ullr ULX ULY LRX LRY {name} placed.tif"
         )
     if ds.crs is None:
         raise RasterError(f"scene {name} has no CRS: assign one, e.g. gdal_edit.py -a_srs EPSG:32633 {name}")
@@ -319,66 +330,3 @@ def _read_into(ds: rasterio.io.DatasetReader, window: Window, indexes: list[int]
     if not valid.all():
         out[:, ~valid] = 0
     return valid
-
-
-def pixel_size_m(ds: rasterio.io.DatasetReader) -> float:
-    """Mean pixel size in metres (degrees converted at the scene's centre for geographic CRSs)."""
-    t = ds.transform
-    size = (abs(t.a) + abs(t.e)) / 2
-    crs = ds.crs
-    if crs is None:
-        return float(size)
-    if crs.is_geographic:
-        lat = math.radians(ds.bounds.bottom + (ds.bounds.top - ds.bounds.bottom) / 2)
-        metres_per_degree = 111_320.0
-        return float((abs(t.a) * math.cos(lat) + abs(t.e)) / 2 * metres_per_degree)
-    return float(size * linear_factor(crs))
-
-
-def linear_factor(crs: Any) -> float:
-    """Metres per unit of a projected CRS (1.0 when unknown).
-
-    Example:
-        >>> from rasterio.crs import CRS
-        >>> linear_factor(CRS.from_epsg(2263))  # NAD83 / New York Long Island (ftUS)
-        0.30480060960121924
-    """
-    if crs is None or not crs.linear_units_factor:
-        return 1.0
-    return float(crs.linear_units_factor[1])
-
-
-def pixel_area_m2(ds: rasterio.io.DatasetReader) -> float:
-    """Area of one pixel in square metres (at the scene's centre for geographic CRSs)."""
-    if ds.crs is not None and ds.crs.is_geographic:
-        return pixel_size_m(ds) ** 2
-    t = ds.transform
-    return abs(t.a * t.e) * linear_factor(ds.crs) ** 2
-
-
-@functools.lru_cache(maxsize=32)
-def _mercator(wkt: str) -> bool:
-    from pyproj import CRS as ProjCRS
-
-    try:
-        operation = ProjCRS.from_user_input(wkt).coordinate_operation
-    except Exception:  # noqa: BLE001 - pyproj raises CRSError and others for odd definitions
-        return False
-    method = (operation.method_name if operation is not None else "").lower()
-    return "mercator" in method and "transverse" not in method
-
-
-def needs_geodesic(crs: Any) -> bool:
-    """True where planar areas are far from true ones: geographic CRSs, and Mercator projections (Web Mercator).
-
-    Web Mercator's "metres" are 1/cos(latitude) too long (2.7x the area at
-    52°N), so areas there are measured on the ellipsoid, as in degrees.
-
-    Example:
-        >>> from rasterio.crs import CRS
-        >>> needs_geodesic(CRS.from_epsg(3857)), needs_geodesic(CRS.from_epsg(32633)), needs_geodesic(CRS.from_epsg(4326))
-        (True, False, True)
-    """
-    if crs is None:
-        return False
-    return bool(crs.is_geographic) or _mercator(crs.to_wkt())

@@ -10,7 +10,8 @@ from typing import Any
 import rasterio
 from rasterio.enums import MaskFlags
 
-from geoseg.io.raster import gdal_path, pixel_size_m
+from geoseg.io.pixels import pixel_sizes_m
+from geoseg.io.raster import gdal_path
 
 __all__ = ["open_resampled", "warp_onto"]
 
@@ -33,11 +34,11 @@ def open_resampled(
     from geoseg.io.sources import VirtualScene, open_virtual
     from geoseg.io.vrt import VirtualGrid, resampled_xml
 
-    ratio = pixel_size_m(ds) / size_m
-    width, height = max(1, round(ds.width * ratio)), max(1, round(ds.height * ratio))
+    x, y = pixel_sizes_m(ds)  # each axis on its own: a geographic scene's pixels are narrower than tall
+    width, height = max(1, round(ds.width * x / size_m)), max(1, round(ds.height * y / size_m))
     t = ds.transform
     grid = VirtualGrid(ds.crs, Affine(t.a * ds.width / width, 0, t.c, 0, t.e * ds.height / height, t.f), width, height)
-    method = "average" if width < ds.width else "bilinear"
+    method = "average" if width < ds.width or height < ds.height else "bilinear"
     mask = not all(MaskFlags.nodata in f or MaskFlags.all_valid in f for f in ds.mask_flag_enums)
     xml = resampled_xml(gdal_path(ds, image), ds, grid, method, mask)
     out = open_virtual(VirtualScene(ds.name, "resampled", None, (), grid, xml))

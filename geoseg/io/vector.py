@@ -61,7 +61,7 @@ def buffer_metres(geometries: Any, crs: CRS, metres: float) -> np.ndarray:
     import geopandas as gpd
     import shapely
 
-    from geoseg.io.raster import linear_factor
+    from geoseg.io.pixels import linear_factor
 
     geoms = np.asarray(geometries, dtype=object)
     if len(geoms) == 0:

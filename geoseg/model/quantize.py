@@ -38,7 +38,8 @@ import numpy as np
 from geoseg.core.bands import select_bands
 from geoseg.core.errors import BandMismatchError, InputError, ModelError, OptionError
 from geoseg.core.grid import Chip, Grid, make_grid
-from geoseg.io.raster import gdal_env, open_scene, pixel_size_m, read_window, scene_has_mask
+from geoseg.io.pixels import pixel_size_m
+from geoseg.io.raster import gdal_env, open_scene, read_window, scene_has_mask
 from geoseg.model.card import ModelCard
 
 __all__ = [

@@ -13,7 +13,6 @@ into one frame instead.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -25,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geoseg.core.classes import NODATA, ClassInfo
-from geoseg.core.errors import InputError, RasterError
+from geoseg.core.classes import ClassInfo
+from geoseg.core.errors import RasterError
 from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
-from geoseg.io.paths import check_input_file
+from geoseg.polygonize.checks import ValueCheck, check_class_map
 from geoseg.polygonize.measure import area_perimeter, to_crs_coordinates
 from geoseg.polygonize.regions import simplify_coverage
 from geoseg.polygonize.strips import Region, StripPolygonizer, StripReader
+from geoseg.polygonize.tables import read_class_table
 
 if TYPE_CHECKING:
     from geopandas import GeoDataFrame
@@ -67,40 +67,6 @@ class VectorizeResult:
     polygons: int
     per_class: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def read_class_table(path: str | os.PathLike, max_id: int = NODATA - 1) -> list[ClassInfo]:
-    """A class table from a geoseg model (``.pt``, ``.onnx`` or ``default``), or a JSON file:
-    ``[{"id", "name", "color"}...]`` or ``{"0": "name"}`` (ids 0..``max_id``).
-
-    Example:
-        >>> import tempfile
-        >>> f = Path(tempfile.mkdtemp()) / "classes.json"
-        >>> _ = f.write_text('{"0": "water", "1": "forest"}')
-        >>> [c.name for c in read_class_table(f)]
-        ['water', 'forest']
-    """
-    from geoseg.model.bundled import default_model_path
-    from geoseg.model.checkpoint import read_card
-    from geoseg.model.validate import check_class_table
-
-    p = default_model_path() if str(path) == "default" else Path(path)
-    check_input_file(p, "--classes", "give a geoseg model file or a JSON class table")
-    if p.suffix.lower() == ".onnx":
-        from geoseg.model.onnx import load_onnx
-
-        return list(load_onnx(p).card.classes)
-    if p.suffix.lower() != ".json":
-        return list(read_card(p).classes)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError):
-        raise InputError(
-            f"--classes {p} is not valid JSON: give a list of {{id, name, color}} or an object of id: name"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"--classes {p} cannot be read ({exc.strerror}): check the file and its permissions") from None
-    return check_class_table(data, f"--classes {p}", max_id)
 
 
 def vectorize(
@@ -211,7 +177,8 @@ def polygon_batches(
 ) -> tuple[list[ClassInfo], Iterator[GeoDataFrame]]:
     """The class table of a class map and an iterator over its polygons, GeoDataFrame batches in its CRS.
 
-    The inputs are checked before this returns; the map is then read and
+    The inputs are checked before this returns (a class map has one band of
+    integer ids); the map is then read and
     polygonized in strips of rows (``strip_rows``, default
     :data:`~geoseg.polygonize.strips.STRIP_PIXELS` pixels) as the iterator is
     consumed. Regions cut at strip edges are merged again, so the polygons
@@ -219,20 +186,25 @@ def polygon_batches(
     it is finished: memory holds a strip, the regions that still reach its
     last row, and one batch. With ``options.simplify`` every polygon is held
     until the end, because a coverage is simplified as a whole. The iterator
-    yields at least one batch (empty when there are no polygons). See
-    :func:`vectorize` for the options.
+    yields at least one batch (empty when there are no polygons). Its
+    values are checked as the strips are read (:class:`~geoseg.polygonize.checks.ValueCheck`):
+    more than :data:`~geoseg.polygonize.checks.MAX_CLASS_VALUES` different
+    values the class table does not name raise :class:`RasterError` (not a
+    class map), and background ids that are neither in the class table nor
+    in the map get one warning line. See :func:`vectorize` for the options.
 
     Example:
         >>> table, batches = polygon_batches("classes.tif", VectorizeOptions(background=[0]))  # doctest: +SKIP
         >>> sum(len(b) for b in batches)  # doctest: +SKIP
         1234
     """
-    from geoseg.io.raster import gdal_env, open_scene, pixel_area_m2
+    from geoseg.io.pixels import pixel_area_m2
+    from geoseg.io.raster import gdal_env, open_scene
 
+    given = read_class_table(classes_table) if classes_table else None
     with gdal_env(), open_scene(classes) as ds:
-        if np.dtype(ds.dtypes[0]).kind not in "iu":
-            raise RasterError(f"{ds.name} holds {ds.dtypes[0]} values, not class ids: give an integer class map")
-        table = read_class_table(classes_table) if classes_table else class_table_of(ds)
+        check_class_map(ds)
+        table = given if given is not None else class_table_of(ds)
         if confidence:
             _open_confidence(confidence, ds).close()
         pixel_area = pixel_area_m2(ds)
@@ -331,6 +303,7 @@ def _batches(plan: _Plan, reader: StripReader, progress: Progress | None) -> Ite
     is yielded, empty when there are no polygons.
     """
     simplify, skip = plan.options.simplify, set(plan.options.background)
+    values = ValueCheck(str(plan.classes), plan.names, plan.options.background)
     traced = StripPolygonizer()
     held: list[Region] = []
     yielded = False
@@ -339,6 +312,7 @@ def _batches(plan: _Plan, reader: StripReader, progress: Progress | None) -> Ite
         if progress:
             progress("vectorize", i, count)
         classes, valid, conf = reader.read(y0, y1)
+        values.see(classes, valid)
         if skip:  # background is never a polygon: not traced at all (after the sieve, which sees it)
             valid = valid & ~np.isin(classes, list(skip))
         traced.add(y0, classes, valid, conf)
@@ -351,6 +325,7 @@ def _batches(plan: _Plan, reader: StripReader, progress: Progress | None) -> Ite
                 yield plan.frame(held, reader.ds)
                 yielded = True
             held = []
+    values.finish()
     if simplify:  # without it, the last strip yielded everything
         yield plan.frame(held, reader.ds, simplify)
     if progress:

@@ -32,7 +32,7 @@ def area_perimeter(geoms: Sequence[Polygon], crs: CRS | None) -> tuple[np.ndarra
     """
     import shapely
 
-    from geoseg.io.raster import linear_factor, needs_geodesic
+    from geoseg.io.pixels import linear_factor, needs_geodesic
 
     if needs_geodesic(crs):
         from pyproj import CRS as ProjCRS

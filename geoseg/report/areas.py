@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.classes import NODATA, ClassInfo
-from geoseg.io.raster import gdal_env, needs_geodesic, open_scene, pixel_area_m2
+from geoseg.io.pixels import needs_geodesic, pixel_area_m2
+from geoseg.io.raster import gdal_env, open_scene
 
 __all__ = ["areas_table", "csv_safe", "row_areas_m2", "write_areas_csv", "write_csv"]
 

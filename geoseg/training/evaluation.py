@@ -142,13 +142,14 @@ def evaluate(
         if not table:
             raise InputError(f"{pred} carries no class table: give a class map written by geoseg")
         label_map = _label_map(table, truth, classes)
+        notes = _id_notes(table, truth) if classes is None else []
         background = _config_background(classes) if label_map.background is not None else None
         labels = open_labels(truth, SceneGrid.of(ds), label_field, label_map, background=background)
         try:
             if report is None:
                 cm = _score(ds, labels, len(table), progress)
-                return _summarize(cm, table, pred, truth)
-            return _write_report(ds, labels, table, Path(report), overwrite, progress, (pred, truth))
+                return _summarize(cm, table, pred, truth, notes)
+            return _write_report(ds, labels, table, Path(report), overwrite, progress, (pred, truth), notes)
         finally:
             labels.close()
 
@@ -165,6 +166,27 @@ def _label_map(table: list[ClassInfo], truth: str | os.PathLike, classes: str | 
     if Path(str(truth)).suffix.lower() in VECTOR_SUFFIXES:
         return LabelMap.from_spec(names)
     return LabelMap.from_spec([{"name": c.name, "values": [c.id]} for c in table])
+
+
+def _id_notes(table: list[ClassInfo], truth: str | os.PathLike) -> list[str]:
+    """One warning when a truth mask's values are taken as the map's class ids without a class table saying so."""
+    from geoseg.core.classes import CLASSES_TAG
+    from geoseg.io.classmap import class_table_of
+    from geoseg.io.label_files import VECTOR_SUFFIXES
+    from geoseg.io.raster import open_scene
+
+    if Path(str(truth)).suffix.lower() in VECTOR_SUFFIXES:
+        return []
+    with open_scene(truth, require_georef=False) as ds:
+        own = class_table_of(ds) if ds.tags().get(CLASSES_TAG) else []
+    if own and {c.id: c.name for c in own}.items() <= {c.id: c.name for c in table}.items():
+        return []
+    shown = ", ".join(f"{c.id} {c.name}" for c in table[:4]) + (", ..." if len(table) > 4 else "")
+    why = "names its classes differently" if own else "carries no class table"
+    return [
+        f"{truth} {why}: its values are taken as the map's class ids ({shown}); if they mean other classes, "
+        "give --classes (a training config or a JSON of value: class name)"
+    ]
 
 
 def _score(
@@ -188,13 +210,16 @@ def _score(
     return cm
 
 
-def _summarize(cm: ConfusionMatrix, table: list[ClassInfo], pred: object, truth: object) -> dict[str, Any]:
-    """The summary with its inputs and warnings; the thin-support warning is logged once."""
+def _summarize(
+    cm: ConfusionMatrix, table: list[ClassInfo], pred: object, truth: object, notes: list[str] | None = None
+) -> dict[str, Any]:
+    """The summary with its inputs and warnings (``notes`` and the thin-support one), each logged once."""
     summary = cm.summary([c.name for c in table])
-    warning = thin_support(summary)
-    if warning:
+    warnings = [*(notes or []), thin_support(summary)]
+    warnings = [w for w in warnings if w]
+    for warning in warnings:
         log.warning(warning)
-    summary.update({"prediction": str(pred), "truth": str(truth), "warnings": [warning] if warning else []})
+    summary.update({"prediction": str(pred), "truth": str(truth), "warnings": warnings})
     return summary
 
 
@@ -206,6 +231,7 @@ def _write_report(
     overwrite: bool,
     progress: Callable[[str, int, int], None] | None,
     inputs: tuple[object, object],
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Score while streaming ``errors.tif``, then write the rest of the report; the folder appears only when complete."""
     from geoseg.io.classmap import ClassMapWriter
@@ -223,7 +249,7 @@ def _write_report(
         except BaseException:
             writer.abort()
             raise
-        summary = _summarize(cm, table, *inputs)
+        summary = _summarize(cm, table, *inputs, notes)
         write_report_files(tmp, summary, table)
     return summary
 

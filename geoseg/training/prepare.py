@@ -141,7 +141,8 @@ def _open_labels(
     """Check every scene's bands and open its labels (appended to ``opened``; with ``mask_clouds`` unlabelled under
     clouds, their mask made in ``work``); the band names, pixel size, classes."""
     from geoseg.io.label_files import SceneGrid, open_labels
-    from geoseg.io.raster import gdal_env, open_scene, pixel_size_m
+    from geoseg.io.pixels import pixel_size_m
+    from geoseg.io.raster import gdal_env, open_scene
 
     data = config.data
     band_names: list[str] | None = None

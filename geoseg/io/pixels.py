@@ -1,0 +1,87 @@
+"""Pixel sizes and areas in metres, for projected and geographic CRSs."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import rasterio
+
+__all__ = ["linear_factor", "needs_geodesic", "pixel_area_m2", "pixel_size_m", "pixel_sizes_m"]
+
+
+def pixel_sizes_m(ds: rasterio.io.DatasetReader) -> tuple[float, float]:
+    """Pixel width and height in metres (degrees converted at the scene's centre for geographic CRSs).
+
+    Example:
+        >>> with rasterio.open("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
+        ...     pixel_sizes_m(ds)
+        (10.0, 10.0)
+    """
+    t = ds.transform
+    crs = ds.crs
+    if crs is None:
+        return float(abs(t.a)), float(abs(t.e))
+    if crs.is_geographic:
+        lat = math.radians(ds.bounds.bottom + (ds.bounds.top - ds.bounds.bottom) / 2)
+        metres_per_degree = 111_320.0
+        return float(abs(t.a) * math.cos(lat) * metres_per_degree), float(abs(t.e) * metres_per_degree)
+    factor = linear_factor(crs)
+    return float(abs(t.a) * factor), float(abs(t.e) * factor)
+
+
+def pixel_size_m(ds: rasterio.io.DatasetReader) -> float:
+    """Mean pixel size in metres: the mean of :func:`pixel_sizes_m`."""
+    x, y = pixel_sizes_m(ds)
+    return (x + y) / 2
+
+
+def linear_factor(crs: Any) -> float:
+    """Metres per unit of a projected CRS (1.0 when unknown).
+
+    Example:
+        >>> from rasterio.crs import CRS
+        >>> linear_factor(CRS.from_epsg(2263))  # NAD83 / New York Long Island (ftUS)
+        0.30480060960121924
+    """
+    if crs is None or not crs.linear_units_factor:
+        return 1.0
+    return float(crs.linear_units_factor[1])
+
+
+def pixel_area_m2(ds: rasterio.io.DatasetReader) -> float:
+    """Area of one pixel in square metres (at the scene's centre for geographic CRSs)."""
+    if ds.crs is not None and ds.crs.is_geographic:
+        x, y = pixel_sizes_m(ds)
+        return x * y
+    t = ds.transform
+    return abs(t.a * t.e) * linear_factor(ds.crs) ** 2
+
+
+@functools.lru_cache(maxsize=32)
+def _mercator(wkt: str) -> bool:
+    from pyproj import CRS as ProjCRS
+
+    try:
+        operation = ProjCRS.from_user_input(wkt).coordinate_operation
+    except Exception:  # noqa: BLE001 - pyproj raises CRSError and others for odd definitions
+        return False
+    method = (operation.method_name if operation is not None else "").lower()
+    return "mercator" in method and "transverse" not in method
+
+
+def needs_geodesic(crs: Any) -> bool:
+    """True where planar areas are far from true ones: geographic CRSs, and Mercator projections (Web Mercator).
+
+    Web Mercator's "metres" are 1/cos(latitude) too long (2.7x the area at
+    52°N), so areas there are measured on the ellipsoid, as in degrees.
+
+    Example:
+        >>> from rasterio.crs import CRS
+        >>> needs_geodesic(CRS.from_epsg(3857)), needs_geodesic(CRS.from_epsg(32633)), needs_geodesic(CRS.from_epsg(4326))
+        (True, False, True)
+    """
+    if crs is None:
+        return False
+    return bool(crs.is_geographic) or _mercator(crs.to_wkt())
