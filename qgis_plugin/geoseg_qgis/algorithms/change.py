@@ -43,7 +43,7 @@ class ChangeAlgorithm(GeosegAlgorithm):
                 "CLASSES",
                 "Class names and colours for both maps (geoseg model or classes.json)",
                 optional=True,
-                fileFilter="Class tables (*.json *.pt *.onnx);;All files (*)",
+                fileFilter="Class tables (*.json *.yaml *.yml *.pt *.onnx);;All files (*)",
             )
         )
         self.add_polygons()

@@ -43,7 +43,7 @@ class VectorizeAlgorithm(GeosegAlgorithm):
                     "CLASSES",
                     "Class names and colours for a map without a class table (geoseg model or classes.json)",
                     optional=True,
-                    fileFilter="Class tables (*.json *.pt *.onnx);;All files (*)",
+                    fileFilter="Class tables (*.json *.yaml *.yml *.pt *.onnx);;All files (*)",
                 )
             )
         )
