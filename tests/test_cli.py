@@ -346,9 +346,11 @@ def test_quiet_keeps_the_closing_lines_off_stderr(runner, unet_path: Path, scene
         assert ("chips written" in loud.stderr or "wrote" in loud.stderr) and quiet.stderr == "", quiet.stderr
 
 
-def test_an_interrupted_train_says_its_epochs_are_kept(runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ctrl-C in train leaves the epochs done in the run folder: the line says so instead of "no output was changed"."""
+def test_an_interrupted_train_says_what_it_kept(runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in train: with an epoch saved the line says to --resume; before one, to run the command again."""
     import geoseg.training.trainer
+
+    run_dir = tmp_path / "run"
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
@@ -356,9 +358,10 @@ def test_an_interrupted_train_says_its_epochs_are_kept(runner, tmp_path: Path, m
     monkeypatch.setattr(geoseg.training.trainer, "train", interrupted)
     config = tmp_path / "c.yaml"
     config.write_text("data: {}\n")
-    result = run(runner, "train", config, "-o", tmp_path / "run")
+    result = run(runner, "train", config, "-o", run_dir)
     assert result.exit_code == 130
-    assert (
-        result.stderr.strip()
-        == f"geoseg: interrupted; the epochs completed are kept in {tmp_path / 'run'}: continue with --resume"
-    )
+    assert result.stderr.strip() == "geoseg: interrupted; no epoch was completed: run the same command again to start over"
+    run_dir.mkdir()
+    (run_dir / "resume.pt").write_bytes(b"")
+    result = run(runner, "train", config, "-o", run_dir)
+    assert result.stderr.strip() == f"geoseg: interrupted; the epochs completed are kept in {run_dir}: continue with --resume"

@@ -305,8 +305,9 @@ def test_argmax_classes_equals_numpy_argmax_with_ties_and_nan(classes: int) -> N
     assert argmax_classes(probs).dtype == np.uint8
 
 
-def test_sidecar_files_are_read_as_gdal_and_qgis_read_them(tmp_path: Path) -> None:
+def test_sidecar_files_are_read_as_gdal_and_qgis_read_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A ``.msk`` mask, nodata and band names in ``.aux.xml``, and georeferencing in a PNG's ``.aux.xml``."""
+    monkeypatch.setattr("geoseg.io.paths.LOCAL_READDIR", "YES")  # GDAL's default way, whatever this shell sets
     data = random_scene((3, 40, 50), "uint16")
     masked = write_raster(tmp_path / "masked.tif", data)
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=False), rasterio.open(masked, "r+") as ds:
@@ -365,3 +366,18 @@ def test_one_band_fed_to_several_model_bands_is_said(tmp_path: Path) -> None:
     assert [w for w in result.warnings if "feeds one scene band to several model bands: band 2 as" in w]
     result = geoseg.predict(scene, wrap(BandLogits(), 3, 3, 16, "4px"), tmp_path / "d.tif", bands="3,2,1")
     assert not [w for w in result.warnings if "feeds one scene band" in w]
+
+
+def test_sidecars_beside_a_new_output_are_refused_without_overwrite(tmp_path: Path) -> None:
+    """They are a user's files until --overwrite says the output (and what describes it) may be replaced."""
+    from geoseg.core.errors import OutputError
+
+    scene = write_raster(tmp_path / "s.tif", random_scene((3, 30, 30)))
+    model = wrap(BandLogits(), 3, 3, 16, "4px")
+    stale = tmp_path / "new.tif.msk"
+    stale.write_bytes(b"mask")
+    with pytest.raises(OutputError, match="new.tif.msk lies beside"):
+        geoseg.predict(scene, model, tmp_path / "new.tif")
+    assert stale.read_bytes() == b"mask" and not (tmp_path / "new.tif").exists()
+    geoseg.predict(scene, model, tmp_path / "new.tif", overwrite=True)
+    assert not stale.exists() and (tmp_path / "new.tif").exists()

@@ -102,6 +102,7 @@ def test_upsampled_and_downsampled_scenes_agree_with_the_native_one(tmp_path: Pa
     assert results["up"].grid == {
         "resampled": True,
         "scene_pixel_size_m": 5.0,
+        "scene_pixel_sizes_m": [5.0, 5.0],
         "model_pixel_size_m": 10.0,
         "read_pixel_size_m": 10.0,
         "output_grid": "scene",
@@ -157,6 +158,7 @@ def test_pixels_off_in_one_axis_are_resampled_in_that_axis(tmp_path: Path) -> No
     scene = write_raster(tmp_path / "s.tif", data, transform=Affine(7.0, 0, 330000.0, 0, -13.0, 5822040.0))
     result = geoseg.predict(scene, smooth_model(), tmp_path / "c.tif", output_grid="model")
     assert result.grid["resampled"] and result.grid["read_pixel_size_m"] == 10.0
+    assert result.grid["scene_pixel_sizes_m"] == [7.0, 13.0]
     assert sum("pixel size 7 x 13 m differs from the model's 10 m" in w for w in result.warnings) == 1
     with rasterio.open(tmp_path / "c.tif") as ds:
         assert (ds.transform.a, -ds.transform.e) == pytest.approx((10.0, 10.0), rel=0.02)
@@ -234,6 +236,7 @@ def test_run_records_the_grid(tmp_path: Path) -> None:
     assert record["grid"] == {
         "resampled": True,
         "scene_pixel_size_m": 20.0,
+        "scene_pixel_sizes_m": [20.0, 20.0],
         "model_pixel_size_m": 10.0,
         "read_pixel_size_m": 10.0,
         "output_grid": "model",

@@ -119,3 +119,22 @@ def test_train_quiet_prints_nothing_and_logs_progress_lines_otherwise(scene, tmp
     assert steps and steps[-1] == "geoseg: epoch 1/1: 100% (4/4 steps)"
     assert sum(line.startswith("geoseg: epoch 1, loss ") for line in lines) == 1
     assert lines[-1].startswith("geoseg: best epoch 1 ")
+
+
+def test_a_run_stopped_before_its_first_epoch_starts_again(tmp_path: Path) -> None:
+    """A folder holding only config.yaml (Ctrl-C before the first epoch was saved) is no dead end."""
+    from geoseg.core.errors import OutputError
+    from geoseg.training.rundir import check_run_dir
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("{}")
+    assert check_run_dir(run_dir, resume=True) is False  # --resume: starts from the first epoch
+    assert check_run_dir(run_dir, resume=False) is False  # the same command again
+    (run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="holds no resume.pt"):
+        check_run_dir(run_dir, resume=True)
+    with pytest.raises(OutputError, match="not empty"):
+        check_run_dir(run_dir, resume=False)
+    (run_dir / "resume.pt").write_bytes(b"")
+    assert check_run_dir(run_dir, resume=True) is True

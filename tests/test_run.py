@@ -8,6 +8,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import rasterio
 
 from tests.helpers import SAMPLE, run
@@ -80,3 +81,21 @@ def test_failed_run_leaves_no_folder(runner, unet_path: Path, tmp_path: Path) ->
     result = run(runner, "run", scene, "-o", tmp_path / "out", "-m", unet_path)
     assert result.exit_code == 1 and "expects 4 band(s)" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["three.tif"]
+
+
+def test_a_run_folder_opened_in_qgis_is_still_geosegs(tmp_path: Path) -> None:
+    """QGIS writes classes.tif.aux.xml beside the map it shows: --overwrite may still replace the folder."""
+    from geoseg.core.errors import OutputError
+    from geoseg.io.outputs import check_outdir
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"geoseg_version": "0.2.0"}))
+    (out / "classes.tif").write_bytes(b"")
+    (out / "classes.tif.aux.xml").write_text("<PAMDataset/>")
+    check_outdir(out, [], overwrite=True)
+    with pytest.raises(OutputError, match="already exists: use --overwrite"):
+        check_outdir(out, [], overwrite=False)
+    (out / "notes.txt.aux.xml").write_text("<PAMDataset/>")  # a sidecar of a file geoseg does not write
+    with pytest.raises(OutputError, match="holds files geoseg did not write"):
+        check_outdir(out, [], overwrite=True)

@@ -540,3 +540,16 @@ def test_band_names_of_a_training_scene_name_the_model_bands(tmp_path: Path) -> 
     config["data"]["scenes"][0]["band_names"] = ["B2", "B3"]
     with pytest.raises(GeosegError, match="has 3 bands but its band_names lists 2"):
         geoseg.train(config, tmp_path / "run2")
+
+
+def test_band_files_keep_the_nodata_of_their_aux_xml(s2_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """QGIS and ArcGIS write nodata into .aux.xml for files they cannot change (JP2): a band folder reads it too."""
+    monkeypatch.setattr("geoseg.io.paths.LOCAL_READDIR", "YES")
+    for path in s2_folder.glob("*_B*.tif"):
+        with rasterio.open(path, "r+") as ds:
+            ds.nodata = None  # the file itself says nothing
+        path.with_name(path.name + ".aux.xml").write_text(
+            '<PAMDataset><PAMRasterBand band="1"><NoDataValue>7</NoDataValue></PAMRasterBand></PAMDataset>'
+        )
+    with gdal_env(), open_scene(s2_folder) as ds:
+        assert set(ds.nodatavals) == {7.0}

@@ -40,7 +40,8 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:  # a command that keeps finished work (train's epochs, a batch's scenes) says so
-            click.echo(f"geoseg: interrupted; {ctx.meta.get(INTERRUPTED, 'no output was changed')}", err=True)
+            note = ctx.meta.get(INTERRUPTED, "no output was changed")
+            click.echo(f"geoseg: interrupted; {note() if callable(note) else note}", err=True)
             sys.exit(130)
         except BrokenPipeError:  # `geoseg info ... | head`: the reader has gone; say nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

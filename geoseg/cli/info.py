@@ -99,8 +99,9 @@ def _show_domain(domain: dict, bands: list[str]) -> None:
 @common_options
 def info(target: str, as_json: bool) -> None:
     """Show a model's card (bands, normalization, chip size, classes, provenance) or a scene's
-    grid (size, CRS, pixel size, bounds) and bands (name, common name, native resolution, data
-    type, nodata and, for a multi-file scene, the file each band comes from).
+    grid (size, CRS, pixel size (mean, and width and height), bounds, and whether predict accepts
+    its georeferencing: "yes", or "no: " and why) and bands (name, common name, native resolution,
+    data type, nodata and, for a multi-file scene, the file each band comes from).
 
     IMAGE is a raster file or a multi-file scene: a folder of single-band rasters, a band list
     (.txt), a STAC item (.json), a Sentinel-2 .SAFE or a Landsat *_MTL.txt.
@@ -133,12 +134,13 @@ def info(target: str, as_json: bool) -> None:
 def _show_scene(target: str, as_json: bool) -> None:
     """The scene's grid and bands, as text or JSON (``band_details``: one object per band)."""
     from geoseg.core.errors import RasterError
-    from geoseg.io.pixels import pixel_size_m
+    from geoseg.io.pixels import pixel_size_m, pixel_sizes_m
     from geoseg.io.raster import check_georeferencing, gdal_env, open_scene
     from geoseg.io.sources import band_table
 
     with gdal_env(), open_scene(target, require_georef=False) as ds:
-        pixel = pixel_size_m(ds) if ds.crs else None
+        pixel = round(pixel_size_m(ds), 6) if ds.crs else None
+        sizes = [round(size, 6) for size in pixel_sizes_m(ds)] if ds.crs else None
         try:
             check_georeferencing(ds, target)
             placed = "yes"
@@ -156,6 +158,7 @@ def _show_scene(target: str, as_json: bool) -> None:
             "crs": ds.crs.to_string() if ds.crs else None,
             "georeferenced": placed,
             "pixel_size_m": pixel,
+            "pixel_sizes_m": sizes,
             "bounds": list(ds.bounds),
             "nodata": ds.nodata,
             "bands": [d or f"band {i + 1}" for i, d in enumerate(ds.descriptions)],

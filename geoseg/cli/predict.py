@@ -16,7 +16,13 @@ log = logging.getLogger("geoseg")
 @click.command(short_help="Predict a class map for one scene.")
 @click.argument("image", metavar="IMAGE")
 @model_option(required=True)
-@click.option("-o", "--output", required=True, metavar="classes.tif", help="Class map to write (GeoTIFF, uint8, 255 = nodata).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="classes.tif",
+    help="Class map to write (GeoTIFF, uint8, 255 = nodata; the name ends in .tif or .tiff).",
+)
 @click.option(
     "--confidence",
     default=None,

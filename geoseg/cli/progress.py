@@ -56,7 +56,8 @@ class LogProgress:
 
 
 INTERRUPTED = "geoseg.interrupted"
-"""``ctx.meta`` key: what Ctrl-C leaves behind, for commands that keep finished work (default: no output changed)."""
+"""``ctx.meta`` key: what Ctrl-C leaves behind (text, or a function that says it then), for commands that keep finished
+work (default: no output was changed)."""
 
 
 def summary(text: str) -> None:

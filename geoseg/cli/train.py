@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 import click
 
 from geoseg.cli.options import common_options
 from geoseg.cli.progress import INTERRUPTED, make_progress, summary
+
+
+def _interrupted(run_dir: Path) -> str:
+    """What Ctrl-C left: the epochs saved (continue with --resume), or none (the same command starts over)."""
+    if (run_dir / "resume.pt").is_file():
+        return f"the epochs completed are kept in {run_dir}: continue with --resume"
+    return "no epoch was completed: run the same command again to start over"
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
@@ -56,7 +65,7 @@ def train(config: str, run_dir: str, resume: bool) -> None:
     update, close = make_progress()
     ctx = click.get_current_context()
     quiet = ctx.meta.get("geoseg.quiet", 0)
-    ctx.meta[INTERRUPTED] = f"the epochs completed are kept in {run_dir}: continue with --resume"
+    ctx.meta[INTERRUPTED] = functools.partial(_interrupted, Path(run_dir))
     try:
         result = run_train(
             config,

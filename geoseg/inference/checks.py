@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.errors import InputError, OptionError
-from geoseg.io.paths import canonical, check_output
+from geoseg.core.errors import InputError, OptionError, OutputError
+from geoseg.io.paths import SIDECARS, canonical, check_output
 from geoseg.io.pixels import pixel_sizes_m
 from geoseg.model.card import ModelCard
 
@@ -54,7 +54,8 @@ def _option(kind: str) -> str:
 
 
 def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) -> None:
-    """Each output may be written (see :func:`geoseg.io.paths.check_output`), ends in .tif and names a different file.
+    """Each output may be written (see :func:`geoseg.io.paths.check_output`; GDAL's sidecars of it only with
+    ``overwrite``), ends in .tif and names a different file.
 
     Example:
         >>> check_outputs({"classes": Path("a.tif"), "confidence": Path("a.tif")}, [], True)
@@ -71,6 +72,11 @@ def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) 
         if Path(path).suffix.lower() not in RASTER_SUFFIXES:
             raise OptionError(f"{_option(kind)} {path}: geoseg writes GeoTIFF files: give a name ending in .tif")
         check_output(path, inputs, overwrite)
+        stale = [f"{path}{suffix}" for suffix in SIDECARS if Path(f"{path}{suffix}").exists()]
+        if stale and not overwrite:  # with --overwrite they go with the file they describe
+            raise OutputError(
+                f"{stale[0]} lies beside {path}: GDAL and QGIS would read it with the new map; remove it or use --overwrite"
+            )
         key = os.path.normcase(str(canonical(path)))
         if key in seen:
             raise OptionError(f"{_option(seen[key])} and {_option(kind)} name the same file {path}: give different paths")

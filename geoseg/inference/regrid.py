@@ -31,7 +31,7 @@ import numpy as np
 from geoseg.core.grid import split_columns
 from geoseg.inference.loop import PredictResult as LoopResult
 from geoseg.io.classmap import GRID_PROBABILITIES, NODATA16, RASTER_OUTPUTS, SCALE16, ClassMapWriter
-from geoseg.io.pixels import pixel_size_m
+from geoseg.io.pixels import pixel_size_m, pixel_sizes_m
 from geoseg.io.raster import read_window, scene_has_mask
 from geoseg.io.resample import warp_onto
 
@@ -62,6 +62,7 @@ def grid_record(ds: Any, model_size: float | None, read: Any, output_grid: str) 
     return {
         "resampled": read is not ds,
         "scene_pixel_size_m": round(scene, 6),
+        "scene_pixel_sizes_m": [round(size, 6) for size in pixel_sizes_m(ds)],  # width, height: each is checked
         "model_pixel_size_m": model_size,
         "read_pixel_size_m": round(chips, 6),
         "output_grid": output_grid if read is not ds else "scene",

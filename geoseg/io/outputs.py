@@ -21,7 +21,7 @@ from pathlib import Path
 
 from geoseg.core.errors import OutputError
 from geoseg.io.leftovers import HOST, older_than, pid_alive, remove_stale, temp_name
-from geoseg.io.paths import canonical, check_writable_folder, is_remote
+from geoseg.io.paths import canonical, check_writable_folder, is_remote, sidecar_base
 
 __all__ = [
     "LOCK",
@@ -105,10 +105,10 @@ def _check_contents(folder: Path, names: list[str], overwrite: bool, marks: tupl
 
 
 def _owned(folder: Path, names: list[str], marks: tuple[str, ...]) -> bool:
-    """True when ``folder`` holds a geoseg mark and, for a run folder, nothing but what a run writes."""
+    """True when ``folder`` holds a geoseg mark and, for a run folder, nothing but what a run writes (and GDAL's sidecars)."""
     found = [m for m in marks if m in names and is_mark(folder / m)]
     allowed = [set(MARK_CONTENTS[m]) for m in found if m in MARK_CONTENTS]
-    return bool(found) and all(n.startswith(".") or all(n in a for a in allowed) for n in names)
+    return bool(found) and all(n.startswith(".") or all(sidecar_base(n) in a for a in allowed) for n in names)
 
 
 def is_mark(path: Path) -> bool:

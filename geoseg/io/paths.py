@@ -12,6 +12,7 @@ from pathlib import Path
 from geoseg.core.errors import GeosegError, InputError, OutputError
 
 __all__ = [
+    "SIDECARS",
     "canonical",
     "check_input_file",
     "check_output",
@@ -19,8 +20,29 @@ __all__ = [
     "drop_sidecars",
     "is_remote",
     "same_file",
+    "sidecar_base",
+    "sidecar_options",
     "special_kind",
 ]
+
+
+LOCAL_READDIR = os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "YES")
+"""How a local scene is opened: GDAL does not list its folder but still looks for the files beside it that GDAL and
+QGIS read (``.aux.xml`` nodata, band names and georeferencing, ``.msk`` masks, world files), so a scene reads here as
+it does in QGIS. Remote files (``/vsicurl/``, ``http(s)://``, ...) and whatever GDAL opens on its own (a VRT's sources)
+skip them (``EMPTY_DIR``, set by :func:`geoseg.io.raster.gdal_env`: no request for files that are rarely there). The environment
+variable ``GDAL_DISABLE_READDIR_ON_OPEN``, when set, decides for local scenes too."""
+
+
+def sidecar_options(name: str | os.PathLike) -> dict[str, str]:
+    """GDAL's options to open ``name`` with: a local file with the files GDAL and QGIS read beside it
+    (:data:`LOCAL_READDIR`), a remote one without.
+
+    Example:
+        >>> sidecar_options("/vsicurl/https://example.com/a.tif")
+        {'GDAL_DISABLE_READDIR_ON_OPEN': 'EMPTY_DIR'}
+    """
+    return {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR" if is_remote(name) else LOCAL_READDIR}
 
 
 def is_remote(path: str | os.PathLike) -> bool:
@@ -165,6 +187,16 @@ def check_writable_folder(folder: Path) -> None:
 
 SIDECARS = (".aux.xml", ".msk", ".ovr")
 """GDAL's files beside a raster that it reads with it: statistics, nodata and band names, a mask, overviews."""
+
+
+def sidecar_base(name: str) -> str:
+    """The file a GDAL sidecar named ``name`` describes (QGIS writes ``classes.tif.aux.xml``), else ``name``.
+
+    Example:
+        >>> sidecar_base("classes.tif.aux.xml"), sidecar_base("classes.tif")
+        ('classes.tif', 'classes.tif')
+    """
+    return next((name[: -len(suffix)] for suffix in SIDECARS if name.endswith(suffix)), name)
 
 
 def drop_sidecars(path: Path) -> None:

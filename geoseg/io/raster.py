@@ -14,7 +14,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from geoseg.core.errors import RasterError
-from geoseg.io.paths import check_input_file, is_remote
+from geoseg.io.paths import check_input_file, is_remote, sidecar_options
 
 __all__ = [
     "GDAL_CACHE_MB",
@@ -50,14 +50,6 @@ def chip_cache_mb(ds: Any, width: int, chip_size: int, bands: int) -> int:
     cached = ds.count if interleave.lower() == "pixel" else bands  # a pixel-interleaved block holds every band
     need = (chip_size + block_rows) * width * cached * np.dtype(ds.dtypes[0]).itemsize * 3 // 2
     return int(min(GDAL_CACHE_MB, max(16, -(-need // (1 << 20)))))
-
-
-LOCAL_READDIR = os.environ.get("GDAL_DISABLE_READDIR_ON_OPEN", "YES")
-"""How a local scene is opened: GDAL does not list its folder but still looks for the files beside it that GDAL and
-QGIS read (``.aux.xml`` nodata, band names and georeferencing, ``.msk`` masks, world files), so a scene reads here as
-it does in QGIS. Remote files (``/vsicurl/``, ``http(s)://``, ...) and whatever GDAL opens on its own (a VRT's sources)
-skip them (``EMPTY_DIR``, set by :func:`gdal_env`: no request for files that are rarely there). The environment
-variable ``GDAL_DISABLE_READDIR_ON_OPEN``, when set, decides for local scenes too."""
 
 
 def gdal_env(cache_mb: int = GDAL_CACHE_MB, **options: object) -> rasterio.Env:
@@ -126,9 +118,8 @@ def open_scene(
 def _open_raster(name: str) -> rasterio.io.DatasetReader:
     if not is_remote(name):
         check_input_file(name, "scene", "give a raster file", RasterError)
-    readdir = "EMPTY_DIR" if is_remote(name) else LOCAL_READDIR
     try:
-        with warnings.catch_warnings(), rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN=readdir):
+        with warnings.catch_warnings(), rasterio.Env(**sidecar_options(name)):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # geoseg says what is wrong in one line of its own
             return rasterio.open(name)
     except RasterioIOError as exc:

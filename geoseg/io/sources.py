@@ -43,7 +43,7 @@ from geoseg.core.bands import select_bands
 from geoseg.core.errors import BandMismatchError, InputError, OptionError
 from geoseg.core.sensors import SENSORS, bare_name, common_name, common_names, describe, guess_sensor
 from geoseg.io.band_files import RASTER_SUFFIXES, folder_bands, is_mtl, is_safe, list_bands, mtl_bands, safe_bands
-from geoseg.io.paths import check_input_file, is_remote, special_kind
+from geoseg.io.paths import check_input_file, is_remote, sidecar_options, special_kind
 from geoseg.io.stac import is_stac_item, item_bands, read_item
 from geoseg.io.vrt import BandFile, OpenedBand, VirtualGrid, common_grid, open_bands, vrt_xml
 
@@ -240,7 +240,7 @@ def _raster_files(source: str) -> tuple[list[BandFile], str]:
     if not is_remote(source):
         check_input_file(source, "scene", "give a raster file", folder_ok=False)
     try:
-        with rasterio.open(source) as ds:
+        with rasterio.Env(**sidecar_options(source)), rasterio.open(source) as ds:
             count, descriptions = ds.count, ds.descriptions
     except RasterioIOError as exc:
         raise InputError(f"{source} is not a raster GDAL can read ({str(exc).splitlines()[0]}): {_FIX}") from None

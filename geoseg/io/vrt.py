@@ -22,6 +22,7 @@ from affine import Affine
 from rasterio.errors import RasterioIOError
 
 from geoseg.core.errors import RasterError
+from geoseg.io.paths import sidecar_options
 
 __all__ = ["BandFile", "OpenedBand", "VirtualGrid", "common_grid", "open_bands", "resampled_xml", "vrt_xml"]
 
@@ -123,7 +124,7 @@ def open_bands(files: Sequence[BandFile], where: str) -> list[OpenedBand]:
     for item in files:
         label = item.label or item.path
         try:
-            with rasterio.open(item.path) as ds:
+            with rasterio.Env(**sidecar_options(item.path)), rasterio.open(item.path) as ds:
                 if not 1 <= item.band <= ds.count:
                     raise RasterError(f"{where}: {label} has {ds.count} band(s), not band {item.band}: check the source")
                 if item.single and ds.count != 1:

@@ -142,10 +142,10 @@ def evaluate(
         if not table:
             raise InputError(f"{pred} carries no class table: give a class map written by geoseg")
         label_map = _label_map(table, truth, classes)
-        notes = _id_notes(table, truth) if classes is None else []
         background = _config_background(classes) if label_map.background is not None else None
         labels = open_labels(truth, SceneGrid.of(ds), label_field, label_map, background=background)
         try:
+            notes = _id_notes(table, truth) if classes is None else []  # truth is checked by open_labels first
             if report is None:
                 cm = _score(ds, labels, len(table), progress)
                 return _summarize(cm, table, pred, truth, notes)

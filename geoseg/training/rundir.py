@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ __all__ = [
     "write_history",
 ]
 
+log = logging.getLogger("geoseg")
+
 BEST_KEYS = ("trained", "best_epoch", "validation_mean_iou", "validation_iou")
 """Card provenance keys that describe the best epoch (kept in resume.pt for ``--resume``)."""
 
@@ -54,8 +57,14 @@ class RunState:
     best_summary: dict[str, Any] = field(default_factory=dict)
 
 
-def check_run_dir(run_dir: Path, resume: bool) -> None:
-    """Refuse a run folder that is not empty (unless resuming one) or cannot be created.
+STARTED = frozenset({"config.yaml"})
+"""What a run folder holds before its first epoch is saved: a run stopped then starts again from epoch 1."""
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> bool:
+    """Refuse a run folder that is not empty (unless resuming one) or cannot be created; True when there is a run to
+    continue. A folder that holds only what a run writes before its first epoch (:data:`STARTED`) counts as empty,
+    with or without ``resume``: a run stopped that early starts again.
 
     Example:
         >>> check_run_dir(Path("/nonexistent-parent/run"), resume=True)
@@ -63,17 +72,21 @@ def check_run_dir(run_dir: Path, resume: bool) -> None:
         ...
         geoseg.core.errors.OutputError: /nonexistent-parent/run holds no resume.pt: ...
     """
+    started = run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= STARTED
     if resume:
-        if not (run_dir / "resume.pt").is_file():
+        if (run_dir / "resume.pt").is_file():
+            return True
+        if not started:
             raise OutputError(f"{run_dir} holds no resume.pt: --resume continues a run started with geoseg train")
-        return
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        log.info("%s: no epoch was completed: training starts from the first", run_dir)
+    if run_dir.exists() and not started and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise OutputError(
             f"run folder {run_dir} already exists and is not empty: use --resume to continue it or choose another folder"
         )
     parent = next((p for p in run_dir.parents if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot create run folder {run_dir}: {parent} is not a writable folder")
+    return False
 
 
 def comparable(cfg: dict[str, Any]) -> dict[str, Any]:

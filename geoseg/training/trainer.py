@@ -101,7 +101,7 @@ def train(
     run_dir = Path(run_dir)
     device = resolve_device(config.train.device)
     with distributed(device) as dist:
-        check_run_dir(run_dir, resume)
+        resume = check_run_dir(run_dir, resume)
         if resume:
             check_same_config(run_dir, config)
         dist.barrier()  # every process has checked RUN_DIR before rank 0 writes to it
