@@ -376,8 +376,13 @@ def test_sidecars_beside_a_new_output_are_refused_without_overwrite(tmp_path: Pa
     model = wrap(BandLogits(), 3, 3, 16, "4px")
     stale = tmp_path / "new.tif.msk"
     stale.write_bytes(b"mask")
-    with pytest.raises(OutputError, match="new.tif.msk lies beside"):
+    with pytest.raises(OutputError, match="output .*new.tif.msk already exists: use --overwrite"):
         geoseg.predict(scene, model, tmp_path / "new.tif")
     assert stale.read_bytes() == b"mask" and not (tmp_path / "new.tif").exists()
+    (tmp_path / "new.tif.aux.xml").mkdir()  # a folder in a sidecar's place: refused before any work, even with --overwrite
+    with pytest.raises(OutputError, match="new.tif.aux.xml is a folder"):
+        geoseg.predict(scene, model, tmp_path / "new.tif", overwrite=True)
+    assert stale.exists() and not (tmp_path / "new.tif").exists()
+    (tmp_path / "new.tif.aux.xml").rmdir()
     geoseg.predict(scene, model, tmp_path / "new.tif", overwrite=True)
     assert not stale.exists() and (tmp_path / "new.tif").exists()

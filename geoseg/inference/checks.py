@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.errors import InputError, OptionError, OutputError
+from geoseg.core.errors import InputError, OptionError
 from geoseg.io.paths import SIDECARS, canonical, check_output
 from geoseg.io.pixels import pixel_sizes_m
 from geoseg.model.card import ModelCard
@@ -72,11 +72,8 @@ def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) 
         if Path(path).suffix.lower() not in RASTER_SUFFIXES:
             raise OptionError(f"{_option(kind)} {path}: geoseg writes GeoTIFF files: give a name ending in .tif")
         check_output(path, inputs, overwrite)
-        stale = [f"{path}{suffix}" for suffix in SIDECARS if Path(f"{path}{suffix}").exists()]
-        if stale and not overwrite:  # with --overwrite they go with the file they describe
-            raise OutputError(
-                f"{stale[0]} lies beside {path}: GDAL and QGIS would read it with the new map; remove it or use --overwrite"
-            )
+        for suffix in SIDECARS:  # GDAL and QGIS would read them with the new map: removed with it, checked like it
+            check_output(f"{path}{suffix}", inputs, overwrite)
         key = os.path.normcase(str(canonical(path)))
         if key in seen:
             raise OptionError(f"{_option(seen[key])} and {_option(kind)} name the same file {path}: give different paths")
