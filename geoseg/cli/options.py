@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from geoseg.cli.progress import PROGRESS_LOGGER  # make_progress: TEMP until train/vectorize import it
+from geoseg.cli.progress import PROGRESS_LOGGER
 
 __all__ = [
     "chip_size_option",
