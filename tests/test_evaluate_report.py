@@ -332,3 +332,31 @@ def test_a_truth_mask_without_a_class_table_is_said_to_be_read_as_class_ids(maps
     mapping = tmp_path / "classes.json"
     mapping.write_text(json.dumps({"0": "forest", "1": "water", "2": "snow"}))
     assert not any("class table" in w for w in geoseg.evaluate(pred, truth, classes=mapping)["warnings"])
+
+
+def test_the_class_id_note_leaves_out_the_masks_nodata(maps: tuple[Path, Path], tmp_path: Path) -> None:
+    """A truth mask whose nodata is 0 is not scored there: the note must not show 0 as a class of it."""
+    pred, truth = maps
+    values = rasterio.open(truth).read(1)
+    values[values == 255] = 0  # unlabeled as 0, declared nodata
+    zero = write_raster(tmp_path / "zero.tif", values, nodata=0)
+    note = next(w for w in geoseg.evaluate(pred, zero)["warnings"] if "carries no class table" in w)
+    assert "0 forest" not in note and "1 water, 2 snow; 0 is its nodata, not scored" in note
+
+
+def test_a_config_with_malformed_classes_is_one_line_for_evaluate_and_vectorize(maps: tuple[Path, Path], tmp_path: Path) -> None:
+    """A training config given as --classes whose data.classes cannot be read is named in one line, no traceback."""
+    import yaml
+
+    pred, truth = maps
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({"data": {"classes": [{"values": [1]}]}}), encoding="utf-8")  # no name
+    from tests.test_trust import geoseg as geoseg_cli
+    from tests.test_trust import refused
+
+    for args in (
+        ["evaluate", pred, truth, "--classes", config],
+        ["vectorize", pred, "-o", tmp_path / "p.gpkg", "--classes", config],
+    ):
+        refused(geoseg_cli(*args, cwd=tmp_path), f"--classes {config}", "data.classes")
+    assert not (tmp_path / "p.gpkg").exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from affine import Affine
 from geoseg.core.classes import IGNORE_INDEX, ClassInfo, class_colors
 from geoseg.core.errors import InputError
 
-__all__ = ["BACKGROUND_WITHIN", "Background", "LabelMap", "burn", "check_buffer"]
+__all__ = ["BACKGROUND_WITHIN", "Background", "LabelMap", "burn", "check_buffer", "config_labels"]
 
 BACKGROUND_WITHIN = ("labels", "scene")
 """The named areas of :attr:`Background.within`; anything else is the path of a vector file of polygons."""
@@ -230,3 +231,35 @@ def burn(geometries: Sequence[Any], class_ids: Sequence[int], shape: tuple[int, 
         fill=IGNORE_INDEX,
         dtype="uint8",
     )
+
+
+def config_labels(data: Mapping[str, Any], config: Path, what: str) -> tuple[LabelMap, Background | None]:
+    """The label map and background of a training config's ``data`` section, read as plain YAML.
+
+    For tools given a training config as a class table (``evaluate`` and
+    ``vectorize --classes``): ``classes``, ``ignore_values`` and
+    ``background`` (a ``within`` path is relative to the config's folder).
+    Errors name ``what`` (e.g. ``--classes run.yaml``).
+
+    Example:
+        >>> data = {"classes": ["forest"], "ignore_values": 0, "background": {"name": "other", "within": "area.gpkg"}}
+        >>> label_map, background = config_labels(data, Path("cfg.yaml"), "--classes cfg.yaml")
+        >>> label_map.names, background.within == str(Path("area.gpkg"))
+        (['forest', 'other'], True)
+    """
+    spec = data.get("background")
+    background = None
+    if isinstance(spec, Mapping) and spec.get("name") is not None:
+        within, color = str(spec.get("within") or "labels"), spec.get("color")
+        within = within if within in BACKGROUND_WITHIN else str(config.parent / within)
+        background = Background(str(spec["name"]), within, None if color is None else str(color))
+    ignore = data.get("ignore_values")
+    ignore = [] if ignore is None else (ignore if isinstance(ignore, (list, tuple)) else [ignore])
+    try:
+        return LabelMap.from_spec(data["classes"], ignore, background), background
+    except (KeyError, TypeError, AttributeError):
+        raise InputError(
+            f"{what}: data.classes must be a list of class names or {{name, color, values}}: fix the config"
+        ) from None
+    except InputError as exc:
+        raise InputError(f"{what}: {exc}") from None

@@ -95,21 +95,9 @@ def _table_file(p: Path, max_id: int) -> list[ClassInfo]:
 
 def _config_classes(data: dict[str, Any], p: Path, max_id: int) -> list[ClassInfo]:
     """The class table a model trained on ``data`` (a config's ``data`` section) has: classes, then background."""
-    from geoseg.core.labels import Background, LabelMap
+    from geoseg.core.labels import config_labels
     from geoseg.model.validate import check_class_table
 
-    spec = data.get("background")
-    background = None
-    if isinstance(spec, dict) and spec.get("name") is not None:
-        color = spec.get("color")
-        background = Background(str(spec["name"]), color=None if color is None else str(color))
-    try:
-        classes = LabelMap.from_spec(data["classes"], (), background).classes
-    except (KeyError, TypeError, AttributeError):
-        raise InputError(
-            f"--classes {p}: data.classes must be a list of class names or {{name, color, values}}: fix the config"
-        ) from None
-    except InputError as exc:
-        raise InputError(f"--classes {p}: {exc}") from None
+    classes = config_labels(data, p, f"--classes {p}")[0].classes
     rows = [{"id": c.id, "name": c.name, "color": c.color} for c in classes]
     return check_class_table(rows, f"--classes {p} (data.classes)", max_id)  # names, colours, ids up to max_id

@@ -18,7 +18,7 @@ from typing import Any
 
 from geoseg.core.classes import ClassInfo
 from geoseg.core.errors import InputError
-from geoseg.core.labels import Background, LabelMap
+from geoseg.core.labels import Background, LabelMap, config_labels
 from geoseg.core.metrics import ConfusionMatrix, thin_support
 
 __all__ = ["evaluate", "read_label_map"]
@@ -43,6 +43,11 @@ def read_label_map(path: str | os.PathLike, class_names: list[str]) -> LabelMap:
         >>> read_label_map(f, ["forest", "water"]).lookup([7, 1, 0]).tolist()
         [1, 0, 255]
     """
+    return _read_classes(path, class_names)[0]
+
+
+def _read_classes(path: str | os.PathLike, class_names: list[str]) -> tuple[LabelMap, Background | None]:
+    """:func:`read_label_map` with the config's background (truth labels get it as training did)."""
     import yaml
 
     p = Path(path)
@@ -54,8 +59,9 @@ def read_label_map(path: str | os.PathLike, class_names: list[str]) -> LabelMap:
         raise InputError(f"--classes {p} is not valid JSON or YAML: fix the syntax") from None
     if isinstance(data, dict) and isinstance(data.get("data"), dict):
         data = data["data"]
+    background = None
     if isinstance(data, dict) and isinstance(data.get("classes"), list):
-        label_map = LabelMap.from_spec(data["classes"], data.get("ignore_values") or [], _background(data, p))
+        label_map, background = config_labels(data, p, f"--classes {p}")
     elif isinstance(data, dict) and data:
         index = {n: i for i, n in enumerate(class_names)}
         spec: list[dict[str, Any]] = [{"name": n, "values": []} for n in class_names]
@@ -75,29 +81,7 @@ def read_label_map(path: str | os.PathLike, class_names: list[str]) -> LabelMap:
             f"--classes {p} lists classes {', '.join(label_map.names)} but the class map has "
             f"{', '.join(class_names)}: give the mapping of the model that made the map"
         )
-    return label_map
-
-
-def _config_background(classes: str | os.PathLike | LabelMap | None) -> Background | None:
-    """The ``data.background`` of a training config given as ``--classes`` (truth labels get it as training did)."""
-    import yaml
-
-    if classes is None or isinstance(classes, LabelMap):
-        return None
-    data = yaml.safe_load(Path(classes).read_text(encoding="utf-8"))
-    data = data.get("data", data) if isinstance(data, dict) else {}
-    return _background(data, Path(classes)) if isinstance(data, dict) else None
-
-
-def _background(data: dict[str, Any], config: Path) -> Background | None:
-    """A training config's ``data.background`` (a ``within`` path is relative to the config), or None."""
-    spec = data.get("background")
-    if not isinstance(spec, dict) or "name" not in spec:
-        return None
-    within = str(spec.get("within") or "labels")
-    if within not in ("labels", "scene"):
-        within = str(config.parent / within)
-    return Background(str(spec["name"]), within, spec.get("color"))
+    return label_map, background
 
 
 def evaluate(
@@ -141,8 +125,7 @@ def evaluate(
         table = class_table_of(ds)
         if not table:
             raise InputError(f"{pred} carries no class table: give a class map written by geoseg")
-        label_map = _label_map(table, truth, classes)
-        background = _config_background(classes) if label_map.background is not None else None
+        label_map, background = _label_map(table, truth, classes)
         labels = open_labels(truth, SceneGrid.of(ds), label_field, label_map, background=background)
         try:
             notes = _id_notes(table, truth) if classes is None else []  # truth is checked by open_labels first
@@ -154,18 +137,20 @@ def evaluate(
             labels.close()
 
 
-def _label_map(table: list[ClassInfo], truth: str | os.PathLike, classes: str | os.PathLike | LabelMap | None) -> LabelMap:
-    """How truth values map to the class map's classes (see :func:`evaluate`)."""
+def _label_map(
+    table: list[ClassInfo], truth: str | os.PathLike, classes: str | os.PathLike | LabelMap | None
+) -> tuple[LabelMap, Background | None]:
+    """How truth values map to the class map's classes (see :func:`evaluate`), and a config's background."""
     from geoseg.io.label_files import VECTOR_SUFFIXES
 
     names = [c.name for c in table]
     if isinstance(classes, LabelMap):
-        return classes
+        return classes, None
     if classes is not None:
-        return read_label_map(classes, names)
+        return _read_classes(classes, names)
     if Path(str(truth)).suffix.lower() in VECTOR_SUFFIXES:
-        return LabelMap.from_spec(names)
-    return LabelMap.from_spec([{"name": c.name, "values": [c.id]} for c in table])
+        return LabelMap.from_spec(names), None
+    return LabelMap.from_spec([{"name": c.name, "values": [c.id]} for c in table]), None
 
 
 def _id_notes(table: list[ClassInfo], truth: str | os.PathLike) -> list[str]:
@@ -179,9 +164,13 @@ def _id_notes(table: list[ClassInfo], truth: str | os.PathLike) -> list[str]:
         return []
     with open_scene(truth, require_georef=False) as ds:
         own = class_table_of(ds) if ds.tags().get(CLASSES_TAG) else []
+        nodata = ds.nodata
     if own and {c.id: c.name for c in own}.items() <= {c.id: c.name for c in table}.items():
         return []
-    shown = ", ".join(f"{c.id} {c.name}" for c in table[:4]) + (", ..." if len(table) > 4 else "")
+    scored = [c for c in table if c.id != nodata]  # the mask's nodata is not scored: not shown as a class
+    shown = ", ".join(f"{c.id} {c.name}" for c in scored[:4]) + (", ..." if len(scored) > 4 else "")
+    if len(scored) < len(table):
+        shown += f"; {nodata:g} is its nodata, not scored"
     why = "names its classes differently" if own else "carries no class table"
     return [
         f"{truth} {why}: its values are taken as the map's class ids ({shown}); if they mean other classes, "
