@@ -84,7 +84,8 @@ def test_failed_run_leaves_no_folder(runner, unet_path: Path, tmp_path: Path) ->
 
 
 def test_a_run_folder_opened_in_qgis_is_still_geosegs(tmp_path: Path) -> None:
-    """QGIS writes classes.tif.aux.xml beside the map it shows: --overwrite may still replace the folder."""
+    """QGIS writes classes.tif.aux.xml beside the map it shows (and SQLite's -wal and -shm beside a GeoPackage it
+    has open): --overwrite may still replace the folder."""
     from geoseg.core.errors import OutputError
     from geoseg.io.outputs import check_outdir
 
@@ -93,6 +94,8 @@ def test_a_run_folder_opened_in_qgis_is_still_geosegs(tmp_path: Path) -> None:
     (out / "run.json").write_text(json.dumps({"geoseg_version": "0.2.0"}))
     (out / "classes.tif").write_bytes(b"")
     (out / "classes.tif.aux.xml").write_text("<PAMDataset/>")
+    for name in ("polygons.gpkg", "polygons.gpkg-wal", "polygons.gpkg-shm"):  # SQLite's, while QGIS has it open
+        (out / name).write_bytes(b"")
     check_outdir(out, [], overwrite=True)
     with pytest.raises(OutputError, match="already exists: use --overwrite"):
         check_outdir(out, [], overwrite=False)

@@ -133,6 +133,20 @@ def test_overwriting_a_shapefile_replaces_its_spatial_indexes(runner, tmp_path: 
     assert len(pyogrio.read_dataframe(out / "p.shp", bbox=(minx, miny, maxx, maxy))) == len(frame)
 
 
+def test_a_geopackage_open_in_another_program_is_not_replaced(runner, tmp_path: Path) -> None:
+    """SQLite's journal beside a GeoPackage (QGIS has it open) would be applied to the new file: refused, kept."""
+    path, _ = class_map(tmp_path, seed=8)
+    out = tmp_path / "p.gpkg"
+    assert run(runner, "vectorize", path, "-o", out).exit_code == 0
+    before = out.read_bytes()
+    (tmp_path / "p.gpkg-wal").write_bytes(b"frames")
+    result = run(runner, "vectorize", path, "-o", out, "--overwrite")
+    assert result.exit_code == 1 and "p.gpkg-wal beside it" in result.stderr and "close it" in result.stderr
+    assert out.read_bytes() == before and (tmp_path / "p.gpkg-wal").read_bytes() == b"frames"
+    (tmp_path / "p.gpkg-wal").unlink()
+    assert run(runner, "vectorize", path, "-o", out, "--overwrite").exit_code == 0
+
+
 CONFIG = """name: t
 model: {arch: unet, encoder: resnet18, chip_size: 64}
 data:

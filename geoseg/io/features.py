@@ -199,6 +199,12 @@ def check_vector_output(path: Path, inputs: Iterable[str | os.PathLike | None], 
     check_output(path, given, overwrite)
     for suffix in fmt.sidecars:  # each is replaced or removed: checked like the output itself
         check_output(path.with_suffix(suffix), given, overwrite)
+    journal = next((Path(f"{path}{s}") for s in ("-wal", "-journal") if Path(f"{path}{s}").exists()), None)
+    if fmt.driver == "GPKG" and journal is not None:  # SQLite would apply the old file's journal to the new one
+        raise OutputError(
+            f"output {path} is open in another program ({journal.name} beside it): close it there "
+            "(remove the layer in QGIS) and run again"
+        )
     return fmt
 
 

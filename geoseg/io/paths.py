@@ -13,6 +13,7 @@ from geoseg.core.errors import GeosegError, InputError, OutputError
 
 __all__ = [
     "SIDECARS",
+    "SQLITE_FILES",
     "canonical",
     "check_input_file",
     "check_output",
@@ -189,14 +190,21 @@ SIDECARS = (".aux.xml", ".msk", ".ovr")
 """GDAL's files beside a raster that it reads with it: statistics, nodata and band names, a mask, overviews."""
 
 
+SQLITE_FILES = ("-wal", "-shm", "-journal")
+"""SQLite's files beside a GeoPackage while a program (QGIS) has it open: part of it, never a user's own data."""
+
+
 def sidecar_base(name: str) -> str:
-    """The file a GDAL sidecar named ``name`` describes (QGIS writes ``classes.tif.aux.xml``), else ``name``.
+    """The file a GDAL sidecar or SQLite's transient file named ``name`` belongs to, else ``name``.
+
+    QGIS writes ``classes.tif.aux.xml``, and holds ``polygons.gpkg-wal`` and
+    ``-shm`` beside a GeoPackage it has open.
 
     Example:
-        >>> sidecar_base("classes.tif.aux.xml"), sidecar_base("classes.tif")
-        ('classes.tif', 'classes.tif')
+        >>> sidecar_base("classes.tif.aux.xml"), sidecar_base("polygons.gpkg-wal"), sidecar_base("classes.tif")
+        ('classes.tif', 'polygons.gpkg', 'classes.tif')
     """
-    return next((name[: -len(suffix)] for suffix in SIDECARS if name.endswith(suffix)), name)
+    return next((name[: -len(suffix)] for suffix in (*SIDECARS, *SQLITE_FILES) if name.endswith(suffix)), name)
 
 
 def drop_sidecars(path: Path) -> None:
