@@ -210,6 +210,23 @@ def test_calibration_chips_are_spread_skip_nodata_and_are_what_predict_feeds(tmp
     np.testing.assert_array_equal(fed.data, chips)
 
 
+def test_calibration_scene_off_in_one_axis_is_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """7 m wide and 13 m tall pixels (their mean is the model's 10 m): each axis is compared, as predict does."""
+    import dataclasses
+
+    from affine import Affine
+
+    card = dataclasses.replace(tiny_unet(4, 3, mean=[1000.0] * 4, std=[300.0] * 4).card, pixel_size=10.0)
+    data, warned = random_scene((4, 128, 128), seed=5), {}
+    for name, (x, y) in {"square": (10.0, 10.0), "oblong": (7.0, 13.0)}.items():
+        scene = write_raster(tmp_path / f"{name}.tif", data, transform=Affine(x, 0, 330000.0, 0, -y, 5822040.0))
+        caplog.clear()
+        calibration_chips(scene, card, 64)
+        warned[name] = [r.getMessage() for r in caplog.records if "pixel size" in r.getMessage()]
+    assert warned["square"] == [] and len(warned["oblong"]) == 1
+    assert "pixel size 7 x 13 m differs from the model's 10 m" in warned["oblong"][0]
+
+
 def test_geoseg_imports_without_onnxruntime_and_quantize_names_the_install(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['onnxruntime'] = None\n"

@@ -15,7 +15,7 @@ import numpy as np
 
 from geoseg.core.errors import InputError, OptionError
 from geoseg.io.paths import SIDECARS, canonical, check_output
-from geoseg.io.pixels import pixel_sizes_m
+from geoseg.io.pixels import shown_sizes, sizes_within
 from geoseg.model.card import ModelCard
 
 __all__ = [
@@ -115,11 +115,9 @@ def check_pixel_size(
     """
     if not model_size:
         return False
-    sizes = pixel_sizes_m(ds)
-    if all(abs(size - model_size) <= PIXEL_SIZE_TOLERANCE * model_size for size in sizes):
+    if sizes_within(ds, model_size, PIXEL_SIZE_TOLERANCE):
         return False
-    shown = f"{sizes[0]:.3g} m" if f"{sizes[0]:.3g}" == f"{sizes[1]:.3g}" else f"{sizes[0]:.3g} x {sizes[1]:.3g} m"
-    differs = f"{ds.name}: pixel size {shown} differs from the model's {model_size:.3g} m by more than 25%"
+    differs = f"{ds.name}: pixel size {shown_sizes(ds)} differs from the model's {model_size:.3g} m by more than 25%"
     if resample == "off":
         warn(warnings, f"{differs}; results may be poor (resample the scene to {model_size:.3g} m, or --resample auto)")
         return False

@@ -8,7 +8,7 @@ from typing import Any
 
 import rasterio
 
-__all__ = ["linear_factor", "needs_geodesic", "pixel_area_m2", "pixel_size_m", "pixel_sizes_m"]
+__all__ = ["linear_factor", "needs_geodesic", "pixel_area_m2", "pixel_size_m", "pixel_sizes_m", "shown_sizes", "sizes_within"]
 
 
 def pixel_sizes_m(ds: rasterio.io.DatasetReader) -> tuple[float, float]:
@@ -35,6 +35,25 @@ def pixel_size_m(ds: rasterio.io.DatasetReader) -> float:
     """Mean pixel size in metres: the mean of :func:`pixel_sizes_m`."""
     x, y = pixel_sizes_m(ds)
     return (x + y) / 2
+
+
+def sizes_within(ds: rasterio.io.DatasetReader, size: float, tolerance: float) -> bool:
+    """True when the pixel width and the pixel height each lie within ``tolerance`` (a fraction) of ``size`` metres.
+
+    Each axis on its own: a geographic scene of 8.4 x 13.8 m pixels is not a 10 m scene, though their mean is 11.1.
+
+    Example:
+        >>> with rasterio.open("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
+        ...     sizes_within(ds, 10.0, 0.25), sizes_within(ds, 20.0, 0.25)
+        (True, False)
+    """
+    return all(abs(axis - size) <= tolerance * size for axis in pixel_sizes_m(ds))
+
+
+def shown_sizes(ds: rasterio.io.DatasetReader) -> str:
+    """The pixel size for messages: ``10 m``, or ``8.4 x 13.8 m`` where the axes differ (3 significant digits)."""
+    x, y = pixel_sizes_m(ds)
+    return f"{x:.3g} m" if f"{x:.3g}" == f"{y:.3g}" else f"{x:.3g} x {y:.3g} m"
 
 
 def linear_factor(crs: Any) -> float:
