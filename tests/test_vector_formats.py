@@ -219,7 +219,18 @@ def test_wide_integer_class_maps_are_taken(tmp_path: Path, caplog, values: list[
     with caplog.at_level(logging.WARNING, logger="geoseg"):
         frame = gpd.read_file(geoseg.vectorize(path, tmp_path / "p.gpkg").output, layer="polygons")
     assert set(frame.class_id) == set(ids.tolist())
-    lines = [r for r in caplog.records if "not ids of a class map" in r.getMessage()]
+    lines = [r for r in caplog.records if "not ids of a geoseg class map" in r.getMessage()]
     assert len(lines) == (1 if warned else 0)
     if warned:
         assert "300, 1000, 65000" in lines[0].getMessage() and "geoseg predict" in lines[0].getMessage()
+        assert "name them with --classes" in lines[0].getMessage()
+        table = tmp_path / "classes.json"  # naming them silences the warning: they are classes
+        table.write_text(json.dumps({str(v): f"class {v}" for v in values}))
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="geoseg"):
+            result = geoseg.vectorize(path, tmp_path / "named.gpkg", classes_table=table)
+        assert not [r for r in caplog.records if "not ids of a geoseg class map" in r.getMessage()]
+        assert set(gpd.read_file(result.output, layer="polygons").class_name) == {f"class {v}" for v in values}
+        eight = write_raster(tmp_path / "c8.tif", np.zeros((30, 40), np.uint8))  # an 8-bit map's ids end at 254
+        with pytest.raises(InputError, match="from 0 to 254"):
+            geoseg.vectorize(eight, tmp_path / "eight.gpkg", classes_table=table)

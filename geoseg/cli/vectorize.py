@@ -49,7 +49,8 @@ _PRECISION = {fmt.name: fmt.precision[1] for fmt in FORMATS if fmt.precision}
     metavar="MODEL|CONFIG.yaml|classes.json",
     help="Class names and colours for a class map without a class table: a geoseg model file, the training "
     "config the model was trained with (its data.classes, then data.background), or a JSON/YAML class table "
-    '([{"id": 0, "name": "water", "color": "#1f78b4"}, ...] or {"0": "water"}).',
+    '([{"id": 0, "name": "water", "color": "#1f78b4"}, ...] or {"0": "water"}; ids up to 254 for an 8-bit map, '
+    "beyond for a 16 or 32-bit one such as CORINE's 111..523).",
 )
 @click.option(
     "--precision",

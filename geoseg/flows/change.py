@@ -34,6 +34,7 @@ from geoseg.io.features import PolygonSink
 from geoseg.io.outputs import CHANGE_MARKS, atomic_folder, check_outdir
 from geoseg.io.raster import gdal_env, open_scene
 from geoseg.polygonize.api import polygon_batches, read_class_table, write_batches
+from geoseg.polygonize.tables import WIDE_MAX_ID
 from geoseg.report.areas import row_areas_m2
 from geoseg.report.change import ChangeCounts, class_balance, matrix_rows, write_change_preview, write_matrix_csv
 from geoseg.report.styles import classes_qml, polygons_qml
@@ -90,7 +91,7 @@ def change(
     check_outdir(out, [before, after, model_path, classes_table, opts.predict.aoi], overwrite, CHANGE_MARKS, True)
     if model is None:
         _refuse_prediction_options(opts.predict)
-    table = read_class_table(classes_table, max_id=2**31 - 2) if classes_table else None
+    table = read_class_table(classes_table, max_id=WIDE_MAX_ID) if classes_table else None
     if model is not None:
         _check_scenes_overlap(names)  # before minutes of prediction
     net = open_model(model, opts.predict.backend, opts.predict.device) if model is not None else None

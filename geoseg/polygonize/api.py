@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geoseg.core.classes import ClassInfo
+from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.core.errors import RasterError
 from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
@@ -32,7 +32,7 @@ from geoseg.polygonize.checks import ValueCheck, check_class_map
 from geoseg.polygonize.measure import area_perimeter, to_crs_coordinates
 from geoseg.polygonize.regions import simplify_coverage
 from geoseg.polygonize.strips import Region, StripPolygonizer, StripReader
-from geoseg.polygonize.tables import read_class_table
+from geoseg.polygonize.tables import WIDE_MAX_ID, read_class_table
 
 if TYPE_CHECKING:
     from geopandas import GeoDataFrame
@@ -201,9 +201,10 @@ def polygon_batches(
     from geoseg.io.pixels import pixel_area_m2
     from geoseg.io.raster import gdal_env, open_scene
 
-    given = read_class_table(classes_table) if classes_table else None
     with gdal_env(), open_scene(classes) as ds:
         check_class_map(ds)
+        max_id = NODATA - 1 if np.dtype(ds.dtypes[0]).itemsize == 1 else WIDE_MAX_ID  # a 16-bit map's ids: CORINE's 111..523
+        given = read_class_table(classes_table, max_id) if classes_table else None
         table = given if given is not None else class_table_of(ds)
         if confidence:
             _open_confidence(confidence, ds).close()

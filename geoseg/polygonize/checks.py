@@ -94,8 +94,9 @@ class ValueCheck:
         if beyond and not self.warned:
             self.warned = True
             log.warning(
-                "%s holds values such as %s that are not ids of a class map (0..254, nodata 255) and that no class "
-                "table names: if it is a scene band, not a class map, %s",
+                "%s holds values such as %s that are not ids of a geoseg class map (0..254, nodata 255) and that no "
+                'class table names: if they are classes, name them with --classes (e.g. {"111": "urban"}); if it '
+                "is a scene band, not a class map, %s",
                 self.name,
                 ", ".join(str(v) for v in beyond[:3]),
                 _PREDICT.format(name=self.name),

@@ -17,7 +17,7 @@ from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.core.errors import InputError, ModelError
 from geoseg.io.paths import check_input_file
 
-__all__ = ["CLASSES_KINDS", "TABLE_SUFFIXES", "read_class_table"]
+__all__ = ["CLASSES_KINDS", "TABLE_SUFFIXES", "WIDE_MAX_ID", "read_class_table"]
 
 TABLE_SUFFIXES = (".json", ".yaml", ".yml")
 """Suffixes of class-table files (text); other files given as ``--classes`` are read as geoseg models."""
@@ -27,6 +27,10 @@ CLASSES_KINDS = (
     '([{"id": 0, "name": "water", "color": "#1f78b4"}, ...] or {"0": "water"})'
 )
 """What ``--classes`` takes, as messages say it."""
+
+WIDE_MAX_ID = 2**31 - 2
+"""Highest id a class table may give for a class map of 16 or 32-bit ids (CORINE's 111..523, a change map's
+transitions); a geoseg map is 8-bit: ids 0..254, 255 nodata."""
 
 
 def read_class_table(path: str | os.PathLike, max_id: int = NODATA - 1) -> list[ClassInfo]:
