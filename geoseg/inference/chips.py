@@ -31,17 +31,12 @@ def read_aoi(aoi: str | os.PathLike[str], ds: Any, warnings: list[str]) -> tuple
     """
     import shapely
 
-    from geoseg.io.vector import read_polygons
+    from geoseg.io.vector import read_polygons, repair_polygons
 
-    polygons = np.asarray(read_polygons(aoi, ds.crs), dtype=object)
-    invalid = ~shapely.is_valid(polygons)
-    if invalid.any():
-        repaired = shapely.make_valid(polygons[invalid])
-        polygons[invalid] = [shapely.union_all(shapely.get_parts(g)) for g in repaired]
-        message = (
-            f"--aoi {aoi}: {int(invalid.sum())} invalid polygon(s) (e.g. self-intersecting) repaired with make_valid; "
-            "check that the area of interest is the one you meant"
-        )
+    check = "check that the area of interest is the one you meant"
+    polygons, invalid, message = repair_polygons(read_polygons(aoi, ds.crs, "--aoi"), f"--aoi {aoi}", check)
+    if message:
+        polygons[invalid] = [shapely.union_all(shapely.get_parts(g)) for g in polygons[invalid]]
         log.warning(message)
         warnings.append(message)
     union = shapely.union_all(polygons)

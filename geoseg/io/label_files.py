@@ -26,8 +26,9 @@ from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.errors import InputError, VectorError
 from geoseg.core.labels import BACKGROUND_WITHIN, Background, LabelMap, burn
 from geoseg.io.paths import is_remote, special_kind
+from geoseg.io.vector import repair_polygons, split_layer, vector_layer
 
-__all__ = ["SceneGrid", "VectorLabels", "RasterLabels", "open_labels", "VECTOR_SUFFIXES"]
+__all__ = ["SceneGrid", "VectorLabels", "RasterLabels", "open_labels", "is_vector", "VECTOR_SUFFIXES"]
 
 VECTOR_SUFFIXES = {".gpkg", ".shp", ".geojson", ".json", ".fgb", ".gml", ".kml", ".sqlite", ".zip"}
 _KINDS = {
@@ -146,10 +147,11 @@ def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
     """The file's polygons, lines and points with a label value, in the scene's CRS (column ``__label__``)."""
     import geopandas as gpd
     import pyogrio
-    import shapely
 
+    file, layer = split_layer(name)
+    layer = vector_layer(file, layer, "labels")
     try:
-        info = pyogrio.read_info(name)
+        info = pyogrio.read_info(file, layer=layer)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files
         raise VectorError(f"{name} is not a vector file GDAL can read ({str(exc).splitlines()[0]})") from None
     fields = [str(f) for f in info["fields"]]
@@ -160,7 +162,7 @@ def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
         )
     if label_field not in fields:
         raise InputError(f"labels {name} have no field {label_field!r}: fields are {', '.join(fields) or 'none'}")
-    frame = gpd.read_file(name, engine="pyogrio", columns=[label_field])
+    frame = gpd.read_file(file, engine="pyogrio", layer=layer, columns=[label_field])
     if frame.empty:
         raise VectorError(f"labels {name} hold no features: give a file with labeled polygons, lines or points")
     if frame.crs is None:
@@ -174,7 +176,9 @@ def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
     frame = frame.to_crs(grid.crs.to_wkt())
     polygons = (frame.geometry.geom_type.map(_KINDS) == "polygon").to_numpy()
     geoms = frame.geometry.to_numpy().copy()
-    geoms[polygons] = shapely.make_valid(geoms[polygons])
+    geoms[polygons], _, message = repair_polygons(geoms[polygons], f"labels {name}", "check that the labels are as you meant")
+    if message:
+        log.warning(message)
     frame = frame.set_geometry(geoms, crs=frame.crs)
     frame["__kind__"] = frame.geometry.geom_type.map(_KINDS).fillna("polygon").to_numpy()
     frame = frame.rename(columns={label_field: "__label__"})
@@ -240,7 +244,10 @@ def _background_area(frame: Any, grid: SceneGrid, background: Background) -> lis
         what="data.background.within",
         fix="give polygons of the area whose unlabeled pixels are background (or within: labels or scene)",
     )
-    polygons = list(shapely.make_valid(np.asarray(polygons, dtype=object)))
+    fixed, _, message = repair_polygons(polygons, f"data.background.within {background.within}", "check the area")
+    if message:
+        log.warning(message)
+    polygons = list(fixed)
     if not shapely.intersects(np.asarray(polygons, dtype=object), shapely.box(*grid.bounds)).any():
         raise InputError(
             f"data.background.within {background.within}: its polygons do not overlap the scene (bounds "
@@ -289,6 +296,16 @@ def _raster_values(ds: Any) -> set:
     return values
 
 
+def is_vector(path: str | os.PathLike) -> bool:
+    """True when labels at ``path`` are a vector file (by its suffix; a layer may be named, ``f.gpkg|layername=x``).
+
+    Example:
+        >>> is_vector("labels.gpkg|layername=landuse"), is_vector("mask.tif")
+        (True, False)
+    """
+    return Path(split_layer(path)[0]).suffix.lower() in VECTOR_SUFFIXES
+
+
 def open_labels(
     path: str | os.PathLike,
     grid: SceneGrid,
@@ -318,8 +335,9 @@ def open_labels(
         >>> mask = labels.read(Window(0, 0, 256, 256))  # doctest: +SKIP
     """
     name = str(path)
-    if not is_remote(name):
-        p = Path(name)
+    file = split_layer(name)[0]
+    if not is_remote(file):
+        p = Path(file)
         kind = special_kind(p)
         if kind:
             raise InputError(f"labels {name} are {kind}, not a regular file: give polygons or a mask raster")
@@ -327,7 +345,7 @@ def open_labels(
             raise InputError(f"labels {name} do not exist: check the path")
         if p.is_file() and p.stat().st_size == 0:
             raise InputError(f"labels {name} are an empty file: export them again")
-    if Path(name).suffix.lower() in VECTOR_SUFFIXES:
+    if is_vector(name):
         return _vector_labels(name, grid, label_field, label_map, ignore, buffer, background)
     if buffer is not None or background is not None:
         what = "a buffer applies to lines and points" if background is None else "data.background applies to vector labels"

@@ -1,4 +1,10 @@
-"""Reading vector files (areas of interest, background areas) in the scene's CRS, and buffering in metres."""
+"""Reading vector files (areas of interest, background areas) in the scene's CRS, and buffering in metres.
+
+A file of several layers (a GeoPackage) is read by naming the layer as QGIS
+does, ``file.gpkg|layername=landuse``; without a name, a file of several
+layers with geometries is refused naming them (:func:`vector_layer`), never
+read from whichever layer comes first.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,56 @@ from rasterio.crs import CRS
 from geoseg.core.errors import VectorError
 from geoseg.io.paths import check_input_file, is_remote
 
-__all__ = ["buffer_metres", "read_polygons"]
+__all__ = ["LAYER_NAME", "buffer_metres", "read_polygons", "repair_polygons", "split_layer", "vector_layer"]
+
+LAYER_NAME = "|layername="
+"""How a layer of a vector file is named in a path, as QGIS writes its sources: ``fields.gpkg|layername=fields``."""
+
+
+def split_layer(path: str | os.PathLike) -> tuple[str, str | None]:
+    """The file and the layer of a vector source (None where no layer is named).
+
+    Example:
+        >>> split_layer("labels.gpkg|layername=landuse"), split_layer("labels.gpkg")
+        (('labels.gpkg', 'landuse'), ('labels.gpkg', None))
+    """
+    name = str(path)
+    if LAYER_NAME in name:
+        file, layer = name.split(LAYER_NAME, 1)
+        return file, layer.split("|", 1)[0]
+    return name, None
+
+
+def vector_layer(file: str, layer: str | None, what: str) -> str | None:
+    """The layer of ``file`` to read: ``layer`` (checked), else its one layer with geometries (None: it has none).
+
+    A file of several layers with geometries and no layer named is refused in
+    one line that lists them; tables without geometries (a GeoPackage's
+    ``layer_styles``) are not counted.
+
+    Example:
+        >>> vector_layer("labels.gpkg", None, "labels")  # doctest: +SKIP
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.VectorError: labels labels.gpkg holds 2 layers (roads, landuse): name one as ...
+    """
+    import pyogrio
+
+    try:
+        layers = [(str(n), g) for n, g in pyogrio.list_layers(file)]
+    except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files
+        raise VectorError(f"{what} {file} is not a vector file GDAL can read ({str(exc).splitlines()[0]})") from None
+    spatial = [n for n, geometry in layers if geometry is not None]
+    if layer is not None:
+        if layer not in [n for n, _ in layers]:
+            shown = ", ".join(spatial or [n for n, _ in layers]) or "none"
+            raise VectorError(f"{what} {file} has no layer {layer!r}: its layers are {shown}")
+        return layer
+    if len(spatial) > 1:
+        raise VectorError(
+            f'{what} {file} holds {len(spatial)} layers ({", ".join(spatial)}): name one as "{file}{LAYER_NAME}{spatial[0]}"'
+        )
+    return spatial[0] if spatial else None
 
 
 def read_polygons(
@@ -19,7 +74,8 @@ def read_polygons(
 ) -> list:
     """Polygons of a vector file reprojected to ``crs`` (shapely geometries as they are; empty ones dropped).
 
-    ``what`` names the file in errors and ``fix`` says what to give instead.
+    ``what`` names the file in errors and ``fix`` says what to give instead;
+    a layer is named as in ``fields.gpkg|layername=fields`` (see :func:`vector_layer`).
 
     Example:
         >>> polys = read_polygons("aoi.gpkg", CRS.from_epsg(32633))  # doctest: +SKIP
@@ -27,10 +83,12 @@ def read_polygons(
     import geopandas as gpd
 
     name = str(path)
-    if not is_remote(name):
-        check_input_file(name, what, "give a vector file such as a GeoPackage", VectorError, folder_ok=True)
+    file, layer = split_layer(name)
+    if not is_remote(file):
+        check_input_file(file, what, "give a vector file such as a GeoPackage", VectorError, folder_ok=True)
+    layer = vector_layer(file, layer, what)
     try:
-        frame = gpd.read_file(name, engine="pyogrio")
+        frame = gpd.read_file(file, engine="pyogrio", layer=layer)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files
         raise VectorError(f"{what} {name} is not a vector file GDAL can read ({str(exc).splitlines()[0]})") from None
     if frame.crs is None:
@@ -41,6 +99,31 @@ def read_polygons(
         raise VectorError(f"{what} {name} holds no polygons: {fix}")
     frame = frame.to_crs(crs.to_wkt())
     return list(frame.geometry)  # invalid polygons are repaired (and said) by the caller, never silently
+
+
+def repair_polygons(geoms: np.ndarray, what: str, check: str) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """``geoms`` with invalid polygons repaired by ``make_valid``, which ones were, and one line saying so (or None).
+
+    Every reader of polygons repairs them this way and says so: an area of
+    interest, labels, a background's area.
+
+    Example:
+        >>> import shapely
+        >>> bowtie = shapely.Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
+        >>> fixed, invalid, message = repair_polygons(np.array([bowtie], dtype=object), "labels x.gpkg", "check them")
+        >>> fixed[0].geom_type, invalid.tolist(), message.split(": ")[1]
+        ('MultiPolygon', [True], '1 invalid polygon(s) (e.g. self-intersecting) repaired with make_valid; check them')
+    """
+    import shapely
+
+    geoms = np.asarray(geoms, dtype=object)
+    invalid = ~shapely.is_valid(geoms) if len(geoms) else np.zeros(0, bool)
+    if not invalid.any():
+        return geoms, invalid, None
+    geoms = geoms.copy()
+    geoms[invalid] = shapely.make_valid(geoms[invalid])
+    n = int(invalid.sum())
+    return geoms, invalid, f"{what}: {n} invalid polygon(s) (e.g. self-intersecting) repaired with make_valid; {check}"
 
 
 def buffer_metres(geometries: Any, crs: CRS, metres: float) -> np.ndarray:

@@ -141,14 +141,14 @@ def _label_map(
     table: list[ClassInfo], truth: str | os.PathLike, classes: str | os.PathLike | LabelMap | None
 ) -> tuple[LabelMap, Background | None]:
     """How truth values map to the class map's classes (see :func:`evaluate`), and a config's background."""
-    from geoseg.io.label_files import VECTOR_SUFFIXES
+    from geoseg.io.label_files import is_vector
 
     names = [c.name for c in table]
     if isinstance(classes, LabelMap):
         return classes, None
     if classes is not None:
         return _read_classes(classes, names)
-    if Path(str(truth)).suffix.lower() in VECTOR_SUFFIXES:
+    if is_vector(truth):
         return LabelMap.from_spec(names), None
     return LabelMap.from_spec([{"name": c.name, "values": [c.id]} for c in table]), None
 
@@ -157,10 +157,10 @@ def _id_notes(table: list[ClassInfo], truth: str | os.PathLike) -> list[str]:
     """One warning when a truth mask's values are taken as the map's class ids without a class table saying so."""
     from geoseg.core.classes import CLASSES_TAG
     from geoseg.io.classmap import class_table_of
-    from geoseg.io.label_files import VECTOR_SUFFIXES
+    from geoseg.io.label_files import is_vector
     from geoseg.io.raster import open_scene
 
-    if Path(str(truth)).suffix.lower() in VECTOR_SUFFIXES:
+    if is_vector(truth):
         return []
     with open_scene(truth, require_georef=False) as ds:
         own = class_table_of(ds) if ds.tags().get(CLASSES_TAG) else []
