@@ -212,6 +212,21 @@ def test_stac_item_named_by_common_names_gets_the_sensor_band_names(s2_folder: P
     assert names == ("B02 (blue)", "B03 (green)", "B04 (red)", "B08 (nir)", "B8A (nir08)", "B11 (swir16)")
 
 
+def test_stac_1_1_nodata_of_the_asset_is_the_bands(s2_folder: Path) -> None:
+    """STAC 1.1 puts nodata on the asset (common metadata) beside ``bands``: it is the band's nodata, as 1.0's was."""
+    for path in s2_folder.glob("*_B*.tif"):
+        with rasterio.open(path, "r+") as ds:
+            ds.nodata = None  # the files say nothing: the item does
+    assets = s2_assets(s2_folder)
+    for asset in assets.values():
+        if "eo:bands" in asset:
+            asset["bands"] = asset.pop("eo:bands")
+            del asset["raster:bands"]
+            asset["nodata"] = 7
+    with gdal_env(), open_scene(stac_item(s2_folder, assets)) as ds:
+        assert set(ds.nodatavals) == {7.0}
+
+
 class _RangeHandler(http.server.SimpleHTTPRequestHandler):
     """Static files with HTTP range requests, as GDAL's /vsicurl/ asks for them."""
 
@@ -553,3 +568,13 @@ def test_band_files_keep_the_nodata_of_their_aux_xml(s2_folder: Path, monkeypatc
         )
     with gdal_env(), open_scene(s2_folder) as ds:
         assert set(ds.nodatavals) == {7.0}
+
+
+def test_too_few_bands_are_not_told_to_pick_bands() -> None:
+    """--bands picks among a scene's bands: with fewer than the model needs, the fix is another scene."""
+    model = [f"B{i}" for i in range(1, 11)]
+    with pytest.raises(BandMismatchError, match="give a scene with all of the model's bands") as few:
+        select_bands(("",) * 4, model, None, True)
+    assert "--bands" not in str(few.value)
+    with pytest.raises(BandMismatchError, match="pick the bands with --bands"):
+        select_bands(("",) * 12, model, None, True)

@@ -176,7 +176,9 @@ def select_bands(
             return list(range(1, count + 1)), None
         mapping = ", ".join(f"{b}={i + 1}" for i, b in enumerate(model_bands))
         return list(range(1, count + 1)), f"scene bands taken in order as {mapping} (the scene has no band descriptions)"
-    raise BandMismatchError(
-        f"the model expects {expected} but the scene has {_describe(descriptions, count)}: "
-        f"pick the bands with --bands (1-based indexes or descriptions)"
+    fix = (
+        "pick the bands with --bands (1-based indexes or descriptions)"
+        if count >= len(model_bands)
+        else "give a scene with all of the model's bands (or a model trained on these)"
     )
+    raise BandMismatchError(f"the model expects {expected} but the scene has {_describe(descriptions, count)}: {fix}")

@@ -108,8 +108,10 @@ def _band_entry(asset: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _nodata(asset: dict[str, Any], entry: dict[str, Any]) -> float | None:
+    """The band's nodata: its band entry's, ``raster:bands``' (STAC 1.0) or the asset's own (STAC 1.1 common metadata)."""
     raster = asset.get("raster:bands")
-    for value in (entry.get("nodata"), raster[0].get("nodata") if isinstance(raster, list) and raster else None):
+    raster_value = raster[0].get("nodata") if isinstance(raster, list) and raster and isinstance(raster[0], dict) else None
+    for value in (entry.get("nodata"), raster_value, asset.get("nodata")):
         if isinstance(value, (int, float)):
             return float(value)
     return None
