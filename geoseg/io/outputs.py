@@ -1,9 +1,9 @@
-"""Writing outputs: who owns a folder, claiming it, temporary names, atomic files and folders, leftovers.
+"""Writing outputs: claiming a folder, temporary names, atomic files and folders, leftovers.
 
-geoseg writes into a folder only when it is new, empty or geoseg's own (it
-holds ``run.json``, ``batch.json``, ``tile.json``, a change's ``summary.json`` or a report's ``metrics.json``), replaces its own
-outputs only with ``--overwrite``, and builds every output under a temporary
-name renamed into place when complete. A new output folder is claimed
+geoseg writes into a folder only when it is new, empty or geoseg's own
+(:mod:`geoseg.io.ownership` has the rule), replaces its own outputs only
+with ``--overwrite``, and builds every output under a temporary name
+renamed into place when complete. A new output folder is claimed
 atomically (created with a claim file), so two processes cannot both win.
 Temporary names carry the process id, so the next run removes leftovers of
 interrupted processes.
@@ -21,7 +21,18 @@ from pathlib import Path
 
 from geoseg.core.errors import OutputError
 from geoseg.io.leftovers import HOST, older_than, pid_alive, remove_stale, temp_name
-from geoseg.io.paths import canonical, check_writable_folder, is_remote, sidecar_base
+from geoseg.io.ownership import (
+    CHANGE_FILES,
+    CHANGE_MARKS,
+    MARK_CONTENTS,
+    REPORT_FILES,
+    REPORT_MARKS,
+    RUN_FILES,
+    RUN_MARKS,
+    check_contents,
+    is_mark,
+)
+from geoseg.io.paths import canonical, check_writable_folder, is_remote
 
 __all__ = [
     "LOCK",
@@ -43,26 +54,6 @@ __all__ = [
 
 log = logging.getLogger("geoseg")
 
-RUN_FILES = tuple(
-    "classes.tif confidence.tif polygons.gpkg polygons.geojson classes.qml polygons.qml areas.csv preview.png run.json "
-    "clouds.tif clouds.qml".split()
-)
-"""What ``geoseg run`` writes into OUTDIR (the CLI contract); a run folder holding anything else is not replaced."""
-RUN_MARKS = ("run.json",)
-"""Files that mark a folder as written by ``geoseg run`` (``batch.json`` marks a batch, ``tile.json`` a chip folder)."""
-CHANGE_FILES = tuple(
-    "transitions.tif transitions.qml changes.gpkg changes.geojson changes.qml matrix.csv preview.png "
-    "before_classes.tif after_classes.tif summary.json".split()
-)
-"""What ``geoseg change`` writes into OUTDIR (the class maps only when it predicted them)."""
-CHANGE_MARKS = ("summary.json",)
-"""The file that marks a folder as written by ``geoseg change``."""
-REPORT_FILES = tuple("metrics.json per_class.csv confusion.png errors.tif errors.qml".split())
-"""What ``geoseg evaluate --report DIR`` writes into DIR (the CLI contract)."""
-REPORT_MARKS = ("metrics.json",)
-"""The file that marks a folder as an evaluation report (written last, with ``geoseg_version``)."""
-MARK_CONTENTS: dict[str, tuple[str, ...]] = {"run.json": RUN_FILES, "summary.json": CHANGE_FILES, "metrics.json": REPORT_FILES}
-"""For a mark, everything its folder may hold (hidden temporaries aside); marks not listed allow anything."""
 LOCK = ".geoseg.lock"
 """Claim file inside an output folder while a geoseg process builds it (holds the process id and host)."""
 
@@ -81,54 +72,6 @@ def _contents(folder: Path) -> list[str]:
 
 def _busy(folder: Path) -> OutputError:
     return OutputError(f"output folder {folder} is being written by another geoseg process: wait for it or choose another folder")
-
-
-def _check_contents(folder: Path, names: list[str], overwrite: bool, marks: tuple[str, ...]) -> None:
-    """The ownership rule: a folder may be (re)built when empty, or when geoseg's own and ``overwrite``."""
-    if not names:
-        return
-    if _owned(folder, names, marks):
-        if not overwrite:
-            raise OutputError(f"output folder {folder} already exists: use --overwrite to replace it")
-        return
-    marked = ("run.json", "batch.json", "tile.json", *MARK_CONTENTS)
-    other = [m for m in marked if m not in marks and m in names and is_mark(folder / m)]
-    if other:
-        raise OutputError(
-            f"output folder {folder} holds the outputs of another geoseg command ({other[0]}): choose a new or empty folder"
-        )
-    shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
-    raise OutputError(
-        f"output folder {folder} holds files geoseg did not write ({shown}): choose a new or empty folder "
-        f"(geoseg replaces only folders it wrote, marked by {marks[0]}, and only with --overwrite)"
-    )
-
-
-def _owned(folder: Path, names: list[str], marks: tuple[str, ...]) -> bool:
-    """True when ``folder`` holds a geoseg mark and, for a run folder, nothing but what a run writes (and GDAL's sidecars)."""
-    found = [m for m in marks if m in names and is_mark(folder / m)]
-    allowed = [set(MARK_CONTENTS[m]) for m in found if m in MARK_CONTENTS]
-    return bool(found) and all(n.startswith(".") or all(sidecar_base(n) in a for a in allowed) for n in names)
-
-
-def is_mark(path: Path) -> bool:
-    """True when ``path`` is a record geoseg wrote (run.json, batch.json: ``geoseg_version``; tile.json: its format).
-
-    A user's own file of the same name does not make a folder geoseg's.
-
-    Example:
-        >>> is_mark(Path("/tmp/surely/not/there/run.json"))
-        False
-    """
-    import json
-
-    try:
-        if path.stat().st_size > 64 << 20:
-            return False
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and ("geoseg_version" in record or str(record.get("format", "")).startswith("geoseg-"))
 
 
 def check_outdir(
@@ -157,12 +100,27 @@ def check_outdir(
         if path == resolved or resolved in path.parents:
             raise OutputError(f"input {item} lies inside the output folder {outdir}: choose another output folder")
     if outdir.is_dir():
-        _check_contents(outdir, _contents(outdir), overwrite, marks)
+        check_contents(outdir, _contents(outdir), overwrite, marks)
+        _probe(outdir)  # before any work: the claim file and the finished folder go into it
     if create_parents and not resolved.parent.exists():  # made by atomic_folder(create_parents=True)
         existing = next(p for p in resolved.parents if p.exists())
         check_writable_folder(existing)
         return
     check_writable_folder(resolved.parent)
+
+
+def _not_writable(folder: Path, exc: OSError) -> OutputError:
+    return OutputError(f"output folder {folder} is not writable ({exc.strerror or exc}): choose another output path")
+
+
+def _probe(folder: Path) -> None:
+    """Refuse an existing output folder that cannot be written (permissions, a read-only or immutable folder)."""
+    probe = folder / temp_name("probe")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        probe.unlink()
+    except OSError as exc:
+        raise _not_writable(folder, exc) from None
 
 
 def _nearly_full(path: Path) -> bool:
@@ -269,12 +227,15 @@ def _claim(out: Path, overwrite: bool, marks: tuple[str, ...]) -> bool:
                 raise _busy(out) from None
             with contextlib.suppress(OSError):
                 (out / LOCK).unlink()
+        except OSError as exc:
+            _release(out, created)
+            raise _not_writable(out, exc) from None
     else:
         raise OutputError(f"output folder {out} could not be claimed: check its permissions")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(f"{os.getpid()} {HOST}")
     try:  # the rule again, now that the claim is held: a run that finished meanwhile is not replaced
-        _check_contents(out, [n for n in os.listdir(out) if n != LOCK], overwrite, marks)
+        check_contents(out, [n for n in os.listdir(out) if n != LOCK], overwrite, marks)
     except OutputError:
         _release(out, created)
         raise

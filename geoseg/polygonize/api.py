@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geoseg.core.classes import NODATA, ClassInfo
-from geoseg.core.errors import RasterError
+from geoseg.core.errors import InputError, RasterError
 from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
 from geoseg.polygonize.checks import ValueCheck, check_class_map
@@ -201,10 +201,15 @@ def polygon_batches(
     from geoseg.io.pixels import pixel_area_m2
     from geoseg.io.raster import gdal_env, open_scene
 
+    given = read_class_table(classes_table, WIDE_MAX_ID) if classes_table else None  # a 16-bit map's: CORINE's 111..523
     with gdal_env(), open_scene(classes) as ds:
         check_class_map(ds)
-        max_id = NODATA - 1 if np.dtype(ds.dtypes[0]).itemsize == 1 else WIDE_MAX_ID  # a 16-bit map's ids: CORINE's 111..523
-        given = read_class_table(classes_table, max_id) if classes_table else None
+        top = max((c.id for c in given or []), default=0)
+        if top >= NODATA and np.dtype(ds.dtypes[0]).itemsize == 1:
+            raise InputError(
+                f"--classes {classes_table} names id {top} but {classes} is an 8-bit class map (ids 0 to 254): "
+                "give a class table of its ids"
+            )
         table = given if given is not None else class_table_of(ds)
         if confidence:
             _open_confidence(confidence, ds).close()
