@@ -234,3 +234,22 @@ def test_wide_integer_class_maps_are_taken(tmp_path: Path, caplog, values: list[
         eight = write_raster(tmp_path / "c8.tif", np.zeros((30, 40), np.uint8))  # an 8-bit map's ids end at 254
         with pytest.raises(InputError, match="names id 65000 but .*c8.tif is an 8-bit class map"):
             geoseg.vectorize(eight, tmp_path / "eight.gpkg", classes_table=table)
+
+
+def test_class_names_are_text_even_where_no_polygon_was_found(tmp_path: Path) -> None:
+    """An all-nodata map gives an empty layer whose class_name is still a text field: a batch's merge of such a
+    scene's polygons with another's keeps the names (a number field turned every name into 0.0)."""
+    path, data = class_map(tmp_path, seed=3)
+    empty = write_raster(tmp_path / "empty.tif", np.full_like(data, 255), nodata=255)
+    with rasterio.open(path) as ds, rasterio.open(empty, "r+") as out:
+        out.update_tags(**ds.tags())
+    for suffix in (".gpkg", ".shp"):
+        result = geoseg.vectorize(empty, tmp_path / f"empty{suffix}")
+        info = pyogrio.read_info(result.output, layer=0)
+        fields = dict(zip(info["fields"], info["dtypes"], strict=True))
+        assert fields["class_name"] == "object", fields
+    nothing, table = polygons_frame(empty)
+    found, _ = polygons_frame(path)
+    merged = tmp_path / "merged.gpkg"
+    write_batches([nothing, found], [PolygonSink(merged, "GPKG", table)])
+    assert read_back(merged).class_name.tolist() == found.class_name.tolist()

@@ -282,7 +282,7 @@ class _Plan:
         area, perimeter = area_perimeter(geoms, ds.crs) if geoms else (np.zeros(0), np.zeros(0))
         columns: dict[str, Any] = {
             "class_id": class_ids,
-            "class_name": [self.names.get(int(c), str(int(c))) for c in class_ids],
+            "class_name": np.array([self.names.get(int(c), str(int(c))) for c in class_ids], dtype=object),  # text if empty
             "area_m2": np.round(area, 2),
             "perimeter_m": np.round(perimeter, 2),
         }
