@@ -40,7 +40,7 @@ def test_predict_end_to_end_and_reopen(runner, unet_path: Path, scene4: Path, tm
         assert ds.read(1).max() < 3
     with rasterio.open(conf) as ds:
         assert 0 < ds.read(1).min() <= ds.read(1).max() <= 100
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.tif", "confidence.tif", "scene4.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.qml", "classes.tif", "confidence.tif", "scene4.tif"]
 
 
 def test_existing_output_needs_overwrite_and_is_kept(runner, unet_path: Path, scene4: Path, tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ def _bad_inputs(tmp: Path, scene: Path, model: Path) -> list[tuple[str, list, tu
         ("no transform", [no_transform, "-m", model, *out], ("notransform.tif", "no geotransform")),
         ("rotated", [rotated, "-m", model, *out], ("rotated.tif", "rotated", "gdalwarp")),
         ("not georeferenced", [photo, "-m", model, *out], ("photo.png", "not georeferenced", "-a_ullr")),
-        ("band count", [three, "-m", model, *out], ("expects 4 band(s)", "--bands")),
+        ("band count", [three, "-m", model, *out], ("expects 4 band(s)", "all of the model's bands")),
         ("band names", [scene, "-m", model, "--bands", "B02,B03,B04,B99", *out], ("B99",)),
         ("negative overlap", [scene, "-m", model, "--overlap", "-0.1", *out], ("overlap -0.1",)),
         ("overlap one", [scene, "-m", model, "--overlap", "1", *out], ("overlap 1",)),

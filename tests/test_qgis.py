@@ -107,3 +107,23 @@ def test_qgis_opens_a_run_folder(runner, unet_path: Path, tmp_path: Path) -> Non
     assert report[str(out / "polygons.gpkg")]["renderer"] == "categorizedSymbol"
     for name in ("polygons.gpkg", "polygons.geojson"):
         assert report[str(out / name)]["count"] == record["counts"]["polygons"]
+
+
+@needs_qgis
+def test_qgis_opens_what_predict_and_vectorize_write_styled(runner, unet_path: Path, tmp_path: Path) -> None:
+    """predict writes classes.qml beside its map (else QGIS lists 256 numbered entries of the GeoTIFF's palette);
+    vectorize writes NAME.qml beside a format that cannot hold a style: each opens with its classes' names."""
+    from tests.helpers import SAMPLE, run
+
+    names = [c.name for c in geoseg.load_model(unet_path).card.classes]
+    classes = tmp_path / "map.tif"
+    assert run(runner, "predict", SAMPLE, "-m", unet_path, "-o", classes).exit_code == 0
+    files = [tmp_path / f"polygons.{ext}" for ext in ("shp", "geojson", "fgb")]
+    for path in files:
+        assert run(runner, "vectorize", classes, "-o", path).exit_code == 0
+    assert sorted(p.name for p in tmp_path.glob("*.qml")) == ["map.qml", "polygons.qml"]
+    report = open_in_qgis(tmp_path, classes, *files)
+    assert [label for _, label in report[str(classes)]["classes"]] == names
+    for path in files:
+        assert report[str(path)]["renderer"] == "categorizedSymbol", path
+        assert {c[1] for c in report[str(path)]["categories"]} <= set(names) and report[str(path)]["categories"], path

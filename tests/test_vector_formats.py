@@ -126,7 +126,10 @@ def test_overwriting_a_shapefile_replaces_its_spatial_indexes(runner, tmp_path: 
     (out / "p.sbn").rmdir()
     result = run(runner, "vectorize", path, "-o", out / "p.shp", "--overwrite", "--background", "0")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["fresh.qix", *(f"p{s}" for s in (".cpg", ".dbf", ".prj", ".shp", ".shx"))]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "fresh.qix",
+        *(f"p{s}" for s in (".cpg", ".dbf", ".prj", ".qml", ".shp", ".shx")),
+    ]
     frame = read_back(out / "p.shp")
     assert 0 < len(frame) < polygons and 0 not in set(frame.class_id)
     minx, miny, maxx, maxy = frame.total_bounds  # a spatial filter sees every feature (no stale index)
@@ -244,7 +247,7 @@ def test_class_names_are_text_even_where_no_polygon_was_found(tmp_path: Path) ->
     with rasterio.open(path) as ds, rasterio.open(empty, "r+") as out:
         out.update_tags(**ds.tags())
     for suffix in (".gpkg", ".shp"):
-        result = geoseg.vectorize(empty, tmp_path / f"empty{suffix}")
+        result = geoseg.vectorize(empty, tmp_path / f"nothing{suffix}")
         info = pyogrio.read_info(result.output, layer=0)
         fields = dict(zip(info["fields"], info["dtypes"], strict=True))
         assert fields["class_name"] == "object", fields
@@ -253,3 +256,22 @@ def test_class_names_are_text_even_where_no_polygon_was_found(tmp_path: Path) ->
     merged = tmp_path / "merged.gpkg"
     write_batches([nothing, found], [PolygonSink(merged, "GPKG", table)])
     assert read_back(merged).class_name.tolist() == found.class_name.tolist()
+
+
+def test_a_format_without_styles_gets_its_qml_beside_it(tmp_path: Path) -> None:
+    """polygons.shp gets polygons.qml (QGIS loads it); the same style already there is kept, another is refused
+    without --overwrite, and the class map's own style is never replaced."""
+    from geoseg.core.errors import OutputError
+
+    path, _ = class_map(tmp_path, seed=4)
+    shp = geoseg.vectorize(path, tmp_path / "polygons.shp")
+    assert shp.style == tmp_path / "polygons.qml" and "categorizedSymbol" in shp.style.read_text()
+    assert geoseg.vectorize(path, tmp_path / "polygons.geojson").style == shp.style  # the same style: kept
+    assert geoseg.vectorize(path, tmp_path / "polygons.gpkg").style is None  # stored inside
+    shp.style.write_text("<qgis>mine</qgis>")
+    with pytest.raises(OutputError, match="polygons.qml already exists: use --overwrite"):
+        geoseg.vectorize(path, tmp_path / "polygons.fgb")
+    assert not (tmp_path / "polygons.fgb").exists() and shp.style.read_text() == "<qgis>mine</qgis>"
+    with pytest.raises(OutputError, match="would replace the style of classes.tif"):
+        geoseg.vectorize(path, tmp_path / "classes.shp", overwrite=True)
+    assert not (tmp_path / "classes.shp").exists() and not (tmp_path / "classes.qml").exists()

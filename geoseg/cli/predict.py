@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,7 +22,8 @@ log = logging.getLogger("geoseg")
     "--output",
     required=True,
     metavar="classes.tif",
-    help="Class map to write (GeoTIFF, uint8, 255 = nodata; the name ends in .tif or .tiff).",
+    help="Class map to write (GeoTIFF, uint8, 255 = nodata; the name ends in .tif or .tiff). Its QGIS style "
+    "(class names and colours) is written beside it with the same name and .qml.",
 )
 @click.option(
     "--confidence",
@@ -62,7 +64,9 @@ def predict(
     """
     from geoseg.core.options import PredictOptions
     from geoseg.inference.predict import predict as run_predict
+    from geoseg.io.paths import check_output
 
+    style = check_output(Path(output).with_suffix(".qml"), [image], overwrite)  # QGIS loads it with the map
     update, close = make_progress()
     try:
         result = run_predict(
@@ -77,6 +81,7 @@ def predict(
         )
     finally:
         close()
+    _write_style(Path(output), style)
     log.info(
         "%s: %d chips predicted, %d skipped (nodata), %.1f s",
         output,
@@ -84,3 +89,15 @@ def predict(
         result.chips_skipped,
         result.seconds["total"],
     )
+
+
+def _write_style(classes: Path, style: Path) -> None:
+    """The QGIS style of the class map just written: its class names and colours instead of 256 numbered entries."""
+    from geoseg.io.classmap import class_table_of
+    from geoseg.io.outputs import write_text_atomic
+    from geoseg.io.raster import gdal_env, open_scene
+    from geoseg.report.styles import classes_qml
+
+    with gdal_env(), open_scene(classes) as ds:
+        table = class_table_of(ds)
+    write_text_atomic(style, classes_qml(table))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geoseg.core.classes import NODATA, ClassInfo
-from geoseg.core.errors import InputError, RasterError
+from geoseg.core.errors import InputError, OutputError, RasterError
 from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
 from geoseg.polygonize.checks import ValueCheck, check_class_map
@@ -67,6 +67,8 @@ class VectorizeResult:
     polygons: int
     per_class: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    style: Path | None = None
+    """The QGIS style beside a format that cannot hold one (``polygons.qml`` beside ``polygons.shp``); None for a GeoPackage."""
 
 
 def vectorize(
@@ -116,13 +118,16 @@ def write_polygons(
     """:func:`vectorize` with its options as one :class:`~geoseg.core.options.VectorizeOptions` (the CLI's path).
 
     The output is checked before any work starts, and appears only when every
-    polygon was written (a GeoPackage with its QGIS style).
+    polygon was written. A GeoPackage holds its QGIS style; other formats get
+    it beside them with the output's name and ``.qml`` (QGIS loads it when it
+    opens the file): it may not replace the class map's own style.
 
     Example:
         >>> write_polygons("classes.tif", "polygons.fgb", VectorizeOptions(min_area=500))  # doctest: +SKIP
         VectorizeResult(output=PosixPath('polygons.fgb'), polygons=1234, ...)
     """
     from geoseg.io.features import PolygonSink, check_vector_output
+    from geoseg.io.outputs import write_text_atomic
     from geoseg.report.styles import polygons_qml
 
     options = options or VectorizeOptions()
@@ -130,11 +135,34 @@ def write_polygons(
     out = Path(output)
     fmt = check_vector_output(out, [classes, confidence], overwrite)
     table, batches = polygon_batches(classes, options, confidence=confidence, classes_table=classes_table, progress=progress)
-    per_class = write_batches(batches, [PolygonSink(out, fmt, table, options.precision, style=polygons_qml(table))])
+    qml = polygons_qml(table)
+    style = None if fmt.driver == "GPKG" else _style_path(out, classes, qml, overwrite)
+    per_class = write_batches(batches, [PolygonSink(out, fmt, table, options.precision, style=qml)])
+    if style is not None:
+        write_text_atomic(style, qml)
     count = sum(per_class.values())
     if not count:
         log.warning("%s: no polygons (every pixel is nodata or background); wrote an empty layer", out)
-    return VectorizeResult(out, count, per_class, time.perf_counter() - started)
+    return VectorizeResult(out, count, per_class, time.perf_counter() - started, style)
+
+
+def _style_path(out: Path, classes: str | os.PathLike, qml: str, overwrite: bool) -> Path:
+    """Where the QGIS style ``qml`` of ``out`` goes (checked as an output): never onto the class map's own style.
+
+    The same style already there (``polygons.qml`` of ``polygons.shp`` beside ``polygons.geojson``) is kept.
+    """
+    from geoseg.io.paths import check_output, same_file
+
+    style = out.with_suffix(".qml")
+    if same_file(style, Path(classes).with_suffix(".qml")):
+        raise OutputError(
+            f"output {out}: its QGIS style {style.name} would replace the style of {Path(classes).name}: "
+            f"give the polygons another name (e.g. polygons{out.suffix})"
+        )
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if style.is_file() and style.read_text(encoding="utf-8") == qml:
+            return check_output(style, [classes], True)  # the same bytes: rewriting it loses nothing
+    return check_output(style, [classes], overwrite)
 
 
 def polygons_frame(

@@ -15,12 +15,15 @@ report = {}
 for path in sys.argv[1:]:
     if path.endswith(".tif"):
         layer = QgsRasterLayer(path, "raster")
+        renderer = layer.renderer()
+        paletted = renderer is not None and renderer.type() == "paletted"
         report[path] = {
             "valid": layer.isValid(),
             "crs": layer.crs().authid(),
-            "renderer": layer.renderer().type() if layer.renderer() else None,
+            "renderer": renderer.type() if renderer else None,
             "width": layer.width(),
             "height": layer.height(),
+            "classes": [[c.value, c.label] for c in renderer.classes()] if paletted else [],
         }
     else:
         uri = f"{path}|layername=polygons" if path.endswith(".gpkg") else path
