@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -521,7 +522,13 @@ def test_stac_item_without_the_model_bands_and_bad_resolution(s2_folder: Path, t
     item = stac_item(s2_folder, assets)
     model = tiny_unet(list(S2_10M), 3).save(tmp_path / "m.pt")
     out = tmp_path / "run"
-    refused(geoseg_cli("run", item, "-m", model, "-o", out, cwd=tmp_path), "item.json", "B8A (nir08)", "B11 (swir16)", "--bands")
+    refused(
+        geoseg_cli("run", item, "-m", model, "-o", out, cwd=tmp_path),
+        "item.json",
+        "B8A (nir08)",
+        "B11 (swir16)",
+        "all of the model's bands",
+    )
     for value in ("0", "-10", "abc"):
         done = geoseg_cli("predict", s2_folder, "-m", model, "-o", out, "--resolution", value, cwd=tmp_path)
         refused(done, "--resolution", value, code=2)  # a usage error
@@ -578,3 +585,23 @@ def test_too_few_bands_are_not_told_to_pick_bands() -> None:
     assert "--bands" not in str(few.value)
     with pytest.raises(BandMismatchError, match="pick the bands with --bands"):
         select_bands(("",) * 12, model, None, True)
+
+
+def test_bands_of_different_extents_are_cut_and_said(s2_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The scene is the area every band covers: a band reaching further loses the rest, in one warning and run.json."""
+    from geoseg.io.sources import CUT_TAG
+
+    with gdal_env(), open_scene(s2_folder) as ds:  # the same ground in every band (20 m bands too): nothing cut
+        assert CUT_TAG not in ds.tags()
+    folder = tmp_path / "shifted"
+    folder.mkdir()
+    band_file(folder, "X_B02.tif", 64, 10.0, 1)
+    shifted = Affine(10.0, 0, ORIGIN[0] + 320.0, 0, -10.0, ORIGIN[1] - 320.0)  # 32 px right and down
+    band_file(folder, "X_B03.tif", 64, 10.0, 2, transform=shifted)
+    with caplog.at_level(logging.WARNING, logger="geoseg"), gdal_env(), open_scene(folder) as ds:
+        assert (ds.width, ds.height) == (32, 32)
+        note = ds.tags()[CUT_TAG]
+    assert "cut to the 32 x 32 px" in note and "X_B02.tif loses 75% of its area, X_B03.tif 75%" in note
+    assert [r.getMessage() for r in caplog.records if "cover different areas" in r.getMessage()] == [note]
+    result = geoseg.predict(folder, tiny_unet(["B02", "B03"], chip_size=32), tmp_path / "c.tif")
+    assert note in result.warnings

@@ -33,6 +33,7 @@ from geoseg.io.classmap import ClassMapWriter
 from geoseg.io.paths import check_input_file
 from geoseg.io.raster import chip_cache_mb, gdal_env, gdal_path, open_scene
 from geoseg.io.resample import open_resampled
+from geoseg.io.sources import CUT_TAG
 from geoseg.model.onnx import OnnxModel
 
 __all__ = ["BLOCK_WIDTH", "PredictResult", "Progress", "assemble_blocks", "open_model", "predict"]
@@ -154,6 +155,9 @@ def _predict_scene(
 ) -> None:
     """Match the bands of the open scene ``ds``, meet the model's pixel size, predict and commit the outputs."""
     card = net.card
+    cut = ds.tags().get(CUT_TAG)
+    if cut:  # logged when the source was resolved: kept for run.json
+        result.warnings.append(cut)
     if opts.resolution is not None and not getattr(ds, "path", None):  # one raster file: not a multi-file source
         fix = f"resample it first (e.g. gdalwarp -tr {opts.resolution:g} {opts.resolution:g} -r average) if you meant to"
         warn(result.warnings, f"{ds.name}: --resolution applies to multi-file sources; this raster keeps its grid: {fix}")

@@ -45,9 +45,10 @@ from geoseg.core.sensors import SENSORS, bare_name, common_name, common_names, d
 from geoseg.io.band_files import RASTER_SUFFIXES, folder_bands, is_mtl, is_safe, list_bands, mtl_bands, safe_bands
 from geoseg.io.paths import check_input_file, is_remote, sidecar_options, special_kind
 from geoseg.io.stac import is_stac_item, item_bands, read_item
-from geoseg.io.vrt import BandFile, OpenedBand, VirtualGrid, common_grid, open_bands, vrt_xml
+from geoseg.io.vrt import BandFile, OpenedBand, VirtualGrid, common_grid, cut_note, open_bands, vrt_xml
 
 __all__ = [
+    "CUT_TAG",
     "RESOLUTION_ENV",
     "SOURCE_KINDS",
     "SourceBand",
@@ -66,6 +67,8 @@ __all__ = [
 log = logging.getLogger("geoseg")
 
 RESOLUTION_ENV = "GEOSEG_RESOLUTION"
+CUT_TAG = "GEOSEG_CUT"
+"""Tag of a virtual scene whose bands cover different areas: the line that says how it was cut (run.json keeps it)."""
 """Environment variable with the grid (metres) of multi-file sources; ``--resolution`` sets it for one command."""
 _LIST_SUFFIXES = (".txt", ".lst")
 _FIX = "give a raster file, a band folder, a band list (.txt), a STAC item (.json), a Sentinel-2 .SAFE or a Landsat *_MTL.txt"
@@ -335,6 +338,10 @@ def _resolve(source: str, kind: str, resolution: float | None, bands: tuple[str,
     tags = {"GEOSEG_SOURCE": source, "GEOSEG_SOURCE_KIND": kind}
     if sensor:
         tags["SENSOR"] = SENSORS[sensor].label
+    cut = cut_note(opened, grid, f"{kind} {source}")
+    if cut:  # once per process (resolved scenes are cached); predict keeps it in run.json from the tag
+        log.warning(cut)
+        tags[CUT_TAG] = cut
     grid = VirtualGrid(grid.crs, grid.transform, grid.width, grid.height, tags)
     info = tuple(SourceBand(n, b.file.common, b.file.label, b.resolution_m, b.dtype, b.nodata) for n, b in zip(names, opened))
     return VirtualScene(source, kind, sensor, info, grid, vrt_xml(opened, grid, descriptions))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -170,6 +171,41 @@ def _intersection(bands: Sequence[OpenedBand], where: str) -> tuple[float, float
             "give the bands of one scene"
         )
     return box
+
+
+def cut_note(bands: Sequence[OpenedBand], grid: VirtualGrid, where: str) -> str | None:
+    """One line when the grid leaves out more than a pixel of some band (the bands cover different areas), else None.
+
+    The scene is the area every band covers: what lies outside it is never
+    read, so the line names the band that loses most and how much.
+
+    Example:
+        >>> a = OpenedBand(BandFile("a.tif"), 10, 10, Affine(10, 0, 0, 0, -10, 100), None, "uint16", None)
+        >>> b = OpenedBand(BandFile("b.tif"), 10, 10, Affine(10, 0, 50, 0, -10, 100), None, "uint16", None)
+        >>> cut_note([a, b], common_grid([a, b], "folder x"), "folder x").split("(")[1].split(")")[0]
+        'a.tif loses 50% of its area, b.tif 50%'
+    """
+    gl, gt = grid.transform.c, grid.transform.f
+    gr, gb = gl + grid.width * grid.transform.a, gt + grid.height * grid.transform.e
+    lost = []
+    for band in bands:
+        left, bottom, right, top = band.bounds
+        px = max(abs(band.transform.a), abs(grid.transform.a))
+        py = max(abs(band.transform.e), abs(grid.transform.e))
+        if max(gl - left - px, right - gr - px, bottom - gb - py, top - gt - py) <= _EPS * max(px, py):
+            continue  # the grid covers the band to within one pixel (the band's or the grid's, the larger)
+        inside = max(0.0, min(right, gr) - max(left, gl)) * max(0.0, min(top, gt) - max(bottom, gb))
+        lost.append((1 - inside / ((right - left) * (top - bottom)), band.file.label or Path(band.file.path).name))
+    if not lost:
+        return None
+    lost.sort(key=lambda item: -item[0])
+    shown = ", ".join(
+        f"{name} {share:.0%}" if i else f"{name} loses {share:.0%} of its area" for i, (share, name) in enumerate(lost[:3])
+    )
+    return (
+        f"{where}: the band files cover different areas; the scene is cut to the {grid.width} x {grid.height} px all "
+        f"of them cover ({shown}{', ...' if len(lost) > 3 else ''}): give bands of one extent to keep all of it"
+    )
 
 
 def _check_crs(bands: Sequence[OpenedBand], where: str) -> None:
