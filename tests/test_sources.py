@@ -605,3 +605,21 @@ def test_bands_of_different_extents_are_cut_and_said(s2_folder: Path, tmp_path: 
     assert [r.getMessage() for r in caplog.records if "cover different areas" in r.getMessage()] == [note]
     result = geoseg.predict(folder, tiny_unet(["B02", "B03"], chip_size=32), tmp_path / "c.tif")
     assert note in result.warnings
+
+
+def test_the_acquisition_date_of_a_multi_file_scene_reaches_the_model_card(s2_folder: Path, tmp_path: Path) -> None:
+    """Band files named T33UUU_20170216T102101_B02.tif and a STAC item's datetime give the date that training
+    records in the card's domain (it said "date unknown"); names that disagree give none."""
+    from geoseg.training.trainer import scene_record
+
+    item = stac_item(s2_folder, s2_assets(s2_folder))
+    for source in (s2_folder, item):
+        with gdal_env(), open_scene(source) as ds:
+            assert ds.tags()["ACQUISITION_DATE"] == "2017-02-16"
+            assert scene_record(ds, str(source))["date"] == "2017-02-16"
+    other = tmp_path / "mixed"
+    other.mkdir()
+    band_file(other, "X_20200101_B02.tif", 16, 10.0, 1)
+    band_file(other, "X_20210101_B03.tif", 16, 10.0, 2)
+    with gdal_env(), open_scene(other) as ds:
+        assert "ACQUISITION_DATE" not in ds.tags()

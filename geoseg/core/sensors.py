@@ -33,6 +33,7 @@ __all__ = [
     "common_name",
     "common_names",
     "describe",
+    "guess_date",
     "guess_sensor",
     "is_common_name",
     "near_common_names",
@@ -276,3 +277,33 @@ def describe(name: str, common: str | None) -> str:
         ('SR_B4 (red)', 'B04', 'red')
     """
     return f"{name} ({common})" if common and common != name.lower() else name
+
+
+_LANDSAT_DATES = re.compile(r"_(\d{8})_\d{8}_\d{2}_(?:T1|T2|RT)")
+"""Landsat's product names carry the acquisition date, then the processing date: the first is the scene's."""
+_DATE_TOKEN = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+
+
+def guess_date(texts: Iterable[str]) -> str | None:
+    """The acquisition date (``YYYY-MM-DD``) that every text naming one agrees on, or None.
+
+    Each text gives its first date: a STAC item's ``datetime``, a Sentinel-2 band file's ``20170216T102101``,
+    a Landsat product's first date (acquired; the second is when it was processed).
+
+    Example:
+        >>> guess_date(["T33UUU_20170216T102101_B02.jp2", "T33UUU_20170216T102101_B03.jp2", "notes"])
+        '2017-02-16'
+        >>> guess_date(["LC08_L2SP_193023_20200601_20200824_02_T1_SR_B2.TIF"]), guess_date(["a_20200101", "b_20210101"])
+        ('2020-06-01', None)
+    """
+    found = set()
+    for text in texts:
+        landsat = _LANDSAT_DATES.search(text)
+        tokens = [landsat.group(1)] if landsat else [m.group(0) for m in _DATE_TOKEN.finditer(text)]
+        for token in tokens:
+            digits = token.replace("-", "")
+            year, month, day = int(digits[:4]), int(digits[4:6]), int(digits[6:])
+            if 1972 <= year <= 2100 and 1 <= month <= 12 and 1 <= day <= 31:
+                found.add(f"{digits[:4]}-{digits[4:6]}-{digits[6:]}")
+                break
+    return found.pop() if len(found) == 1 else None

@@ -41,7 +41,7 @@ from rasterio.io import DatasetReader, MemoryFile
 
 from geoseg.core.bands import select_bands
 from geoseg.core.errors import BandMismatchError, InputError, OptionError
-from geoseg.core.sensors import SENSORS, bare_name, common_name, common_names, describe, guess_sensor
+from geoseg.core.sensors import SENSORS, bare_name, common_name, common_names, describe, guess_date, guess_sensor
 from geoseg.io.band_files import RASTER_SUFFIXES, folder_bands, is_mtl, is_safe, list_bands, mtl_bands, safe_bands
 from geoseg.io.paths import check_input_file, is_remote, sidecar_options, special_kind
 from geoseg.io.stac import is_stac_item, item_bands, read_item
@@ -335,13 +335,11 @@ def _resolve(source: str, kind: str, resolution: float | None, bands: tuple[str,
     else:
         descriptions = [describe(n, b.file.common) if n else "" for n, b in zip(names, opened)]
     grid = common_grid(opened, f"{kind} {source}", resolution)
-    tags = {"GEOSEG_SOURCE": source, "GEOSEG_SOURCE_KIND": kind}
-    if sensor:
-        tags["SENSOR"] = SENSORS[sensor].label
-    cut = cut_note(opened, grid, f"{kind} {source}")
+    cut, date = cut_note(opened, grid, f"{kind} {source}"), guess_date([text, *(Path(f.path).name for f in files)])
+    extra = {"SENSOR": SENSORS[sensor].label if sensor else None, CUT_TAG: cut, "ACQUISITION_DATE": date}
+    tags = {"GEOSEG_SOURCE": source, "GEOSEG_SOURCE_KIND": kind, **{k: v for k, v in extra.items() if v}}
     if cut:  # once per process (resolved scenes are cached); predict keeps it in run.json from the tag
         log.warning(cut)
-        tags[CUT_TAG] = cut
     grid = VirtualGrid(grid.crs, grid.transform, grid.width, grid.height, tags)
     info = tuple(SourceBand(n, b.file.common, b.file.label, b.resolution_m, b.dtype, b.nodata) for n, b in zip(names, opened))
     return VirtualScene(source, kind, sensor, info, grid, vrt_xml(opened, grid, descriptions))

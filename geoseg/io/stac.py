@@ -142,7 +142,7 @@ def _one_per_band(files: list[BandFile]) -> list[BandFile]:
 
 
 def item_bands(item: dict[str, Any], source: str) -> tuple[list[BandFile], str]:
-    """The item's single-band raster assets as band files, sorted by band; the platform and id as sensor text.
+    """The item's single-band raster assets as band files, sorted by band; its datetime, platform and id as text.
 
     Example:
         >>> files, text = item_bands(read_item("item.json"), "item.json")  # doctest: +SKIP
@@ -150,7 +150,9 @@ def item_bands(item: dict[str, Any], source: str) -> tuple[list[BandFile], str]:
         [('blue', 'B02', 'blue')]
     """
     props = item.get("properties") or {}
-    text = " ".join(str(v) for v in (props.get("platform"), props.get("constellation"), item.get("id")) if v)
+    text = " ".join(
+        str(v) for v in (props.get("datetime"), props.get("platform"), props.get("constellation"), item.get("id")) if v
+    )
     entries = {key: _band_entry(a) for key, a in item["assets"].items() if isinstance(a, dict)}
     sensor = guess_sensor([str(e.get("name")) for e in entries.values() if e and e.get("name")], text)
     files = []
