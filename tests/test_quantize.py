@@ -153,6 +153,9 @@ def test_refusals_are_one_line_and_write_nothing(exports: dict[str, Path], tmp_p
     )
     refused(torch_only, "ONNX model", "--backend onnx")
     assert not classes.exists()
+    again = geoseg_process("export", exports["static"], "-o", out, "--quantize", "int8", cwd=tmp_path)
+    refused(again, "is already an ONNX file", "export the checkpoint it came from")  # not the Python API's hint
+    assert not out.exists()
 
 
 def test_quantize_is_checked_before_anything_else() -> None:

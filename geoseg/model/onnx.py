@@ -123,6 +123,11 @@ def export_onnx(
         check_positive_chip_size(chip_size)
     inputs = ([] if isinstance(model, Model) else [model]) + ([] if calibration is None else [calibration])
     out = check_output(output, inputs, overwrite)
+    if not isinstance(model, Model) and Path(str(model)).suffix.lower() == ".onnx":
+        raise ModelError(
+            f"{model} is already an ONNX file: export takes a geoseg checkpoint (.pt) or default; to make an INT8 "
+            "file, export the checkpoint it came from with --quantize int8"
+        )
     net = model if isinstance(model, Model) else load_model(model)
     card = net.card
     size = int(card.chip_size if chip_size is None else chip_size)
