@@ -340,7 +340,7 @@ def test_a_long_output_name_works(model: Path, scene: Path, tmp_path: Path) -> N
     out = tmp_path / ("c" * 236 + ".tif")  # 240 characters: geoseg's temporary name must still fit
     result = geoseg("predict", scene, "-m", model, "-o", out, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.tif", out.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.tif", out.name, out.with_suffix(".qml").name])
 
 
 # ----------------------------------------------------------------------------------------------------- leftovers

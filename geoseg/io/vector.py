@@ -101,7 +101,7 @@ def read_polygons(
     return list(frame.geometry)  # invalid polygons are repaired (and said) by the caller, never silently
 
 
-def repair_polygons(geoms: np.ndarray, what: str, check: str) -> tuple[np.ndarray, np.ndarray, str | None]:
+def repair_polygons(geoms: Any, what: str, check: str) -> tuple[np.ndarray, np.ndarray, str | None]:
     """``geoms`` with invalid polygons repaired by ``make_valid``, which ones were, and one line saying so (or None).
 
     Every reader of polygons repairs them this way and says so: an area of

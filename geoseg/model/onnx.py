@@ -115,12 +115,7 @@ def export_onnx(
     from geoseg.model.quantize import calibration_chips, check_quantize
 
     kind = check_quantize(quantize, calibration)  # usage errors first, before the output or the model is looked at
-    if Path(output).suffix.lower() != ".onnx":
-        raise OptionError(f"export output {output} must end in .onnx")
-    if smooth < 0:
-        raise OptionError(f"--smooth {smooth} must be 0 or more pixels")
-    if chip_size is not None:  # a size off the encoder's stride depends on the model: checked once it is loaded
-        check_positive_chip_size(chip_size)
+    _check_request(output, smooth, chip_size)
     inputs = ([] if isinstance(model, Model) else [model]) + ([] if calibration is None else [calibration])
     out = check_output(output, inputs, overwrite)
     if not isinstance(model, Model) and Path(str(model)).suffix.lower() == ".onnx":
@@ -145,6 +140,16 @@ def export_onnx(
             card_json["provenance"]["quantization"] = _quantize(tmp, chips, calibration)
             _write_metadata(tmp, meta, (card.num_classes, size, size))
     return out
+
+
+def _check_request(output: str | os.PathLike, smooth: int, chip_size: int | None) -> None:
+    """Option values wrong for any model: a usage error before anything is read."""
+    if Path(output).suffix.lower() != ".onnx":
+        raise OptionError(f"export output {output} must end in .onnx")
+    if smooth < 0:
+        raise OptionError(f"--smooth {smooth} must be 0 or more pixels")
+    if chip_size is not None:  # a size off the encoder's stride depends on the model: checked once it is loaded
+        check_positive_chip_size(chip_size)
 
 
 def _torch_export(folded: Any, example: Any, path: Path, opset: int) -> None:
