@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import rasterio
 from affine import Affine
 from rasterio.windows import from_bounds
 
-from tests.helpers import random_scene, run, write_raster
+from tests.helpers import random_scene, run, tiny_unet, write_raster
 
 BANDS = ["B02", "B03", "B04", "B08"]
 
@@ -126,6 +128,9 @@ def test_dask_workers_give_the_same_outputs_as_one_process(runner, unet_path: Pa
         q = pyogrio.read_dataframe(tmp_path / "two" / f"tile_{i}" / "polygons.gpkg", layer="polygons")
         assert len(p) == len(q) and p.geometry.geom_equals_exact(q.geometry, 0).all()
         assert (p.drop(columns="geometry") == q.drop(columns="geometry")).all().all()
+        models = [json.loads((tmp_path / d / f"tile_{i}" / "run.json").read_text())["model"] for d in ("one", "two")]
+        assert models[0] == models[1] and models[1]["path"] == str(unet_path)
+        assert models[1]["sha256"] == hashlib.sha256(unet_path.read_bytes()).hexdigest()
 
 
 @pytest.mark.slow
@@ -214,3 +219,152 @@ def test_a_batch_exports_the_model_to_onnx_once(unet_path: Path, tmp_path: Path,
         next(model.parameters()).add_(1.0)  # trained further: the next run exports again
     run_batch([tmp_path / "in" / "tile_0.tif"], tmp_path / "out2", model, backend="onnx")
     assert len(calls) == 2
+
+
+def test_resume_refuses_scenes_made_with_another_model_or_options(runner, unet_path: Path, tmp_path: Path) -> None:
+    """A finished scene is skipped only when this run would make the same outputs: same model file, same options."""
+    scenes = tiles(tmp_path / "in")[:2]
+    out = tmp_path / "out"
+    assert run(runner, "run", *scenes, "-o", out, "-m", unet_path).exit_code == 0
+    kept = [out / "batch.json", *(out / s.stem / "run.json" for s in scenes)]
+    before = [p.read_bytes() for p in kept]
+    other = tmp_path / "other.pt"
+    tiny_unet(BANDS, 4, pixel_size=10.0).save(other)
+    refusals = {
+        "--min-area not set (this run: 500.0)": ["-m", unet_path, "--min-area", 500],
+        f"made with model {unet_path} (SHA-256 ": ["-m", other],
+        "made with model ": [],  # -m default
+        "--tta False (this run: True)": ["-m", unet_path, "--tta"],
+    }
+    for said, extra in refusals.items():
+        result = run(runner, "run", *scenes, tmp_path / "in" / "tile_2.tif", "-o", out, *extra)  # a new scene too
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1, result.output
+        assert lines[0].startswith(f"geoseg: error: batch {out}: scene tile_0 ({scenes[0]}) was ") and said in lines[0]
+        assert lines[0].endswith("use --overwrite to redo all, or another OUTDIR")
+        assert [p.read_bytes() for p in kept] == before and not (out / "tile_2").exists(), "refused before any work"
+    # how a scene runs is not what it makes: another batch size or device resumes
+    result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--batch-size", 3, "--device", "cpu")
+    assert result.exit_code == 0 and "0 done, 2 skipped" in result.stderr
+
+
+def test_batch_scenes_record_the_model_file_hashed_once(unet_path: Path, tmp_path: Path, monkeypatch) -> None:
+    import geoseg.flows.provenance as provenance
+    from geoseg.flows.batch import run_batch
+
+    hashed = []
+    real = provenance.file_sha256
+    monkeypatch.setattr(provenance, "file_sha256", lambda path: hashed.append(path) or real(path))
+    result = run_batch(tiles(tmp_path / "in")[:2], tmp_path / "out", str(unet_path))
+    sha = hashlib.sha256(unet_path.read_bytes()).hexdigest()
+    assert result.counts["done"] == 2 and len(hashed) == 1
+    for scene in result.scenes:
+        model = json.loads((tmp_path / "out" / scene["folder"] / "run.json").read_text())["model"]
+        assert (model["path"], model["sha256"]) == (str(unet_path), sha)
+    record = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert (record["model"], record["model_sha256"]) == (str(unet_path), sha)
+
+
+def test_an_interrupted_batch_shows_its_finished_scenes_done(unet_path: Path, tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C (or SIGTERM, which unwinds the same way) during the second scene: batch.json already says the first is
+    done, and names the model as given, as the finished batch does."""
+    import geoseg.flows.batch as batch
+
+    def scene(path: str, *args: object, **kwargs: object) -> dict[str, object]:
+        if Path(path).stem == "tile_1":
+            raise KeyboardInterrupt
+        return {"status": "done", "seconds": 0.0}
+
+    monkeypatch.setattr(batch, "run_scene", scene)
+    with pytest.raises(KeyboardInterrupt):
+        batch.run_batch(tiles(tmp_path / "in"), tmp_path / "out", str(unet_path))
+    record = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert [s["status"] for s in record["scenes"]] == ["done", "pending", "pending"]
+    assert record["model"] == str(unet_path) and record["model_sha256"] == hashlib.sha256(unet_path.read_bytes()).hexdigest()
+
+
+def test_a_damaged_scene_fails_in_a_batch_with_the_words_of_a_single_run(runner, unet_path: Path, tmp_path: Path) -> None:
+    import rasterio.shutil
+
+    scenes = tiles(tmp_path / "in")
+    whole = rasterio.shutil.copy(scenes[1], tmp_path / "whole.tif", driver="GTiff") or tmp_path / "whole.tif"
+    damaged = tmp_path / "in" / "damaged.tif"  # CreateCopy writes the header first: it opens, its pixels do not read
+    damaged.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    single = run(runner, "run", damaged, "-o", tmp_path / "single", "-m", unet_path)
+    assert single.exit_code == 1
+    message = single.stderr.strip().removeprefix("geoseg: error: ")
+    assert message.startswith("cannot read pixels (damaged.tif, band ") and "damaged or truncated" in message
+    result = run(runner, "run", scenes[0], damaged, "-o", tmp_path / "out", "-m", unet_path)
+    assert result.exit_code == 3
+    reasons = {s["folder"]: s.get("reason") for s in json.loads((tmp_path / "out" / "batch.json").read_text())["scenes"]}
+    assert reasons == {"tile_0": None, "damaged": message}
+    assert f"geoseg: failed: {damaged}: {message}" in result.stderr.splitlines()
+
+
+def test_one_file_spelled_two_ways_is_one_scene(tmp_path: Path, monkeypatch) -> None:
+    from geoseg.core.errors import InputError
+    from geoseg.flows.batch import expand_inputs
+
+    monkeypatch.chdir(tmp_path)
+    scenes = tiles(tmp_path / "in")
+    spellings = ["in/tile_0.tif", "./in/tile_0.tif", str(scenes[0]), "in/../in/tile_0.tif", "in/tile_1.tif"]
+    assert expand_inputs(spellings) == ["in/tile_0.tif", "in/tile_1.tif"]
+    url = "/vsicurl/https://example.com/a/x.tif"
+    assert expand_inputs([url, url]) == [url]  # remote paths compare as written
+    with pytest.raises(InputError, match="would both write OUTDIR/x"):
+        expand_inputs([url, "/vsicurl/https://example.com/b/x.tif"])
+
+
+def test_a_list_file_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
+    """Notepad saves UTF-8 with a byte-order mark: it is not part of the first path."""
+    from geoseg.flows.batch import expand_inputs
+
+    tiles(tmp_path / "in")
+    listing = tmp_path / "scenes.txt"
+    listing.write_text("in/tile_0.tif\r\nin/tile_1.tif\r\n", encoding="utf-8-sig")
+    assert listing.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert expand_inputs([f"@{listing}"]) == [str(tmp_path / "in" / "tile_0.tif"), str(tmp_path / "in" / "tile_1.tif")]
+
+
+def test_scenes_in_other_crss_say_on_the_console_why_classes_vrt_is_missing(runner, unet_path: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    a = write_raster(folder / "utm33.tif", random_scene((4, 90, 100)), descriptions=BANDS)
+    b = write_raster(folder / "utm32.tif", random_scene((4, 90, 100), seed=1), crs="EPSG:32632", descriptions=BANDS)
+    result = run(runner, "run", a, b, "-o", tmp_path / "out", "-m", unet_path)
+    assert result.exit_code == 0 and not (tmp_path / "out" / "classes.vrt").exists()
+    notes = json.loads((tmp_path / "out" / "batch.json").read_text())["notes"]
+    assert notes[0].startswith("classes.vrt not written: the scenes differ in CRS")
+    for note in notes:
+        assert f"geoseg: note: {note}" in result.stderr.splitlines()
+
+
+def test_the_mosaic_leaves_out_class_maps_of_another_class_table(unet_path: Path, tmp_path: Path) -> None:
+    """Scenes predicted by models with other class tables: no classes.vrt labelled with the first scene's classes,
+    and no QGIS style of one table over everyone's polygons."""
+    from geoseg.flows.run import run as run_one
+    from geoseg.io.mosaic import merge_polygons, mosaic_vrt
+    from geoseg.report.styles import polygons_qml
+
+    scenes = tiles(tmp_path / "in")
+    other = tmp_path / "other.pt"
+    tiny_unet(BANDS, 4, pixel_size=10.0).save(other)
+    out = tmp_path / "out"
+    run_one(scenes[0], out / "tile_0", str(unet_path))
+    run_one(scenes[1], out / "tile_1", str(other))
+    maps = [out / "tile_0" / "classes.tif", out / "tile_1" / "classes.tif"]
+    assert mosaic_vrt(maps[:1], out / "classes.vrt") == [] and (out / "classes.vrt").exists()
+    notes = mosaic_vrt(maps, out / "classes.vrt")
+    assert len(notes) == 1 and notes[0].startswith(
+        "classes.vrt not written: tile_1/classes.tif has another class table than tile_0/classes.tif"
+    )
+    assert not (out / "classes.vrt").exists(), "a stale mosaic is removed"
+    notes = merge_polygons([m.parent / "polygons.gpkg" for m in maps], out / "polygons.gpkg", style=polygons_qml)
+    assert len(notes) == 1 and "different class tables" in notes[0]
+    merged = pyogrio.read_dataframe(out / "polygons.gpkg", layer="polygons")
+    for m in maps:
+        own = pyogrio.read_dataframe(m.parent / "polygons.gpkg", layer="polygons")
+        mine = merged[merged["scene"] == m.parent.name]
+        assert sorted(zip(mine["class_id"], mine["class_name"])) == sorted(zip(own["class_id"], own["class_name"]))
+    with sqlite3.connect(out / "polygons.gpkg") as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'layer_styles'").fetchall() == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import sys
@@ -13,7 +12,7 @@ from typing import Any
 import click
 
 from geoseg.cli.progress import INTERRUPTED
-from geoseg.core.errors import GeosegError, OptionError
+from geoseg.core.errors import OptionError
 
 
 class _Group(click.Group):
@@ -49,28 +48,11 @@ class _Group(click.Group):
         except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
             if ctx.meta.get("geoseg.debug"):  # meta is shared with the subcommand's context
                 traceback.print_exc()
-            if isinstance(exc, GeosegError):
-                message = str(exc)
-            elif _is_read_failure(exc):
-                detail = str(exc.__cause__ or exc).splitlines()[0]
-                message = (
-                    f"cannot read pixels ({detail}): the file is damaged or truncated; copy or export it "
-                    "again (gdalinfo -checksum FILE shows the damage)"
-                )
-            elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                where = f" writing {exc.filename}" if exc.filename else ""
-                message = f"no space left on the device{where}: free disk space or write to another folder"
-            else:
-                message = f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)"
+            from geoseg.flows.messages import error_message
+
+            message = error_message(exc) or f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)"
             click.echo(f"geoseg: error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
             sys.exit(2 if isinstance(exc, OptionError) else 1)  # a bad option value is a usage error, as click's own
-
-
-def _is_read_failure(exc: BaseException) -> bool:
-    """rasterio's "Read failed" for pixels GDAL cannot decode (the cause names the file and band)."""
-    from rasterio.errors import RasterioIOError
-
-    return isinstance(exc, RasterioIOError) and str(exc).startswith("Read failed")
 
 
 def _terminate_like_interrupt() -> None:

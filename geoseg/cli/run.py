@@ -75,8 +75,12 @@ def run(
     (each scene done, skipped or failed with the reason), classes.vrt (a
     mosaic of the class maps) and polygons.gpkg (all polygons, field scene).
     Running the same batch into the same OUTDIR again skips scenes that are
-    complete (--overwrite redoes all); a failed scene does not stop the
-    others, and the exit code is then 3. --workers N or --scheduler ADDRESS
+    complete (--overwrite redoes all); when one was made with another model
+    or other options that change the outputs, the run is refused before any
+    work, naming the scene. A failed scene does not stop the others, and the
+    exit code is then 3. batch.json is updated as each scene finishes;
+    classes.vrt is left out (a note says why) when the scenes differ in CRS,
+    pixel size or class table. --workers N or --scheduler ADDRESS
     run the scenes as Dask tasks (each worker loads the model once; the
     outputs are the same as in one process) and always use the batch layout,
     also for one scene. A scene wider than --block-width is then split into
@@ -137,6 +141,8 @@ def _run_batch(
         close()
     counts = result.counts
     summary(f"geoseg: {outdir}: {counts['done']} done, {counts['skipped']} skipped (already complete), {counts['failed']} failed")
+    for note in result.notes:  # what the batch outputs left out (classes.vrt of scenes on other grids), as in batch.json
+        summary(f"geoseg: note: {note}")
     for scene in result.failed:
         click.echo(f"geoseg: failed: {scene['scene']}: {scene['reason']}", err=True)
     if result.failed:

@@ -15,11 +15,13 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from geoseg.core.errors import InputError
 from geoseg.core.options import Progress, RunOptions
+from geoseg.flows.provenance import ModelRef, check_resumable, output_parameters
 from geoseg.flows.scene import run_scene
 from geoseg.io.outputs import is_mark
 
@@ -54,14 +56,7 @@ def expand_inputs(items: Sequence[str]) -> list[str]:
     for item in items:
         text = str(item)
         if text.startswith("@"):
-            listing = Path(text[1:])
-            if not listing.is_file():
-                raise InputError(f"list file {listing} does not exist: give @FILE with one scene path per line")
-            for line in listing.read_text(encoding="utf-8").splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    p = Path(line)
-                    scenes.append(line if p.is_absolute() or line.startswith("/vsi") else str(listing.parent / p))
+            scenes.extend(_read_list(Path(text[1:])))
         elif _GLOB & set(text) and not text.startswith("/vsi"):
             matches = sorted(glob.glob(text, recursive=True))
             if not matches:
@@ -71,17 +66,51 @@ def expand_inputs(items: Sequence[str]) -> list[str]:
             scenes.append(text)
     if not scenes:
         raise InputError("no scene given: name scene files, a glob, or @list.txt")
+    return _unique(scenes)
+
+
+def _read_list(listing: Path) -> list[str]:
+    """The scene paths of an ``@list.txt`` (relative ones to its folder); a byte-order mark (Notepad's UTF-8) is dropped."""
+    if not listing.is_file():
+        raise InputError(f"list file {listing} does not exist: give @FILE with one scene path per line")
+    scenes = []
+    for line in listing.read_text(encoding="utf-8-sig").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            p = Path(line)
+            scenes.append(line if p.is_absolute() or line.startswith("/vsi") else str(listing.parent / p))
+    return scenes
+
+
+def _unique(scenes: list[str]) -> list[str]:
+    """Each scene once (the first spelling of a file named twice), refusing two files that would write one folder."""
     seen: dict[str, str] = {}
+    unique = []
     for scene in scenes:
         stem = _stem(scene)
         if stem.lower() in BATCH_FILES or stem.startswith("."):
             raise InputError(f"scene {scene} would write OUTDIR/{stem}, a name the batch keeps for itself: rename the file")
-        if stem.lower() in seen and seen[stem.lower()] != scene:
-            raise InputError(
-                f"{seen[stem.lower()]} and {scene} would both write OUTDIR/{stem}: rename one or run them in separate batches"
-            )
-        seen[stem.lower()] = scene
-    return list(dict.fromkeys(scenes))
+        first = seen.get(stem.lower())
+        if first is None:
+            seen[stem.lower()] = scene
+            unique.append(scene)
+        elif not _same_file(first, scene):
+            raise InputError(f"{first} and {scene} would both write OUTDIR/{stem}: rename one or run them in separate batches")
+    return unique
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two spellings name one scene: equal text, or local paths to the same file (remote ones compare as text)."""
+    from geoseg.io.paths import canonical, is_remote
+
+    if a == b:
+        return True
+    if is_remote(a) or is_remote(b):
+        return False
+    try:
+        return canonical(a) == canonical(b) or os.path.samefile(a, b)
+    except OSError:  # a missing file: only the same absolute path is the same scene
+        return False
 
 
 def _stem(scene: str) -> str:
@@ -90,10 +119,18 @@ def _stem(scene: str) -> str:
 
 @dataclass
 class BatchResult:
-    """Each scene's status (``done``, ``skipped``, ``failed``) and the batch outputs."""
+    """Each scene's status (``done``, ``skipped``, ``failed``; ``pending`` while it waits), the model and the notes.
+
+    ``model`` is the model as given (a path or ``default``; a model object's
+    name), ``model_sha256`` its file's SHA-256; ``notes`` say what the batch
+    outputs left out (a mosaic of scenes on different grids or class tables).
+    """
 
     outdir: Path
     scenes: list[dict[str, Any]] = field(default_factory=list)
+    model: str | None = None
+    model_sha256: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -120,9 +157,11 @@ def run_batch(
 ) -> BatchResult:
     """Run :func:`geoseg.run` on every scene into ``OUTDIR/<scene>/``; resumable, failures recorded.
 
-    The model is loaded once. Scenes whose ``run.json`` exists are skipped
-    unless ``overwrite``. Returns every scene's status; ``batch.json``,
-    ``classes.vrt`` and ``polygons.gpkg`` are (re)written at the end.
+    The model is loaded and hashed once. Scenes whose ``run.json`` exists are
+    skipped unless ``overwrite`` (refused before any work when one was made
+    with another model or other parameters that change outputs). Returns every
+    scene's status; ``batch.json`` is rewritten as each scene finishes,
+    ``classes.vrt`` and ``polygons.gpkg`` at the end.
 
     ``workers`` runs the scenes on a Dask ``LocalCluster`` of that many
     single-thread worker processes, ``scheduler`` on an existing Dask cluster
@@ -138,7 +177,6 @@ def run_batch(
         >>> result = run_batch(["a.tif", "b.tif"], "out", model="model.pt")  # doctest: +SKIP
         >>> [s["status"] for s in result.scenes]  # doctest: +SKIP
     """
-    from geoseg.inference.predict import open_model
     from geoseg.io.outputs import check_outdir, claimed_folder
 
     opts = (options or RunOptions()).replace(**option_values)
@@ -148,18 +186,17 @@ def run_batch(
     distributed = workers is not None or scheduler is not None
     if distributed and not isinstance(model, (str, os.PathLike)):
         raise InputError("--workers and --scheduler need the model as a file path (or 'default'), not an object")
-    net = model if distributed else open_model(model, opts.predict.backend, opts.predict.device)
+    net, card, ref = _open_model(model, opts, distributed)
+    result = _plan(scenes, out, overwrite, card, ref, opts)  # refused here when a skipped scene differs: before any work
     client = cluster = None
-    if distributed:  # check the model file and reach the cluster before anything is written
-        open_model(model, opts.predict.backend, "cpu")
+    if distributed:
         from geoseg.flows.dask import make_client
 
         client, cluster = make_client(workers, scheduler)
     try:
         with claimed_folder(out, BATCH_MARKS, create_parents=True):  # a second batch into the same OUTDIR is refused meanwhile
-            result = _run_all(scenes, out, net, client, progress, overwrite, opts)
-            finished = [out / s["folder"] for s in result.scenes if s["status"] != "failed"]
-            _write_batch_outputs(out, finished, result, model)
+            _run_all(result, net, ref, client, progress, opts)
+            _write_batch_outputs(result)
     finally:
         if client is not None:
             client.close()
@@ -168,64 +205,81 @@ def run_batch(
     return result
 
 
-def _run_all(
-    scenes: list[str],
-    out: Path,
-    net: object,
-    client: Any,
-    progress: Progress | None,
-    overwrite: bool,
-    options: RunOptions,
-) -> BatchResult:
-    result = BatchResult(out)
-    todo = []
+def _open_model(model: object, opts: RunOptions, distributed: bool) -> tuple[object, Any, ModelRef]:
+    """What the scenes run with (the loaded model, or its path for Dask workers), its card, and its file hashed once."""
+    from geoseg.inference.predict import open_model
+
+    # on Dask each worker loads the model; here it is only checked (on the CPU), before anything is written
+    loaded = open_model(model, opts.predict.backend, "cpu" if distributed else opts.predict.device)
+    return (model if distributed else loaded), loaded.card, ModelRef.of(model)
+
+
+def _plan(scenes: list[str], out: Path, overwrite: bool, card: Any, ref: ModelRef, opts: RunOptions) -> BatchResult:
+    """Each scene's entry: ``skipped`` when its ``run.json`` exists (unless ``overwrite``), else ``pending``; refused
+    when a scene to skip was made with another model or other parameters that change outputs."""
+    result = BatchResult(out, model=ref.path or getattr(card, "name", None), model_sha256=ref.sha256)
     for scene in scenes:
         target = out / _stem(scene)
         entry: dict[str, Any] = {"scene": scene, "folder": target.name}
-        result.scenes.append(entry)
         if is_mark(target / "run.json") and not overwrite:
             entry.update(status="skipped", seconds=0.0)
         else:
             entry.update(status="pending")
-            todo.append(entry)
-    _write_record(out, result, net, [])  # at once: an interrupted batch is still geoseg's, and resumes
-    if client is not None:
-        from geoseg.flows.dask import run_on_dask
-
-        run_on_dask(todo, out, str(net), client, progress, len(scenes) - len(todo), len(scenes), options)
-    else:
-        for n, entry in enumerate(todo):
-            entry.update(run_scene(entry["scene"], str(out / entry["folder"]), net, options, progress))
-            if progress:
-                progress("batch", len(scenes) - len(todo) + n + 1, len(scenes))
+        result.scenes.append(entry)
+    skipped = [(s["scene"], out / s["folder"] / "run.json") for s in result.scenes if s["status"] == "skipped"]
+    check_resumable(skipped, ref, card, output_parameters(opts), out)
     return result
 
 
-def _write_batch_outputs(out: Path, finished: list[Path], result: BatchResult, model: object) -> None:
+def _run_all(
+    result: BatchResult, net: object, ref: ModelRef, client: Any, progress: Progress | None, options: RunOptions
+) -> None:
+    """Run the pending scenes, here or on Dask, rewriting batch.json as each one finishes."""
+    out, total = result.outdir, len(result.scenes)
+    todo = [entry for entry in result.scenes if entry["status"] == "pending"]
+    _write_record(result)  # at once: an interrupted batch is still geoseg's, and resumes
+    if client is not None:
+        from geoseg.flows.dask import run_on_dask
+
+        finished = partial(_write_record, result)
+        run_on_dask(todo, out, str(net), client, progress, total - len(todo), total, options, ref, finished)
+        return
+    for n, entry in enumerate(todo):
+        entry.update(run_scene(entry["scene"], str(out / entry["folder"]), net, options, progress, model_ref=ref))
+        _write_record(result)  # a finished scene is never shown pending, even if the batch is stopped now
+        if progress:
+            progress("batch", total - len(todo) + n + 1, total)
+
+
+def _write_batch_outputs(result: BatchResult) -> None:
+    """Write classes.vrt and polygons.gpkg of the finished scenes (or remove stale ones), then batch.json with notes."""
     from geoseg.io.mosaic import merge_polygons, mosaic_vrt
     from geoseg.report.styles import polygons_qml
 
-    notes = []
+    out = result.outdir
+    finished = [out / s["folder"] for s in result.scenes if s["status"] != "failed"]
     if finished:
-        notes += mosaic_vrt([f / "classes.tif" for f in finished], out / "classes.vrt")
-        notes += merge_polygons([f / "polygons.gpkg" for f in finished], out / "polygons.gpkg", style=polygons_qml)
+        result.notes += mosaic_vrt([f / "classes.tif" for f in finished], out / "classes.vrt")
+        result.notes += merge_polygons([f / "polygons.gpkg" for f in finished], out / "polygons.gpkg", style=polygons_qml)
     else:
         for name in ("classes.vrt", "polygons.gpkg"):
             if (out / name).exists():
                 (out / name).unlink()
-    _write_record(out, result, model, notes)
+    _write_record(result)
 
 
-def _write_record(out: Path, result: BatchResult, model: object, notes: list[str]) -> None:
-    """Write batch.json: each scene's status (``pending`` until it ran), counts and notes."""
+def _write_record(result: BatchResult) -> None:
+    """Write batch.json atomically: the model (as given, and its SHA-256), each scene's status (``pending`` until it
+    ran), counts and notes."""
     from geoseg.core.version import __version__
     from geoseg.io.outputs import write_text_atomic
 
     record = {
         "geoseg_version": __version__,
-        "model": str(model) if isinstance(model, (str, os.PathLike)) else getattr(getattr(model, "card", None), "name", None),
+        "model": result.model,
+        "model_sha256": result.model_sha256,
         "scenes": result.scenes,
         "counts": result.counts,
-        "notes": notes,
+        "notes": result.notes,
     }
-    write_text_atomic(out / "batch.json", json.dumps(record, indent=2))
+    write_text_atomic(result.outdir / "batch.json", json.dumps(record, indent=2))

@@ -8,11 +8,13 @@ one, checked within seconds so a wrong address never hangs.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from geoseg.core.errors import GeosegError, InputError, OptionError
 from geoseg.core.options import Progress, RunOptions
+from geoseg.flows.provenance import ModelRef
 from geoseg.flows.scene import failed, run_scene
 
 __all__ = ["WORKER_MEMORY_GB", "make_client", "max_workers", "run_on_dask", "scene_blocks"]
@@ -43,15 +45,16 @@ def _worker_model(model: str, options: RunOptions) -> object:
 
 
 def _dask_task(
-    scene: str, target: str, model: str, options: RunOptions, *blocks: tuple[int, Any] | dict[str, Any]
+    scene: str, target: str, model: str, options: RunOptions, model_ref: ModelRef, *blocks: tuple[int, Any] | dict[str, Any]
 ) -> dict[str, Any]:
-    """Runs on a Dask worker: one scene, or the rest of a split scene once its ``blocks`` are predicted."""
+    """Runs on a Dask worker: one scene, or the rest of a split scene once its ``blocks`` are predicted; run.json names
+    the model as ``model_ref`` (hashed once, by the batch)."""
     failures = [b for b in blocks if isinstance(b, dict)]
     try:
         if failures:
             return failures[0] | {"seconds": 0.0}
         parts = [b for b in blocks if not isinstance(b, dict)]
-        return run_scene(scene, target, _worker_model(model, options), options, blocks=parts or None)
+        return run_scene(scene, target, _worker_model(model, options), options, blocks=parts or None, model_ref=model_ref)
     finally:
         if blocks:
             import shutil
@@ -201,8 +204,18 @@ def run_on_dask(
     done_before: int,
     total: int,
     options: RunOptions,
+    model_ref: ModelRef | None = None,
+    finished: Callable[[], None] | None = None,
 ) -> None:
-    """Run the ``todo`` scenes of a batch as Dask tasks (wide scenes as block tasks and a join), updating their entries."""
+    """Run the ``todo`` scenes of a batch as Dask tasks (wide scenes as block tasks and a join), updating their entries.
+
+    ``model_ref`` (path as given and SHA-256) is what each scene's run.json
+    records; ``finished`` is called after each scene's entry is updated (the
+    batch writes batch.json then).
+
+    Example:
+        >>> run_on_dask(todo, Path("out"), "model.pt", client, None, 0, len(todo), RunOptions())  # doctest: +SKIP
+    """
     from distributed import as_completed
 
     from geoseg.io.paths import is_remote
@@ -210,6 +223,7 @@ def run_on_dask(
     def absolute(path: str) -> str:  # workers may run elsewhere: hand them absolute paths
         return path if path == "default" or is_remote(path) else str(Path(path).resolve())
 
+    ref = model_ref or ModelRef.of(model)  # hashed once here, not by every task
     futures = {}
     for entry in todo:
         scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
@@ -219,8 +233,10 @@ def run_on_dask(
             if len(blocks) < 2
             else [client.submit(_dask_block, scene, target, absolute(model), options, columns, pure=False) for columns in blocks]
         )
-        futures[client.submit(_dask_task, scene, target, absolute(model), options, *parts, pure=False)] = entry
+        futures[client.submit(_dask_task, scene, target, absolute(model), options, ref, *parts, pure=False)] = entry
     for n, future in enumerate(as_completed(futures)):
         futures[future].update(future.result())
+        if finished:
+            finished()
         if progress:
             progress("batch", done_before + n + 1, total)

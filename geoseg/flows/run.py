@@ -7,7 +7,6 @@ the run finished.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -17,13 +16,13 @@ from typing import Any
 
 from geoseg.core.options import PredictOptions, Progress, RunOptions
 from geoseg.core.version import __version__
+from geoseg.flows.provenance import ModelRef
 from geoseg.inference.loop import PredictResult
 from geoseg.inference.predict import assemble_blocks, open_model, predict
 from geoseg.io.features import PolygonSink
 from geoseg.io.outputs import atomic_folder, check_outdir
 from geoseg.io.raster import scene_path
 from geoseg.io.sources import default_resolution
-from geoseg.model.bundled import default_model_path
 from geoseg.polygonize.api import polygon_batches, write_batches
 from geoseg.report.areas import areas_table, write_areas_csv
 from geoseg.report.preview import scene_preview_bands, write_preview
@@ -40,14 +39,6 @@ class RunResult:
     record: dict[str, Any]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run(
     image: str | os.PathLike[str],
     outdir: str | os.PathLike[str],
@@ -57,6 +48,7 @@ def run(
     overwrite: bool = False,
     progress: Progress | None = None,
     blocks: list[tuple[int, PredictResult]] | None = None,
+    model_ref: ModelRef | None = None,
     **option_values: Any,
 ) -> RunResult:
     """Run the whole pipeline on one scene and write the OUTDIR files (docs/ARCHITECTURE.md, CLI contract).
@@ -68,7 +60,9 @@ def run(
     ``"B08,B04,B03"``; default: natural colour by band name). ``blocks``
     (``(x0, PredictResult)`` pairs from ``predict(columns=...)``, as Dask
     workers make them for a split scene) replace the prediction: they are
-    joined into ``classes.tif`` and ``confidence.tif``.
+    joined into ``classes.tif`` and ``confidence.tif``. ``model_ref`` names
+    the file a loaded ``model`` object came from (path as given and SHA-256,
+    hashed once by a batch) for run.json; a path or ``default`` is hashed here.
 
     Example:
         >>> geoseg.run("scene.tif", "out", model="model.pt", min_area=500, preview_bands="B08,B04,B03")  # doctest: +SKIP
@@ -86,16 +80,7 @@ def run(
     preview_bands = scene_preview_bands(scene, opts.preview_bands)  # a --preview-bands the scene lacks: refused now
     with atomic_folder(out, overwrite, create_parents=True) as tmp:
         result = _predict(image, scene, net, opts.predict, tmp, blocks, progress, timings)
-        t = time.perf_counter()
-        table, batches = polygon_batches(
-            tmp / "classes.tif", opts.vectorize, confidence=tmp / "confidence.tif", progress=progress
-        )
-        sinks = [
-            PolygonSink(tmp / "polygons.gpkg", "GPKG", table, style=polygons_qml(table)),
-            PolygonSink(tmp / "polygons.geojson", "GeoJSON", table, opts.vectorize.precision),
-        ]
-        per_class = write_batches(batches, sinks)
-        timings["vectorize"] = time.perf_counter() - t
+        table, polygons = _vectorize(tmp, opts, progress, timings)
         t = time.perf_counter()
         (tmp / "classes.qml").write_text(classes_qml(table), encoding="utf-8")
         (tmp / "polygons.qml").write_text(polygons_qml(table), encoding="utf-8")
@@ -105,9 +90,23 @@ def run(
         write_preview(scene, tmp / "classes.tif", table, tmp / "preview.png", title=title, bands=preview_bands)
         timings["report"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
-        record = _record(image, model_path, net, opts, timings, result, sum(per_class.values()), blocks, areas)
+        record = _record(image, model_ref or ModelRef.of(model), net, opts, timings, result, polygons, blocks, areas)
         (tmp / "run.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
     return RunResult(out, record)
+
+
+def _vectorize(tmp: Path, opts: RunOptions, progress: Progress | None, timings: dict[str, float]) -> tuple[Any, int]:
+    """Write ``polygons.gpkg`` (QGIS style inside) and ``polygons.geojson`` from ``tmp``'s class map; the class table
+    and the number of polygons."""
+    t = time.perf_counter()
+    table, batches = polygon_batches(tmp / "classes.tif", opts.vectorize, confidence=tmp / "confidence.tif", progress=progress)
+    sinks = [
+        PolygonSink(tmp / "polygons.gpkg", "GPKG", table, style=polygons_qml(table)),
+        PolygonSink(tmp / "polygons.geojson", "GeoJSON", table, opts.vectorize.precision),
+    ]
+    per_class = write_batches(batches, sinks)
+    timings["vectorize"] = time.perf_counter() - t
+    return table, sum(per_class.values())
 
 
 def _predict(
@@ -165,7 +164,7 @@ def _grid(result: PredictResult, blocks: list[tuple[int, PredictResult]] | None)
 
 def _record(
     image: str | os.PathLike[str],
-    model_path: str | os.PathLike[str] | None,
+    model_ref: ModelRef,
     net: Any,
     opts: RunOptions,
     timings: dict[str, float],
@@ -175,13 +174,12 @@ def _record(
     areas: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The contents of run.json."""
-    model_file = None if model_path is None else default_model_path() if model_path == "default" else Path(model_path)
     return {
         "geoseg_version": __version__,
         "model": {
             "name": net.card.name,
-            "path": str(model_path) if model_path else None,
-            "sha256": _sha256(model_file) if model_file else None,
+            "path": model_ref.path,
+            "sha256": model_ref.sha256,
             "arch": net.card.arch,
             "encoder": net.card.encoder,
             "quantization": net.card.quantization,

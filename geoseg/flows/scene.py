@@ -8,6 +8,7 @@ from typing import Any
 
 from geoseg.core.errors import GeosegError
 from geoseg.core.options import Progress, RunOptions
+from geoseg.flows.provenance import ModelRef
 
 __all__ = ["failed", "run_scene"]
 
@@ -21,13 +22,21 @@ def run_scene(
     options: RunOptions,
     progress: Progress | None = None,
     blocks: list[tuple[int, Any]] | None = None,
+    model_ref: ModelRef | None = None,
 ) -> dict[str, Any]:
-    """Run one scene (from its predicted ``blocks`` when given); a failure becomes a status with its reason."""
+    """Run one scene (from its predicted ``blocks`` when given); a failure becomes a status with its reason.
+
+    ``model_ref`` names the file the loaded ``model`` came from, for run.json (hashed once per batch).
+
+    Example:
+        >>> run_scene("missing.tif", "out/missing", "default", RunOptions())["status"]  # doctest: +SKIP
+        'failed'
+    """
     from geoseg.flows.run import run
 
     started = time.perf_counter()
     try:
-        run(scene, target, model, options, overwrite=True, progress=progress, blocks=blocks)
+        run(scene, target, model, options, overwrite=True, progress=progress, blocks=blocks, model_ref=model_ref)
         status: dict[str, Any] = {"status": "done"}
     except (GeosegError, OSError, ValueError, RuntimeError) as exc:
         status = failed(scene, exc)
@@ -36,7 +45,15 @@ def run_scene(
 
 
 def failed(scene: str, exc: BaseException) -> dict[str, Any]:
-    """The ``failed`` status of ``scene`` with the first line of ``exc`` as the reason (also logged)."""
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """The ``failed`` status of ``scene`` with the reason (also logged): the one line the CLI would show for ``exc``
+    (:func:`~geoseg.flows.messages.error_message`: a damaged file, a full disk), else the first line of ``exc``.
+
+    Example:
+        >>> failed("a.tif", OSError(28, "No space left on device", "out/a/classes.tif"))["reason"]
+        'no space left on the device writing out/a/classes.tif: free disk space or write to another folder'
+    """
+    from geoseg.flows.messages import error_message
+
+    message = error_message(exc) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     log.warning("%s failed: %s", scene, message)
     return {"status": "failed", "reason": message}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo
@@ -51,7 +52,13 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     """Write ``out``, a VRT mosaic of class maps (paths relative to it); returns notes on what was left out.
 
     All maps must share CRS and pixel size (geoseg writes each on its scene's
-    grid); otherwise no mosaic is written and the note says why.
+    grid) and one class table (the mosaic has one colour table and one
+    ``GEOSEG_CLASSES`` tag); otherwise no mosaic is written (a stale one is
+    removed) and the note says why.
+
+    Example:
+        >>> mosaic_vrt([Path("a/classes.tif"), Path("b/classes.tif")], Path("classes.vrt"))  # doctest: +SKIP
+        []
     """
     import rasterio
 
@@ -61,16 +68,12 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     for path in paths:
         with rasterio.open(path) as ds:
             infos.append((path, ds.crs, ds.transform, ds.width, ds.height, ds.colormap(1), ds.tags().get(CLASSES_TAG)))
-    _, crs, t0, *_ = infos[0]
-    if any(i[1] != crs for i in infos) or any(
-        abs(i[2].a - t0.a) > 1e-9 * abs(t0.a) or abs(i[2].e - t0.e) > 1e-9 * abs(t0.e) for i in infos
-    ):
+    note = _mosaic_refusal(infos, out)
+    if note:
         if out.exists():
             out.unlink()
-        return [
-            "classes.vrt not written: the scenes differ in CRS or pixel size (a mosaic needs one grid); "
-            "open the scenes' classes.tif side by side or warp them to one grid"
-        ]
+        return [note]
+    _, crs, t0, *_ = infos[0]
     res_x, res_y = t0.a, -t0.e
     left = min(i[2].c for i in infos)
     top = max(i[2].f for i in infos)
@@ -104,10 +107,40 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     return []
 
 
+def _mosaic_refusal(infos: list[tuple[Any, ...]], out: Path) -> str | None:
+    """Why the class maps described by ``infos`` make no one mosaic (other CRS or pixel size, other class table), or
+    None when they do."""
+    path0, crs, t0, *_ = infos[0]
+    if any(i[1] != crs for i in infos) or any(
+        abs(i[2].a - t0.a) > 1e-9 * abs(t0.a) or abs(i[2].e - t0.e) > 1e-9 * abs(t0.e) for i in infos
+    ):
+        return (
+            f"{out.name} not written: the scenes differ in CRS or pixel size (a mosaic needs one grid); "
+            "open the scenes' classes.tif side by side or warp them to one grid"
+        )
+    other = next((i[0] for i in infos if (i[5], i[6]) != (infos[0][5], infos[0][6])), None)
+    if other is None:
+        return None
+    return (
+        f"{out.name} not written: {_shown(other, out)} has another class table than {_shown(path0, out)} "
+        "(made with another model), and a mosaic shows one; open the scenes' classes.tif side by side, "
+        "or run the batch again with one model and --overwrite"
+    )
+
+
+def _shown(path: Path, out: Path) -> str:
+    """``path`` relative to the folder of ``out`` where it lies inside it (``a/classes.tif``)."""
+    try:
+        return Path(path).resolve().relative_to(out.resolve().parent).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def merge_polygons(paths: list[Path], out: Path, style: Callable[[Sequence[ClassInfo]], str] | None = None) -> list[str]:
     """Concatenate scenes' ``polygons.gpkg`` into ``out`` (CRS of the first, field ``scene``, QGIS style).
 
-    ``style`` makes the QGIS style (QML text) from the class table.
+    ``style`` makes the QGIS style (QML text) from the class table; scenes
+    whose ``classes.tif`` differ in class table get no style (one note says so).
     Streams: one scene's polygons are in memory at a time.
 
     Example:
@@ -120,8 +153,17 @@ def merge_polygons(paths: list[Path], out: Path, style: Callable[[Sequence[Class
     from geoseg.io.classmap import class_table_of
     from geoseg.io.features import LAYER, PolygonSink
 
-    with rasterio.open(paths[0].parent / "classes.tif") as ds:
-        table = class_table_of(ds)
+    tables = []
+    for path in paths:
+        with rasterio.open(path.parent / "classes.tif") as ds:
+            tables.append(class_table_of(ds))
+    table, notes = tables[0], []
+    if any(t != table for t in tables):  # a style shows one class table: it would name other scenes' classes wrongly
+        style = None
+        notes.append(
+            f"{out.name}: the scenes have different class tables (other models); each polygon keeps its class_id "
+            "and class_name, but no QGIS style is stored"
+        )
     crs = None
     reprojected = False
     with PolygonSink(out, "GPKG", table, style=style(table) if style else None) as sink:
@@ -132,4 +174,6 @@ def merge_polygons(paths: list[Path], out: Path, style: Callable[[Sequence[Class
             if frame.crs != crs:
                 frame, reprojected = frame.to_crs(crs), True
             sink.write(frame)
-    return [f"polygons.gpkg: scenes in other CRSs reprojected to the first scene's {crs}"] if reprojected else []
+    if reprojected:
+        notes.append(f"{out.name}: scenes in other CRSs reprojected to the first scene's {crs}")
+    return notes

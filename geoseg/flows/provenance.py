@@ -1,0 +1,162 @@
+"""What made a run folder: the model (path as given and SHA-256) and the parameters that change its outputs.
+
+run.json records both; a batch resumes a finished scene only when they are
+this run's (:func:`check_resumable`), so one OUTDIR never mixes models or
+options silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geoseg.core.errors import OutputError
+from geoseg.core.options import RunOptions
+
+__all__ = ["RUN_ONLY", "ModelRef", "check_resumable", "difference", "file_sha256", "output_parameters", "recorded_parameters"]
+
+RUN_ONLY = frozenset({"device", "backend", "batch_size", "block_width", "model_precision", "compile"})
+"""Parameters that say how a scene runs, not what it makes (same outputs up to floating-point rounding): a batch
+resumes scenes finished with other values of these."""
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, as hex.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.NamedTemporaryFile() as fh:
+        ...     file_sha256(fh.name)[:12]
+        'e3b0c44298fc'
+    """
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model as the user gave it: ``path`` (a file, or ``default``) and the file's ``sha256``.
+
+    Both are None for a model object (nothing on disk to name). A batch
+    makes one with :meth:`of` (the file hashed once) and hands it to every
+    scene with the loaded model, so each run.json names the file.
+
+    Example:
+        >>> ModelRef.of(object())
+        ModelRef(path=None, sha256=None)
+    """
+
+    path: str | None = None
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, model: object) -> ModelRef:
+        """The reference of ``model``: a path or ``default`` is hashed, a model object has none."""
+        if not isinstance(model, (str, os.PathLike)):
+            return cls()
+        from geoseg.model.bundled import default_model_path
+
+        file = default_model_path() if str(model) == "default" else Path(model)
+        return cls(str(model), file_sha256(file))
+
+    def shown(self) -> str:
+        """The model in a message: its path and the start of its SHA-256.
+
+        Example:
+            >>> ModelRef("model.pt", "0123456789abcdef" * 4).shown()
+            'model.pt (SHA-256 0123456789ab…)'
+        """
+        return f"{self.path or 'a model object'}" + (f" (SHA-256 {self.sha256[:12]}…)" if self.sha256 else "")
+
+
+def output_parameters(options: RunOptions) -> dict[str, Any]:
+    """The parameters of run.json that change a scene's outputs (all but :data:`RUN_ONLY`), as JSON values, with
+    ``resolution``, the grid of a multi-file source (run.json's ``inputs``: ``--resolution``, or set for the process).
+
+    Example:
+        >>> output_parameters(RunOptions().replace(min_area=500))["min_area"]
+        500.0
+    """
+    from geoseg.io.sources import default_resolution
+
+    values = {k: v for k, v in options.record().items() if k not in RUN_ONLY}
+    given = options.predict.resolution
+    values["resolution"] = given if given is not None else default_resolution()
+    return dict(json.loads(json.dumps(values)))
+
+
+def recorded_parameters(record: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`output_parameters` as a run.json records them; those it lacks (an older geoseg) take the defaults."""
+    defaults = output_parameters(RunOptions())
+    given = dict(record.get("parameters") or {})
+    given["resolution"] = (record.get("inputs") or {}).get("resolution")
+    return {k: given.get(k, default) for k, default in defaults.items()}
+
+
+def _model_differs(recorded: Mapping[str, Any], ref: ModelRef, card: Any) -> bool:
+    """Whether run.json's ``model`` is another model than ``ref`` (by SHA-256; by name, architecture, encoder and
+    quantization where either has no SHA-256: a model object, or a batch scene of an earlier geoseg)."""
+    if recorded.get("sha256") and ref.sha256:
+        return bool(recorded["sha256"] != ref.sha256)
+    mine = {"name": card.name, "arch": card.arch, "encoder": card.encoder, "quantization": card.quantization}
+    return any(json.loads(json.dumps(value)) != recorded.get(key) for key, value in mine.items())
+
+
+def _shown(value: Any) -> str:
+    return "not set" if value is None else ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def difference(record: Mapping[str, Any], ref: ModelRef, card: Any, parameters: Mapping[str, Any]) -> str | None:
+    """What differs between a finished scene's run.json and this run (model or parameters), or None.
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> card = NS(name="m", arch="unet", encoder="resnet18", quantization=None)
+        >>> params = output_parameters(RunOptions().replace(min_area=500))
+        >>> record = {"model": {"sha256": "ab" * 32, "path": "a.pt"}, "parameters": RunOptions().record()}
+        >>> difference(record, ModelRef("a.pt", "ab" * 32), card, params)
+        'made with --min-area not set (this run: 500.0)'
+    """
+    model = dict(record.get("model") or {})
+    if _model_differs(model, ref, card):
+        then = ModelRef(model.get("path") or model.get("name"), model.get("sha256"))
+        return f"made with model {then.shown()}, this run uses {ref.shown() if ref.path else card.name}"
+    before = recorded_parameters(record)
+    changed = [k for k in parameters if before.get(k) != parameters[k]]
+    if not changed:
+        return None
+    return "made with " + ", ".join(
+        f"--{k.replace('_', '-')} {_shown(before.get(k))} (this run: {_shown(parameters[k])})" for k in changed
+    )
+
+
+def check_resumable(
+    finished: Iterable[tuple[str, Path]], ref: ModelRef, card: Any, parameters: Mapping[str, Any], outdir: Path
+) -> None:
+    """Refuse a batch that would skip a finished scene made with another model or other output parameters.
+
+    ``finished`` are the (scene, run.json) pairs the batch would skip. The
+    error names the first differing scene and what differs.
+
+    Example:
+        >>> check_resumable([], ModelRef(), None, {}, Path("out"))
+    """
+    for scene, run_json in finished:
+        try:
+            record = json.loads(run_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not a record: the scene runs again
+        what = difference(record, ref, card, parameters) if isinstance(record, dict) else None
+        if what:
+            raise OutputError(
+                f"batch {outdir}: scene {run_json.parent.name} ({scene}) was {what}; "
+                "use --overwrite to redo all, or another OUTDIR"
+            )
