@@ -102,3 +102,17 @@ def test_a_run_folder_opened_in_qgis_is_still_geosegs(tmp_path: Path) -> None:
     (out / "notes.txt.aux.xml").write_text("<PAMDataset/>")  # a sidecar of a file geoseg does not write
     with pytest.raises(OutputError, match="holds files geoseg did not write"):
         check_outdir(out, [], overwrite=True)
+
+
+def test_run_json_records_what_ran_where_options_said_auto(runner, unet_path: Path, tmp_path: Path) -> None:
+    """parameters keep what was asked (auto, not set); effective says what ran: the chip, overlap, batch, backend,
+    device and the scene's bands read, so a map can be made again."""
+    for name, extra, chip, overlap in (("auto", [], 64, 16), ("given", ["--chip-size", "96", "--overlap", "0.5"], 96, 48)):
+        out = tmp_path / name
+        assert run(runner, "run", SAMPLE, "-o", out, "-m", unet_path, "--batch-size", "3", *extra).exit_code == 0
+        record = json.loads((out / "run.json").read_text())
+        assert record["parameters"]["device"] == "auto" and record["parameters"]["backend"] == "auto"
+        effective = record["effective"]
+        assert (effective["chip_size"], effective["overlap_px"], effective["batch_size"]) == (chip, overlap, 3)
+        assert effective["backend"] in ("torch", "onnx") and effective["device"] == "cpu"
+        assert effective["bands"] == ["B02", "B03", "B04", "B08"]

@@ -352,6 +352,10 @@ def _chip_loop(
     tuning = Tuning(opts.model_precision, opts.compile)
     runner, net = make_runner(net, opts.backend, opts.device, opts.tta, chip, result.chips_total, result.seconds, tuning)
     batch_size = opts.batch_size or choose_batch(runner, len(scene.indexes), chip)
+    bands = [ds.descriptions[i - 1] or f"band {i}" for i in scene.indexes]
+    backend = type(runner).__name__.removesuffix("Runner").lower()
+    result.settings = {"chip_size": chip, "overlap_px": grid.overlap, "batch_size": batch_size, "backend": backend}
+    result.settings.update(device=str(runner.device), bands=bands)
     loop = ChipLoop(
         ds,
         scene.path,

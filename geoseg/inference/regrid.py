@@ -47,6 +47,9 @@ class PredictResult(LoopResult):
     (run.json's ``grid``: resampled or not, the scene's, the model's and the output's pixel sizes, the output grid)."""
 
     grid: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    """What ran, where options said ``auto`` or nothing: chip size, overlap in pixels, batch size, backend, device
+    and the scene's bands read (run.json's ``effective``)."""
     clouds: dict[str, Any] | None = None
     """With ``mask_clouds``: the cloud mask's record (model, bands, scaling, cloud and shadow shares), run.json's ``clouds``."""
 
