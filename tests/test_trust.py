@@ -196,6 +196,20 @@ def test_a_huge_virtual_scene_starts_at_once_in_bounded_memory(model: Path, tmp_
             proc.communicate()
 
 
+@pytest.mark.slow
+def test_dask_workers_speak_like_the_cli_and_keep_quiet_with_q(model: Path, scene: Path, tmp_path: Path) -> None:
+    """Workers' lines carry geoseg's prefix and honour -q; Dask's own notes (a nanny waiting) are not shown."""
+    pytest.importorskip("distributed")
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(scene.read_bytes()[:2000])
+    quiet = geoseg("run", scene, corrupt, "-o", tmp_path / "q", "-m", model, "--workers", "1", "-q", cwd=tmp_path, timeout=300)
+    assert quiet.returncode == 3
+    assert [line.split(":")[1].strip() for line in quiet.stderr.splitlines() if line.strip()] == ["failed"], quiet.stderr
+    loud = geoseg("run", scene, corrupt, "-o", tmp_path / "l", "-m", model, "--workers", "1", cwd=tmp_path, timeout=300)
+    lines = [line for line in loud.stderr.splitlines() if line.strip()]
+    assert lines and all(line.startswith("geoseg: ") for line in lines), loud.stderr
+
+
 def test_workers_are_capped_by_the_machine(model: Path, scene: Path, tmp_path: Path) -> None:
     line = refused(geoseg("run", scene, "-o", tmp_path / "out", "-m", model, "--workers", 1000, cwd=tmp_path), "--workers 1000")
     assert "CPU cores" in line and not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ one, checked within seconds so a wrong address never hangs.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -191,8 +192,25 @@ def make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
             f"cores, about {WORKER_MEMORY_GB:g} GB of memory each); give --workers {max_workers()} or fewer, or "
             "--scheduler for a cluster"
         )
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    )  # Dask's own notes (a nanny waiting for a worker to stop) are not the user's business
     return Client(cluster), cluster
+
+
+def _worker_logging(level: int) -> None:
+    """On a worker: geoseg's lines as the CLI writes them (``geoseg: warning: ...``) at the CLI's level (-q, -v)."""
+    logger = logging.getLogger("geoseg")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_WorkerFormat())
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+class _WorkerFormat(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"geoseg: {record.levelname.lower()}: {record.getMessage()}"
 
 
 def run_on_dask(
@@ -224,6 +242,7 @@ def run_on_dask(
         return path if path == "default" or is_remote(path) else str(Path(path).resolve())
 
     ref = model_ref or ModelRef.of(model)  # hashed once here, not by every task
+    client.run(_worker_logging, logging.getLogger("geoseg").getEffectiveLevel())
     futures = {}
     for entry in todo:
         scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
