@@ -104,6 +104,11 @@ def test_geographic_class_map_areas_are_true_square_metres(tmp_path: Path) -> No
     total = frame.area_m2.sum()
     expected = (data != 255).sum() * (0.0001 * 111_320 * np.cos(np.radians(52.497))) * (0.0001 * 111_250)
     assert total == pytest.approx(expected, rel=0.01)
+    simplified = gpd.read_file(geoseg.vectorize(path, tmp_path / "s.gpkg", simplify=5).output, layer="polygons")
+    assert simplified.area_m2.sum() == pytest.approx(expected, rel=0.01)  # holes subtracted, however they turn
+    for ring_area, geometry in zip(simplified.area_m2, simplified.geometry, strict=True):
+        planar = geometry.area * (0.0001 * 111_320 * np.cos(np.radians(52.497))) * (0.0001 * 111_250) / 0.0001**2
+        assert ring_area == pytest.approx(planar, rel=0.02)
 
 
 def test_sieve_merges_into_the_longest_border_and_keeps_nodata() -> None:

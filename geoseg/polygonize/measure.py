@@ -45,7 +45,9 @@ def area_perimeter(geoms: Sequence[Polygon], crs: CRS | None) -> tuple[np.ndarra
         if not source.is_geographic and source.geodetic_crs is not None:  # Mercator: measured in degrees
             to_degrees = Transformer.from_crs(source, source.geodetic_crs, always_xy=True)
             geoms = shapely.transform(np.asarray(geoms, dtype=object), lambda xy: np.column_stack(to_degrees.transform(*xy.T)))
-        pairs = [geod.geometry_area_perimeter(g) for g in geoms]
+        # pyproj subtracts a hole only when it turns against its exterior: coverage_simplify's output may not
+        oriented = shapely.orient_polygons(np.asarray(geoms, dtype=object))
+        pairs = [geod.geometry_area_perimeter(g) for g in oriented]
         return np.abs(np.array([p[0] for p in pairs])), np.array([p[1] for p in pairs])
 
     factor = linear_factor(crs)
