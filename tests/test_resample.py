@@ -360,3 +360,23 @@ def test_resolution_on_a_single_raster_says_it_is_not_applied(tmp_path: Path) ->
     (line,) = [w for w in result.warnings if "--resolution" in w]
     assert "applies to multi-file sources" in line and "gdalwarp -tr 20 20" in line
     assert read(tmp_path / "c.tif")[1].a == 10.0  # its own grid
+
+
+def test_web_mercator_pixels_are_measured_on_the_ground(tmp_path: Path) -> None:
+    """EPSG:3857's "metres" are 1/cos(latitude) too long: 16.4 units at 52.5°N are 10 m on the ground, the model's
+    size, so the scene is neither warned about nor resampled, and a pixel's area is 100 m² (for --min-area)."""
+    from geoseg.inference.checks import check_pixel_size
+    from geoseg.io.pixels import pixel_area_m2, pixel_sizes_m
+
+    unit = 10.0 / np.cos(np.radians(52.5))
+    y0 = 6_891_000.0  # about 52.5°N in EPSG:3857
+    path = write_raster(
+        tmp_path / "m.tif", np.ones((3, 20, 20), np.uint16), crs="EPSG:3857", transform=Affine(unit, 0, 1_450_000.0, 0, -unit, y0)
+    )
+    with rasterio.open(path) as ds:
+        lat = np.degrees(2 * np.arctan(np.exp((y0 - 10 * unit) / 6_378_137.0)) - np.pi / 2)  # the scene's centre
+        expected = unit * np.cos(np.radians(lat))
+        assert pixel_sizes_m(ds) == pytest.approx((expected, expected), rel=1e-6) and abs(expected - 10) < 0.05
+        assert pixel_area_m2(ds) == pytest.approx(expected**2, rel=1e-6)
+        warnings: list[str] = []
+        assert not check_pixel_size(ds, 10.0, warnings, "auto") and warnings == []

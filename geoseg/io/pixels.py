@@ -12,7 +12,7 @@ __all__ = ["linear_factor", "needs_geodesic", "pixel_area_m2", "pixel_size_m", "
 
 
 def pixel_sizes_m(ds: rasterio.io.DatasetReader) -> tuple[float, float]:
-    """Pixel width and height in metres (degrees converted at the scene's centre for geographic CRSs).
+    """Pixel width and height in metres on the ground (at the scene's centre for geographic CRSs and Mercator).
 
     Example:
         >>> with rasterio.open("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
@@ -28,6 +28,11 @@ def pixel_sizes_m(ds: rasterio.io.DatasetReader) -> tuple[float, float]:
         metres_per_degree = 111_320.0
         return float(abs(t.a) * math.cos(lat) * metres_per_degree), float(abs(t.e) * metres_per_degree)
     factor = linear_factor(crs)
+    if _mercator(crs.to_wkt()):  # Mercator's "metres" are 1/cos(latitude) too long: on the ground at the centre
+        from rasterio.warp import transform as to_degrees
+
+        cx, cy = t * (ds.width / 2, ds.height / 2)
+        factor *= math.cos(math.radians(to_degrees(crs, "EPSG:4326", [cx], [cy])[1][0]))
     return float(abs(t.a) * factor), float(abs(t.e) * factor)
 
 
@@ -70,8 +75,8 @@ def linear_factor(crs: Any) -> float:
 
 
 def pixel_area_m2(ds: rasterio.io.DatasetReader) -> float:
-    """Area of one pixel in square metres (at the scene's centre for geographic CRSs)."""
-    if ds.crs is not None and ds.crs.is_geographic:
+    """Area of one pixel in square metres (at the scene's centre for geographic CRSs and Mercator projections)."""
+    if needs_geodesic(ds.crs):
         x, y = pixel_sizes_m(ds)
         return x * y
     t = ds.transform
@@ -80,6 +85,9 @@ def pixel_area_m2(ds: rasterio.io.DatasetReader) -> float:
 
 @functools.lru_cache(maxsize=32)
 def _mercator(wkt: str) -> bool:
+    text = wkt.lower().replace("transverse_mercator", "").replace("transverse mercator", "")
+    if "mercator" not in text:  # UTM and most projections: no need to import pyproj (info starts fast)
+        return False
     from pyproj import CRS as ProjCRS
 
     try:
