@@ -380,3 +380,17 @@ def test_web_mercator_pixels_are_measured_on_the_ground(tmp_path: Path) -> None:
         assert pixel_area_m2(ds) == pytest.approx(expected**2, rel=1e-6)
         warnings: list[str] = []
         assert not check_pixel_size(ds, 10.0, warnings, "auto") and warnings == []
+
+
+def test_a_scene_far_coarser_than_the_model_is_refused_unless_resample_off(tmp_path: Path) -> None:
+    """60 m pixels for a 10 m model: read at 10 m they would be predicted on 36x the pixels (hours, no new detail)."""
+    from geoseg.core.errors import InputError
+
+    scene = write_raster(tmp_path / "s.tif", fields(size=40, width=40), transform=Affine(60.0, 0, 330000.0, 0, -60.0, 5822040.0))
+    with pytest.raises(InputError, match=r"pixel size 60 m is 6x the model's 10 m: .* about 36x its pixels.*--resample off"):
+        geoseg.predict(scene, smooth_model(), tmp_path / "c.tif")
+    assert not (tmp_path / "c.tif").exists()
+    result = geoseg.predict(scene, smooth_model(), tmp_path / "c.tif", resample="off")
+    assert not result.grid["resampled"] and any("results may be poor" in w for w in result.warnings)
+    three = write_raster(tmp_path / "t.tif", fields(size=40, width=40), transform=Affine(30.0, 0, 330000.0, 0, -30.0, 5822040.0))
+    assert geoseg.predict(three, smooth_model(), tmp_path / "t3.tif").grid["resampled"]  # 3x: read at 10 m

@@ -15,10 +15,11 @@ import numpy as np
 
 from geoseg.core.errors import InputError, OptionError
 from geoseg.io.paths import SIDECARS, canonical, check_output
-from geoseg.io.pixels import shown_sizes, sizes_within
+from geoseg.io.pixels import pixel_sizes_m, shown_sizes, sizes_within
 from geoseg.model.card import ModelCard
 
 __all__ = [
+    "MAX_UPSAMPLE",
     "PIXEL_SIZE_TOLERANCE",
     "DomainCheck",
     "Radiometry",
@@ -100,6 +101,8 @@ def warn_all_nodata(name: str, warnings: list[str]) -> None:
 
 
 PIXEL_SIZE_TOLERANCE = 0.25
+MAX_UPSAMPLE = 4.0
+"""``--resample auto`` refuses a scene whose pixels are more than this many times the model's (16x the chips)."""
 """A scene whose pixel size differs from the model's by more than this share is resampled (``--resample auto``)."""
 
 
@@ -121,6 +124,13 @@ def check_pixel_size(
     if resample == "off":
         warn(warnings, f"{differs}; results may be poor (resample the scene to {model_size:.3g} m, or --resample auto)")
         return False
+    coarser = max(pixel_sizes_m(ds)) / model_size
+    if coarser > MAX_UPSAMPLE:  # each chip would see a fraction of a pixel: hours of work on no new detail
+        raise InputError(
+            f"{ds.name}: pixel size {shown_sizes(ds)} is {coarser:.0f}x the model's {model_size:.3g} m: read at the "
+            f"model's size it would be predicted on about {round(coarser**2)}x its pixels; give a scene nearer "
+            f"{model_size:.3g} m, or --resample off to predict it as it is (results may be poor)"
+        )
     where = "the scene's grid" if output_grid == "scene" else f"the model's {model_size:.3g} m grid"
     warn(
         warnings,
