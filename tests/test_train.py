@@ -420,7 +420,8 @@ def test_yaml_alias_bomb_is_refused_before_it_is_built(tmp_path: Path, runner, m
 
 @pytest.mark.slow
 def test_example_config_trains_one_epoch(tmp_path: Path) -> None:
-    """The documented polygon example runs as shipped (shortened to one small epoch)."""
+    """The documented polygon example runs as shipped: its chip size and split find training chips on the sample
+    (a smaller network and one short epoch)."""
     import yaml
 
     from geoseg.training.config import load_config
@@ -429,7 +430,7 @@ def test_example_config_trains_one_epoch(tmp_path: Path) -> None:
     raw = yaml.safe_load(src.read_text())
     cfg = load_config(src)
     raw["data"]["scenes"] = cfg["data"]["scenes"]
-    raw["model"].update({"chip_size": 128, "params": {"encoder_depth": 3, "decoder_channels": [32, 16, 8]}})
+    raw["model"].update({"params": {"encoder_depth": 3, "decoder_channels": [32, 16, 8]}})  # its chips and split as shipped
     raw["train"].update({"epochs": 1, "samples_per_epoch": 4})
     result = geoseg.train(raw, tmp_path / "run")
     card = geoseg.load_model(result.model_path).card
