@@ -67,3 +67,13 @@ def test_an_existing_folder_that_cannot_be_written_is_one_line(tmp_path: Path, m
     with pytest.raises(OutputError, match="is not writable"), atomic_folder(out, False):
         pass
     assert list(out.iterdir()) == []
+
+
+def test_a_geoseg_output_inside_a_run_folder_is_named_as_such(tmp_path: Path) -> None:
+    """An evaluation report written into a run folder is geoseg's, but --overwrite of the run must not delete it."""
+    out = tmp_path / "results"
+    (out / "evaluation").mkdir(parents=True)
+    (out / "run.json").write_text('{"geoseg_version": "0.2.0"}')
+    (out / "evaluation" / "metrics.json").write_text('{"geoseg_version": "0.2.0"}')
+    with pytest.raises(OutputError, match=r"holds another geoseg output \(evaluation/metrics.json\): move it out"):
+        check_outdir(out, [], overwrite=True)

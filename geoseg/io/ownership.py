@@ -127,6 +127,12 @@ def check_contents(folder: Path, names: list[str], overwrite: bool, marks: tuple
         raise OutputError(
             f"output folder {folder} holds the outputs of another geoseg command ({other[0]}): choose a new or empty folder"
         )
+    nested = [f"{n}/{m}" for n in foreign or [] for m in marked if is_mark(folder / n / m)]
+    if nested:  # an evaluation report written into a run folder: geoseg's, but not this folder's to replace
+        raise OutputError(
+            f"output folder {folder} holds another geoseg output ({nested[0]}): move it out of the folder to replace "
+            "the folder, or choose another folder"
+        )
     listed = sorted(names) if foreign is None else foreign
     shown = ", ".join(listed[:3]) + (", ..." if len(listed) > 3 else "")
     raise OutputError(
