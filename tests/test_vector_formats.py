@@ -275,3 +275,20 @@ def test_a_format_without_styles_gets_its_qml_beside_it(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="would replace the style of classes.tif"):
         geoseg.vectorize(path, tmp_path / "classes.shp", overwrite=True)
     assert not (tmp_path / "classes.shp").exists() and not (tmp_path / "classes.qml").exists()
+
+
+def test_ids_the_class_table_lacks_are_warned(tmp_path: Path, caplog) -> None:
+    """A 4-class table for a map of ids 0..7: polygons of 4..7 are named by their id, and one warning says so."""
+    data = np.resize(np.repeat(np.arange(8, dtype=np.uint8), 5), (20, 40))
+    path = write_raster(tmp_path / "c.tif", data, nodata=255)
+    table = tmp_path / "four.json"
+    table.write_text(json.dumps({str(i): name for i, name in enumerate(["water", "forest", "farm", "town"])}))
+    with caplog.at_level(logging.WARNING, logger="geoseg"):
+        frame = polygons_frame(path, classes_table=table)[0]
+    lines = [r.getMessage() for r in caplog.records if "does not name" in r.getMessage()]
+    assert len(lines) == 1 and "class ids 4..7" in lines[0] and "(0..3)" in lines[0]
+    assert {"water", "town", "4", "7"} <= set(frame.class_name)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="geoseg"):
+        polygons_frame(write_raster(tmp_path / "d.tif", data % 4, nodata=255), classes_table=table)
+    assert not [r for r in caplog.records if "does not name" in r.getMessage()]

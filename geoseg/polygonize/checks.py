@@ -107,7 +107,17 @@ class ValueCheck:
         return [b for b in self.background if b not in self.named and b not in self.seen_background]
 
     def finish(self) -> None:
-        """After the last strip: one warning line naming background ids the map and its class table do not have."""
+        """After the last strip: one warning line naming ids the class table lacks (their polygons are named by the
+        id), and one naming background ids the map and its class table do not have."""
+        unnamed = sorted(v for v in self.unnamed if 0 <= v < NODATA and v not in self.background)
+        if self.named and unnamed:
+            log.warning(
+                "%s holds class ids %s that its class table (%s) does not name: their polygons are named by the id; "
+                "give the table of the model that made the map (--classes)",
+                self.name,
+                _id_range(set(unnamed)),
+                _id_range(self.named),
+            )
         missing = self.missing_background()
         if missing:
             ids = ", ".join(str(b) for b in missing)
