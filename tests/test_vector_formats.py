@@ -292,3 +292,14 @@ def test_ids_the_class_table_lacks_are_warned(tmp_path: Path, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="geoseg"):
         polygons_frame(write_raster(tmp_path / "d.tif", data % 4, nodata=255), classes_table=table)
     assert not [r for r in caplog.records if "does not name" in r.getMessage()]
+
+
+def test_missing_inputs_of_vectorize_are_named_by_their_role(tmp_path: Path) -> None:
+    from geoseg.core.errors import InputError
+
+    path, _ = class_map(tmp_path, seed=5)
+    with pytest.raises(InputError, match=r"class map .*nope.tif does not exist"):
+        geoseg.vectorize(tmp_path / "nope.tif", tmp_path / "p.gpkg")
+    with pytest.raises(InputError, match=r"--confidence .*conf.tif does not exist"):
+        geoseg.vectorize(path, tmp_path / "p.gpkg", confidence=tmp_path / "conf.tif")
+    assert not (tmp_path / "p.gpkg").exists()

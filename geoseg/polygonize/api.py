@@ -28,6 +28,7 @@ from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.core.errors import InputError, OutputError, RasterError
 from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
+from geoseg.io.paths import check_input_file, is_remote
 from geoseg.polygonize.checks import ValueCheck, check_class_map
 from geoseg.polygonize.measure import area_perimeter, to_crs_coordinates
 from geoseg.polygonize.regions import simplify_coverage
@@ -230,6 +231,9 @@ def polygon_batches(
     from geoseg.io.raster import gdal_env, open_scene
 
     given = read_class_table(classes_table, WIDE_MAX_ID) if classes_table else None  # a 16-bit map's: CORINE's 111..523
+    for path, what in ((classes, "class map"), (confidence, "--confidence")):
+        if path is not None and not is_remote(str(path)):
+            check_input_file(path, what, "give a class map written by geoseg predict (or its confidence.tif)")
     with gdal_env(), open_scene(classes) as ds:
         check_class_map(ds)
         top = max((c.id for c in given or []), default=0)
