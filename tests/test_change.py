@@ -428,3 +428,25 @@ def test_review_refusals(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
     # --classes takes the bundled model by name
     assert cli("change", b, a, "-o", tmp_path / "d", "--classes", "default", cwd=tmp_path).returncode == 0
+
+
+def test_preview_title_tells_the_two_inputs_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two dates' classes.tif are named by their shortest distinguishing path tails; summary.json keeps the paths."""
+    import geoseg.flows.change as flow
+    from geoseg.report.change import distinct_names
+
+    titles: list[str] = []
+    preview = flow.write_change_preview
+    monkeypatch.setattr(flow, "write_change_preview", lambda *a, title="": titles.append(title) or preview(*a, title=title))
+    before, after = pair_maps()
+    (tmp_path / "2019").mkdir()
+    (tmp_path / "2024").mkdir()
+    b, a = class_map(tmp_path / "2019" / "classes.tif", before), class_map(tmp_path / "2024" / "classes.tif", after)
+    result = geoseg.change(b, a, tmp_path / "c")
+    assert titles == ["2019/classes.tif → 2024/classes.tif"]
+    assert result.summary["inputs"]["before"] == str(b) and result.summary["inputs"]["after"] == str(a)
+    assert (result.outdir / "preview.png").read_bytes()[:4] == b"\x89PNG"
+    assert distinct_names("/d/2019.tif", "/d/2024.tif") == ("2019.tif", "2024.tif")  # file names when they differ
+    assert distinct_names("x/a/c.tif", "y/a/c.tif") == ("x/a/c.tif", "y/a/c.tif")
+    assert distinct_names("c.tif", "/data/2024/c.tif") == ("c.tif", "2024/c.tif")
+    assert distinct_names("same.tif", "same.tif") == ("same.tif", "same.tif")

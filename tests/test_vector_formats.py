@@ -235,7 +235,7 @@ def test_wide_integer_class_maps_are_taken(tmp_path: Path, caplog, values: list[
         assert not [r for r in caplog.records if "not ids of a geoseg class map" in r.getMessage()]
         assert set(gpd.read_file(result.output, layer="polygons").class_name) == {f"class {v}" for v in values}
         eight = write_raster(tmp_path / "c8.tif", np.zeros((30, 40), np.uint8))  # an 8-bit map's ids end at 254
-        with pytest.raises(InputError, match="names id 65000 but .*c8.tif is an 8-bit class map"):
+        with pytest.raises(InputError, match="from 0 to 254"):  # an 8-bit map's ids
             geoseg.vectorize(eight, tmp_path / "eight.gpkg", classes_table=table)
 
 

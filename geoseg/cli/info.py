@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from geoseg.cli.options import common_options, resolution_option
-from geoseg.io.paths import special_kind
+from geoseg.core.classes import CLASSES_TAG
+from geoseg.core.errors import InputError
+from geoseg.io.paths import is_remote, special_kind
 
 if TYPE_CHECKING:
     from geoseg.model.card import ModelCard
+
+SHOWN_PAIRS = 20
+"""The from→to pairs of a transitions map that the text output lists (the rest are counted)."""
 
 
 def _is_model(target: str) -> bool:
@@ -29,6 +35,26 @@ def _is_model(target: str) -> bool:
     except OSError:
         return False
     return len(head) == 16 and head[8:10] == b'{"'
+
+
+def _check_exists(target: str) -> None:
+    """Refuse a local TARGET that does not exist, suggesting ``default`` for a name close to it.
+
+    Example:
+        >>> _check_exists("defualt")
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.InputError: defualt does not exist: did you mean default (the bundled model)?
+    """
+    path = Path(target)
+    if is_remote(target) or special_kind(path) or path.exists():
+        return  # remote scenes and special files are checked, and refused with their own reasons, where opened
+    if not path.suffix and difflib.get_close_matches(target.lower(), ["default"], n=1, cutoff=0.7):
+        raise InputError(f"{target} does not exist: did you mean default (the bundled model)?")
+    raise InputError(
+        f"{target} does not exist: give a model file (.pt, .onnx or default) or a scene (a raster file, a band folder "
+        "or list, a STAC item, a .SAFE or an _MTL.txt)"
+    )
 
 
 def _safe(text: object) -> str:
@@ -128,6 +154,7 @@ def info(target: str, as_json: bool) -> None:
             return
         _show_card(card)
         return
+    _check_exists(target)
     _show_scene(target, as_json)
 
 
@@ -168,7 +195,11 @@ def _show_scene(target: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
+    from geoseg.core.transitions import TRANSITIONS_TAG  # numpy: imported only here
+
     details = data.pop("band_details")
+    tags = data["tags"]
+    data["tags"] = {k: v for k, v in tags.items() if k not in (CLASSES_TAG, TRANSITIONS_TAG)}  # shown below, readable
     for key, value in data.items():
         if key != "bands":
             click.echo(f"{key:13s} {_safe(value)}")
@@ -180,3 +211,31 @@ def _show_scene(target: str, as_json: bool) -> None:
             f"              {i + 1:<2d} {_safe(band['name'] or '-'):11s} {_safe(band['common_name'] or '-'):9s} "
             f"{native:9s} {band['dtype']:9s} {nodata:9s} {_safe(band['file'] or '')}".rstrip()
         )
+    _show_classes(tags)
+
+
+def _show_classes(tags: dict[str, Any]) -> None:
+    """A class map's classes (id, colour, name), or a transitions map's from→to pairs (the first :data:`SHOWN_PAIRS`)."""
+    from geoseg.core.classes import ClassInfo
+    from geoseg.core.transitions import ARROW, TRANSITIONS_TAG
+
+    try:
+        classes = [ClassInfo(int(c["id"]), str(c["name"]), str(c["color"])) for c in json.loads(tags[CLASSES_TAG])]
+    except (KeyError, ValueError, TypeError):
+        classes = []  # no tag, or one geoseg cannot read: nothing to list
+    try:
+        pairs = [(int(r["value"]), str(r["from_class"]), str(r["to_class"])) for r in json.loads(tags[TRANSITIONS_TAG])]
+    except (KeyError, ValueError, TypeError):
+        pairs = []
+    if pairs:
+        colors = {c.id: c.color for c in classes}
+        click.echo(f"transitions   {len(pairs)} from{ARROW}to pairs (value, colour, from{ARROW}to)")
+        for value, a, b in pairs[:SHOWN_PAIRS]:
+            shown = f"{_safe(a)} (unchanged)" if a == b else f"{_safe(a)}{ARROW}{_safe(b)}"
+            click.echo(f"  {value:5d}  {_safe(colors.get(value, '-')):7s}  {shown}")
+        if len(pairs) > SHOWN_PAIRS:
+            click.echo(f"  ... {len(pairs) - SHOWN_PAIRS} more (all in --json, tag {TRANSITIONS_TAG})")
+    elif classes:
+        click.echo(f"classes       {len(classes)} (id, colour, name)")
+        for c in classes:
+            click.echo(f"  {c.id:5d}  {_safe(c.color):7s}  {_safe(c.name)}")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from geoseg.core.errors import BandMismatchError, InputError
 from geoseg.core.sensors import bare_name, common_names, near_common_names
 
-__all__ = ["band_lookup", "match_by_common_name", "select_bands", "parse_requested"]
+__all__ = ["band_lookup", "crossed_bands", "match_by_common_name", "select_bands", "parse_requested"]
 
 
 def _describe(descriptions: Sequence[str | None], count: int) -> str:
@@ -36,7 +36,7 @@ def parse_requested(
         ...
         geoseg.core.errors.InputError: --preview-bands index 4 is out of range: the scene has bands 1..2
     """
-    items = [s.strip() for s in requested.split(",")] if isinstance(requested, str) else list(requested)
+    items = _items(requested)
     lookup = band_lookup(descriptions)
     indexes = []
     for item in items:
@@ -54,6 +54,40 @@ def parse_requested(
             raise InputError(f"{option} name {text!r} is not a band description of the scene (found: {found}; bands 1..{count})")
         indexes.append(index)
     return indexes
+
+
+def _items(requested: str | Sequence[str | int]) -> list[str | int]:
+    """The items of a ``--bands`` value: a comma-separated text split, a sequence as it is."""
+    return [s.strip() for s in requested.split(",")] if isinstance(requested, str) else list(requested)
+
+
+def crossed_bands(requested: str | Sequence[str | int], model_bands: Sequence[str]) -> str | None:
+    """A warning when an item of ``--bands`` is the name of another model band than the one it feeds, else None.
+
+    Items given as indexes, and names that are no model band's, are taken as meant (a scene's own names).
+
+    Example:
+        >>> crossed_bands("B3,B2,B4", ["B2", "B3", "B4"])
+        "--bands feeds scene band B3 to the model's B2 and B2 to its B3: check the order (the model's bands are B2, B3, B4)"
+        >>> crossed_bands("3,2,1,4", ["B02", "B03", "B04", "B08"]) is None
+        True
+    """
+    position: dict[str, int] = {}
+    for j, band in enumerate(model_bands):
+        position.setdefault(band.strip().lower(), j)
+    for j, band in enumerate(model_bands):
+        position.setdefault(bare_name(band).lower(), j)
+    crossed = []
+    for k, (item, band) in enumerate(zip(_items(requested), model_bands)):
+        text = str(item).strip()
+        named = position.get(text.lower())  # the model band this item names, if any
+        if not text.isdigit() and named is not None and named != k:
+            crossed.append((text, band))
+    if not crossed:
+        return None
+    parts = [f"scene band {crossed[0][0]} to the model's {crossed[0][1]}"] + [f"{a} to its {b}" for a, b in crossed[1:]]
+    fed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f"--bands feeds {fed}: check the order (the model's bands are {', '.join(model_bands)})"
 
 
 def band_lookup(descriptions: Sequence[str | None]) -> dict[str, int]:
@@ -135,7 +169,9 @@ def select_bands(
     requested: str | Sequence[str | int] | None = None,
     bands_are_named: bool = True,
 ) -> tuple[list[int], str | None]:
-    """1-based scene band indexes for the model's bands, and a warning when a mapping was assumed.
+    """1-based scene band indexes for the model's bands, and a warning when a mapping was assumed or ``requested``
+    (``--bands``) looks wrong: one scene band fed to several model bands, or a model band's name fed to another
+    (:func:`crossed_bands`).
 
     ``descriptions`` are the scene's band descriptions (``None`` where unset).
 
@@ -149,6 +185,8 @@ def select_bands(
         ([1, 2, 3], 'model bands matched by common name: B02=SR_B2 (blue), B04=SR_B4 (red), B08=SR_B5 (nir08 for nir)')
         >>> select_bands((None,), ["R", "G", "B"], "1,1,1")[1]
         '--bands feeds one scene band to several model bands: band 1 as R, G, B'
+        >>> select_bands(("B02", "B03"), ["B02", "B03"], "B03,B02")[1]
+        "--bands feeds scene band B03 to the model's B02 and B02 to its B03: check the order (the model's bands are B02, B03)"
     """
     count = len(descriptions)
     expected = f"{len(model_bands)} band(s) [{', '.join(model_bands)}]"
@@ -158,11 +196,12 @@ def select_bands(
             raise BandMismatchError(
                 f"--bands selects {len(indexes)} band(s) but the model expects {expected}: give {len(model_bands)}"
             )
+        notes = [crossed_bands(requested, model_bands) if bands_are_named else None]
         repeated = sorted({i for i in indexes if indexes.count(i) > 1})
         if repeated:  # allowed (a grey scene into an RGB model), but rarely meant
             fed = "; ".join(f"band {i} as {', '.join(b for b, j in zip(model_bands, indexes) if j == i)}" for i in repeated)
-            return indexes, f"--bands feeds one scene band to several model bands: {fed}"
-        return indexes, None
+            notes.insert(0, f"--bands feeds one scene band to several model bands: {fed}")
+        return indexes, "; ".join(n for n in notes if n) or None
     if bands_are_named:
         named = _by_name(descriptions, model_bands)
         if named is not None:

@@ -36,7 +36,14 @@ from geoseg.io.raster import gdal_env, open_scene
 from geoseg.polygonize.api import polygon_batches, read_class_table, write_batches
 from geoseg.polygonize.tables import WIDE_MAX_ID
 from geoseg.report.areas import row_areas_m2
-from geoseg.report.change import ChangeCounts, class_balance, matrix_rows, write_change_preview, write_matrix_csv
+from geoseg.report.change import (
+    ChangeCounts,
+    class_balance,
+    distinct_names,
+    matrix_rows,
+    write_change_preview,
+    write_matrix_csv,
+)
 from geoseg.report.styles import classes_qml, polygons_qml
 
 if TYPE_CHECKING:
@@ -110,7 +117,7 @@ def change(
             alignment = pair.alignment() | ({"after_values_to_before": remap.record()} if remap else {})
         polygons = _write_changes(tmp, transitions, opts.vectorize, progress)
         summary = _summary(names, model_path, classes_table, opts, alignment, counts, transitions, polygons, warnings)
-        _write_reports(tmp, counts, transitions, f"{Path(names[0]).name} → {Path(names[1]).name}")
+        _write_reports(tmp, counts, transitions, " → ".join(distinct_names(*names)))
         summary["timings_s"] = {"total": round(time.perf_counter() - started, 3)}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return ChangeResult(out, summary)

@@ -186,7 +186,7 @@ def _record(
         },
         "inputs": {"image": str(image), "aoi": opts.predict.aoi, "resolution": _resolution(opts)},
         "parameters": opts.record(),
-        "effective": next((part.settings for part in _parts(result, blocks) if getattr(part, "settings", None)), {}),
+        "effective": next(filter(None, (getattr(part, "settings", None) for part in _parts(result, blocks))), {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "counts": {
             "chips_total": result.chips_total,

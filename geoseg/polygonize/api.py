@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geoseg.core.classes import NODATA, ClassInfo
-from geoseg.core.errors import InputError, OutputError, RasterError
+from geoseg.core.errors import OutputError, RasterError
 from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
 from geoseg.io.paths import check_input_file, is_remote
@@ -33,7 +33,7 @@ from geoseg.polygonize.checks import ValueCheck, check_class_map
 from geoseg.polygonize.measure import area_perimeter, to_crs_coordinates
 from geoseg.polygonize.regions import simplify_coverage
 from geoseg.polygonize.strips import Region, StripPolygonizer, StripReader
-from geoseg.polygonize.tables import WIDE_MAX_ID, read_class_table
+from geoseg.polygonize.tables import CLASSES_KINDS, WIDE_MAX_ID, read_class_table
 
 if TYPE_CHECKING:
     from geopandas import GeoDataFrame
@@ -230,18 +230,14 @@ def polygon_batches(
     from geoseg.io.pixels import pixel_area_m2
     from geoseg.io.raster import gdal_env, open_scene
 
-    given = read_class_table(classes_table, WIDE_MAX_ID) if classes_table else None  # a 16-bit map's: CORINE's 111..523
-    for path, what in ((classes, "class map"), (confidence, "--confidence")):
-        if path is not None and not is_remote(str(path)):
-            check_input_file(path, what, "give a class map written by geoseg predict (or its confidence.tif)")
+    inputs = ((classes_table, "--classes", CLASSES_KINDS), (classes, "class map", _MAP), (confidence, "--confidence", _MAP))
+    for path, what, kinds in inputs:  # before any is opened: a FIFO or a missing file is one line
+        if path is not None and not is_remote(str(path)) and str(path) != "default":
+            check_input_file(path, what, f"give {kinds}")
     with gdal_env(), open_scene(classes) as ds:
         check_class_map(ds)
-        top = max((c.id for c in given or []), default=0)
-        if top >= NODATA and np.dtype(ds.dtypes[0]).itemsize == 1:
-            raise InputError(
-                f"--classes {classes_table} names id {top} but {classes} is an 8-bit class map (ids 0 to 254): "
-                "give a class table of its ids"
-            )
+        wide = np.dtype(ds.dtypes[0]).itemsize > 1  # a 16-bit map's ids: CORINE's 111..523
+        given = read_class_table(classes_table, WIDE_MAX_ID if wide else NODATA - 1) if classes_table else None
         table = given if given is not None else class_table_of(ds)
         if confidence:
             _open_confidence(confidence, ds).close()
@@ -322,6 +318,9 @@ class _Plan:
             means = [r.conf_sum / r.conf_count if r.conf_count else np.nan for r in regions]
             columns["mean_confidence"] = np.round(means, 2)
         return gpd.GeoDataFrame(columns, geometry=geoms, crs=ds.crs.to_wkt() if ds.crs else None)
+
+
+_MAP = "a class map written by geoseg predict (and its confidence.tif)"
 
 
 def _stream(plan: _Plan, progress: Progress | None) -> Iterator[GeoDataFrame]:

@@ -12,7 +12,16 @@ from geoseg.core.transitions import UNCHANGED_COLOR, Codes, Transitions
 from geoseg.report.areas import write_csv
 from geoseg.report.preview import save_figure
 
-__all__ = ["MATRIX_FIELDS", "TOTAL", "ChangeCounts", "class_balance", "matrix_rows", "write_change_preview", "write_matrix_csv"]
+__all__ = [
+    "MATRIX_FIELDS",
+    "TOTAL",
+    "ChangeCounts",
+    "class_balance",
+    "distinct_names",
+    "matrix_rows",
+    "write_change_preview",
+    "write_matrix_csv",
+]
 
 MATRIX_FIELDS = ("from_class", "to_class", "pixels", "area_m2")
 """Columns of ``matrix.csv`` (long form: one row per from→to pair, then the totals)."""
@@ -121,6 +130,26 @@ def class_balance(counts: ChangeCounts, transitions: Transitions) -> list[dict[s
 def write_matrix_csv(rows: list[dict[str, Any]], path: Path) -> None:
     """Write :func:`matrix_rows` as CSV (class names a spreadsheet would run are written as text)."""
     write_csv(rows, path, MATRIX_FIELDS)
+
+
+def distinct_names(before: str, after: str) -> tuple[str, str]:
+    """Short names that tell two inputs apart, for display: the shortest path tails that differ (the file names when
+    they do), the paths as given when no tail does.
+
+    Example:
+        >>> distinct_names("2019/classes.tif", "2024/classes.tif")
+        ('2019/classes.tif', '2024/classes.tif')
+        >>> distinct_names("/data/s2/2019.tif", "/data/s2/2024.tif")
+        ('2019.tif', '2024.tif')
+        >>> distinct_names("classes.tif", "/data/2024/classes.tif")
+        ('classes.tif', '2024/classes.tif')
+    """
+    parts = [[p for p in name.replace("\\", "/").split("/") if p] for name in (before, after)]
+    for k in range(1, max(len(p) for p in parts) + 1):
+        tails = ["/".join(p[-k:]) for p in parts]
+        if tails[0] != tails[1]:
+            return tails[0], tails[1]
+    return before, after
 
 
 def write_change_preview(transitions_tif: Path, transitions: Transitions, output: Path, title: str = "") -> Path:

@@ -1,0 +1,128 @@
+"""``--bands`` that contradicts the model's band names, and ``geoseg info`` on class maps and mistyped names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+import geoseg
+from geoseg.core.bands import crossed_bands, select_bands
+from geoseg.core.classes import CLASSES_TAG, ClassInfo, class_table_json
+from geoseg.core.transitions import TRANSITIONS_TAG, Transitions
+from tests.helpers import random_scene, run, write_raster
+
+MODEL = ["B02", "B03", "B04", "B08"]
+SWAPPED = (
+    "--bands feeds scene band B04 to the model's B02 and B02 to its B04: check the order "
+    "(the model's bands are B02, B03, B04, B08)"
+)
+
+
+# ------------------------------------------------------------------------------------------- --bands against the model
+
+
+def test_bands_naming_other_model_bands_are_warned() -> None:
+    assert select_bands(tuple(MODEL), MODEL, "B04,B03,B02,B08") == ([3, 2, 1, 4], SWAPPED)
+    assert select_bands(tuple(MODEL), MODEL, ["b04", "B03", "B02", "B08"])[1] == SWAPPED.replace("band B04", "band b04")
+    one = crossed_bands("B02,B03,B08,B08", MODEL)  # B08 fed to B04 (and B08, rightly): one crossing, said with B08 repeated
+    assert one == "--bands feeds scene band B08 to the model's B04: check the order (the model's bands are B02, B03, B04, B08)"
+    indexes, note = select_bands(tuple(MODEL), MODEL, "B02,B03,B08,B08")
+    assert indexes == [1, 2, 4, 4] and note == f"--bands feeds one scene band to several model bands: band 4 as B04, B08; {one}"
+    three = crossed_bands("B03,B04,B02,B08", MODEL)
+    assert three and "scene band B03 to the model's B02, B04 to its B03 and B02 to its B04: check" in three
+
+
+def test_bands_by_index_or_scene_names_stay_silent() -> None:
+    assert select_bands(tuple(MODEL), MODEL, "3,2,1,4") == ([3, 2, 1, 4], None)  # indexes: meant as given
+    assert select_bands(tuple(MODEL), MODEL, "B02,B03,B04,B08") == ([1, 2, 3, 4], None)
+    landsat = ("SR_B2", "SR_B3", "SR_B4", "SR_B5")  # the scene's own names, none of them a model band's
+    assert select_bands(landsat, MODEL, "SR_B4,SR_B3,SR_B2,SR_B5") == ([3, 2, 1, 4], None)
+    generic = ["band_1", "band_2"]  # a model without band names: nothing to contradict
+    assert select_bands(("band_1", "band_2"), generic, "band_2,band_1", bands_are_named=False) == ([2, 1], None)
+    assert select_bands(("B02 (blue)", "B04 (red)"), ["B02 (blue)", "B04 (red)"], "B04,B02")[1] == (
+        "--bands feeds scene band B04 to the model's B02 (blue) and B02 to its B04 (red): check the order "
+        "(the model's bands are B02 (blue), B04 (red))"
+    )
+
+
+def test_predict_warns_once_and_run_keeps_the_warning(runner, unet_path: Path, scene4: Path, tmp_path: Path) -> None:
+    result = run(runner, "predict", scene4, "-m", unet_path, "-o", tmp_path / "c.tif", "--bands", "B04,B03,B02,B08")
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if "--bands" in line]
+    assert len(warned) == 1 and warned[0].endswith(f"scene4.tif: {SWAPPED}"), result.stderr
+    out = geoseg.run(scene4, tmp_path / "run", unet_path, bands="B04,B03,B02,B08").outdir
+    assert any(w.endswith(SWAPPED) for w in json.loads((out / "run.json").read_text())["warnings"])
+
+
+# ------------------------------------------------------------------------------------------------------ geoseg info
+
+
+def tagged_map(path: Path, **tags: str) -> Path:
+    write_raster(path, np.zeros((20, 20), np.uint8), nodata=255)
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(**tags)
+    return path
+
+
+def test_info_lists_the_classes_of_a_class_map(runner, tmp_path: Path) -> None:
+    table = [ClassInfo(0, "water", "#1f78b4"), ClassInfo(1, "forest", "#33a02c"), ClassInfo(7, "crop", "#ffff99")]
+    path = tagged_map(tmp_path / "classes.tif", **{CLASSES_TAG: class_table_json(table), "GEOSEG_MODEL": "tiny"})
+    result = run(runner, "info", path)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert CLASSES_TAG not in result.output and "GEOSEG_MODEL" in result.output  # other tags still shown
+    start = next(i for i, line in enumerate(lines) if line.startswith("classes"))
+    assert lines[start].split() == ["classes", "3", "(id,", "colour,", "name)"]
+    assert [line.split() for line in lines[start + 1 :]] == [
+        ["0", "#1f78b4", "water"],
+        ["1", "#33a02c", "forest"],
+        ["7", "#ffff99", "crop"],
+    ]
+    as_json = json.loads(run(runner, "info", path, "--json").output)
+    assert json.loads(as_json["tags"][CLASSES_TAG]) == json.loads(class_table_json(table))  # the tag, whole, for scripts
+
+
+def test_info_lists_some_pairs_of_a_transitions_map(runner, tmp_path: Path) -> None:
+    classes = [ClassInfo(i, f"class {i}", "#336699") for i in range(6)]
+    pairs = tuple((a, b) for a in range(6) for b in range(6))  # 36 pairs
+    transitions = Transitions(pairs, tuple(classes))
+    tags = {CLASSES_TAG: class_table_json(transitions.as_classes()), TRANSITIONS_TAG: transitions.tag()}
+    result = run(runner, "info", tagged_map(tmp_path / "transitions.tif", **tags))
+    assert result.exit_code == 0, result.output
+    assert CLASSES_TAG not in result.output.split("transitions")[0] and "\\u2192" not in result.output
+    assert max(len(line) for line in result.output.splitlines()) < 120
+    lines = result.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("transitions "))
+    assert "36 from → to pairs" in lines[start]
+    assert lines[start + 1].split() == ["0", "#d9d9d9", "class", "0", "(unchanged)"]
+    assert lines[start + 2].split() == ["1", "#336699", "class", "0", "→", "class", "1"]
+    assert len(lines) == start + 22 and lines[-1].strip().startswith("... 16 more")
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ("defualt", ["defualt does not exist", "did you mean default (the bundled model)?"]),
+        ("Default", ["Default does not exist", "did you mean default"]),
+        ("nothing", ["nothing does not exist", "give a model file (.pt, .onnx or default) or a scene"]),
+        ("defualt.tif", ["defualt.tif does not exist", "give a model file (.pt, .onnx or default) or a scene"]),
+    ],
+)
+def test_info_on_a_missing_name_says_what_it_takes(runner, tmp_path: Path, monkeypatch, target: str, words: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(runner, "info", target)
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
+    line = result.stderr.strip()
+    assert line.startswith("geoseg: error: ") and all(w in line for w in words), line
+    assert ("did you mean" in line) == (words[1].startswith("did you mean"))
+
+
+def test_info_on_an_existing_scene_is_unchanged(runner, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_raster(tmp_path / "defaults", random_scene((2, 16, 16)), driver="GTiff")  # no suffix, close to default: a scene
+    result = run(runner, "info", "defaults")
+    assert result.exit_code == 0 and "classes" not in result.output, result.output
