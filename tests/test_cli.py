@@ -29,6 +29,21 @@ def assert_one_line_error(result, *words: str) -> None:
         assert word in lines[0], lines[0]
 
 
+def test_predict_names_its_map_first_and_never_writes_the_scenes_style(
+    runner, unet_path: Path, scene4: Path, tmp_path: Path
+) -> None:
+    """A rerun is refused naming the map (not its style); scene4.tif predicted into scene4.tiff would write scene4.qml,
+    the scene's own style in QGIS: the map is written without one, and a warning says so."""
+    out = tmp_path / "c.tif"
+    assert run(runner, "predict", scene4, "-m", unet_path, "-o", out).exit_code == 0
+    again = run(runner, "predict", scene4, "-m", unet_path, "-o", out)
+    assert again.exit_code == 1 and f"output {out} already exists" in again.stderr
+    beside = scene4.with_suffix(".tiff")
+    result = run(runner, "predict", scene4, "-m", unet_path, "-o", beside)
+    assert result.exit_code == 0 and "its QGIS style was not written" in result.stderr and beside.exists()
+    assert not scene4.with_suffix(".qml").exists()
+
+
 def test_predict_end_to_end_and_reopen(runner, unet_path: Path, scene4: Path, tmp_path: Path) -> None:
     out, conf = tmp_path / "classes.tif", tmp_path / "confidence.tif"
     result = run(runner, "predict", scene4, "-m", unet_path, "-o", out, "--confidence", conf, "--progress", "json")

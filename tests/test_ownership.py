@@ -34,7 +34,12 @@ def test_a_chip_folder_holding_user_files_is_not_replaced(runner, chips: Path) -
     result = run(runner, "tile", scene, "-o", chips, "--chip-size", "32", "--overwrite")
     assert result.exit_code == 1 and "(images/keep.csv)" in result.stderr and (chips / "images" / "keep.csv").exists()
     (chips / "images" / "keep.csv").unlink()
-    (chips / "images" / "chip.tif.aux.xml").write_text("<PAMDataset/>")  # QGIS's statistics of a chip: geoseg's
+    (chips / "masks" / "my_own_map.tif").write_bytes(b"mine")  # a .tif that is no chip of tile's
+    result = run(runner, "tile", scene, "-o", chips, "--chip-size", "32", "--overwrite")
+    assert result.exit_code == 1 and "(masks/my_own_map.tif)" in result.stderr
+    (chips / "masks" / "my_own_map.tif").unlink()
+    chip = next((chips / "images").glob("*_r0000_c0000.tif"))
+    chip.with_name(chip.name + ".aux.xml").write_text("<PAMDataset/>")  # QGIS's statistics of a chip: geoseg's
     assert run(runner, "tile", scene, "-o", chips, "--chip-size", "32", "--overwrite", "-q").exit_code == 0
 
 

@@ -382,15 +382,12 @@ def test_web_mercator_pixels_are_measured_on_the_ground(tmp_path: Path) -> None:
         assert not check_pixel_size(ds, 10.0, warnings, "auto") and warnings == []
 
 
-def test_a_scene_far_coarser_than_the_model_is_refused_unless_resample_off(tmp_path: Path) -> None:
-    """60 m pixels for a 10 m model: read at 10 m they would be predicted on 36x the pixels (hours, no new detail)."""
-    from geoseg.core.errors import InputError
-
+def test_a_scene_far_coarser_than_the_model_is_predicted_on_its_own_pixels(tmp_path: Path) -> None:
+    """60 m pixels for a 10 m model: read at 10 m they would be predicted on 36x the pixels (hours, no new detail), so
+    --resample auto warns and carries on as --resample off would (DESIGN: warn and carry on)."""
     scene = write_raster(tmp_path / "s.tif", fields(size=40, width=40), transform=Affine(60.0, 0, 330000.0, 0, -60.0, 5822040.0))
-    with pytest.raises(InputError, match=r"pixel size 60 m is 6x the model's 10 m: .* about 36x its pixels.*--resample off"):
-        geoseg.predict(scene, smooth_model(), tmp_path / "c.tif")
-    assert not (tmp_path / "c.tif").exists()
-    result = geoseg.predict(scene, smooth_model(), tmp_path / "c.tif", resample="off")
-    assert not result.grid["resampled"] and any("results may be poor" in w for w in result.warnings)
+    result = geoseg.predict(scene, smooth_model(), tmp_path / "c.tif")
+    assert not result.grid["resampled"] and result.chips_total == 4  # the 40 px scene in 4 chips, not 36x as many
+    assert sum("6x coarser" in w and "about 36x its pixels" in w and "on its own pixels" in w for w in result.warnings) == 1
     three = write_raster(tmp_path / "t.tif", fields(size=40, width=40), transform=Affine(30.0, 0, 330000.0, 0, -30.0, 5822040.0))
     assert geoseg.predict(three, smooth_model(), tmp_path / "t3.tif").grid["resampled"]  # 3x: read at 10 m

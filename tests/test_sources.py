@@ -603,6 +603,14 @@ def test_bands_of_different_extents_are_cut_and_said(s2_folder: Path, tmp_path: 
         note = ds.tags()[CUT_TAG]
     assert "cut to the 32 x 32 px" in note and "X_B02.tif loses 75% of its area, X_B03.tif 75%" in note
     assert [r.getMessage() for r in caplog.records if "cover different areas" in r.getMessage()] == [note]
+    for name, (dx, dy, size) in {"bottom": (0, 0, (40, 64)), "top": (0, -240, (40, 64)), "right": (0, 0, (64, 40))}.items():
+        cut = tmp_path / name  # one band shorter or narrower than the others, on each side in turn
+        cut.mkdir()
+        band_file(cut, "X_B02.tif", 64, 10.0, 1)
+        data = random_scene((1, 64, 64), seed=2)[:, : size[0], : size[1]] + 1
+        write_raster(cut / "X_B03.tif", data, transform=Affine(10.0, 0, ORIGIN[0] + dx, 0, -10.0, ORIGIN[1] + dy), nodata=0)
+        with gdal_env(), open_scene(cut) as ds:
+            assert "X_B02.tif loses 38% of its area" in ds.tags().get(CUT_TAG, ""), name
     result = geoseg.predict(folder, tiny_unet(["B02", "B03"], chip_size=32), tmp_path / "c.tif")
     assert note in result.warnings
 

@@ -260,7 +260,7 @@ def test_class_names_are_text_even_where_no_polygon_was_found(tmp_path: Path) ->
 
 def test_a_format_without_styles_gets_its_qml_beside_it(tmp_path: Path) -> None:
     """polygons.shp gets polygons.qml (QGIS loads it); the same style already there is kept, another is refused
-    without --overwrite, and the class map's own style is never replaced."""
+    without --overwrite, and a style QGIS would also load for the class map (classes.qml) is not written."""
     from geoseg.core.errors import OutputError
 
     path, _ = class_map(tmp_path, seed=4)
@@ -272,9 +272,8 @@ def test_a_format_without_styles_gets_its_qml_beside_it(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="polygons.qml already exists: use --overwrite"):
         geoseg.vectorize(path, tmp_path / "polygons.fgb")
     assert not (tmp_path / "polygons.fgb").exists() and shp.style.read_text() == "<qgis>mine</qgis>"
-    with pytest.raises(OutputError, match="would replace the style of classes.tif"):
-        geoseg.vectorize(path, tmp_path / "classes.shp", overwrite=True)
-    assert not (tmp_path / "classes.shp").exists() and not (tmp_path / "classes.qml").exists()
+    same = geoseg.vectorize(path, tmp_path / "classes.shp")  # classes.qml would style classes.tif too: not written
+    assert same.style is None and (tmp_path / "classes.shp").exists() and not (tmp_path / "classes.qml").exists()
 
 
 def test_ids_the_class_table_lacks_are_warned(tmp_path: Path, caplog) -> None:

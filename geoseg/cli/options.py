@@ -273,7 +273,7 @@ def inference_options(func: F) -> F:
                 type=click.Choice(RESAMPLE),
                 help="When the scene's pixel size is more than 25% off the model's: auto reads chips resampled to "
                 "the model's (average or bilinear; one warning, also in run.json; a scene over 4x coarser than the model is "
-                "refused); off predicts on the scene's pixels.",
+                "predicted on its own pixels); off predicts on the scene's pixels.",
             ),
             click.option(
                 "--output-grid",

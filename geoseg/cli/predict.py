@@ -64,9 +64,8 @@ def predict(
     """
     from geoseg.core.options import PredictOptions
     from geoseg.inference.predict import predict as run_predict
-    from geoseg.io.paths import check_output
 
-    style = check_output(Path(output).with_suffix(".qml"), [image], overwrite)  # QGIS loads it with the map
+    style = _style_path(Path(output), image, overwrite)  # QGIS loads it with the map
     update, close = make_progress()
     try:
         result = run_predict(
@@ -81,7 +80,8 @@ def predict(
         )
     finally:
         close()
-    _write_style(Path(output), style)
+    if style is not None:
+        _write_style(Path(output), style)
     log.info(
         "%s: %d chips predicted, %d skipped (nodata), %.1f s",
         output,
@@ -101,3 +101,16 @@ def _write_style(classes: Path, style: Path) -> None:
     with gdal_env(), open_scene(classes) as ds:
         table = class_table_of(ds)
     write_text_atomic(style, classes_qml(table))
+
+
+def _style_path(output: Path, image: str, overwrite: bool) -> Path | None:
+    """``output``'s style beside it, checked after the map itself (so a rerun names the map); None, with a warning,
+    where it would be the scene's own style (``scene.tif`` predicted into ``scene.tiff``)."""
+    from geoseg.io.paths import check_output, is_remote, same_file
+
+    check_output(output, [image], overwrite)
+    style = output.with_suffix(".qml")
+    if not is_remote(image) and same_file(style, Path(image).with_suffix(".qml")):
+        log.warning("%s: its QGIS style was not written: %s is the scene's; give the map another name", output, style.name)
+        return None
+    return check_output(style, [image], overwrite)

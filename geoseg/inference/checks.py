@@ -101,9 +101,10 @@ def warn_all_nodata(name: str, warnings: list[str]) -> None:
 
 
 PIXEL_SIZE_TOLERANCE = 0.25
-MAX_UPSAMPLE = 4.0
-"""``--resample auto`` refuses a scene whose pixels are more than this many times the model's (16x the chips)."""
 """A scene whose pixel size differs from the model's by more than this share is resampled (``--resample auto``)."""
+MAX_UPSAMPLE = 4.0
+"""``--resample auto`` predicts a scene whose pixels are more than this many times the model's on its own pixels
+(read at the model's size it would mean 16x the chips and more, for no new detail), with a warning."""
 
 
 def check_pixel_size(
@@ -126,11 +127,13 @@ def check_pixel_size(
         return False
     coarser = max(pixel_sizes_m(ds)) / model_size
     if coarser > MAX_UPSAMPLE:  # each chip would see a fraction of a pixel: hours of work on no new detail
-        raise InputError(
-            f"{ds.name}: pixel size {shown_sizes(ds)} is {coarser:.0f}x the model's {model_size:.3g} m: read at the "
-            f"model's size it would be predicted on about {round(coarser**2)}x its pixels; give a scene nearer "
-            f"{model_size:.3g} m, or --resample off to predict it as it is (results may be poor)"
+        warn(
+            warnings,
+            f"{differs}: it is {coarser:.0f}x coarser, and read at the model's size it would be predicted on about "
+            f"{round(coarser**2)}x its pixels, so it was predicted on its own pixels; results may be poor "
+            f"(give a scene nearer {model_size:.3g} m)",
         )
+        return False
     where = "the scene's grid" if output_grid == "scene" else f"the model's {model_size:.3g} m grid"
     warn(
         warnings,

@@ -10,6 +10,7 @@ what geoseg did not write.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from geoseg.core.errors import OutputError
@@ -48,7 +49,7 @@ REPORT_FILES = tuple("metrics.json per_class.csv confusion.png errors.tif errors
 REPORT_MARKS = ("metrics.json",)
 """The file that marks a folder as an evaluation report (written last, with ``geoseg_version``)."""
 TILE_FILES = ("images", "masks", "index.gpkg", "classes.json", "tile.json")
-"""What ``geoseg tile`` writes into a chip folder; ``images`` and ``masks`` hold only its chips (:data:`CHIP_SUFFIX`)."""
+"""What ``geoseg tile`` writes into a chip folder; ``images`` and ``masks`` hold only its chips (``SCENE_rNNNN_cNNNN.tif``)."""
 CHIP_SUFFIX = ".tif"
 """The files of a chip folder's ``images`` and ``masks``."""
 MARK_CONTENTS: dict[str, tuple[str, ...]] = {
@@ -59,6 +60,7 @@ MARK_CONTENTS: dict[str, tuple[str, ...]] = {
 }
 """For a mark, everything its folder may hold (hidden temporaries aside); marks not listed allow anything."""
 _CHIP_FOLDERS = {"tile.json": ("images", "masks")}
+_CHIP_NAME = re.compile(r"_r\d{4,}_c\d{4,}" + re.escape(CHIP_SUFFIX) + "$")
 
 
 def is_mark(path: Path) -> bool:
@@ -103,9 +105,9 @@ def foreign_names(folder: Path, names: list[str], marks: tuple[str, ...]) -> lis
 
 
 def _chip_file(path: Path) -> bool:
-    """A chip (or GDAL's sidecar of one) as ``geoseg tile`` writes it."""
+    """A chip (or GDAL's sidecar of one) as ``geoseg tile`` names it: ``SCENE_rNNNN_cNNNN.tif``."""
     name = sidecar_base(path.name) if path.name.endswith(SIDECARS) else path.name
-    return name.endswith(CHIP_SUFFIX) and path.is_file()
+    return _CHIP_NAME.search(name) is not None and path.is_file()
 
 
 def check_contents(folder: Path, names: list[str], overwrite: bool, marks: tuple[str, ...]) -> None:

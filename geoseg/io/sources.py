@@ -67,9 +67,9 @@ __all__ = [
 log = logging.getLogger("geoseg")
 
 RESOLUTION_ENV = "GEOSEG_RESOLUTION"
+"""Environment variable with the grid (metres) of multi-file sources; ``--resolution`` sets it for one command."""
 CUT_TAG = "GEOSEG_CUT"
 """Tag of a virtual scene whose bands cover different areas: the line that says how it was cut (run.json keeps it)."""
-"""Environment variable with the grid (metres) of multi-file sources; ``--resolution`` sets it for one command."""
 _LIST_SUFFIXES = (".txt", ".lst")
 _FIX = "give a raster file, a band folder, a band list (.txt), a STAC item (.json), a Sentinel-2 .SAFE or a Landsat *_MTL.txt"
 

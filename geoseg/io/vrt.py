@@ -192,7 +192,7 @@ def cut_note(bands: Sequence[OpenedBand], grid: VirtualGrid, where: str) -> str 
         left, bottom, right, top = band.bounds
         px = max(abs(band.transform.a), abs(grid.transform.a))
         py = max(abs(band.transform.e), abs(grid.transform.e))
-        if max(gl - left - px, right - gr - px, bottom - gb - py, top - gt - py) <= _EPS * max(px, py):
+        if max(gl - left - px, right - gr - px, gb - bottom - py, top - gt - py) <= _EPS * max(px, py):
             continue  # the grid covers the band to within one pixel (the band's or the grid's, the larger)
         inside = max(0.0, min(right, gr) - max(left, gl)) * max(0.0, min(top, gt) - max(bottom, gb))
         lost.append((1 - inside / ((right - left) * (top - bottom)), band.file.label or Path(band.file.path).name))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from geoseg.core.classes import NODATA, ClassInfo
-from geoseg.core.errors import OutputError, RasterError
+from geoseg.core.errors import RasterError
 from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
 from geoseg.io.paths import check_input_file, is_remote
@@ -147,8 +147,9 @@ def write_polygons(
     return VectorizeResult(out, count, per_class, time.perf_counter() - started, style)
 
 
-def _style_path(out: Path, classes: str | os.PathLike, qml: str, overwrite: bool) -> Path:
-    """Where the QGIS style ``qml`` of ``out`` goes (checked as an output): never onto the class map's own style.
+def _style_path(out: Path, classes: str | os.PathLike, qml: str, overwrite: bool) -> Path | None:
+    """Where the QGIS style ``qml`` of ``out`` goes (checked as an output), or None (said in a warning) where it
+    would also style the class map (``lc.qml`` is the style QGIS loads for ``lc.tif`` as well as ``lc.shp``).
 
     The same style already there (``polygons.qml`` of ``polygons.shp`` beside ``polygons.geojson``) is kept.
     """
@@ -156,10 +157,15 @@ def _style_path(out: Path, classes: str | os.PathLike, qml: str, overwrite: bool
 
     style = out.with_suffix(".qml")
     if same_file(style, Path(classes).with_suffix(".qml")):
-        raise OutputError(
-            f"output {out}: its QGIS style {style.name} would replace the style of {Path(classes).name}: "
-            f"give the polygons another name (e.g. polygons{out.suffix})"
+        log.warning(
+            "%s: its QGIS style was not written: %s would also style %s in QGIS; give the polygons another name "
+            "(e.g. polygons%s) to get it",
+            out,
+            style.name,
+            Path(classes).name,
+            out.suffix,
         )
+        return None
     with contextlib.suppress(OSError, UnicodeDecodeError):
         if style.is_file() and style.read_text(encoding="utf-8") == qml:
             return check_output(style, [classes], True)  # the same bytes: rewriting it loses nothing
@@ -230,7 +236,7 @@ def polygon_batches(
     from geoseg.io.pixels import pixel_area_m2
     from geoseg.io.raster import gdal_env, open_scene
 
-    inputs = ((classes_table, "--classes", CLASSES_KINDS), (classes, "class map", _MAP), (confidence, "--confidence", _MAP))
+    inputs = ((classes_table, "--classes", CLASSES_KINDS), (classes, "class map", _MAP), (confidence, "--confidence", _CONF))
     for path, what, kinds in inputs:  # before any is opened: a FIFO or a missing file is one line
         if path is not None and not is_remote(str(path)) and str(path) != "default":
             check_input_file(path, what, f"give {kinds}")
@@ -320,7 +326,8 @@ class _Plan:
         return gpd.GeoDataFrame(columns, geometry=geoms, crs=ds.crs.to_wkt() if ds.crs else None)
 
 
-_MAP = "a class map written by geoseg predict (and its confidence.tif)"
+_MAP = "a class map (geoseg predict writes one)"
+_CONF = "the confidence.tif geoseg predict wrote with this class map (--confidence)"
 
 
 def _stream(plan: _Plan, progress: Progress | None) -> Iterator[GeoDataFrame]:

@@ -113,7 +113,8 @@ class ValueCheck:
         if self.named and unnamed:
             log.warning(
                 "%s holds class ids %s that its class table (%s) does not name: their polygons are named by the id; "
-                "give the table of the model that made the map (--classes)",
+                "if they are classes, give a table of every id (--classes: the model that made the map, or a JSON of "
+                "id: name)",
                 self.name,
                 _id_range(set(unnamed)),
                 _id_range(self.named),
