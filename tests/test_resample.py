@@ -376,8 +376,8 @@ def test_web_mercator_pixels_are_measured_on_the_ground(tmp_path: Path) -> None:
     with rasterio.open(path) as ds:
         lat = np.degrees(2 * np.arctan(np.exp((y0 - 10 * unit) / 6_378_137.0)) - np.pi / 2)  # the scene's centre
         expected = unit * np.cos(np.radians(lat))
-        assert pixel_sizes_m(ds) == pytest.approx((expected, expected), rel=1e-6) and abs(expected - 10) < 0.05
-        assert pixel_area_m2(ds) == pytest.approx(expected**2, rel=1e-6)
+        assert pixel_sizes_m(ds) == pytest.approx((expected, expected), rel=5e-3) and abs(expected - 10) < 0.05
+        assert pixel_area_m2(ds) == pytest.approx(expected**2, rel=1e-2)
         warnings: list[str] = []
         assert not check_pixel_size(ds, 10.0, warnings, "auto") and warnings == []
 
@@ -391,3 +391,18 @@ def test_a_scene_far_coarser_than_the_model_is_predicted_on_its_own_pixels(tmp_p
     assert sum("6x coarser" in w and "about 36x its pixels" in w and "on its own pixels" in w for w in result.warnings) == 1
     three = write_raster(tmp_path / "t.tif", fields(size=40, width=40), transform=Affine(30.0, 0, 330000.0, 0, -30.0, 5822040.0))
     assert geoseg.predict(three, smooth_model(), tmp_path / "t3.tif").grid["resampled"]  # 3x: read at 10 m
+
+
+def test_oblique_and_standard_mercator_pixels_are_measured_on_the_ground(tmp_path: Path) -> None:
+    """Swiss LV95 (oblique Mercator, true scale near Bern) and a Mercator true at 52.5N: 10 units are about 10 m."""
+    from pyproj import Transformer
+
+    from geoseg.io.pixels import pixel_sizes_m
+
+    for crs, (lon, lat) in {"EPSG:2056": (7.44, 46.95), "+proj=merc +lat_ts=52.5 +datum=WGS84": (13.0, 52.5)}.items():
+        x0, y0 = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+        other = write_raster(
+            tmp_path / "o.tif", np.ones((3, 20, 20), np.uint16), crs=crs, transform=Affine(10, 0, x0, 0, -10, y0)
+        )
+        with rasterio.open(other) as ds:
+            assert pixel_sizes_m(ds) == pytest.approx((10.0, 10.0), rel=2e-3), crs

@@ -28,12 +28,18 @@ def pixel_sizes_m(ds: rasterio.io.DatasetReader) -> tuple[float, float]:
         metres_per_degree = 111_320.0
         return float(abs(t.a) * math.cos(lat) * metres_per_degree), float(abs(t.e) * metres_per_degree)
     factor = linear_factor(crs)
-    if _mercator(crs.to_wkt()):  # Mercator's "metres" are 1/cos(latitude) too long: on the ground at the centre
-        from rasterio.warp import transform as to_degrees
-
-        cx, cy = t * (ds.width / 2, ds.height / 2)
-        factor *= math.cos(math.radians(to_degrees(crs, "EPSG:4326", [cx], [cy])[1][0]))
+    if _mercator(crs.to_wkt()):  # Mercator's "metres" grow away from its line of true scale: on the ground
+        factor /= _scale_at_centre(ds)
     return float(abs(t.a) * factor), float(abs(t.e) * factor)
+
+
+def _scale_at_centre(ds: rasterio.io.DatasetReader) -> float:
+    """The projection's linear scale at the scene's centre (1/cos(latitude) for Web Mercator; conformal: one value)."""
+    from pyproj import Proj
+
+    proj = Proj(ds.crs.to_wkt())
+    lon, lat = proj(*(ds.transform * (ds.width / 2, ds.height / 2)), inverse=True)
+    return math.sqrt(proj.get_factors(lon, lat).areal_scale)
 
 
 def pixel_size_m(ds: rasterio.io.DatasetReader) -> float:
