@@ -73,3 +73,33 @@ def test_invalid_label_polygons_are_repaired_and_counted(tmp_path: Path, caplog:
     lines = [r.getMessage() for r in caplog.records if "repaired with make_valid" in r.getMessage()]
     assert len(lines) == 1 and f"labels {path}: 2 invalid polygon(s)" in lines[0]
     assert (mask == 0).sum() == 400 and np.all(mask[10:30, 10:30] == 0)
+
+
+def test_qgis_sources_with_layerid_and_subset_are_read_as_qgis_reads_them(tmp_path: Path) -> None:
+    """QGIS's layer source carries |layerid=N and |subset=EXPRESSION: the layer by its index, the filter applied (it
+    was read unfiltered); an option geoseg does not read is one line."""
+    path = _two_layers(tmp_path / "labels.gpkg")
+    extra = shapely.box(X0 + 400, Y0 - 300, X0 + 500, Y0 - 200)  # 10 x 10 pixels of "fallow" in the fields layer
+    gpd.GeoDataFrame({"kind": ["crop", "fallow"]}, geometry=[FIELD, extra], crs=UTM33).to_file(path, layer="fields")
+    table = LabelMap.from_spec(["crop", "fallow"])
+    both = _mask(open_labels(f"{path}|layerid=1", UTM_GRID, "kind", table), UTM_GRID)
+    assert (both == 0).sum() == 400 and (both == 1).sum() == 100
+    crop = _mask(open_labels(f"{path}|layername=fields|subset=\"kind\" = 'crop'", UTM_GRID, "kind", table), UTM_GRID)
+    assert (crop == 0).sum() == 400 and (crop == 1).sum() == 0
+    assert len(read_polygons(f"{path}|layername=fields|subset=kind = 'fallow'", UTM_GRID.crs)) == 1
+    with pytest.raises(VectorError, match="not 'geometrytype=Polygon'"):
+        open_labels(f"{path}|layername=fields|geometrytype=Polygon", UTM_GRID, "kind", table)
+    with pytest.raises(VectorError, match="has no layer 5 \\(layerid\\)"):
+        open_labels(f"{path}|layerid=5", UTM_GRID, "kind", table)
+
+
+def test_a_background_area_may_name_a_layer(tmp_path: Path) -> None:
+    from geoseg.training.schema import parse_config
+    from tests.helpers import random_scene, write_raster
+
+    path = _two_layers(tmp_path / "areas.gpkg")
+    image = str(write_raster(tmp_path / "s.tif", random_scene((3, 16, 16))))
+    scene = {"image": image, "labels": f"{path}|layername=fields", "label_field": "kind"}
+    background = {"name": "other", "within": f"{path}|layername=fields"}
+    parsed = parse_config({"data": {"scenes": [scene], "classes": ["crop"], "background": background}}, tmp_path)
+    assert parsed["data"]["background"]["within"] == f"{path}|layername=fields"

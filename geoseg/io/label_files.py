@@ -26,7 +26,7 @@ from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.errors import InputError, VectorError
 from geoseg.core.labels import BACKGROUND_WITHIN, Background, LabelMap, burn
 from geoseg.io.paths import is_remote, special_kind
-from geoseg.io.vector import repair_polygons, split_layer, vector_layer
+from geoseg.io.vector import read_features, repair_polygons, split_layer, vector_layer
 
 __all__ = ["SceneGrid", "VectorLabels", "RasterLabels", "open_labels", "is_vector", "VECTOR_SUFFIXES"]
 
@@ -145,10 +145,9 @@ class RasterLabels:
 
 def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
     """The file's polygons, lines and points with a label value, in the scene's CRS (column ``__label__``)."""
-    import geopandas as gpd
     import pyogrio
 
-    file, layer = split_layer(name)
+    file, layer, where = split_layer(name)
     layer = vector_layer(file, layer, "labels")
     try:
         info = pyogrio.read_info(file, layer=layer)
@@ -162,9 +161,10 @@ def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
         )
     if label_field not in fields:
         raise InputError(f"labels {name} have no field {label_field!r}: fields are {', '.join(fields) or 'none'}")
-    frame = gpd.read_file(file, engine="pyogrio", layer=layer, columns=[label_field])
+    frame = read_features(file, layer, where, "labels", columns=[label_field])
     if frame.empty:
-        raise VectorError(f"labels {name} hold no features: give a file with labeled polygons, lines or points")
+        kept = f" that its filter {where!r} keeps" if where else ""
+        raise VectorError(f"labels {name} hold no features{kept}: give a file with labeled polygons, lines or points")
     if frame.crs is None:
         raise VectorError(f"labels {name} have no CRS: assign one (e.g. ogr2ogr -a_srs EPSG:4326)")
     frame = frame[~frame.geometry.isna() & ~frame.geometry.is_empty & frame[label_field].notna()]

@@ -38,7 +38,8 @@ def _scale_at_centre(ds: rasterio.io.DatasetReader) -> float:
     from pyproj import Proj
 
     proj = Proj(ds.crs.to_wkt())
-    lon, lat = proj(*(ds.transform * (ds.width / 2, ds.height / 2)), inverse=True)
+    x, y = ds.transform * (ds.width / 2, ds.height / 2)
+    lon, lat = proj(x, y, inverse=True)
     return math.sqrt(proj.get_factors(lon, lat).areal_scale)
 
 

@@ -1,9 +1,10 @@
 """Reading vector files (areas of interest, background areas) in the scene's CRS, and buffering in metres.
 
 A file of several layers (a GeoPackage) is read by naming the layer as QGIS
-does, ``file.gpkg|layername=landuse``; without a name, a file of several
-layers with geometries is refused naming them (:func:`vector_layer`), never
-read from whichever layer comes first.
+does, ``file.gpkg|layername=landuse`` (or ``|layerid=1``), with QGIS's
+filter ``|subset=...`` applied; without a name, a file of several layers
+with geometries is refused naming them (:func:`vector_layer`), never read
+from whichever layer comes first.
 """
 
 from __future__ import annotations
@@ -17,28 +18,41 @@ from rasterio.crs import CRS
 from geoseg.core.errors import VectorError
 from geoseg.io.paths import check_input_file, is_remote
 
-__all__ = ["LAYER_NAME", "buffer_metres", "read_polygons", "repair_polygons", "split_layer", "vector_layer"]
+__all__ = ["LAYER_NAME", "buffer_metres", "read_features", "read_polygons", "repair_polygons", "split_layer", "vector_layer"]
 
 LAYER_NAME = "|layername="
 """How a layer of a vector file is named in a path, as QGIS writes its sources: ``fields.gpkg|layername=fields``."""
 
 
-def split_layer(path: str | os.PathLike) -> tuple[str, str | None]:
-    """The file and the layer of a vector source (None where no layer is named).
+def split_layer(path: str | os.PathLike) -> tuple[str, str | int | None, str | None]:
+    """The file, the layer (a name, or an index from ``layerid``; None where none is named) and the attribute filter
+    (QGIS's ``subset``, an OGR SQL expression) of a vector source written as QGIS writes its layers' sources.
 
     Example:
-        >>> split_layer("labels.gpkg|layername=landuse"), split_layer("labels.gpkg")
-        (('labels.gpkg', 'landuse'), ('labels.gpkg', None))
+        >>> split_layer("labels.gpkg|layername=landuse|subset=fclass = 'water'")
+        ('labels.gpkg', 'landuse', "fclass = 'water'")
+        >>> split_layer("labels.gpkg|layerid=1"), split_layer("labels.gpkg")
+        (('labels.gpkg', 1, None), ('labels.gpkg', None, None))
     """
-    name = str(path)
-    if LAYER_NAME in name:
-        file, layer = name.split(LAYER_NAME, 1)
-        return file, layer.split("|", 1)[0]
-    return name, None
+    name, where = str(path), None
+    if "|subset=" in name:  # last in QGIS's sources, and an expression may hold "|"
+        name, where = name.split("|subset=", 1)
+    file, *options = name.split("|")
+    layer: str | int | None = None
+    for option in options:
+        key, _, value = option.partition("=")
+        if key == "layername":
+            layer = value
+        elif key == "layerid" and value.isdigit():
+            layer = int(value)
+        else:
+            raise VectorError(f"{path}: geoseg reads a layer's name, layerid and subset, not {option!r}: leave it out")
+    return file, layer, where.strip() or None if where is not None else None
 
 
-def vector_layer(file: str, layer: str | None, what: str) -> str | None:
-    """The layer of ``file`` to read: ``layer`` (checked), else its one layer with geometries (None: it has none).
+def vector_layer(file: str, layer: str | int | None, what: str) -> str | None:
+    """The layer of ``file`` to read: ``layer`` (checked; an index is ``layerid``'s), else its one layer with
+    geometries (None: it has none).
 
     A file of several layers with geometries and no layer named is refused in
     one line that lists them; tables without geometries (a GeoPackage's
@@ -57,9 +71,14 @@ def vector_layer(file: str, layer: str | None, what: str) -> str | None:
     except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files
         raise VectorError(f"{what} {file} is not a vector file GDAL can read ({str(exc).splitlines()[0]})") from None
     spatial = [n for n, geometry in layers if geometry is not None]
+    names = [n for n, _ in layers]
+    if isinstance(layer, int):
+        if layer >= len(names):
+            raise VectorError(f"{what} {file} has no layer {layer} (layerid): it has {len(names)}, {', '.join(names)}")
+        return names[layer]
     if layer is not None:
-        if layer not in [n for n, _ in layers]:
-            shown = ", ".join(spatial or [n for n, _ in layers]) or "none"
+        if layer not in names:
+            shown = ", ".join(spatial or names) or "none"
             raise VectorError(f"{what} {file} has no layer {layer!r}: its layers are {shown}")
         return layer
     if len(spatial) > 1:
@@ -69,28 +88,39 @@ def vector_layer(file: str, layer: str | None, what: str) -> str | None:
     return spatial[0] if spatial else None
 
 
+def read_features(file: str, layer: str | None, where: str | None, what: str, **options: Any) -> Any:
+    """The layer's features (a GeoDataFrame) with QGIS's ``subset`` filter applied; a filter GDAL cannot read is one
+    line naming it.
+
+    Example:
+        >>> frame = read_features("labels.gpkg", "landuse", "fclass = 'water'", "labels")  # doctest: +SKIP
+    """
+    import geopandas as gpd
+
+    try:
+        return gpd.read_file(file, engine="pyogrio", layer=layer, where=where, **options)
+    except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files and filters
+        if where is not None and "where" in str(exc).lower():
+            raise VectorError(f"{what} {file}: the filter {where!r} is not one GDAL reads ({str(exc).splitlines()[0]})") from None
+        raise VectorError(f"{what} {file} is not a vector file GDAL can read ({str(exc).splitlines()[0]})") from None
+
+
 def read_polygons(
     path: str | os.PathLike, crs: CRS, what: str = "vector file", fix: str = "give an area of interest as polygons"
 ) -> list:
     """Polygons of a vector file reprojected to ``crs`` (shapely geometries as they are; empty ones dropped).
 
     ``what`` names the file in errors and ``fix`` says what to give instead;
-    a layer is named as in ``fields.gpkg|layername=fields`` (see :func:`vector_layer`).
+    a layer is named as in ``fields.gpkg|layername=fields`` (see :func:`vector_layer`), with QGIS's ``|subset=``.
 
     Example:
         >>> polys = read_polygons("aoi.gpkg", CRS.from_epsg(32633))  # doctest: +SKIP
     """
-    import geopandas as gpd
-
     name = str(path)
-    file, layer = split_layer(name)
+    file, layer, where = split_layer(name)
     if not is_remote(file):
         check_input_file(file, what, "give a vector file such as a GeoPackage", VectorError, folder_ok=True)
-    layer = vector_layer(file, layer, what)
-    try:
-        frame = gpd.read_file(file, engine="pyogrio", layer=layer)
-    except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files
-        raise VectorError(f"{what} {name} is not a vector file GDAL can read ({str(exc).splitlines()[0]})") from None
+    frame = read_features(file, vector_layer(file, layer, what), where, what)
     if frame.crs is None:
         raise VectorError(f"{what} {name} has no CRS: assign one (e.g. ogr2ogr -a_srs EPSG:4326)")
     frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]

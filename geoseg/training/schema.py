@@ -24,6 +24,7 @@ from typing import Any
 from geoseg.core.errors import InputError
 from geoseg.core.labels import BACKGROUND_WITHIN
 from geoseg.core.options import DEVICES, is_device
+from geoseg.io.vector import split_layer
 from geoseg.training.losses import LOSSES
 
 __all__ = [
@@ -316,7 +317,7 @@ def _check_background(data: dict[str, Any], base: Path) -> dict[str, Any] | None
         )
     if bg["within"] not in BACKGROUND_WITHIN:
         path = _resolve(bg["within"], base)
-        if not (path.startswith("/vsi") or "://" in path) and not Path(path).is_file():
+        if not (path.startswith("/vsi") or "://" in path) and not Path(split_layer(path)[0]).is_file():  # f.gpkg|layername=x
             raise _err(
                 f"{key}.within",
                 f"{bg['within']!r} is neither {' nor '.join(BACKGROUND_WITHIN)} nor an existing file ({path}): give "
