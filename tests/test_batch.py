@@ -246,6 +246,12 @@ def test_resume_refuses_scenes_made_with_another_model_or_options(runner, unet_p
     # how a scene runs is not what it makes: another batch size or device resumes
     result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--batch-size", 3, "--device", "cpu")
     assert result.exit_code == 0 and "0 done, 2 skipped" in result.stderr
+    # nor what ran the same, spelled otherwise: the model's 64 px chips and 16 px overlap given, the preview's bands
+    same = ["--chip-size", 64, "--overlap", 0.25, "--preview-bands", "3,2,1"]
+    result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, *same)
+    assert result.exit_code == 0 and "0 done, 2 skipped" in result.stderr, result.output
+    result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--overlap", 0.5)
+    assert result.exit_code == 1 and "--overlap not set (this run: 0.5)" in result.stderr
 
 
 def test_batch_scenes_record_the_model_file_hashed_once(unet_path: Path, tmp_path: Path, monkeypatch) -> None:

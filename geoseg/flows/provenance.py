@@ -20,9 +20,9 @@ from geoseg.core.options import RunOptions
 
 __all__ = ["RUN_ONLY", "ModelRef", "check_resumable", "difference", "file_sha256", "output_parameters", "recorded_parameters"]
 
-RUN_ONLY = frozenset({"device", "backend", "batch_size", "block_width", "model_precision", "compile"})
-"""Parameters that say how a scene runs, not what it makes (same outputs up to floating-point rounding): a batch
-resumes scenes finished with other values of these."""
+RUN_ONLY = frozenset({"device", "backend", "batch_size", "block_width", "model_precision", "compile", "preview_bands"})
+"""Parameters that say how a scene runs, not what it makes (same outputs up to floating-point rounding; the
+preview's bands change only preview.png): a batch resumes scenes finished with other values of these."""
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -114,6 +114,27 @@ def _shown(value: Any) -> str:
     return "not set" if value is None else ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def _same(key: str, before: Mapping[str, Any], now: Mapping[str, Any], record: Mapping[str, Any], card: Any) -> bool:
+    """Whether two values that read differently ran the same: ``--chip-size 256`` and the model's 256 (run.json's
+    ``effective``), ``--overlap 0.25`` and ``64px`` of 256 px chips, one area of interest spelled two ways."""
+    from geoseg.core.grid import parse_overlap
+    from geoseg.io.paths import same_file
+
+    if key == "aoi":
+        return before[key] is not None and now[key] is not None and same_file(before[key], now[key])
+    if key not in ("chip_size", "overlap") or card is None or not hasattr(card, "chip_size"):
+        return False
+    ran = dict(record.get("effective") or {})
+    chip_then = ran.get("chip_size") or before["chip_size"] or card.chip_size
+    chip_now = now["chip_size"] or card.chip_size
+    if key == "chip_size":
+        return bool(chip_then == chip_now)
+    then = ran.get("overlap_px")
+    if then is None:
+        then = parse_overlap(before["overlap"] if before["overlap"] is not None else card.overlap, chip_then)
+    return bool(then == parse_overlap(now["overlap"] if now["overlap"] is not None else card.overlap, chip_now))
+
+
 def difference(record: Mapping[str, Any], ref: ModelRef, card: Any, parameters: Mapping[str, Any]) -> str | None:
     """What differs between a finished scene's run.json and this run (model or parameters), or None.
 
@@ -130,7 +151,7 @@ def difference(record: Mapping[str, Any], ref: ModelRef, card: Any, parameters: 
         then = ModelRef(model.get("path") or model.get("name"), model.get("sha256"))
         return f"made with model {then.shown()}, this run uses {ref.shown() if ref.path else card.name}"
     before = recorded_parameters(record)
-    changed = [k for k in parameters if before.get(k) != parameters[k]]
+    changed = [k for k in parameters if before.get(k) != parameters[k] and not _same(k, before, parameters, record, card)]
     if not changed:
         return None
     return "made with " + ", ".join(
