@@ -100,7 +100,7 @@ def read_features(file: str, layer: str | None, where: str | None, what: str, **
     try:
         return gpd.read_file(file, engine="pyogrio", layer=layer, where=where, **options)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files and filters
-        if where is not None and "where" in str(exc).lower():
+        if where is not None:  # the file was listed: a filter GDAL cannot parse is what failed
             raise VectorError(f"{what} {file}: the filter {where!r} is not one GDAL reads ({str(exc).splitlines()[0]})") from None
         raise VectorError(f"{what} {file} is not a vector file GDAL can read ({str(exc).splitlines()[0]})") from None
 
