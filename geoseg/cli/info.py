@@ -216,11 +216,11 @@ def _show_scene(target: str, as_json: bool) -> None:
 
 def _show_classes(tags: dict[str, Any]) -> None:
     """A class map's classes (id, colour, name), or a transitions map's from→to pairs (the first :data:`SHOWN_PAIRS`)."""
-    from geoseg.core.classes import ClassInfo
+    from geoseg.core.classes import class_table_of_tag
     from geoseg.core.transitions import ARROW, TRANSITIONS_TAG
 
     try:
-        classes = [ClassInfo(int(c["id"]), str(c["name"]), str(c["color"])) for c in json.loads(tags[CLASSES_TAG])]
+        classes = class_table_of_tag(tags[CLASSES_TAG])
     except (KeyError, ValueError, TypeError):
         classes = []  # no tag, or one geoseg cannot read: nothing to list
     try:

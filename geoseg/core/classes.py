@@ -20,6 +20,7 @@ __all__ = [
     "ClassInfo",
     "class_colors",
     "class_table_json",
+    "class_table_of_tag",
     "colormap",
     "default_colors",
     "semantic_color",
@@ -178,3 +179,14 @@ def colormap(classes: Sequence[ClassInfo], nodata: int = NODATA) -> dict[int, tu
 def class_table_json(classes: Sequence[ClassInfo]) -> str:
     """The class table as stored in the ``GEOSEG_CLASSES`` tag."""
     return json.dumps([{"id": c.id, "name": c.name, "color": c.color} for c in classes])
+
+
+def class_table_of_tag(text: str) -> list[ClassInfo]:
+    """The class table that a ``GEOSEG_CLASSES`` tag holds (:func:`class_table_json`'s text); ``ValueError``,
+    ``KeyError`` or ``TypeError`` when the text is not one.
+
+    Example:
+        >>> class_table_of_tag('[{"id": 0, "name": "water", "color": "#1f78b4"}]')
+        [ClassInfo(id=0, name='water', color='#1f78b4')]
+    """
+    return [ClassInfo(int(c["id"]), str(c["name"]), str(c["color"])) for c in json.loads(text)]

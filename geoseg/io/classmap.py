@@ -10,7 +10,6 @@ beside an output are removed when the next writer of it starts.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo, class_table_json, colormap, default_colors
+from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo, class_table_json, class_table_of_tag, colormap, default_colors
 from geoseg.core.errors import OutputError
 from geoseg.io.leftovers import remove_stale, temp_name
 from geoseg.io.outputs import write_error
@@ -55,7 +54,7 @@ def class_table_of(ds: Any) -> list[ClassInfo]:
     text = ds.tags().get(CLASSES_TAG)
     if text:
         try:
-            return [ClassInfo(int(c["id"]), str(c["name"]), str(c["color"])) for c in json.loads(text)]
+            return class_table_of_tag(text)
         except (ValueError, KeyError, TypeError):
             log.warning("%s: unreadable GEOSEG_CLASSES tag; class names are the ids", ds.name)
     try:
