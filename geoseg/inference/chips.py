@@ -8,7 +8,6 @@ yields them block by block in row-major order.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +18,6 @@ from geoseg.core.errors import InputError
 from geoseg.core.grid import Chip, Grid
 
 __all__ = ["ChipSelection", "read_aoi"]
-
-log = logging.getLogger("geoseg")
 
 
 def read_aoi(aoi: str | os.PathLike[str], ds: Any, warnings: list[str]) -> tuple[list[Any], Any]:
@@ -35,9 +32,8 @@ def read_aoi(aoi: str | os.PathLike[str], ds: Any, warnings: list[str]) -> tuple
 
     check = "check that the area of interest is the one you meant"
     polygons, invalid, message = repair_polygons(read_polygons(aoi, ds.crs, "--aoi"), f"--aoi {aoi}", check)
-    if message:
+    if message:  # logged by repair_polygons; kept for run.json
         polygons[invalid] = [shapely.union_all(shapely.get_parts(g)) for g in polygons[invalid]]
-        log.warning(message)
         warnings.append(message)
     union = shapely.union_all(polygons)
     if not union.intersects(shapely.box(*ds.bounds)):

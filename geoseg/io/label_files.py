@@ -176,9 +176,7 @@ def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:
     frame = frame.to_crs(grid.crs.to_wkt())
     polygons = (frame.geometry.geom_type.map(_KINDS) == "polygon").to_numpy()
     geoms = frame.geometry.to_numpy().copy()
-    geoms[polygons], _, message = repair_polygons(geoms[polygons], f"labels {name}", "check that the labels are as you meant")
-    if message:
-        log.warning(message)
+    geoms[polygons] = repair_polygons(geoms[polygons], f"labels {name}", "check that the labels are as you meant")[0]
     frame = frame.set_geometry(geoms, crs=frame.crs)
     frame["__kind__"] = frame.geometry.geom_type.map(_KINDS).fillna("polygon").to_numpy()
     frame = frame.rename(columns={label_field: "__label__"})
@@ -244,10 +242,7 @@ def _background_area(frame: Any, grid: SceneGrid, background: Background) -> lis
         what="data.background.within",
         fix="give polygons of the area whose unlabeled pixels are background (or within: labels or scene)",
     )
-    fixed, _, message = repair_polygons(polygons, f"data.background.within {background.within}", "check the area")
-    if message:
-        log.warning(message)
-    polygons = list(fixed)
+    polygons = list(repair_polygons(polygons, f"data.background.within {background.within}", "check the area")[0])
     if not shapely.intersects(np.asarray(polygons, dtype=object), shapely.box(*grid.bounds)).any():
         raise InputError(
             f"data.background.within {background.within}: its polygons do not overlap the scene (bounds "

@@ -9,6 +9,7 @@ from whichever layer comes first.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -19,6 +20,8 @@ from geoseg.core.errors import VectorError
 from geoseg.io.paths import check_input_file, is_remote
 
 __all__ = ["LAYER_NAME", "buffer_metres", "read_features", "read_polygons", "repair_polygons", "split_layer", "vector_layer"]
+
+log = logging.getLogger("geoseg")
 
 LAYER_NAME = "|layername="
 """How a layer of a vector file is named in a path, as QGIS writes its sources: ``fields.gpkg|layername=fields``."""
@@ -132,7 +135,8 @@ def read_polygons(
 
 
 def repair_polygons(geoms: Any, what: str, check: str) -> tuple[np.ndarray, np.ndarray, str | None]:
-    """``geoms`` with invalid polygons repaired by ``make_valid``, which ones were, and one line saying so (or None).
+    """``geoms`` with invalid polygons repaired by ``make_valid``, which ones were, and the warning line that says so
+    (logged here; None when all were valid).
 
     Every reader of polygons repairs them this way and says so: an area of
     interest, labels, a background's area.
@@ -152,8 +156,9 @@ def repair_polygons(geoms: Any, what: str, check: str) -> tuple[np.ndarray, np.n
         return geoms, invalid, None
     geoms = geoms.copy()
     geoms[invalid] = shapely.make_valid(geoms[invalid])
-    n = int(invalid.sum())
-    return geoms, invalid, f"{what}: {n} invalid polygon(s) (e.g. self-intersecting) repaired with make_valid; {check}"
+    message = f"{what}: {int(invalid.sum())} invalid polygon(s) (e.g. self-intersecting) repaired with make_valid; {check}"
+    log.warning(message)
+    return geoms, invalid, message
 
 
 def buffer_metres(geometries: Any, crs: CRS, metres: float) -> np.ndarray:
