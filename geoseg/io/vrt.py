@@ -100,11 +100,15 @@ class VirtualGrid:
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)`` in the grid's CRS."""
+        t = self.transform
+        return t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f
+
+    @property
     def resolution_m(self) -> float:
         """Pixel size in metres."""
-        left, top = self.transform.c, self.transform.f
-        bounds = (left, top + self.transform.e * self.height, left + self.transform.a * self.width, top)
-        return _metres(self.crs, abs(self.transform.a), bounds)
+        return _metres(self.crs, abs(self.transform.a), self.bounds)
 
 
 def _metres(crs: Any, size: float, bounds: tuple[float, float, float, float]) -> float:
@@ -185,8 +189,7 @@ def cut_note(bands: Sequence[OpenedBand], grid: VirtualGrid, where: str) -> str 
         >>> cut_note([a, b], common_grid([a, b], "folder x"), "folder x").split("(")[1].split(")")[0]
         'a.tif loses 50% of its area, b.tif 50%'
     """
-    gl, gt = grid.transform.c, grid.transform.f
-    gr, gb = gl + grid.width * grid.transform.a, gt + grid.height * grid.transform.e
+    gl, gb, gr, gt = grid.bounds
     lost = []
     for band in bands:
         left, bottom, right, top = band.bounds
