@@ -24,6 +24,7 @@ from geoseg.core.options import Progress, RunOptions
 from geoseg.flows.provenance import ModelRef, check_resumable, output_parameters
 from geoseg.flows.scene import run_scene
 from geoseg.io.outputs import is_mark
+from geoseg.io.paths import same_file
 
 __all__ = ["BATCH_FILES", "BATCH_MARKS", "BatchResult", "expand_inputs", "is_batch", "run_batch"]
 
@@ -94,23 +95,9 @@ def _unique(scenes: list[str]) -> list[str]:
         if first is None:
             seen[stem.lower()] = scene
             unique.append(scene)
-        elif not _same_file(first, scene):
+        elif not same_file(first, scene):
             raise InputError(f"{first} and {scene} would both write OUTDIR/{stem}: rename one or run them in separate batches")
     return unique
-
-
-def _same_file(a: str, b: str) -> bool:
-    """Whether two spellings name one scene: equal text, or local paths to the same file (remote ones compare as text)."""
-    from geoseg.io.paths import canonical, is_remote
-
-    if a == b:
-        return True
-    if is_remote(a) or is_remote(b):
-        return False
-    try:
-        return canonical(a) == canonical(b) or os.path.samefile(a, b)
-    except OSError:  # a missing file: only the same absolute path is the same scene
-        return False
 
 
 def _stem(scene: str) -> str:
