@@ -119,13 +119,14 @@ def check_pixel_size(
     """
     if not model_size:
         return False
-    if sizes_within(ds, model_size, PIXEL_SIZE_TOLERANCE):
+    sizes = pixel_sizes_m(ds)  # once: a Mercator scene's are computed with pyproj
+    if sizes_within(sizes, model_size, PIXEL_SIZE_TOLERANCE):
         return False
-    differs = f"{ds.name}: pixel size {shown_sizes(ds)} differs from the model's {model_size:.3g} m by more than 25%"
+    differs = f"{ds.name}: pixel size {shown_sizes(sizes)} differs from the model's {model_size:.3g} m by more than 25%"
     if resample == "off":
         warn(warnings, f"{differs}; results may be poor (resample the scene to {model_size:.3g} m, or --resample auto)")
         return False
-    coarser = max(pixel_sizes_m(ds)) / model_size
+    coarser = max(sizes) / model_size
     if coarser > MAX_UPSAMPLE:  # each chip would see a fraction of a pixel: hours of work on no new detail
         warn(
             warnings,

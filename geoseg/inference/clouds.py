@@ -36,7 +36,7 @@ from geoseg.inference.stitch import Stitcher
 from geoseg.io.classmap import ClassMapWriter
 from geoseg.io.outputs import write_text_atomic
 from geoseg.io.paths import check_output
-from geoseg.io.pixels import pixel_size_m, sizes_within
+from geoseg.io.pixels import pixel_size_m, pixel_sizes_m, sizes_within
 from geoseg.io.raster import gdal_env, open_scene, read_window, scene_has_mask
 from geoseg.io.resample import open_resampled
 from geoseg.model.onnx import onnx_device
@@ -294,7 +294,7 @@ def write_cloud_mask(
         scale = scaling or guess_scaling(ds)
         model = _CloudModel(folder, names, scale.level, device)
         writer = ClassMapWriter({"classes": out}, ds.crs, ds.transform, ds.width, ds.height, CLOUD_CLASSES, tags=model.tags)
-        near = sizes_within(ds, resolution, 0.1)  # each axis; else read through a VRT at the model's size
+        near = sizes_within(pixel_sizes_m(ds), resolution, 0.1)  # each axis; else read through a VRT at the model's size
         src = ds if near else open_resampled(ds, image, resolution)[1]
         run = _MaskRun(ds, src, indexes, model, scale, writer)
         try:

@@ -49,22 +49,27 @@ def pixel_size_m(ds: rasterio.io.DatasetReader) -> float:
     return (x + y) / 2
 
 
-def sizes_within(ds: rasterio.io.DatasetReader, size: float, tolerance: float) -> bool:
-    """True when the pixel width and the pixel height each lie within ``tolerance`` (a fraction) of ``size`` metres.
+def sizes_within(sizes: tuple[float, float], size: float, tolerance: float) -> bool:
+    """True when a pixel width and height (:func:`pixel_sizes_m`) each lie within ``tolerance`` (a fraction) of
+    ``size`` metres.
 
     Each axis on its own: a geographic scene of 8.4 x 13.8 m pixels is not a 10 m scene, though their mean is 11.1.
 
     Example:
-        >>> with rasterio.open("data_samples/brandenburg_s2_512.tif") as ds:  # doctest: +SKIP
-        ...     sizes_within(ds, 10.0, 0.25), sizes_within(ds, 20.0, 0.25)
+        >>> sizes_within((10.0, 10.0), 10.0, 0.25), sizes_within((8.4, 13.8), 10.0, 0.25)
         (True, False)
     """
-    return all(abs(axis - size) <= tolerance * size for axis in pixel_sizes_m(ds))
+    return all(abs(axis - size) <= tolerance * size for axis in sizes)
 
 
-def shown_sizes(ds: rasterio.io.DatasetReader) -> str:
-    """The pixel size for messages: ``10 m``, or ``8.4 x 13.8 m`` where the axes differ (3 significant digits)."""
-    x, y = pixel_sizes_m(ds)
+def shown_sizes(sizes: tuple[float, float]) -> str:
+    """A pixel width and height (:func:`pixel_sizes_m`) for messages: ``10 m``, or ``8.4 x 13.8 m`` where they differ.
+
+    Example:
+        >>> shown_sizes((10.0, 10.0)), shown_sizes((8.4, 13.8))
+        ('10 m', '8.4 x 13.8 m')
+    """
+    x, y = sizes
     return f"{x:.3g} m" if f"{x:.3g}" == f"{y:.3g}" else f"{x:.3g} x {y:.3g} m"
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from geoseg.core.bands import select_bands
 from geoseg.core.errors import BandMismatchError, InputError, ModelError, OptionError
 from geoseg.core.grid import Chip, Grid, make_grid
-from geoseg.io.pixels import shown_sizes, sizes_within
+from geoseg.io.pixels import pixel_sizes_m, shown_sizes, sizes_within
 from geoseg.io.raster import gdal_env, open_scene, read_window, scene_has_mask
 from geoseg.model.card import ModelCard
 
@@ -168,12 +168,13 @@ def calibration_chips(
             ) from None
         if note:
             log.warning("--calibration %s: %s", scene, note)
-        if card.pixel_size and not sizes_within(ds, card.pixel_size, 0.25):
+        sizes = pixel_sizes_m(ds)
+        if card.pixel_size and not sizes_within(sizes, card.pixel_size, 0.25):
             log.warning(
                 "--calibration %s: pixel size %s differs from the model's %.3g m by more than 25%%; calibrate on "
                 "a scene like those the model will see",
                 scene,
-                shown_sizes(ds),
+                shown_sizes(sizes),
                 card.pixel_size,
             )
         grid = make_grid(ds.width, ds.height, chip_size, card.overlap, ds.transform)
