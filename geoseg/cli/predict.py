@@ -64,8 +64,11 @@ def predict(
     """
     from geoseg.core.options import PredictOptions
     from geoseg.inference.predict import predict as run_predict
+    from geoseg.io.outputs import style_beside
+    from geoseg.io.paths import check_output
 
-    style = _style_path(Path(output), image, overwrite)  # QGIS loads it with the map
+    check_output(output, [image], overwrite)  # the map before its style: a rerun is refused naming the map
+    style = style_beside(Path(output), image, overwrite)  # not the scene's own (scene.tif into scene.tiff)
     update, close = make_progress()
     try:
         result = run_predict(
@@ -101,16 +104,3 @@ def _write_style(classes: Path, style: Path) -> None:
     with gdal_env(), open_scene(classes) as ds:
         table = class_table_of(ds)
     write_text_atomic(style, classes_qml(table))
-
-
-def _style_path(output: Path, image: str, overwrite: bool) -> Path | None:
-    """``output``'s style beside it, checked after the map itself (so a rerun names the map); None, with a warning,
-    where it would be the scene's own style (``scene.tif`` predicted into ``scene.tiff``)."""
-    from geoseg.io.paths import check_output, is_remote, same_file
-
-    check_output(output, [image], overwrite)
-    style = output.with_suffix(".qml")
-    if not is_remote(image) and same_file(style, Path(image).with_suffix(".qml")):
-        log.warning("%s: its QGIS style was not written: %s is the scene's; give the map another name", output, style.name)
-        return None
-    return check_output(style, [image], overwrite)

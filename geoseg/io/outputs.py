@@ -32,7 +32,7 @@ from geoseg.io.ownership import (
     check_contents,
     is_mark,
 )
-from geoseg.io.paths import canonical, check_writable_folder, is_remote
+from geoseg.io.paths import canonical, check_output, check_writable_folder, is_remote, same_file
 
 __all__ = [
     "LOCK",
@@ -49,6 +49,7 @@ __all__ = [
     "check_outdir",
     "is_mark",
     "write_error",
+    "style_beside",
     "write_text_atomic",
 ]
 
@@ -204,6 +205,34 @@ def write_text_atomic(path: Path, text: str) -> Path:
     with atomic_output(Path(path)) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def style_beside(output: Path, source: str | os.PathLike, overwrite: bool, text: str | None = None) -> Path | None:
+    """Where ``output``'s QGIS style goes (``NAME.qml``: QGIS loads it when it opens the file), checked as an output.
+
+    None, with a warning, where that file is also ``source``'s style (QGIS
+    loads ``lc.qml`` for ``lc.tif`` as for ``lc.shp``): it is not written. A
+    file already holding ``text`` (the same style) is rewritten without
+    ``overwrite``: that loses nothing.
+
+    Example:
+        >>> style_beside(Path("/tmp/new_polygons.shp"), "classes.tif", False)
+        PosixPath('/tmp/new_polygons.qml')
+    """
+    style = Path(output).with_suffix(".qml")
+    if not is_remote(source) and same_file(style, Path(source).with_suffix(".qml")):
+        log.warning(
+            "%s: its QGIS style was not written: %s would also style %s in QGIS; give %s another name to get it",
+            output,
+            style.name,
+            Path(source).name,
+            Path(output).name,
+        )
+        return None
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        same_text = text is not None and style.is_file() and style.read_text(encoding="utf-8") == text
+        overwrite = overwrite or same_text
+    return check_output(style, [source], overwrite)
 
 
 def _claim(out: Path, overwrite: bool, marks: tuple[str, ...]) -> bool:

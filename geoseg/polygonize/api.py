@@ -128,7 +128,7 @@ def write_polygons(
         VectorizeResult(output=PosixPath('polygons.fgb'), polygons=1234, ...)
     """
     from geoseg.io.features import PolygonSink, check_vector_output
-    from geoseg.io.outputs import write_text_atomic
+    from geoseg.io.outputs import style_beside, write_text_atomic
     from geoseg.report.styles import polygons_qml
 
     options = options or VectorizeOptions()
@@ -137,7 +137,7 @@ def write_polygons(
     fmt = check_vector_output(out, [classes, confidence], overwrite)
     table, batches = polygon_batches(classes, options, confidence=confidence, classes_table=classes_table, progress=progress)
     qml = polygons_qml(table)
-    style = None if fmt.driver == "GPKG" else _style_path(out, classes, qml, overwrite)
+    style = None if fmt.driver == "GPKG" else style_beside(out, classes, overwrite, qml)
     per_class = write_batches(batches, [PolygonSink(out, fmt, table, options.precision, style=qml)])
     if style is not None:
         write_text_atomic(style, qml)
@@ -145,31 +145,6 @@ def write_polygons(
     if not count:
         log.warning("%s: no polygons (every pixel is nodata or background); wrote an empty layer", out)
     return VectorizeResult(out, count, per_class, time.perf_counter() - started, style)
-
-
-def _style_path(out: Path, classes: str | os.PathLike, qml: str, overwrite: bool) -> Path | None:
-    """Where the QGIS style ``qml`` of ``out`` goes (checked as an output), or None (said in a warning) where it
-    would also style the class map (``lc.qml`` is the style QGIS loads for ``lc.tif`` as well as ``lc.shp``).
-
-    The same style already there (``polygons.qml`` of ``polygons.shp`` beside ``polygons.geojson``) is kept.
-    """
-    from geoseg.io.paths import check_output, same_file
-
-    style = out.with_suffix(".qml")
-    if same_file(style, Path(classes).with_suffix(".qml")):
-        log.warning(
-            "%s: its QGIS style was not written: %s would also style %s in QGIS; give the polygons another name "
-            "(e.g. polygons%s) to get it",
-            out,
-            style.name,
-            Path(classes).name,
-            out.suffix,
-        )
-        return None
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        if style.is_file() and style.read_text(encoding="utf-8") == qml:
-            return check_output(style, [classes], True)  # the same bytes: rewriting it loses nothing
-    return check_output(style, [classes], overwrite)
 
 
 def polygons_frame(
