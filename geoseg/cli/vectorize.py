@@ -84,8 +84,10 @@ def vectorize(
 
     Regions are traced by GDAL's polygonizer, so without --min-area the
     polygons rasterize back to the class map exactly. Nodata is never a
-    polygon. A GeoPackage carries its QGIS style (class colours and names).
-    Shapefile fields are class_id, class_name, area_m2, perim_m, mean_conf.
+    polygon. A GeoPackage carries its QGIS style (class colours and names);
+    other formats get it beside them as NAME.qml (not where that would be
+    the class map's own style). Shapefile fields are class_id, class_name,
+    area_m2, perim_m, mean_conf.
 
     The map is read in strips and each polygon is written as soon as its
     region is complete, so memory does not grow with the number of polygons
