@@ -140,6 +140,11 @@ FAKE = textwrap.dedent(
     elif mode == "badvalue":  # geoseg's own usage error: its one line, exit 2
         sys.stderr.write("geoseg: error: overlap 1.5 must be a fraction in [0, 1) of the chip, or pixels written like '64px'\\n")
         sys.exit(2)
+    elif mode == "killed":  # what the out-of-memory killer does, after a warning
+        sys.stderr.write("reading scene.tif\\n")
+        sys.stderr.write("geoseg: warning: pixel size 20 m differs from the model's 10 m\\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
     elif mode == "usage":
         sys.stderr.write("Usage: geoseg evaluate [OPTIONS] PRED.tif TRUTH\\nTry 'geoseg evaluate -h' for help.\\n\\n")
         sys.stderr.write("Error: No such option: --report\\n")
@@ -233,6 +238,18 @@ def test_runner_reports_geosegs_one_line_error(fake: list[str]) -> None:
     assert (
         str(error.value) == "geoseg: error: overlap 1.5 must be a fraction in [0, 1) of the chip, or pixels written like '64px'"
     )
+
+
+@posix_only
+def test_runner_names_the_signal_that_stopped_geoseg_not_its_last_warning(fake: list[str]) -> None:
+    feedback = Feedback()
+    with pytest.raises(runner.GeosegError) as error:
+        runner.run_geoseg(fake, ["killed"], feedback)
+    assert str(error.value) == (
+        "geoseg killed was stopped by signal SIGKILL (out of memory? the system stops the largest process when memory "
+        "runs out): reading scene.tif"
+    )
+    assert feedback.warnings == ["geoseg: warning: pixel size 20 m differs from the model's 10 m"]
 
 
 def test_runner_shows_geosegs_line_for_a_real_bad_option_value(tmp_path: Path) -> None:
@@ -466,3 +483,18 @@ def test_errors_say_what_to_set(qgis: dict) -> None:
 def test_plugin_leaves_no_unclosed_files(qgis: dict) -> None:
     assert "ResourceWarning" not in qgis["stderr"]
     assert "Traceback" not in qgis["stderr"]
+
+
+@needs_qgis
+@pytest.mark.slow
+def test_nodata_and_crs_set_in_qgis_reach_geoseg(qgis: dict) -> None:
+    layers = ok(qgis, "layers")
+    predicted = layers["predict"]
+    assert "exception" not in predicted, predicted
+    assert layers["shares"] == {"border": 0.0, "aoi": 1.0, "outside": 0.0}  # the added nodata value, the AOI's CRS
+    assert layers["srs"] == "32633"  # the scene's CRS, assigned in QGIS
+    command = predicted["commands"][0]
+    assert "border.vrt" in command and "aoi.shp" not in command  # the layer as QGIS shows it, not its files
+    polygons = next(iter(layers["vectorize"]["layers"].values()))
+    assert polygons["renderer"] == "categorizedSymbol" and polygons["count"] > 0  # not border_classes.qml, the map's
+    assert layers["empty"] == "AOI: lower half has no features (with 'selected features only': select some first)"

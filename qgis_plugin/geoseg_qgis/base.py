@@ -22,6 +22,7 @@ from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QIcon
 
 from . import runner
+from .layers import assigned_crs, raster_as_seen
 
 ICON = str(Path(__file__).with_name("icon.png"))
 EXECUTABLE_HELP = (
@@ -261,24 +262,32 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
 
     # inputs ------------------------------------------------------------------------------------------------
 
-    def raster_path(self, parameters, name: str, context, layer: QgsRasterLayer | None = None) -> str:
-        """The file behind a raster layer parameter (GDAL's name for it)."""
+    def raster_path(self, parameters, name: str, context, feedback, layer: QgsRasterLayer | None = None) -> str:
+        """The file behind a raster layer parameter (GDAL's name for it), or a VRT of it carrying the nodata values
+        and CRS set on the layer in QGIS (:func:`layers.raster_as_seen`)."""
         layer = layer or self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             raise QgsProcessingException(f"{name}: no raster layer given")
         if layer.providerType() != "gdal":
             raise QgsProcessingException(f"{name}: {layer.name()} is not a file GDAL reads; save it as a GeoTIFF first")
-        return layer.source()
+        return raster_as_seen(layer, name, feedback)
 
     def vector_path(self, parameters, name: str, context, feedback) -> str:
-        """The file behind a vector parameter; selections, filters, memory layers and layers of multi-layer files
-        are first written to a temporary GeoPackage. Empty when the parameter is not set."""
+        """The file behind a vector parameter; selections, filters, memory layers, layers of multi-layer files and
+        layers whose CRS was assigned in QGIS are first written to a temporary GeoPackage. Empty when not set."""
         if unset(parameters.get(name)):
             return ""
-        path, layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
-            parameters, name, context, VECTOR_FORMATS, "gpkg", feedback
+        source = self.parameterAsSource(parameters, name, context)
+        if source is not None and source.featureCount() == 0:
+            raise QgsProcessingException(
+                f"{name}: {source.sourceName()} has no features (with 'selected features only': select some first)"
+            )
+        layer = self.parameterAsVectorLayer(parameters, name, context)
+        formats = ["-"] if layer is not None and assigned_crs(layer) is not None else VECTOR_FORMATS
+        path, layer_name = self.parameterAsCompatibleSourceLayerPathAndLayerName(
+            parameters, name, context, formats, "gpkg", feedback
         )
-        if layer:  # geoseg reads the file's first layer: hand it a file that holds only this one
+        if layer_name:  # geoseg reads the file's first layer: hand it a file that holds only this one
             path, _ = self.parameterAsCompatibleSourceLayerPathAndLayerName(parameters, name, context, ["-"], "gpkg", feedback)
         if not path:
             raise QgsProcessingException(f"{name}: no vector layer given")
@@ -288,5 +297,5 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
         """The file behind a raster or vector layer parameter."""
         layer = self.parameterAsLayer(parameters, name, context)
         if isinstance(layer, QgsRasterLayer):
-            return self.raster_path(parameters, name, context, layer)
+            return self.raster_path(parameters, name, context, feedback, layer)
         return self.vector_path(parameters, name, context, feedback)

@@ -247,13 +247,14 @@ class _Messages:
         text = line.strip()
         if not text:
             return
-        self.last = text
         if text.startswith(("geoseg: error:", "Error:")):
             self.errors.append(text)
         elif text.startswith(("geoseg: warning:", "Warning")) or "Warning:" in text:  # geoseg's, GDAL's, Python's
             self.feedback.pushWarning(text)
+            return  # a warning is not why geoseg failed: not kept as its last word
         else:
             self.feedback.pushInfo(text)
+        self.last = text
 
     def failure(self, command: str, code: int) -> str:
         """The one-line message for a failed geoseg: its own error line when it printed one."""
@@ -263,7 +264,23 @@ class _Messages:
         if self.errors:  # a usage error from click: "Error: No such option: --x"
             return f"geoseg {command}: {self.errors[-1]} (is this geoseg too old for the option? see geoseg {command} --help)"
         detail = f": {self.last}" if self.last else ""
+        if code < 0:  # POSIX: ended by a signal
+            name = _signal_name(-code)
+            cause = " (out of memory? the system stops the largest process when memory runs out)" if name == "SIGKILL" else ""
+            return f"geoseg {command} was stopped by signal {name}{cause}{detail}"
         return f"geoseg {command} failed with exit code {code}{detail}"
+
+
+def _signal_name(number: int) -> str:
+    """``SIGKILL`` for 9; the number where the platform has no such signal.
+
+    >>> _signal_name(9)
+    'SIGKILL'
+    """
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 def run_geoseg(prefix: list[str], args: list[str], feedback, progress: Progress | None = None) -> list[str]:

@@ -71,8 +71,8 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
             message, ok = layer.loadNamedStyle(self.qml)
             if not ok:
                 feedback.pushWarning(f"could not apply {self.qml}: {message}")
-        elif isinstance(layer, QgsVectorLayer) and layer.loadDefaultStyle()[1]:
-            pass  # a GeoPackage's own style
+        elif isinstance(layer, QgsVectorLayer) and layer.loadDefaultStyle()[1] and self._styled(layer):
+            pass  # a GeoPackage's own style, or the .qml geoseg wrote beside the file
         elif self.classes_from:
             table = class_table(self.classes_from)
             if table and isinstance(layer, QgsRasterLayer):
@@ -80,6 +80,16 @@ class StyleOnLoad(QgsProcessingLayerPostProcessorInterface):
             elif table and isinstance(layer, QgsVectorLayer) and layer.fields().indexOf("class_id") >= 0:
                 _categorized(layer, table)
         layer.triggerRepaint()
+
+    def _styled(self, layer: QgsVectorLayer) -> bool:
+        """Whether the default style just loaded is a style of the polygons: a ``.qml`` of the same name may be the
+        class map's (``classes.tif`` vectorized to ``classes.shp``), which leaves the polygons unstyled."""
+        return not self.classes_from or _categorized_by_class(layer)
+
+
+def _categorized_by_class(layer: QgsVectorLayer) -> bool:
+    renderer = layer.renderer()
+    return isinstance(renderer, QgsCategorizedSymbolRenderer) and renderer.classAttribute() == "class_id"
 
 
 def load_on_completion(

@@ -252,6 +252,75 @@ def _vectorize():
     return run_and_load("geoseg:vectorize", params)
 
 
+@step("layers")
+def _layers():
+    """What the user set on layers in QGIS reaches geoseg: an added nodata value and a CRS assigned to a scene and
+    to an AOI whose files lack one; polygons named like their class map load styled; an empty selection is named."""
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsFeature,
+        QgsGeometry,
+        QgsProcessingFeatureSourceDefinition,
+        QgsRasterRange,
+        QgsRectangle,
+        QgsVectorLayer,
+    )
+
+    folder = os.path.join(work, "layers")
+    os.makedirs(folder)
+    source = gdal.Open(scene)
+    data = source.ReadAsArray(0, 0, 160, 160)
+    data[:, :, :40] = 0  # a filled border, no nodata in the file
+    memory = gdal.GetDriverByName("MEM").Create("", 160, 160, source.RasterCount, gdal.GDT_UInt16)
+    memory.SetGeoTransform(source.GetGeoTransform())  # and no CRS
+    for band in range(1, source.RasterCount + 1):
+        memory.GetRasterBand(band).WriteArray(data[band - 1])
+        memory.GetRasterBand(band).SetDescription(source.GetRasterBand(band).GetDescription())
+    border = os.path.join(folder, "border.tif")
+    gdal.GetDriverByName("GTiff").CreateCopy(border, memory)
+    memory = source = None
+    layer = QgsRasterLayer(border, "border")
+    layer.setCrs(QgsCoordinateReferenceSystem("EPSG:32633"))  # Layer Properties > Source
+    for band in range(1, layer.bandCount() + 1):  # Layer Properties > Transparency > Additional no data value
+        layer.dataProvider().setUserNoDataValue(band, [QgsRasterRange(0, 0)])
+    QgsProject.instance().addMapLayer(layer)
+    x0, y1 = layer.extent().xMinimum(), layer.extent().yMaximum()
+    aoi = QgsVectorLayer("Polygon?field=id:integer", "lower half", "memory")  # written without a CRS, assigned one
+    feature = QgsFeature(aoi.fields())
+    feature.setGeometry(QgsGeometry.fromRect(QgsRectangle(x0, y1 - 1600, x0 + 1600, y1 - 800)))
+    feature.setAttributes([1])
+    aoi.dataProvider().addFeatures([feature])
+    shapefile = os.path.join(folder, "aoi.shp")
+    from qgis.core import QgsCoordinateTransformContext, QgsVectorFileWriter
+
+    options = QgsVectorFileWriter.SaveVectorOptions()
+    options.driverName = "ESRI Shapefile"
+    QgsVectorFileWriter.writeAsVectorFormatV2(aoi, shapefile, QgsCoordinateTransformContext(), options)
+    aoi = QgsVectorLayer(shapefile, "lower half", "ogr")
+    aoi.setCrs(QgsCoordinateReferenceSystem("EPSG:32633"))
+    QgsProject.instance().addMapLayer(aoi)
+    classes = os.path.join(folder, "border_classes.tif")
+    predicted = run_and_load("geoseg:predict", {"INPUT": layer, "AOI": aoi, "OUTPUT": classes, "EXECUTABLE": executable})
+    values = gdal.Open(classes).ReadAsArray()
+    shares = {
+        "border": float((values[80:160, :40] != 255).mean()),  # the added nodata value: no classes
+        "aoi": float((values[80:160, 40:160] != 255).mean()),  # inside the AOI, right of the border
+        "outside": float((values[:80] != 255).mean()),  # above the AOI
+    }
+    vectors = run_and_load(
+        "geoseg:vectorize", {"INPUT": classes, "OUTPUT": os.path.join(folder, "border_classes.shp"), "EXECUTABLE": executable}
+    )
+    selection = QgsProcessingFeatureSourceDefinition(aoi.id(), True)  # nothing selected
+    empty = failure("geoseg:predict", {"INPUT": scene, "AOI": selection, "OUTPUT": os.path.join(folder, "empty.tif")})
+    return {
+        "predict": predicted,
+        "shares": shares,
+        "srs": gdal.Open(classes).GetSpatialRef().GetAuthorityCode(None),
+        "vectorize": vectors,
+        "empty": empty,
+    }
+
+
 if with_change:
 
     @step("change")

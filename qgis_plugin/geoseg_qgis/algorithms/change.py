@@ -53,8 +53,8 @@ class ChangeAlgorithm(GeosegAlgorithm):
         self.addOutput(QgsProcessingOutputVectorLayer("CHANGES", "Changes", QgsProcessing.TypeVectorPolygon))
 
     def process(self, parameters, context, feedback):
-        before = self.raster_path(parameters, "BEFORE", context)
-        after = self.raster_path(parameters, "AFTER", context)
+        before = self.raster_path(parameters, "BEFORE", context, feedback)
+        after = self.raster_path(parameters, "AFTER", context, feedback)
         outdir = self.parameterAsString(parameters, "OUTDIR", context)
         model = self.model_args(parameters, context)  # with a model, BEFORE and AFTER are scenes, predicted first
         args = ["change", before, after, "-o", outdir, *model]

@@ -70,7 +70,7 @@ class EvaluateAlgorithm(GeosegAlgorithm):
         self.addOutput(QgsProcessingOutputRasterLayer("ERRORS", "Error map"))
 
     def process(self, parameters, context, feedback):
-        pred = self.raster_path(parameters, "PRED", context)
+        pred = self.raster_path(parameters, "PRED", context, feedback)
         truth = self.layer_path(parameters, "TRUTH", context, feedback)
         json_path = self.parameterAsFileOutput(parameters, "JSON", context)
         report = self.parameterAsString(parameters, "REPORT", context)

@@ -58,6 +58,6 @@ class ExportAlgorithm(GeosegAlgorithm):
         if self.parameterAsBool(parameters, "QUANTIZE", context):
             args += ["--quantize", "int8"]
             if self.parameterAsRasterLayer(parameters, "CALIBRATION", context) is not None:
-                args += ["--calibration", self.raster_path(parameters, "CALIBRATION", context)]
+                args += ["--calibration", self.raster_path(parameters, "CALIBRATION", context, feedback)]
         self.geoseg(args + self.overwrite_args(parameters, context), feedback)
         return {"OUTPUT": output}

@@ -42,7 +42,7 @@ class PredictAlgorithm(GeosegAlgorithm):
         )
 
     def process(self, parameters, context, feedback):
-        scene = self.raster_path(parameters, "INPUT", context)
+        scene = self.raster_path(parameters, "INPUT", context, feedback)
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         extra = {key: self.parameterAsFileOutput(parameters, key, context) for key in ("CONFIDENCE", "PROBABILITIES")}
         args = ["predict", scene, "-o", output, *self.model_args(parameters, context, required=True)]

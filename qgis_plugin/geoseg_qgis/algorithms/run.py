@@ -45,7 +45,7 @@ class RunAlgorithm(GeosegAlgorithm):
         self.addOutput(QgsProcessingOutputRasterLayer("CLOUDS", "Cloud mask (with Mask clouds)"))
 
     def process(self, parameters, context, feedback):
-        scene = self.raster_path(parameters, "INPUT", context)
+        scene = self.raster_path(parameters, "INPUT", context, feedback)
         outdir = self.parameterAsString(parameters, "OUTDIR", context)
         args = ["run", scene, "-o", outdir, *self.model_args(parameters, context)]
         args += self.inference_args(parameters, context, feedback)

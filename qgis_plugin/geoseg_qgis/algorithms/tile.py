@@ -68,7 +68,7 @@ class TileAlgorithm(GeosegAlgorithm):
         self.addOutput(QgsProcessingOutputVectorLayer("INDEX", "Chip footprints", QgsProcessing.TypeVectorPolygon))
 
     def process(self, parameters, context, feedback):
-        scene = self.raster_path(parameters, "INPUT", context)
+        scene = self.raster_path(parameters, "INPUT", context, feedback)
         outdir = self.parameterAsString(parameters, "OUTDIR", context)
         args = ["tile", scene, "-o", outdir]
         if self.parameterAsLayer(parameters, "LABELS", context) is not None:

@@ -52,13 +52,13 @@ class VectorizeAlgorithm(GeosegAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Polygons", FORMATS))
 
     def process(self, parameters, context, feedback):
-        classes = self.raster_path(parameters, "INPUT", context)
+        classes = self.raster_path(parameters, "INPUT", context, feedback)
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         args = ["vectorize", classes, "-o", output]
         args += self.options(parameters, context, MIN_AREA="--min-area", SIMPLIFY="--simplify", PRECISION="--precision")
         if self.parameterAsRasterLayer(parameters, "CONFIDENCE", context) is not None:
-            args += ["--confidence", self.raster_path(parameters, "CONFIDENCE", context)]
+            args += ["--confidence", self.raster_path(parameters, "CONFIDENCE", context, feedback)]
         for value in self.parameterAsString(parameters, "BACKGROUND", context).replace(" ", "").split(","):
             if value:
                 args += ["--background", value]
