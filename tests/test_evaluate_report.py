@@ -360,3 +360,97 @@ def test_a_config_with_malformed_classes_is_one_line_for_evaluate_and_vectorize(
     ):
         refused(geoseg_cli(*args, cwd=tmp_path), f"--classes {config}", "data.classes")
     assert not (tmp_path / "p.gpkg").exists()
+
+
+@pytest.mark.parametrize("pixel", [10, 20], ids=["same-grid-subset", "resampled"])
+def test_a_truth_mask_without_nodata_scores_only_its_footprint(maps: tuple[Path, Path], tmp_path: Path, pixel: int) -> None:
+    """Truth over rows 4..23 and columns 15..34 of the map (a copy of it), no nodata value: 400 pixels, all right."""
+    from affine import Affine
+
+    pred, _ = maps
+    values = rasterio.open(pred).read(1)[4:24:1, 15:35:1][:: pixel // 10, :: pixel // 10]
+    origin = Affine(pixel, 0, 330000.0 + 150, 0, -pixel, 5822040.0 - 40)
+    truth = class_map(tmp_path / "part.tif", values)  # the map's own class table, no warning
+    with rasterio.open(truth, "r+") as ds:
+        ds.nodata, ds.transform = None, origin
+    summary = geoseg.evaluate(pred, truth)
+    assert summary["confusion_matrix"] == [[200, 0, 0], [0, 200, 0], [0, 0, 0]]
+    assert summary["pixels"] == 400 and summary["accuracy"] == summary["mean_iou"] == 1.0
+
+
+def test_a_config_without_data_classes_gives_the_classes_training_did(tmp_path: Path) -> None:
+    """Training numbers the label values (sorted) and puts data.background last: evaluate --classes reads it so."""
+    import geopandas as gpd
+    import shapely
+    import yaml
+
+    pred = np.ones((40, 50), np.uint8)  # land
+    pred[:10, :15] = 0  # water: 150 px, 100 of them under the water polygon
+    table = [{"id": 0, "name": "water", "color": "#1f78b4"}, {"id": 1, "name": "land", "color": "#cccccc"}]
+    pred_path = class_map(tmp_path / "pred.tif", pred, table)
+    water = shapely.box(330000.0, 5822040.0 - 100, 330000.0 + 100, 5822040.0)  # rows 0..9, columns 0..9
+    gpd.GeoDataFrame({"fclass": ["water"]}, geometry=[water], crs="EPSG:32633").to_file(tmp_path / "water.gpkg")
+    config = tmp_path / "water.yaml"
+    scene = {"image": "scene.tif", "labels": "water.gpkg", "label_field": "fclass"}
+    config.write_text(yaml.safe_dump({"data": {"scenes": [scene], "background": {"name": "land", "within": "scene"}}}))
+    summary = geoseg.evaluate(pred_path, tmp_path / "water.gpkg", label_field="fclass", classes=config)
+    assert summary["confusion_matrix"] == [[100, 0], [50, 1850]]
+    saved = tmp_path / "config.yaml"  # as a run folder keeps it: JSON, classes null
+    saved.write_text(
+        json.dumps({"data": {"scenes": [scene], "classes": None, "background": {"name": "land", "within": "scene"}}})
+    )
+    assert geoseg.evaluate(pred_path, tmp_path / "water.gpkg", label_field="fclass", classes=saved)["confusion_matrix"] == [
+        [100, 0],
+        [50, 1850],
+    ]
+    other = class_map(tmp_path / "other.tif", pred, [{**table[0], "name": "lake"}, table[1]])
+    with pytest.raises(geoseg.core.errors.InputError, match="label values water in .* are not in the class mapping"):
+        geoseg.evaluate(other, tmp_path / "water.gpkg", label_field="fclass", classes=config)
+
+
+def test_classes_json_of_a_chip_folder_maps_the_truth_values(tmp_path: Path, runner) -> None:
+    """geoseg tile names mask values 3 and 7 classes "3" and "7" (ids 0, 1): its classes.json (or a config training on
+    the chips) maps a truth mask of 3 and 7 onto the map; read as class ids they would not be classes at all."""
+    import yaml
+
+    from geoseg.training.evaluation import read_label_map
+
+    values = np.where(np.arange(50)[None, :] < 20, 3, 7).repeat(40, 0).astype(np.uint8)
+    values[:5] = 0  # nodata
+    truth = write_raster(tmp_path / "truth.tif", values, nodata=0)
+    scene = write_raster(tmp_path / "scene.tif", np.ones((2, 40, 50), np.uint16))
+    result = run(runner, "tile", scene, "-o", tmp_path / "chips", "--labels", truth, "--chip-size", 32)
+    assert result.exit_code == 0, result.output
+    table = [{"id": 0, "name": "3", "color": "#1b7837"}, {"id": 1, "name": "7", "color": "#1f78b4"}]
+    pred = class_map(tmp_path / "pred.tif", np.where(np.arange(50)[None, :] < 25, 0, 1).repeat(40, 0).astype(np.uint8), table)
+    expected = [[35 * 20, 0], [35 * 5, 35 * 25]]
+    assert geoseg.evaluate(pred, truth, classes=tmp_path / "chips" / "classes.json")["confusion_matrix"] == expected
+    config = tmp_path / "chips.yaml"
+    config.write_text(yaml.safe_dump({"data": {"chips": "chips"}}))
+    assert geoseg.evaluate(pred, truth, classes=config)["confusion_matrix"] == expected
+    config.write_text(yaml.safe_dump({"data": {"chips": "chips", "ignore_values": [7]}}))  # training leaves out class 7
+    assert read_label_map(config, ["3"]).lookup([3, 7]).tolist() == [0, 255]
+    config.write_text(yaml.safe_dump({"data": {"chips": "nochips"}}))
+    with pytest.raises(geoseg.core.errors.InputError, match="class table .*classes.json does not exist"):
+        geoseg.evaluate(pred, truth, classes=config)
+    with pytest.raises(geoseg.core.errors.InputError, match="label values 3, 7 in .* are not in the class mapping"):
+        geoseg.evaluate(pred, truth)
+
+
+def test_json_creates_missing_parent_folders_as_the_report_does(maps: tuple[Path, Path], tmp_path: Path, runner) -> None:
+    pred, truth = maps
+    out = tmp_path / "new" / "deeper" / "m.json"
+    result = run(runner, "evaluate", pred, truth, "--json", out, "--report", tmp_path / "new" / "eval")
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["confusion_matrix"] == EXPECTED
+    assert json.loads((tmp_path / "new" / "eval" / "metrics.json").read_text())["confusion_matrix"] == EXPECTED
+    plain = write_raster(tmp_path / "plain.tif", np.zeros((40, 50), np.uint8))  # no class table: fails
+    result = run(runner, "evaluate", plain, truth, "--json", tmp_path / "a" / "m.json")
+    assert result.exit_code == 1 and "carries no class table" in result.stderr
+    assert not (tmp_path / "a").exists()  # made only when the metrics are written
+    result = run(runner, "evaluate", pred, truth, "--json", truth / "m.json")
+    assert result.exit_code == 1 and "is a file, not a folder" in result.stderr
+    result = run(
+        runner, "evaluate", pred, truth, "--report", tmp_path / "b" / "eval", "--json", tmp_path / "b" / "eval" / "m.json"
+    )
+    assert result.exit_code == 2 and "lies inside --report" in result.stderr and not (tmp_path / "b").exists()

@@ -224,3 +224,30 @@ def test_interrupted_run_and_vectorize_keep_the_previous_output(command: str, mo
         assert (target / "classes.tif").read_text() == "previous run"
     else:
         assert target.read_bytes() == b"previous polygons"
+
+
+def test_train_into_a_folder_of_other_files_does_not_suggest_resume(tmp_path: Path, runner) -> None:
+    """--resume is suggested only for a folder holding a run it can continue; a user's folder is named as such."""
+    import yaml
+
+    from geoseg.core.errors import OutputError
+    from geoseg.training.rundir import check_run_dir
+
+    scene = write_raster(tmp_path / "s.tif", random_scene((4, 40, 40)))
+    write_raster(tmp_path / "mask.tif", np.where(np.arange(40) < 20, 1, 2).repeat(40).reshape(40, 40).astype("uint8"))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data": {"scenes": [{"image": str(scene), "labels": str(tmp_path / "mask.tif")}]}}))
+    user = tmp_path / "userdir"
+    user.mkdir()
+    (user / "a.txt").write_text("mine")
+    result = run(runner, "train", config, "-o", user)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "userdir already exists and is not empty (a.txt; no run geoseg train can continue)" in lines[0]
+    assert "--resume" not in lines[0] and "choose another folder" in lines[0]
+    assert sorted(p.name for p in user.iterdir()) == ["a.txt"]
+    (user / "resume.pt").write_bytes(b"")  # a run's folder: continue it
+    with pytest.raises(OutputError, match="not empty: use --resume to continue it"):
+        check_run_dir(user, resume=False)
+    with pytest.raises(OutputError, match="is a file: choose another folder"):
+        check_run_dir(user / "a.txt", resume=False)

@@ -17,7 +17,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from geoseg.core.classes import IGNORE_INDEX
-from geoseg.core.errors import VectorError
+from geoseg.core.errors import InputError, VectorError
 from geoseg.core.labels import Background, LabelMap
 from geoseg.io.label_files import SceneGrid, open_labels
 from tests.helpers import SAMPLE, UTM33, WGS84, run, write_raster
@@ -332,3 +332,69 @@ def test_evaluate_reads_road_lines_as_training_did(tmp_path: Path) -> None:
     metrics = geoseg.evaluate(path, roads, label_field="highway", classes=config)
     assert metrics["accuracy"] == 1.0 and metrics["pixels"] == grid.width * grid.height
     assert [(c["name"], c["iou"]) for c in metrics["classes"]] == [("road", 1.0), ("background", 1.0)]
+
+
+# A mask without a nodata value over part of UTM_GRID: rows 5..24 and columns 10..29 (20 x 20 pixels of 10 m).
+PART = (slice(5, 25), slice(10, 30))
+PART_VALUES = np.where(np.arange(20)[None, :] < 8, 1, 0).repeat(20, 0).astype("uint8")  # 0 is a label value here
+
+
+def _part_mask(tmp: Path, pixel: float) -> Path:
+    """PART_VALUES as a mask without nodata, at 10 m (a subset of the scene's grid) or 20 m (resampled onto it)."""
+    step = int(pixel // 10)
+    origin = Affine(pixel, 0, X0 + 10 * PART[1].start, 0, -pixel, Y0 - 10 * PART[0].start)
+    return write_raster(tmp / f"part_{step}.tif", PART_VALUES[::step, ::step], transform=origin, nodata=None)
+
+
+@pytest.mark.parametrize("pixel", [10.0, 20.0], ids=["same-grid-subset", "resampled"])
+def test_a_mask_without_nodata_labels_only_its_footprint(tmp_path: Path, pixel: float) -> None:
+    """Scene pixels outside a mask's footprint are unlabeled, not the class of value 0 (the warp's fill)."""
+    labels = open_labels(_part_mask(tmp_path, pixel), UTM_GRID)
+    assert labels.label_map.names == ["0", "1"]
+    expected = np.full((UTM_GRID.height, UTM_GRID.width), IGNORE_INDEX, np.uint8)
+    expected[PART] = PART_VALUES  # each 20 m pixel covers 2 x 2 scene pixels of the same value
+    try:
+        np.testing.assert_array_equal(_mask(labels, UTM_GRID), expected)
+        window = Window(-8, 20, 32, 32)  # past the scene's edge, across the footprint's corner
+        np.testing.assert_array_equal(labels.read(window), np.pad(expected, ((0, 2), (8, 0)), constant_values=255)[20:52, :32])
+    finally:
+        labels.close()
+
+
+def test_tile_with_a_partial_mask_writes_unlabeled_pixels_outside_it(tmp_path: Path, runner) -> None:
+    image = write_raster(tmp_path / "s.tif", np.ones((2, 50, 60), "uint16"))
+    result = run(runner, "tile", image, "-o", tmp_path / "c", "--labels", _part_mask(tmp_path, 20.0), "--chip-size", 32)
+    assert result.exit_code == 0, result.output
+    expected = np.full((50, 60), IGNORE_INDEX, np.uint8)
+    expected[PART] = PART_VALUES
+    import pyogrio
+
+    index = pyogrio.read_dataframe(tmp_path / "c" / "index.gpkg", layer="chips", read_geometry=False)
+    offsets = {(int(r.y_off), int(r.x_off)) for r in index.itertuples()}
+    grid = {(y, x) for y in (0, 18) for x in (0, 28)}  # 32 px chips over 50 x 60: the last row and column snapped
+    assert offsets == {(y, x) for y, x in grid if (expected[y : y + 32, x : x + 32] != IGNORE_INDEX).any()}
+    for row in index.itertuples():
+        with rasterio.open(tmp_path / "c" / row.mask) as ds:
+            y, x = int(row.y_off), int(row.x_off)
+            np.testing.assert_array_equal(ds.read(1), expected[y : y + 32, x : x + 32])
+
+
+def test_more_label_values_than_a_class_map_holds_are_one_line(tmp_path: Path, runner) -> None:
+    """300 distinct values (an id field given as --label-field) cannot each be a class of a uint8 map."""
+    boxes = [shapely.box(X0 + 2 * i, Y0 - 10, X0 + 2 * i + 2, Y0) for i in range(300)]
+    ids = _write(tmp_path / "ids.gpkg", list(range(1000, 1300)), boxes, field="osm_id")
+    image = write_raster(tmp_path / "s.tif", np.ones((2, 50, 60), "uint16"))
+    result = run(runner, "tile", image, "-o", tmp_path / "c", "--labels", ids, "--label-field", "osm_id")
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and "unexpected" not in lines[0], result.stderr
+    assert "300 distinct label values in labels" in lines[0] and "field 'osm_id' (1000, 1001, 1002, ...)" in lines[0]
+    assert "at most 255 classes" in lines[0] and "--label-field" in lines[0] and "data.classes" in lines[0]
+    assert not (tmp_path / "c").exists()
+    mask = write_raster(tmp_path / "ids.tif", np.arange(3000, dtype="uint16").reshape(50, 60) % 300)
+    with pytest.raises(InputError, match="300 distinct label values in label mask .*ids.tif"):
+        open_labels(mask, UTM_GRID)
+    assert len(LabelMap.from_values(range(255)).classes) == 255  # ids 0..254: the most a map holds
+    with pytest.raises(InputError, match="at most 254 classes besides the background"):
+        LabelMap.from_values(range(255), background=Background("other"))
+    with pytest.raises(InputError, match="256 classes are more than the 255"):
+        LabelMap.from_spec([str(i) for i in range(256)])

@@ -16,7 +16,8 @@ from geoseg.cli.progress import make_progress, summary
     default=None,
     metavar="LABELS",
     help="Labels: polygons (lines and points with --buffer) in any format and CRS GDAL reads (with "
-    "--label-field), or a mask raster (resampled nearest onto the scene's grid when its grid differs).",
+    "--label-field), or a mask raster (resampled nearest onto the scene's grid when its grid differs; pixels outside "
+    "its footprint are unlabeled).",
 )
 @click.option("--label-field", default=None, metavar="F", help="Field of the label features that holds the labels.")
 @click.option(

@@ -29,7 +29,10 @@ from affine import Affine
 from geoseg.core.classes import IGNORE_INDEX, ClassInfo, class_colors
 from geoseg.core.errors import InputError
 
-__all__ = ["BACKGROUND_WITHIN", "Background", "LabelMap", "burn", "check_buffer", "config_labels"]
+__all__ = ["BACKGROUND_WITHIN", "MAX_CLASSES", "Background", "LabelMap", "burn", "check_buffer", "config_labels"]
+
+MAX_CLASSES = IGNORE_INDEX
+"""Most classes a class table may have: ids 0..254 fit a uint8 mask or class map, 255 is unlabeled (nodata)."""
 
 BACKGROUND_WITHIN = ("labels", "scene")
 """The named areas of :attr:`Background.within`; anything else is the path of a vector file of polygons."""
@@ -127,6 +130,11 @@ class LabelMap:
         """
         items = [{"name": s} if not isinstance(s, Mapping) else dict(s) for s in spec]
         names = [str(item.get("name", "")) for item in items]
+        if len(items) + (background is not None) > MAX_CLASSES:
+            raise InputError(
+                f"{len(items) + (background is not None)} classes are more than the {MAX_CLASSES} a class map holds "
+                f"(ids 0..{MAX_CLASSES - 1}; {IGNORE_INDEX} is unlabeled): map the label values to fewer classes"
+            )
         if background is not None:
             if background.name in names:
                 raise InputError(
@@ -158,24 +166,43 @@ class LabelMap:
 
     @classmethod
     def from_values(
-        cls, found: Iterable[Any], ignore: Iterable[Any] = (), background: Background | None = None, buffer: float | None = None
+        cls,
+        found: Iterable[Any],
+        ignore: Iterable[Any] = (),
+        background: Background | None = None,
+        buffer: float | None = None,
+        source: str = "the labels",
     ) -> LabelMap:
         """One class per distinct label value, in sorted order (when no mapping is given).
 
         A ``background`` class comes last (a label value equal to its name is
         that class); ``buffer`` (metres) applies to every class's lines and points.
+        More values than a class map holds (:data:`MAX_CLASSES`, with the
+        background) are one error naming ``source`` (e.g. the labels' file and field).
 
         Example:
             >>> LabelMap.from_values(["water", "forest", "water"]).names
             ['forest', 'water']
             >>> LabelMap.from_values(["road", "other"], background=Background("other"), buffer=3).buffers
             {0: 3.0}
+            >>> LabelMap.from_values(range(300), source="labels.gpkg field 'osm_id'")
+            Traceback (most recent call last):
+            ...
+            geoseg.core.errors.InputError: 300 distinct label values in labels.gpkg field 'osm_id' (0, 1, 2, ...): ...
         """
         skip = {_key(v) for v in ignore} | ({_key(background.name)} if background is not None else set())
         keys = sorted(
             {_key(v) for v in found} - skip,
             key=lambda k: (not k.lstrip("-").isdigit(), int(k) if k.lstrip("-").isdigit() else 0, k),
         )
+        if len(keys) + (background is not None) > MAX_CLASSES:
+            room = MAX_CLASSES - (background is not None)
+            raise InputError(
+                f"{len(keys)} distinct label values in {source} ({', '.join(keys[:3])}, ...): each would be a class, "
+                f"and a class map holds at most {room} classes{' besides the background' if background else ''}: "
+                "check the label field (--label-field, label_field in a config) or map the values to fewer classes "
+                "(data.classes in a training config)"
+            )
         return cls.from_spec([{"name": k, "values": [k], "buffer": buffer} for k in keys], ignore, background)
 
     def check_values(self, found: Iterable[Any], source: str) -> None:
@@ -200,7 +227,14 @@ class LabelMap:
         return np.array([_key(v) in self.ignore for v in arr.ravel().tolist()], dtype=bool).reshape(arr.shape)
 
     def lookup(self, labels: np.ndarray | Sequence[Any]) -> np.ndarray:
-        """Class ids (uint8) of an array of label values; ignored and unknown values are IGNORE_INDEX."""
+        """Class ids (uint8) of an array of label values; ignored and unknown values are IGNORE_INDEX.
+
+        Ids always fit a uint8: a table holds at most :data:`MAX_CLASSES` classes (see :meth:`from_spec`).
+
+        Example:
+            >>> LabelMap.from_spec(["forest", "water"]).lookup(np.array([["water", "snow"]])).tolist()
+            [[1, 255]]
+        """
         arr = np.asarray(labels)
         uniq, inverse = np.unique(arr, return_inverse=True)
         ids = np.array([self.values.get(_key(u), IGNORE_INDEX) for u in uniq.tolist()], dtype=np.uint8)

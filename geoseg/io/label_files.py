@@ -6,7 +6,8 @@ reprojected to the scene's CRS once and burned per window (smaller polygons
 on top); lines and points of a class with a buffer become corridors and
 discs (in metres, also in geographic CRSs); a background class fills the
 unlabeled pixels of its area under the labels. A mask raster on another
-grid is resampled nearest to the scene's and keeps its own unlabeled value.
+grid is resampled nearest to the scene's and keeps its own unlabeled value;
+scene pixels outside its footprint are unlabeled (also without a nodata value).
 """
 
 from __future__ import annotations
@@ -108,7 +109,13 @@ class VectorLabels:
 
 
 class RasterLabels:
-    """A mask raster on (or resampled nearest to) a scene's grid."""
+    """A mask raster on (or resampled nearest to) a scene's grid.
+
+    On another grid (a part of the scene, another pixel size or CRS) it is
+    seen through a warped view with an alpha band: scene pixels outside the
+    mask's footprint are unlabeled whatever the mask's nodata (a mask without
+    nodata would otherwise fill them with 0, a label value).
+    """
 
     def __init__(self, path: str, ds: Any, grid: SceneGrid, label_map: LabelMap) -> None:
         from geoseg.io.resample import warp_onto
@@ -116,7 +123,7 @@ class RasterLabels:
         self.path, self.grid, self.label_map = path, grid, label_map
         self._ds = ds
         same = ds.crs == grid.crs and ds.transform == grid.transform and ds.width == grid.width and ds.height == grid.height
-        self._src = ds if same else warp_onto(ds, grid)
+        self._src = ds if same else warp_onto(ds, grid, add_alpha=True)  # read_masks: the footprint and nodata
 
     def read(self, window: Window) -> np.ndarray:
         """Class ids (uint8, ``IGNORE_INDEX`` where unlabeled) of the mask over ``window`` of the scene."""
@@ -268,7 +275,7 @@ def _vector_labels(
     if label_map is None:  # classes from the values of the features that become labels
         usable = frame if buffer is not None else frame[frame["__kind__"] == "polygon"]
         found = (usable if not usable.empty else frame)["__label__"].unique().tolist()
-        label_map = LabelMap.from_values(found, ignore, background, buffer)
+        label_map = LabelMap.from_values(found, ignore, background, buffer, f"labels {name} field {label_field!r}")
     else:
         label_map.check_values(frame["__label__"].unique().tolist(), name)
     frame = _buffered(frame, name, grid, label_map, buffer)
@@ -363,7 +370,7 @@ def _raster_labels(
         found = _raster_values(ds)
         if not found:
             raise InputError(f"label mask {name} holds only nodata: give a mask with labeled pixels")
-        label_map = label_map or LabelMap.from_values(found, ignore, background)
+        label_map = label_map or LabelMap.from_values(found, ignore, background, source=f"label mask {name}")
         label_map.check_values(found, name)
         source = RasterLabels(name, ds, grid, label_map)
     except BaseException:

@@ -49,6 +49,8 @@ def warp_onto(src: Any, target: Any, resampling: str = "nearest", fixed_scale: b
     """``src`` (an open dataset) seen on ``target``'s grid (anything with ``crs``, ``transform``, ``width`` and
     ``height``: a dataset or a grid) through a WarpedVRT. ``fixed_scale`` fixes the kernel's scale to the ratio of the
     pixel sizes instead of GDAL's guess per chunk read, so a pixel's value does not depend on how it is read.
+    ``add_alpha=True`` (an option of the WarpedVRT) gives it an alpha band, so ``read_masks`` says which pixels lie
+    outside ``src``'s footprint (or are its nodata) also when ``src`` has no nodata value.
 
     Example:
         >>> with open_scene("labels.tif") as src, open_scene("scene.tif") as ds:  # doctest: +SKIP

@@ -1,9 +1,10 @@
 """``geoseg.evaluate``: score a class map against truth labels (mask raster or polygons).
 
 Truth is put on the class map's grid (polygons reprojected and burned,
-smaller on top; a mask raster resampled nearest). Unlabeled truth pixels and
-nodata predictions are not scored. With ``report=DIR`` the same pass streams
-the error map, and DIR gets the pictures and tables people look at
+smaller on top; a mask raster resampled nearest). Unlabeled truth pixels
+(also those outside a truth mask's footprint) and nodata predictions are not
+scored. With ``report=DIR`` the same pass streams the error map, and DIR gets
+the pictures and tables people look at
 (:mod:`geoseg.report.scores`, :mod:`geoseg.report.errormap`).
 """
 
@@ -31,7 +32,9 @@ def read_label_map(path: str | os.PathLike, class_names: list[str]) -> LabelMap:
     """Label values of truth files mapped to a class map's classes, from a YAML or JSON file.
 
     Accepted: a training config (its ``data.classes``, ``data.ignore_values``
-    and ``data.background``),
+    and ``data.background``; without ``data.classes`` the classes a run
+    numbered from the labels' values, see :func:`_trained_classes`), the
+    ``classes.json`` of a chip folder (``[{id, name, color, values}, ...]``),
     ``{classes: [...], ignore_values: [...]}``, or an object of label value to
     class name such as ``{"0": "unlabeled", "1": "forest"}``, where names that
     are not a class of the map are ignored (and said so).
@@ -40,6 +43,9 @@ def read_label_map(path: str | os.PathLike, class_names: list[str]) -> LabelMap:
         >>> import tempfile
         >>> f = Path(tempfile.mkdtemp()) / "m.json"
         >>> _ = f.write_text('{"0": "unlabeled", "1": "forest", "7": "water"}')
+        >>> read_label_map(f, ["forest", "water"]).lookup([7, 1, 0]).tolist()
+        [1, 0, 255]
+        >>> _ = f.write_text('[{"id": 0, "name": "forest", "values": ["1"]}, {"id": 1, "name": "water", "values": ["7"]}]')
         >>> read_label_map(f, ["forest", "water"]).lookup([7, 1, 0]).tolist()
         [1, 0, 255]
     """
@@ -52,36 +58,96 @@ def _read_classes(path: str | os.PathLike, class_names: list[str]) -> tuple[Labe
 
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"--classes {p} does not exist: give a training config or a JSON/YAML class mapping")
+        raise InputError(
+            f"--classes {p} does not exist: give a training config, a chip folder's classes.json or a JSON/YAML class mapping"
+        )
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError):
         raise InputError(f"--classes {p} is not valid JSON or YAML: fix the syntax") from None
-    if isinstance(data, dict) and isinstance(data.get("data"), dict):
-        data = data["data"]
+    config = isinstance(data, dict) and isinstance(data.get("data"), dict)
+    data = data["data"] if config else data
     background = None
-    if isinstance(data, dict) and isinstance(data.get("classes"), list):
+    if isinstance(data, list):
+        label_map = _table_classes(data, p)
+    elif isinstance(data, dict) and isinstance(data.get("classes"), list):
         label_map, background = config_labels(data, p, f"--classes {p}")
+    elif config and data.get("classes") is None:
+        label_map, background = _trained_classes(data, p, class_names)
     elif isinstance(data, dict) and data:
-        index = {n: i for i, n in enumerate(class_names)}
-        spec: list[dict[str, Any]] = [{"name": n, "values": []} for n in class_names]
-        ignored = []
-        for value, name in data.items():
-            if str(name) in index:
-                spec[index[str(name)]]["values"].append(value)
-            else:
-                ignored.append(value)
-        if ignored:
-            log.info("label values %s of %s name no class of the map: not scored", ", ".join(str(v) for v in ignored), p)
-        label_map = LabelMap.from_spec(spec, ignored)
+        label_map = _value_names(data, p, class_names)
     else:
-        raise InputError(f"--classes {p}: expected a training config, {{classes: [...]}} or an object of label value: class name")
+        raise InputError(
+            f"--classes {p}: expected a training config, a chip folder's classes.json, {{classes: [...]}} "
+            "or an object of label value: class name"
+        )
     if label_map.names != list(class_names):
         raise InputError(
             f"--classes {p} lists classes {', '.join(label_map.names)} but the class map has "
             f"{', '.join(class_names)}: give the mapping of the model that made the map"
         )
     return label_map, background
+
+
+def _value_names(data: dict[Any, Any], p: Path, class_names: list[str]) -> LabelMap:
+    """An object of label value to class name: values naming no class of the map are ignored (and said so)."""
+    index = {n: i for i, n in enumerate(class_names)}
+    spec: list[dict[str, Any]] = [{"name": n, "values": []} for n in class_names]
+    ignored = []
+    for value, name in data.items():
+        if str(name) in index:
+            spec[index[str(name)]]["values"].append(value)
+        else:
+            ignored.append(value)
+    if ignored:
+        log.info("label values %s of %s name no class of the map: not scored", ", ".join(str(v) for v in ignored), p)
+    return LabelMap.from_spec(spec, ignored)
+
+
+def _table_classes(rows: list[Any], p: Path, ignore: list[Any] | None = None) -> LabelMap:
+    """A class table ``[{id, name, color?, values?}, ...]`` as ``geoseg tile`` writes ``classes.json``: classes in
+    id order, each labeled by its ``values`` (by its name without them). With ``ignore`` (a chip config's
+    ``data.ignore_values``) classes whose values are all ignored are left out, as training leaves them out."""
+    try:
+        ordered = sorted(rows, key=lambda row: int(row["id"])) if all(isinstance(r, dict) for r in rows) else rows
+        if ignore:
+            ignored = LabelMap.from_spec([], ignore)
+            ordered = [r for r in ordered if not (isinstance(r, dict) and r.get("values") and ignored.ignored(r["values"]).all())]
+        spec = [{k: v for k, v in r.items() if k != "id"} if isinstance(r, dict) else r for r in ordered]
+        return LabelMap.from_spec(spec, ignore or ())
+    except (KeyError, TypeError, ValueError):
+        raise InputError(
+            f"--classes {p}: a class table must be a list of {{id, name, values}} as geoseg tile writes to classes.json"
+        ) from None
+    except InputError as exc:
+        raise InputError(f"--classes {p}: {exc}") from None
+
+
+def _trained_classes(data: dict[str, Any], p: Path, class_names: list[str]) -> tuple[LabelMap, Background | None]:
+    """The classes a run of a config without ``data.classes`` trained: those of its chip folder's classes.json, or one
+    class per distinct label value named by that value (in sorted order, ``data.background`` last), so the class
+    map's names are the label values (the background aside)."""
+    chips = data.get("chips")
+    if chips:
+        table = Path(str(chips)) / "classes.json"
+        table = table if table.is_absolute() else p.resolve().parent / table
+        if not table.is_file():
+            raise InputError(
+                f"--classes {p}: its chip folder's class table {table} does not exist: give the run's config.yaml "
+                "or the chip folder's classes.json"
+            )
+        try:
+            rows = json.loads(table.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise InputError(f"--classes {p}: its chip folder's class table {table} cannot be read: tile again") from None
+        ignore = data.get("ignore_values")
+        ignore = [] if ignore is None else (list(ignore) if isinstance(ignore, (list, tuple)) else [ignore])
+        return _table_classes(rows if isinstance(rows, list) else [None], table, ignore), None
+    spec = data.get("background")
+    name = spec.get("name") if isinstance(spec, dict) else None
+    values = class_names[:-1] if name is not None and class_names and class_names[-1] == str(name) else class_names
+    log.info("--classes %s has no data.classes: label values are taken as the class map's class names", p)
+    return config_labels({**data, "classes": list(values)}, p, f"--classes {p}")
 
 
 def evaluate(
@@ -244,11 +310,12 @@ def _write_report(
 
 
 def write_json(summary: dict[str, Any], path: Path) -> None:
-    """Write metrics as JSON atomically.
+    """Write metrics as JSON atomically; missing parent folders are created (as ``report``'s are).
 
     Example:
-        >>> write_json(evaluate("classes.tif", "labels.gpkg", label_field="fclass"), Path("metrics.json"))  # doctest: +SKIP
+        >>> write_json(evaluate("classes.tif", "labels.gpkg", label_field="fclass"), Path("eval/metrics.json"))  # doctest: +SKIP
     """
     from geoseg.io.outputs import write_text_atomic
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(summary, indent=2))

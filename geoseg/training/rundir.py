@@ -80,13 +80,25 @@ def check_run_dir(run_dir: Path, resume: bool) -> bool:
             raise OutputError(f"{run_dir} holds no resume.pt: --resume continues a run started with geoseg train")
         log.info("%s: no epoch was completed: training starts from the first", run_dir)
     if run_dir.exists() and not started and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise OutputError(
-            f"run folder {run_dir} already exists and is not empty: use --resume to continue it or choose another folder"
-        )
+        raise OutputError(_taken(run_dir))
     parent = next((p for p in run_dir.parents if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot create run folder {run_dir}: {parent} is not a writable folder")
     return False
+
+
+def _taken(run_dir: Path) -> str:
+    """Why ``run_dir`` cannot take a new run: a file, a run (continue it with --resume), or a folder of other files."""
+    if not run_dir.is_dir():
+        return f"run folder {run_dir} is a file: choose another folder"
+    if (run_dir / "resume.pt").is_file():
+        return f"run folder {run_dir} already exists and is not empty: use --resume to continue it or choose another folder"
+    names = sorted(p.name for p in run_dir.iterdir())
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return (
+        f"run folder {run_dir} already exists and is not empty ({shown}; no run geoseg train can continue): "
+        "choose another folder or empty it"
+    )
 
 
 def comparable(cfg: dict[str, Any]) -> dict[str, Any]:
