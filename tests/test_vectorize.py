@@ -260,6 +260,10 @@ def test_classes_option_names_a_bare_class_map(runner, tmp_path: Path, unet_path
     bad.write_text("[1, 2]")
     result = run(runner, "vectorize", path, "-o", tmp_path / "c.gpkg", "--classes", bad)
     assert result.exit_code == 1 and "--classes" in result.stderr
+    config = tmp_path / "train.yaml"  # classes numbered from the labels' values: only the model knows them
+    config.write_text("data:\n  scenes: [{image: a.tif, labels: b.gpkg, label_field: kind}]\n  stride: 64\n")
+    result = run(runner, "vectorize", path, "-o", tmp_path / "d.gpkg", "--classes", config)
+    assert result.exit_code == 1 and "training config without data.classes" in result.stderr and "model.pt" in result.stderr
 
 
 @pytest.mark.parametrize("rows", [1, 7, 20])

@@ -90,6 +90,11 @@ def _table_file(p: Path, max_id: int) -> list[ClassInfo]:
         raise InputError(f"--classes {p} is not valid {p.suffix[1:].upper()}: fix the syntax, or give {CLASSES_KINDS}") from None
     if isinstance(data, dict) and isinstance(data.get("data"), dict):
         data = data["data"]  # a training config
+        if data.get("classes") is None:
+            raise InputError(
+                f"--classes {p} is a training config without data.classes: its classes were numbered from the labels' "
+                "values when it trained; give the model it trained (the run folder's model.pt) instead"
+            )
     if isinstance(data, dict) and isinstance(data.get("classes"), list):
         return _config_classes(data, p, max_id)
     if isinstance(data, dict):  # YAML reads the keys of {0: water} as numbers: ids are checked as JSON's text
