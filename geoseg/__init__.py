@@ -42,3 +42,14 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'geoseg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """What ``dir(geoseg)`` lists: the public names loaded on first use (:data:`__all__`) with the module's own.
+
+    Example:
+        >>> import geoseg
+        >>> {"predict", "run", "export_onnx"} <= set(dir(geoseg))
+        True
+    """
+    return sorted({*globals(), *_LAZY})

@@ -268,6 +268,30 @@ def test_scenes_are_predicted_first_with_a_model(tmp_path: Path) -> None:
     assert result.summary["pixels"]["changed"] == int((before != after).sum())
 
 
+def test_masked_cloud_shares_of_each_date_are_in_the_summary(tmp_path: Path) -> None:
+    """``change -m MODEL --mask-clouds`` records, per date, what the cloud mask made nodata (as run does in run.json)."""
+    from tests.helpers import BandLogits, wrap
+    from tests.test_clouds import S2, cloudy_scene, needs_model, write_dn
+
+    needs_model()
+    from geoseg.inference.clouds import write_cloud_mask
+
+    model = wrap(BandLogits(0.01), S2, 6, 64, "16px", mean=[1000.0] * 6, std=[500.0] * 6)
+    cloudy = write_dn(tmp_path / "cloudy.tif", cloudy_scene(seed=0, size=192)[0])
+    clear = write_dn(tmp_path / "clear.tif", cloudy_scene(seed=1, size=192)[0])
+    summary = geoseg.change(cloudy, clear, tmp_path / "c", model=model, mask_clouds=True, device="cpu").summary
+    for label, scene in (("before", cloudy), ("after", clear)):
+        direct = write_cloud_mask(scene, tmp_path / f"{label}_clouds.tif", device="cpu")
+        record = summary["clouds"][label]
+        assert record["shares"] == direct.shares and record["valid_pixels"] == direct.valid_pixels, record
+        assert record["path"] is None  # the mask itself is not kept in OUTDIR
+    assert summary["clouds"]["before"]["shares"]["cloud"] > 1
+    on_disk = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert on_disk["clouds"]["after"]["shares"] == summary["clouds"]["after"]["shares"]
+    maps = [tmp_path / "c" / f"{label}_classes.tif" for label in ("before", "after")]
+    assert geoseg.change(*maps, tmp_path / "p").summary["clouds"] is None  # nothing masked
+
+
 def test_outdir_is_refused_without_overwrite(tmp_path: Path) -> None:
     before, after = pair_maps()
     b, a = class_map(tmp_path / "b.tif", before), class_map(tmp_path / "a.tif", after)

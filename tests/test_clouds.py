@@ -115,9 +115,28 @@ def test_missing_bands_are_one_line_listing_both_sides():
 def test_missing_bands_of_a_scene_file(tmp_path):
     needs_model()
     scene = write_raster(tmp_path / "rgb.tif", np.full((3, 32, 32), 900, "uint16"), descriptions=["B04", "B03", "B02"])
-    with pytest.raises(BandMismatchError, match=r"rgb.tif has bands \[B04, B03, B02\] but the cloud model needs"):
+    with pytest.raises(BandMismatchError, match=r"rgb.tif has bands \[B04, B03, B02\] but the cloud model needs") as caught:
         write_cloud_mask(scene, tmp_path / "clouds.tif")
+    assert "it has no nir band" in str(caught.value) and "give the bands names" not in str(caught.value)
     assert not (tmp_path / "clouds.tif").exists()
+
+
+def test_mask_clouds_on_an_rgb_scene_and_model_names_the_missing_band(tmp_path):
+    """A 3-band scene without band names, a model of red, green and blue: no nir exists, so naming bands cannot help."""
+    import geoseg
+    from tests.helpers import SmallConv, wrap
+
+    scene = write_raster(tmp_path / "rgb.tif", np.full((3, 64, 64), 900, "uint16"))
+    model = wrap(SmallConv(3, 2), ["B04", "B03", "B02"], 2, 32, "8px")
+    with pytest.raises(BandMismatchError) as caught:
+        geoseg.predict(scene, model, tmp_path / "classes.tif", mask_clouds=True, device="cpu")
+    message = str(caught.value)
+    assert "rgb.tif" in message and "it has no nir band" in message and "give the bands names" not in message, message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rgb.tif"]
+    with pytest.raises(BandMismatchError, match="6 unnamed band.*no band is named blue and green and red and nir"):
+        cloud_bands([None] * 6)  # unnamed bands that may hold them: naming them is the fix
+    with pytest.raises(BandMismatchError, match="3 unnamed band.*it has no blue and green and red and nir band"):
+        cloud_bands([None] * 3)
 
 
 @pytest.mark.parametrize(
@@ -125,6 +144,10 @@ def test_missing_bands_of_a_scene_file(tmp_path):
     [
         ("T33UUU_20170216T102101.tif", S2, "uint16", (1e-4, 0.0, "l1c")),
         ("S2B_MSIL1C_20230601T102021_N0509.tif", S2, "uint16", (1e-4, -0.1, "l1c")),  # baseline 04.00
+        # reprocessed archive products: sensed before 25 Jan 2022, processed at baseline 05.00, with the offset
+        ("S2A_MSIL1C_20170216T101031_N0500_R022_T33UUU_20230510T122214.tif", S2, "uint16", (1e-4, -0.1, "l1c")),
+        ("S2A_MSIL2A_20170613T101031_N0500_R022_T33UUU_20230510T122214.tif", S2, "uint16", (1e-4, -0.1, "l2a")),
+        ("S2A_MSIL1C_20170216T101031_N0204_R022_T33UUU_20170216T101031.tif", S2, "uint16", (1e-4, 0.0, "l1c")),
         ("S2A_MSIL2A_20190601T102021.tif", S2, "uint16", (1e-4, 0.0, "l2a")),
         ("LC08_L2SP_193023_20200601.tif", [f"SR_B{i}" for i in range(2, 8)], "uint16", (2.75e-5, -0.2, "l2a")),
         ("LC08_L1TP_193023_20200601.tif", [f"B{i}" for i in range(2, 8)], "uint16", (2e-5, -0.1, "l1c")),
@@ -137,6 +160,17 @@ def test_guess_scaling(tmp_path, name, descriptions, dtype, expected):
     with open_scene(path) as ds:
         s = guess_scaling(ds)
     assert (s.scale, s.offset, s.level) == expected and s.reason
+
+
+def test_sentinel2_offset_follows_the_processing_baseline_tag(tmp_path):
+    """A scene without a product name but with the SAFE's PROCESSING_BASELINE tag: the tag decides, not the date."""
+    for baseline, offset in (("05.00", -0.1), ("02.04", 0.0)):
+        path = write_raster(tmp_path / f"T33UUU_20170216T101031_{baseline}.tif", np.ones((6, 8, 8), "uint16"), descriptions=S2)
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(PROCESSING_BASELINE=baseline)
+        with open_scene(path) as ds:
+            s = guess_scaling(ds)
+        assert s.offset == offset and f"N{baseline.replace('.', '')}" in s.reason, s
 
 
 @pytest.mark.parametrize("name, dtype", [("LT05_L1TP_193023_20100601.tif", "uint16"), ("quicklook.tif", "uint8")])
@@ -366,6 +400,11 @@ def test_predict_makes_clouds_and_shadows_nodata_in_every_output(tmp_path):
     assert np.array_equal(classes[~excluded], read(tmp_path / "plain.tif")[~excluded]), "clear pixels keep their class"
     assert result.clouds["shares"]["cloud"] > 0 and result.clouds["model"].startswith("ukis-csmask")
     assert (tmp_path / "clouds.qml").exists()
+    assert (result.clouds["path"], result.clouds["style"]) == ("clouds.tif", "clouds.qml")
+    unkept = geoseg.predict(scene, model, tmp_path / "unkept.tif", mask_clouds=True, device="cpu")  # no clouds path
+    assert (unkept.clouds["path"], unkept.clouds["style"]) == (None, None)  # its temporary mask is gone: no name
+    assert unkept.clouds["shares"] == result.clouds["shares"]
+    assert np.array_equal(read(tmp_path / "unkept.tif"), classes)
 
 
 def test_predict_without_the_extra_is_one_line_and_writes_nothing(tmp_path, monkeypatch):

@@ -138,3 +138,15 @@ def test_damaged_card_is_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.pt").write_bytes(struct.pack("<Q", len(new_header)) + new_header + raw[8 + size :])
     with pytest.raises(ModelError, match="not a geoseg model card"):
         read_card(tmp_path / "bad.pt")
+
+
+def test_dir_lists_the_public_names_loaded_on_first_use() -> None:
+    """``dir(geoseg)`` shows what ``import geoseg`` offers (loaded lazily), not only the module's own few names."""
+    import subprocess
+    import sys
+
+    code = "import geoseg; print(','.join(dir(geoseg)))"
+    listed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    names = set(listed.stdout.strip().split(","))  # a fresh process: nothing was loaded before dir()
+    assert set(geoseg.__all__) <= names and {"predict", "run", "export_onnx", "Model"} <= names
+    assert all(getattr(geoseg, name) is not None for name in geoseg.__all__)

@@ -20,11 +20,16 @@ from tests.test_model_files import DEEPNESS  # noqa: E402 - the Deepness-only me
 
 
 def check_deepness_metadata(path: Path) -> dict:
-    """Every key Deepness reads is there, JSON-encoded, with the type Deepness converts it to."""
+    """Every key Deepness reads is there, JSON-encoded, with the type Deepness converts it to; ``resolution`` (cm) is
+    the card's pixel size, and absent where the card has none (never made up)."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
+    pixel_size = json.loads(meta["geoseg_card"])["pixel_size"]
+    assert ("resolution" in meta) == bool(pixel_size), meta.get("resolution")
     values = {}
     for key, kind in DEEPNESS_KEYS.items():
+        if key == "resolution" and not pixel_size:
+            continue
         assert key in meta, key
         values[key] = json.loads(meta[key])
         assert isinstance(values[key], kind), (key, values[key])
@@ -317,3 +322,125 @@ def test_normalization_that_cannot_be_expressed_is_refused(tmp_path: Path) -> No
     with pytest.raises(ModelError, match="cannot be expressed in ONNX"):
         export_onnx(model, tmp_path / "m.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def _sigmoid_onnx(path: Path, meta: dict[str, object], size: int = 64, gain: float = 6.0) -> Path:
+    """A Deepness-style binary model without torch: ``sigmoid(gain * (red - blue))`` of raw / 255 inputs, one output
+    channel (Deepness' Segmentor reads it as background and the named class, thresholded at seg_thresh)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.array([gain, 0.0, -gain], np.float32).reshape(1, 3, 1, 1), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["z"]), helper.make_node("Sigmoid", ["z"], ["p"])],
+        "binary",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["batch", 1, size, size])],
+        [weights],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for key, value in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.save(model, str(path))
+    return path
+
+
+BINARY_META = {"model_type": "Segmentor", "class_names": {"0": "field"}, "resolution": 1000, "tiles_size": 64}
+
+
+@pytest.mark.parametrize("threshold", [None, 0.5, 0.3, 0.8])
+def test_a_one_channel_deepness_model_is_background_and_its_class(tmp_path: Path, runner, threshold) -> None:
+    """A sigmoid output of one channel, as Deepness reads it: the class where p >= seg_thresh (default 0.5), else
+    background; not an argmax over one channel (a constant map)."""
+    meta = {**BINARY_META, "tiles_overlap": 10, **({} if threshold is None else {"seg_thresh": threshold})}
+    model = _sigmoid_onnx(tmp_path / "binary.onnx", meta)
+    rng = np.random.default_rng(7)
+    rgb = rng.integers(0, 256, (3, 100, 100)).astype("uint8")
+    rgb[2] = np.where(rgb[2] == rgb[0], (rgb[0].astype(int) + 1) % 256, rgb[2])  # red != blue: no pixel on a tie
+    scene = write_raster(tmp_path / "rgb.tif", rgb)
+    result = run(runner, "predict", scene, "-m", model, "-o", tmp_path / "c.tif", "--confidence", tmp_path / "p.tif")
+    assert result.exit_code == 0, result.output
+    assert "one-channel sigmoid output (field from seg_thresh" in result.stderr
+    p = 1 / (1 + np.exp(-6.0 * (rgb[0].astype(np.float64) - rgb[2]) / 255))
+    expected = (p >= (0.5 if threshold is None else threshold)).astype(np.uint8)  # Deepness: below seg_thresh is 0
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        classes = ds.read(1)
+        table = json.loads(ds.tags()["GEOSEG_CLASSES"])
+    assert 0.05 < expected.mean() < 0.95  # both classes occur
+    np.testing.assert_array_equal(classes, expected)
+    assert [c["name"] for c in table] == ["background", "field"]
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        confidence = ds.read(1)
+    assert confidence.min() >= 50 and confidence.max() <= 100
+    card = load_onnx(model).card
+    assert card.provenance["binary_output"] == {"seg_thresh": 0.5 if threshold is None else threshold}
+
+
+def test_one_channel_models_with_wrong_class_names_are_refused(tmp_path: Path) -> None:
+    from geoseg.core.errors import ModelError
+    from geoseg.model.deepness import binary_probabilities
+
+    two = load_onnx(_sigmoid_onnx(tmp_path / "two.onnx", {**BINARY_META, "class_names": {"0": "other", "1": "field"}}))
+    assert [c.name for c in two.card.classes] == ["other", "field"]  # two names for one channel: as given
+    three = _sigmoid_onnx(tmp_path / "three.onnx", {**BINARY_META, "class_names": {"0": "a", "1": "b", "2": "c"}})
+    with pytest.raises(ModelError, match="three.onnx: Deepness metadata class_names .*one-channel output"):
+        load_onnx(three)
+    out = binary_probabilities(np.array([0.0, 0.2, 0.4, 1.0], np.float32).reshape(1, 1, 1, 4), 0.4)
+    assert out.shape == (1, 2, 1, 4) and np.allclose(out.sum(axis=1), 1)
+    assert out.argmax(axis=1).ravel().tolist() == [0, 0, 1, 1]  # p == seg_thresh is the class, as in Deepness
+    with pytest.raises(ModelError, match="one-channel sigmoid output"):
+        binary_probabilities(np.zeros((1, 2, 4, 4), np.float32), 0.5, "m.onnx")
+
+
+def test_a_model_without_pixel_size_exports_no_resolution(tmp_path: Path, runner) -> None:
+    """No made-up resolution: Deepness then uses its dialog's, GeoDeep 10 cm; said in one warning; info says unknown."""
+    tiny_unet(3, 2).save(tmp_path / "nopix.pt")
+    result = run(runner, "export", tmp_path / "nopix.pt", "-o", tmp_path / "nopix.onnx")
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert len(warned) == 1 and "has no pixel size" in warned[0] and "resolution" in warned[0], result.stderr
+    meta = ort.InferenceSession(str(tmp_path / "nopix.onnx")).get_modelmeta().custom_metadata_map
+    assert "resolution" not in meta
+    check_deepness_metadata(tmp_path / "nopix.onnx")
+    for model, shown in ((tmp_path / "nopix.pt", "pixel size unknown"), (tmp_path / "nopix.onnx", "pixel size unknown")):
+        info = run(runner, "info", model)
+        assert info.exit_code == 0 and shown in info.stdout.splitlines(), info.stdout
+    tiny_unet(3, 2, pixel_size=10.0).save(tmp_path / "pix.pt")
+    assert "pixel size 10.0 m" in run(runner, "info", tmp_path / "pix.pt").stdout.splitlines()
+    quiet = run(runner, "export", tmp_path / "pix.pt", "-o", tmp_path / "pix.onnx")
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr, quiet.stderr
+    # a Deepness-only file without resolution has no pixel size either: a scene keeps its own pixels
+    bare = _with_metadata(
+        _bare_onnx(tmp_path / "bare.onnx"), tmp_path / "d.onnx", {"model_type": "Segmentor", "class_names": {"0": "a", "1": "b"}}
+    )
+    assert load_onnx(bare).card.pixel_size is None
+
+
+def test_export_fits_a_pixel_overlap_to_a_smaller_chip(tmp_path: Path, runner) -> None:
+    """A 256 px model with overlap 64px exported at --chip-size 64: the same quarter of the chip, 16px, said once."""
+    tiny_unet(3, 2, chip_size=256, overlap="64px", pixel_size=10.0).save(tmp_path / "px64.pt")
+    result = run(runner, "export", tmp_path / "px64.pt", "-o", tmp_path / "x.onnx", "--chip-size", 64)
+    assert result.exit_code == 0, result.output
+    assert "overlap 64px does not fit 64 px chips: the file gets 16px" in result.stderr
+    values = check_deepness_metadata(tmp_path / "x.onnx")
+    assert values["tiles_overlap"] == 25 and values["tile_size"] == 64
+    card = load_onnx(tmp_path / "x.onnx").card
+    assert (card.overlap, card.chip_size) == ("16px", 64)
+    scene = write_raster(tmp_path / "s.tif", np.full((3, 100, 100), 50, "uint16"))
+    predicted = run(runner, "predict", scene, "-m", tmp_path / "x.onnx", "-o", tmp_path / "c.tif")
+    assert predicted.exit_code == 0, predicted.output
+    fits = run(runner, "export", tmp_path / "px64.pt", "-o", tmp_path / "y.onnx", "--chip-size", 128)  # 64px fits 128
+    assert fits.exit_code == 0 and "overlap" not in fits.stderr and load_onnx(tmp_path / "y.onnx").card.overlap == "64px"
+
+
+def test_export_leaves_the_callers_model_as_it_was(tmp_path: Path) -> None:
+    """Training mode (each module's) and parameters stay the caller's: export traces a model on the CPU in eval mode."""
+    model = tiny_unet(3, 2).train()
+    frozen = next(m for m in model.modules() if m.__class__.__name__ == "BatchNorm2d")
+    frozen.eval()  # a caller's frozen batch norm stays frozen, the rest keeps training
+    params = {name: (p, p.device) for name, p in model.named_parameters()}
+    export_onnx(model, tmp_path / "m.onnx")
+    assert model.training and not frozen.training
+    assert sum(m.training for m in model.modules()) == sum(1 for _ in model.modules()) - 1
+    assert all(p is params[name][0] and p.device == params[name][1] for name, p in model.named_parameters())

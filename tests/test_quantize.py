@@ -142,7 +142,11 @@ def test_refusals_are_one_line_and_write_nothing(exports: dict[str, Path], tmp_p
         (["--quantize", "int4"], ["--quantize", "int4", "int8"], 2),
         (["--quantize", "int8", "--calibration", three], ["--calibration", "three.tif", "4 band"], 1),
         (["--quantize", "int8", "--calibration", empty], ["--calibration", "empty.tif", "valid pixel"], 1),
-        (["--quantize", "int8", "--calibration", tmp_path / "missing.tif"], ["missing.tif"], 1),
+        (
+            ["--quantize", "int8", "--calibration", tmp_path / "missing.tif"],
+            ["--calibration", "missing.tif", "does not exist"],
+            1,
+        ),
     ]
     for extra, words, code in cases:
         refused(geoseg_process("export", model, "-o", out, *extra, cwd=tmp_path), *words, code=code)
@@ -228,6 +232,77 @@ def test_calibration_scene_off_in_one_axis_is_warned(tmp_path: Path, caplog: pyt
         warned[name] = [r.getMessage() for r in caplog.records if "pixel size" in r.getMessage()]
     assert warned["square"] == [] and len(warned["oblong"]) == 1
     assert "pixel size 7 x 13 m differs from the model's 10 m" in warned["oblong"][0]
+    assert "read resampled to 10 m" in warned["oblong"][0]
+
+
+def test_calibration_chips_are_read_at_the_models_pixel_size(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A 20 m scene for a 10 m model: chips read from the scene at 10 m, as predict reads them (not its own pixels)."""
+    import dataclasses
+
+    from affine import Affine
+
+    from geoseg.io.raster import open_scene, read_window
+    from geoseg.io.resample import open_resampled
+
+    card = dataclasses.replace(tiny_unet(4, 3, mean=[1000.0] * 4, std=[300.0] * 4).card, pixel_size=10.0)
+    scene = write_raster(
+        tmp_path / "coarse.tif", random_scene((4, 64, 64), seed=6), transform=Affine(20.0, 0, 330000.0, 0, -20.0, 5822040.0)
+    )
+    notes: list[str] = []
+    chips = calibration_chips(scene, card, 64, notes=notes)
+    assert len(notes) == 1 and "read resampled to 10 m" in notes[0] and notes[0] in caplog.text
+    with open_scene(scene) as ds, open_resampled(ds, scene, 10.0)[1] as fine:
+        assert (fine.width, fine.height) == (128, 128)
+        grid = geoseg.make_grid(fine.width, fine.height, 64, card.overlap, fine.transform)
+        expected = [
+            card.normalize(read_window(fine, grid.chip(*divmod(i, grid.cols)).window, [1, 2, 3, 4])[0])
+            for i in spread_order(len(grid))
+        ]
+    assert len(chips) == min(len(grid), CALIBRATION_CHIPS) > 1  # on its own 64 px the scene is one chip
+    np.testing.assert_allclose(chips, np.stack(expected[: len(chips)]), rtol=1e-6)
+    far = write_raster(
+        tmp_path / "far.tif", random_scene((4, 64, 64), seed=6), transform=Affine(60.0, 0, 330000.0, 0, -60.0, 5822040.0)
+    )
+    notes.clear()
+    assert len(calibration_chips(far, card, 64, notes=notes)) == 1  # 6 times coarser: its own pixels, as predict does
+    assert "more than 4 times coarser: its chips were read on its own pixels" in notes[0]
+
+
+def test_calibration_on_few_chips_or_valid_pixels_is_warned_and_recorded(tmp_path: Path) -> None:
+    """One chip with 9 valid pixels calibrated silently before: now one warning line, kept in the card."""
+    from click.testing import CliRunner
+
+    from geoseg.model.onnx import load_onnx
+
+    model = tiny_unet(4, 3, mean=[1000.0] * 4, std=[300.0] * 4).save(tmp_path / "m.pt")
+    data = np.zeros((4, 64, 64), np.uint16)
+    data[:, 30:33, 30:33] = random_scene((4, 3, 3), seed=8) + 1  # 9 valid pixels
+    few = write_raster(tmp_path / "few.tif", data, nodata=0)
+    notes: list[str] = []
+    assert len(calibration_chips(few, geoseg.load_model(model).card, 64, notes=notes)) == 1
+    assert len(notes) == 1 and "only 1 chip(s) with 0.2% valid pixels" in notes[0], notes
+    result = run(CliRunner(), "export", model, "-o", tmp_path / "q.onnx", "--quantize", "int8", "--calibration", few)
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if "valid pixels" in line]
+    assert len(warned) == 1 and "under 3 chips or 5% valid" in warned[0], result.stderr
+    assert load_onnx(tmp_path / "q.onnx").card.quantization["calibration_warnings"] == notes
+    notes.clear()
+    full = write_raster(tmp_path / "full.tif", random_scene((4, 192, 192), seed=1))
+    assert len(calibration_chips(full, geoseg.load_model(model).card, 64, notes=notes)) == CALIBRATION_CHIPS and not notes
+
+
+def test_export_help_quotes_the_benchmarked_int8_speed_ups(runner) -> None:
+    """--help, README and BENCHMARKS.md give the same INT8 figures: predict end to end and the model alone."""
+    import re
+
+    shown = " ".join(run(runner, "export", "--help").output.split())
+    benchmarks = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    predict = sorted(re.findall(r"\| predict, [^|]*chips \| [\d.]+ \| [\d.]+ \| ([\d.]+)×", benchmarks))
+    alone = sorted(re.findall(r"\| model alone, [^|]* \| [\d.]+ \| [\d.]+ \| ([\d.]+)×", benchmarks))
+    assert predict == ["1.07", "1.16"] and alone == ["1.24", "1.31"], (predict, alone)
+    assert f"{predict[0]}-{predict[1]}x faster end to end" in shown and f"{alone[0]}-{alone[1]}x faster alone" in shown
+    assert f"{alone[0]}–{alone[1]}× faster than float and predict {predict[0]}–{predict[1]}× end to end" in readme
 
 
 def test_geoseg_imports_without_onnxruntime_and_quantize_names_the_install(tmp_path: Path) -> None:

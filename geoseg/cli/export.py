@@ -55,18 +55,23 @@ def export(
     tiles_overlap, standardization_mean/std, seg_thresh 0 for softmax
     heads so peers take the plain argmax, seg_small_segment from --smooth)
     plus the geoseg model card, so geoseg runs the file like the checkpoint.
-    The output is static but for the batch: (batch, classes, chip, chip).
+    The output is static but for the batch: (batch, classes, chip, chip). A
+    model without a pixel size gets no resolution key (said in a warning);
+    a pixel overlap too large for the chip size is scaled to the same share
+    of the chip (also said).
 
     --quantize int8 trades a little agreement for speed on CPUs: an 8-bit
     integer model, a quarter of the size; the layers at fine resolution stay
     float. On the project's shared 2-core x86 CPU (with VNNI) the bundled
-    model ran 1.1-1.2x faster end to end in geoseg predict and 1.2-1.3x
+    model ran 1.07-1.16x faster end to end in geoseg predict and 1.24-1.31x
     faster alone (BENCHMARKS.md), and its class map differed from the float
     model's on about 1% of the pixels (where two classes are close). With
     --calibration SCENE (static quantization) the activation ranges are
     measured on up to 16 chips spread over SCENE, read the way predict reads
-    it, each also flipped and turned: give a scene like those the model will
-    label, with the model's bands. Without it the quantization is dynamic:
+    it (at the model's pixel size), each also flipped and turned: give a
+    scene like those the model will label, with the model's bands; fewer
+    than 3 chips, or under 5% valid pixels, are warned about (also in the
+    card). Without it the quantization is dynamic:
     no data needed, as small, but about 3.5x slower than the float model
     there. Compare both maps on your own scenes before
     switching (geoseg evaluate int8.tif float.tif). geoseg info and run.json

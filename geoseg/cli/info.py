@@ -84,7 +84,7 @@ def _show_card(card: ModelCard) -> None:
     click.echo(f"model      {_safe(card.name)} ({_safe(card.arch)} / {_safe(card.encoder)})")
     click.echo(f"bands      {', '.join(_safe(b) for b in card.bands)}")
     click.echo(f"chip       {card.chip_size} px, overlap {_safe(card.overlap)}")
-    click.echo(f"pixel size {card.pixel_size if card.pixel_size else 'unknown'} m")
+    click.echo(f"pixel size {f'{card.pixel_size} m' if card.pixel_size else 'unknown'}")
     if card.mean is not None:
         click.echo(f"mean       {', '.join(f'{v:.4g}' for v in card.mean)}")
         click.echo(f"std        {', '.join(f'{v:.4g}' for v in card.std or [])}")

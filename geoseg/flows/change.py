@@ -75,17 +75,14 @@ def change(
     **option_values: Any,
 ) -> ChangeResult:
     """Compare two dates and write OUTDIR: transitions.tif (+ .qml), changes.gpkg, changes.geojson (+ changes.qml),
-    matrix.csv, preview.png and summary.json (written last).
+    matrix.csv, preview.png and summary.json (written last; with ``mask_clouds``, ``clouds`` has each date's shares).
 
-    ``before`` and ``after`` are class maps (geoseg's ``classes.tif``, or any
-    integer raster whose values ``classes_table``, a JSON class table or a
-    model, names), or scenes when ``model`` is given: each is then predicted
-    first (``before_classes.tif`` and ``after_classes.tif`` are kept in
-    OUTDIR). ``options`` (a :class:`RunOptions`) or its fields as keywords:
-    ``min_area`` and ``simplify`` for the change polygons, and with a model
-    the prediction options of :func:`geoseg.run`. AFTER is compared on
-    BEFORE's grid where the two overlap; class tables that differ are
-    matched by class name.
+    ``before`` and ``after`` are class maps (geoseg's ``classes.tif``, or any integer raster whose values
+    ``classes_table``, a JSON class table or a model, names), or scenes when ``model`` is given: each is then
+    predicted first (``before_classes.tif`` and ``after_classes.tif`` are kept in OUTDIR). ``options`` (a
+    :class:`RunOptions`) or its fields as keywords: ``min_area`` and ``simplify`` for the change polygons, and with
+    a model the prediction options of :func:`geoseg.run`. AFTER is compared on BEFORE's grid where the two overlap;
+    class tables that differ are matched by class name.
 
     Example:
         >>> geoseg.change("2019/classes.tif", "2024/classes.tif", "change", min_area=500)  # doctest: +SKIP
@@ -103,8 +100,9 @@ def change(
         _check_scenes_overlap(names)  # before minutes of prediction
     net = open_model(model, opts.predict.backend, opts.predict.device) if model is not None else None
     warnings: list[str] = []
+    clouds: dict[str, Any] = {}  # with --mask-clouds: each date's cloud mask record (shares masked)
     with atomic_folder(out, overwrite, CHANGE_MARKS, create_parents=True) as tmp:
-        maps = _class_maps((before, after), net, opts, tmp, warnings, progress)
+        maps = _class_maps((before, after), net, opts, tmp, warnings, progress, clouds)
         tables = [table or _table_of(m) for m in maps]
         with AlignedPair(*maps, tables=(table is not None, table is not None), names=names) as pair:
             remap = match_tables(tables[0], tables[1], names)
@@ -117,6 +115,7 @@ def change(
             alignment = pair.alignment() | ({"after_values_to_before": remap.record()} if remap else {})
         polygons = _write_changes(tmp, transitions, opts.vectorize, progress)
         summary = _summary(names, model_path, classes_table, opts, alignment, counts, transitions, polygons, warnings)
+        summary["clouds"] = clouds or None
         _write_reports(tmp, counts, transitions, " → ".join(distinct_names(*names)))
         summary["timings_s"] = {"total": round(time.perf_counter() - started, 3)}
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
@@ -149,8 +148,10 @@ def _class_maps(
     tmp: Path,
     warnings: list[str],
     progress: Progress | None,
+    clouds: dict[str, Any],
 ) -> tuple[Path | str | os.PathLike[str], Path | str | os.PathLike[str]]:
-    """The two class maps: the inputs themselves, or the scenes predicted into ``tmp`` by ``net``."""
+    """The two class maps: the inputs themselves, or the scenes predicted into ``tmp`` by ``net`` (with
+    ``mask_clouds``, each date's cloud mask record goes into ``clouds`` under ``before`` and ``after``)."""
     if net is None:
         return inputs
     maps = []
@@ -159,6 +160,8 @@ def _class_maps(
         stage = _stage(progress, f"predict {label}")
         result = predict(scene, net, path, opts.predict, progress=stage)
         warnings.extend(result.warnings)
+        if result.clouds is not None:
+            clouds[label] = result.clouds
         maps.append(path)
     return maps[0], maps[1]
 

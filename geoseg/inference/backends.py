@@ -99,7 +99,7 @@ def _exported(net: Any, chip: int, device: str, tensorrt: str | None, seconds: d
     if key not in exports:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="geoseg-onnx-") as tmp:
-            path = export_onnx(net, Path(tmp) / "model.onnx", chip_size=chip)
+            path = export_onnx(net, Path(tmp) / "model.onnx", chip_size=chip, quiet=True)
             exports[key] = load_onnx(path, device, tensorrt=tensorrt)  # the session holds the graph in memory
         seconds["export_onnx"] = time.perf_counter() - started
         log.info("running the model with onnxruntime (exported in %.1f s)", seconds["export_onnx"])

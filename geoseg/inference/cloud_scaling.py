@@ -43,7 +43,8 @@ class Scaling:
 
 def guess_scaling(ds: Any) -> Scaling:
     """The reflectance scaling of an open scene from its data type, band names, sensor and file names: float scenes
-    as reflectance; Sentinel-2 DN / 10000 (- 0.1 when file names date it from 25 Jan 2022, baseline 04.00); Landsat
+    as reflectance; Sentinel-2 DN / 10000 (- 0.1 from processing baseline 04.00 on, read from the product name's
+    ``N0400`` token, else from a sensing date from 25 Jan 2022: :func:`_sentinel2`); Landsat
     C2 Level-2 (``SR_B*``) DN * 2.75e-5 - 0.2; Landsat 8/9 Level-1 DN * 2e-5 - 0.1 (no sun-elevation correction);
     other 16-bit scenes reflectance x 10000. 8-bit scenes and Landsat 4-7 Level-1 DN are refused.
 
@@ -69,8 +70,36 @@ def guess_scaling(ds: Any) -> Scaling:
         fix = "give a reflectance scene (float 0-1, or Sentinel-2 / Landsat 8-9 DN with band or file names)"
         raise InputError(f"{ds.name}: the cloud mask cannot tell the reflectance of {what}: {fix}")
     if sensor == "sentinel2":
-        dates = re.findall(r"(20\d{6})T\d{6}", text)
-        if dates and min(dates) >= "20220125":  # baseline 04.00 adds 1000 to every DN
-            return Scaling(1e-4, -0.1, level, "Sentinel-2 (DN - 1000) / 10000, processing baseline 04.00")
-        return Scaling(1e-4, 0.0, level, "Sentinel-2 DN / 10000")
+        return _sentinel2(text, level)
     return Scaling(1e-4, 0.0, level, "assumed reflectance x 10000 (sensor unknown)")
+
+
+OFFSET_BASELINE = "0400"
+"""Sentinel-2 processing baseline 04.00 and later add 1000 to every DN (``BOA_ADD_OFFSET``/``RADIO_ADD_OFFSET``)."""
+OFFSET_DATE = "20220125"
+"""The first sensing day processed at baseline 04.00: the guess for names without a baseline."""
+
+
+def _sentinel2(text: str, level: str) -> Scaling:
+    """Sentinel-2 DN / 10000, less 0.1 from processing baseline 04.00 on: read from the product name's ``N0400``
+    token (or a ``PROCESSING_BASELINE=04.00`` tag), else guessed from the sensing date (reprocessed archive
+    products carry a baseline of N0500 or later with an earlier date, and the offset).
+
+    Example:
+        >>> _sentinel2("S2A_MSIL1C_20170216T101031_N0500_R022_T33UUU_20230510T122214.tif", "l1c").offset
+        -0.1
+        >>> _sentinel2("S2A_MSIL1C_20170216T101031_N0204_R022_T33UUU_20170216T101031.tif", "l1c").offset
+        0.0
+    """
+    tokens = re.findall(r"\d{8}T\d{6}_N(\d{4})(?!\d)", text) + [
+        a + b for a, b in re.findall(r"PROCESSING_BASELINE=(\d{2})\.(\d{2})", text, re.IGNORECASE)
+    ]
+    if tokens:
+        baseline = min(tokens)
+        if baseline >= OFFSET_BASELINE:
+            return Scaling(1e-4, -0.1, level, f"Sentinel-2 (DN - 1000) / 10000, processing baseline N{baseline}")
+        return Scaling(1e-4, 0.0, level, f"Sentinel-2 DN / 10000, processing baseline N{baseline}")
+    dates = re.findall(r"(20\d{6})T\d{6}", text)
+    if dates and min(dates) >= OFFSET_DATE:
+        return Scaling(1e-4, -0.1, level, "Sentinel-2 (DN - 1000) / 10000, processing baseline 04.00 (by sensing date)")
+    return Scaling(1e-4, 0.0, level, "Sentinel-2 DN / 10000")

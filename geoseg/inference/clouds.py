@@ -103,7 +103,15 @@ def cloud_bands(
             return found[0], wanted
     has = f"bands [{', '.join(d or '?' for d in descriptions)}]" if any(descriptions) else f"{len(descriptions)} unnamed band(s)"
     needs = "blue, green, red and nir (better also swir16 and swir22), e.g. Sentinel-2 B02, B03, B04, B08, B11, B12"
-    fix = "give the bands names (band descriptions, e.g. gdal_edit.py, or a band folder whose file names carry them)"
+    missing = [b for b in MODEL_BANDS[:4] if match_by_common_name(descriptions, [b]) is None]
+    lacks = " and ".join(missing) or "one band for each"
+    if len(descriptions) < 4 or all(descriptions):  # every band is known: the scene lacks them
+        fix = f"it has no {lacks} band: mask clouds on a scene with those bands, or leave out --mask-clouds"
+    else:
+        fix = (
+            f"no band is named {lacks}: if the scene has them, give the bands names (band descriptions, e.g. "
+            "gdal_edit.py, or a band folder whose file names carry them)"
+        )
     raise BandMismatchError(f"{name} has {has} but the cloud model needs {needs}: {fix}")
 
 
@@ -163,15 +171,16 @@ class CloudResult:
     seconds: float
     warnings: list[str] = field(default_factory=list)
 
-    def record(self) -> dict[str, Any]:
-        """The cloud part of ``run.json`` (file names without folders, seconds left to the timings).
+    def record(self, kept: bool = True) -> dict[str, Any]:
+        """The cloud part of ``run.json`` (file names without folders, seconds left to the timings); ``path`` and
+        ``style`` are None for a mask that was not ``kept`` (written to a temporary folder, removed).
 
         Example:
             >>> result.record()["shares"]  # doctest: +SKIP
             {'cloud': 8.6, 'shadow': 8.8}
         """
-        style = self.style.name if self.style else None
-        return {**asdict(self), "path": self.path.name, "style": style} | {"seconds": round(self.seconds, 2)}
+        path, style = (self.path.name, self.style.name if self.style else None) if kept else (None, None)
+        return {**asdict(self), "path": path, "style": style} | {"seconds": round(self.seconds, 2)}
 
     def note(self) -> str:
         """One line for ``areas.csv``'s notes.

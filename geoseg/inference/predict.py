@@ -108,7 +108,8 @@ def predict(
     model's; ``result.grid`` says what was done.
 
     ``mask_clouds=True`` makes clouds and shadows nodata in every output
-    (their mask is kept at ``clouds`` when given; ``result.clouds``).
+    (their mask is kept at ``clouds`` when given; ``result.clouds`` records
+    it, its ``path`` None when the mask was not kept).
 
     Example:
         >>> r = geoseg.predict("scene.tif", "default", "/tmp/doc_classes.tif", overwrite=True)  # doctest: +SKIP
@@ -203,7 +204,7 @@ def _cloud_mask(
         made = write_cloud_mask(
             scene.path, target, bands=bands, device=opts.device, overwrite=True, style=keep is not None, progress=progress
         )
-        result.clouds = made.record()
+        result.clouds = made.record(kept=keep is not None)
         for line in made.warnings:
             warn(result.warnings, line)
         if made.valid_pixels and made.shares["cloud"] + made.shares["shadow"] >= 100:
@@ -217,7 +218,8 @@ def _cloud_mask(
 
 def _cloud_band_names(scene: _Scene, card: Any) -> list[int] | None:
     """The cloud model's bands of a scene without band names, from the model's band names where the model's bands
-    were matched to the scene's in order (None: found by the scene's own names)."""
+    were matched to the scene's in order (None: found by the scene's own names). A scene whose every band the model
+    names, without those the cloud model needs, is refused naming what it lacks."""
     from geoseg.inference.clouds import cloud_bands
 
     if any(scene.ds.descriptions) or not card.bands_are_named:
@@ -226,8 +228,10 @@ def _cloud_band_names(scene: _Scene, card: Any) -> list[int] | None:
     for index, name in zip(scene.indexes, card.bands):
         names[index - 1] = name
     try:
-        return cloud_bands(names)[0]
+        return cloud_bands(names, name=f"{scene.ds.name} (its bands named as the model's)")[0]
     except InputError:
+        if all(names):
+            raise
         return None
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from geoseg.core.errors import OptionError
 from geoseg.core.options import PRECISIONS
+from geoseg.model.deepness import binary_probabilities
 from geoseg.model.device import resolve_device
 from geoseg.model.onnx import OnnxModel
 
@@ -189,7 +190,8 @@ def _compiled(torch: Any, model: Any) -> Any:
 class OnnxRunner:
     """Runs an exported model (:class:`geoseg.model.onnx.OnnxModel`) with onnxruntime.
 
-    Same contract as :class:`TorchRunner`: normalized chips in, softmax probabilities out.
+    Same contract as :class:`TorchRunner`: normalized chips in, softmax probabilities out. A Deepness file with one
+    sigmoid output channel gives two: background and its class (:func:`geoseg.model.deepness.binary_probabilities`).
     """
 
     def __init__(self, model: OnnxModel, tta: bool = False, max_batch: int | None = None) -> None:
@@ -203,7 +205,10 @@ class OnnxRunner:
         m = self.model
         if self.max_batch and len(x) > self.max_batch:
             return np.concatenate([self._forward(x[i : i + self.max_batch]) for i in range(0, len(x), self.max_batch)])
-        return np.asarray(m.session.run(None, {m.input_name: m.to_graph_input(x)})[0])
+        out = np.asarray(m.session.run(None, {m.input_name: m.to_graph_input(x)})[0])
+        if m.binary is not None:  # a Deepness file's one sigmoid channel: background and its class, as Deepness reads it
+            return binary_probabilities(out, m.binary, m.path)
+        return out
 
     def __call__(self, data: np.ndarray) -> np.ndarray:
         """Softmax probabilities ``(B, K, S, S)`` of normalized chips ``(B, C, S, S)``."""

@@ -24,20 +24,20 @@ from geoseg.core.errors import InputError, ModelError, OptionError
 from geoseg.core.options import check_positive_chip_size
 from geoseg.io.paths import check_input_file
 from geoseg.model.card import ModelCard
-from geoseg.model.deepness import DEEPNESS_KEYS, INPUT_SCALE, card_from_deepness, decoded, deepness_metadata
+from geoseg.model.deepness import (
+    DEEPNESS_KEYS,
+    INPUT_SCALE,
+    binary_threshold,
+    card_from_deepness,
+    decoded,
+    deepness_metadata,
+    export_card,
+    write_metadata,
+)
 from geoseg.model.validate import MAX_BANDS, MAX_CHIP_SIZE, is_real, normalization_problem, show
 
-__all__ = [
-    "DEEPNESS_KEYS",
-    "TENSORRT_CACHE_ENV",
-    "TENSORRT_MAX_BATCH",
-    "OnnxModel",
-    "deepness_metadata",
-    "export_onnx",
-    "load_onnx",
-    "tensorrt_cache",
-    "tensorrt_provider",
-]
+__all__ = ["DEEPNESS_KEYS", "TENSORRT_CACHE_ENV", "TENSORRT_MAX_BATCH", "OnnxModel", "deepness_metadata", "export_onnx"]
+__all__ += ["load_onnx", "tensorrt_cache", "tensorrt_provider"]
 
 CARD_KEY = "geoseg_card"
 
@@ -91,15 +91,17 @@ def export_onnx(
     smooth: int = 0,
     quantize: str | None = None,
     calibration: str | os.PathLike[str] | None = None,
+    quiet: bool = False,
 ) -> Path:
     """Export a geoseg model to one self-contained ONNX file for Deepness, GeoDeep and geoseg.
 
-    Static square input and output of ``chip_size`` (default: the model's),
-    dynamic batch axis, softmax inside, normalization folded in (input = raw
-    / 255). ``smooth`` is Deepness' ``seg_small_segment`` (pixels; 0: none).
-    ``quantize="int8"`` writes an int8 model (:mod:`geoseg.model.quantize`):
-    static quantization calibrated on chips of the scene ``calibration``,
-    dynamic without one; the card's ``provenance["quantization"]`` says which.
+    Static square input and output of ``chip_size`` (default: the model's), dynamic batch axis, softmax inside,
+    normalization folded in (input = raw / 255). ``smooth`` is Deepness' ``seg_small_segment`` (pixels; 0: none).
+    ``quantize="int8"`` writes an int8 model (:mod:`geoseg.model.quantize`): static quantization calibrated on chips
+    of the scene ``calibration``, dynamic without one; the card's ``provenance["quantization"]`` says which. A model
+    object is left on its device and in its training mode. What the file cannot carry (no pixel size, a pixel
+    overlap scaled to fit ``chip_size``: :func:`~geoseg.model.deepness.export_card`) is logged as one warning line
+    each, unless ``quiet`` (predict's in-memory export).
 
     Example:
         >>> import geoseg
@@ -107,8 +109,6 @@ def export_onnx(
         >>> export_onnx(m, "/tmp/doc_model.onnx", overwrite=True).name
         'doc_model.onnx'
     """
-    import torch
-
     from geoseg.io.outputs import atomic_output
     from geoseg.io.paths import check_output
     from geoseg.model.factory import Model, check_chip_size, load_model
@@ -124,22 +124,36 @@ def export_onnx(
             "file, export the checkpoint it came from with --quantize int8"
         )
     net = model if isinstance(model, Model) else load_model(model)
-    card = net.card
-    size = int(card.chip_size if chip_size is None else chip_size)
+    size = int(net.card.chip_size if chip_size is None else chip_size)
     check_chip_size(size, net.output_stride, "--chip-size")
-    chips = None if calibration is None else calibration_chips(calibration, card, size)  # read before anything is written
-    folded = _folded(net.cpu().eval())
-    example = torch.zeros(1, card.num_bands, size, size)
-    card_json = json.loads(card.to_json())
-    card_json["chip_size"] = size
+    card, notes = export_card(net.card, size)
+    calibrated: list[str] = []  # the calibration's warnings, kept in the card
+    chips = None if calibration is None else calibration_chips(calibration, card, size, notes=calibrated)  # read first
+    for line in [] if quiet else notes:  # once the inputs are accepted: a refused export says one line
+        log.warning("%s", line)
     with atomic_output(out) as tmp:
-        _torch_export(folded, example, tmp, opset)
+        _export_graph(net, size, tmp, opset)
+        card_json = json.loads(card.to_json())
         meta = {**deepness_metadata(card, size, smooth), CARD_KEY: card_json, "geoseg_input_scale": INPUT_SCALE}
-        _write_metadata(tmp, meta, (card.num_classes, size, size))
+        write_metadata(tmp, meta, (card.num_classes, size, size))
         if kind is not None:
-            card_json["provenance"]["quantization"] = _quantize(tmp, chips, calibration)
-            _write_metadata(tmp, meta, (card.num_classes, size, size))
+            card_json["provenance"]["quantization"] = _quantize(tmp, chips, calibration) | {"calibration_warnings": calibrated}
+            write_metadata(tmp, meta, (card.num_classes, size, size))
     return out
+
+
+def _export_graph(net: Any, size: int, path: Path, opset: int) -> None:
+    """Trace ``net`` on the CPU in eval mode into ``path``; it is then put back on its device and in its modes."""
+    import torch
+
+    device = next(iter([*net.parameters(), *net.buffers()]), torch.empty(0)).device
+    modes = [(module, module.training) for module in net.modules()]
+    try:
+        _torch_export(_folded(net.cpu().eval()), torch.zeros(1, net.card.num_bands, size, size), path, opset)
+    finally:
+        net.to(device)
+        for module, training in modes:
+            module.training = training
 
 
 def _check_request(output: str | os.PathLike, smooth: int, chip_size: int | None) -> None:
@@ -188,26 +202,6 @@ def _quantize(path: Path, chips: np.ndarray | None, calibration: str | os.PathLi
     return quantize_file(path, graph_input, Path(calibration).name if calibration is not None else None)
 
 
-def _write_metadata(path: Path, values: dict[str, Any], output_shape: tuple[int, int, int]) -> None:
-    """Store ``values`` as JSON metadata and make the output static but for the batch: ``(batch, K, S, S)``.
-
-    (The exporter names the output's spatial axes like the batch axis; Deepness checks that they are equal.)
-    """
-    import onnx
-
-    proto = onnx.load(str(path))
-    dims = proto.graph.output[0].type.tensor_type.shape.dim
-    for dim, value in zip(list(dims)[1:], output_shape):
-        dim.Clear()
-        dim.dim_value = value
-    del proto.metadata_props[:]
-    for key, value in values.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    proto.producer_name = "geoseg"
-    onnx.save(proto, str(path))
-
-
 class OnnxModel:
     """An exported model run by onnxruntime: its card, session and static chip size."""
 
@@ -216,6 +210,7 @@ class OnnxModel:
         self.chip_size, self.input_scale = chip_size, input_scale  # None: the graph takes normalized values
         self.input_name = session.get_inputs()[0].name
         self.output_stride = chip_size  # the only chip size the file takes
+        self.binary = binary_threshold(card)  # a Deepness file's one sigmoid channel: its seg_thresh (the runner's)
         mean, std = card.normalization()
         scale = 1.0 if input_scale is None else input_scale
         self._gain = (std * scale).astype(np.float32)[:, None, None]

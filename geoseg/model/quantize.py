@@ -3,8 +3,8 @@
 ``geoseg export --quantize int8 --calibration SCENE`` quantizes statically:
 weights and activations become 8-bit integers, the activations' ranges
 measured on :data:`CALIBRATION_CHIPS` chips spread over SCENE, read the way
-``geoseg predict`` reads them (band matching, normalization, nodata as the
-band mean). Without a calibration scene it falls back to dynamic
+``geoseg predict`` reads them (band matching, the model's pixel size,
+normalization, nodata as the band mean). Without a calibration scene it falls back to dynamic
 quantization (weights int8, activations quantized per call), which needs no
 data but, for convolutions, runs slower than the float model on the CPUs
 measured (BENCHMARKS.md). The graph's input scaling, its first convolution
@@ -36,25 +36,16 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.bands import select_bands
-from geoseg.core.errors import BandMismatchError, InputError, ModelError, OptionError
+from geoseg.core.errors import BandMismatchError, GeosegError, InputError, ModelError, OptionError
 from geoseg.core.grid import Chip, Grid, make_grid
 from geoseg.io.pixels import pixel_sizes_m, shown_sizes, sizes_within
 from geoseg.io.raster import gdal_env, open_scene, read_window, scene_has_mask
+from geoseg.io.resample import open_resampled
 from geoseg.model.card import ModelCard
 
-__all__ = [
-    "CALIBRATION_CHIPS",
-    "CALIBRATION_VIEWS",
-    "FLOAT_DECODER_SCALE",
-    "FLOAT_ENCODER_SCALE",
-    "QUANTIZE_TYPES",
-    "calibration_chips",
-    "calibration_views",
-    "check_quantize",
-    "float_nodes",
-    "quantize_file",
-    "spread_order",
-]
+__all__ = ["CALIBRATION_CHIPS", "CALIBRATION_VIEWS", "FLOAT_DECODER_SCALE", "FLOAT_ENCODER_SCALE", "MIN_CALIBRATION_CHIPS"]
+__all__ += ["MIN_VALID_SHARE", "QUANTIZE_TYPES", "calibration_chips", "calibration_views", "check_quantize"]
+__all__ += ["float_nodes", "quantize_file", "spread_order"]
 
 log = logging.getLogger("geoseg")
 
@@ -82,6 +73,19 @@ FLOAT_DECODER_SCALE = 4
 """Nodes after the graph's coarsest convolution (the decoder) at ``1 / FLOAT_DECODER_SCALE`` or finer stay float.
 On the bundled model that keeps 11 of 63 convolutions float: 98.9% held-back agreement at 1.3x the float model's
 speed, against 95.8% at 1.5x with only the first and last convolutions float (BENCHMARKS.md)."""
+
+MIN_CALIBRATION_CHIPS = 3
+"""Fewer calibration chips than this are warned about: 3 chips (the bundled sample's top half, 5 views each) are the
+fewest measured to calibrate well (98.9% agreement on the held-back half); one chip of a scene with 9 valid pixels gave
+86%."""
+
+MIN_VALID_SHARE = 0.05
+"""Calibration chips whose valid pixels are under this share of their pixels are warned about: invalid pixels are
+the band mean, so the activation ranges are measured on the few valid ones."""
+
+MAX_UPSAMPLE = 4.0
+"""A calibration scene more than this many times coarser than the model is read on its own pixels, as predict does
+(``geoseg.inference.checks.MAX_UPSAMPLE``)."""
 
 CALIBRATION_READS = 20 * CALIBRATION_CHIPS
 """At most this many chip windows are read looking for chips with valid pixels (a mostly-nodata scene ends early)."""
@@ -141,14 +145,24 @@ def _spread_chips(grid: Grid) -> Iterator[Chip]:
 
 
 def calibration_chips(
-    scene: str | os.PathLike[str], card: ModelCard, chip_size: int, count: int = CALIBRATION_CHIPS
+    scene: str | os.PathLike[str],
+    card: ModelCard,
+    chip_size: int,
+    count: int = CALIBRATION_CHIPS,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
     """Up to ``count`` normalized chips ``(N, C, S, S)`` spread over ``scene``, as predict feeds them to the model.
 
     Bands are matched like ``geoseg predict`` without ``--bands`` (by name, or
-    in order for a scene without descriptions); chips without any valid pixel
-    are skipped; invalid pixels are 0 after normalization (the band mean), as
-    in :func:`geoseg.inference.batches.iter_batches`.
+    in order for a scene without descriptions); a scene whose pixel size is
+    more than 25% off the model's is read at the model's pixel size, as
+    predict reads it (:func:`geoseg.io.resample.open_resampled`; not a scene
+    more than 4 times coarser); chips without any valid pixel are skipped;
+    invalid pixels are 0 after normalization (the band mean), as in
+    :func:`geoseg.inference.batches.iter_batches`. Fewer than
+    :data:`MIN_CALIBRATION_CHIPS` chips, or valid pixels under
+    :data:`MIN_VALID_SHARE` of theirs, are warned about. Each warning is
+    logged and appended to ``notes``.
 
     Example:
         >>> from geoseg.model.factory import load_model
@@ -156,45 +170,89 @@ def calibration_chips(
         >>> calibration_chips("data_samples/brandenburg_s2_512.tif", card, 256).shape  # doctest: +SKIP
         (9, 10, 256, 256)
     """
-    with gdal_env(), open_scene(scene) as ds:
-        try:
-            indexes, note = select_bands(ds.descriptions, card.bands, None, card.bands_are_named)
-        except BandMismatchError:
-            found = ", ".join(d or "?" for d in ds.descriptions) if any(ds.descriptions) else "no band descriptions"
-            raise BandMismatchError(
-                f"--calibration {scene}: the model expects {card.num_bands} band(s) [{', '.join(card.bands)}] but the "
-                f"scene has {ds.count} ({found}): give a scene with the model's bands, named in its band descriptions "
-                f"or exactly {card.num_bands} in the model's order"
-            ) from None
-        if note:
-            log.warning("--calibration %s: %s", scene, note)
-        sizes = pixel_sizes_m(ds)
-        if card.pixel_size and not sizes_within(sizes, card.pixel_size, 0.25):
-            log.warning(
-                "--calibration %s: pixel size %s differs from the model's %.3g m by more than 25%%; calibrate on "
-                "a scene like those the model will see",
-                scene,
-                shown_sizes(sizes),
-                card.pixel_size,
-            )
-        grid = make_grid(ds.width, ds.height, chip_size, card.overlap, ds.transform)
-        count = max(1, min(count, CALIBRATION_MB * 2**20 // (4 * len(indexes) * chip_size * chip_size)))
-        masked, chips = scene_has_mask(ds), []
-        for chip in _spread_chips(grid):
-            data, valid = read_window(ds, chip.window, indexes, masked=masked)
-            if not valid.any():
-                continue
-            data = card.normalize(data)
-            data[:, ~valid] = 0
-            chips.append(data)
-            if len(chips) == count:
-                break
+    notes = [] if notes is None else notes
+    with gdal_env(), _open_calibration(scene) as ds:
+        indexes = _calibration_bands(ds, scene, card, notes)
+        with _at_model_size(ds, scene, card, notes) as src:
+            grid = make_grid(src.width, src.height, chip_size, card.overlap, src.transform)
+            count = max(1, min(count, CALIBRATION_MB * 2**20 // (4 * len(indexes) * chip_size * chip_size)))
+            masked, chips, valid_pixels = scene_has_mask(src), [], 0
+            for chip in _spread_chips(grid):
+                data, valid = read_window(src, chip.window, indexes, masked=masked)
+                if not valid.any():
+                    continue
+                data = card.normalize(data)
+                data[:, ~valid] = 0
+                chips.append(data)
+                valid_pixels += int(valid.sum())
+                if len(chips) == count:
+                    break
     if not chips:
         raise InputError(
             f"--calibration {scene}: none of its first {min(len(grid), CALIBRATION_READS)} chips has a valid pixel "
             "(all nodata): give a scene with data"
         )
+    share = valid_pixels / (len(chips) * chip_size * chip_size)
+    if len(chips) < MIN_CALIBRATION_CHIPS or share < MIN_VALID_SHARE:
+        _note(
+            notes,
+            f"--calibration {scene}: only {len(chips)} chip(s) with {100 * share:.1f}% valid pixels to calibrate on "
+            f"(under {MIN_CALIBRATION_CHIPS} chips or {100 * MIN_VALID_SHARE:g}% valid): the int8 map may differ from the "
+            "float model's on many pixels; calibrate on a larger scene with data",
+        )
     return np.stack(chips)
+
+
+def _note(notes: list[str], line: str) -> None:
+    """Log ``line`` as a warning and keep it in ``notes`` (the card's record of the calibration)."""
+    log.warning("%s", line)
+    notes.append(line)
+
+
+def _open_calibration(scene: str | os.PathLike[str]) -> Any:
+    """The calibration scene opened, its errors naming ``--calibration``."""
+    try:
+        return open_scene(scene)
+    except GeosegError as exc:
+        raise type(exc)(f"--calibration: {exc}") from None
+
+
+def _calibration_bands(ds: Any, scene: str | os.PathLike[str], card: ModelCard, notes: list[str]) -> list[int]:
+    """The scene's bands for the model's, matched as predict matches them without ``--bands``."""
+    try:
+        indexes, note = select_bands(ds.descriptions, card.bands, None, card.bands_are_named)
+    except BandMismatchError:
+        found = ", ".join(d or "?" for d in ds.descriptions) if any(ds.descriptions) else "no band descriptions"
+        raise BandMismatchError(
+            f"--calibration {scene}: the model expects {card.num_bands} band(s) [{', '.join(card.bands)}] but the "
+            f"scene has {ds.count} ({found}): give a scene with the model's bands, named in its band descriptions "
+            f"or exactly {card.num_bands} in the model's order"
+        ) from None
+    if note:
+        _note(notes, f"--calibration {scene}: {note}")
+    return indexes
+
+
+@contextlib.contextmanager
+def _at_model_size(ds: Any, scene: str | os.PathLike[str], card: ModelCard, notes: list[str]) -> Iterator[Any]:
+    """The scene as predict reads it: at the model's pixel size where its own is more than 25% off (each axis), but
+    on its own pixels when it is more than 4 times coarser (each with one warning, as predict's)."""
+    sizes = pixel_sizes_m(ds)
+    if not card.pixel_size or sizes_within(sizes, card.pixel_size, 0.25):
+        yield ds
+        return
+    differs = f"--calibration {scene}: pixel size {shown_sizes(sizes)} differs from the model's {card.pixel_size:.3g} m"
+    if max(sizes) / card.pixel_size > MAX_UPSAMPLE:
+        _note(
+            notes,
+            f"{differs}, more than {MAX_UPSAMPLE:g} times coarser: its chips were read on its own pixels, as predict "
+            "reads it; calibrate on a scene like those the model will see",
+        )
+        yield ds
+        return
+    _note(notes, f"{differs} by more than 25%: its chips were read resampled to {card.pixel_size:.3g} m, as predict reads it")
+    with open_resampled(ds, scene, card.pixel_size)[1] as resampled:
+        yield resampled
 
 
 def _quantization() -> Any:
