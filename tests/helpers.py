@@ -57,6 +57,21 @@ def write_raster(
     return path
 
 
+def sample_crop(path: Path, width: int, height: int | None = None) -> Path:
+    """The top-left ``width`` x ``height`` pixels of the bundled sample (its bands, names and grid) at ``path``:
+    a real scene for tests that need fewer chips than the whole 512 px sample."""
+    from rasterio.windows import Window
+
+    window = Window(0, 0, width, height or width)
+    with rasterio.open(SAMPLE) as ds:
+        profile = ds.profile | {"width": window.width, "height": window.height, "transform": ds.window_transform(window)}
+        data, descriptions = ds.read(window=window), ds.descriptions
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        dst.descriptions = descriptions
+    return path
+
+
 def bad_raster_files(tmp: Path) -> dict[str, Path]:
     """Files named .tif that GDAL cannot use: text, a JPEG header, empty, truncated, and a missing path."""
     text = tmp / "text.tif"

@@ -10,15 +10,17 @@ import rasterio
 
 import geoseg
 from geoseg.inference.backends import TorchRunner
-from tests.helpers import SAMPLE
+from tests.helpers import SAMPLE, sample_crop
 
 OUTPUTS = ("classes", "confidence", "probabilities")
 
 
 def predict_both(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image: Path = SAMPLE, **options
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image: Path | None = None, **options
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Predict ``image`` twice with the bundled model on torch: numpy stitching, then on-device stitching."""
+    """Predict ``image`` (the sample's top-left 384 px) twice with the bundled model on torch: numpy stitching, then
+    on-device stitching."""
+    image = image or sample_crop(tmp_path / "scene.tif", 384)
     read = {}
     for mode in ("host", "device"):
         if mode == "device":
@@ -44,12 +46,13 @@ def test_the_device_path_keeps_an_area_of_interest(tmp_path, monkeypatch) -> Non
     import geopandas as gpd
     import shapely
 
-    with rasterio.open(SAMPLE) as ds:
+    scene = sample_crop(tmp_path / "scene.tif", 384)
+    with rasterio.open(scene) as ds:
         left, bottom, right, top = ds.bounds
         crs = ds.crs
     aoi = tmp_path / "aoi.gpkg"
     gpd.GeoDataFrame(geometry=[shapely.box(left, bottom, (left + right) / 2, (bottom + top) / 2)], crs=crs).to_file(aoi)
-    host, device = predict_both(tmp_path, monkeypatch, aoi=str(aoi))["classes"]
+    host, device = predict_both(tmp_path, monkeypatch, scene, aoi=str(aoi))["classes"]
     assert np.array_equal(host, device) and 0.5 < (host == 255).mean() < 1
 
 

@@ -11,7 +11,7 @@ import rasterio
 
 import geoseg
 from geoseg.model.onnx import DEEPNESS_KEYS, export_onnx, load_onnx
-from tests.helpers import SAMPLE, run, tiny_unet, write_raster
+from tests.helpers import SAMPLE, run, sample_crop, tiny_unet, write_raster
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev extra: pip install -e '.[dev]'")
 onnx = pytest.importorskip("onnx", reason="onnx is in the dev extra: pip install -e '.[dev]'")
@@ -81,14 +81,15 @@ def test_exported_default_model_passes_the_deepness_check(tmp_path: Path, runner
 
 @pytest.mark.slow
 def test_onnx_backend_matches_the_checkpoint(tmp_path: Path) -> None:
+    scene = sample_crop(tmp_path / "scene.tif", 384)  # 4 chips of 256 px with their overlaps
     classes = {}
     for backend, model in (("torch", "default"), ("onnx", "default")):
-        geoseg.predict(SAMPLE, model, tmp_path / f"{backend}.tif", backend=backend)
+        geoseg.predict(scene, model, tmp_path / f"{backend}.tif", backend=backend)
         with rasterio.open(tmp_path / f"{backend}.tif") as ds:
             classes[backend] = ds.read(1)
     export_onnx("default", tmp_path / "d.onnx")
-    geoseg.predict(SAMPLE, tmp_path / "d.onnx", tmp_path / "file.tif", tta=True)
-    geoseg.predict(SAMPLE, "default", tmp_path / "tta.tif", tta=True, backend="torch")
+    geoseg.predict(scene, tmp_path / "d.onnx", tmp_path / "file.tif", tta=True)
+    geoseg.predict(scene, "default", tmp_path / "tta.tif", tta=True, backend="torch")
     with rasterio.open(tmp_path / "file.tif") as a, rasterio.open(tmp_path / "tta.tif") as b:
         tta_agreement = (a.read(1) == b.read(1)).mean()
     agreement = (classes["torch"] == classes["onnx"]).mean()
