@@ -26,7 +26,7 @@ from geoseg.model.card import ModelCard, check_chip_size, generic_band_names, va
 from geoseg.model.checkpoint import read_checkpoint, write_checkpoint
 from geoseg.model.validate import DOWNLOAD_PARAMS, check_encoder_name, show
 
-__all__ = ["Model", "build_network", "create_model", "load_model", "valid_chip_sizes"]
+__all__ = ["Model", "build_network", "create_model", "load_model", "unknown_params", "valid_chip_sizes"]
 
 
 class Model(torch.nn.Module):
@@ -92,6 +92,56 @@ def _check_encoder(smp: Any, encoder: str, source: str | None) -> None:
         raise _choice_error("encoder", encoder, encoders, source)
 
 
+SET_BY_GEOSEG = ("encoder_name", "encoder_weights", "in_channels", "classes")
+"""Arguments of ``smp.create_model`` that geoseg sets from the card (encoder, weights, bands, classes)."""
+
+
+def _timm_encoder(smp: Any, encoder: str) -> bool:
+    """True for encoders that smp builds with timm, which takes extra keyword arguments (``tu-`` and ``timm-``)."""
+    equivalent = getattr(smp.encoders, "is_equivalent_to_timm_universal", None)
+    return encoder.startswith("tu-") or bool(equivalent is not None and equivalent(encoder))
+
+
+def _arch_params(model_class: Any) -> list[str]:
+    """The parameters an smp architecture's constructor names (and deprecated ones it still reads from ``kwargs``)."""
+    import inspect
+    import re
+
+    names = [
+        n
+        for n, p in inspect.signature(model_class.__init__).parameters.items()
+        if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    try:
+        names += re.findall(r"kwargs\.pop\(\s*[\"'](\w+)[\"']", inspect.getsource(model_class.__init__))
+    except (OSError, TypeError):  # no source (a frozen install): the signature alone
+        pass
+    return list(dict.fromkeys(names))
+
+
+def unknown_params(arch: str, encoder: str, params: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The keys of ``params`` that smp's ``arch`` would not use, and the names it takes (besides those geoseg sets).
+
+    smp hands unknown keyword arguments to the encoder, where only timm encoders (``tu-``) use them: for other
+    encoders a misspelt parameter would be ignored. Download parameters are checked elsewhere; an unknown ``arch``
+    gives nothing here (building it names the valid ones).
+
+    Example:
+        >>> unknown_params("unet", "resnet18", {"decoder_chanels": [16, 8]})[0]
+        ['decoder_chanels']
+        >>> "decoder_channels" in unknown_params("unet", "resnet18", {})[1]
+        True
+    """
+    smp = import_smp()
+    model_class = smp.MODEL_ARCHITECTURES_MAPPING.get(arch.lower())
+    if model_class is None:
+        return [], []
+    valid = [n for n in _arch_params(model_class) if n not in SET_BY_GEOSEG]
+    if _timm_encoder(smp, encoder):
+        return [], valid
+    return [k for k in params if k not in valid and k not in DOWNLOAD_PARAMS], valid
+
+
 def build_network(
     card: ModelCard,
     encoder_weights: str | os.PathLike | None = None,
@@ -117,6 +167,11 @@ def build_network(
     smp_weights = None if local or encoder_weights is None else str(encoder_weights)
     params = {k: v for k, v in card.params.items() if k not in DOWNLOAD_PARAMS}  # only null ones pass validation
     name = f"{source}: " if source else ""
+    unknown, valid = unknown_params(card.arch, card.encoder, params) if source is None else ([], [])
+    if unknown:  # a new model only: a model file keeps loading as it was built (smp ignored the key then too)
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ModelError(f"smp's {card.arch} takes no parameter {unknown[0]!r}: {hint}valid ones are {', '.join(valid)}")
     try:
         with torch.device(device) if device else contextlib.nullcontext():
             net = smp.create_model(

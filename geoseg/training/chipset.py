@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -26,7 +26,7 @@ from geoseg.core.options import Overlap
 from geoseg.io.mosaic import vrt_source
 from geoseg.io.sources import default_resolution
 
-__all__ = ["TileResult", "chip_mosaics", "tile"]
+__all__ = ["ChipClasses", "TileResult", "chip_mosaics", "tile"]
 
 _GDAL_TYPES = {
     "uint8": "Byte",
@@ -289,14 +289,60 @@ def _vrt(
     return "\n".join(parts)
 
 
-def chip_mosaics(chip_dir: Path, work_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+@dataclass
+class ChipClasses(LabelMap):
+    """A chip folder's class table: its masks hold class ids (the ``values`` looked up), and ``source_values`` keeps
+    the label values each class came from (CHIP_DIR/classes.json), which :meth:`values_of` gives.
+
+    Example:
+        >>> table = ChipClasses.of([{"id": 0, "name": "forest", "color": "#00aa00", "values": ["forest", "wood"]},
+        ...                         {"id": 1, "name": "water", "color": "#0000ff", "values": ["water"]}])
+        >>> table.lookup([1, 0]).tolist(), table.values_of(0)
+        ([1, 0], ['forest', 'wood'])
+    """
+
+    source_values: dict[int, list[str]] = field(default_factory=dict)
+
+    def values_of(self, class_id: int) -> list[str]:
+        """The label values (as text, sorted) of the labels the chip folder was tiled from that mean ``class_id``."""
+        return sorted(self.source_values.get(class_id, []))
+
+    @classmethod
+    def of(cls, table: list[dict[str, Any]], ignore: Sequence[Any] = (), where: str = "classes.json") -> ChipClasses:
+        """The classes of a chip folder's ``classes.json`` without those whose label values are all in ``ignore``
+        (``data.ignore_values``: their pixels become unlabeled); ignoring some of a class's values is refused."""
+        ignored = LabelMap.from_spec([], ignore)
+        kept: list[dict[str, Any]] = []
+        dropped: list[int] = []
+        source: dict[int, list[str]] = {}
+        for c in table:
+            values = [str(v) for v in c.get("values", [c["name"]])]
+            flags = ignored.ignored(values) if values else np.zeros(0, bool)
+            if values and flags.all():
+                dropped.append(c["id"])
+                continue
+            if flags.any():
+                raise InputError(
+                    f"config key data.ignore_values: class {c['name']!r} of {where} holds the values "
+                    f"{', '.join(values)} and its masks cannot tell them apart: ignore all of them or tile the labels "
+                    "again with those values left out"
+                )
+            source[len(kept)] = values
+            kept.append({"name": c["name"], "color": c["color"], "values": [c["id"]]})
+        base = LabelMap.from_spec(kept, dropped)
+        return cls(base.classes, base.values, base.ignore, base.buffers, base.background, source)
+
+
+def chip_mosaics(chip_dir: Path, work_dir: Path, ignore: Sequence[Any] = ()) -> tuple[list[dict[str, Any]], ChipClasses]:
     """VRT mosaics of a chip dir's chips per scene (written to ``work_dir``) and its class table.
 
     Returns scene entries ``{image, labels, label_field}`` for training and
-    the class spec (names, colours, values = the mask's class ids).
+    the classes (:class:`ChipClasses`: the masks' class ids, and the label
+    values they came from); classes whose values are all in ``ignore`` are
+    left out and their pixels unlabeled.
 
     Example:
-        >>> scenes, spec = chip_mosaics(Path("chips"), Path(tempfile.mkdtemp()))  # doctest: +SKIP
+        >>> scenes, classes = chip_mosaics(Path("chips"), Path(tempfile.mkdtemp()))  # doctest: +SKIP
         >>> scenes[0]["image"]  # doctest: +SKIP
         '/tmp/tmpab12cd/scene_chips.vrt'
     """
@@ -328,5 +374,4 @@ def chip_mosaics(chip_dir: Path, work_dir: Path) -> tuple[list[dict[str, Any]], 
         scenes.append({"image": str(img), "labels": str(msk), "label_field": None})
     if not scenes:
         raise InputError(f"{chip_dir} holds no chips: tile with a lower --min-labeled")
-    spec = [{"name": c["name"], "color": c["color"], "values": [c["id"]]} for c in table]
-    return scenes, spec
+    return scenes, ChipClasses.of(table, ignore, str(chip_dir / "classes.json"))

@@ -238,6 +238,31 @@ def _expanded_size(root: Any, limit: int) -> int:
     return sizes[id(root)]
 
 
+def _duplicate_key(root: Any) -> tuple[str, int, int] | None:
+    """The first key given twice in one mapping of the YAML node graph ``root``: its path and both lines, else None."""
+    import yaml
+
+    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for key, value in node.value:
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else None
+                if name is not None and name != "<<":
+                    if name in lines:
+                        return f"{path}{name}", lines[name], key.start_mark.line + 1
+                    lines[name] = key.start_mark.line + 1
+                stack.append((value, f"{path}{name}." if name is not None else path))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{path[:-1]}[{i}].") for i, item in enumerate(node.value))
+    return None
+
+
 def _read_yaml(p: Path) -> Any:
     """The YAML document of ``p``, refused before it is built when aliases expand it past :data:`MAX_YAML_NODES`."""
     import yaml
@@ -251,6 +276,12 @@ def _read_yaml(p: Path) -> Any:
             raise ConfigError(
                 f"config {p} expands to more than {MAX_YAML_NODES:,} values through YAML aliases (*name): "
                 "write the values out or use fewer aliases"
+            )
+        twice = _duplicate_key(node)
+        if twice is not None:
+            raise ConfigError(
+                f"config {p}: key {twice[0]} is given twice (lines {twice[1]} and {twice[2]}), and the second would "
+                "replace the first: merge them into one"
             )
         return loader.construct_document(node)
     finally:

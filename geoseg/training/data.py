@@ -4,7 +4,9 @@ Each scene is read once in blocks to count labeled pixels per class and band
 statistics per *cell* (a square of ``stride`` pixels). Chips lie on the
 stride lattice; the spatial split assigns whole *blocks* to validation and
 keeps training chips at least ``gap`` pixels away from them, so validation
-pixels never leak into training through neighbouring pixels. Normalization
+pixels never leak into training through neighbouring pixels. Blocks lie on
+the ground (the first scene's grid extended over every scene), so scenes of
+the same area (two dates) hold out the same ground. Normalization
 statistics come from the training area only. A chip reaching past a scene's
 edge sees the scene mirrored there, as prediction's edge chips do; its labels
 outside the scene are 255 (ignored).
@@ -163,10 +165,108 @@ def _choose_val_blocks(labeled: np.ndarray, fraction: float, rng: np.random.Gene
     return chosen
 
 
+def _cell_blocks(scene: SceneData, first: SceneData, block: int) -> np.ndarray:
+    """Ground blocks of every cell: those at the corners of its bounding box on ``first``'s grid, then the one of its
+    centre; shape ``(cy, cx, 5, 2)`` of ``(row, col)``. Blocks are squares of ``block`` pixels of ``first``'s grid,
+    extended over the ground; a scene in another CRS is transformed into ``first``'s."""
+    from rasterio.warp import transform
+
+    s = scene.stride
+    cy, cx = scene.valid_count.shape
+    offsets = np.array([1e-3, s / 2, s - 1e-3])  # pixels: a corner a hair inside, so a cell on a block's edge is not in two
+    cols, rows = np.meshgrid((np.arange(cx)[:, None] * s + offsets).ravel(), (np.arange(cy)[:, None] * s + offsets).ravel())
+    if scene is not first:
+        xs, ys = scene.ds.transform * (cols.ravel(), rows.ravel())
+        src, dst = scene.ds.crs, first.ds.crs
+        if src is not None and dst is not None and src != dst:
+            xs, ys = (np.asarray(v) for v in transform(src, dst, xs, ys))
+        cols, rows = (np.asarray(v).reshape(cols.shape) for v in ~first.ds.transform * (xs, ys))
+    points = np.stack([rows, cols], axis=-1).reshape(cy, 3, cx, 3, 2).transpose(0, 2, 1, 3, 4).reshape(cy, cx, 9, 2)
+    points = np.where(np.isfinite(points), points, -1e15)  # outside the first scene's CRS: far away
+    low = np.floor(points[:, :, (0, 2, 6, 8)].min(2) / block).astype(np.int64)  # the corners' bounding box
+    high = np.floor(points[:, :, (0, 2, 6, 8)].max(2) / block).astype(np.int64)
+    centre = np.floor(points[:, :, 4] / block).astype(np.int64)
+    corners = [np.stack([r[..., 0], c[..., 1]], -1) for r in (low, high) for c in (low, high)]
+    return np.stack([*corners, centre], axis=2)
+
+
+def _ground_split(
+    scenes: Sequence[SceneData], block: int, val_fraction: float, rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per scene: its validation cells (wholly in held-out ground blocks) and the cells reaching into one.
+
+    The held-out blocks are chosen once for all scenes, by the labeled pixels of every scene whose cell centres
+    lie in them, so scenes of the same ground (two dates) hold out the same ground.
+    """
+    keys = [_cell_blocks(scene, scenes[0], block) for scene in scenes]
+    _, inverse = np.unique(np.concatenate([k.reshape(-1, 2) for k in keys]), axis=0, return_inverse=True)
+    ends = np.cumsum([0] + [k.size // 2 for k in keys])  # a number per block, in row-major order of the blocks
+    codes = [inverse.ravel()[a:b].reshape(k.shape[:3]) for a, b, k in zip(ends[:-1], ends[1:], keys)]
+    centres = np.concatenate([c[:, :, 4].ravel() for c in codes])
+    labeled = np.concatenate([scene.class_counts.sum(-1).ravel() for scene in scenes])
+    blocks, inverse = np.unique(centres, return_inverse=True)
+    per_block = np.bincount(inverse, weights=labeled, minlength=len(blocks)).astype(np.int64)
+    held = blocks[_choose_val_blocks(per_block, val_fraction, rng)]
+    cells: list[tuple[np.ndarray, np.ndarray]] = []
+    for c in codes:
+        inside = np.isin(c[:, :, :4], held)  # the blocks a cell reaches into
+        cells.append((np.asarray(inside.all(-1)), np.asarray(inside.any(-1))))
+    return cells
+
+
+def _rectangles(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """``(row, col, height, width)`` rectangles that cover the true cells of ``mask`` once each (row-major, greedy)."""
+    left = mask.copy()
+    found = []
+    for r, c in zip(*np.nonzero(mask)):
+        if not left[r, c]:
+            continue
+        w = 1
+        while c + w < mask.shape[1] and left[r, c + w]:
+            w += 1
+        h = 1
+        while r + h < mask.shape[0] and left[r + h, c : c + w].all():
+            h += 1
+        left[r : r + h, c : c + w] = False
+        found.append((int(r), int(c), h, w))
+    return found
+
+
+def _val_samples(s: int, scene: SceneData, val_cells: np.ndarray, chip: int, block: int) -> list[Sample]:
+    """Validation chips scoring exactly ``val_cells``: per block of the scene's own grid, its held-out rectangles cut
+    into chips, each chip centred on its scored part so small parts keep context around them."""
+    stride, bc = scene.stride, block // scene.stride
+    samples = []
+    for by, bx in zip(*np.nonzero(_block_any(val_cells, bc))):
+        part = val_cells[by * bc : (by + 1) * bc, bx * bc : (bx + 1) * bc]
+        for r, c, h, w in _rectangles(part):
+            x0, y0 = (int(bx) * bc + c) * stride, (int(by) * bc + r) * stride
+            bw, bh = min(w * stride, scene.width - x0), min(h * stride, scene.height - y0)
+            for oy in range(0, bh, chip):
+                for ox in range(0, bw, chip):
+                    sw, sh = min(chip, bw - ox), min(chip, bh - oy)
+                    wx, wy = x0 + ox - (chip - sw) // 2, y0 + oy - (chip - sh) // 2
+                    samples.append(Sample(s, Window(wx, wy, chip, chip), Window(x0 + ox - wx, y0 + oy - wy, sw, sh)))
+    return samples
+
+
+def _block_any(cells: np.ndarray, bc: int) -> np.ndarray:
+    """Whether each block of ``bc`` x ``bc`` cells holds a true cell."""
+    by, bx = math.ceil(cells.shape[0] / bc), math.ceil(cells.shape[1] / bc)
+    padded = np.zeros((by * bc, bx * bc), dtype=bool)
+    padded[: cells.shape[0], : cells.shape[1]] = cells
+    return np.asarray(padded.reshape(by, bc, bx, bc).any((1, 3)))
+
+
 def make_split(
     scenes: Sequence[SceneData], chip: int, block: int, gap: int, val_fraction: float, min_labeled: float, seed: int
 ) -> Split:
-    """Spatial split by blocks: validation blocks, and training chips at least ``gap`` px away from them.
+    """Spatial split by blocks on the ground: validation blocks, and training chips at least ``gap`` px away from them.
+
+    Blocks are squares of ``block`` pixels of the first scene's grid (from its top-left corner) extended over the
+    ground, the same for every scene (another CRS is transformed), so scenes of the same ground (two dates) hold out
+    the same blocks: a cell of a scene is scored where it lies wholly in a held-out block, and no training chip comes
+    within ``gap`` px of a cell that touches one.
 
     Example:
         >>> split = make_split(scenes, chip=256, block=256, gap=64, val_fraction=0.2, min_labeled=0.05, seed=0)  # doctest: +SKIP
@@ -175,20 +275,15 @@ def make_split(
     """
     from scipy.ndimage import binary_dilation
 
-    rng = np.random.default_rng(seed)
     split = Split()
-    for s, scene in enumerate(scenes):
+    if not scenes:
+        return split
+    held = _ground_split(scenes, block, val_fraction, np.random.default_rng(seed))
+    for s, (scene, (val_cells, touched)) in enumerate(zip(scenes, held)):
         stride = scene.stride
         labeled = scene.class_counts.sum(-1)
-        bc = block // stride
-        by, bx = math.ceil(labeled.shape[0] / bc), math.ceil(labeled.shape[1] / bc)
-        padded = np.zeros((by * bc, bx * bc), dtype=np.int64)
-        padded[: labeled.shape[0], : labeled.shape[1]] = labeled
-        per_block = padded.reshape(by, bc, bx, bc).sum((1, 3))
-        val_blocks = _choose_val_blocks(per_block, val_fraction, rng)
-        val_cells = np.kron(val_blocks, np.ones((bc, bc), dtype=bool))[: labeled.shape[0], : labeled.shape[1]]
         g = math.ceil(gap / stride)
-        banned = binary_dilation(val_cells, np.ones((2 * g + 1, 2 * g + 1), bool)) if g else val_cells
+        banned = binary_dilation(touched, np.ones((2 * g + 1, 2 * g + 1), bool)) if g else touched
         split.val_cells.append(val_cells)
         split.train_cells.append(~banned)
         n = max(1, chip // stride)
@@ -200,17 +295,7 @@ def make_split(
                 split.train.append(Sample(s, Window(int(cx) * stride, int(cy) * stride, chip, chip)))
         elif labeled.sum() and not banned.any():
             split.train.append(Sample(s, Window(0, 0, chip, chip)))
-        for vy, vx in zip(*np.nonzero(val_blocks)):
-            x0, y0 = int(vx) * block, int(vy) * block
-            bw, bh = min(block, scene.width - x0), min(block, scene.height - y0)
-            for oy in range(0, bh, chip):
-                for ox in range(0, bw, chip):
-                    sw, sh = min(chip, bw - ox), min(chip, bh - oy)
-                    # centre the chip on the scored part so small blocks keep context around them
-                    wx = x0 + ox - (chip - sw) // 2
-                    wy = y0 + oy - (chip - sh) // 2
-                    score = Window(x0 + ox - wx, y0 + oy - wy, sw, sh)
-                    split.val.append(Sample(s, Window(wx, wy, chip, chip), score))
+        split.val.extend(_val_samples(s, scene, val_cells, chip, block))
     return split
 
 

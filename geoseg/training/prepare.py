@@ -27,13 +27,28 @@ __all__ = ["check_two_classes", "class_weights", "open_scenes", "scene_bands", "
 log = logging.getLogger("geoseg")
 
 
+PIXEL_SIZE_TOLERANCE = 0.1
+"""How far (a fraction, each axis) a scene's pixel size may lie from the first scene's: a model learns one pixel size."""
+
+
+def _descriptions(ds: Any, names: Sequence[str] | None, image: str) -> list[str | None]:
+    """A scene's band names: its ``band_names`` from the config (one per band), else its band descriptions."""
+    if names is not None and len(names) != ds.count:
+        raise InputError(
+            f"scene {image} has {ds.count} bands but its band_names lists {len(names)} ({', '.join(names)}): "
+            "give one name per band, in order"
+        )
+    return list(names) if names is not None else list(ds.descriptions)
+
+
 def scene_bands(
     ds: Any, wanted: Sequence[str | int] | None, names: Sequence[str] | None = None, image: str = ""
 ) -> tuple[list[int], list[str]]:
     """1-based band indexes of an open scene (all, or those ``wanted`` by index or description) and their names.
 
     ``names`` (a scene's ``band_names`` in a config) name the bands of an
-    image without descriptions, one per band.
+    image without descriptions, one per band. ``wanted`` is ``data.bands``:
+    a band selected twice is refused.
 
     Example:
         >>> from types import SimpleNamespace
@@ -41,18 +56,100 @@ def scene_bands(
         ([1, 2], ['B02', 'band_2'])
         >>> scene_bands(SimpleNamespace(descriptions=(None, None), count=2), ["red"], ["green", "red"])
         ([2], ['red'])
+        >>> scene_bands(SimpleNamespace(descriptions=("B02", "B04"), count=2), ["B04", 2])
+        Traceback (most recent call last):
+        ...
+        geoseg.training.schema.ConfigError: config key data.bands: B04 and 2 both select band 2 (B04): give each band once
     """
     from geoseg.core.bands import parse_requested
 
-    if names is not None and len(names) != ds.count:
-        raise InputError(
-            f"scene {image} has {ds.count} bands but its band_names lists {len(names)} ({', '.join(names)}): "
-            "give one name per band, in order"
+    descriptions = _descriptions(ds, names, image)
+    if wanted is None:
+        indexes = list(range(1, ds.count + 1))
+    else:
+        try:
+            indexes = parse_requested(wanted, descriptions, ds.count, option="data.bands")
+        except InputError as exc:
+            raise ConfigError(f"scene {image}: {exc}" if image else str(exc)) from None
+        for i in dict.fromkeys(indexes):
+            if indexes.count(i) > 1:
+                items = [str(w) for w, j in zip(wanted, indexes) if j == i]
+                name = f" ({descriptions[i - 1]})" if descriptions[i - 1] else ""
+                raise ConfigError(f"config key data.bands: {' and '.join(items)} both select band {i}{name}: give each band once")
+    return indexes, [descriptions[i - 1] or f"band_{i}" for i in indexes]
+
+
+def _matched_bands(ds: Any, source: SceneSource, wanted: Sequence[str | int] | None, first: list[str], named: bool) -> list[int]:
+    """Band indexes of a scene after the first: the first scene's bands (``first``, ``named`` when they have names)
+    found by name (band descriptions or ``band_names``, then common names, as predict finds a model's bands); by
+    ``data.bands`` in file order, with a warning, when either scene's bands have no names."""
+    from geoseg.core.bands import select_bands
+    from geoseg.core.errors import BandMismatchError
+
+    image = str(source.image)
+    descriptions = _descriptions(ds, source.band_names, image)
+    if not named or not any(descriptions):
+        indexes, names = scene_bands(ds, wanted, source.band_names, image)
+        if len(names) != len(first):
+            raise InputError(
+                f"scene {image} gives {len(names)} bands but the first scene gives "
+                f"{len(first)} ({', '.join(first)}): set data.bands to pick the same bands"
+            )
+        log.warning(
+            "%s: its bands %s are taken as the first scene's %s (name them with band_names in the data.scenes items)",
+            f"scene {image} has no band names" if named else f"the first scene's bands have no names, so scene {image}",
+            ", ".join(map(str, indexes)),
+            ", ".join(first),
         )
-    descriptions = list(names) if names is not None else list(ds.descriptions)
-    indexes = list(range(1, ds.count + 1)) if wanted is None else parse_requested(wanted, descriptions, ds.count)
-    names = [descriptions[i - 1] or f"band_{i}" for i in indexes]
-    return indexes, names
+        return indexes
+    try:
+        indexes, note = select_bands(descriptions, first)
+    except BandMismatchError:
+        found = ", ".join(d or "?" for d in descriptions)
+        raise InputError(
+            f"scene {image} has bands {found} but the first scene's bands are {', '.join(first)}: give scenes with "
+            "the same bands, or name its bands with band_names in its data.scenes item"
+        ) from None
+    if note:
+        log.warning("scene %s: %s", image, note.replace("model bands", "bands of the first scene"))
+    return indexes
+
+
+def _check_pixel_size(
+    ds: Any, image: str, first: tuple[str, tuple[float, float], float] | None
+) -> tuple[str, tuple[float, float], float]:
+    """The first scene's name, pixel width and height and mean (m); another scene of other pixels is refused."""
+    from geoseg.io.pixels import pixel_size_m, pixel_sizes_m, shown_sizes
+
+    sizes = pixel_sizes_m(ds)
+    if first is None:
+        return image, sizes, pixel_size_m(ds)
+    name, want, _ = first
+    if all(abs(a - b) <= PIXEL_SIZE_TOLERANCE * b for a, b in zip(sizes, want)):
+        return first
+    xres, yres = (abs(r) * w / s for r, w, s in zip(ds.res, want, sizes))
+    method = "average" if xres > abs(ds.res[0]) else "bilinear"
+    raise InputError(
+        f"scene {image} has {shown_sizes(sizes)} pixels but the first scene {name} has {shown_sizes(want)}: a model "
+        f"learns one pixel size; resample it to the first scene's (gdalwarp -tr {xres:.6g} {yres:.6g} -r {method} "
+        "IN.tif OUT.tif) or train one model per pixel size"
+    )
+
+
+def _check_model_params(config: TrainConfig) -> None:
+    """Refuse a key of ``model.params`` that the smp architecture does not take (a typo would be ignored)."""
+    import difflib
+
+    from geoseg.model.factory import unknown_params
+
+    m = config.model
+    unknown, valid = unknown_params(m.arch, m.encoder, m.params)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], valid, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"config key model.params.{unknown[0]} is not a parameter of smp's {m.arch}: {hint}valid ones are {', '.join(valid)}"
+        )
 
 
 def _sources(config: TrainConfig, work: Path) -> tuple[list[SceneSource], LabelMap | None]:
@@ -68,8 +165,8 @@ def _sources(config: TrainConfig, work: Path) -> tuple[list[SceneSource], LabelM
         raise ConfigError(
             "config key data.classes: chips carry their classes (CHIP_DIR/classes.json); remove data.classes or train from scenes"
         )
-    entries, spec = chip_mosaics(Path(data.chips), work)
-    return [SceneSource(**entry) for entry in entries], LabelMap.from_spec(spec)
+    entries, label_map = chip_mosaics(Path(data.chips), work, data.ignore_values)
+    return [SceneSource(**entry) for entry in entries], label_map
 
 
 def check_two_classes(label_map: LabelMap, chips: bool = False) -> None:
@@ -99,9 +196,11 @@ def open_scenes(
 ) -> tuple[list[SceneData], list[str], LabelMap, float]:
     """Open and index every scene of ``config`` with its labels; returns the scenes, band names, classes and pixel size (m).
 
-    Every scene's bands and labels are opened and the class table checked
-    (two or more classes, see :func:`check_two_classes`) before any scene is
-    indexed. The caller closes the scenes. ``work`` is a folder for the mosaics of a chip folder.
+    ``model.params`` are checked against the smp architecture first. Every
+    scene's bands and labels are opened and the class table checked (two or
+    more classes, see :func:`check_two_classes`) before any scene is indexed;
+    the scenes after the first have their bands found by name and the same
+    pixel size. The caller closes the scenes. ``work`` is a folder for the mosaics of a chip folder.
 
     Example:
         >>> scenes, bands, label_map, pixel = open_scenes(read_config("configs/example_mask.yaml"), None, work)  # doctest: +SKIP
@@ -111,6 +210,7 @@ def open_scenes(
     from geoseg.io.raster import gdal_env
 
     config = read_config(config)
+    _check_model_params(config)
     data = config.data
     sources, label_map = _sources(config, work)
     stride = data.stride or max(8, config.model.chip_size // 4)
@@ -138,39 +238,62 @@ def _open_labels(
     opened: list[tuple[SceneSource, Any, list[int]]],
     work: Path,
 ) -> tuple[list[str], float, LabelMap]:
-    """Check every scene's bands and open its labels (appended to ``opened``; with ``mask_clouds`` unlabelled under
-    clouds, their mask made in ``work``); the band names, pixel size, classes."""
+    """Check every scene's bands and pixel size and open its labels (appended to ``opened``; with ``mask_clouds``
+    unlabelled under clouds, their mask made in ``work``); the band names, pixel size, classes."""
     from geoseg.io.label_files import SceneGrid, open_labels
-    from geoseg.io.pixels import pixel_size_m
     from geoseg.io.raster import gdal_env, open_scene
 
     data = config.data
-    band_names: list[str] | None = None
-    pixel = 0.0
+    band_names: list[str] = []
+    named = False
+    first: tuple[str, tuple[float, float], float] | None = None
+    grids = []
     with gdal_env():
         for source in sources:
             with open_scene(source.image) as ds:
-                indexes, names = scene_bands(ds, data.bands, source.band_names, str(source.image))
-                grid = SceneGrid.of(ds)
-                pixel = pixel or pixel_size_m(ds)
-            if band_names is None:
-                band_names = names
-            elif len(names) != len(band_names):
-                raise InputError(
-                    f"scene {source.image} gives {len(names)} bands but the first scene gives "
-                    f"{len(band_names)} ({', '.join(band_names)}): set data.bands to pick the same bands"
-                )
+                if first is None:
+                    indexes, band_names = scene_bands(ds, data.bands, source.band_names, str(source.image))
+                    named = all(_descriptions(ds, source.band_names, "")[i - 1] for i in indexes)
+                else:
+                    indexes = _matched_bands(ds, source, data.bands, band_names, named)
+                first = _check_pixel_size(ds, str(source.image), first)
+                grids.append(SceneGrid.of(ds))
             labels: Any = open_labels(
-                source.labels, grid, source.label_field, label_map, data.ignore_values, background=data.background
+                source.labels, grids[-1], source.label_field, label_map, data.ignore_values, background=data.background
             )
+            opened.append((source, labels, indexes))
+        label_map = _all_classes(config, label_map, opened, grids)
+        for n, (source, labels, indexes) in enumerate(opened):
             if source.mask_clouds:
                 with open_scene(source.image) as ds:
-                    labels = mask_cloudy_labels(labels, source.image, ds, work / f"clouds_{len(opened)}.tif")
-            opened.append((source, labels, indexes))
-            label_map = labels.label_map
-    if label_map is None:  # no scene: the config schema and chip_mosaics refuse that before
+                    opened[n] = (source, mask_cloudy_labels(labels, source.image, ds, work / f"clouds_{n}.tif"), indexes)
+    if label_map is None or first is None:  # no scene: the config schema and chip_mosaics refuse that before
         raise InputError("the config gives no scene to train on")
-    return band_names or [], pixel, label_map
+    return band_names, first[2], label_map
+
+
+def _all_classes(
+    config: TrainConfig, given: LabelMap | None, opened: list[tuple[SceneSource, Any, list[int]]], grids: list[Any]
+) -> LabelMap | None:
+    """The class table: ``given`` (data.classes), else one class per distinct value of all scenes' labels; labels
+    opened with another table are opened again with it."""
+    from geoseg.io.label_files import open_labels
+
+    if given is not None or not opened:
+        return given
+    found: set[str] = set()
+    for _, labels, _ in opened:
+        found.update(labels.label_map.values)
+    data = config.data
+    label_map = LabelMap.from_values(found, data.ignore_values, data.background)
+    for n, (source, labels, indexes) in enumerate(opened):
+        if labels.label_map.values != label_map.values or labels.label_map.names != label_map.names:
+            again = open_labels(
+                source.labels, grids[n], source.label_field, label_map, data.ignore_values, background=data.background
+            )
+            labels.close()
+            opened[n] = (source, again, indexes)
+    return label_map
 
 
 def split_scenes(config: TrainConfig | Mapping[str, Any], scenes: list[SceneData]) -> Split:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -157,8 +158,22 @@ def _type_name(types: Any) -> str:
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
 
 
+def _number(value: Any, types: tuple) -> Any:
+    """A numeric text such as ``1e-3`` (YAML 1.1 reads an exponent without a dot as text) as a float, for keys that
+    take a number and no text; any other value as it is."""
+    if isinstance(value, str) and float in types and str not in types:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if math.isfinite(number):
+            return number
+    return value
+
+
 def _check_value(key: str, value: Any, types: Any, check: Any) -> Any:
     types_t = types if isinstance(types, tuple) else (types,)
+    value = _number(value, types_t)
     if isinstance(value, bool) and bool not in types_t:
         raise _err(key, f"must be {_type_name(types)}, got {value!r}")
     if not isinstance(value, types_t):
@@ -219,7 +234,7 @@ def _loss(value: str | dict) -> dict[str, float]:
     weights = {value: 1.0} if isinstance(value, str) else dict(value)
     for name, weight in weights.items():
         _check_choice(f"train.loss.{name}" if isinstance(value, dict) else "train.loss", str(name), loss_names(), hint=True)
-        _check_value(f"train.loss.{name}", weight, _NUM, (0.0, 1000.0))
+        weights[name] = _check_value(f"train.loss.{name}", weight, _NUM, (0.0, 1000.0))
     if not any(w > 0 for w in weights.values()):
         raise _err("train.loss", "give at least one loss with a positive weight, e.g. {ce: 1.0, dice: 0.5}")
     return {k: float(v) for k, v in weights.items()}
@@ -262,7 +277,7 @@ def _check_train(train: dict[str, Any]) -> None:
         _check_choice("train.class_weights", weights, ("auto", "none"))
     elif isinstance(weights, list):
         for i, w in enumerate(weights):
-            _check_value(f"train.class_weights[{i}]", w, _NUM, (0.0, 1e6))
+            weights[i] = _check_value(f"train.class_weights[{i}]", w, _NUM, (0.0, 1e6))
 
 
 def _check_classes(classes: list[Any] | None) -> None:
@@ -279,7 +294,7 @@ def _check_classes(classes: list[Any] | None) -> None:
                 raise _err(f"data.classes[{i}]", "needs a name")
             buffer = item.get("buffer")
             if buffer is not None:
-                _check_value(f"data.classes[{i}].buffer", buffer, _NUM, None)
+                item["buffer"] = buffer = _check_value(f"data.classes[{i}].buffer", buffer, _NUM, None)
                 if not buffer > 0:
                     raise _err(
                         f"data.classes[{i}].buffer",
