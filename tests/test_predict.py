@@ -65,6 +65,36 @@ def test_nodata_propagates_and_empty_chips_are_skipped(tmp_path: Path) -> None:
     assert result.chips_skipped >= 3
 
 
+@pytest.mark.parametrize("other", ["data", "no nodata"])
+def test_pixels_at_nodata_in_every_band_read_are_nodata_whatever_other_bands_hold(tmp_path: Path, other: str) -> None:
+    """A hole in the model's bands of a 4-band scene is nodata though the band not read (nir) has data there, or has
+    no nodata value at all (GDAL's dataset mask would count that band too)."""
+    data = random_scene((4, 45, 67), "uint16")
+    data[:3, 10:30, 20:50] = 0
+    scene = write_raster(tmp_path / "s.tif", data, nodata=0 if other == "data" else None)
+    bands = "".join(
+        f'<VRTRasterBand dataType="UInt16" band="{b}"><Description>{name}</Description>'
+        + ("<NoDataValue>0</NoDataValue>" if other == "data" or b < 4 else "")
+        + f'<SimpleSource><SourceFilename relativeToVRT="1">s.tif</SourceFilename><SourceBand>{b}</SourceBand>'
+        "</SimpleSource></VRTRasterBand>"
+        for b, name in enumerate(["red", "green", "blue", "nir"], 1)
+    )
+    with rasterio.open(scene) as ds:
+        gt = ", ".join(map(str, ds.transform.to_gdal()))
+        srs = ds.crs.to_wkt()
+    scene = tmp_path / "s.vrt"  # nodata per band: the read bands at 0, nir with or without one
+    scene.write_text(
+        f'<VRTDataset rasterXSize="67" rasterYSize="45"><SRS>{srs}</SRS><GeoTransform>{gt}</GeoTransform>{bands}</VRTDataset>'
+    )
+    model = wrap(BandLogits(), ["red", "green", "blue"], 3, 16, "4px")
+    geoseg.predict(scene, model, tmp_path / "c.tif")
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        classes = ds.read(1)
+    hole = np.zeros(classes.shape, bool)
+    hole[10:30, 20:50] = True
+    assert (classes[hole] == 255).all() and (classes[~hole] != 255).all()
+
+
 def test_float_scene_nan_pixels_are_nodata(tmp_path: Path) -> None:
     data = random_scene((3, 40, 40), "float32")
     data[0, 5:9, 5:9] = np.nan
@@ -386,3 +416,14 @@ def test_sidecars_beside_a_new_output_are_refused_without_overwrite(tmp_path: Pa
     (tmp_path / "new.tif.aux.xml").rmdir()
     geoseg.predict(scene, model, tmp_path / "new.tif", overwrite=True)
     assert not stale.exists() and (tmp_path / "new.tif").exists()
+
+
+def test_a_gdal_connection_string_is_a_scene(tmp_path: Path) -> None:
+    """``GTIFF_DIR:1:scene.tif`` (like ``NETCDF:file.nc:var``, a subdataset) is opened by GDAL, not refused as a
+    missing file, and gives the map of the file itself."""
+    scene = write_raster(tmp_path / "s.tif", random_scene((3, 40, 50), "uint16"))
+    model = wrap(BandLogits(), 3, 3, 16, "4px")
+    geoseg.predict(scene, model, tmp_path / "a.tif")
+    geoseg.predict(f"GTIFF_DIR:1:{scene}", model, tmp_path / "b.tif")
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        assert np.array_equal(a.read(), b.read()) and a.transform == b.transform

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,14 +48,24 @@ def sidecar_options(name: str | os.PathLike) -> dict[str, str]:
 
 
 def is_remote(path: str | os.PathLike) -> bool:
-    """True for GDAL virtual paths such as ``/vsicurl/...`` or URLs.
+    """True for names GDAL opens that are not local files: virtual paths such as ``/vsicurl/...``, URLs, and
+    connection strings of a driver such as ``NETCDF:scene.nc:B04`` or ``GTIFF_DIR:2:scene.tif`` (a subdataset).
 
     Example:
-        >>> is_remote("/vsicurl/https://example.com/a.tif"), is_remote("a.tif")
-        (True, False)
+        >>> is_remote("/vsicurl/https://example.com/a.tif"), is_remote("a.tif"), is_remote("NETCDF:s.nc:B04")
+        (True, False, True)
+        >>> is_remote("C:/data/a.tif")  # a Windows drive, not a driver
+        False
     """
     text = str(path)
-    return text.startswith("/vsi") or "://" in text
+    if text.startswith("/vsi") or "://" in text:
+        return True
+    return bool(_CONNECTION.match(text)) and not os.path.exists(text)
+
+
+_CONNECTION = re.compile(r"^[A-Z][A-Z0-9_]+:")
+"""A GDAL driver's connection string (``NETCDF:``, ``HDF5:``, ``GTIFF_DIR:``, ``SENTINEL2_L1C:``): two or more
+capitals, digits or underscores before the colon, so a Windows drive letter (``C:``) is a path."""
 
 
 def canonical(path: str | os.PathLike[str]) -> Path:

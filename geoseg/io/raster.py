@@ -193,6 +193,35 @@ def _nodata_beside_mask(ds: rasterio.io.DatasetReader, indexes: list[int]) -> li
     return pairs if pairs and len(pairs) == len(indexes) else None
 
 
+def _band_nodata_valid(ds: rasterio.io.DatasetReader, indexes: list[int], raw: np.ndarray) -> np.ndarray | None:
+    """Where the read bands are valid when their masks come from nodata values (or there are none): a pixel at the
+    nodata value of every read band is invalid, whatever the bands not read hold (GDAL's dataset mask would count
+    those too). None when a read band has a mask band or alpha: the dataset mask decides.
+
+    Example:
+        >>> with open_scene("data_samples/brandenburg_s2_512.tif") as ds:
+        ...     _band_nodata_valid(ds, [1, 2], ds.read([1, 2], window=Window(0, 0, 4, 4))).all()
+        np.True_
+    """
+    valid = np.zeros(raw.shape[1:], dtype=bool)
+    for i, band in enumerate(indexes):
+        flags = ds.mask_flag_enums[band - 1]
+        if MaskFlags.all_valid in flags:
+            return np.ones(raw.shape[1:], dtype=bool)
+        if MaskFlags.nodata not in flags:
+            return None
+        value = ds.nodatavals[band - 1]
+        if value is None:
+            return None
+        if raw.dtype.kind == "f" and np.isnan(value):
+            valid |= ~np.isnan(raw[i])
+            continue
+        if raw.dtype.kind in "iu" and not (value == int(value) and np.iinfo(raw.dtype).min <= value <= np.iinfo(raw.dtype).max):
+            return np.ones(raw.shape[1:], dtype=bool)  # a nodata value the band's type cannot hold: no pixel has it
+        valid |= raw[i] != np.asarray(value).astype(raw.dtype)
+    return valid
+
+
 PADS = ("zero", "reflect")
 """How :func:`read_window` fills the part of a window outside the scene."""
 
@@ -310,10 +339,12 @@ def _read_into(ds: rasterio.io.DatasetReader, window: Window, indexes: list[int]
     with np.errstate(over="ignore"):  # float64 values beyond float32's range become inf
         out[...] = raw
     if masked:
-        valid = ds.dataset_mask(window=window) > 0
-        nodata = _nodata_beside_mask(ds, indexes)
-        if nodata is not None:  # GDAL's mask band hides the nodata value: honour both
-            valid &= ~np.all([raw[i] == v for i, v in nodata], axis=0)
+        valid = _band_nodata_valid(ds, indexes, raw)
+        if valid is None:  # a mask band or alpha: GDAL's dataset mask
+            valid = ds.dataset_mask(window=window) > 0
+            nodata = _nodata_beside_mask(ds, indexes)
+            if nodata is not None:  # GDAL's mask band hides the nodata value: honour both
+                valid &= ~np.all([raw[i] == v for i, v in nodata], axis=0)
     else:
         valid = np.ones(raw.shape[1:], dtype=bool)
     if raw.dtype.kind == "f":
