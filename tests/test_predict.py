@@ -427,3 +427,24 @@ def test_a_gdal_connection_string_is_a_scene(tmp_path: Path) -> None:
     geoseg.predict(f"GTIFF_DIR:1:{scene}", model, tmp_path / "b.tif")
     with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
         assert np.array_equal(a.read(), b.read()) and a.transform == b.transform
+
+
+@pytest.mark.parametrize("flip", ["south-up", "east-to-west"])
+def test_a_south_up_scene_is_shown_to_the_model_north_up(tmp_path: Path, flip: str) -> None:
+    """The same ground stored south up (or east to west) gets the same classes: the model sees its chips north up."""
+    data = random_scene((4, 64, 64), "uint16", seed=3)
+    bands = ["B02", "B03", "B04", "B08"]
+    north = write_raster(tmp_path / "north.tif", data, descriptions=bands)
+    t = Affine(10.0, 0, 330000.0, 0, -10.0, 5822040.0)
+    if flip == "south-up":
+        flipped, axis = Affine(t.a, 0, t.c, 0, -t.e, t.f + t.e * 64), 1
+    else:
+        flipped, axis = Affine(-t.a, 0, t.c + t.a * 64, 0, t.e, t.f), 2
+    other = write_raster(tmp_path / "other.tif", np.flip(data, axis), transform=flipped, descriptions=bands)
+    model = tiny_unet(bands, 3, overlap="0px")
+    maps = []
+    for scene in (north, other):
+        geoseg.predict(scene, model, scene.with_name(f"{scene.stem}_classes.tif"), backend="torch")
+        with rasterio.open(scene.with_name(f"{scene.stem}_classes.tif")) as ds:
+            maps.append(ds.read(1))
+    assert np.array_equal(maps[0], np.flip(maps[1], axis - 1))

@@ -336,3 +336,22 @@ def test_a_key_given_twice_is_refused_with_its_lines(tmp_path: Path, runner) -> 
     result = run(runner, "train", path, "-o", tmp_path / "run")
     assert result.exit_code == 1 and "key data.stride is given twice (lines 3 and 4)" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_south_up_scene_trains_on_north_up_chips(tmp_path: Path) -> None:
+    """Training reads a south-up scene's windows north up, as prediction shows its chips to the model."""
+    data = random_scene((3, 96, 96), "uint16", seed=5)
+    labels = blocky_mask(96, 2, seed=5)
+    south = Affine(10.0, 0, 330000.0, 0, 10.0, 5822040.0 - 960)
+    scenes = {}
+    for name, transform, flip in (("north", TRANSFORM, False), ("south", south, True)):
+        image = write_raster(tmp_path / f"{name}.tif", data[:, ::-1] if flip else data, transform=transform, descriptions=BANDS)
+        truth = mask(tmp_path, f"{name}_mask.tif", labels[::-1] if flip else labels, transform)
+        scenes[name], *_ = opened(config({"image": str(image), "labels": str(truth)}), tmp_path)
+    try:
+        a = scenes["north"][0].read(Window(16, 16, 48, 48))
+        b = scenes["south"][0].read(Window(16, 96 - 16 - 48, 48, 48))  # the same ground, counted from the south
+        for x, y in zip(a, b):
+            assert np.array_equal(x, y)
+    finally:
+        close(scenes["north"] + scenes["south"])

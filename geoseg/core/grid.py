@@ -28,7 +28,17 @@ from rasterio.windows import Window
 from geoseg.core.errors import InputError, OptionError
 from geoseg.core.options import Overlap
 
-__all__ = ["EDGES", "Chip", "Grid", "axis_offsets", "edge_margin", "make_grid", "parse_overlap", "split_columns"]
+__all__ = [
+    "EDGES",
+    "Chip",
+    "Grid",
+    "axis_offsets",
+    "edge_margin",
+    "make_grid",
+    "north_up_flips",
+    "parse_overlap",
+    "split_columns",
+]
 
 EDGES = ("snap", "mirror")
 """How chips meet the scene's edge: snapped inside it, or reaching past it by :func:`edge_margin` (mirrored)."""
@@ -290,3 +300,16 @@ def split_columns(width: int, max_width: int, align: int = 256) -> list[tuple[in
     step = math.ceil(width / count / align) * align
     edges = list(range(0, width, step)) + [width]
     return list(zip(edges[:-1], edges[1:]))
+
+
+def north_up_flips(transform: Affine) -> tuple[int, ...]:
+    """The axes of ``(..., rows, cols)`` arrays read from a raster with ``transform`` to flip so they show north up
+    and west left: rows of a south-up raster (positive pixel height), columns of an east-to-west one.
+
+    A model learned from north-up chips sees every chip this way; its output is flipped back onto the file's grid.
+
+    Example:
+        >>> north_up_flips(Affine(10, 0, 0, 0, -10, 0)), north_up_flips(Affine(10, 0, 0, 0, 10, 0))
+        ((), (-2,))
+    """
+    return ((-2,) if transform.e > 0 else ()) + ((-1,) if transform.a < 0 else ())

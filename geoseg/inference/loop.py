@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.grid import Chip, Grid
+from geoseg.core.grid import Chip, Grid, north_up_flips
 from geoseg.core.options import Progress
 from geoseg.core.threads import Serial, prefetch
 from geoseg.inference.backends import RING_BATCHES, Runner
@@ -88,6 +88,7 @@ class ChipLoop:
         self.net, self.runner, self.writer, self.polygons = net, runner, writer, polygons
         self.batch_size, self.progress, self.result, self.total = batch_size, progress, result, total
         self.masked = scene_has_mask(ds)
+        self.flips = north_up_flips(ds.transform)  # a south-up (or east-to-west) scene's chips are shown north up
         self.float_scene = np.dtype(ds.dtypes[0]).kind == "f"
         self.radiometry = Radiometry(net.card, result.warnings, ds.name)
         self.domain = DomainCheck(net.card, result.warnings, ds.name)
@@ -211,7 +212,11 @@ class ChipLoop:
     def _predict(self, batch: Batch, parts: list[_Part]) -> None:
         if batch.chips:
             t = time.perf_counter()
+            if self.flips:
+                batch.data[...] = np.flip(batch.data, self.flips)
             probs = self.runner(batch.data)
+            if self.flips:  # back onto the file's grid
+                probs = np.flip(probs, self.flips) if isinstance(probs, np.ndarray) else probs.flip(self.flips)
             self.times["model"] += time.perf_counter() - t
             for part in parts:
                 if part.thread is not None and part.thread.error is not None:  # a band failed: stop now, not later

@@ -376,8 +376,9 @@ def _raster_labels(
     except BaseException:
         ds.close()
         raise
-    left, bottom, right, top = transform_bounds(ds.crs, grid.crs, *ds.bounds)
-    west, south, east, north = grid.bounds
+    (x0, x1), (y0, y1) = sorted(ds.bounds[0::2]), sorted(ds.bounds[1::2])  # a south-up mask's bottom is its top
+    left, bottom, right, top = transform_bounds(ds.crs, grid.crs, x0, y0, x1, y1)
+    (west, east), (south, north) = sorted(grid.bounds[0::2]), sorted(grid.bounds[1::2])
     if right <= west or left >= east or top <= south or bottom >= north:
         source.close()
         raise InputError(f"label mask {name} does not overlap the scene: give labels for this scene")

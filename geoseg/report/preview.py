@@ -227,6 +227,7 @@ def write_preview(
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
+    from geoseg.core.grid import north_up_flips
     from geoseg.io.raster import gdal_env, open_scene
 
     bands = bands or scene_preview_bands(scene)
@@ -237,8 +238,10 @@ def write_preview(
             shape = (max(1, round(ds.height / max(scale, 1))), max(1, round(ds.width / max(scale, 1))))
             rgb = ds.read(list(bands.indexes), out_shape=(3, *shape), out_dtype="float32")
             valid = ds.dataset_mask(out_shape=shape) > 0
+            flips = north_up_flips(ds.transform)  # shown north up
         with open_scene(classes) as ds:
             cls = ds.read(1, out_shape=shape)
+        rgb, valid, cls = (np.flip(a, flips) for a in (rgb, valid, cls))
     colours = np.zeros((NODATA + 1, 4))
     for c in table:
         colours[c.id] = (*(v / 255 for v in c.rgb), 1.0)

@@ -61,8 +61,11 @@ class SceneData:
 
         A window reaching past the scene gets the scene mirrored there
         (``pad="reflect"``, as prediction reads its edge chips; ``"zero"``:
-        zeros, invalid); its labels outside the scene are always 255.
+        zeros, invalid); its labels outside the scene are always 255. A
+        south-up (or east-to-west) scene's window is given north up, as
+        prediction shows its chips to the model.
         """
+        from geoseg.core.grid import north_up_flips
         from geoseg.io.raster import read_window, window_inside
 
         data, valid = read_window(self.ds, window, self.indexes, pad=pad)
@@ -73,6 +76,9 @@ class SceneData:
             inside = np.zeros(labels.shape, dtype=bool)
             inside[rows, cols] = True
             labels[~inside] = IGNORE_INDEX
+        flips = north_up_flips(self.ds.transform)
+        if flips:
+            return tuple(np.ascontiguousarray(np.flip(a, flips)) for a in (data, valid, labels))  # type: ignore[return-value]
         return data, valid, labels
 
     def close(self) -> None:
