@@ -448,3 +448,18 @@ def test_a_south_up_scene_is_shown_to_the_model_north_up(tmp_path: Path, flip: s
         with rasterio.open(scene.with_name(f"{scene.stem}_classes.tif")) as ds:
             maps.append(ds.read(1))
     assert np.array_equal(maps[0], np.flip(maps[1], axis - 1))
+
+
+def test_an_aoi_split_at_the_antimeridian_covers_both_sides_of_the_scene(tmp_path: Path) -> None:
+    """RFC 7946 GeoJSON splits an area at 180°: its eastern part, written from -180°, still counts for a scene that
+    reaches past 180°."""
+    transform = Affine(1e-4, 0, 179.99, 0, -1e-4, -16.0)  # 179.99°..180.01°
+    scene = write_raster(tmp_path / "s.tif", random_scene((3, 100, 200), "uint16"), crs=WGS84, transform=transform)
+    west, east = shapely.box(179.995, -16.005, 180.0, -16.0), shapely.box(-180.0, -16.005, -179.995, -16.0)
+    aoi = tmp_path / "aoi.geojson"
+    gpd.GeoDataFrame(geometry=[shapely.MultiPolygon([west, east])], crs=WGS84).to_file(aoi)
+    geoseg.predict(scene, wrap(BandLogits(), 3, 3, 16, "4px"), tmp_path / "c.tif", aoi=aoi)
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        valid = ds.read(1) != 255
+    assert valid[:50, 50:100].all() and valid[:50, 100:150].all()  # both sides of 180°
+    assert valid.sum() == 50 * 100

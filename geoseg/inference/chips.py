@@ -35,11 +35,38 @@ def read_aoi(aoi: str | os.PathLike[str], ds: Any, warnings: list[str]) -> tuple
     if message:  # logged by repair_polygons; kept for run.json
         polygons[invalid] = [shapely.union_all(shapely.get_parts(g)) for g in polygons[invalid]]
         warnings.append(message)
+    polygons = across_antimeridian(polygons, ds)
     union = shapely.union_all(polygons)
     if not union.intersects(shapely.box(*ds.bounds)):
         raise InputError(f"--aoi {aoi} does not overlap the scene {ds.name}: check the file and its CRS")
     shapely.prepare(union)
     return list(polygons), union
+
+
+def across_antimeridian(polygons: Any, ds: Any) -> Any:
+    """``polygons`` (in ``ds``'s CRS) with their parts beyond the antimeridian moved to the scene's side, for a
+    geographic scene reaching past ±180° (an area split at 180°, as RFC 7946 GeoJSON is, lies on both sides).
+
+    Example:
+        >>> import numpy as np, shapely
+        >>> from types import SimpleNamespace
+        >>> from rasterio.crs import CRS
+        >>> scene = SimpleNamespace(crs=CRS.from_epsg(4326), bounds=(179.9, -16.1, 180.1, -16.0))
+        >>> east = np.array([shapely.box(-180, -16.1, -179.95, -16)])  # the part east of 180°, written as -180...
+        >>> across_antimeridian(east, scene)[0].bounds[2]
+        180.05
+    """
+    import numpy as np
+    import shapely
+
+    if ds.crs is None or not ds.crs.is_geographic:
+        return polygons
+    west, east = sorted(ds.bounds[0::2])
+    for shift, past in ((360.0, east > 180), (-360.0, west < -180)):
+        if past:
+            moved = shapely.transform(polygons, lambda xy, s=shift: xy + np.array([s, 0.0]))
+            polygons = shapely.union(polygons, moved)
+    return polygons
 
 
 class ChipSelection:
