@@ -12,8 +12,9 @@ import rasterio
 import geoseg
 from geoseg.core.bands import crossed_bands, select_bands
 from geoseg.core.classes import CLASSES_TAG, ClassInfo, class_table_json
+from geoseg.core.errors import BandMismatchError
 from geoseg.core.transitions import TRANSITIONS_TAG, Transitions
-from tests.helpers import random_scene, run, write_raster
+from tests.helpers import random_scene, run, tiny_unet, write_raster
 
 MODEL = ["B02", "B03", "B04", "B08"]
 SWAPPED = (
@@ -56,6 +57,73 @@ def test_predict_warns_once_and_run_keeps_the_warning(runner, unet_path: Path, s
     assert len(warned) == 1 and warned[0].endswith(f"scene4.tif: {SWAPPED}"), result.stderr
     out = geoseg.run(scene4, tmp_path / "run", unet_path, bands="B04,B03,B02,B08").outdir
     assert any(w.endswith(SWAPPED) for w in json.loads((out / "run.json").read_text())["warnings"])
+
+
+# ----------------------------------------------------------------------------------------- colour interpretation
+
+RGB = ["red", "green", "blue"]
+
+
+def test_colour_interpretation_names_bands_without_descriptions() -> None:
+    bgr, rgba = ["blue", "green", "red"], [*RGB, "alpha"]
+    said = "model bands matched by the scene's colour interpretation (it has no band descriptions): "
+    assert select_bands((None,) * 3, RGB, colorinterp=bgr) == (
+        [3, 2, 1],
+        f"{said}red=band 3 (red), green=band 2 (green), blue=band 1 (blue)",
+    )
+    assert select_bands((None,) * 3, RGB, colorinterp=RGB) == ([1, 2, 3], None)  # an orthophoto: as it is, silent
+    assert select_bands((None,) * 4, RGB, colorinterp=rgba) == ([1, 2, 3], None)  # the alpha band is the mask
+    assert select_bands((None,) * 3, ["B02", "B03", "B04"], colorinterp=RGB) == (
+        [3, 2, 1],
+        f"{said}B02=band 3 (blue), B03=band 2 (green), B04=band 1 (red)",
+    )
+    assert select_bands((None,) * 3, ["B04"], colorinterp=RGB) == ([1], "model bands matched by common name: B04=red (red)")
+    assert select_bands((None,) * 3, RGB, "red,green,blue", colorinterp=bgr) == ([3, 2, 1], None)
+    unnamed = ["band_1", "band_2", "band_3"]
+    assert select_bands((None,) * 4, unnamed, bands_are_named=False, colorinterp=rgba) == ([1, 2, 3], None)
+    # what GDAL gives any 3-band byte GeoTIFF does not stop a false-colour scene being taken in order, as before
+    assert select_bands((None,) * 3, ["B08", "B04", "B03"], colorinterp=RGB) == (
+        [1, 2, 3],
+        "scene bands taken in order as B08=1, B04=2, B03=3 (the scene has no band descriptions)",
+    )
+    indexes, note = select_bands((None,) * 4, MODEL, colorinterp=rgba)  # only with the alpha band do the counts agree
+    assert indexes == [1, 2, 3, 4] and note and note.endswith("band 4 is marked alpha, which GDAL also reads as the mask)")
+    with pytest.raises(BandMismatchError, match=r"the scene has 4 band\(s\) \[red, green, blue, alpha\]"):
+        select_bands((None,) * 4, [*MODEL, "B11"], colorinterp=rgba)
+
+
+def write_photo(path: Path, data: np.ndarray, colorinterp: list[str]) -> Path:
+    """An orthophoto-like byte GeoTIFF without band descriptions, its bands' colour interpretation set."""
+    from rasterio.enums import ColorInterp
+
+    write_raster(path, data)
+    with rasterio.open(path, "r+") as ds:
+        ds.colorinterp = [ColorInterp[c] for c in colorinterp]
+    return path
+
+
+def test_predict_and_info_read_the_colour_interpretation(runner, tmp_path: Path) -> None:
+    model = tmp_path / "rgb.pt"
+    tiny_unet(RGB, 3, pixel_size=10.0).save(model)
+    data = random_scene((3, 64, 80), dtype="uint8")
+    rgb = write_photo(tmp_path / "rgb.tif", data, RGB)
+    bgr = write_photo(tmp_path / "bgr.tif", data[::-1], ["blue", "green", "red"])
+    alpha = np.full((1, 64, 80), 255, np.uint8)
+    alpha[:, :16, :16] = 0
+    rgba = write_photo(tmp_path / "rgba.tif", np.concatenate([data, alpha]), [*RGB, "alpha"])
+    maps = {}
+    for name, scene, extra in (("rgb", rgb, []), ("bgr", bgr, []), ("rgba", rgba, []), ("picked", rgba, ["--bands", "1,2,3"])):
+        out = tmp_path / f"{name}_classes.tif"
+        result = run(runner, "predict", scene, "-m", model, "-o", out, *extra)
+        warned = [line for line in result.stderr.splitlines() if "warning" in line]
+        assert result.exit_code == 0 and len(warned) == (name == "bgr"), result.stderr
+        assert all(w.endswith("red=band 3 (red), green=band 2 (green), blue=band 1 (blue)") for w in warned), warned
+        with rasterio.open(out) as ds:
+            maps[name] = ds.read(1)
+    assert np.array_equal(maps["bgr"], maps["rgb"])  # band 1 is blue: fed to the model's blue, and said
+    assert np.array_equal(maps["rgba"], maps["picked"]) and (maps["rgba"][:16, :16] == 255).all()  # alpha: the mask
+    info = json.loads(run(runner, "info", bgr, "--json").output)
+    assert [b["common_name"] for b in info["band_details"]] == ["blue", "green", "red"]
 
 
 # ------------------------------------------------------------------------------------------------------ geoseg info

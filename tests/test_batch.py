@@ -374,3 +374,72 @@ def test_the_mosaic_leaves_out_class_maps_of_another_class_table(unet_path: Path
         assert sorted(zip(mine["class_id"], mine["class_name"])) == sorted(zip(own["class_id"], own["class_name"]))
     with sqlite3.connect(out / "polygons.gpkg") as db:
         assert db.execute("SELECT name FROM sqlite_master WHERE name = 'layer_styles'").fetchall() == []
+
+
+def test_an_existing_path_is_taken_as_written_before_any_glob_or_list(
+    runner, unet_path: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """``scene[1].tif`` and ``@scene.tif`` that exist are one scene each; a glob in a folder named ``[2023]`` looks in it."""
+    from geoseg.flows.batch import expand_inputs, is_batch
+
+    monkeypatch.chdir(tmp_path)
+    scene = tiles(tmp_path / "in")[0]
+    for name in ("scene[1].tif", "@scene.tif"):
+        (tmp_path / name).write_bytes(scene.read_bytes())
+        assert not is_batch([name]) and expand_inputs([name]) == [name]
+    (tmp_path / "[2023]").mkdir()
+    (tmp_path / "[2023]" / "x.tif").write_bytes(scene.read_bytes())
+    assert is_batch(["[2023]/*.tif"]) and expand_inputs(["[2023]/*.tif"]) == ["[2023]/x.tif"]
+    assert not is_batch(["[2023]/x.tif"]) and expand_inputs(["[2023]"]) == ["[2023]"]
+    assert is_batch(["in/*.tif"]) and is_batch(["@missing.txt"])  # what does not exist is still a glob or a list
+    result = run(runner, "run", "scene[1].tif", "-o", tmp_path / "one", "-m", unet_path)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "one" / "run.json").read_text())["inputs"]["image"] == "scene[1].tif"
+
+
+def test_a_missing_vrt_source_is_named_as_missing_not_damaged(runner, unet_path: Path, tmp_path: Path) -> None:
+    from rasterio.errors import RasterioIOError
+
+    from geoseg.flows.messages import error_message
+    from tests.test_trust import write_vrt
+
+    scenes = tiles(tmp_path / "in")
+    vrt = write_vrt(tmp_path / "m2.vrt", scenes[:2])
+    scenes[1].unlink()
+    result = run(runner, "predict", vrt, "-m", unet_path, "-o", tmp_path / "c.tif")
+    assert result.exit_code == 1 and not (tmp_path / "c.tif").exists()
+    assert result.stderr.strip().splitlines() == [
+        f"geoseg: error: a source file of {vrt} is missing: {tmp_path}/in/tile_1.tif; restore it, or build m2.vrt again "
+        "from files that exist"
+    ]
+    with rasterio.open(vrt) as ds, pytest.raises(RasterioIOError) as caught:  # what a reader meets (tile, change)
+        ds.read(1)
+    message = error_message(caught.value)
+    assert message is not None and "damaged" not in message, message
+    assert message.startswith("cannot read pixels: a source file of the scene is missing: ") and "tile_1.tif" in message
+
+
+def class_map(path: Path, transform: Affine, value: int) -> Path:
+    """A 10 x 10 geoseg-like class map (colour table) of ``value`` on ``transform``'s grid."""
+    path.parent.mkdir(parents=True)
+    write_raster(path, np.full((10, 10), value, np.uint8), transform=transform, nodata=255)
+    with rasterio.open(path, "r+") as ds:
+        ds.write_colormap(1, {0: (0, 0, 0, 255), 1: (255, 0, 0, 255), 2: (0, 255, 0, 255)})
+    return path
+
+
+def test_the_mosaic_says_when_only_the_orientation_differs_and_mosaics_south_up_maps(tmp_path: Path) -> None:
+    from geoseg.io.mosaic import mosaic_vrt
+
+    north = class_map(tmp_path / "n" / "classes.tif", Affine(10, 0, 0, 0, -10, 100), 1)
+    south = [class_map(tmp_path / f"s{v}" / "classes.tif", Affine(10, 0, 0, 0, 10, 100 * (v - 2)), v) for v in (1, 2)]
+    notes = mosaic_vrt([north, south[0]], tmp_path / "classes.vrt")
+    assert notes == [
+        "classes.vrt not written: s1/classes.tif is south-up and n/classes.tif north-up (same CRS and pixel size, other "
+        "orientation), and a mosaic has one; open the scenes' classes.tif side by side, or warp the scenes that are not "
+        "north-up first (gdalwarp IN.tif OUT.tif writes north-up)"
+    ]
+    assert mosaic_vrt(south, tmp_path / "classes.vrt") == []  # south-up maps together: a south-up mosaic
+    with rasterio.open(tmp_path / "classes.vrt") as ds:
+        assert ds.transform == Affine(10, 0, 0, 0, 10, -100) and ds.shape == (20, 10)
+        assert ds.read(1)[:, 0].tolist() == [1] * 10 + [2] * 10

@@ -355,3 +355,13 @@ def test_a_south_up_scene_trains_on_north_up_chips(tmp_path: Path) -> None:
             assert np.array_equal(x, y)
     finally:
         close(scenes["north"] + scenes["south"])
+
+
+def test_an_alpha_band_is_not_a_model_band(tmp_path: Path) -> None:
+    """An RGBA scene (an orthophoto) trains on red, green and blue: its alpha band is the mask GDAL reads."""
+    data = random_scene((4, 64, 64), "uint8", seed=2)
+    image = write_raster(tmp_path / "rgba.tif", data, photometric="RGB", alpha="YES")
+    truth = mask(tmp_path, "mask.tif", blocky_mask(64, 2, seed=2))
+    scenes, bands, *_ = opened(config({"image": str(image), "labels": str(truth)}), tmp_path)
+    close(scenes)
+    assert len(bands) == 3

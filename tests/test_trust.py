@@ -62,6 +62,33 @@ def refused(result: subprocess.CompletedProcess[str], *words: str, code: int = 1
     return lines[0]
 
 
+def write_vrt(path: Path, sources: list[Path]) -> Path:
+    """A VRT mosaic of ``sources`` (GeoTIFFs of the same bands on one north-up grid), paths relative to it, as
+    ``gdalbuildvrt`` writes it."""
+    from xml.sax.saxutils import escape
+
+    from geoseg.io.mosaic import vrt_source
+
+    infos = []
+    for source in sources:
+        with rasterio.open(source) as ds:
+            infos.append((source, ds.transform, ds.width, ds.height, ds.count, ds.dtypes[0], ds.crs))
+    t0, count, dtype, crs = infos[0][1], infos[0][4], infos[0][5], infos[0][6]
+    left, top = min(i[1].c for i in infos), max(i[1].f for i in infos)
+    width = round((max(i[1].c + i[2] * t0.a for i in infos) - left) / t0.a)
+    height = round((min(i[1].f + i[3] * t0.e for i in infos) - top) / t0.e)
+    lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">', f"<SRS>{escape(crs.to_wkt())}</SRS>"]
+    lines.append(f"<GeoTransform>{left!r}, {t0.a!r}, 0.0, {top!r}, 0.0, {t0.e!r}</GeoTransform>")
+    for band in range(1, count + 1):
+        lines.append(f'<VRTRasterBand dataType="{ {"uint8": "Byte", "uint16": "UInt16"}[dtype] }" band="{band}">')
+        for source, t, w, h, *_ in infos:
+            offset = (round((t.c - left) / t0.a), round((t.f - top) / t0.e))
+            lines += vrt_source(os.path.relpath(source, path.parent), True, band, (w, h), offset)
+        lines.append("</VRTRasterBand>")
+    path.write_text("\n".join([*lines, "</VRTDataset>"]))
+    return path
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_unet(4, 3, mean=[1000.0] * 4, std=[300.0] * 4).save(tmp_path_factory.mktemp("m") / "m.pt")
@@ -130,6 +157,47 @@ def test_overwrite_never_replaces_what_is_not_a_regular_file(model: Path, scene:
     os.mkfifo(fifo)
     refused(geoseg("predict", scene, "-m", model, "-o", fifo, "--overwrite", cwd=tmp_path), "classes.tif", "FIFO")
     assert not fifo.is_file() and fifo.exists()
+
+
+def test_overwrite_never_replaces_a_file_the_scene_is_made_of(model: Path, tmp_path: Path) -> None:
+    """A VRT's sources and a band folder's files are inputs too: an output naming one is refused, --overwrite or not,
+    in one line naming the scene and the file; a batch OUTDIR holding one is refused too."""
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    a = write_raster(tiles / "a.tif", random_scene((4, 80, 40)))
+    b = write_raster(
+        tiles / "b.tif", random_scene((4, 80, 40), seed=1), transform=rasterio.Affine(10, 0, 330400, 0, -10, 5822040)
+    )
+    write_vrt(tmp_path / "mosaic.vrt", [a, b])
+    bands = tmp_path / "bands"
+    bands.mkdir()
+    for i, name in enumerate(["B02", "B03", "B04", "B08"]):
+        write_raster(bands / f"{name}.tif", random_scene((4, 80, 80))[i])
+    out = tmp_path / "out"  # a batch OUTDIR of geoseg's, holding the file a VRT mosaics
+    (out / "x").mkdir(parents=True)
+    (out / "batch.json").write_text(json.dumps({"geoseg_version": "0.2.0", "scenes": []}))
+    write_vrt(tmp_path / "maps.vrt", [write_raster(out / "x" / "classes.tif", np.zeros((40, 40), np.uint8))])
+    before = snapshot(tmp_path)
+    for cwd, output in ((tmp_path, "tiles/a.tif"), (tiles, "a.tif")):  # the same file however it is spelled
+        scene = os.path.relpath(tmp_path / "mosaic.vrt", cwd)
+        line = refused(geoseg("predict", scene, "-m", model, "-o", output, "--overwrite", cwd=cwd), "mosaic.vrt")
+        assert f"-o/--output {output} would replace " in line and "a.tif, a file of the scene" in line, line
+    line = refused(geoseg("predict", "mosaic.vrt", "-m", model, "-o", "c.tif", "--confidence", b, "--overwrite", cwd=tmp_path))
+    assert line.endswith(
+        f"--confidence {b} would replace tiles/b.tif, a file of the scene mosaic.vrt: choose another output path"
+    )
+    line = refused(geoseg("predict", "bands", "-m", model, "-o", "bands/B04.tif", "--overwrite", cwd=tmp_path))
+    assert f"would replace {bands / 'B04.tif'}, a file of the scene bands:" in line, line
+    line = refused(geoseg("run", "maps.vrt", a, "-o", "out", "-m", model, "--overwrite", cwd=tmp_path))
+    assert "out/x/classes.tif, a file of the scene maps.vrt, lies inside the output folder out" in line, line
+    assert snapshot(tmp_path) == before
+    for command, folder, mark, name in (("run", "single", "run.json", "classes.tif"), ("change", "chg", "summary.json", "changes.gpkg")):
+        (tmp_path / folder).mkdir()  # a folder of geoseg's, holding the file a VRT reads
+        (tmp_path / folder / mark).write_text(json.dumps({"geoseg_version": "0.2.0"}))
+        write_vrt(tmp_path / f"{folder}.vrt", [write_raster(tmp_path / folder / name, np.zeros((40, 40), np.uint8))])
+        args = [f"{folder}.vrt"] * (2 if command == "change" else 1)
+        line = refused(geoseg(command, *args, "-o", folder, "-m", model, "--overwrite", cwd=tmp_path))
+        assert f"{folder}/{name}, a file of the scene {folder}.vrt, lies inside the output folder {folder}" in line, line
 
 
 # ---------------------------------------------------------------------------------------- hangs and resources

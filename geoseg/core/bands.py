@@ -4,7 +4,10 @@ Bands match by name (a description, or its name without the ``(common)``
 part geoseg adds to assembled bands), then across sensors by common name
 (:mod:`geoseg.core.sensors`: a Sentinel-2 model's ``B08`` is a Landsat-8
 scene's ``SR_B5``, ``nir08`` standing in for ``nir``), then in order when
-the scene has no descriptions and the counts agree.
+the scene has no descriptions and the counts agree. A band without a
+description is named by its colour interpretation (GDAL's ColorInterp) when
+that is red, green or blue; an alpha band is the scene's mask, not a band
+for the model.
 """
 
 from __future__ import annotations
@@ -15,11 +18,57 @@ from collections.abc import Sequence
 from geoseg.core.errors import BandMismatchError, InputError
 from geoseg.core.sensors import bare_name, common_names, near_common_names
 
-__all__ = ["band_lookup", "crossed_bands", "match_by_common_name", "select_bands", "parse_requested"]
+__all__ = [
+    "COLOUR_BANDS",
+    "alpha_bands",
+    "band_lookup",
+    "band_names",
+    "colour_name",
+    "crossed_bands",
+    "match_by_common_name",
+    "parse_requested",
+    "select_bands",
+]
+
+COLOUR_BANDS = ("red", "green", "blue")
+"""Colour interpretations (GDAL's ColorInterp) that name a band: each is also the band's common name."""
 
 
-def _describe(descriptions: Sequence[str | None], count: int) -> str:
-    names = [d or "?" for d in descriptions]
+def colour_name(interp: object) -> str:
+    """The lower-case name of a colour interpretation: rasterio's ``ColorInterp`` member or its name.
+
+    Example:
+        >>> from rasterio.enums import ColorInterp
+        >>> colour_name(ColorInterp.red), colour_name("Alpha")
+        ('red', 'alpha')
+    """
+    return str(getattr(interp, "name", interp)).lower()
+
+
+def band_names(descriptions: Sequence[str | None], colorinterp: Sequence[object] = ()) -> list[str | None]:
+    """Each band's name: its description, else its colour interpretation where that is red, green or blue
+    (:data:`COLOUR_BANDS`), else None.
+
+    Example:
+        >>> band_names([None, "B08", None], ["blue", "undefined", "red"])
+        ['blue', 'B08', 'red']
+    """
+    colours = [colour_name(c) for c in colorinterp]
+    return [d or (colours[i] if i < len(colours) and colours[i] in COLOUR_BANDS else None) for i, d in enumerate(descriptions)]
+
+
+def alpha_bands(colorinterp: Sequence[object]) -> list[int]:
+    """1-based indexes of the alpha bands (GDAL reads them as the scene's mask).
+
+    Example:
+        >>> alpha_bands(["red", "green", "blue", "alpha"])
+        [4]
+    """
+    return [i + 1 for i, c in enumerate(colorinterp) if colour_name(c) == "alpha"]
+
+
+def _describe(descriptions: Sequence[str | None], count: int, alpha: Sequence[int] = ()) -> str:
+    names = ["alpha" if i + 1 in alpha and not d else d or "?" for i, d in enumerate(descriptions)]
     return f"{count} band(s) [{', '.join(names)}]" if any(descriptions) else f"{count} band(s) without descriptions"
 
 
@@ -168,12 +217,17 @@ def select_bands(
     model_bands: Sequence[str],
     requested: str | Sequence[str | int] | None = None,
     bands_are_named: bool = True,
+    colorinterp: Sequence[object] = (),
 ) -> tuple[list[int], str | None]:
     """1-based scene band indexes for the model's bands, and a warning when a mapping was assumed or ``requested``
     (``--bands``) looks wrong: one scene band fed to several model bands, or a model band's name fed to another
     (:func:`crossed_bands`).
 
-    ``descriptions`` are the scene's band descriptions (``None`` where unset).
+    ``descriptions`` are the scene's band descriptions (``None`` where unset);
+    ``colorinterp`` its bands' colour interpretations (rasterio's
+    ``ds.colorinterp``): a band without a description is named red, green or
+    blue by them (:func:`band_names`), and an alpha band is the mask, left
+    out of the bands taken in order.
 
     Example:
         >>> select_bands(("B02", "B03", "B04", "B08"), ["B08", "B04"])
@@ -187,37 +241,83 @@ def select_bands(
         '--bands feeds one scene band to several model bands: band 1 as R, G, B'
         >>> select_bands(("B02", "B03"), ["B02", "B03"], "B03,B02")[1]
         "--bands feeds scene band B03 to the model's B02 and B02 to its B03: check the order (the model's bands are B02, B03)"
+        >>> select_bands((None, None, None, None), ["red", "green", "blue"], colorinterp=["red", "green", "blue", "alpha"])
+        ([1, 2, 3], None)
     """
     count = len(descriptions)
+    names = band_names(descriptions, colorinterp)
     expected = f"{len(model_bands)} band(s) [{', '.join(model_bands)}]"
     if requested is not None and requested != "":
-        indexes = parse_requested(requested, descriptions, count)
-        if len(indexes) != len(model_bands):
-            raise BandMismatchError(
-                f"--bands selects {len(indexes)} band(s) but the model expects {expected}: give {len(model_bands)}"
-            )
-        notes = [crossed_bands(requested, model_bands) if bands_are_named else None]
-        repeated = sorted({i for i in indexes if indexes.count(i) > 1})
-        if repeated:  # allowed (a grey scene into an RGB model), but rarely meant
-            fed = "; ".join(f"band {i} as {', '.join(b for b, j in zip(model_bands, indexes) if j == i)}" for i in repeated)
-            notes.insert(0, f"--bands feeds one scene band to several model bands: {fed}")
-        return indexes, "; ".join(n for n in notes if n) or None
+        return _requested(requested, names, model_bands, bands_are_named)
     if bands_are_named:
-        named = _by_name(descriptions, model_bands)
+        named = _by_name(names, model_bands)
         if named is not None:
-            return named, None
-        common = match_by_common_name(descriptions, model_bands)
+            return named, _colour_note(descriptions, names, model_bands, named)
+        common = match_by_common_name(names, model_bands)
         if common is not None:
-            return common[0], f"model bands matched by common name: {common[1]}"
-    described = any(descriptions)
-    if count == len(model_bands) and (not described or not bands_are_named):
-        if not bands_are_named:
-            return list(range(1, count + 1)), None
-        mapping = ", ".join(f"{b}={i + 1}" for i, b in enumerate(model_bands))
-        return list(range(1, count + 1)), f"scene bands taken in order as {mapping} (the scene has no band descriptions)"
+            note = _colour_note(descriptions, names, model_bands, common[0])
+            return common[0], note or f"model bands matched by common name: {common[1]}"
+    # colour interpretations do not count as descriptions here: GDAL gives every 3-band byte GeoTIFF red, green, blue
+    if not any(descriptions) or not bands_are_named:
+        in_order = _in_order(count, model_bands, alpha_bands(colorinterp), bands_are_named)
+        if in_order is not None:
+            return in_order
     fix = (
         "pick the bands with --bands (1-based indexes or descriptions)"
         if count >= len(model_bands)
         else "give a scene with all of the model's bands (or a model trained on these)"
     )
-    raise BandMismatchError(f"the model expects {expected} but the scene has {_describe(descriptions, count)}: {fix}")
+    found = _describe(names, count, alpha_bands(colorinterp))
+    raise BandMismatchError(f"the model expects {expected} but the scene has {found}: {fix}")
+
+
+def _colour_note(
+    descriptions: Sequence[str | None], names: Sequence[str | None], model_bands: Sequence[str], indexes: list[int]
+) -> str | None:
+    """The warning for bands matched by their colour interpretation out of file order (GDAL gives every 3-band byte
+    GeoTIFF red, green, blue, so a blue-first stack written without it is read the wrong way round), else None."""
+    if all(descriptions[i - 1] for i in indexes) or indexes == sorted(indexes):
+        return None
+    mapping = ", ".join(f"{b}=band {i} ({names[i - 1] or '?'})" for b, i in zip(model_bands, indexes))
+    return f"model bands matched by the scene's colour interpretation (it has no band descriptions): {mapping}"
+
+
+def _requested(
+    requested: str | Sequence[str | int], names: Sequence[str | None], model_bands: Sequence[str], bands_are_named: bool
+) -> tuple[list[int], str | None]:
+    """The bands ``--bands`` picks for the model (see :func:`select_bands`), and a warning when it looks wrong."""
+    indexes = parse_requested(requested, names, len(names))
+    if len(indexes) != len(model_bands):
+        raise BandMismatchError(
+            f"--bands selects {len(indexes)} band(s) but the model expects {len(model_bands)} band(s) "
+            f"[{', '.join(model_bands)}]: give {len(model_bands)}"
+        )
+    notes = [crossed_bands(requested, model_bands) if bands_are_named else None]
+    repeated = sorted({i for i in indexes if indexes.count(i) > 1})
+    if repeated:  # allowed (a grey scene into an RGB model), but rarely meant
+        fed = "; ".join(f"band {i} as {', '.join(b for b, j in zip(model_bands, indexes) if j == i)}" for i in repeated)
+        notes.insert(0, f"--bands feeds one scene band to several model bands: {fed}")
+    return indexes, "; ".join(n for n in notes if n) or None
+
+
+def _in_order(
+    count: int, model_bands: Sequence[str], alpha: Sequence[int], bands_are_named: bool
+) -> tuple[list[int], str | None] | None:
+    """The scene's bands in file order when their count is the model's (alpha bands left out, unless only with them
+    the counts agree), and the warning naming the assumed mapping; None when the counts differ."""
+    bands = [i for i in range(1, count + 1) if i not in alpha]
+    if len(bands) != len(model_bands):
+        bands = list(range(1, count + 1))
+    if len(bands) != len(model_bands):
+        return None
+    if not bands_are_named:
+        return bands, None
+    mapping = ", ".join(f"{b}={i}" for b, i in zip(model_bands, bands))
+    kept = [i for i in alpha if i in bands]
+    if kept:
+        why = f"band {kept[0]} is marked alpha, which GDAL also reads as the mask"
+    elif alpha:
+        why = f"band {', '.join(map(str, alpha))}, alpha, is the mask"
+    else:
+        return bands, f"scene bands taken in order as {mapping} (the scene has no band descriptions)"
+    return bands, f"scene bands taken in order as {mapping} (the scene has no band descriptions; {why})"

@@ -36,18 +36,38 @@ BATCH_FILES = ("batch.json", "classes.vrt", "polygons.gpkg")
 """What a batch writes at the top of OUTDIR: no scene folder may take these names."""
 
 
+def _kind(item: str) -> str:
+    """How an input item is read: ``path`` (a path that exists is taken as it is written, even with ``[`` or a leading
+    ``@``), ``list`` (``@list.txt``) or ``glob``."""
+    if _exists(item):
+        return "path"
+    if item.startswith("@"):
+        return "list"
+    return "glob" if _GLOB & set(item) and not item.startswith("/vsi") else "path"
+
+
+def _exists(path: str) -> bool:
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):  # a NUL byte, a name too long
+        return False
+
+
 def is_batch(items: Sequence[str]) -> bool:
-    """True when the inputs ask for the batch layout: several items, a glob or an ``@list.txt``.
+    """True when the inputs ask for the batch layout: several items, a glob or an ``@list.txt`` (an existing file
+    named like one is one scene).
 
     Example:
         >>> is_batch(["a.tif"]), is_batch(["a.tif", "b.tif"]), is_batch(["scenes/*.tif"]), is_batch(["@list.txt"])
         (False, True, True, True)
     """
-    return len(items) > 1 or any(str(i).startswith("@") or _GLOB & set(str(i)) for i in items)
+    return len(items) > 1 or any(_kind(str(i)) != "path" for i in items)
 
 
 def expand_inputs(items: Sequence[str]) -> list[str]:
-    """Scene paths from paths, globs and ``@list.txt`` files (one path per line, ``#`` comments).
+    """Scene paths from paths, globs and ``@list.txt`` files (one path per line, ``#`` comments). A path that exists
+    is taken as it is written (``scene[1].tif``, ``@scene.tif``); a glob's folders that exist are taken as written too
+    (``/data/[2023]/*.tif``).
 
     Example:
         >>> expand_inputs(["data_samples/brandenburg_s2_512.tif"])
@@ -56,10 +76,11 @@ def expand_inputs(items: Sequence[str]) -> list[str]:
     scenes: list[str] = []
     for item in items:
         text = str(item)
-        if text.startswith("@"):
+        kind = _kind(text)
+        if kind == "list":
             scenes.extend(_read_list(Path(text[1:])))
-        elif _GLOB & set(text) and not text.startswith("/vsi"):
-            matches = sorted(glob.glob(text, recursive=True))
+        elif kind == "glob":
+            matches = sorted(glob.glob(_literal_folders(text), recursive=True))
             if not matches:
                 raise InputError(f"{text} matches no file: check the pattern (quote it so the shell leaves it to geoseg)")
             scenes.extend(matches)
@@ -68,6 +89,17 @@ def expand_inputs(items: Sequence[str]) -> list[str]:
     if not scenes:
         raise InputError("no scene given: name scene files, a glob, or @list.txt")
     return _unique(scenes)
+
+
+def _literal_folders(pattern: str) -> str:
+    """``pattern`` with its longest leading folder that exists as written escaped: ``/data/[2023]/*.tif`` globs inside
+    the folder ``[2023]`` when there is one."""
+    parts = pattern.split(os.sep)
+    for n in range(len(parts) - 1, 0, -1):
+        folder = os.sep.join(parts[:n])
+        if _GLOB & set(folder) and os.path.isdir(folder):
+            return os.sep.join([glob.escape(folder), *parts[n:]])
+    return pattern
 
 
 def _read_list(listing: Path) -> list[str]:
@@ -164,12 +196,12 @@ def run_batch(
         >>> result = run_batch(["a.tif", "b.tif"], "out", model="model.pt")  # doctest: +SKIP
         >>> [s["status"] for s in result.scenes]  # doctest: +SKIP
     """
-    from geoseg.io.outputs import check_outdir, claimed_folder
+    from geoseg.io.outputs import claimed_folder
 
     opts = (options or RunOptions()).replace(**option_values)
     scenes = expand_inputs(images)
     out = Path(outdir)
-    check_outdir(out, scenes, overwrite=True, marks=BATCH_MARKS, create_parents=True)  # an existing batch resumes
+    _check_outdir(out, scenes)
     distributed = workers is not None or scheduler is not None
     if distributed and not isinstance(model, (str, os.PathLike)):
         raise InputError("--workers and --scheduler need the model as a file path (or 'default'), not an object")
@@ -190,6 +222,15 @@ def run_batch(
         if cluster is not None:
             cluster.close()
     return result
+
+
+def _check_outdir(out: Path, scenes: list[str]) -> None:
+    """OUTDIR may take the batch (an existing batch resumes), and holds no file a scene is made of."""
+    from geoseg.io.outputs import check_outdir
+    from geoseg.io.scene_files import check_files_outside
+
+    check_outdir(out, scenes, overwrite=True, marks=BATCH_MARKS, create_parents=True)
+    check_files_outside(out, scenes)  # building the folder would replace a scene's file
 
 
 def _open_model(model: object, opts: RunOptions, distributed: bool) -> tuple[object, Any, ModelRef]:

@@ -33,6 +33,7 @@ from geoseg.io.classmap import ClassMapWriter, class_table_of
 from geoseg.io.features import PolygonSink
 from geoseg.io.outputs import CHANGE_MARKS, atomic_folder, check_outdir
 from geoseg.io.raster import gdal_env, open_scene
+from geoseg.io.scene_files import check_files_outside
 from geoseg.polygonize.api import polygon_batches, read_class_table, write_batches
 from geoseg.polygonize.tables import WIDE_MAX_ID
 from geoseg.report.areas import row_areas_m2
@@ -93,6 +94,7 @@ def change(
     out, names = Path(outdir), (str(before), str(after))
     model_path = model if isinstance(model, (str, os.PathLike)) else None
     check_outdir(out, [before, after, model_path, classes_table, opts.predict.aoi], overwrite, CHANGE_MARKS, True)
+    check_files_outside(out, [str(before), str(after)])  # building the folder would replace a scene's file
     if model is None:
         _refuse_prediction_options(opts.predict)
     table = read_class_table(classes_table, max_id=WIDE_MAX_ID) if classes_table else None

@@ -24,8 +24,9 @@ def is_read_failure(exc: BaseException) -> bool:
 def error_message(exc: BaseException) -> str | None:
     """The one-line message geoseg shows for ``exc``, or None when it is not an error geoseg knows how to explain.
 
-    Known are geoseg's own errors (their message), pixels GDAL cannot decode (a damaged or truncated file) and a
-    full disk; the CLI words anything else as unexpected, a batch scene's reason as the error's first line.
+    Known are geoseg's own errors (their message), pixels GDAL cannot decode (a damaged or truncated file, or a
+    VRT's source file that is missing) and a full disk; the CLI words anything else as unexpected, a batch scene's
+    reason as the error's first line.
 
     Example:
         >>> error_message(OSError(28, "No space left on device", "c.tif"))
@@ -37,6 +38,9 @@ def error_message(exc: BaseException) -> str | None:
         message = str(exc)
     elif is_read_failure(exc):
         detail = str(exc.__cause__ or exc).splitlines()[0]
+        missing, _, reason = detail.rpartition(": ")
+        if missing and reason == "No such file or directory":  # a VRT's source, gone since the VRT was built
+            return f"cannot read pixels: a source file of the scene is missing: {missing}; restore it, or build the scene again"
         message = (
             f"cannot read pixels ({detail}): the file is damaged or truncated; copy or export it "
             "again (gdalinfo -checksum FILE shows the damage)"

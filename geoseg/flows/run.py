@@ -22,6 +22,7 @@ from geoseg.inference.predict import assemble_blocks, open_model, predict
 from geoseg.io.features import PolygonSink
 from geoseg.io.outputs import atomic_folder, check_outdir
 from geoseg.io.raster import scene_path
+from geoseg.io.scene_files import check_files_outside
 from geoseg.io.sources import default_resolution
 from geoseg.polygonize.api import polygon_batches, write_batches
 from geoseg.report.areas import areas_table, write_areas_csv
@@ -72,6 +73,7 @@ def run(
     out = Path(outdir)
     model_path = model if isinstance(model, (str, os.PathLike)) else None
     check_outdir(out, [image, model_path, opts.predict.aoi], overwrite, create_parents=True)
+    check_files_outside(out, [str(image)])  # building the folder would replace a scene's file
     timings: dict[str, float] = {}
     t = time.perf_counter()
     net = open_model(model, opts.predict.backend, opts.predict.device)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.errors import InputError, OptionError
+from geoseg.core.errors import InputError, OptionError, OutputError
 from geoseg.io.paths import SIDECARS, canonical, check_output
 from geoseg.io.pixels import pixel_sizes_m, shown_sizes, sizes_within
 from geoseg.model.card import ModelCard
@@ -26,6 +26,7 @@ __all__ = [
     "check_columns",
     "check_outputs",
     "check_pixel_size",
+    "check_scene_files",
     "warn",
     "warn_all_nodata",
 ]
@@ -54,9 +55,10 @@ def _option(kind: str) -> str:
     return "-o/--output" if kind == "classes" else f"--{kind}"
 
 
-def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) -> None:
+def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool, scene: Any = None) -> None:
     """Each output may be written (see :func:`geoseg.io.paths.check_output`; GDAL's sidecars of it only with
-    ``overwrite``), ends in .tif and names a different file.
+    ``overwrite``), ends in .tif, names a different file and none that ``scene`` is made of
+    (:func:`check_scene_files`).
 
     Example:
         >>> check_outputs({"classes": Path("a.tif"), "confidence": Path("a.tif")}, [], True)
@@ -68,6 +70,8 @@ def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) 
         ...
         geoseg.core.errors.OptionError: -o/--output a.png: geoseg writes GeoTIFF files: give a name ending in .tif
     """
+    if scene is not None:  # a VRT's sources, a band folder's files: never replaced, --overwrite or not
+        check_scene_files(outputs, scene)
     seen: dict[str, str] = {}
     for kind, path in outputs.items():
         if Path(path).suffix.lower() not in RASTER_SUFFIXES:
@@ -79,6 +83,38 @@ def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool) 
         if key in seen:
             raise OptionError(f"{_option(seen[key])} and {_option(kind)} name the same file {path}: give different paths")
         seen[key] = kind
+
+
+def check_scene_files(outputs: dict[str, Path], scene: str | os.PathLike[str]) -> None:
+    """Refuse outputs that would replace a file ``scene`` is made of (:func:`geoseg.io.scene_files.scene_files`: a
+    VRT's sources, a band folder's, band list's or STAC item's band files, and the ``.aux.xml`` and ``.msk`` beside
+    them), ``overwrite`` or not, and a scene whose source file is missing (its pixels would not read).
+
+    The scene itself is an input :func:`check_outputs` compares.
+
+    Example:
+        >>> check_scene_files({"classes": Path("tiles/a.tif")}, "mosaic.vrt")  # doctest: +SKIP
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.OutputError: -o/--output tiles/a.tif would replace tiles/a.tif, a file of the scene mosaic.vrt: ...
+    """
+    from geoseg.io.scene_files import file_id, scene_files
+
+    files = scene_files(scene)
+    ids = {file_id(f): f for f in [*files, *(f"{f}{suffix}" for f in files for suffix in SIDECARS)]}
+    ids.pop(None, None)
+    for kind, path in outputs.items():
+        for target in (path, *(Path(f"{path}{suffix}") for suffix in SIDECARS)):
+            hit = ids.get(file_id(target))
+            if hit is not None:
+                raise OutputError(
+                    f"{_option(kind)} {path} would replace {hit}, a file of the scene {scene}: choose another output path"
+                )
+    missing = next((f for f in files if not os.path.lexists(f)), None)
+    if missing is not None:
+        raise InputError(
+            f"a source file of {scene} is missing: {missing}; restore it, or build {Path(scene).name} again from files that exist"
+        )
 
 
 def check_columns(columns: tuple[int, int] | None, ds: Any) -> tuple[int, int]:

@@ -121,7 +121,7 @@ def predict(
     keep = Path(clouds) if clouds and opts.mask_clouds else None
     paths = (image, opts.aoi, model if isinstance(model, (str, os.PathLike)) else None)
     inputs = [p for p in paths if p is not None and p != "default"]
-    check_outputs({**outputs, "clouds": keep} if keep else outputs, inputs, overwrite)
+    check_outputs({**outputs, "clouds": keep} if keep else outputs, inputs, overwrite, scene=image)
     net = open_model(model, opts.backend, opts.device)
     result = PredictResult(outputs, 0, 0, 0)
     with gdal_env(cache_mb=SCENE_CACHE_MB), open_scene(image, source_resolution=opts.resolution) as ds:
@@ -250,7 +250,8 @@ class _Scene:
 
 def _bands(ds: Any, card: Any, opts: PredictOptions, result: PredictResult) -> list[int]:
     try:
-        indexes, note = select_bands(ds.descriptions, card.bands, list(opts.bands) if opts.bands else None, card.bands_are_named)
+        requested = list(opts.bands) if opts.bands else None
+        indexes, note = select_bands(ds.descriptions, card.bands, requested, card.bands_are_named, ds.colorinterp)
     except BandMismatchError as exc:  # name the scene: a batch has many
         raise BandMismatchError(f"{ds.name}: {exc}") from None
     if note:

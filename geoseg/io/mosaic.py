@@ -51,10 +51,11 @@ def vrt_source(
 def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     """Write ``out``, a VRT mosaic of class maps (paths relative to it); returns notes on what was left out.
 
-    All maps must share CRS and pixel size (geoseg writes each on its scene's
-    grid) and one class table (the mosaic has one colour table and one
-    ``GEOSEG_CLASSES`` tag); otherwise no mosaic is written (a stale one is
-    removed) and the note says why.
+    All maps must share CRS, pixel size and orientation (geoseg writes each on
+    its scene's grid: a south-up scene's map is south-up) and one class table
+    (the mosaic has one colour table and one ``GEOSEG_CLASSES`` tag);
+    otherwise no mosaic is written (a stale one is removed) and the note says
+    why.
 
     Example:
         >>> mosaic_vrt([Path("a/classes.tif"), Path("b/classes.tif")], Path("classes.vrt"))  # doctest: +SKIP
@@ -74,17 +75,14 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
             out.unlink()
         return [note]
     _, crs, t0, *_ = infos[0]
-    res_x, res_y = t0.a, -t0.e
-    left = min(i[2].c for i in infos)
-    top = max(i[2].f for i in infos)
-    right = max(i[2].c + i[3] * res_x for i in infos)
-    bottom = min(i[2].f - i[4] * res_y for i in infos)
-    width, height = math.ceil((right - left) / res_x - 1e-6), math.ceil((top - bottom) / res_y - 1e-6)
+    res_x, res_y = t0.a, t0.e  # one sign for all (else refused): a south-up mosaic of south-up maps
+    left, width = _axis([i[2].c for i in infos], [i[3] for i in infos], res_x)
+    top, height = _axis([i[2].f for i in infos], [i[4] for i in infos], res_y)
     cmap = infos[0][5]
     lines = [
         f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
         f"  <SRS>{escape(crs.to_wkt())}</SRS>",
-        f"  <GeoTransform>{left!r}, {res_x!r}, 0.0, {top!r}, 0.0, {-res_y!r}</GeoTransform>",
+        f"  <GeoTransform>{left!r}, {res_x!r}, 0.0, {top!r}, 0.0, {res_y!r}</GeoTransform>",
     ]
     if infos[0][6]:
         lines.append(f'  <Metadata><MDI key="{CLASSES_TAG}">{escape(infos[0][6])}</MDI></Metadata>')
@@ -99,7 +97,7 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     ]
     lines.append("    </ColorTable>")
     for path, _, t, w, h, _, _ in infos:
-        x, y = (t.c - left) / res_x, (top - t.f) / res_y
+        x, y = (t.c - left) / res_x, (t.f - top) / res_y
         rel = Path(path).resolve().relative_to(out.resolve().parent).as_posix()
         lines += vrt_source(rel, True, 1, (w, h), (x, y), nodata=NODATA)
     lines += ["  </VRTRasterBand>", "</VRTDataset>"]
@@ -107,16 +105,38 @@ def mosaic_vrt(paths: list[Path], out: Path) -> list[str]:
     return []
 
 
+def _axis(starts: list[float], sizes: list[int], step: float) -> tuple[float, int]:
+    """The mosaic's origin and pixel count along one axis: from the first edge in the direction of ``step`` (the
+    top of north-up maps, the bottom of south-up ones) to the last."""
+    ends = [start + size * step for start, size in zip(starts, sizes)]
+    origin, far = (min(starts), max(ends)) if step > 0 else (max(starts), min(ends))
+    return origin, math.ceil((far - origin) / step - 1e-6)
+
+
+def _orientation(transform: Any) -> str:
+    """``north-up`` or ``south-up`` (and ``east-to-west`` when columns run west)."""
+    rows = "north-up" if transform.e < 0 else "south-up"
+    return f"{rows}, east-to-west" if transform.a < 0 else rows
+
+
 def _mosaic_refusal(infos: list[tuple[Any, ...]], out: Path) -> str | None:
-    """Why the class maps described by ``infos`` make no one mosaic (other CRS or pixel size, other class table), or
-    None when they do."""
+    """Why the class maps described by ``infos`` make no one mosaic (other CRS or pixel size, other orientation,
+    other class table), or None when they do."""
     path0, crs, t0, *_ = infos[0]
     if any(i[1] != crs for i in infos) or any(
-        abs(i[2].a - t0.a) > 1e-9 * abs(t0.a) or abs(i[2].e - t0.e) > 1e-9 * abs(t0.e) for i in infos
+        abs(abs(i[2].a) - abs(t0.a)) > 1e-9 * abs(t0.a) or abs(abs(i[2].e) - abs(t0.e)) > 1e-9 * abs(t0.e) for i in infos
     ):
         return (
             f"{out.name} not written: the scenes differ in CRS or pixel size (a mosaic needs one grid); "
             "open the scenes' classes.tif side by side or warp them to one grid"
+        )
+    turned = next((i for i in infos if _orientation(i[2]) != _orientation(t0)), None)
+    if turned is not None:
+        return (
+            f"{out.name} not written: {_shown(turned[0], out)} is {_orientation(turned[2])} and "
+            f"{_shown(path0, out)} {_orientation(t0)} (same CRS and pixel size, other orientation), and a mosaic has "
+            "one; open the scenes' classes.tif side by side, or warp the scenes that are not north-up first (gdalwarp "
+            "IN.tif OUT.tif writes north-up)"
         )
     other = next((i[0] for i in infos if (i[5], i[6]) != (infos[0][5], infos[0][6])), None)
     if other is None:

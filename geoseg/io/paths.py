@@ -58,14 +58,23 @@ def is_remote(path: str | os.PathLike) -> bool:
         False
     """
     text = str(path)
-    if text.startswith("/vsi") or "://" in text:
-        return True
-    return bool(_CONNECTION.match(text)) and not os.path.exists(text)
+    return text.startswith("/vsi") or "://" in text or is_connection(text)
 
 
 _CONNECTION = re.compile(r"^[A-Z][A-Z0-9_]+:")
 """A GDAL driver's connection string (``NETCDF:``, ``HDF5:``, ``GTIFF_DIR:``, ``SENTINEL2_L1C:``): two or more
 capitals, digits or underscores before the colon, so a Windows drive letter (``C:``) is a path."""
+
+
+def is_connection(path: str | os.PathLike) -> bool:
+    """True for a GDAL driver's connection string such as ``NETCDF:"scene.nc":B04`` (not an existing file's name).
+
+    Example:
+        >>> is_connection('NETCDF:"scene.nc":B04'), is_connection("GTIFF_DIR:2:a.tif"), is_connection("C:/a.tif")
+        (True, True, False)
+    """
+    text = str(path)
+    return bool(_CONNECTION.match(text)) and not os.path.exists(text)
 
 
 def canonical(path: str | os.PathLike[str]) -> Path:

@@ -39,7 +39,7 @@ from typing import Any
 import rasterio
 from rasterio.io import DatasetReader, MemoryFile
 
-from geoseg.core.bands import select_bands
+from geoseg.core.bands import band_names, select_bands
 from geoseg.core.errors import BandMismatchError, InputError, OptionError
 from geoseg.core.sensors import SENSORS, bare_name, common_name, common_names, describe, guess_date, guess_sensor
 from geoseg.io.band_files import RASTER_SUFFIXES, folder_bands, is_mtl, is_safe, list_bands, mtl_bands, safe_bands
@@ -370,8 +370,9 @@ def open_virtual(scene: VirtualScene) -> SourceReader:
 
 
 def band_table(ds: Any, resolution_m: float | None = None) -> list[dict[str, Any]]:
-    """Each band of an open scene as ``geoseg info`` shows it: name, common name, native resolution (m), data type,
-    nodata and file (a virtual scene's band tags; a raster's own values, ``resolution_m`` its pixel size).
+    """Each band of an open scene as ``geoseg info`` shows it: name, common name (a band without a name: by its colour
+    interpretation, as predict matches it), native resolution (m), data type, nodata and file (a virtual scene's band
+    tags; a raster's own values, ``resolution_m`` its pixel size).
 
     Example:
         >>> with rasterio.open("data_samples/brandenburg_s2_512.tif") as ds:
@@ -380,7 +381,7 @@ def band_table(ds: Any, resolution_m: float | None = None) -> list[dict[str, Any
     """
     tags = ds.tags()
     text = " ".join([*(v for k, v in tags.items() if k.lower() in ("sensor", "spacecraft_id", "platform")), Path(ds.name).name])
-    commons = common_names(ds.descriptions, text)
+    commons = common_names(band_names(ds.descriptions, ds.colorinterp), text)  # unnamed: by colour interpretation
     rows = []
     for i, description in enumerate(ds.descriptions):
         band = ds.tags(i + 1)

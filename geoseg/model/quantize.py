@@ -220,7 +220,7 @@ def _open_calibration(scene: str | os.PathLike[str]) -> Any:
 def _calibration_bands(ds: Any, scene: str | os.PathLike[str], card: ModelCard, notes: list[str]) -> list[int]:
     """The scene's bands for the model's, matched as predict matches them without ``--bands``."""
     try:
-        indexes, note = select_bands(ds.descriptions, card.bands, None, card.bands_are_named)
+        indexes, note = select_bands(ds.descriptions, card.bands, None, card.bands_are_named, ds.colorinterp)
     except BandMismatchError:
         found = ", ".join(d or "?" for d in ds.descriptions) if any(ds.descriptions) else "no band descriptions"
         raise BandMismatchError(

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.bands import parse_requested
+from geoseg.core.bands import colour_name, parse_requested
 from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.core.errors import OptionError
 
@@ -153,7 +153,7 @@ def choose_bands(
     found = _by_name(descriptions, landsat_sensor([d for d in descriptions if d], metadata))
     if found:
         return PreviewBands(_rgb(found[0]), _described(found[0], descriptions), found[1])
-    interp = {getattr(c, "name", str(c)).lower(): i + 1 for i, c in reversed(list(enumerate(colorinterp)))}
+    interp = {colour_name(c): i + 1 for i, c in reversed(list(enumerate(colorinterp)))}
     if all(c in interp for c in ("red", "green", "blue")):
         rgb = (interp["red"], interp["green"], interp["blue"])
         return PreviewBands(rgb, _described(rgb, descriptions), "colour interpretation red, green, blue")

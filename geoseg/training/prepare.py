@@ -61,11 +61,12 @@ def scene_bands(
         ...
         geoseg.training.schema.ConfigError: config key data.bands: B04 and 2 both select band 2 (B04): give each band once
     """
-    from geoseg.core.bands import parse_requested
+    from geoseg.core.bands import alpha_bands, parse_requested
 
     descriptions = _descriptions(ds, names, image)
-    if wanted is None:
-        indexes = list(range(1, ds.count + 1))
+    if wanted is None:  # every band but an alpha band (GDAL reads it as the scene's mask)
+        alpha = alpha_bands(getattr(ds, "colorinterp", ()))
+        indexes = [i for i in range(1, ds.count + 1) if i not in alpha] or list(range(1, ds.count + 1))
     else:
         try:
             indexes = parse_requested(wanted, descriptions, ds.count, option="data.bands")
