@@ -226,21 +226,34 @@ DEEPNESS = {
 }
 
 
-def tiny_onnx(path: Path, size: int = 32, meta: dict[str, Any] | None = None, raw: dict[str, str] | None = None) -> Path:
-    """A 1 x 1 convolution (3 bands to 2 classes) and a softmax, with Deepness metadata, built without torch."""
+def tiny_onnx(
+    path: Path,
+    size: int = 32,
+    meta: dict[str, Any] | None = None,
+    raw: dict[str, str] | None = None,
+    weights: np.ndarray | None = None,
+    base: dict[str, Any] = DEEPNESS,
+) -> Path:
+    """A 1 x 1 convolution of 3 bands with Deepness metadata (``base`` updated by ``meta``; ``raw`` values as
+    written), built without torch: to 2 classes and a softmax, or with ``weights`` of shape ``(1, 3, 1, 1)`` to one
+    sigmoid channel (Deepness' binary Segmentor)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    weights = numpy_helper.from_array(np.ones((2, 3, 1, 1), np.float32), "w")
+    weights = np.ones((2, 3, 1, 1), np.float32) if weights is None else weights.astype(np.float32)
+    channels = weights.shape[0]
+    head = (
+        helper.make_node("Softmax", ["logits"], ["p"], axis=1) if channels > 1 else helper.make_node("Sigmoid", ["logits"], ["p"])
+    )
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["logits"]), helper.make_node("Softmax", ["logits"], ["p"], axis=1)],
+        [helper.make_node("Conv", ["x", "w"], ["logits"]), head],
         "tiny",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, size, size])],
-        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["batch", 2, size, size])],
-        [weights],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["batch", channels, size, size])],
+        [numpy_helper.from_array(weights, "w")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    values = {k: json.dumps(v) for k, v in {**DEEPNESS, **(meta or {})}.items()}
+    values = {k: json.dumps(v) for k, v in {**base, **(meta or {})}.items()}
     for key, value in {**values, **(raw or {})}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

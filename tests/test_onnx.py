@@ -16,7 +16,7 @@ from tests.helpers import SAMPLE, run, sample_crop, tiny_unet, write_raster
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev extra: pip install -e '.[dev]'")
 onnx = pytest.importorskip("onnx", reason="onnx is in the dev extra: pip install -e '.[dev]'")
 
-from tests.test_model_files import DEEPNESS  # noqa: E402 - the Deepness-only metadata of the model-file tests
+from tests.test_model_files import DEEPNESS, tiny_onnx  # noqa: E402 - the Deepness-only metadata of the model-file tests
 
 
 def check_deepness_metadata(path: Path) -> dict:
@@ -328,23 +328,7 @@ def test_normalization_that_cannot_be_expressed_is_refused(tmp_path: Path) -> No
 def _sigmoid_onnx(path: Path, meta: dict[str, object], size: int = 64, gain: float = 6.0) -> Path:
     """A Deepness-style binary model without torch: ``sigmoid(gain * (red - blue))`` of raw / 255 inputs, one output
     channel (Deepness' Segmentor reads it as background and the named class, thresholded at seg_thresh)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    weights = numpy_helper.from_array(np.array([gain, 0.0, -gain], np.float32).reshape(1, 3, 1, 1), "w")
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["input", "w"], ["z"]), helper.make_node("Sigmoid", ["z"], ["p"])],
-        "binary",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, size, size])],
-        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["batch", 1, size, size])],
-        [weights],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.save(model, str(path))
-    return path
+    return tiny_onnx(path, size, meta, weights=np.array([gain, 0.0, -gain]).reshape(1, 3, 1, 1), base={})
 
 
 BINARY_META = {"model_type": "Segmentor", "class_names": {"0": "field"}, "resolution": 1000, "tiles_size": 64}

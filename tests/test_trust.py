@@ -191,7 +191,10 @@ def test_overwrite_never_replaces_a_file_the_scene_is_made_of(model: Path, tmp_p
     line = refused(geoseg("run", "maps.vrt", a, "-o", "out", "-m", model, "--overwrite", cwd=tmp_path))
     assert "out/x/classes.tif, a file of the scene maps.vrt, lies inside the output folder out" in line, line
     assert snapshot(tmp_path) == before
-    for command, folder, mark, name in (("run", "single", "run.json", "classes.tif"), ("change", "chg", "summary.json", "changes.gpkg")):
+    for command, folder, mark, name in (
+        ("run", "single", "run.json", "classes.tif"),
+        ("change", "chg", "summary.json", "changes.gpkg"),
+    ):
         (tmp_path / folder).mkdir()  # a folder of geoseg's, holding the file a VRT reads
         (tmp_path / folder / mark).write_text(json.dumps({"geoseg_version": "0.2.0"}))
         write_vrt(tmp_path / f"{folder}.vrt", [write_raster(tmp_path / folder / name, np.zeros((40, 40), np.uint8))])
