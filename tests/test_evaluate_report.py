@@ -454,3 +454,17 @@ def test_json_creates_missing_parent_folders_as_the_report_does(maps: tuple[Path
         runner, "evaluate", pred, truth, "--report", tmp_path / "b" / "eval", "--json", tmp_path / "b" / "eval" / "m.json"
     )
     assert result.exit_code == 2 and "lies inside --report" in result.stderr and not (tmp_path / "b").exists()
+
+
+def test_a_class_table_refused_for_its_content_says_why(tmp_path: Path) -> None:
+    """A classes.json whose classes are fine in form but too many says so, not that its form is wrong."""
+    from geoseg.core.errors import InputError
+    from geoseg.training.evaluation import read_label_map
+
+    table = tmp_path / "classes.json"
+    table.write_text(json.dumps([{"id": i, "name": f"c{i}", "values": [str(i)]} for i in range(300)]))
+    with pytest.raises(InputError, match=r"--classes .*classes.json: 300 classes are more than the 255"):
+        read_label_map(table, [f"c{i}" for i in range(300)])
+    table.write_text(json.dumps([{"name": "no id"}]))
+    with pytest.raises(InputError, match=r"a class table must be a list of \{id, name, values\}"):
+        read_label_map(table, ["no id"])

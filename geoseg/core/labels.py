@@ -18,7 +18,7 @@ labels are burned on top of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,16 @@ from affine import Affine
 from geoseg.core.classes import IGNORE_INDEX, ClassInfo, class_colors
 from geoseg.core.errors import InputError
 
-__all__ = ["BACKGROUND_WITHIN", "MAX_CLASSES", "Background", "LabelMap", "burn", "check_buffer", "config_labels"]
+__all__ = [
+    "BACKGROUND_WITHIN",
+    "MAX_CLASSES",
+    "Background",
+    "LabelMap",
+    "burn",
+    "check_buffer",
+    "checked_labels",
+    "config_labels",
+]
 
 MAX_CLASSES = IGNORE_INDEX
 """Most classes a class table may have: ids 0..254 fit a uint8 mask or class map, 255 is unlabeled (nodata)."""
@@ -289,11 +298,22 @@ def config_labels(data: Mapping[str, Any], config: Path, what: str) -> tuple[Lab
         background = Background(str(spec["name"]), within, None if color is None else str(color))
     ignore = data.get("ignore_values")
     ignore = [] if ignore is None else (ignore if isinstance(ignore, (list, tuple)) else [ignore])
+    fix = "data.classes must be a list of class names or {name, color, values}: fix the config"
+    return checked_labels(lambda: LabelMap.from_spec(data["classes"], ignore, background), what, fix), background
+
+
+def checked_labels(build: Callable[[], LabelMap], what: str, fix: str) -> LabelMap:
+    """``build()``'s class table; its refusals as one error naming ``what``, a malformed table's saying ``fix``.
+
+    Example:
+        >>> checked_labels(lambda: LabelMap.from_spec([{"values": [1]}]), "--classes t.json", "give {name, values}")
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.InputError: --classes t.json: give {name, values}
+    """
     try:
-        return LabelMap.from_spec(data["classes"], ignore, background), background
-    except (KeyError, TypeError, AttributeError):
-        raise InputError(
-            f"{what}: data.classes must be a list of class names or {{name, color, values}}: fix the config"
-        ) from None
-    except InputError as exc:
+        return build()
+    except InputError as exc:  # a ValueError too: said as it is, not as a malformed table
         raise InputError(f"{what}: {exc}") from None
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise InputError(f"{what}: {fix}") from None

@@ -19,7 +19,7 @@ from typing import Any
 
 from geoseg.core.classes import ClassInfo
 from geoseg.core.errors import InputError
-from geoseg.core.labels import Background, LabelMap, config_labels
+from geoseg.core.labels import Background, LabelMap, checked_labels, config_labels
 from geoseg.core.metrics import ConfusionMatrix, thin_support
 
 __all__ = ["evaluate", "read_label_map"]
@@ -108,19 +108,17 @@ def _table_classes(rows: list[Any], p: Path, ignore: list[Any] | None = None) ->
     """A class table ``[{id, name, color?, values?}, ...]`` as ``geoseg tile`` writes ``classes.json``: classes in
     id order, each labeled by its ``values`` (by its name without them). With ``ignore`` (a chip config's
     ``data.ignore_values``) classes whose values are all ignored are left out, as training leaves them out."""
-    try:
+
+    def build() -> LabelMap:
         ordered = sorted(rows, key=lambda row: int(row["id"])) if all(isinstance(r, dict) for r in rows) else rows
         if ignore:
             ignored = LabelMap.from_spec([], ignore)
             ordered = [r for r in ordered if not (isinstance(r, dict) and r.get("values") and ignored.ignored(r["values"]).all())]
         spec = [{k: v for k, v in r.items() if k != "id"} if isinstance(r, dict) else r for r in ordered]
         return LabelMap.from_spec(spec, ignore or ())
-    except (KeyError, TypeError, ValueError):
-        raise InputError(
-            f"--classes {p}: a class table must be a list of {{id, name, values}} as geoseg tile writes to classes.json"
-        ) from None
-    except InputError as exc:
-        raise InputError(f"--classes {p}: {exc}") from None
+
+    fix = "a class table must be a list of {id, name, values} as geoseg tile writes to classes.json"
+    return checked_labels(build, f"--classes {p}", fix)
 
 
 def _trained_classes(data: dict[str, Any], p: Path, class_names: list[str]) -> tuple[LabelMap, Background | None]:
