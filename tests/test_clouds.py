@@ -495,3 +495,15 @@ def test_training_ignores_labels_under_clouds_when_a_scene_asks(tmp_path):
     masked = read(tmp_path / "workTrue" / "clouds_0.tif")
     assert counts[False] == 256 * 256
     assert counts[True] == int((masked == CLEAR).sum()) and counts[True] < 0.9 * counts[False]
+
+
+def test_a_south_up_scene_gets_the_mask_of_the_same_ground_north_up(tmp_path):
+    """The cloud model sees a south-up scene's chips north up (shadows lie on the side away from the sun)."""
+    needs_model()
+    refl = cloudy_scene(seed=1, size=256)[0]  # one chip: the grids of both scenes cover the same ground
+    north = write_cloud_mask(write_dn(tmp_path / "north.tif", refl), tmp_path / "cn.tif", style=False)
+    dn = np.round(refl[:, ::-1] * 10000).astype("uint16")
+    south = write_raster(tmp_path / "south.tif", dn, transform=Affine(30, 0, 330000, 0, 30, 5822040 - 30 * 256), descriptions=S2)
+    flipped = write_cloud_mask(south, tmp_path / "cs.tif", style=False)
+    assert north.shares["shadow"] > 0 and north.shares == flipped.shares
+    assert np.array_equal(read(tmp_path / "cn.tif"), read(tmp_path / "cs.tif")[::-1])

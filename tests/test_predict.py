@@ -463,3 +463,19 @@ def test_an_aoi_split_at_the_antimeridian_covers_both_sides_of_the_scene(tmp_pat
         valid = ds.read(1) != 255
     assert valid[:50, 50:100].all() and valid[:50, 100:150].all()  # both sides of 180°
     assert valid.sum() == 50 * 100
+
+
+def test_an_alpha_band_read_first_still_masks_the_scene(tmp_path: Path) -> None:
+    """The alpha band says it is all valid itself: reading it before the colour bands must not lose the mask."""
+    from rasterio.windows import Window
+
+    from geoseg.io.raster import open_scene, read_window
+
+    data = random_scene((4, 16, 16), "uint8")
+    data[3] = 255
+    data[3, :, :8] = 0  # the left half transparent
+    scene = write_raster(tmp_path / "rgba.tif", data, photometric="RGB", alpha="YES")
+    with open_scene(scene) as ds:
+        for indexes in ([1, 2, 3], [1, 2, 3, 4], [4, 1, 2, 3]):
+            valid = read_window(ds, Window(0, 0, 16, 16), indexes)[1]
+            assert not valid[:, :8].any() and valid[:, 8:].all(), indexes

@@ -339,9 +339,13 @@ def test_a_key_given_twice_is_refused_with_its_lines(tmp_path: Path, runner) -> 
 
 
 def test_a_south_up_scene_trains_on_north_up_chips(tmp_path: Path) -> None:
-    """Training reads a south-up scene's windows north up, as prediction shows its chips to the model."""
+    """Training counts a south-up scene's labels where they lie and gives its chips to the model north up, as
+    prediction shows them."""
+    from geoseg.training.data import Sample, iter_samples
+
     data = random_scene((3, 96, 96), "uint16", seed=5)
     labels = blocky_mask(96, 2, seed=5)
+    labels[48:] = 0  # labels in the north only
     south = Affine(10.0, 0, 330000.0, 0, 10.0, 5822040.0 - 960)
     scenes = {}
     for name, transform, flip in (("north", TRANSFORM, False), ("south", south, True)):
@@ -349,10 +353,12 @@ def test_a_south_up_scene_trains_on_north_up_chips(tmp_path: Path) -> None:
         truth = mask(tmp_path, f"{name}_mask.tif", labels[::-1] if flip else labels, transform)
         scenes[name], *_ = opened(config({"image": str(image), "labels": str(truth)}), tmp_path)
     try:
-        a = scenes["north"][0].read(Window(16, 16, 48, 48))
-        b = scenes["south"][0].read(Window(16, 96 - 16 - 48, 48, 48))  # the same ground, counted from the south
-        for x, y in zip(a, b):
-            assert np.array_equal(x, y)
+        north, south_up = scenes["north"][0], scenes["south"][0]
+        assert np.array_equal(north.class_counts, south_up.class_counts[::-1])  # counted where the labels lie
+        windows = {"north": Window(16, 16, 48, 48), "south": Window(16, 96 - 16 - 48, 48, 48)}  # the same ground
+        chips = {name: next(iter_samples(scenes[name], [Sample(0, windows[name])], lambda d: d, 1))[:2] for name in scenes}
+        for a, b in zip(chips["north"], chips["south"]):
+            assert np.array_equal(a, b)  # the model sees the same chip
     finally:
         close(scenes["north"] + scenes["south"])
 
@@ -365,3 +371,14 @@ def test_an_alpha_band_is_not_a_model_band(tmp_path: Path) -> None:
     scenes, bands, *_ = opened(config({"image": str(image), "labels": str(truth)}), tmp_path)
     close(scenes)
     assert len(bands) == 3
+
+
+def test_data_bands_name_bands_by_their_colour_interpretation(tmp_path: Path) -> None:
+    """``data.bands: [red, green, blue]`` finds an RGB GeoTIFF's bands without descriptions, as predict's --bands does."""
+    data = random_scene((3, 64, 64), "uint8", seed=4)
+    image = write_raster(tmp_path / "rgb.tif", data[::-1].copy(), photometric="RGB")  # written red, green, blue
+    truth = mask(tmp_path, "mask.tif", blocky_mask(64, 2, seed=4))
+    scenes, bands, *_ = opened(config({"image": str(image), "labels": str(truth)}, bands=["blue", "green", "red"]), tmp_path)
+    indexes = scenes[0].indexes
+    close(scenes)
+    assert bands == ["blue", "green", "red"] and indexes == [3, 2, 1]

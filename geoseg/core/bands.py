@@ -243,12 +243,14 @@ def select_bands(
         "--bands feeds scene band B03 to the model's B02 and B02 to its B03: check the order (the model's bands are B02, B03)"
         >>> select_bands((None, None, None, None), ["red", "green", "blue"], colorinterp=["red", "green", "blue", "alpha"])
         ([1, 2, 3], None)
+        >>> select_bands((None,) * 4, ["a", "r", "g"], "4,1,2", False, ["red", "green", "blue", "alpha"])[1]
+        "--bands feeds band 4, the scene's alpha band (its mask), to the model"
     """
     count = len(descriptions)
     names = band_names(descriptions, colorinterp)
     expected = f"{len(model_bands)} band(s) [{', '.join(model_bands)}]"
     if requested is not None and requested != "":
-        return _requested(requested, names, model_bands, bands_are_named)
+        return _requested(requested, names, model_bands, bands_are_named, alpha_bands(colorinterp))
     if bands_are_named:
         named = _by_name(names, model_bands)
         if named is not None:
@@ -283,9 +285,14 @@ def _colour_note(
 
 
 def _requested(
-    requested: str | Sequence[str | int], names: Sequence[str | None], model_bands: Sequence[str], bands_are_named: bool
+    requested: str | Sequence[str | int],
+    names: Sequence[str | None],
+    model_bands: Sequence[str],
+    bands_are_named: bool,
+    alpha: Sequence[int] = (),
 ) -> tuple[list[int], str | None]:
-    """The bands ``--bands`` picks for the model (see :func:`select_bands`), and a warning when it looks wrong."""
+    """The bands ``--bands`` picks for the model (see :func:`select_bands`), and a warning when it looks wrong: also
+    when it picks an ``alpha`` band (the scene's mask, as GDAL reads it)."""
     indexes = parse_requested(requested, names, len(names))
     if len(indexes) != len(model_bands):
         raise BandMismatchError(
@@ -297,6 +304,9 @@ def _requested(
     if repeated:  # allowed (a grey scene into an RGB model), but rarely meant
         fed = "; ".join(f"band {i} as {', '.join(b for b, j in zip(model_bands, indexes) if j == i)}" for i in repeated)
         notes.insert(0, f"--bands feeds one scene band to several model bands: {fed}")
+    fed_alpha = [i for i in dict.fromkeys(indexes) if i in alpha]
+    if fed_alpha:
+        notes.append(f"--bands feeds band {fed_alpha[0]}, the scene's alpha band (its mask), to the model")
     return indexes, "; ".join(n for n in notes if n) or None
 
 

@@ -22,6 +22,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+import numpy as np
 from affine import Affine
 from rasterio.windows import Window
 
@@ -35,6 +36,7 @@ __all__ = [
     "axis_offsets",
     "edge_margin",
     "make_grid",
+    "north_up",
     "north_up_flips",
     "parse_overlap",
     "split_columns",
@@ -313,3 +315,17 @@ def north_up_flips(transform: Affine) -> tuple[int, ...]:
         ((), (-2,))
     """
     return ((-2,) if transform.e > 0 else ()) + ((-1,) if transform.a < 0 else ())
+
+
+def north_up(flips: tuple[int, ...], *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``arrays`` (``(..., rows, cols)``) flipped along ``flips`` (:func:`north_up_flips`), as contiguous copies (the
+    same arrays when there is nothing to flip); flipping again brings a model's output back onto the file's grid.
+
+    Example:
+        >>> a = np.arange(4).reshape(2, 2)
+        >>> north_up((-2,), a)[0].tolist(), north_up((), a)[0] is a
+        ([[2, 3], [0, 1]], True)
+    """
+    if not flips:
+        return arrays
+    return tuple(np.ascontiguousarray(np.flip(a, flips)) for a in arrays)

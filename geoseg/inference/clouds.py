@@ -29,7 +29,7 @@ from scipy.ndimage import binary_dilation
 from geoseg.core.bands import match_by_common_name, parse_requested
 from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.core.errors import BandMismatchError, InputError, OptionError
-from geoseg.core.grid import Chip, make_grid, split_columns
+from geoseg.core.grid import Chip, make_grid, north_up, north_up_flips, split_columns
 from geoseg.core.options import BLOCK_WIDTH, Progress
 from geoseg.inference.cloud_scaling import Scaling, guess_scaling
 from geoseg.inference.stitch import Stitcher
@@ -205,6 +205,7 @@ class _MaskRun:
         self.counts = np.zeros(3, dtype=np.int64)
         self.blue = np.zeros(2)  # sum and count of the chips' blue reflectance (a check of the scaling)
         self.grid = make_grid(src.width, src.height, CHIP, f"{OVERLAP}px", edges="mirror")
+        self.flips = north_up_flips(src.transform)  # a south-up scene's chips are shown north up
 
     def run(self, progress: Progress | None) -> None:
         """Mask the scene block by block; chips without a valid pixel are skipped (their pixels become nodata)."""
@@ -214,8 +215,9 @@ class _MaskRun:
             stitcher = Stitcher(self.grid, bx0, bx1, len(CLOUD_CLASSES), functools.partial(self._rows, bx0, bx1))
             for chip in self.grid.iter_chips(bx0, bx1):
                 data = self._chip(chip)
-                if data is not None:
-                    stitcher.add(chip, self.model(data[None])[0])
+                if data is not None:  # north up for the model, its output back onto the file's grid
+                    (data,) = north_up(self.flips, data)
+                    stitcher.add(chip, north_up(self.flips, self.model(data[None])[0])[0])
                 done += 1
                 if progress:
                     progress("clouds", done, total)

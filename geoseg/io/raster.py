@@ -203,13 +203,13 @@ def _band_nodata_valid(ds: rasterio.io.DatasetReader, indexes: list[int], raw: n
         ...     _band_nodata_valid(ds, [1, 2], ds.read([1, 2], window=Window(0, 0, 4, 4))).all()
         np.True_
     """
+    flags = [ds.mask_flag_enums[band - 1] for band in indexes]
+    if any(MaskFlags.nodata not in f and MaskFlags.all_valid not in f for f in flags):
+        return None  # a mask band or alpha (checked first: an alpha band itself says all valid): the dataset mask
+    if any(MaskFlags.all_valid in f for f in flags):
+        return np.ones(raw.shape[1:], dtype=bool)  # a band without nodata is valid everywhere
     valid = np.zeros(raw.shape[1:], dtype=bool)
     for i, band in enumerate(indexes):
-        flags = ds.mask_flag_enums[band - 1]
-        if MaskFlags.all_valid in flags:
-            return np.ones(raw.shape[1:], dtype=bool)
-        if MaskFlags.nodata not in flags:
-            return None
         value = ds.nodatavals[band - 1]
         if value is None:
             return None

@@ -24,6 +24,7 @@ from rasterio.windows import Window
 
 from geoseg.core.classes import IGNORE_INDEX
 from geoseg.core.errors import InputError
+from geoseg.core.grid import north_up, north_up_flips
 from geoseg.core.options import Progress
 from geoseg.training.augment import augment
 
@@ -61,11 +62,10 @@ class SceneData:
 
         A window reaching past the scene gets the scene mirrored there
         (``pad="reflect"``, as prediction reads its edge chips; ``"zero"``:
-        zeros, invalid); its labels outside the scene are always 255. A
-        south-up (or east-to-west) scene's window is given north up, as
-        prediction shows its chips to the model.
+        zeros, invalid); its labels outside the scene are always 255. In the
+        file's orientation: :func:`iter_samples` turns a south-up scene's
+        chips north up for the model.
         """
-        from geoseg.core.grid import north_up_flips
         from geoseg.io.raster import read_window, window_inside
 
         data, valid = read_window(self.ds, window, self.indexes, pad=pad)
@@ -76,9 +76,6 @@ class SceneData:
             inside = np.zeros(labels.shape, dtype=bool)
             inside[rows, cols] = True
             labels[~inside] = IGNORE_INDEX
-        flips = north_up_flips(self.ds.transform)
-        if flips:
-            return tuple(np.ascontiguousarray(np.flip(a, flips)) for a in (data, valid, labels))  # type: ignore[return-value]
         return data, valid, labels
 
     def close(self) -> None:
@@ -363,7 +360,8 @@ def iter_samples(
     rng: np.random.Generator | None = None,
     aug: dict[str, Any] | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, list[Sample]]]:
-    """Batches ``(data (B,C,S,S) float32, labels (B,S,S) uint8, samples)``; augmented when ``rng`` is given.
+    """Batches ``(data (B,C,S,S) float32, labels (B,S,S) uint8, samples)``; augmented when ``rng`` is given. Chips of
+    a south-up (or east-to-west) scene are turned north up, as prediction shows them to the model.
 
     Example:
         >>> for data, labels, chips in iter_samples(scenes, split.val, model.normalize, 8):  # doctest: +SKIP
@@ -382,6 +380,8 @@ def iter_samples(
             xs = slice(int(sw.col_off), int(sw.col_off + sw.width))
             keep[ys, xs] = labels[ys, xs]
             labels = keep
+        # a south-up (or east-to-west) scene's chip north up, as prediction shows its chips to the model
+        data, labels = north_up(north_up_flips(scenes[sample.scene].ds.transform), data, labels)
         if rng is not None and aug:
             data, labels = augment(data, labels, rng, **aug)
         batch.append((data, labels, sample))

@@ -61,13 +61,14 @@ def scene_bands(
         ...
         geoseg.training.schema.ConfigError: config key data.bands: B04 and 2 both select band 2 (B04): give each band once
     """
-    from geoseg.core.bands import alpha_bands, parse_requested
+    from geoseg.core.bands import alpha_bands, band_names, parse_requested
 
     descriptions = _descriptions(ds, names, image)
     if wanted is None:  # every band but an alpha band (GDAL reads it as the scene's mask)
         alpha = alpha_bands(getattr(ds, "colorinterp", ()))
         indexes = [i for i in range(1, ds.count + 1) if i not in alpha] or list(range(1, ds.count + 1))
     else:
+        descriptions = band_names(descriptions, getattr(ds, "colorinterp", ()))  # red, green, blue as predict names them
         try:
             indexes = parse_requested(wanted, descriptions, ds.count, option="data.bands")
         except InputError as exc:
@@ -84,12 +85,12 @@ def _matched_bands(ds: Any, source: SceneSource, wanted: Sequence[str | int] | N
     """Band indexes of a scene after the first: the first scene's bands (``first``, ``named`` when they have names)
     found by name (band descriptions or ``band_names``, then common names, as predict finds a model's bands); by
     ``data.bands`` in file order, with a warning, when either scene's bands have no names."""
-    from geoseg.core.bands import select_bands
+    from geoseg.core.bands import band_names, select_bands
     from geoseg.core.errors import BandMismatchError
 
     image = str(source.image)
     descriptions = _descriptions(ds, source.band_names, image)
-    if not named or not any(descriptions):
+    if not named or not any(band_names(descriptions, ds.colorinterp)):  # no names to match: data.bands, in order
         indexes, names = scene_bands(ds, wanted, source.band_names, image)
         if len(names) != len(first):
             raise InputError(
@@ -104,7 +105,7 @@ def _matched_bands(ds: Any, source: SceneSource, wanted: Sequence[str | int] | N
         )
         return indexes
     try:
-        indexes, note = select_bands(descriptions, first)
+        indexes, note = select_bands(descriptions, first, colorinterp=ds.colorinterp)  # as predict matches them
     except BandMismatchError:
         found = ", ".join(d or "?" for d in descriptions)
         raise InputError(
