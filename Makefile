@@ -37,7 +37,7 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(PY) benchmarks/bench_predict.py
 
-# Retrain the bundled default model (about 10 minutes on 2 CPU cores) and put it into the package.
+# Retrain the bundled default model (about 26 minutes on 2 busy CPU cores) and put it into the package.
 default-model: $(STAMP)
 	$(VENV)/bin/geoseg train configs/brandenburg_default.yaml -o runs/default
 	$(PY) scripts/bundle_default_model.py runs/default configs/brandenburg_default.yaml

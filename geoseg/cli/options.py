@@ -95,7 +95,7 @@ def common_options(func: Callable) -> Callable:
         expose_value=False,
         help='Progress display: a bar, JSON lines on stderr ({"stage", "done", "total"}) '
         "for tools such as the QGIS plugin, or none. auto shows a bar on a terminal and, when stderr "
-        "is not one (a log file, a pipe), a line every 10% of each stage such as 'predict: 40% (48/121 chips)'.",
+        "is not one (a log file, a pipe), a line every 10% of each stage such as 'predict: 39% (48/121 chips)'.",
     )
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -212,7 +212,7 @@ def inference_options(func: F) -> F:
                 type=int,
                 metavar="N",
                 help="Chips per model call. Default: 2 on the CPU (small batches run fastest there, BENCHMARKS.md); on a GPU "
-                "what half its free memory holds (1 to 64).",
+                "with the torch backend what half its free memory holds (a power of two, 1 to 64), with onnx or tensorrt 8.",
             ),
             click.option(
                 "--device",
@@ -248,7 +248,7 @@ def inference_options(func: F) -> F:
                 is_flag=True,
                 help="Make clouds and cloud shadows nodata in every output (ukis-csmask models, Sentinel-2 and "
                 'Landsat; pip install "geoseg[clouds]"; needs blue, green, red, nir bands, found by name); run '
-                "also writes clouds.tif and the shares in run.json and areas.csv.",
+                "also writes clouds.tif and the shares in run.json (percent) and areas.csv (fractions).",
             ),
             click.option(
                 "--aoi",

@@ -17,6 +17,7 @@ PROGRESS_LOGGER = "geoseg.progress"
 PROGRESS_STEP = 10
 """Percent of a stage between two progress lines."""
 _UNITS = {"predict": "chips", "tile": "chips", "vectorize": "strips", "batch": "scenes", "index": "blocks"}
+_UNITS |= {"compare": "rows", "transitions": "rows"}
 
 
 class LogProgress:

@@ -80,7 +80,7 @@ def run(
     work, naming the scene. A failed scene does not stop the others, and the
     exit code is then 3. batch.json is updated as each scene finishes;
     classes.vrt is left out (a note says why) when the scenes differ in CRS,
-    pixel size or class table. --workers N or --scheduler ADDRESS
+    pixel size, orientation or class table. --workers N or --scheduler ADDRESS
     run the scenes as Dask tasks (each worker loads the model once; the
     outputs are the same as in one process) and always use the batch layout,
     also for one scene. A scene wider than --block-width is then split into

@@ -95,4 +95,4 @@ def tile(
     finally:
         close()
     skipped = f", {result.skipped_unlabeled} skipped as unlabeled" if labels else ""
-    summary(f"{chip_dir}: {result.written} chips written{skipped}, {result.skipped_empty} skipped as nodata")
+    summary(f"geoseg: {chip_dir}: {result.written} chips written{skipped}, {result.skipped_empty} skipped as nodata")

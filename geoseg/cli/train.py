@@ -35,7 +35,7 @@ def _epoch_line(row: dict[str, Any]) -> str:
     "run_dir",
     required=True,
     metavar="RUN_DIR",
-    help="Folder for the run (model.pt, last.pt, history.csv, curves.png, metrics.json, confusion.png).",
+    help="Folder for the run (model.pt, last.pt, resume.pt, config.yaml, history.csv, curves.png, metrics.json, confusion.png).",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in RUN_DIR from its last epoch.")
 @common_options
@@ -51,7 +51,8 @@ def train(config: str, run_dir: str, resume: bool) -> None:
     with one class is refused. Windows are read straight from the scenes;
     whole blocks are held out for validation with a gap around them. RUN_DIR/model.pt is the best epoch by validation
     mean IoU (a geoseg model with bands, normalization and classes), last.pt
-    the latest; history.csv, curves.png, metrics.json and confusion.png (the
+    the latest, resume.pt what --resume continues from, config.yaml the
+    config as run; history.csv, curves.png, metrics.json and confusion.png (the
     best epoch's validation confusion matrix) record the run. Classes with
     fewer than 1000 validation pixels are named in a warning.
 

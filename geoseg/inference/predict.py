@@ -90,7 +90,7 @@ def predict(
     for ``.onnx`` files, and on CPU for scenes of at least
     :data:`~geoseg.inference.backends.AUTO_ONNX_CHIPS` chips when onnxruntime
     is installed (BENCHMARKS.md); ``batch_size`` defaults to 2 on the CPU and
-    on a GPU to what half its free memory holds (1 to 64).
+    on a GPU to what half its free memory holds (1 to 64) with torch, 8 with onnxruntime.
 
     ``output`` receives uint8 class ids 0..K-1 (255 = nodata or outside
     ``aoi``); ``confidence`` the winning probability in percent;
