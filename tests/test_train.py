@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
@@ -197,6 +198,10 @@ def test_chip_folder_from_tile_trains(trained, tmp_path: Path, runner) -> None:
 
     index = gpd.read_file(chips / "index.gpkg", layer="chips")
     assert len(index) > 0 and (index["labeled"] >= 0.5).all() and len(index) < 16
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(chips / "index.gpkg")) as db:  # GeoPackage 1.2: no warning in older GDAL
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 10200
     row = index.iloc[0]
     with rasterio.open(chips / row["image"]) as ci, rasterio.open(image) as ds, rasterio.open(chips / row["mask"]) as cm:
         assert ci.crs == ds.crs and ci.transform == ds.window_transform(Window(row["x_off"], row["y_off"], 64, 64))

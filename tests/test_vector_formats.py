@@ -302,3 +302,20 @@ def test_missing_inputs_of_vectorize_are_named_by_their_role(tmp_path: Path) -> 
     with pytest.raises(InputError, match=r"--confidence .*conf.tif does not exist"):
         geoseg.vectorize(path, tmp_path / "p.gpkg", confidence=tmp_path / "conf.tif")
     assert not (tmp_path / "p.gpkg").exists()
+
+
+def test_an_upper_case_shapefile_name_is_written_as_given(runner, tmp_path: Path) -> None:
+    path, _ = class_map(tmp_path, seed=8)
+    for _ in range(2):  # new, then replaced
+        result = run(runner, "vectorize", path, "-o", tmp_path / "UTM.SHP", "--overwrite")
+        assert result.exit_code == 0, result.stderr
+        assert "UTM.SHP" in {p.name for p in tmp_path.iterdir()} and len(read_back(tmp_path / "UTM.SHP")) > 0
+
+
+def test_a_geojson_precision_coarser_than_the_pixels_is_warned(runner, tmp_path: Path) -> None:
+    path, _ = class_map(tmp_path, seed=8)  # 10 m pixels
+    coarse = run(runner, "vectorize", path, "-o", tmp_path / "a.geojson", "--precision", "4")
+    assert coarse.exit_code == 0 and "--precision 4 rounds coordinates to about 11.1 m" in coarse.stderr
+    assert "give --precision 5 or more" in coarse.stderr
+    fine = run(runner, "vectorize", path, "-o", tmp_path / "b.geojson", "--precision", "6")
+    assert fine.exit_code == 0 and "--precision" not in fine.stderr

@@ -73,7 +73,8 @@ def finish_converted(sink: PolygonSink) -> None:
     try:
         sink.convert(folder / sink.path.name)
         for suffix in sink.format.sidecars:
-            side, written = sink.path.with_suffix(suffix), (folder / sink.path.name).with_suffix(suffix)
+            own = suffix.lower() == sink.path.suffix.lower()  # the output itself, spelled as given (UTM.SHP)
+            side, written = sink.path if own else sink.path.with_suffix(suffix), (folder / sink.path.name).with_suffix(suffix)
             if written.exists():
                 os.replace(written, side)
             elif side.exists():

@@ -135,6 +135,8 @@ def write_polygons(
     started = time.perf_counter()
     out = Path(output)
     fmt = check_vector_output(out, [classes, confidence], overwrite)
+    if fmt.precision is not None and options.precision is not None:
+        _check_precision(classes, out, options.precision)
     table, batches = polygon_batches(classes, options, confidence=confidence, classes_table=classes_table, progress=progress)
     qml = polygons_qml(table)
     style = None if fmt.driver == "GPKG" else style_beside(out, classes, overwrite, qml)
@@ -145,6 +147,32 @@ def write_polygons(
     if not count:
         log.warning("%s: no polygons (every pixel is nodata or background); wrote an empty layer", out)
     return VectorizeResult(out, count, per_class, time.perf_counter() - started, style)
+
+
+METRES_PER_DEGREE = 111_320.0
+"""About the length of a degree of latitude: what a coordinate precision in degrees (EPSG:4326 outputs) means."""
+
+
+def _check_precision(classes: str | os.PathLike[str], out: Path, precision: int) -> None:
+    """Warn when ``precision`` decimals of a degree are coarser than half the class map's pixel: polygons would
+    collapse to lines or overlap their neighbours."""
+    from geoseg.io.pixels import pixel_size_m
+    from geoseg.io.raster import gdal_env, open_scene
+
+    with gdal_env(), open_scene(classes) as ds:
+        pixel = pixel_size_m(ds)
+    step = 10.0**-precision * METRES_PER_DEGREE
+    if pixel and step > pixel / 2:
+        needed = math.ceil(-math.log10(pixel / 2 / METRES_PER_DEGREE))
+        log.warning(
+            "%s: --precision %d rounds coordinates to about %.3g m, coarser than half the class map's %.3g m pixels: "
+            "polygons may collapse to lines or overlap; give --precision %d or more",
+            out,
+            precision,
+            step,
+            pixel,
+            needed,
+        )
 
 
 def polygons_frame(

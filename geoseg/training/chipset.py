@@ -222,7 +222,9 @@ class _ChipWriter:
             if rows
             else gpd.GeoDataFrame({"image": []}, geometry=[], crs=crs)
         )
-        frame.to_file(self.folder / "index.gpkg", layer="chips", driver="GPKG", engine="pyogrio")
+        frame.to_file(
+            self.folder / "index.gpkg", layer="chips", driver="GPKG", engine="pyogrio", VERSION="1.2"
+        )  # no warning in GDAL 3.6
         scene = {
             "name": self.stem,
             "source": str(image),
