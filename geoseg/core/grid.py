@@ -18,6 +18,7 @@ the stitcher.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "make_grid",
     "north_up",
     "north_up_flips",
+    "north_up_grid",
     "parse_overlap",
     "split_columns",
 ]
@@ -329,3 +331,17 @@ def north_up(flips: tuple[int, ...], *arrays: np.ndarray) -> tuple[np.ndarray, .
     if not flips:
         return arrays
     return tuple(np.ascontiguousarray(np.flip(a, flips)) for a in arrays)
+
+
+def north_up_grid(grid: Grid, flips: tuple[int, ...]) -> Grid:
+    """``grid`` laid from the other end along each flipped axis (:func:`north_up_flips`), so the chips of a south-up
+    scene cover the ground the chips of the same scene stored north up cover.
+
+    Example:
+        >>> g = make_grid(50, 100, 32, "8px", edges="mirror")
+        >>> g.ys, north_up_grid(g, (-2,)).ys
+        ((-4, 24, 48, 72), (-4, 20, 44, 72))
+    """
+    ys = tuple(grid.height - grid.chip_size - y for y in reversed(grid.ys)) if -2 in flips else grid.ys
+    xs = tuple(grid.width - grid.chip_size - x for x in reversed(grid.xs)) if -1 in flips else grid.xs
+    return dataclasses.replace(grid, xs=xs, ys=ys)

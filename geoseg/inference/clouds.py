@@ -29,7 +29,7 @@ from scipy.ndimage import binary_dilation
 from geoseg.core.bands import match_by_common_name, parse_requested
 from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.core.errors import BandMismatchError, InputError, OptionError
-from geoseg.core.grid import Chip, make_grid, north_up, north_up_flips, split_columns
+from geoseg.core.grid import Chip, make_grid, north_up, north_up_flips, north_up_grid, split_columns
 from geoseg.core.options import BLOCK_WIDTH, Progress
 from geoseg.inference.cloud_scaling import Scaling, guess_scaling
 from geoseg.inference.stitch import Stitcher
@@ -204,8 +204,8 @@ class _MaskRun:
         self.check_valid = self.masked or np.dtype(ds.dtypes[0]).kind == "f" or src is not ds
         self.counts = np.zeros(3, dtype=np.int64)
         self.blue = np.zeros(2)  # sum and count of the chips' blue reflectance (a check of the scaling)
-        self.grid = make_grid(src.width, src.height, CHIP, f"{OVERLAP}px", edges="mirror")
-        self.flips = north_up_flips(src.transform)  # a south-up scene's chips are shown north up
+        self.flips = north_up_flips(src.transform)  # a south-up scene's chips are shown north up, laid from the north
+        self.grid = north_up_grid(make_grid(src.width, src.height, CHIP, f"{OVERLAP}px", edges="mirror"), self.flips)
 
     def run(self, progress: Progress | None) -> None:
         """Mask the scene block by block; chips without a valid pixel are skipped (their pixels become nodata)."""

@@ -21,7 +21,7 @@ from affine import Affine
 
 from geoseg.core.bands import select_bands
 from geoseg.core.errors import BandMismatchError, InputError
-from geoseg.core.grid import make_grid, split_columns
+from geoseg.core.grid import make_grid, north_up_flips, north_up_grid, split_columns
 from geoseg.core.options import BLOCK_WIDTH, PredictOptions, Progress
 from geoseg.inference.backends import Tuning, check_backend, choose_batch, make_runner
 from geoseg.inference.blocks import assemble_blocks
@@ -351,6 +351,7 @@ def _chip_loop(
     ds, chip = scene.ds, scene.chip
     overlap = net.card.overlap if opts.overlap is None else opts.overlap
     grid = make_grid(ds.width, ds.height, chip, overlap, ds.transform, edges="mirror")  # edge chips reach past, mirrored
+    grid = north_up_grid(grid, north_up_flips(ds.transform))  # a south-up scene's chips on the ground north-up ones cover
     x0, x1 = span
     chips = ChipSelection(grid, x0, x1, scene.union)  # made lazily, block by block
     result.chips_total = chips.count()
