@@ -247,10 +247,10 @@ def select_bands(
         "--bands feeds band 4, the scene's alpha band (its mask), to the model"
     """
     count = len(descriptions)
-    names = band_names(descriptions, colorinterp)
+    names, alpha = band_names(descriptions, colorinterp), alpha_bands(colorinterp)
     expected = f"{len(model_bands)} band(s) [{', '.join(model_bands)}]"
     if requested is not None and requested != "":
-        return _requested(requested, names, model_bands, bands_are_named, alpha_bands(colorinterp))
+        return _requested(requested, names, model_bands, bands_are_named, alpha)
     if bands_are_named:
         named = _by_name(names, model_bands)
         if named is not None:
@@ -261,7 +261,7 @@ def select_bands(
             return common[0], note or f"model bands matched by common name: {common[1]}"
     # colour interpretations do not count as descriptions here: GDAL gives every 3-band byte GeoTIFF red, green, blue
     if not any(descriptions) or not bands_are_named:
-        in_order = _in_order(count, model_bands, alpha_bands(colorinterp), bands_are_named)
+        in_order = _in_order(count, model_bands, alpha, bands_are_named)
         if in_order is not None:
             return in_order
     fix = (
@@ -269,7 +269,7 @@ def select_bands(
         if count >= len(model_bands)
         else "give a scene with all of the model's bands (or a model trained on these)"
     )
-    found = _describe(names, count, alpha_bands(colorinterp))
+    found = _describe(names, count, alpha)
     raise BandMismatchError(f"the model expects {expected} but the scene has {found}: {fix}")
 
 

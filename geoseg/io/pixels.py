@@ -49,17 +49,20 @@ def pixel_size_m(ds: rasterio.io.DatasetReader) -> float:
     return (x + y) / 2
 
 
-def sizes_within(sizes: tuple[float, float], size: float, tolerance: float) -> bool:
+def sizes_within(sizes: tuple[float, float], size: float | tuple[float, float], tolerance: float) -> bool:
     """True when a pixel width and height (:func:`pixel_sizes_m`) each lie within ``tolerance`` (a fraction) of
-    ``size`` metres.
+    ``size`` metres (one size for both axes, or another scene's width and height).
 
     Each axis on its own: a geographic scene of 8.4 x 13.8 m pixels is not a 10 m scene, though their mean is 11.1.
 
     Example:
         >>> sizes_within((10.0, 10.0), 10.0, 0.25), sizes_within((8.4, 13.8), 10.0, 0.25)
         (True, False)
+        >>> sizes_within((8.4, 13.8), (8.5, 13.7), 0.1)
+        True
     """
-    return all(abs(axis - size) <= tolerance * size for axis in sizes)
+    wanted = size if isinstance(size, tuple) else (size, size)
+    return all(abs(axis - want) <= tolerance * want for axis, want in zip(sizes, wanted))
 
 
 def shown_sizes(sizes: tuple[float, float]) -> str:

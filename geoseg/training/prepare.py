@@ -121,13 +121,13 @@ def _check_pixel_size(
     ds: Any, image: str, first: tuple[str, tuple[float, float], float] | None
 ) -> tuple[str, tuple[float, float], float]:
     """The first scene's name, pixel width and height and mean (m); another scene of other pixels is refused."""
-    from geoseg.io.pixels import pixel_size_m, pixel_sizes_m, shown_sizes
+    from geoseg.io.pixels import pixel_size_m, pixel_sizes_m, shown_sizes, sizes_within
 
     sizes = pixel_sizes_m(ds)
     if first is None:
         return image, sizes, pixel_size_m(ds)
     name, want, _ = first
-    if all(abs(a - b) <= PIXEL_SIZE_TOLERANCE * b for a, b in zip(sizes, want)):
+    if sizes_within(sizes, want, PIXEL_SIZE_TOLERANCE):
         return first
     xres, yres = (abs(r) * w / s for r, w, s in zip(ds.res, want, sizes))
     method = "average" if xres > abs(ds.res[0]) else "bilinear"
