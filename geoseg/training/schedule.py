@@ -7,8 +7,7 @@ torch's ``CosineAnnealingLR(T_max=E)``, the schedule of every run before warm-up
 
 The epoch loop sets each epoch's rate from :func:`lr_factor` (closed form, from the epoch and the config's ``E``)
 rather than stepping a scheduler: a recursive scheduler such as ``CosineAnnealingLR`` that has reached zero stays
-there, so a run resumed with more epochs would train at zero. :func:`make_scheduler` gives the same schedule as a
-torch scheduler.
+there, so a run resumed with more epochs would train at zero.
 
 Example:
     >>> [round(lr_factor(e, epochs=10, warmup=2), 3) for e in (1, 2, 3, 10)]
@@ -18,9 +17,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any
 
-__all__ = ["lr_factor", "make_scheduler"]
+__all__ = ["lr_factor"]
 
 
 def lr_factor(epoch: int, epochs: int, warmup: int = 0) -> float:
@@ -34,24 +32,3 @@ def lr_factor(epoch: int, epochs: int, warmup: int = 0) -> float:
         return epoch / (warmup + 1)
     span = max(1, epochs - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * min(epoch - warmup - 1, span) / span))
-
-
-def make_scheduler(opt: Any, epochs: int, warmup: int = 0) -> Any:
-    """A torch scheduler for ``opt`` that follows :func:`lr_factor`, stepped once after each epoch.
-
-    Example:
-        >>> import torch
-        >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-        >>> sched = make_scheduler(opt, epochs=10, warmup=1)
-        >>> rates = []
-        >>> for _ in range(3):
-        ...     rates.append(round(opt.param_groups[0]["lr"], 4))
-        ...     opt.step(); sched.step()
-        >>> rates
-        [0.05, 0.1, 0.097]
-    """
-    import torch
-
-    if warmup <= 0:
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda done: lr_factor(done + 1, epochs, warmup))
