@@ -121,7 +121,7 @@ class RasterLabels:
         from geoseg.io.resample import warp_onto
 
         self.path, self.grid, self.label_map = path, grid, label_map
-        self._ds = ds
+        self.dataset = ds  # the mask file as opened (its own tags and nodata), whatever grid it is read on
         same = ds.crs == grid.crs and ds.transform == grid.transform and ds.width == grid.width and ds.height == grid.height
         self._src = ds if same else warp_onto(ds, grid, add_alpha=True)  # read_masks: the footprint and nodata
 
@@ -145,9 +145,9 @@ class RasterLabels:
 
     def close(self) -> None:
         """Close the mask raster (and its warped view)."""
-        if self._src is not self._ds:
+        if self._src is not self.dataset:
             self._src.close()
-        self._ds.close()
+        self.dataset.close()
 
 
 def _read_frame(name: str, grid: SceneGrid, label_field: str | None) -> Any:

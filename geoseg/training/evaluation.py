@@ -192,7 +192,7 @@ def evaluate(
         label_map, background = _label_map(table, truth, classes)
         labels = open_labels(truth, SceneGrid.of(ds), label_field, label_map, background=background)
         try:
-            notes = _id_notes(table, truth) if classes is None else []  # truth is checked by open_labels first
+            notes = _id_notes(table, labels) if classes is None else []
             if report is None:
                 cm = _score(ds, labels, len(table), progress)
                 return _summarize(cm, table, pred, truth, notes)
@@ -217,18 +217,16 @@ def _label_map(
     return LabelMap.from_spec([{"name": c.name, "values": [c.id]} for c in table]), None
 
 
-def _id_notes(table: list[ClassInfo], truth: str | os.PathLike) -> list[str]:
+def _id_notes(table: list[ClassInfo], labels: Any) -> list[str]:
     """One warning when a truth mask's values are taken as the map's class ids without a class table saying so."""
     from geoseg.core.classes import CLASSES_TAG
     from geoseg.io.classmap import class_table_of
-    from geoseg.io.label_files import is_vector
-    from geoseg.io.raster import open_scene
 
-    if is_vector(truth):
+    ds = getattr(labels, "dataset", None)  # a mask raster's own file; polygons name their classes
+    if ds is None:
         return []
-    with open_scene(truth, require_georef=False) as ds:
-        own = class_table_of(ds) if ds.tags().get(CLASSES_TAG) else []
-        nodata = ds.nodata
+    own = class_table_of(ds) if ds.tags().get(CLASSES_TAG) else []
+    nodata, truth = ds.nodata, labels.path
     if own and {c.id: c.name for c in own}.items() <= {c.id: c.name for c in table}.items():
         return []
     scored = [c for c in table if c.id != nodata]  # the mask's nodata is not scored: not shown as a class
