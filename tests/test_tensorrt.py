@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from geoseg.core.errors import InputError
+from geoseg.core.errors import InputError, OptionError
 from geoseg.inference.backends import choose_backend, make_runner
 from geoseg.inference.runners import OnnxRunner, Tuning
 from geoseg.model.onnx import TENSORRT_CACHE_ENV, export_onnx, load_onnx, tensorrt_provider
-from tests.helpers import tiny_unet
+from tests.helpers import run, tiny_unet
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -76,6 +77,7 @@ def test_tensorrt_backend_opens_the_file_with_tensorrt_first(onnx_file: Path, fa
     assert providers[0][0] == "TensorrtExecutionProvider" and "trt_fp16_enable" not in providers[0][1]
     assert providers[1:] == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert isinstance(runner, OnnxRunner) and runner.max_batch == 64
+    assert runner.backend == "tensorrt"  # recorded as run.json's effective backend (it was "onnx", from the class name)
     make_runner(net, "tensorrt", "cuda", False, 64, 10, {}, Tuning())  # auto: float16 on the GPU
     assert fake_tensorrt[-1][0][1]["trt_fp16_enable"] == "True"
 
@@ -95,7 +97,18 @@ def test_tensorrt_refusals(onnx_file: Path, monkeypatch: pytest.MonkeyPatch) -> 
         choose_backend(net, "tensorrt", "cuda", 10)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["TensorrtExecutionProvider", "CPUExecutionProvider"])
     with pytest.raises(InputError, match="runs on an NVIDIA GPU: use --device cuda"):
-        make_runner(net, "tensorrt", "cpu", False, 64, 10, {})
+        make_runner(net, "tensorrt", "auto", False, 64, 10, {})  # auto finds no GPU here
+    with pytest.raises(OptionError, match="not with --device cpu: use --backend onnx"):
+        make_runner(net, "tensorrt", "cpu", False, 64, 10, {})  # a usage error, installed or not
+
+
+def test_tensorrt_with_device_cpu_is_a_usage_error_before_the_model_loads(runner: CliRunner, tmp_path: Path) -> None:
+    """Exit 2 from the options alone: the checkpoint is not opened (a missing one is not even named)."""
+    out = tmp_path / "o.tif"
+    args = ["--backend", "tensorrt", "--device", "cpu"]
+    result = run(runner, "predict", tmp_path / "missing.tif", "-m", tmp_path / "missing.pt", "-o", out, *args)
+    assert result.exit_code == 2 and "not with --device cpu" in result.stderr and "missing" not in result.stderr
+    assert not out.exists()
 
 
 def test_batches_beyond_the_engine_profile_run_in_parts(onnx_file: Path) -> None:

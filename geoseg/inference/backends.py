@@ -199,8 +199,8 @@ def backend_help() -> str:
     )
 
 
-def check_backend(net: Any, backend: str) -> None:
-    """Refuse a backend name that is not registered, and ``torch`` for an ONNX model.
+def check_backend(net: Any, backend: str, device: str = "auto") -> None:
+    """Refuse a backend name that is not registered, ``torch`` for an ONNX model and ``tensorrt`` on the CPU.
 
     Example:
         >>> check_backend(object(), "openvino")
@@ -210,6 +210,8 @@ def check_backend(net: Any, backend: str) -> None:
     """
     if backend not in backend_choices():
         raise OptionError(f"--backend {backend!r} is not known: use {', '.join(backend_choices())}")
+    if backend == "tensorrt" and device == "cpu":
+        raise OptionError("--backend tensorrt runs on an NVIDIA GPU, not with --device cpu: use --backend onnx on the CPU")
     if isinstance(net, OnnxModel) and backend == "torch":
         raise InputError(
             f"{net.path.name} is an ONNX model: run it with --backend onnx or auto, "
@@ -228,7 +230,7 @@ def choose_backend(net: Any, backend: str, device: str, chips: int) -> Backend:
         >>> choose_backend(object(), "torch", "cpu", 10).name
         'torch'
     """
-    check_backend(net, backend)
+    check_backend(net, backend, device)
     if backend != "auto":
         chosen = BACKENDS[backend]
         if not chosen.installed():
@@ -266,4 +268,6 @@ def make_runner(
         log.warning("--compile applies to .pt models run by torch: ignored with %s", chosen.name)
     if tuning.precision != "auto" and chosen.name == "onnx":
         log.warning("--model-precision applies to torch and tensorrt: ignored with onnx (it runs as exported)")
-    return chosen.make(net, device, tta, chip, seconds, tuning)
+    runner, net = chosen.make(net, device, tta, chip, seconds, tuning)
+    runner.backend = chosen.name  # tensorrt runs an OnnxRunner: run.json names the backend that was chosen
+    return runner, net

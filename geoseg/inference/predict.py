@@ -53,6 +53,7 @@ def open_model(model: object, backend: str = "auto", device: str = "auto") -> An
     """
     from geoseg.model.onnx import load_onnx, onnx_device
 
+    check_backend(None, backend, device)  # before a checkpoint imports torch: the name and a GPU-only backend on cpu
     if isinstance(model, (str, os.PathLike)) and str(model) != "default":
         check_input_file(model, "model file", "give a .pt checkpoint, an .onnx file or default")  # a FIFO never hangs
     if not isinstance(model, (str, os.PathLike)):
@@ -64,7 +65,7 @@ def open_model(model: object, backend: str = "auto", device: str = "auto") -> An
         from geoseg.model.factory import load_model
 
         net = load_model(model)
-    check_backend(net, backend)
+    check_backend(net, backend, device)
     return net
 
 
@@ -359,8 +360,7 @@ def _chip_loop(
     runner, net = make_runner(net, opts.backend, opts.device, opts.tta, chip, result.chips_total, result.seconds, tuning)
     batch_size = opts.batch_size or choose_batch(runner, len(scene.indexes), chip)
     bands = [ds.descriptions[i - 1] or f"band {i}" for i in scene.indexes]
-    backend = type(runner).__name__.removesuffix("Runner").lower()
-    result.settings = {"chip_size": chip, "overlap_px": grid.overlap, "batch_size": batch_size, "backend": backend}
+    result.settings = {"chip_size": chip, "overlap_px": grid.overlap, "batch_size": batch_size, "backend": runner.backend}
     result.settings.update(device=str(runner.device), bands=bands)
     loop = ChipLoop(
         ds,

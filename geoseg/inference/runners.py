@@ -31,6 +31,7 @@ class Runner(Protocol):
     """
 
     device: str
+    backend: str  # the --backend name that made it (run.json's effective backend)
 
     def __call__(self, data: np.ndarray) -> np.ndarray:
         """Probabilities of a batch of chips."""
@@ -91,6 +92,8 @@ class TorchRunner:
     device without a staging copy), and the probabilities stay there as a
     tensor (:attr:`device_stitch`) for the stitcher and the argmax.
     """
+
+    backend = "torch"
 
     def __init__(self, model: Any, device: str = "auto", tta: bool = False, tuning: Tuning | None = None) -> None:
         import torch
@@ -193,6 +196,8 @@ class OnnxRunner:
     Same contract as :class:`TorchRunner`: normalized chips in, softmax probabilities out. A Deepness file with one
     sigmoid output channel gives two: background and its class (:func:`geoseg.model.deepness.binary_probabilities`).
     """
+
+    backend = "onnx"  # "tensorrt" when the backends' registry made it so
 
     def __init__(self, model: OnnxModel, tta: bool = False, max_batch: int | None = None) -> None:
         self.model = model
