@@ -123,7 +123,7 @@ def check_contents(folder: Path, names: list[str], overwrite: bool, marks: tuple
         if not overwrite:
             raise OutputError(f"output folder {folder} already exists: use --overwrite to replace it")
         return
-    marked = ("run.json", "batch.json", "tile.json", *MARK_CONTENTS)
+    marked = (*MARK_CONTENTS, "batch.json")  # every mark: batch.json's folder may hold anything
     other = [m for m in marked if m not in marks and m in names and is_mark(folder / m)]
     if other:
         raise OutputError(
