@@ -443,3 +443,41 @@ def test_the_mosaic_says_when_only_the_orientation_differs_and_mosaics_south_up_
     with rasterio.open(tmp_path / "classes.vrt") as ds:
         assert ds.transform == Affine(10, 0, 0, 0, 10, -100) and ds.shape == (20, 10)
         assert ds.read(1)[:, 0].tolist() == [1] * 10 + [2] * 10
+
+
+def test_blocks_left_by_an_interrupted_dask_batch_are_removed_before_the_scene_runs(tmp_path: Path) -> None:
+    """A batch killed while a wide scene's block tasks ran leaves ``.SCENE.blocks/``; the next batch clears it."""
+    from geoseg.flows.dask import clear_blocks
+
+    left = tmp_path / ".wide.blocks"
+    left.mkdir()
+    (left / "classes_0.tif").write_bytes(b"partial")
+    other = tmp_path / ".tile_0.blocks"  # another scene's: not this scene's to remove
+    other.mkdir()
+    assert clear_blocks(tmp_path / "wide") and not left.exists() and other.is_dir()
+    assert not clear_blocks(tmp_path / "wide")  # nothing left: nothing to say
+
+
+def test_resume_refuses_scenes_cut_to_an_aoi_edited_since(runner, unet_path: Path, tmp_path: Path) -> None:
+    """The AOI is compared by its polygons, not its path: edited, the finished scenes are refused; written again
+    unchanged (other bytes, same polygons), they resume."""
+    import geopandas as gpd
+    import shapely
+
+    scenes = tiles(tmp_path / "in")[:2]
+    aoi, out = tmp_path / "aoi.gpkg", tmp_path / "out"
+
+    def write_aoi(right: float) -> None:
+        frame = gpd.GeoDataFrame({"name": ["a"]}, geometry=[shapely.box(330100, 5821300, right, 5821900)], crs=32633)
+        aoi.unlink(missing_ok=True)
+        frame.to_file(aoi, driver="GPKG")
+
+    write_aoi(331900)
+    assert run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--aoi", aoi).exit_code == 0
+    assert json.loads((out / "tile_0" / "run.json").read_text())["inputs"]["aoi_sha256"]
+    write_aoi(331900)  # the same polygon written again: a new file, the same area
+    result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--aoi", aoi)
+    assert result.exit_code == 0 and "0 done, 2 skipped" in result.stderr, result.output
+    write_aoi(330600)  # edited: tile_1 would now lie outside it
+    result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--aoi", aoi)
+    assert result.exit_code == 1 and f"cut to --aoi {aoi} as it was before its polygons were changed" in result.stderr

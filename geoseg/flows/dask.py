@@ -18,7 +18,9 @@ from geoseg.core.options import Progress, RunOptions
 from geoseg.flows.provenance import ModelRef
 from geoseg.flows.scene import failed, run_scene
 
-__all__ = ["WORKER_MEMORY_GB", "make_client", "max_workers", "run_on_dask", "scene_blocks"]
+__all__ = ["WORKER_MEMORY_GB", "clear_blocks", "make_client", "max_workers", "run_on_dask", "scene_blocks"]
+
+log = logging.getLogger("geoseg")
 
 
 _WORKER_MODELS: dict[str, object] = {}
@@ -96,6 +98,26 @@ def _splittable(options: RunOptions) -> bool:
 
 def _blocks_dir(target: Path) -> Path:
     return target.with_name(f".{target.name}.blocks")
+
+
+def clear_blocks(target: Path) -> bool:
+    """Remove a split scene's blocks folder left by an interrupted batch; True when there was one.
+
+    Called by the batch before the scene's tasks start: the batch holds OUTDIR's claim, so no task of another
+    batch writes there.
+
+    Example:
+        >>> clear_blocks(Path("/tmp/surely/not/there/scene"))
+        False
+    """
+    import shutil
+
+    folder = _blocks_dir(target)
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    log.info("removed %s, left by an interrupted batch", folder)
+    return True
 
 
 def scene_blocks(scene: str, block_width: int, resolution: float | None = None) -> list[tuple[int, int]]:
@@ -246,6 +268,7 @@ def run_on_dask(
     futures = {}
     for entry in todo:
         scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
+        clear_blocks(Path(target))
         blocks = scene_blocks(scene, options.predict.block_width, options.predict.resolution) if _splittable(options) else []
         parts = (
             []

@@ -7,6 +7,7 @@ options silently.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -18,7 +19,16 @@ from typing import Any
 from geoseg.core.errors import OutputError
 from geoseg.core.options import RunOptions
 
-__all__ = ["RUN_ONLY", "ModelRef", "check_resumable", "difference", "file_sha256", "output_parameters", "recorded_parameters"]
+__all__ = [
+    "RUN_ONLY",
+    "ModelRef",
+    "aoi_fingerprint",
+    "check_resumable",
+    "difference",
+    "file_sha256",
+    "output_parameters",
+    "recorded_parameters",
+]
 
 RUN_ONLY = frozenset({"device", "backend", "batch_size", "block_width", "model_precision", "compile", "preview_bands"})
 """Parameters that say how a scene runs, not what it makes (same outputs up to floating-point rounding; the
@@ -93,6 +103,44 @@ def output_parameters(options: RunOptions) -> dict[str, Any]:
     return dict(json.loads(json.dumps(values)))
 
 
+def aoi_fingerprint(aoi: str | os.PathLike[str] | None) -> str | None:
+    """SHA-256 of an area of interest's polygons as read (their CRS and WKB, in file order), or None when there is
+    none or it cannot be read (the run says why).
+
+    Geometry, not bytes: a GeoPackage that QGIS opened and saved unchanged keeps its fingerprint, an edited
+    polygon changes it. run.json records it, so a batch does not resume scenes cut to an AOI edited since.
+
+    Example:
+        >>> aoi_fingerprint(None) is None
+        True
+    """
+    if aoi is None:
+        return None
+    from geoseg.io.paths import is_remote
+    from geoseg.io.vector import split_layer
+
+    file, layer, where = split_layer(str(aoi))
+    try:
+        stat = None if is_remote(file) else os.stat(file)
+        return _fingerprint(file, layer, where, stat and (stat.st_size, stat.st_mtime_ns))
+    except Exception:  # noqa: BLE001 - unreadable here means the run itself refuses it, with its own message
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(file: str, layer: str | None, where: str | None, version: object) -> str:
+    """:func:`aoi_fingerprint`, once per file version (``version``: size and modification time) in a batch."""
+    import shapely
+
+    from geoseg.io.vector import read_features, vector_layer
+
+    frame = read_features(file, vector_layer(file, layer, "--aoi"), where, "--aoi")
+    digest = hashlib.sha256(str(frame.crs.to_wkt() if frame.crs else "").encode())
+    for wkb in shapely.to_wkb(frame.geometry.to_numpy(), hex=False):
+        digest.update(wkb or b"")
+    return digest.hexdigest()
+
+
 def recorded_parameters(record: Mapping[str, Any]) -> dict[str, Any]:
     """:func:`output_parameters` as a run.json records them; those it lacks (an older geoseg) take the defaults."""
     defaults = output_parameters(RunOptions())
@@ -152,11 +200,14 @@ def difference(record: Mapping[str, Any], ref: ModelRef, card: Any, parameters: 
         return f"made with model {then.shown()}, this run uses {ref.shown() if ref.path else card.name}"
     before = recorded_parameters(record)
     changed = [k for k in parameters if before.get(k) != parameters[k] and not _same(k, before, parameters, record, card)]
-    if not changed:
-        return None
-    return "made with " + ", ".join(
-        f"--{k.replace('_', '-')} {_shown(before.get(k))} (this run: {_shown(parameters[k])})" for k in changed
-    )
+    if changed:
+        return "made with " + ", ".join(
+            f"--{k.replace('_', '-')} {_shown(before.get(k))} (this run: {_shown(parameters[k])})" for k in changed
+        )
+    cut_to = (record.get("inputs") or {}).get("aoi_sha256")
+    if cut_to and parameters.get("aoi") is not None and aoi_fingerprint(parameters["aoi"]) not in (cut_to, None):
+        return f"cut to --aoi {parameters['aoi']} as it was before its polygons were changed"
+    return None
 
 
 def check_resumable(

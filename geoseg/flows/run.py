@@ -16,7 +16,7 @@ from typing import Any
 
 from geoseg.core.options import PredictOptions, Progress, RunOptions
 from geoseg.core.version import __version__
-from geoseg.flows.provenance import ModelRef
+from geoseg.flows.provenance import ModelRef, aoi_fingerprint
 from geoseg.inference.loop import PredictResult
 from geoseg.inference.predict import assemble_blocks, open_model, predict
 from geoseg.io.features import PolygonSink
@@ -186,7 +186,12 @@ def _record(
             "encoder": net.card.encoder,
             "quantization": net.card.quantization,
         },
-        "inputs": {"image": str(image), "aoi": opts.predict.aoi, "resolution": _resolution(opts)},
+        "inputs": {
+            "image": str(image),
+            "aoi": opts.predict.aoi,
+            "aoi_sha256": aoi_fingerprint(opts.predict.aoi),
+            "resolution": _resolution(opts),
+        },
         "parameters": opts.record(),
         "effective": next(filter(None, (getattr(part, "settings", None) for part in _parts(result, blocks))), {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
