@@ -382,3 +382,36 @@ def test_data_bands_name_bands_by_their_colour_interpretation(tmp_path: Path) ->
     indexes = scenes[0].indexes
     close(scenes)
     assert bands == ["blue", "green", "red"] and indexes == [3, 2, 1]
+
+
+def test_a_scene_smaller_than_a_chip_is_scored_on_its_own_pixels(tmp_path: Path) -> None:
+    """A 40 x 50 px scene trains on one 64-px chip: past the scene the model sees the scene mirrored (the context
+    prediction gives its edge chips), labeled 255, so no loss scores a pixel there."""
+    import torch
+
+    from geoseg.training.config import parse_config
+    from geoseg.training.data import iter_samples
+    from geoseg.training.losses import LOSSES, make_loss
+    from geoseg.training.prepare import split_scenes
+
+    pixels = random_scene((3, 40, 50), seed=3)
+    image = write_raster(tmp_path / "small.tif", pixels, descriptions=BANDS)
+    truth = np.maximum(blocky_mask(64, 2, seed=3)[:40, :50], 1)  # every pixel labeled, 1 or 2
+    cfg = config({"image": str(image), "labels": str(mask(tmp_path, "small_mask.tif", truth))})
+    cfg["split"]["val_fraction"] = 0
+    scenes, *_ = opened(cfg, tmp_path)
+    try:
+        split = split_scenes(parse_config(cfg, tmp_path), scenes)
+        assert [s.window for s in split.train] == [Window(0, 0, 64, 64)]
+        data, labels, _ = next(iter_samples(scenes, split.train, lambda d: d, 1))
+    finally:
+        close(scenes)
+    assert np.array_equal(data[0], np.pad(pixels, ((0, 0), (0, 24), (0, 14)), mode="reflect"))
+    assert np.array_equal(labels[0, :40, :50], truth - 1)
+    assert (labels[0, 40:] == IGNORE_INDEX).all() and (labels[0, :, 50:] == IGNORE_INDEX).all()
+    torch.manual_seed(0)
+    logits, target = torch.randn(1, 2, 64, 64), torch.from_numpy(labels.astype(np.int64))
+    other = logits.clone()
+    other[:, :, 40:], other[:, :, :, 50:] = torch.randn(1, 2, 24, 64) * 9, torch.randn(1, 2, 64, 14) * 9
+    loss = make_loss(dict.fromkeys(LOSSES, 1.0))
+    assert torch.allclose(loss(logits, target), loss(other, target))

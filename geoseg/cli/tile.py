@@ -65,7 +65,10 @@ def tile(
 
     Each distinct label value becomes a class (sorted); unlabeled pixels and
     nodata are 255 in the masks (a mask raster keeps its own unlabeled
-    value). Overlapping polygons: the smaller one is on top. Lines and points
+    value). A scene smaller than a chip gets chips reaching past its edge:
+    nodata there (the scene's nodata value, else the chip's mask), 255 in the
+    masks, and the chip's whole extent in index.gpkg, as every chip.
+    Overlapping polygons: the smaller one is on top. Lines and points
     become labels with --buffer: a road with --buffer 5 is a 10 m-wide
     corridor. geoseg train reads a chip folder with `data: {chips: CHIP_DIR}`;
     its classes are the labels' (a background class for unlabeled pixels is

@@ -1,9 +1,11 @@
 """``geoseg tile``: a georeferenced chip dataset (image and mask GeoTIFFs plus a footprint index).
 
 CHIP_DIR holds ``images/`` and ``masks/`` (same file names), ``index.gpkg``
-(layer ``chips``: footprint, file names, position in the scene, labeled
-share), ``classes.json`` (class table and label values) and ``tile.json``
-(the scenes' grids). Training can read a chip dir: the chips of each scene
+(layer ``chips``: the chip file's footprint, file names, position in the
+scene, labeled share), ``classes.json`` (class table and label values) and
+``tile.json`` (the scenes' grids). Chips of a scene smaller than a chip reach
+past its edge: nodata there (the scene's nodata value, else the chip's mask)
+and 255 in the masks. Training can read a chip dir: the chips of each scene
 are mosaicked back in place as VRTs, so the same spatial split applies.
 """
 
@@ -72,25 +74,42 @@ def _chip_profile(ds: Any, transform: Any, size: int, count: int, dtype: str, no
 
 
 def _read_raw(ds: Any, chip: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A chip's bands in the scene's dtype and its validity; past the scene's edge the scene is mirrored.
+    """A chip's bands in the scene's dtype and its validity; nothing is invented past the scene's edge.
 
-    The outside part (a scene smaller than a chip) holds the scene reflected
-    about its edge, as prediction reads it, and is valid where its mirror
-    image is; its mask is 255 there (:meth:`_ChipWriter._mask`).
+    A chip of a scene smaller than a chip reaches past its right or bottom
+    edge: those pixels are invalid and hold the scene's nodata value (0
+    without one, or when its type cannot hold it; the chip's mask then marks
+    them, :func:`_needs_mask`), and its labels are 255 there (:meth:`_ChipWriter._mask`).
     """
-    from rasterio.windows import Window
+    from rasterio.dtypes import in_dtype_range
 
-    from geoseg.io.raster import reflect_index
+    size, dtype = int(chip.window.width), ds.dtypes[0]
+    fill = ds.nodata if ds.nodata is not None and in_dtype_range(ds.nodata, dtype) else 0
+    data = np.full((ds.count, size, size), fill, dtype=dtype)
+    valid = np.zeros((size, size), dtype=bool)
+    rows, cols = chip.inside
+    data[:, rows, cols] = ds.read(window=chip.valid_window)
+    valid[rows, cols] = ds.dataset_mask(window=chip.valid_window) > 0
+    return data, valid
+
+
+def _needs_mask(data: np.ndarray, valid: np.ndarray, nodata: Any) -> bool:
+    """Whether a chip needs a mask: some invalid pixel does not hold the nodata value in every band."""
+    if valid.all():
+        return False
+    if nodata is None:
+        return True
+    marked = np.isnan(data).all(0) if np.isnan(nodata) else (data == nodata).all(0)
+    return bool((~valid & ~marked).any())
+
+
+def _extent(chip: Any) -> Any:
+    """The footprint of the whole chip file (also where it reaches past the scene), in the scene's CRS."""
+    import shapely
 
     size = int(chip.window.width)
-    rows = reflect_index(int(chip.window.row_off), size, ds.height)
-    cols = reflect_index(int(chip.window.col_off), size, ds.width)
-    r0, c0 = int(rows.min()), int(cols.min())
-    source = Window(c0, r0, int(cols.max()) - c0 + 1, int(rows.max()) - r0 + 1)
-    r, c = np.ix_(rows - r0, cols - c0)
-    data = ds.read(window=source)[:, r, c]
-    valid = (ds.dataset_mask(window=source) > 0)[r, c]
-    return data, valid
+    xs, ys = chip.transform * (np.array([0, size, size, 0]), np.array([0, 0, size, size]))
+    return shapely.box(xs.min(), ys.min(), xs.max(), ys.max())
 
 
 def tile(
@@ -162,17 +181,12 @@ class _ChipWriter:
         if self.source is None:
             return None, 0.0
         mask = self.source.read(chip.window)
-        mask[~valid] = IGNORE_INDEX
-        rows, cols = chip.inside
-        outside = np.ones(mask.shape, dtype=bool)
-        outside[rows, cols] = False
-        mask[outside] = IGNORE_INDEX  # mirrored context is never a label
+        mask[~valid] = IGNORE_INDEX  # nodata, and past the scene's edge: never a label
         return mask, float((mask != IGNORE_INDEX).mean())
 
     def write(self, chip: Any) -> bool:
         """Write one chip's image (and mask); False when it is skipped as nodata or as unlabeled."""
         import rasterio
-        import shapely
 
         from geoseg.core.classes import colormap
 
@@ -190,7 +204,7 @@ class _ChipWriter:
         with rasterio.open(self.folder / "images" / name, "w", **prof) as dst:
             dst.write(data)
             dst.descriptions = ds.descriptions
-            if ds.nodata is None and not valid.all():
+            if _needs_mask(data, valid, ds.nodata):
                 dst.write_mask(valid.astype(np.uint8) * 255)
         row = {
             "image": f"images/{name}",
@@ -199,7 +213,7 @@ class _ChipWriter:
             "col": chip.col,
             "x_off": chip.x0,
             "y_off": chip.y0,
-            "geometry": shapely.box(*chip.bounds),
+            "geometry": _extent(chip),  # the chip file's extent, as every chip of a larger scene
         }
         if mask is not None:
             mprof = _chip_profile(ds, chip.transform, self.chip_size, 1, "uint8", IGNORE_INDEX)
@@ -280,10 +294,14 @@ def _vrt(
         parts += sources(b)
         parts.append("  </VRTRasterBand>")
     if mask:  # pixels outside every chip are invalid (not zeros to learn from)
+        if nodata is None:  # each chip's own mask: a masked scene's invalid pixels stay invalid
+            masks = [line.replace("<SourceBand>1<", "<SourceBand>mask,1<") for line in sources(1)]
+        else:  # valid wherever a chip is: the readers' nodata rule applies beside it
+            masks = sources(1, "0:255,255:255")
         parts += [
             "  <MaskBand>",
             '    <VRTRasterBand dataType="Byte">',
-            *sources(1, "0:255,255:255"),
+            *masks,
             "    </VRTRasterBand>",
             "  </MaskBand>",
         ]
