@@ -178,9 +178,9 @@ def test_overwrite_never_replaces_a_file_the_scene_is_made_of(model: Path, tmp_p
     (out / "batch.json").write_text(json.dumps({"geoseg_version": "0.2.0", "scenes": []}))
     write_vrt(tmp_path / "maps.vrt", [write_raster(out / "x" / "classes.tif", np.zeros((40, 40), np.uint8))])
     before = snapshot(tmp_path)
-    for cwd, output in ((tmp_path, "tiles/a.tif"), (tiles, "a.tif")):  # the same file however it is spelled
-        scene = os.path.relpath(tmp_path / "mosaic.vrt", cwd)
-        line = refused(geoseg("predict", scene, "-m", model, "-o", output, "--overwrite", cwd=cwd), "mosaic.vrt")
+    for cwd, output, extra in ((tmp_path, "tiles/a.tif", ["--overwrite"]), (tiles, "a.tif", [])):  # however spelled
+        scene = os.path.relpath(tmp_path / "mosaic.vrt", cwd)  # without --overwrite too: the reason, not "exists"
+        line = refused(geoseg("predict", scene, "-m", model, "-o", output, *extra, cwd=cwd), "mosaic.vrt")
         assert f"-o/--output {output} would replace " in line and "a.tif, a file of the scene" in line, line
     line = refused(geoseg("predict", "mosaic.vrt", "-m", model, "-o", "c.tif", "--confidence", b, "--overwrite", cwd=tmp_path))
     assert line.endswith(
