@@ -133,6 +133,11 @@ FAKE = textwrap.dedent(
         sys.stderr.write("geoseg: warning: pixel size 20 m differs from the model's 10 m\\n")
         progress("vectorize", 1, 1)
         sys.stderr.write("geoseg: wrote out/\\n")
+    elif mode == "export":  # what geoseg export --quantize int8 --calibration SCENE tells
+        for stage in ("load", "calibrate", "export", "quantize", "write"):
+            progress(stage, 0, 1)
+            progress(stage, 1, 1)
+        sys.stderr.write("geoseg: wrote m.onnx (4.7 MB)\\n")
     elif mode == "fail":
         sys.stderr.write("geoseg: warning: something odd\\n")
         sys.stderr.write("geoseg: error: scene.tif does not exist: check the path\\n")
@@ -225,6 +230,17 @@ def test_runner_turns_progress_lines_into_feedback(fake: list[str]) -> None:
     assert feedback.commands[0].endswith("ok --progress json")
 
 
+def test_runner_names_each_step_of_a_command_in_the_log(fake: list[str]) -> None:
+    """export's steps are one progress step each: the bar moves from one to the next and the log names each."""
+    feedback = Feedback()
+    stages = {"load": (0, 15), "calibrate": (15, 5), "export": (20, 10), "quantize": (30, 65), "write": (95, 5)}
+    runner.run_geoseg(fake, ["export"], feedback, runner.Progress(stages))
+    assert feedback.progress == [0, 15, 15, 20, 20, 30, 30, 95, 95, 100]
+    steps = ["load", "calibrate", "export", "quantize", "write"]
+    assert [i for i in feedback.infos if i.endswith("…")] == [f"geoseg: {step}…" for step in steps]
+    assert feedback.texts[-1] == "geoseg: write" and "geoseg: wrote m.onnx (4.7 MB)" in feedback.infos
+
+
 def test_runner_reports_geosegs_one_line_error(fake: list[str]) -> None:
     feedback = Feedback()
     with pytest.raises(runner.GeosegError) as error:
@@ -275,6 +291,36 @@ def test_runner_cancel_stops_the_whole_process_tree(fake: list[str], stubborn: b
     assert not [pid for pid in pids if alive(pid)]
 
 
+# what geoseg tells the plugin ----------------------------------------------------------------------------------
+
+
+def steps(stderr: str) -> list[tuple[str, int, int]]:
+    """The progress lines of ``--progress json`` output."""
+    events = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return [(e["stage"], e["done"], e["total"]) for e in events]
+
+
+def test_export_tells_its_steps_as_progress(runner, unet_path: Path, scene4: Path, tmp_path: Path) -> None:
+    """geoseg export, silent until it wrote the file, tells its steps as one progress step each (what the plugin
+    shows); its other output is as it was: no line more in the log mode a pipe gets, stdout empty."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev extra: pip install -e '.[dev]'")
+    from tests.helpers import run
+
+    plain = run(runner, "export", unet_path, "-o", tmp_path / "plain.onnx")
+    assert plain.exit_code == 0, plain.output
+    assert plain.stdout == "" and plain.stderr.startswith(f"geoseg: wrote {tmp_path / 'plain.onnx'} (")
+    assert len(plain.stderr.splitlines()) == 1
+    told = run(runner, "export", unet_path, "-o", tmp_path / "float.onnx", "--progress", "json")
+    assert told.exit_code == 0 and told.stdout == "", told.output
+    assert steps(told.stderr) == [(stage, done, 1) for stage in ("load", "export", "write") for done in (0, 1)]
+    assert told.stderr.splitlines()[-1].startswith("geoseg: wrote")
+    args = ["export", unet_path, "-o", tmp_path / "int8.onnx", "--quantize", "int8", "--calibration", scene4]
+    int8 = run(runner, *args, "--progress", "json")
+    assert int8.exit_code == 0, int8.output
+    stages = ("load", "calibrate", "export", "quantize", "write")
+    assert steps(int8.stderr) == [(stage, done, 1) for stage in stages for done in (0, 1)]
+
+
 # the plugin in QGIS ---------------------------------------------------------------------------------------------
 
 
@@ -303,6 +349,266 @@ def ok(report: dict, step: str) -> dict:
     result = report[step]
     assert "error" not in result, result.get("traceback", result)
     return result
+
+
+LAYERS_CLIENT = textwrap.dedent(
+    """
+    import json, os, sys
+
+    plugin_parent, geoseg, fake, work = sys.argv[1:5]
+    from qgis.core import (
+        QgsApplication, QgsProcessingContext, QgsProcessingFeatureSourceDefinition, QgsProcessingFeedback, QgsProject,
+        QgsRasterLayer, QgsVectorLayer,
+    )
+    from qgis.gui import QgsMapLayerComboBox
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtWidgets import QCheckBox, QComboBox
+
+    app = QgsApplication([], True)  # with widgets (offscreen): the dialogs are built
+    app.initQgis()
+    sys.path[:0] = [plugin_parent, "/usr/share/qgis/python/plugins"]
+    from processing.core.Processing import Processing
+
+    Processing.initialize()
+    import processing
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from geoseg_qgis.provider import GeosegProvider
+
+    provider = GeosegProvider()
+    QgsApplication.processingRegistry().addProvider(provider)
+    report = {}
+
+
+    class Feedback(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.commands, self.infos, self.progress = [], [], []
+
+        def pushCommandInfo(self, text):
+            self.commands.append(text)
+
+        def pushInfo(self, text):
+            self.infos.append(text)
+
+        def setProgress(self, value):
+            self.progress.append(value)
+            super().setProgress(value)
+
+
+    def run(alg, params):
+        feedback = Feedback()
+        try:
+            results = processing.run(alg, params, feedback=feedback)
+        except Exception as exc:  # reported to the test
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        metrics = json.loads(results.get("METRICS") or "{}")
+        args = feedback.commands[0].split()[1:]
+        return {"args": args, "pixels": metrics.get("pixels"), "infos": feedback.infos, "progress": feedback.progress}
+
+
+    def count(path):
+        return QgsVectorLayer(path, "copy", "ogr").featureCount()
+
+
+    gpkg, pred = os.path.join(work, "truth.gpkg"), os.path.join(work, "pred.tif")
+    fields = QgsVectorLayer(gpkg + "|layername=fields", "fields", "ogr")
+    by_id = QgsVectorLayer(gpkg + "|layerid=1", "fields by id", "ogr")  # the same layer as QGIS may name it
+    water = QgsVectorLayer(gpkg + "|layername=fields|subset=\\"kind\\" = 'water'", "water", "ogr")
+    mask = QgsRasterLayer(pred, "mask")
+    QgsProject.instance().addMapLayers([fields, by_id, water, mask])
+    fields.selectByExpression("\\"kind\\" = 'forest'")
+    selected = QgsProcessingFeatureSourceDefinition(fields.id(), True)
+    truth = {"PRED": pred, "LABEL_FIELD": "kind", "EXECUTABLE": geoseg}
+    report["evaluate"] = {
+        "layer": run("geoseg:evaluate", {**truth, "TRUTH": fields}),
+        "selected": run("geoseg:evaluate", {**truth, "TRUTH": selected}),
+        "raster": run("geoseg:evaluate", {**truth, "TRUTH": mask, "LABEL_FIELD": None}),
+    }
+    tile = {"INPUT": pred, "OUTDIR": os.path.join(work, "chips"), "EXECUTABLE": fake}
+    report["tile"] = {
+        "selected": run("geoseg:tile", {**tile, "LABELS": selected}),
+        "raster": run("geoseg:tile", {**tile, "LABELS": mask}),
+        "none": run("geoseg:tile", tile),
+    }
+    predict = {"INPUT": pred, "OUTPUT": os.path.join(work, "classes.tif"), "EXECUTABLE": fake}
+    report["aoi"] = {name: run("geoseg:predict", {**predict, "AOI": layer}) for name, layer in
+                     (("layer", fields), ("by_id", by_id), ("subset", water), ("selected", selected))}
+    for runs in (report["tile"], report["aoi"]):
+        for name, result in runs.items():
+            if "--labels" in result.get("args", []) or "--aoi" in result.get("args", []):
+                option = "--labels" if "--labels" in result["args"] else "--aoi"
+                result["features"] = count(result["args"][result["args"].index(option) + 1])
+    export = {"MODEL": "default", "OUTPUT": os.path.join(work, "m.onnx"), "EXECUTABLE": fake}
+    report["export"] = run("geoseg:export", {**export, "QUANTIZE": True, "CALIBRATION": pred})
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+
+
+    def dialog(alg, name):  # the layer list, the check box's state, the values for the selection and for a raster
+        dialog = AlgorithmDialog(QgsApplication.processingRegistry().algorithmById(alg).create(), False, None)
+        wrapper = dialog.mainWidget().wrappers[name]
+        widget = wrapper.wrappedWidget()
+        layers = next(c for c in widget.findChildren(QComboBox) if c.metaObject().className() == "QgsMapLayerComboBox")
+        layers = sip.cast(layers, QgsMapLayerComboBox)
+        boxes = [box for box in widget.findChildren(QCheckBox) if box.text() == "Selected features only"]
+        wrapper.setParameterValue(fields.id(), context)
+        enabled = [box.isEnabled() for box in boxes]
+        for box in boxes:
+            box.setChecked(True)
+        value = dialog.createProcessingParameters()[name]
+        wrapper.setParameterValue(mask.id(), context)
+        return {
+            "listed": sorted(layers.itemText(i).split(" [")[0] for i in range(layers.count()) if layers.itemText(i)),
+            "enabled": enabled,
+            "selected": [type(value).__name__, getattr(value, "selectedFeaturesOnly", None)],
+            "raster": dialog.createProcessingParameters()[name] == mask.id(),
+        }
+
+
+    dialogs = {}
+    for alg, name in (("geoseg:evaluate", "TRUTH"), ("geoseg:tile", "LABELS")):
+        try:
+            dialogs[alg] = dialog(alg, name)
+        except Exception as exc:  # reported to the test
+            dialogs[alg] = {"error": f"{type(exc).__name__}: {exc}"}
+    report["dialogs"] = dialogs
+    from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
+    from processing.modeler.ModelerParametersDialog import ModelerParametersDialog
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    try:  # batch and model dialogs get QGIS's own layer widget
+        alg = QgsApplication.processingRegistry().algorithmById("geoseg:tile")
+        batch = BatchAlgorithmDialog(alg.create())
+        modeler = ModelerParametersDialog(alg.create(), QgsProcessingModelAlgorithm("m", "g"))
+        report["other_dialogs"] = [type(batch).__name__, type(modeler).__name__]
+    except Exception as exc:  # reported to the test
+        report["other_dialogs"] = f"{type(exc).__name__}: {exc}"
+    evaluate = QgsApplication.processingRegistry().algorithmById("geoseg:evaluate").create()
+    report["python"] = evaluate.asPythonCommand({"PRED": pred, "TRUTH": selected}, context)  # the history's line
+    print(json.dumps(report), flush=True)
+    os._exit(0)  # QGIS 3.22 may crash in exitQgis() when headless; the report is complete
+    """
+)
+FAKE_GEOSEG = textwrap.dedent(
+    """
+    import json, sys
+
+    args = sys.argv[1:]
+    if args == ["--version"]:
+        print("geoseg, version 9.9.9")
+    elif "--json" in args:  # evaluate: the metrics it reads back
+        open(args[args.index("--json") + 1], "w").write("{}")
+    elif args[0] == "export":
+        stages = ["load", "calibrate", "export", "quantize", "write"]
+        for stage in stages if "--calibration" in args else [s for s in stages if s not in ("calibrate", "quantize")]:
+            for done in (0, 1):
+                sys.stderr.write(json.dumps({"stage": stage, "done": done, "total": 1}) + "\\n")
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def layers_in_qgis(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The plugin in QGIS with layers as users have them: a GeoPackage of two layers (lines first, the truth
+    polygons second, named by name, by id, filtered), a selection of the polygons, a raster; evaluate run by geoseg,
+    the rest by a fake that says what it was given (about 3 s)."""
+    import geopandas as gpd
+    import numpy as np
+    import rasterio
+    import shapely
+
+    from geoseg.core.classes import CLASSES_TAG
+    from tests.helpers import UTM33, write_raster
+
+    work = tmp_path_factory.mktemp("qgis_layers")
+    pred = np.full((40, 50), 255, np.uint8)
+    pred[4:, :25], pred[4:, 25:] = 0, 1  # forest left, water right, nodata in rows 0..3
+    write_raster(work / "pred.tif", pred, nodata=255)
+    table = [{"id": 0, "name": "forest", "color": "#1b7837"}, {"id": 1, "name": "water", "color": "#1f78b4"}]
+    with rasterio.open(work / "pred.tif", "r+") as ds:
+        ds.update_tags(**{CLASSES_TAG: json.dumps(table)})
+    x0, y0 = 330000.0, 5822040.0  # write_raster's grid: 10 m pixels
+
+    def cells(col0: int, row0: int, col1: int, row1: int) -> shapely.Polygon:
+        return shapely.box(x0 + col0 * 10, y0 - row1 * 10, x0 + col1 * 10, y0 - row0 * 10)
+
+    line = shapely.LineString([(x0, y0 - 5), (x0 + 400, y0 - 5)])
+    gpd.GeoDataFrame({"kind": ["edge"]}, geometry=[line], crs=UTM33).to_file(work / "truth.gpkg", layer="roads")
+    polygons = [cells(0, 4, 25, 40), cells(25, 4, 50, 40)]  # 900 pixels each
+    gpd.GeoDataFrame({"kind": ["forest", "water"]}, geometry=polygons, crs=UTM33).to_file(work / "truth.gpkg", layer="fields")
+    fake = work / "fake_geoseg"
+    fake.write_text(f"#!{sys.executable}\n{FAKE_GEOSEG}")
+    fake.chmod(0o755)
+    client = work / "client.py"
+    client.write_text(LAYERS_CLIENT)
+    command = [SYSTEM_PYTHON, str(client), str(PLUGIN.parent), str(GEOSEG), str(fake), str(work)]
+    done = subprocess.run(command, capture_output=True, text=True, env=qgis_env(work), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report["work"] = str(work)
+    return report
+
+
+@needs_qgis
+def test_truth_and_labels_take_selected_features_or_a_raster(layers_in_qgis: dict) -> None:
+    """evaluate's TRUTH and tile's LABELS, which also take rasters, take a vector layer's selected features as the
+    AOI does: geoseg scores the selected polygon only (900 of 1800 pixels) and cuts chips of the selected labels."""
+    evaluate = layers_in_qgis["evaluate"]
+    for name in ("layer", "selected", "raster"):
+        assert "error" not in evaluate[name], evaluate[name]
+    assert evaluate["layer"]["pixels"] == 1800 and evaluate["raster"]["pixels"] == 1800
+    assert evaluate["selected"]["pixels"] == 900
+    truth = evaluate["selected"]["args"][2]
+    assert truth.endswith(".gpkg") and not truth.startswith(str(Path(layers_in_qgis["work"]) / "truth.gpkg"))  # a copy
+    assert evaluate["raster"]["args"][2] == str(Path(layers_in_qgis["work"]) / "pred.tif")
+    tile = layers_in_qgis["tile"]
+    assert "error" not in tile["selected"], tile["selected"]
+    assert tile["selected"]["features"] == 1
+    labels = tile["raster"]["args"]
+    assert labels[labels.index("--labels") + 1] == str(Path(layers_in_qgis["work"]) / "pred.tif")
+    assert "--labels" not in tile["none"]["args"]
+    assert "'TRUTH':QgsProcessingFeatureSourceDefinition(" in layers_in_qgis["python"]
+    assert "selectedFeaturesOnly=True" in layers_in_qgis["python"]
+
+
+@needs_qgis
+def test_dialogs_offer_selected_features_only_for_truth_and_labels(layers_in_qgis: dict) -> None:
+    """The dialog's TRUTH and LABELS list rasters and vector layers and have QGIS's 'Selected features only',
+    which gives the selection (a feature source); a raster gives its layer."""
+    dialogs = layers_in_qgis["dialogs"]
+    assert dialogs["geoseg:evaluate"]["listed"] == ["fields", "fields by id", "mask", "water"]  # polygons and rasters
+    for name, dialog in dialogs.items():
+        assert "error" not in dialog, dialog
+        assert dialog["enabled"] == [True], name  # the layer has selected features
+        assert dialog["selected"] == ["QgsProcessingFeatureSourceDefinition", True], name
+        assert dialog["raster"], name
+    assert layers_in_qgis["other_dialogs"] == ["BatchAlgorithmDialog", "ModelerParametersDialog"]
+
+
+@needs_qgis
+def test_a_layer_of_a_geopackage_is_named_not_copied(layers_in_qgis: dict) -> None:
+    """geoseg reads file.gpkg|layername=x: such a layer is handed over as it is, and copied only when geoseg could
+    not read it so (a selection, a filter, a layer QGIS names by number)."""
+    gpkg = str(Path(layers_in_qgis["work"]) / "truth.gpkg")
+    assert layers_in_qgis["evaluate"]["layer"]["args"][2] == f"{gpkg}|layername=fields"  # read by geoseg: 1800 px
+    aoi = layers_in_qgis["aoi"]
+    assert aoi["layer"]["args"][aoi["layer"]["args"].index("--aoi") + 1] == f"{gpkg}|layername=fields"
+    for name, features in (("by_id", 2), ("subset", 1), ("selected", 1)):
+        args = aoi[name].get("args", [])
+        assert "--aoi" in args and not args[args.index("--aoi") + 1].startswith(gpkg), (name, aoi[name])
+        assert aoi[name]["features"] == features, name
+
+
+@needs_qgis
+def test_export_moves_the_bar_step_by_step_and_names_the_steps(layers_in_qgis: dict) -> None:
+    """geoseg:export follows export's steps (static int8: most of the bar is quantizing) and names each in the log."""
+    export = layers_in_qgis["export"]
+    assert "error" not in export, export
+    progress = export["progress"]
+    assert progress == sorted(progress) and progress[-1] == 100 and len(set(progress)) >= 5
+    named = [info for info in export["infos"] if info.endswith("…")]
+    assert named == [f"geoseg: {step}…" for step in ("load", "calibrate", "export", "quantize", "write")]
 
 
 @needs_qgis
@@ -390,7 +696,7 @@ def test_predict_and_vectorize_load_styled_layers_from_the_class_table(qgis: dic
     command = predict["commands"][0]
     assert "--overlap 0 --batch-size 4" in command
     aoi = command.split("--aoi ")[1].split()[0]
-    assert aoi.endswith(".gpkg") and aoi != str(TRUTH)  # the GeoPackage layer was handed over as a file of its own
+    assert aoi == f"{TRUTH}|layername={TRUTH.stem}"  # the GeoPackage's layer as QGIS names it, read so by geoseg
     vectorize = ok(qgis, "vectorize")
     shapes = vectorize["layers"]["p"]
     assert shapes["source"].endswith("p.shp") and shapes["count"] > 0

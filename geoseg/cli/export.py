@@ -1,11 +1,11 @@
-"""``geoseg export``: thin wrapper over :func:`geoseg.export_onnx`."""
+"""``geoseg export``: thin wrapper over :func:`geoseg.export_onnx`, its steps told as progress."""
 
 from __future__ import annotations
 
 import click
 
 from geoseg.cli.options import common_options, overwrite_option
-from geoseg.cli.progress import summary
+from geoseg.cli.progress import make_progress, summary
 
 
 @click.command(short_help="Export a model to ONNX for QGIS (Deepness, GeoDeep) and onnxruntime.")
@@ -78,6 +78,11 @@ def export(
     show how a file was quantized; Deepness and GeoDeep run it like the
     float file.
 
+    Its steps are told as progress, one step each: load (the model read,
+    the output checked), calibrate (--calibration), export (the graph
+    traced), quantize (--quantize) and write; --progress json prints a line
+    as each starts and ends (what the QGIS plugin shows).
+
     \b
     Example:
       geoseg export default -o landcover.onnx
@@ -86,7 +91,18 @@ def export(
     """
     from geoseg.model.onnx import export_onnx
 
-    path = export_onnx(
-        model, output, chip_size=chip_size, overwrite=overwrite, smooth=smooth, quantize=quantize, calibration=calibration
-    )
+    update, close = make_progress(unit="step")
+    try:
+        path = export_onnx(
+            model,
+            output,
+            chip_size=chip_size,
+            overwrite=overwrite,
+            smooth=smooth,
+            quantize=quantize,
+            calibration=calibration,
+            progress=update,
+        )
+    finally:
+        close()
     summary(f"geoseg: wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -71,10 +71,11 @@ def summary(text: str) -> None:
         click.echo(text, err=True)
 
 
-def make_progress() -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
+def make_progress(unit: str = "chip") -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
     """A progress callback for the current command's ``--progress`` mode, and a closer.
 
-    ``auto`` is a bar on a terminal and :class:`LogProgress` lines elsewhere; ``-q`` silences both.
+    ``auto`` is a bar on a terminal and :class:`LogProgress` lines elsewhere; ``-q`` silences both. ``unit``
+    names what a bar counts.
     """
     ctx = click.get_current_context()
     mode = ctx.meta.get("geoseg.progress", "auto")
@@ -101,7 +102,7 @@ def make_progress() -> tuple[Callable[[str, int, int], None], Callable[[], None]
     def update(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="chip", file=sys.stderr, dynamic_ncols=True)
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit=unit, file=sys.stderr, dynamic_ncols=True)
         bar.total = total
         bar.update(done - bar.n)
 

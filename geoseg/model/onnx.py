@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,11 @@ from geoseg.model.deepness import (
     export_card,
     write_metadata,
 )
+from geoseg.model.tensorrt import TENSORRT_CACHE_ENV, TENSORRT_MAX_BATCH, tensorrt_cache, tensorrt_provider
 from geoseg.model.validate import MAX_BANDS, MAX_CHIP_SIZE, is_real, normalization_problem, show
 
-__all__ = ["DEEPNESS_KEYS", "TENSORRT_CACHE_ENV", "TENSORRT_MAX_BATCH", "OnnxModel", "deepness_metadata", "export_onnx"]
-__all__ += ["load_onnx", "tensorrt_cache", "tensorrt_provider"]
+__all__ = ["DEEPNESS_KEYS", "EXPORT_STEPS", "TENSORRT_CACHE_ENV", "TENSORRT_MAX_BATCH", "OnnxModel", "deepness_metadata"]
+__all__ += ["export_onnx", "load_onnx", "tensorrt_cache", "tensorrt_provider"]  # TensorRT's from geoseg.model.tensorrt
 
 CARD_KEY = "geoseg_card"
 
@@ -92,6 +94,7 @@ def export_onnx(
     quantize: str | None = None,
     calibration: str | os.PathLike[str] | None = None,
     quiet: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Path:
     """Export a geoseg model to one self-contained ONNX file for Deepness, GeoDeep and geoseg.
 
@@ -101,7 +104,8 @@ def export_onnx(
     of the scene ``calibration``, dynamic without one; the card's ``provenance["quantization"]`` says which. A model
     object is left on its device and in its training mode. What the file cannot carry (no pixel size, a pixel
     overlap scaled to fit ``chip_size``: :func:`~geoseg.model.deepness.export_card`) is logged as one warning line
-    each, unless ``quiet`` (predict's in-memory export).
+    each, unless ``quiet`` (predict's in-memory export). ``progress(step, done, 1)`` is told each of
+    :data:`EXPORT_STEPS` it takes as it starts (``done`` 0) and ends (1).
 
     Example:
         >>> import geoseg
@@ -109,11 +113,12 @@ def export_onnx(
         >>> export_onnx(m, "/tmp/doc_model.onnx", overwrite=True).name
         'doc_model.onnx'
     """
-    from geoseg.io.outputs import atomic_output
     from geoseg.io.paths import check_output
     from geoseg.model.factory import Model, check_chip_size, load_model
     from geoseg.model.quantize import calibration_chips, check_quantize
 
+    step = _Steps(progress)
+    step("load")
     kind = check_quantize(quantize, calibration)  # usage errors first, before the output or the model is looked at
     _check_request(output, smooth, chip_size)
     inputs = ([] if isinstance(model, Model) else [model]) + ([] if calibration is None else [calibration])
@@ -128,18 +133,58 @@ def export_onnx(
     check_chip_size(size, net.output_stride, "--chip-size")
     card, notes = export_card(net.card, size)
     calibrated: list[str] = []  # the calibration's warnings, kept in the card
-    chips = None if calibration is None else calibration_chips(calibration, card, size, notes=calibrated)  # read first
+    chips = None
+    if calibration is not None:
+        step("calibrate")
+        chips = calibration_chips(calibration, card, size, notes=calibrated)  # read first: a bad scene writes nothing
     for line in [] if quiet else notes:  # once the inputs are accepted: a refused export says one line
         log.warning("%s", line)
+    _write_export(out, net, card, size, opset, smooth, (kind, chips, calibration, calibrated), step)
+    return out
+
+
+EXPORT_STEPS = ("load", "calibrate", "export", "quantize", "write")
+"""The steps :func:`export_onnx` tells its ``progress``, in order: the model read and the output checked; the
+calibration chips read (with a calibration scene); the graph traced; the int8 model made (with ``quantize``); the
+metadata written and the file put in place."""
+
+
+class _Steps:
+    """Tells ``progress`` a step's start (``done`` 0) and, when the next starts or the last is over, its end (1)."""
+
+    def __init__(self, progress: Callable[[str, int, int], None] | None) -> None:
+        self.progress = progress
+        self.current: str | None = None
+
+    def __call__(self, stage: str | None) -> None:
+        if self.progress is None:
+            return
+        if self.current is not None:
+            self.progress(self.current, 1, 1)
+        self.current = stage
+        if stage is not None:
+            self.progress(stage, 0, 1)
+
+
+def _write_export(
+    out: Path, net: Any, card: Any, size: int, opset: int, smooth: int, quantized: tuple[Any, ...], step: _Steps
+) -> None:
+    """The ONNX file of :func:`export_onnx`, written under a temporary name and put in place."""
+    from geoseg.io.outputs import atomic_output
+
+    kind, chips, calibration, calibrated = quantized
     with atomic_output(out) as tmp:
+        step("export")
         _export_graph(net, size, tmp, opset)
         card_json = json.loads(card.to_json())
         meta = {**deepness_metadata(card, size, smooth), CARD_KEY: card_json, "geoseg_input_scale": INPUT_SCALE}
-        write_metadata(tmp, meta, (card.num_classes, size, size))
         if kind is not None:
-            card_json["provenance"]["quantization"] = _quantize(tmp, chips, calibration) | {"calibration_warnings": calibrated}
             write_metadata(tmp, meta, (card.num_classes, size, size))
-    return out
+            step("quantize")
+            card_json["provenance"]["quantization"] = _quantize(tmp, chips, calibration) | {"calibration_warnings": calibrated}
+        step("write")
+        write_metadata(tmp, meta, (card.num_classes, size, size))
+    step(None)  # the file is in place
 
 
 def _export_graph(net: Any, size: int, path: Path, opset: int) -> None:
@@ -255,67 +300,6 @@ def _providers(device: str) -> list[Any]:
     if device.startswith("cuda") and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
-
-
-TENSORRT_MAX_BATCH = 64
-"""The largest batch a TensorRT engine is built for (its optimization profile; the runner splits larger ones)."""
-TENSORRT_CACHE_ENV = "GEOSEG_TENSORRT_CACHE"
-"""Environment variable naming the folder of TensorRT's engine and timing caches (default: the user's cache)."""
-
-
-def tensorrt_cache() -> Path:
-    """Where TensorRT engines are kept between runs (building one takes minutes; loading a cached one, seconds).
-
-    Example:
-        >>> tensorrt_cache().name
-        'tensorrt'
-    """
-    if os.environ.get(TENSORRT_CACHE_ENV):
-        return Path(os.environ[TENSORRT_CACHE_ENV])
-    base = os.environ.get("LOCALAPPDATA") if os.name == "nt" else os.environ.get("XDG_CACHE_HOME")
-    return Path(base or Path.home() / ".cache") / "geoseg" / "tensorrt"
-
-
-def tensorrt_provider(path: str | os.PathLike, precision: str, batch: int = 8) -> tuple[str, dict[str, str]]:
-    """onnxruntime's TensorRT provider with its options for the model file ``path``: an optimization profile
-    from 1 to :data:`TENSORRT_MAX_BATCH` chips (tuned for ``batch``), ``precision`` fp16 or bf16 layers where
-    TensorRT finds them faster (fp32: none), the timing cache in :func:`tensorrt_cache` and engines in a folder
-    of it named by the file's bytes and the precision (a retrained model never gets an older model's engine).
-
-    Example:
-        >>> name, options = tensorrt_provider("model.onnx", "fp16")  # doctest: +SKIP
-        >>> options["trt_profile_max_shapes"]  # doctest: +SKIP
-        'input:64x3x256x256'
-    """
-    import hashlib
-
-    import onnx
-
-    data = Path(path).read_bytes()  # read once: the graph's input, and the engine's folder
-    graph_input = onnx.load_from_string(data).graph.input[0]
-    dims = [d.dim_value for d in graph_input.type.tensor_type.shape.dim]
-    if len(dims) != 4 or not all(dims[1:]):
-        raise ModelError(f"{path}: --backend tensorrt needs an input of (batch, bands, N, N) with fixed bands and N")
-    # onnxruntime names engines by the graph's names and the file's name, not its weights: one folder per file's bytes
-    digest = hashlib.sha256(data + precision.encode()).hexdigest()[:16]
-    cache = tensorrt_cache()
-    (cache / digest).mkdir(parents=True, exist_ok=True)
-
-    def shape(chips: int) -> str:
-        return f"{graph_input.name}:{chips}x" + "x".join(str(d) for d in dims[1:])
-
-    options = {
-        "trt_engine_cache_enable": "True",
-        "trt_engine_cache_path": str(cache / digest),
-        "trt_timing_cache_enable": "True",
-        "trt_timing_cache_path": str(cache),
-        "trt_profile_min_shapes": shape(1),
-        "trt_profile_opt_shapes": shape(max(1, min(batch, TENSORRT_MAX_BATCH))),
-        "trt_profile_max_shapes": shape(TENSORRT_MAX_BATCH),
-    }
-    if precision in ("fp16", "bf16"):
-        options[f"trt_{precision}_enable"] = "True"
-    return "TensorrtExecutionProvider", options
 
 
 def load_onnx(path: str | os.PathLike, device: str = "cpu", tensorrt: str | None = None) -> OnnxModel:

@@ -22,7 +22,8 @@ from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QIcon
 
 from . import runner
-from .layers import assigned_crs, raster_as_seen
+from .layers import LAYER_NAME, assigned_crs, own_file, raster_as_seen, unnamed_layer_of_several
+from .selection import is_selection, selection_layer
 
 ICON = str(Path(__file__).with_name("icon.png"))
 EXECUTABLE_HELP = (
@@ -273,29 +274,36 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
         return raster_as_seen(layer, name, feedback)
 
     def vector_path(self, parameters, name: str, context, feedback) -> str:
-        """The file behind a vector parameter; selections, filters, memory layers, layers of multi-layer files and
-        layers whose CRS was assigned in QGIS are first written to a temporary GeoPackage. Empty when not set."""
-        if unset(parameters.get(name)):
+        """The source of a vector parameter as geoseg reads it: its file, or ``file|layername=x`` for a layer of a
+        file of several; a temporary GeoPackage for selected features, filters, memory layers, layers QGIS names
+        otherwise and layers whose CRS was assigned in QGIS. Empty when not set."""
+        value = parameters.get(name)
+        if unset(value):
             return ""
         source = self.parameterAsSource(parameters, name, context)
         if source is not None and source.featureCount() == 0:
             raise QgsProcessingException(
                 f"{name}: {source.sourceName()} has no features (with 'selected features only': select some first)"
             )
-        layer = self.parameterAsVectorLayer(parameters, name, context)
-        formats = ["-"] if layer is not None and assigned_crs(layer) is not None else VECTOR_FORMATS
+        layer = selection_layer(value, context) if is_selection(value) else self.parameterAsVectorLayer(parameters, name, context)
+        copy = layer is not None and (assigned_crs(layer) is not None or unnamed_layer_of_several(layer))
         path, layer_name = self.parameterAsCompatibleSourceLayerPathAndLayerName(
-            parameters, name, context, formats, "gpkg", feedback
+            parameters, name, context, ["-"] if copy else VECTOR_FORMATS, "gpkg", feedback
         )
-        if layer_name:  # geoseg reads the file's first layer: hand it a file that holds only this one
-            path, _ = self.parameterAsCompatibleSourceLayerPathAndLayerName(parameters, name, context, ["-"], "gpkg", feedback)
         if not path:
             raise QgsProcessingException(f"{name}: no vector layer given")
+        if layer_name and layer is not None and path == own_file(layer):  # the layer's own file, not a copy of one layer
+            return f"{path}{LAYER_NAME}{layer_name}"
         return path
 
+    def is_given(self, parameters, name: str, context) -> bool:
+        """Whether a layer parameter holds a layer (or a vector layer's selected features)."""
+        value = parameters.get(name)
+        return is_selection(value) or (not unset(value) and self.parameterAsLayer(parameters, name, context) is not None)
+
     def layer_path(self, parameters, name: str, context, feedback) -> str:
-        """The file behind a raster or vector layer parameter."""
-        layer = self.parameterAsLayer(parameters, name, context)
+        """The file behind a raster or vector layer parameter (a vector layer's selected features written out)."""
+        layer = None if is_selection(parameters.get(name)) else self.parameterAsLayer(parameters, name, context)
         if isinstance(layer, QgsRasterLayer):
             return self.raster_path(parameters, name, context, feedback, layer)
         return self.vector_path(parameters, name, context, feedback)

@@ -5,20 +5,48 @@ data value", a source nodata value switched off, a CRS assigned to a file that
 has none or a wrong one) would be lost by handing geoseg the layer's file. A
 raster layer with such settings is handed over as a small VRT that carries
 them; a vector layer whose CRS was assigned is written out with it (see
-:meth:`GeosegAlgorithm.vector_path`).
+:meth:`GeosegAlgorithm.vector_path`). A layer of a file of several is named as
+QGIS and geoseg name it, ``file.gpkg|layername=x``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingException, QgsProcessingUtils, QgsRasterLayer
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsProcessingException,
+    QgsProcessingUtils,
+    QgsProviderRegistry,
+    QgsRasterLayer,
+    QgsWkbTypes,
+)
+
+LAYER_NAME = "|layername="
+"""How QGIS and geoseg name a layer of a file of several: ``fields.gpkg|layername=fields``."""
 
 
 def assigned_crs(layer) -> QgsCoordinateReferenceSystem | None:
     """The CRS set on ``layer`` in QGIS where it differs from its file's (None where the file's is used)."""
     crs, own = layer.crs(), layer.dataProvider().crs()
     return crs if crs.isValid() and crs != own else None
+
+
+def own_file(layer) -> str:
+    """The file of a vector layer as QGIS names it (empty where it has none)."""
+    return str(QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source()).get("path") or "")
+
+
+def unnamed_layer_of_several(layer) -> bool:
+    """Whether ``layer`` is a layer of a file of several vector layers that its source does not name by name (QGIS
+    leaves out ``|layerid=0`` and keeps ``|layerid=N``): geoseg would refuse the file, so a copy is handed over."""
+    if layer.providerType() != "ogr":
+        return False
+    parts = QgsProviderRegistry.instance().decodeUri("ogr", layer.source())
+    if parts.get("layerName") or not parts.get("path"):
+        return False
+    found = QgsProviderRegistry.instance().querySublayers(str(parts["path"]))
+    return sum(d.providerKey() == "ogr" and d.wkbType() != QgsWkbTypes.NoGeometry for d in found) > 1
 
 
 def _nodata(layer: QgsRasterLayer) -> tuple[dict[int, float | None], list[str]]:

@@ -241,8 +241,14 @@ class _Messages:
             return
         event = _event(line)
         if event is not None:
-            self.feedback.setProgress(self.progress.percent(str(event["stage"]), int(event["done"]), int(event["total"])))
-            self.feedback.setProgressText(f"geoseg: {event['stage']} {event['done']}/{event['total']}")
+            stage, done, total = str(event["stage"]), int(event["done"]), int(event["total"])
+            self.feedback.setProgress(self.progress.percent(stage, done, total))
+            if total == 1:  # a step (export's load, calibrate, quantize, ...): named in the log when it starts
+                self.feedback.setProgressText(f"geoseg: {stage}")
+                if done == 0:
+                    self.feedback.pushInfo(f"geoseg: {stage}…")
+            else:
+                self.feedback.setProgressText(f"geoseg: {stage} {done}/{total}")
             return
         text = line.strip()
         if not text:

@@ -14,13 +14,13 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterMapLayer,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingUtils,
 )
 
 from ..base import GeosegAlgorithm, advanced
+from ..selection import LayerParameter
 from ..styles import load_on_completion
 
 
@@ -32,7 +32,8 @@ class EvaluateAlgorithm(GeosegAlgorithm):
     help_text = (
         "<p>Runs <code>geoseg evaluate</code>: per-class IoU, F1, precision and recall, their means, pixel "
         "accuracy and the confusion matrix of a geoseg class map against truth: a mask raster, or polygons with "
-        "the label field. Unlabeled truth pixels and nodata are not scored. The table is shown in the log.</p>"
+        "the label field (all, or the selected features only). Unlabeled truth pixels and nodata are not scored. "
+        "The table is shown in the log.</p>"
         "<p><b>Outputs</b>: MEAN_IOU, MEAN_F1, ACCURACY and PIXELS (numbers), METRICS (the metrics as JSON text), "
         "the metrics JSON file if asked for, and the report folder if asked for (metrics.json, per_class.csv, "
         "confusion.png and errors.tif, an error map loaded with its style).</p>"
@@ -41,9 +42,7 @@ class EvaluateAlgorithm(GeosegAlgorithm):
     def define(self):
         self.addParameter(QgsProcessingParameterRasterLayer("PRED", "Class map (geoseg classes.tif)"))
         self.addParameter(
-            QgsProcessingParameterMapLayer(
-                "TRUTH", "Truth: mask raster or polygons", types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorPolygon]
-            )
+            LayerParameter("TRUTH", "Truth: mask raster or polygons", [QgsProcessing.TypeRaster, QgsProcessing.TypeVectorPolygon])
         )
         self.addParameter(QgsProcessingParameterString("LABEL_FIELD", "Label field of truth polygons", optional=True))
         self.addParameter(

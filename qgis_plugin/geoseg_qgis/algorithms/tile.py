@@ -8,13 +8,13 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingOutputVectorLayer,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
 from ..base import GeosegAlgorithm, number
+from ..selection import LayerParameter
 from ..styles import load_on_completion
 
 
@@ -25,9 +25,9 @@ class TileAlgorithm(GeosegAlgorithm):
     stages = {"tile": (0.0, 100.0)}
     help_text = (
         "<p>Runs <code>geoseg tile</code>: cuts the scene into chips on one grid, and the labels (polygons in any "
-        "CRS with the label field, or a mask raster) into matching masks. Each distinct label value becomes a "
-        "class; unlabeled pixels are 255 in the masks. Lines and points become corridors and discs with a buffer "
-        "in metres (each side); without one they are left out.</p>"
+        "CRS with the label field, all or the selected features only, or a mask raster) into matching masks. Each "
+        "distinct label value becomes a class; unlabeled pixels are 255 in the masks. Lines and points become "
+        "corridors and discs with a buffer in metres (each side); without one they are left out.</p>"
         "<p><b>Outputs</b> (in the chip folder): images/ and masks/ (GeoTIFF chips), index.gpkg (chip footprints, "
         "loaded), classes.json and tile.json. <code>geoseg train</code> reads it with "
         "<code>data: {chips: CHIP_DIR}</code>.</p>"
@@ -36,11 +36,11 @@ class TileAlgorithm(GeosegAlgorithm):
     def define(self):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Scene"))
         self.addParameter(
-            QgsProcessingParameterMapLayer(
+            LayerParameter(
                 "LABELS",
                 "Labels: polygons, lines or points, or a mask raster",
+                [QgsProcessing.TypeRaster, QgsProcessing.TypeVectorAnyGeometry],
                 optional=True,
-                types=[QgsProcessing.TypeRaster, QgsProcessing.TypeVectorAnyGeometry],
             )
         )
         self.addParameter(QgsProcessingParameterString("LABEL_FIELD", "Label field of the features", optional=True))
@@ -71,7 +71,7 @@ class TileAlgorithm(GeosegAlgorithm):
         scene = self.raster_path(parameters, "INPUT", context, feedback)
         outdir = self.parameterAsString(parameters, "OUTDIR", context)
         args = ["tile", scene, "-o", outdir]
-        if self.parameterAsLayer(parameters, "LABELS", context) is not None:
+        if self.is_given(parameters, "LABELS", context):
             args += ["--labels", self.layer_path(parameters, "LABELS", context, feedback)]
         args += self.options(parameters, context, LABEL_FIELD="--label-field", CHIP_SIZE="--chip-size", OVERLAP="--overlap")
         args += self.options(parameters, context, MIN_LABELED="--min-labeled", BUFFER="--buffer")
