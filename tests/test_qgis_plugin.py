@@ -206,6 +206,10 @@ def test_runner_finds_geoseg_in_parameter_then_setting_then_path(tmp_path: Path,
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(runner.GeosegError, match=r"not found on PATH: install it .* Settings > Options > Processing"):
         runner.find_geoseg("", "")
+    wrapper = tmp_path / "geoseg.BAT"  # Windows' cmd.exe would read "x.gpkg|layername=y" as a pipe
+    wrapper.write_text("@python -m geoseg %*\r\n")
+    with pytest.raises(runner.GeosegError, match="is a batch file, which cannot pass layer names safely: give geoseg.exe"):
+        runner.find_geoseg(str(wrapper), "")
 
 
 def test_runner_checks_the_version(fake: list[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
@@ -34,6 +35,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         _terminate_like_interrupt()
+        _tolerant_output()
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
@@ -53,6 +55,14 @@ class _Group(click.Group):
             message = error_message(exc) or f"unexpected {type(exc).__name__}: {exc} (run again with --debug for the traceback)"
             click.echo(f"geoseg: error: {message.splitlines()[0] if message else type(exc).__name__}", err=True)
             sys.exit(2 if isinstance(exc, OptionError) else 1)  # a bad option value is a usage error, as click's own
+
+
+def _tolerant_output() -> None:
+    """A character the output's encoding lacks (a class named "łąka", info's "→", redirected to a file on Windows,
+    cp1252) is written escaped instead of ending the command with a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _terminate_like_interrupt() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def check_outputs(outputs: dict[str, Path], inputs: list[Any], overwrite: bool, 
         check_output(path, inputs, overwrite)
         for suffix in SIDECARS:  # GDAL and QGIS would read them with the new map: removed with it, checked like it
             check_output(f"{path}{suffix}", inputs, overwrite)
-        key = os.path.normcase(str(canonical(path)))
+        key = unicodedata.normalize("NFC", str(canonical(path))).casefold()  # one file on macOS's and Windows' disks
         if key in seen:
             raise OptionError(f"{_option(seen[key])} and {_option(kind)} name the same file {path}: give different paths")
         seen[key] = kind

@@ -20,6 +20,7 @@ __all__ = [
     "CHANGE_FILES",
     "CHANGE_MARKS",
     "MARK_CONTENTS",
+    "OS_CLUTTER",
     "REPORT_FILES",
     "REPORT_MARKS",
     "RUN_FILES",
@@ -27,6 +28,7 @@ __all__ = [
     "TILE_FILES",
     "check_contents",
     "foreign_names",
+    "is_clutter",
     "is_mark",
 ]
 
@@ -63,6 +65,20 @@ _CHIP_FOLDERS = {"tile.json": ("images", "masks")}
 _CHIP_NAME = re.compile(r"_r\d{4,}_c\d{4,}" + re.escape(CHIP_SUFFIX) + "$")
 
 
+OS_CLUTTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "ehthumbs.db"})
+"""Files the file manager (macOS Finder, Windows Explorer) drops into any folder it shows: not the user's data."""
+
+
+def is_clutter(name: str) -> bool:
+    """Whether ``name`` is a file manager's own (:data:`OS_CLUTTER`, macOS's ``._NAME`` companions).
+
+    Example:
+        >>> is_clutter(".DS_Store"), is_clutter("Thumbs.db"), is_clutter("notes.txt")
+        (True, True, False)
+    """
+    return name in OS_CLUTTER or name.startswith("._")
+
+
 def is_mark(path: Path) -> bool:
     """True when ``path`` is a record geoseg wrote (run.json, batch.json: ``geoseg_version``; tile.json: its format).
 
@@ -97,7 +113,7 @@ def foreign_names(folder: Path, names: list[str], marks: tuple[str, ...]) -> lis
     if not found:
         return None
     allowed = [set(MARK_CONTENTS[m]) for m in found if m in MARK_CONTENTS]
-    other = [n for n in names if not n.startswith(".") and not all(sidecar_base(n) in a for a in allowed)]
+    other = [n for n in names if not n.startswith(".") and not is_clutter(n) and not all(sidecar_base(n) in a for a in allowed)]
     for sub in (s for m in found for s in _CHIP_FOLDERS.get(m, ()) if s in names):
         inside = (folder / sub).iterdir() if (folder / sub).is_dir() else iter([])
         other += [f"{sub}/{p.name}" for p in inside if not p.name.startswith(".") and not _chip_file(p)]
@@ -116,6 +132,7 @@ def check_contents(folder: Path, names: list[str], overwrite: bool, marks: tuple
     Example:
         >>> check_contents(Path("/tmp/empty"), [], False, ("run.json",))  # nothing there: may be built
     """
+    names = [n for n in names if not is_clutter(n)]  # a folder Finder or Explorer showed is still empty
     if not names:
         return
     foreign = foreign_names(folder, names, marks)

@@ -58,8 +58,10 @@ def scene_files(scene: str | os.PathLike[str]) -> list[str]:
 def _local_parts(name: str) -> list[str]:
     """The local paths in a listed name: itself; the parts of a connection string (``GTIFF_DIR:1:a.tif``) that are
     files; none for a remote name (``/vsizip/``, URLs)."""
-    if is_connection(name):
-        return [part for part in (q.strip('"') for q in name.split(":")[1:]) if os.path.isfile(part)]
+    if is_connection(name):  # a part may hold ":" itself: GTIFF_DIR:1:C:/data/a.tif on Windows
+        parts = name.split(":")[1:]
+        joined = (":".join(parts[i:j]).strip('"') for i in range(len(parts)) for j in range(i + 1, len(parts) + 1))
+        return list(dict.fromkeys(part for part in joined if os.path.isfile(part)))
     return [] if is_remote(name) else [name]
 
 

@@ -77,6 +77,23 @@ def read_item(source: str) -> dict[str, Any]:
     return item
 
 
+def _file_url_path(href: str) -> str:
+    """The local path of a ``file://`` URL: percent-escapes decoded, ``file:///C:/d/B04.tif`` a Windows path, a host
+    other than ``localhost`` a UNC share.
+
+    Example:
+        >>> _file_url_path("file:///data/my%20scene/B04.tif")
+        '/data/my scene/B04.tif'
+    """
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    parsed = urlparse(href)
+    if parsed.netloc not in ("", "localhost"):
+        return url2pathname(f"//{parsed.netloc}{parsed.path}")
+    return url2pathname(parsed.path)
+
+
 def _href(href: str, source: str) -> str:
     """A GDAL path for an asset's ``href`` (relative ones against the item's own location)."""
     if href.startswith("/vsi"):
@@ -87,7 +104,7 @@ def _href(href: str, source: str) -> str:
         if href.startswith(scheme):
             return vsi + href[len(scheme) :]
     if href.startswith("file://"):
-        return href[len("file://") :]
+        return _file_url_path(href)
     url = _url(source)
     if url is not None:
         return f"/vsicurl/{urljoin(url, href)}"

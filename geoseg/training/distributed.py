@@ -90,7 +90,7 @@ def distributed(device: str) -> Iterator[Dist]:
         return
     import torch.distributed as dist
 
-    backend = "nccl" if device.startswith("cuda") else "gloo"
+    backend = "nccl" if device.startswith("cuda") and dist.is_nccl_available() else "gloo"  # no NCCL on Windows
     dist.init_process_group(backend=backend)
     info = Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     if info.main:

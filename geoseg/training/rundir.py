@@ -22,6 +22,7 @@ from typing import Any
 
 from geoseg.core.errors import OutputError
 from geoseg.io.outputs import atomic_output, write_text_atomic
+from geoseg.io.ownership import is_clutter
 from geoseg.report.scores import write_confusion_png
 from geoseg.training.config import SCHEMA, ConfigError, TrainConfig
 from geoseg.training.plots import plot_curves
@@ -72,14 +73,14 @@ def check_run_dir(run_dir: Path, resume: bool) -> bool:
         ...
         geoseg.core.errors.OutputError: /nonexistent-parent/run holds no resume.pt: ...
     """
-    started = run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= STARTED
+    started = run_dir.is_dir() and {p.name for p in run_dir.iterdir() if not is_clutter(p.name)} <= STARTED
     if resume:
         if (run_dir / "resume.pt").is_file():
             return True
         if not started:
             raise OutputError(f"{run_dir} holds no resume.pt: --resume continues a run started with geoseg train")
         log.info("%s: no epoch was completed: training starts from the first", run_dir)
-    if run_dir.exists() and not started and (not run_dir.is_dir() or any(run_dir.iterdir())):
+    if run_dir.exists() and not started:  # a file, or a folder holding more than a run's start (a file manager's aside)
         raise OutputError(_taken(run_dir))
     parent = next((p for p in run_dir.parents if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
@@ -93,7 +94,7 @@ def _taken(run_dir: Path) -> str:
         return f"run folder {run_dir} is a file: choose another folder"
     if (run_dir / "resume.pt").is_file():
         return f"run folder {run_dir} already exists and is not empty: use --resume to continue it or choose another folder"
-    names = sorted(p.name for p in run_dir.iterdir())
+    names = sorted(p.name for p in run_dir.iterdir() if not is_clutter(p.name))
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
     return (
         f"run folder {run_dir} already exists and is not empty ({shown}; no run geoseg train can continue): "

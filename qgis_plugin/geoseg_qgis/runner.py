@@ -61,6 +61,11 @@ def command_prefix(path: str) -> list[str]:
     >>> command_prefix("/opt/venv/bin/geoseg")
     ['/opt/venv/bin/geoseg']
     """
+    if Path(path).suffix.lower() in (".bat", ".cmd"):  # cmd.exe reads the arguments again: a|layername=x is a pipe
+        raise GeosegError(
+            f"the geoseg executable {path} is a batch file, which cannot pass layer names safely: give geoseg.exe "
+            f"(in the Scripts folder of the Python environment that has geoseg) or its python.exe"
+        )
     return [path, "-m", "geoseg"] if _PYTHON.match(Path(path).name) else [path]
 
 
