@@ -79,3 +79,25 @@ def test_a_connection_strings_file_with_a_colon_is_found(tmp_path: Path) -> None
 
     scene = write_raster(tmp_path / "C:a.tif", np.zeros((1, 8, 8), np.uint16))
     assert str(scene) in scene_files(f"GTIFF_DIR:1:{scene}")
+
+
+def test_closing_stdin_stops_geoseg_as_ctrl_c_when_asked(tmp_path: Path) -> None:
+    """The QGIS plugin's cancel on Windows (no console for Ctrl+Break): geoseg started with GEOSEG_STOP_WITH_STDIN=1
+    stops when its stdin closes, removes its temporary files and leaves no output."""
+    import time
+
+    sample = ROOT / "data_samples" / "brandenburg_s2.tif"
+    out = tmp_path / "classes.tif"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GEOSEG_STOP_WITH_STDIN="1")
+    command = [sys.executable, "-m", "geoseg", "predict", str(sample), "-m", "default", "-o", str(out), "--progress", "json"]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path) as proc:
+        assert proc.stdin is not None and proc.stderr is not None
+        started = time.monotonic()
+        for line in proc.stderr:  # the first progress line: predicting has begun
+            if line.startswith('{"stage"'):
+                break
+        proc.stdin.close()
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, rest
+    assert "geoseg: interrupted" in rest and time.monotonic() - started < 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no map, no temporary file

@@ -272,6 +272,20 @@ def test_runner_names_the_signal_that_stopped_geoseg_not_its_last_warning(fake: 
     assert feedback.warnings == ["geoseg: warning: pixel size 20 m differs from the model's 10 m"]
 
 
+def test_runner_cancel_reaches_geoseg_without_signals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Windows QGIS has no console to send Ctrl+Break through: the cancel reaches geoseg as the end of its stdin,
+    and it stops as on Ctrl-C, well within the grace period (no forced kill), leaving no output."""
+    monkeypatch.setattr(runner.os, "killpg", lambda *a: None)  # signals reach nothing, as on Windows
+    monkeypatch.setattr(runner, "GRACE_S", 60.0)
+    sample = Path(__file__).resolve().parents[1] / "data_samples" / "brandenburg_s2.tif"
+    out = tmp_path / "classes.tif"
+    feedback = Feedback(cancel_when=lambda f: bool(f.progress))
+    started = time.monotonic()
+    with pytest.raises(runner.Cancelled):
+        runner.run_geoseg([str(GEOSEG)], ["predict", str(sample), "-m", "default", "-o", str(out)], feedback)
+    assert time.monotonic() - started < 50 and sorted(tmp_path.iterdir()) == []
+
+
 def test_runner_shows_geosegs_line_for_a_real_bad_option_value(tmp_path: Path) -> None:
     args = ["vectorize", str(tmp_path / "classes.tif"), "-o", str(tmp_path / "p.gpkg"), "--min-area", "-1"]  # exits 2
     with pytest.raises(runner.GeosegError) as error:

@@ -35,6 +35,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         _terminate_like_interrupt()
+        _stop_with_stdin()
         _tolerant_output()
         try:
             return super().invoke(ctx)
@@ -63,6 +64,28 @@ def _tolerant_output() -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
             stream.reconfigure(errors="backslashreplace")
+
+
+STOP_WITH_STDIN = "GEOSEG_STOP_WITH_STDIN"
+"""Set to 1 by a program that drives geoseg (the QGIS plugin): closing geoseg's stdin stops it as Ctrl-C does, the
+way a cancel reaches it on Windows (no console to send Ctrl+Break through) and when the program itself ends."""
+
+
+def _stop_with_stdin() -> None:
+    """With :data:`STOP_WITH_STDIN` set, watch stdin in a thread: at its end, interrupt the command like Ctrl-C."""
+    if os.environ.pop(STOP_WITH_STDIN, "") != "1" or threading.current_thread() is not threading.main_thread():
+        return  # popped: processes geoseg starts do not inherit it
+    import _thread
+
+    def watch() -> None:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except (OSError, ValueError, AttributeError):  # closed, or no stdin at all (pythonw): stop as at its end
+            pass
+        _thread.interrupt_main()
+
+    threading.Thread(target=watch, name="geoseg-stdin", daemon=True).start()
 
 
 def _terminate_like_interrupt() -> None:

@@ -30,6 +30,9 @@ LEGACY_SETTING_KEY = "geoseg/executable"
 """Where the former Processing script remembered the executable; read when the setting is empty."""
 
 GRACE_S = 10.0
+STOP_WITH_STDIN = "GEOSEG_STOP_WITH_STDIN"
+"""Set for geoseg by the plugin: geoseg stops as on Ctrl-C when its stdin closes (how a cancel reaches it on Windows,
+where QGIS has no console to send Ctrl+Break through; also when QGIS itself ends)."""
 """Seconds geoseg gets after a polite stop (it removes its temporary files) before its process group is killed."""
 
 WHERE_TO_SET = (
@@ -101,7 +104,7 @@ def find_geoseg(parameter: str = "", setting: str = "") -> list[str]:
 def child_env() -> dict[str, str]:
     """The environment geoseg runs in: QGIS's, without QGIS's Python and GDAL paths, UTF-8 output, unbuffered."""
     env = {k: v for k, v in os.environ.items() if k.upper() not in _FOREIGN_ENV}
-    env.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1")
+    env.update(PYTHONIOENCODING="utf-8", PYTHONUNBUFFERED="1", **{STOP_WITH_STDIN: "1"})
     return env
 
 
@@ -208,6 +211,11 @@ def stop(proc: subprocess.Popen, grace: float | None = None) -> None:
     seconds (default :data:`GRACE_S`) by force."""
     posix = os.name != "nt"
     try:
+        if proc.stdin is not None:  # geoseg stops as on Ctrl-C (STOP_WITH_STDIN): the way that works on Windows
+            proc.stdin.close()
+    except OSError:
+        pass
+    try:
         if posix:
             os.killpg(proc.pid, signal.SIGTERM)
         else:
@@ -309,7 +317,7 @@ def run_geoseg(prefix: list[str], args: list[str], feedback, progress: Progress 
     try:
         proc = subprocess.Popen(
             command,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,  # never written: closed to stop geoseg (see stop)
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
