@@ -101,3 +101,17 @@ def test_closing_stdin_stops_geoseg_as_ctrl_c_when_asked(tmp_path: Path) -> None
         assert proc.wait(timeout=60) == 130, rest
     assert "geoseg: interrupted" in rest and time.monotonic() - started < 60
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no map, no temporary file
+
+
+def test_scene_names_one_folder_on_macos_are_refused_as_twins(tmp_path: Path) -> None:
+    """ "café" typed (NFC) and as macOS spells file names (NFD) are one OUTDIR/café on macOS: the second scene would
+    replace the first's outputs."""
+    from geoseg.core.errors import InputError
+    from geoseg.flows.batch import expand_inputs
+
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    scenes = [write_raster(tmp_path / f"{name}.tif", np.zeros((1, 8, 8), np.uint16)) for name in (composed, decomposed)]
+    if len(list(tmp_path.iterdir())) < 2:
+        pytest.skip("this file system keeps one spelling of the name")
+    with pytest.raises(InputError, match="would both write OUTDIR"):
+        expand_inputs([str(s) for s in scenes])

@@ -13,6 +13,7 @@ import glob
 import json
 import logging
 import os
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -94,11 +95,11 @@ def expand_inputs(items: Sequence[str]) -> list[str]:
 def _literal_folders(pattern: str) -> str:
     """``pattern`` with its longest leading folder that exists as written escaped: ``/data/[2023]/*.tif`` globs inside
     the folder ``[2023]`` when there is one."""
-    parts = pattern.split(os.sep)
-    for n in range(len(parts) - 1, 0, -1):
-        folder = os.sep.join(parts[:n])
+    separators = "/\\" if os.name == "nt" else "/"  # Windows takes both C:/data and C:\\data
+    for cut in (i for i in range(len(pattern) - 1, 0, -1) if pattern[i] in separators):
+        folder = pattern[:cut]
         if _GLOB & set(folder) and os.path.isdir(folder):
-            return os.sep.join([glob.escape(folder), *parts[n:]])
+            return glob.escape(folder) + pattern[cut:]
     return pattern
 
 
@@ -121,11 +122,12 @@ def _unique(scenes: list[str]) -> list[str]:
     unique = []
     for scene in scenes:
         stem = _stem(scene)
-        if stem.lower() in BATCH_FILES or stem.startswith("."):
+        key = unicodedata.normalize("NFC", stem).casefold()  # one folder on macOS's and Windows' disks
+        if key in BATCH_FILES or stem.startswith("."):
             raise InputError(f"scene {scene} would write OUTDIR/{stem}, a name the batch keeps for itself: rename the file")
-        first = seen.get(stem.lower())
+        first = seen.get(key)
         if first is None:
-            seen[stem.lower()] = scene
+            seen[key] = scene
             unique.append(scene)
         elif not same_file(first, scene):
             raise InputError(f"{first} and {scene} would both write OUTDIR/{stem}: rename one or run them in separate batches")
