@@ -3,7 +3,8 @@
 Rows arrive in order from the stitcher; :class:`ClassMapWriter` buffers them
 per vertical block until whole rows of 256-pixel tiles are complete, so every
 tile is written once. Files are written under temporary names and renamed
-into place by :meth:`ClassMapWriter.commit`; those a killed process left
+into place by :meth:`ClassMapWriter.commit`, all of them or none (one held
+open by another program is named in the error); those a killed process left
 beside an output are removed when the next writer of it starts.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ from geoseg.core.errors import OutputError
 from geoseg.io.leftovers import remove_stale, temp_name
 from geoseg.io.outputs import write_error
 from geoseg.io.paths import drop_sidecars
+from geoseg.io.renames import replace_files
 
 __all__ = [
     "GRID_PROBABILITIES",
@@ -300,9 +301,9 @@ class ClassMapWriter:
                 self.abort()
                 raise write_error(self.paths[kind], exc) from None
             tmp.unlink()
-        for kind, cog in cogs.items():
-            os.replace(cog, self.paths[kind])
-            drop_sidecars(self.paths[kind])
+        replace_files((cog, self.paths[kind]) for kind, cog in cogs.items())  # all or none; a file held open is named
+        for path in self.paths.values():
+            drop_sidecars(path)
         return dict(self.paths)
 
     def abort(self) -> None:

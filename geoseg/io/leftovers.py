@@ -52,13 +52,7 @@ def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     if os.name == "nt":  # pragma: no cover - Windows
-        import ctypes
-
-        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # type: ignore[attr-defined]
-        if not handle:
-            return False
-        ctypes.windll.kernel32.CloseHandle(handle)  # type: ignore[attr-defined]
-        return True
+        return _windows_pid_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -66,6 +60,35 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+PROCESS_QUERY_LIMITED_INFORMATION, ERROR_ACCESS_DENIED, STILL_ACTIVE = 0x1000, 5, 259
+
+
+def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows
+    """True while process ``pid`` runs, on Windows.
+
+    OpenProcess is refused (access denied) for another user's or an elevated
+    process, which runs; it succeeds for one that exited while some handle to
+    it is still open, which runs only while its exit code is STILL_ACTIVE.
+    """
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+    kernel32.OpenProcess.restype = ctypes.c_void_p
+    kernel32.OpenProcess.argtypes = (ctypes.c_ulong, ctypes.c_int, ctypes.c_ulong)
+    kernel32.GetExitCodeProcess.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong))
+    kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
+    handle = kernel32.OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        return bool(ctypes.get_last_error() == ERROR_ACCESS_DENIED)  # type: ignore[attr-defined]
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # cannot tell: its files are kept
+        return code.value == STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def older_than(path: Path, seconds: float) -> bool:
@@ -76,7 +99,7 @@ def older_than(path: Path, seconds: float) -> bool:
         return False
 
 
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d{1,9})\.[0-9a-f]{8}\.(?P<kind>partial|old|cog\.partial)(\.[^.]+)?$")
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d{1,9})\.[0-9a-f]{8}\.(?P<kind>partial|old|cog\.partial)(?P<suffix>\.[^.]+)?$")
 """A name made by :func:`temp_name`: ``.NAME.PID.HEX.KIND[SUFFIX]``."""
 _OLD_STYLE = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.(partial|old)(\.[^.]+)?$")
 """A temporary name of geoseg versions before 0.2 (no process id)."""
@@ -110,11 +133,39 @@ def remove_stale(target: Path) -> list[Path]:
             continue
         if pid_alive(int(match["pid"])):
             continue
-        if match["kind"] == "old" and not target.exists():  # killed while swapping folders: put the old one back
-            os.replace(entry, target)
-            log.warning("%s restored from %s, left by an interrupted geoseg process", target, entry.name)
-            continue
-        shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() and not entry.is_symlink() else entry.unlink(missing_ok=True)
-        log.info("removed %s, left by an interrupted geoseg process", entry)
-        removed.append(entry)
+        if match["kind"] == "old":
+            if match["name"] != _short(target.name) or match["suffix"]:  # another output's (``target`` by stem)
+                continue
+            if not os.path.lexists(target):  # killed while swapping a folder or files: put the old one back
+                _restore(entry, target)
+                continue
+        if _remove(entry):
+            removed.append(entry)
     return removed
+
+
+def _restore(entry: Path, target: Path) -> None:
+    """Put ``target``, moved aside to ``entry`` by a process killed before it was replaced, back."""
+    try:
+        os.replace(entry, target)
+    except OSError as exc:
+        log.debug("%s not restored from %s (%s): left for a later run", target, entry.name, exc)
+        return
+    log.warning("%s restored from %s, left by an interrupted geoseg process", target, entry.name)
+
+
+def _remove(entry: Path) -> bool:
+    """Remove the leftover ``entry``; False when it stays (a file still open on Windows)."""
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)  # as much as can be: a file open on Windows stays
+        if os.path.lexists(entry):
+            log.debug("%s not removed (a file in it is open): left for a later run", entry)
+            return False
+    else:
+        try:
+            entry.unlink(missing_ok=True)
+        except OSError as exc:  # open in another program (Windows)
+            log.debug("%s not removed (%s): left for a later run", entry, exc)
+            return False
+    log.info("removed %s, left by an interrupted geoseg process", entry)
+    return True

@@ -33,6 +33,7 @@ from geoseg.io.ownership import (
     is_mark,
 )
 from geoseg.io.paths import canonical, check_output, check_writable_folder, is_remote, same_file
+from geoseg.io.renames import in_use, rename, replace_file
 
 __all__ = [
     "LOCK",
@@ -188,11 +189,11 @@ def atomic_output(path: Path) -> Iterator[Path]:
         yield tmp
         if tmp.is_file():
             os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    replace_file(tmp, path)  # retried past a momentary lock; a file held open (Windows) is one clear error
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -284,12 +285,9 @@ def _install(tmp: Path, out: Path) -> None:
     if [n for n in os.listdir(out) if n != LOCK]:  # geoseg's own folder, replaced with --overwrite
         old = out.with_name(temp_name(out.name, "old"))  # a kill in between: the next run puts it back
         try:
-            os.replace(out, old)
+            rename(out, old)
         except OSError as exc:
-            raise OutputError(
-                f"cannot replace {out} ({exc.strerror or exc}): close programs that hold its files open "
-                "(QGIS, a file browser) and run again"
-            ) from None
+            raise in_use(out, exc, "its files") from None
         try:
             os.replace(tmp, out)
         except BaseException:
