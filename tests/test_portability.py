@@ -115,3 +115,17 @@ def test_scene_names_one_folder_on_macos_are_refused_as_twins(tmp_path: Path) ->
         pytest.skip("this file system keeps one spelling of the name")
     with pytest.raises(InputError, match="would both write OUTDIR"):
         expand_inputs([str(s) for s in scenes])
+
+
+def test_a_claim_from_another_machine_name_is_named_with_its_file(tmp_path: Path) -> None:
+    """macOS renames itself on another network: a killed run's claim then looks like another machine's and is never
+    taken for stale, so the refusal names the claim file to delete when no geoseg runs there."""
+    from geoseg.io.outputs import LOCK, atomic_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / LOCK).write_text("4242 MacBook-old.local", encoding="utf-8")
+    with pytest.raises(OSError) as refused, atomic_folder(out):
+        pass
+    message = str(refused.value)
+    assert "(process 4242 on MacBook-old.local)" in message and message.endswith(f"delete {out / LOCK}")

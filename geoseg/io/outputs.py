@@ -73,7 +73,17 @@ def _contents(folder: Path) -> list[str]:
 
 
 def _busy(folder: Path) -> OutputError:
-    return OutputError(f"output folder {folder} is being written by another geoseg process: wait for it or choose another folder")
+    """The refusal of a folder another process claimed, naming the claim (a machine renamed since, as macOS renames
+    itself on another network, keeps a dead process's claim alive: the user may remove it)."""
+    try:
+        pid, _, host = (folder / LOCK).read_text(encoding="utf-8").partition(" ")
+        who = f" (process {pid.strip()} on {host.strip() or HOST})"
+    except OSError:
+        who = ""
+    return OutputError(
+        f"output folder {folder} is being written by another geoseg process{who}: wait for it or choose another "
+        f"folder; if no geoseg runs there, delete {folder / LOCK}"
+    )
 
 
 def check_outdir(
