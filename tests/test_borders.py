@@ -253,7 +253,8 @@ def test_training_chips_at_the_edge_are_mirrored_and_ignore_the_outside(tmp_path
         scene.close()
 
 
-def test_tile_mirrors_a_scene_smaller_than_a_chip_and_masks_the_outside(tmp_path: Path) -> None:
+def test_tile_pads_a_scene_smaller_than_a_chip_with_nothing_invented(tmp_path: Path) -> None:
+    """Past the scene the image chip is masked out (no nodata value: zeros under the chip's mask), the labels 255."""
     from geoseg.training.chipset import tile
 
     data = random_scene((3, 20, 27), "uint16", seed=6)
@@ -263,9 +264,10 @@ def test_tile_mirrors_a_scene_smaller_than_a_chip_and_masks_the_outside(tmp_path
     result = tile(image, tmp_path / "chips", labels=mask, chip_size=32)
     assert result.written == 1
     with rasterio.open(tmp_path / "chips" / "images" / "s_r0000_c0000.tif") as ci, rasterio.open(image) as ds:
-        chip = ci.read()
+        chip, valid = ci.read(), ci.dataset_mask() > 0
         assert ci.transform == ds.transform
-    assert np.array_equal(chip, np.pad(data, ((0, 0), (0, 12), (0, 5)), mode="reflect"))
+    assert np.array_equal(chip, np.pad(data, ((0, 0), (0, 12), (0, 5))))  # the scene, then zeros: nothing mirrored
+    assert valid[:20, :27].all() and not valid[20:].any() and not valid[:, 27:].any()
     with rasterio.open(tmp_path / "chips" / "masks" / "s_r0000_c0000.tif") as cm:
         labels = cm.read(1)
     assert (labels[20:] == IGNORE_INDEX).all() and (labels[:, 27:] == IGNORE_INDEX).all()
