@@ -129,3 +129,32 @@ def test_a_claim_from_another_machine_name_is_named_with_its_file(tmp_path: Path
         pass
     message = str(refused.value)
     assert "(process 4242 on MacBook-old.local)" in message and message.endswith(f"delete {out / LOCK}")
+
+
+def test_a_failed_write_closes_the_polygon_stream_at_once() -> None:
+    """The polygon stream holds the class map open: on Windows a temporary folder holding an open file stays behind,
+    so an error closes the stream before the folder is cleaned up (not when the garbage collector gets to it)."""
+    from geoseg.polygonize.api import write_batches
+
+    closed = []
+
+    def stream():
+        try:
+            yield from range(3)
+        finally:
+            closed.append(True)
+
+    class Failing:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, frame):
+            raise OSError("disk full")
+
+    batches = stream()  # the caller still holds it, as run's and vectorize's code does
+    with pytest.raises(OSError, match="disk full"):
+        write_batches(batches, [Failing()])  # type: ignore[list-item]
+    assert closed == [True]

@@ -308,7 +308,8 @@ def polygon_options(func: F) -> F:
                 default=None,
                 metavar="M",
                 help="Simplify polygons with this tolerance in metres, as a coverage: neighbours keep shared "
-                "borders (no gaps, no overlaps).",
+                "borders (no gaps, no overlaps); edges along nodata and the map's edge stay as traced, so no "
+                "polygon covers nodata; --background classes are simplified with their neighbours, then left out.",
             ),
         ]
     ):

@@ -87,7 +87,10 @@ def vectorize(
     polygon. A GeoPackage carries its QGIS style (class colours and names);
     other formats get it beside them as NAME.qml (not where that would be
     the class map's own style). Shapefile fields are class_id, class_name,
-    area_m2, perim_m, mean_conf.
+    area_m2, perim_m, mean_conf. GeoJSON and GeoJSON Lines are EPSG:4326
+    (RFC 7946: split at the antimeridian), and neighbouring polygons there
+    share a vertex wherever one's boundary meets the other's edge, so they
+    stay edge-matched after reprojection and rounding.
 
     The map is read in strips and each polygon is written as soon as its
     region is complete, so memory does not grow with the number of polygons

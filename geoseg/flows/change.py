@@ -258,7 +258,7 @@ def _write_transitions(
 def _write_changes(tmp: Path, transitions: Transitions, options: VectorizeOptions, progress: Progress | None) -> int:
     """Polygons of the changed regions into changes.gpkg and changes.geojson (unchanged pixels are background)."""
     vector = VectorizeOptions(min_area=options.min_area, simplify=options.simplify, background=transitions.unchanged)
-    table, batches = polygon_batches(tmp / "transitions.tif", vector, progress=progress)
+    table, batches = polygon_batches(tmp / "transitions.tif", vector, progress=progress, noded=True)  # for changes.geojson
     changed = [c for c in table if c.id not in transitions.unchanged]
     style = polygons_qml(changed)
     sinks = [

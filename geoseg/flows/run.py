@@ -101,7 +101,9 @@ def _vectorize(tmp: Path, opts: RunOptions, progress: Progress | None, timings: 
     """Write ``polygons.gpkg`` (QGIS style inside) and ``polygons.geojson`` from ``tmp``'s class map; the class table
     and the number of polygons."""
     t = time.perf_counter()
-    table, batches = polygon_batches(tmp / "classes.tif", opts.vectorize, confidence=tmp / "confidence.tif", progress=progress)
+    table, batches = polygon_batches(  # noded: polygons.geojson's neighbours keep their shared borders
+        tmp / "classes.tif", opts.vectorize, confidence=tmp / "confidence.tif", progress=progress, noded=True
+    )
     sinks = [
         PolygonSink(tmp / "polygons.gpkg", "GPKG", table, style=polygons_qml(table)),
         PolygonSink(tmp / "polygons.geojson", "GeoJSON", table, opts.vectorize.precision),

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from geoseg.core.classes import ClassInfo
 from geoseg.core.errors import OptionError, OutputError
 from geoseg.io.leftovers import temp_name
-from geoseg.io.outputs import atomic_output
+from geoseg.io.outputs import atomic_output, write_error
 from geoseg.io.paths import check_output
 
 if TYPE_CHECKING:
@@ -31,12 +31,14 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMATS",
     "LAYER",
+    "NODED",
     "SHAPEFILE_INDEXES",
     "PolygonSink",
     "VectorFormat",
     "add_gpkg_style",
     "check_vector_output",
     "finish_converted",
+    "finish_geojson_lines",
     "finish_in_place",
     "format_for_path",
     "format_named",
@@ -44,6 +46,12 @@ __all__ = [
 
 LAYER = "polygons"
 """Name of the polygon layer in every format that names layers."""
+
+NODED = "geometry_noded"
+"""A batch's optional column of the same polygons with a vertex wherever a neighbour's boundary meets their edges
+(:mod:`geoseg.polygonize.nodes`): what :class:`PolygonSink` writes to the formats it reprojects (``wgs84``), so
+neighbours keep sharing their borders once coordinates are reprojected and rounded; other formats get the
+geometry column, and no format gets this column as a field."""
 
 SHAPEFILE_INDEXES = (".qix", ".sbn", ".sbx")
 """A Shapefile's spatial indexes (GDAL/QGIS/MapServer's, ESRI's): they point into the ``.shp`` they were built
@@ -83,6 +91,40 @@ def finish_converted(sink: PolygonSink) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+GEOJSON_FEATURE = '{ "type": "Feature"'
+"""How each line of a feature in GDAL's GeoJSON begins (one feature a line, then a comma)."""
+
+
+def finish_geojson_lines(sink: PolygonSink) -> None:
+    """GeoJSON Lines are GeoJSON's features, one a line: the scratch layer is written as GeoJSON (RFC 7946:
+    EPSG:4326, right-hand winding, split at the antimeridian) and its feature lines are copied (each after an RS
+    character in a ``.geojsons``), so both files hold the same features. Should GDAL's GeoJSON not hold one
+    feature a line, GDAL converts it instead.
+    """
+    from pyogrio import read_info
+
+    geojson = format_named("GeoJSON")
+    between = sink.path.with_name(temp_name(sink.path.stem, "partial", geojson.extensions[0]))  # a killed one is removed
+    separator = "\x1e" if sink.path.suffix.lower() == ".geojsons" else ""
+    try:
+        _convert(sink.scratch, LAYER, between, geojson, sink.precision)
+        with atomic_output(sink.path) as tmp:
+            copied = 0
+            try:
+                with between.open(encoding="utf-8") as lines, tmp.open("w", encoding="utf-8", newline="\n") as out:
+                    for line in lines:
+                        if line.startswith(GEOJSON_FEATURE):
+                            out.write(separator + line.rstrip("\r\n").removesuffix(",") + "\n")
+                            copied += 1
+            except OSError as exc:  # a full disk, in one line
+                raise write_error(sink.path, exc) from None
+            if copied != read_info(sink.scratch, layer=LAYER)["features"]:
+                tmp.unlink()
+                _convert(between, None, tmp, sink.format, sink.precision)
+    finally:
+        between.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class VectorFormat:
     """One vector format polygons are written to (an entry of :data:`FORMATS`).
@@ -98,9 +140,10 @@ class VectorFormat:
     and one the format did not write this time is removed. ``layer_options``
     are GDAL layer creation options; ``precision`` is ``(option, default)``
     for the layer option that takes the decimal places of coordinates.
-    ``named_layer``: the layer is named
-    :data:`LAYER`. ``finish(sink)`` turns the sink's scratch GeoPackage into
-    the output: :func:`finish_in_place` or :func:`finish_converted`.
+    ``empty`` says what an output without polygons is. ``named_layer``: the
+    layer is named :data:`LAYER`. ``finish(sink)`` turns the sink's scratch
+    GeoPackage into the output: :func:`finish_in_place`,
+    :func:`finish_converted` or :func:`finish_geojson_lines`.
 
     Example:
         >>> fmt = format_for_path(Path("polygons.shp"))
@@ -116,6 +159,7 @@ class VectorFormat:
     sidecars: tuple[str, ...] = ()
     layer_options: Mapping[str, object] = field(default_factory=dict)
     precision: tuple[str, int] | None = None
+    empty: str = "an empty layer"
     named_layer: bool = True
     finish: Callable[[PolygonSink], None] = field(default=finish_converted, repr=False)
 
@@ -152,7 +196,16 @@ FORMATS: tuple[VectorFormat, ...] = (
         layer_options={"RFC7946": "YES", "WRITE_NAME": "NO"},
         precision=("COORDINATE_PRECISION", 7),
     ),
-    VectorFormat("GeoJSON Lines", "GeoJSONSeq", (".geojsonl", ".geojsons"), wgs84=True, precision=("COORDINATE_PRECISION", 7)),
+    VectorFormat(
+        "GeoJSON Lines",
+        "GeoJSONSeq",
+        (".geojsonl", ".geojsons"),
+        wgs84=True,
+        precision=("COORDINATE_PRECISION", 7),
+        empty="an empty file (0 bytes: a GeoJSON Sequence of no features, RFC 8142, as GDAL writes one; "
+        "GDAL and QGIS cannot open it)",
+        finish=finish_geojson_lines,
+    ),
     VectorFormat("FlatGeobuf", "FlatGeobuf", (".fgb",)),
 )
 """The vector formats polygons are written to; the output's extension picks one."""
@@ -221,7 +274,9 @@ class PolygonSink:
     output with the format's ``finish``: a GeoPackage gets its QGIS style and
     is renamed into place; other formats are converted from the scratch file
     by GDAL as an Arrow stream, batch by batch. Nothing appears at ``path``
-    unless every batch was written; an error removes the scratch file.
+    unless every batch was written; an error removes the scratch file. A
+    batch's column :data:`NODED`, when it has one, is the geometry of the
+    formats written in EPSG:4326 and is left out of the others.
 
     Example:
         >>> with PolygonSink(Path("polygons.fgb"), "FlatGeobuf", classes) as sink:  # doctest: +SKIP
@@ -248,6 +303,13 @@ class PolygonSink:
 
         if self._started and frame.empty:
             return
+        if NODED in frame.columns:  # the noded polygons where coordinates are reprojected, else the plain ones
+            name = frame.geometry.name
+            frame = (
+                frame.set_geometry(NODED).drop(columns=name).rename_geometry(name)
+                if self.format.wgs84
+                else frame.drop(columns=NODED)
+            )
         if self.format.wgs84 and frame.crs is not None:
             frame = frame.to_crs("EPSG:4326")
         if self.format.fields:
@@ -270,19 +332,7 @@ class PolygonSink:
 
     def convert(self, target: Path) -> None:
         """Write the scratch layer to ``target`` in this sink's format (GDAL, as an Arrow stream)."""
-        from pyogrio import open_arrow, write_arrow
-
-        with open_arrow(self.scratch, layer=LAYER, use_pyarrow=False) as (meta, stream):
-            write_arrow(
-                stream,
-                target,
-                layer=LAYER if self.format.named_layer else None,
-                driver=self.format.driver,
-                geometry_name=meta["geometry_name"] or "geom",
-                geometry_type="Polygon",
-                crs=meta["crs"],
-                layer_options=self.format.options(self.precision),
-            )
+        _convert(self.scratch, LAYER, target, self.format, self.precision)
 
     def _guard(self, action: Callable[[], object]) -> None:
         from pyogrio.errors import DataLayerError, DataSourceError
@@ -300,6 +350,23 @@ class PolygonSink:
             self.close()
         else:
             self.scratch.unlink(missing_ok=True)
+
+
+def _convert(source: Path, layer: str | None, target: Path, fmt: VectorFormat, precision: int | None) -> None:
+    """Write ``layer`` of ``source`` (its one layer when ``None``) to ``target`` in ``fmt`` (GDAL, as an Arrow stream)."""
+    from pyogrio import open_arrow, write_arrow
+
+    with open_arrow(source, layer=layer, use_pyarrow=False) as (meta, stream):
+        write_arrow(
+            stream,
+            target,
+            layer=LAYER if fmt.named_layer else None,
+            driver=fmt.driver,
+            geometry_name=meta["geometry_name"] or "geom",
+            geometry_type="Polygon",
+            crs=meta["crs"],
+            layer_options=fmt.options(precision),
+        )
 
 
 def add_gpkg_style(path: Path, layer: str, qml: str, name: str = "geoseg") -> None:

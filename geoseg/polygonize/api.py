@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,8 +30,7 @@ from geoseg.core.options import Progress, VectorizeOptions
 from geoseg.io.classmap import class_table_of
 from geoseg.io.paths import check_input_file, is_remote
 from geoseg.polygonize.checks import ValueCheck, check_class_map
-from geoseg.polygonize.measure import area_perimeter, to_crs_coordinates
-from geoseg.polygonize.regions import simplify_coverage
+from geoseg.polygonize.frames import Plan
 from geoseg.polygonize.strips import Region, StripPolygonizer, StripReader
 from geoseg.polygonize.tables import CLASSES_KINDS, WIDE_MAX_ID, read_class_table
 
@@ -137,7 +136,9 @@ def write_polygons(
     fmt = check_vector_output(out, [classes, confidence], overwrite)
     if fmt.precision is not None and options.precision is not None:
         _check_precision(classes, out, options.precision)
-    table, batches = polygon_batches(classes, options, confidence=confidence, classes_table=classes_table, progress=progress)
+    table, batches = polygon_batches(
+        classes, options, confidence=confidence, classes_table=classes_table, progress=progress, noded=fmt.wgs84
+    )
     qml = polygons_qml(table)
     style = None if fmt.driver == "GPKG" else style_beside(out, classes, overwrite, qml)
     per_class = write_batches(batches, [PolygonSink(out, fmt, table, options.precision, style=qml)])
@@ -145,7 +146,7 @@ def write_polygons(
         write_text_atomic(style, qml)
     count = sum(per_class.values())
     if not count:
-        log.warning("%s: no polygons (every pixel is nodata or background); wrote an empty layer", out)
+        log.warning("%s: no polygons (every pixel is nodata or background); wrote %s", out, fmt.empty)
     return VectorizeResult(out, count, per_class, time.perf_counter() - started, style)
 
 
@@ -212,6 +213,7 @@ def polygon_batches(
     classes_table: str | os.PathLike | None = None,
     progress: Progress | None = None,
     strip_rows: int | None = None,
+    noded: bool = False,
 ) -> tuple[list[ClassInfo], Iterator[GeoDataFrame]]:
     """The class table of a class map and an iterator over its polygons, GeoDataFrame batches in its CRS.
 
@@ -229,7 +231,12 @@ def polygon_batches(
     more than :data:`~geoseg.polygonize.checks.MAX_CLASS_VALUES` different
     values the class table does not name raise :class:`RasterError` (not a
     class map), and background ids that are neither in the class table nor
-    in the map get one warning line. See :func:`vectorize` for the options.
+    in the map get one warning line. With ``noded`` each batch also has the
+    column :data:`~geoseg.io.features.NODED`: the same polygons with a vertex
+    wherever a neighbour's boundary meets their edges, which
+    :class:`~geoseg.io.features.PolygonSink` writes to the formats it
+    reprojects, so neighbours still share their borders once coordinates are
+    reprojected and rounded. See :func:`vectorize` for the options.
 
     Example:
         >>> table, batches = polygon_batches("classes.tif", VectorizeOptions(background=[0]))  # doctest: +SKIP
@@ -252,7 +259,7 @@ def polygon_batches(
             _open_confidence(confidence, ds).close()
         pixel_area = pixel_area_m2(ds)
     names = {c.id: c.name for c in table}
-    plan = _Plan(classes, options or VectorizeOptions(), confidence, names, pixel_area, strip_rows)
+    plan = Plan(classes, options or VectorizeOptions(), confidence, names, pixel_area, strip_rows, noded)
     return table, _stream(plan, progress)
 
 
@@ -268,6 +275,9 @@ def write_batches(batches: Iterable[GeoDataFrame], sinks: Sequence[PolygonSink])
         {'water': 12, 'forest': 40}
     """
     with contextlib.ExitStack() as stack:
+        close = getattr(batches, "close", None)  # a generator holds the class map open: closed before any cleanup
+        if close is not None:
+            stack.callback(close)
         for sink in sinks:
             stack.enter_context(sink)
         per_class: dict[str, int] = {}
@@ -290,50 +300,11 @@ def _options(
     return VectorizeOptions(min_area=min_area, simplify=simplify, background=ids, precision=precision)
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """What :func:`polygon_batches` checked, carried to the batches it streams."""
-
-    classes: str | os.PathLike
-    options: VectorizeOptions
-    confidence: str | os.PathLike | None
-    names: dict[int, str]
-    pixel_area: float
-    strip_rows: int | None
-
-    @property
-    def min_pixels(self) -> int:
-        """``options.min_area`` in pixels (0: no sieve)."""
-        min_area = self.options.min_area
-        return max(1, math.ceil(min_area / self.pixel_area - 1e-9)) if min_area else 0
-
-    def frame(self, regions: list[Region], ds: DatasetReader, simplify: float | None = None) -> GeoDataFrame:
-        """A GeoDataFrame of finished regions: geometry in the CRS and the attributes."""
-        import geopandas as gpd
-
-        geoms = [r.geometry for r in regions]
-        class_ids = np.array([r.class_id for r in regions], dtype=np.int32)
-        if simplify and geoms:
-            geoms = simplify_coverage(geoms, simplify / math.sqrt(self.pixel_area))
-        geoms = list(to_crs_coordinates(np.asarray(geoms, dtype=object), ds.transform)) if geoms else []
-        area, perimeter = area_perimeter(geoms, ds.crs) if geoms else (np.zeros(0), np.zeros(0))
-        columns: dict[str, Any] = {
-            "class_id": class_ids,
-            "class_name": np.array([self.names.get(int(c), str(int(c))) for c in class_ids], dtype=object),  # text if empty
-            "area_m2": np.round(area, 2),
-            "perimeter_m": np.round(perimeter, 2),
-        }
-        if self.confidence is not None:
-            means = [r.conf_sum / r.conf_count if r.conf_count else np.nan for r in regions]
-            columns["mean_confidence"] = np.round(means, 2)
-        return gpd.GeoDataFrame(columns, geometry=geoms, crs=ds.crs.to_wkt() if ds.crs else None)
-
-
 _MAP = "a class map (geoseg predict writes one)"
 _CONF = "the confidence.tif geoseg predict wrote with this class map (--confidence)"
 
 
-def _stream(plan: _Plan, progress: Progress | None) -> Iterator[GeoDataFrame]:
+def _stream(plan: Plan, progress: Progress | None) -> Iterator[GeoDataFrame]:
     """Open the class map (and its confidence) for reading in strips, and yield the batches."""
     from geoseg.io.raster import gdal_env, open_scene
 
@@ -343,15 +314,18 @@ def _stream(plan: _Plan, progress: Progress | None) -> Iterator[GeoDataFrame]:
             yield from _batches(plan, StripReader(ds, conf_ds, plan.min_pixels, plan.strip_rows), progress)
 
 
-def _batches(plan: _Plan, reader: StripReader, progress: Progress | None) -> Iterator[GeoDataFrame]:
+def _batches(plan: Plan, reader: StripReader, progress: Progress | None) -> Iterator[GeoDataFrame]:
     """Polygons of the strips, handed on ``BATCH_POLYGONS`` at a time as their regions finish.
 
-    With ``simplify`` they come as one batch at the end. At least one batch
-    is yielded, empty when there are no polygons.
+    With ``simplify`` they come as one batch at the end: background regions
+    are traced too and simplified with the others as one coverage (so the
+    polygons keep their borders with them), then left out; nodata stays
+    outside the coverage, whose boundary is not simplified. At least one
+    batch is yielded, empty when there are no polygons.
     """
     simplify, skip = plan.options.simplify, set(plan.options.background)
     values = ValueCheck(str(plan.classes), plan.names, plan.options.background)
-    traced = StripPolygonizer()
+    traced = StripPolygonizer(noded=plan.traced_noded)
     held: list[Region] = []
     yielded = False
     count = len(reader.strips)
@@ -360,13 +334,13 @@ def _batches(plan: _Plan, reader: StripReader, progress: Progress | None) -> Ite
             progress("vectorize", i, count)
         classes, valid, conf = reader.read(y0, y1)
         values.see(classes, valid)
-        if skip:  # background is never a polygon: not traced at all (after the sieve, which sees it)
+        if skip and not simplify:  # background is never a polygon: not traced (after the sieve, which sees it)
             valid = valid & ~np.isin(classes, list(skip))
         traced.add(y0, classes, valid, conf)
         last = i == count - 1
         if last:
             traced.finish()
-        held.extend(r for r in traced.take() if r.class_id not in skip)
+        held.extend(r for r in traced.take() if simplify or r.class_id not in skip)
         if not simplify and (len(held) >= BATCH_POLYGONS or last):
             if held or not yielded:
                 yield plan.frame(held, reader.ds)
@@ -374,7 +348,7 @@ def _batches(plan: _Plan, reader: StripReader, progress: Progress | None) -> Ite
             held = []
     values.finish()
     if simplify:  # without it, the last strip yielded everything
-        yield plan.frame(held, reader.ds, simplify)
+        yield plan.simplified(held, reader.ds, skip)
     if progress:
         progress("vectorize", count, count)
 

@@ -144,21 +144,23 @@ def build_polygons(polygon_rings: list[Any]) -> list[Polygon]:
 
 
 def simplify_coverage(geoms: list[Polygon], tolerance_px: float) -> list[Polygon]:
-    """Coverage simplification in pixel coordinates: neighbours keep their shared borders.
+    """Coverage simplification of noded polygons in pixel coordinates: neighbours keep their shared borders.
 
-    GDAL's polygons share edges but not always vertices (a long edge of one
-    polygon faces several of its neighbours' corners); GEOS needs a noded
-    coverage, so every edge first gets a vertex at each pixel corner, which is
-    exact in integer pixel coordinates. A polygon that would vanish is kept
-    as it was.
+    GEOS needs a noded coverage: the polygons must have a vertex wherever a
+    neighbour's boundary meets their edges (:mod:`geoseg.polygonize.nodes`;
+    :class:`~geoseg.polygonize.strips.StripPolygonizer` traces them so). Only
+    the edges between polygons are simplified: the coverage's boundary (the
+    map's edge, nodata) stays as traced, so no polygon reaches over a pixel
+    that is none's. A polygon that would vanish is kept as it was.
 
     Example:
         >>> import shapely
-        >>> [g.wkt for g in simplify_coverage([shapely.box(0, 0, 2, 2)], 1.0)]
-        ['POLYGON ((2 0, 2 2, 0 2, 0 0, 2 0))']
+        >>> step = shapely.Polygon([(0, 0), (3, 0), (3, 1), (2, 1), (2, 2), (1, 2), (1, 3), (0, 3)])
+        >>> rest = shapely.Polygon([(3, 0), (4, 0), (4, 3), (1, 3), (1, 2), (2, 2), (2, 1), (3, 1)])
+        >>> [g.wkt for g in simplify_coverage([step, rest], 2.0)]
+        ['POLYGON ((3 0, 1 3, 0 3, 0 0, 3 0))', 'POLYGON ((3 0, 4 0, 4 3, 1 3, 3 0))']
     """
     import shapely
 
-    noded = shapely.segmentize(np.asarray(geoms, dtype=object), 1.0)
-    simplified = shapely.coverage_simplify(noded, tolerance_px)
+    simplified = shapely.coverage_simplify(np.asarray(geoms, dtype=object), tolerance_px, simplify_boundary=False)
     return [g if not g.is_empty else o for g, o in zip(simplified, geoms)]

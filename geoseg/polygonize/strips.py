@@ -6,6 +6,9 @@ row stay pending, and pieces of one region in neighbouring strips (same class,
 touching across the cut) are joined with a union-find. A region is finished
 and its pieces are unioned as soon as no piece touches the latest strip's
 bottom row, so the result equals polygonizing the whole raster at once.
+Noded, each polygon also has a vertex wherever another region's boundary
+meets its edges (:mod:`geoseg.polygonize.nodes`), found from the strip's
+pixels and the row above it, so no neighbouring polygon is needed.
 :class:`StripReader` reads the strips of a class map (sieved when asked).
 """
 
@@ -20,6 +23,7 @@ import numpy as np
 from affine import Affine
 
 from geoseg.core.classes import NODATA
+from geoseg.polygonize.nodes import OUTSIDE, corner_nodes, drop_collinear, insert_nodes, kinds_of
 from geoseg.polygonize.regions import label_regions, polygonize, sieve_regions
 
 if TYPE_CHECKING:
@@ -99,7 +103,8 @@ class StripReader:
 
 @dataclass
 class Region:
-    """One finished region: polygon (pixel coordinates), class id, pixel count, confidence sum and count."""
+    """One finished region: polygon (pixel coordinates; noded when traced so), class id, pixel count, confidence
+    sum and count."""
 
     geometry: Polygon
     class_id: int
@@ -115,31 +120,52 @@ class _Pending:
     pixels: int = 0
     conf_sum: float = 0.0
     conf_count: int = 0
+    top: int = 0
+    """The first row of the strip the piece was traced in."""
 
 
-def _merge(pieces: list[Polygon], cuts: np.ndarray) -> Polygon:
-    """Union pieces of one region cut at strip edges (rows ``cuts``), exactly (pixel coordinates are integers).
+def _merge(pieces: list[Polygon], cut_nodes: dict[int, np.ndarray | None]) -> Polygon:
+    """Union pieces of one region cut at strip edges (rows ``cut_nodes``), exactly (pixel coordinates are integers).
 
     The pieces form a coverage: GEOS's coverage union joins their shells in
-    linear time once both sides of every cut have a vertex at each pixel
-    corner along it (:func:`pin_cuts`), and the pieces' own holes are added
-    back; the general overlay (``union_all``) is the fallback. The vertices
-    the cut lines leave are collinear and removed, so the ring is the one
-    GDAL traces over the whole raster.
+    linear time once both sides of every cut have the same vertices on it,
+    and the pieces' own holes are added back; the general overlay
+    (``union_all``) is the fallback. Noded pieces (:mod:`geoseg.polygonize.nodes`;
+    ``cut_nodes`` maps each cut to its nodes' columns) have them already:
+    both have a vertex at each node and where either turns. Others (``None``
+    for every cut) get a vertex at each pixel corner along the cuts first
+    (:func:`pin_cuts`). The vertices the cut lines leave are collinear and
+    removed, unless they are nodes, so the ring is the one GDAL traces over
+    the whole raster (noded as the whole raster's polygon is).
     """
     import shapely
+
+    noded = all(columns is not None for columns in cut_nodes.values())
+
+    def droppable(xy: np.ndarray) -> np.ndarray:  # straight vertices on a cut that are not nodes there
+        out = np.zeros(len(xy), dtype=bool)
+        for row in np.unique(xy[:, 1]).tolist():
+            columns = cut_nodes.get(row)
+            if columns is not None:
+                at = xy[:, 1] == row
+                out[at] = ~np.isin(xy[at, 0], columns)
+        return out
+
+    keep = droppable if noded else None
 
     # A piece's holes never reach a cut (a hole is enclosed within its strip), so they stay holes of the
     # union: only the shells are joined, which spares GEOS from placing every hole again.
     shells = shapely.polygons(shapely.get_exterior_ring(np.asarray(pieces, dtype=object)))
-    merged = shapely.coverage_union_all(pin_cuts(list(shells), cuts))
+    if not noded:
+        shells = pin_cuts(list(shells), np.asarray(list(cut_nodes), dtype=np.float64))
+    merged = shapely.coverage_union_all(shells)
     if merged.geom_type != "Polygon":
         parts = [g for g in getattr(merged, "geoms", []) if g.area > 0]  # GEOS may leave a zero-area sliver
         if len(parts) != 1:
-            return drop_collinear(shapely.union_all(pieces))
+            return drop_collinear([shapely.union_all(pieces)], keep)[0]
         merged = parts[0]
     holes = [ring for piece in pieces for ring in piece.interiors]
-    return drop_collinear(shapely.Polygon(merged.exterior, [*merged.interiors, *holes]))
+    return drop_collinear([shapely.Polygon(merged.exterior, [*merged.interiors, *holes])], keep)[0]
 
 
 def pin_cuts(pieces: list[Polygon], cuts: np.ndarray) -> np.ndarray:
@@ -172,40 +198,24 @@ def pin_cuts(pieces: list[Polygon], cuts: np.ndarray) -> np.ndarray:
     return shapely.polygons(made, indices=ring_owner)
 
 
-def drop_collinear(polygon: Polygon) -> Polygon:
-    """Remove vertices in the middle of straight horizontal or vertical runs (pixel-aligned rings).
-
-    Example:
-        >>> import shapely
-        >>> drop_collinear(shapely.Polygon([(0, 0), (1, 0), (2, 0), (2, 1), (0, 1)])).wkt
-        'POLYGON ((0 0, 2 0, 2 1, 0 1, 0 0))'
-    """
-    import shapely
-
-    rings = [polygon.exterior, *polygon.interiors]
-    coords, ring_index = shapely.get_coordinates(rings, return_index=True)
-    keep = np.ones(len(coords), dtype=bool)
-    starts = np.r_[0, np.flatnonzero(np.diff(ring_index)) + 1]
-    ends = np.r_[starts[1:], len(coords)]
-    for start, end in zip(starts.tolist(), ends.tolist()):
-        ring = coords[start : end - 1]  # without the closing point
-        prev, nxt = np.roll(ring, 1, axis=0), np.roll(ring, -1, axis=0)
-        straight = ((prev[:, 0] == ring[:, 0]) & (ring[:, 0] == nxt[:, 0])) | (
-            (prev[:, 1] == ring[:, 1]) & (ring[:, 1] == nxt[:, 1])
-        )
-        if straight[0]:  # keep the start point a corner: rotate to the first corner
-            corner = int(np.flatnonzero(~straight)[0])
-            coords[start : end - 1] = np.roll(ring, -corner, axis=0)
-            straight = np.roll(straight, -corner)
-            coords[end - 1] = coords[start]
-        keep[start : end - 1] = ~straight
-    kept = coords[keep]
-    new_rings = shapely.linearrings(kept, indices=ring_index[keep])
-    return shapely.Polygon(new_rings[0], new_rings[1:])
+def _confidence_sums(labels: np.ndarray, confidence: np.ndarray | None, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per label: the sum and count of its pixels' known confidences (zeros without a confidence raster)."""
+    if confidence is None:
+        return np.zeros(count + 1), np.zeros(count + 1, np.int64)
+    known = (confidence != NODATA) & (labels > 0)
+    csum = np.bincount(labels[known], weights=confidence[known].astype(np.float64), minlength=count + 1)
+    return csum, np.bincount(labels[known], minlength=count + 1)
 
 
 class StripPolygonizer:
     """Feed strips top to bottom with :meth:`add`; read finished regions from :attr:`done`.
+
+    With ``noded`` the regions' polygons are noded
+    (:mod:`geoseg.polygonize.nodes`): each edge has a vertex wherever another
+    region's boundary meets it, so neighbours share their vertices whichever
+    strip or batch they finish in;
+    :func:`~geoseg.polygonize.nodes.drop_collinear` gives the polygons GDAL
+    traces, which are the regions' polygons without ``noded``.
 
     Example:
         >>> sp = StripPolygonizer()
@@ -217,13 +227,20 @@ class StripPolygonizer:
         [(1, 6, 6.0), (2, 3, 3.0)]
     """
 
-    def __init__(self) -> None:
+    def __init__(self, noded: bool = False) -> None:
+        self.noded = noded
         self.parent: dict[int, int] = {}
         self.pending: dict[int, _Pending] = {}
         self.done: list[Region] = []
         self.next_id = 1
         self._prev: tuple[np.ndarray, np.ndarray] | None = None
-        self.cuts: list[int] = []
+        self._kinds: np.ndarray | None = None
+        """The latest strip's last row of :func:`~geoseg.polygonize.nodes.kinds_of` (noded only)."""
+        self._bottom: list[int] = []
+        """Pending pieces of the latest strip that reach its last row: their bottom edge's nodes come with the next."""
+        self._end = 0
+        self.cut_nodes: dict[int, np.ndarray | None] = {}
+        """The columns of the nodes on each strip edge (row) that pending regions may still cross (None: not noded)."""
 
     def _find(self, x: int) -> int:
         root = x
@@ -246,16 +263,10 @@ class StripPolygonizer:
         self.next_id += count
         glabels = np.where(labels > 0, labels + offset, 0)
         pixels = np.bincount(labels.ravel(), minlength=count + 1)
-        csum: np.ndarray
-        ccount: np.ndarray
-        if confidence is not None:
-            known = (confidence != NODATA) & (labels > 0)
-            csum = np.bincount(labels[known], weights=confidence[known].astype(np.float64), minlength=count + 1)
-            ccount = np.bincount(labels[known], minlength=count + 1)
-        else:
-            csum, ccount = np.zeros(count + 1), np.zeros(count + 1, np.int64)
+        csum, ccount = _confidence_sums(labels, confidence, count)
+        nodes = self._strip_nodes(y0, classes, valid)
         if self._prev is not None:
-            self.cuts.append(y0)
+            self.cut_nodes[y0] = None if nodes is None else nodes[1][nodes[0] == y0]
             prev_ids, prev_classes = self._prev
             touching = (prev_ids > 0) & (glabels[0] > 0) & (prev_classes == classes[0])
             if touching.any():
@@ -263,20 +274,44 @@ class StripPolygonizer:
                     self._union(a, b)
         edge = set(np.unique(labels[0]).tolist()) | set(np.unique(labels[-1]).tolist())
         geoms, ids = polygonize(labels, Affine.translation(0, y0))
+        if nodes is not None:
+            geoms = self._noded(geoms, *nodes)
         for geom, local in zip(geoms, ids.tolist()):
             args = (int(region_class[local]), int(pixels[local]), float(csum[local]), int(ccount[local]))
             if local in edge:
-                self.pending[local + offset] = _Pending([geom], *args)
+                self.pending[local + offset] = _Pending([geom], *args, top=y0)
             else:
                 self.done.append(Region(geom, *args))
+        self._bottom = [g + offset for g in np.unique(labels[-1]).tolist() if g > 0]
         self._prev = (glabels[-1].copy(), classes[-1].copy())
+        self._end = y0 + len(classes)
         open_roots = {self._find(g) for g in np.unique(glabels[-1]).tolist() if g > 0}
         self._close(lambda root: root not in open_roots)
 
+    def _strip_nodes(self, y0: int, classes: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Rows and columns of the nodes on the corner rows from the strip's top edge to above its last row."""
+        if not self.noded:
+            return None
+        kinds = kinds_of(classes, valid)
+        rows, cols = corner_nodes(kinds, self._kinds)
+        self._kinds = kinds[-1].copy()
+        return rows + y0, cols
+
+    def _noded(self, geoms: list[Polygon], rows: np.ndarray, cols: np.ndarray) -> list[Polygon]:
+        """The strip's polygons and the latest strip's pieces along its edge, with the nodes found in this strip."""
+        pieces = [self.pending[g].pieces[0] for g in self._bottom]
+        noded = list(insert_nodes([*pieces, *geoms], rows, cols))
+        for g, piece in zip(self._bottom, noded):
+            self.pending[g].pieces[0] = piece
+        return noded[len(pieces) :]
+
     def finish(self) -> None:
         """Finish every pending region (call after the last strip)."""
+        if self._kinds is not None:  # the nodes on the map's bottom edge
+            rows, cols = corner_nodes(np.full((1, len(self._kinds)), OUTSIDE, dtype=np.int64), self._kinds)
+            self._noded([], rows + self._end, cols)
         self._close(lambda root: True)
-        self._prev = None
+        self._prev, self._kinds, self._bottom = None, None, []
 
     def take(self) -> list[Region]:
         """The regions finished since the last call, handed over (:attr:`done` is emptied)."""
@@ -292,7 +327,7 @@ class StripPolygonizer:
         for members in groups.values():
             parts = [self.pending.pop(g) for g in members]
             pieces = [p for part in parts for p in part.pieces]
-            geometry = pieces[0] if len(pieces) == 1 else _merge(pieces, np.asarray(self.cuts, dtype=np.float64))
+            geometry = pieces[0] if len(pieces) == 1 else _merge(pieces, self.cut_nodes)
             self.done.append(
                 Region(
                     geometry,
@@ -304,3 +339,6 @@ class StripPolygonizer:
             )
             for g in members:
                 self.parent.pop(g, None)
+        top = min((p.top for p in self.pending.values()), default=self._end)
+        for row in [r for r in self.cut_nodes if r < top]:  # no pending region reaches that cut any more
+            del self.cut_nodes[row]
