@@ -481,3 +481,79 @@ def test_resume_refuses_scenes_cut_to_an_aoi_edited_since(runner, unet_path: Pat
     write_aoi(330600)  # edited: tile_1 would now lie outside it
     result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--aoi", aoi)
     assert result.exit_code == 1 and f"cut to --aoi {aoi} as it was before its polygons were changed" in result.stderr
+
+
+def test_resume_refuses_a_scene_folder_made_from_another_file_of_the_same_name(runner, unet_path: Path, tmp_path: Path) -> None:
+    """OUTDIR/tile_0 was made from in/tile_0.tif: in2/tile_0.tif (other pixels), or in/tile_0.tif rewritten since,
+    is not that scene, so the batch is refused instead of keeping the other scene's outputs as this one's."""
+    import os
+
+    scenes = tiles(tmp_path / "in")[:2]
+    out = tmp_path / "out"
+    assert run(runner, "run", *scenes, "-o", out, "-m", unet_path).exit_code == 0
+    assert json.loads((out / "tile_0" / "run.json").read_text())["inputs"]["image_stamp"]
+    result = run(runner, "run", *scenes, "-o", out, "-m", unet_path)
+    assert result.exit_code == 0 and "0 done, 2 skipped" in result.stderr  # the same files: resumed
+    other = tmp_path / "in2" / "tile_0.tif"
+    other.parent.mkdir()
+    write_raster(other, random_scene((4, 90, 100), seed=9), transform=Affine(10.0, 0, 330000.0, 0, -10.0, 5822040.0))
+    result = run(runner, "run", other, scenes[1], "-o", out, "-m", unet_path)
+    assert result.exit_code == 1 and "another file of the same name, or changed since" in result.stderr, result.output
+    os.utime(scenes[0], ns=(1, 1))  # the same path, written again since
+    result = run(runner, "run", *scenes, "-o", out, "-m", unet_path)
+    assert result.exit_code == 1 and f"scene tile_0 ({scenes[0]}) was made from {scenes[0]} as it was then" in result.stderr
+
+
+def test_a_scene_folder_missing_a_merged_file_runs_again_and_batch_json_says_when_merged(
+    runner, unet_path: Path, tmp_path: Path
+) -> None:
+    """A finished scene whose classes.tif was deleted is not skipped (the mosaic would fail at the end); batch.json's
+    ``merged`` is true once classes.vrt and polygons.gpkg hold the finished scenes; a missing --aoi is refused first."""
+    scenes = tiles(tmp_path / "in")[:2]
+    out = tmp_path / "out"
+    assert run(runner, "run", *scenes, "-o", out, "-m", unet_path).exit_code == 0
+    assert json.loads((out / "batch.json").read_text())["merged"] is True
+    (out / "tile_1" / "classes.tif").unlink()
+    result = run(runner, "run", *scenes, "-o", out, "-m", unet_path)
+    assert result.exit_code == 0 and "1 done, 1 skipped" in result.stderr, result.output
+    assert (out / "tile_1" / "classes.tif").is_file()
+    before = (out / "batch.json").read_bytes()
+    result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--aoi", tmp_path / "missing.gpkg")
+    assert result.exit_code == 1 and "missing.gpkg" in result.stderr and (out / "batch.json").read_bytes() == before
+
+
+def test_a_dask_task_that_did_not_return_is_its_scenes_failure() -> None:
+    """A worker killed (for memory) more often than Dask retries raised KilledWorker out of the batch: now the scene
+    fails with a reason and the others go on."""
+    from geoseg.flows.dask import _outcome
+
+    class KilledWorker(Exception):
+        pass
+
+    class Future:
+        def result(self):
+            raise KilledWorker("Attempted to run task on 3 different workers, but all those workers died")
+
+    entry = _outcome(Future(), "in/b3.tif")
+    assert entry["status"] == "failed" and "its Dask worker died while running it" in entry["reason"]
+
+
+def test_a_scheduler_without_workers_is_one_error_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    from geoseg.core.errors import InputError
+    from geoseg.flows import dask
+
+    class Client:
+        closed = False
+
+        def scheduler_info(self):
+            return {"workers": {}}
+
+        def wait_for_workers(self, n, timeout):
+            raise TimeoutError(f"only 0/{n} workers arrived after {timeout}")
+
+        def close(self):
+            Client.closed = True
+
+    with pytest.raises(InputError, match="no Dask worker joined the scheduler tcp://h:8786 in 120 s: start workers"):
+        dask._with_workers(Client(), "tcp://h:8786")
+    assert Client.closed

@@ -323,3 +323,18 @@ def test_a_geojson_precision_coarser_than_the_pixels_is_warned(runner, tmp_path:
     assert "give --precision 5 or more" in coarse.stderr
     fine = run(runner, "vectorize", path, "-o", tmp_path / "b.geojson", "--precision", "6")
     assert fine.exit_code == 0 and "--precision" not in fine.stderr
+
+
+def test_a_killed_writers_scratch_file_is_removed_by_the_next_writer(tmp_path: Path) -> None:
+    """A polygon file's scratch GeoPackage left by a killed process (a batch killed while merging) no longer stays."""
+    from geoseg.core.classes import ClassInfo
+    from geoseg.io.features import PolygonSink, format_for_path
+
+    out = tmp_path / "polygons.gpkg"
+    left = tmp_path / ".polygons.999999999.abcdef12.partial.gpkg"  # no such process
+    left.write_bytes(b"half a GeoPackage")
+    sink = PolygonSink(out, format_for_path(out), [ClassInfo(0, "water", "#0000ff")])
+    with pytest.raises(RuntimeError), sink:
+        assert not left.exists()  # removed as the writer starts
+        raise RuntimeError("stopped before any batch")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

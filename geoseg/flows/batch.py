@@ -152,6 +152,8 @@ class BatchResult:
     model: str | None = None
     model_sha256: str | None = None
     notes: list[str] = field(default_factory=list)
+    merged: bool | None = None
+    """Whether classes.vrt and polygons.gpkg hold the finished scenes (False while they are written; None before)."""
 
     @property
     def failed(self) -> list[dict[str, Any]]:
@@ -204,6 +206,7 @@ def run_batch(
     scenes = expand_inputs(images)
     out = Path(outdir)
     _check_outdir(out, scenes)
+    _check_aoi(opts.predict.aoi)
     distributed = workers is not None or scheduler is not None
     if distributed and not isinstance(model, (str, os.PathLike)):
         raise InputError("--workers and --scheduler need the model as a file path (or 'default'), not an object")
@@ -235,6 +238,17 @@ def _check_outdir(out: Path, scenes: list[str]) -> None:
     check_files_outside(out, scenes)  # building the folder would replace a scene's file
 
 
+def _check_aoi(aoi: str | None) -> None:
+    """A missing --aoi file is one refusal before any work, not every scene's failure."""
+    from geoseg.core.errors import VectorError
+    from geoseg.io.paths import check_input_file, is_remote
+    from geoseg.io.vector import split_layer
+
+    file = None if aoi is None else split_layer(aoi)[0]
+    if file is not None and not is_remote(file):
+        check_input_file(file, "--aoi", "give a vector file such as a GeoPackage", VectorError, folder_ok=True)
+
+
 def _open_model(model: object, opts: RunOptions, distributed: bool) -> tuple[object, Any, ModelRef]:
     """What the scenes run with (the loaded model, or its path for Dask workers), its card, and its file hashed once."""
     from geoseg.inference.predict import open_model
@@ -244,14 +258,19 @@ def _open_model(model: object, opts: RunOptions, distributed: bool) -> tuple[obj
     return (model if distributed else loaded), loaded.card, ModelRef.of(model)
 
 
+MERGED = ("classes.tif", "polygons.gpkg")
+"""A finished scene's files the batch mosaics and merges: a scene folder missing one runs again."""
+
+
 def _plan(scenes: list[str], out: Path, overwrite: bool, card: Any, ref: ModelRef, opts: RunOptions) -> BatchResult:
-    """Each scene's entry: ``skipped`` when its ``run.json`` exists (unless ``overwrite``), else ``pending``; refused
-    when a scene to skip was made with another model or other parameters that change outputs."""
+    """Each scene's entry: ``skipped`` when its ``run.json`` and the files the batch merges exist (unless
+    ``overwrite``), else ``pending``; refused when a scene to skip was made from another file, with another model or
+    other parameters that change outputs."""
     result = BatchResult(out, model=ref.path or getattr(card, "name", None), model_sha256=ref.sha256)
     for scene in scenes:
         target = out / _stem(scene)
         entry: dict[str, Any] = {"scene": scene, "folder": target.name}
-        if is_mark(target / "run.json") and not overwrite:
+        if is_mark(target / "run.json") and not overwrite and all((target / name).is_file() for name in MERGED):
             entry.update(status="skipped", seconds=0.0)
         else:
             entry.update(status="pending")
@@ -268,6 +287,10 @@ def _run_all(
     out, total = result.outdir, len(result.scenes)
     todo = [entry for entry in result.scenes if entry["status"] == "pending"]
     _write_record(result)  # at once: an interrupted batch is still geoseg's, and resumes
+    from geoseg.flows.dask import clear_blocks
+
+    for entry in result.scenes:  # a split scene's blocks left by an interrupted Dask batch, done or not
+        clear_blocks(out / entry["folder"])
     if client is not None:
         from geoseg.flows.dask import run_on_dask
 
@@ -288,6 +311,8 @@ def _write_batch_outputs(result: BatchResult) -> None:
 
     out = result.outdir
     finished = [out / s["folder"] for s in result.scenes if s["status"] != "failed"]
+    result.merged = False
+    _write_record(result)  # until classes.vrt and polygons.gpkg are written, batch.json says they are not
     if finished:
         result.notes += mosaic_vrt([f / "classes.tif" for f in finished], out / "classes.vrt")
         result.notes += merge_polygons([f / "polygons.gpkg" for f in finished], out / "polygons.gpkg", style=polygons_qml)
@@ -295,6 +320,7 @@ def _write_batch_outputs(result: BatchResult) -> None:
         for name in ("classes.vrt", "polygons.gpkg"):
             if (out / name).exists():
                 (out / name).unlink()
+    result.merged = True
     _write_record(result)
 
 
@@ -310,6 +336,7 @@ def _write_record(result: BatchResult) -> None:
         "model_sha256": result.model_sha256,
         "scenes": result.scenes,
         "counts": result.counts,
+        "merged": result.merged,
         "notes": result.notes,
     }
     write_text_atomic(result.outdir / "batch.json", json.dumps(record, indent=2))

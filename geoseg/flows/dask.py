@@ -103,8 +103,8 @@ def _blocks_dir(target: Path) -> Path:
 def clear_blocks(target: Path) -> bool:
     """Remove a split scene's blocks folder left by an interrupted batch; True when there was one.
 
-    Called by the batch before the scene's tasks start: the batch holds OUTDIR's claim, so no task of another
-    batch writes there.
+    Called by the batch for each of its scenes before any task starts: the batch holds OUTDIR's claim, so no task
+    of another batch writes there.
 
     Example:
         >>> clear_blocks(Path("/tmp/surely/not/there/scene"))
@@ -205,7 +205,7 @@ def make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
     except ImportError:
         raise InputError("--workers and --scheduler need Dask: pip install 'geoseg[dask]'") from None
     if scheduler:
-        return _connect(scheduler), None
+        return _with_workers(_connect(scheduler), scheduler), None
     if workers is None or workers < 1:
         raise OptionError(f"--workers {workers} must be at least 1")
     if workers > max_workers():
@@ -215,9 +215,31 @@ def make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
             "--scheduler for a cluster"
         )
     cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
-    )  # Dask's own notes (a nanny waiting for a worker to stop) are not the user's business
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+    )  # Dask's own notes (a nanny waiting for a worker to stop, port 8787 taken) are not the user's business
     return Client(cluster), cluster
+
+
+WORKER_WAIT_S = 120
+"""How long a batch waits for a first worker of a scheduler that has none."""
+
+
+def _with_workers(client: Any, address: str) -> Any:
+    """``client`` once its scheduler has a worker; one clear error after :data:`WORKER_WAIT_S` seconds without."""
+    if client.scheduler_info().get("workers"):
+        return client
+    log.info(
+        "%s has no worker yet: waiting up to %d s for one (start them with: dask worker %s)", address, WORKER_WAIT_S, address
+    )
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT_S)
+    except Exception:  # noqa: BLE001 - distributed's TimeoutError, whatever its module
+        client.close()
+        raise InputError(
+            f"no Dask worker joined the scheduler {address} in {WORKER_WAIT_S} s: start workers (dask worker {address}) "
+            "or use --workers N for workers on this machine"
+        ) from None
+    return client
 
 
 def _worker_logging(level: int) -> None:
@@ -263,12 +285,14 @@ def run_on_dask(
     def absolute(path: str) -> str:  # workers may run elsewhere: hand them absolute paths
         return path if path == "default" or is_remote(path) else str(Path(path).resolve())
 
+    aoi = options.predict.aoi
+    if aoi is not None and not is_remote(str(aoi)):  # the area of interest too, as the scenes and the model
+        options = options.replace(aoi=str(Path(aoi).resolve()))
     ref = model_ref or ModelRef.of(model)  # hashed once here, not by every task
     client.run(_worker_logging, logging.getLogger("geoseg").getEffectiveLevel())
     futures = {}
     for entry in todo:
         scene, target = absolute(entry["scene"]), str((out / entry["folder"]).resolve())
-        clear_blocks(Path(target))
         blocks = scene_blocks(scene, options.predict.block_width, options.predict.resolution) if _splittable(options) else []
         parts = (
             []
@@ -277,8 +301,19 @@ def run_on_dask(
         )
         futures[client.submit(_dask_task, scene, target, absolute(model), options, ref, *parts, pure=False)] = entry
     for n, future in enumerate(as_completed(futures)):
-        futures[future].update(future.result())
+        futures[future].update(_outcome(future, futures[future]["scene"]))
         if finished:
             finished()
         if progress:
             progress("batch", done_before + n + 1, total)
+
+
+def _outcome(future: Any, scene: str) -> dict[str, Any]:
+    """A scene task's entry update; a task that did not return (its worker died, killed for memory or by the user,
+    more often than Dask retries) is the scene's failure, not the batch's: the other scenes go on."""
+    try:
+        return dict(future.result())
+    except Exception as exc:  # noqa: BLE001 - whatever ended the task, it is this scene's reason
+        if type(exc).__name__ == "KilledWorker":
+            exc = RuntimeError("its Dask worker died while running it (out of memory? see the worker's log); run the batch again")
+        return failed(scene, exc) | {"seconds": 0.0}

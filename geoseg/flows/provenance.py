@@ -23,6 +23,7 @@ __all__ = [
     "RUN_ONLY",
     "ModelRef",
     "aoi_fingerprint",
+    "scene_stamp",
     "check_resumable",
     "difference",
     "file_sha256",
@@ -127,6 +128,33 @@ def aoi_fingerprint(aoi: str | os.PathLike[str] | None) -> str | None:
         return None
 
 
+def scene_stamp(scene: str | os.PathLike[str]) -> str | None:
+    """SHA-256 of the canonical paths, sizes and modification times of a scene's files (itself and those it is made
+    of: a VRT's sources, a band folder's bands), or None for a remote scene or one that cannot be listed.
+
+    run.json records it, so a batch resumes a finished scene only when it is the same scene, unchanged: another
+    file of the same name (``in2/s0.tif`` after ``in/s0.tif``) or a file edited since runs again or is refused.
+
+    Example:
+        >>> scene_stamp("/vsicurl/https://example.com/a.tif") is None
+        True
+    """
+    from geoseg.io.paths import canonical, is_connection, is_remote
+    from geoseg.io.scene_files import scene_files
+
+    text = os.fspath(scene)
+    if is_remote(text):
+        return None
+    digest = hashlib.sha256()
+    for name in ([] if is_connection(text) else [text]) + sorted(scene_files(text)):
+        try:
+            st = os.stat(name)
+        except OSError:
+            return None
+        digest.update(f"{canonical(name)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
 @functools.lru_cache(maxsize=8)
 def _fingerprint(file: str, layer: str | None, where: str | None, version: object) -> str:
     """:func:`aoi_fingerprint`, once per file version (``version``: size and modification time) in a batch."""
@@ -183,8 +211,10 @@ def _same(key: str, before: Mapping[str, Any], now: Mapping[str, Any], record: M
     return bool(then == parse_overlap(now["overlap"] if now["overlap"] is not None else card.overlap, chip_now))
 
 
-def difference(record: Mapping[str, Any], ref: ModelRef, card: Any, parameters: Mapping[str, Any]) -> str | None:
-    """What differs between a finished scene's run.json and this run (model or parameters), or None.
+def difference(
+    record: Mapping[str, Any], ref: ModelRef, card: Any, parameters: Mapping[str, Any], scene: str | None = None
+) -> str | None:
+    """What differs between a finished scene's run.json and this run (the scene, model or parameters), or None.
 
     Example:
         >>> from types import SimpleNamespace as NS
@@ -194,6 +224,9 @@ def difference(record: Mapping[str, Any], ref: ModelRef, card: Any, parameters: 
         >>> difference(record, ModelRef("a.pt", "ab" * 32), card, params)
         'made with --min-area not set (this run: 500.0)'
     """
+    inputs = dict(record.get("inputs") or {})
+    if scene is not None and inputs.get("image_stamp") and scene_stamp(scene) not in (inputs["image_stamp"], None):
+        return f"made from {inputs.get('image')} as it was then (another file of the same name, or changed since)"
     model = dict(record.get("model") or {})
     if _model_differs(model, ref, card):
         then = ModelRef(model.get("path") or model.get("name"), model.get("sha256"))
@@ -204,7 +237,7 @@ def difference(record: Mapping[str, Any], ref: ModelRef, card: Any, parameters: 
         return "made with " + ", ".join(
             f"--{k.replace('_', '-')} {_shown(before.get(k))} (this run: {_shown(parameters[k])})" for k in changed
         )
-    cut_to = (record.get("inputs") or {}).get("aoi_sha256")
+    cut_to = inputs.get("aoi_sha256")
     if cut_to and parameters.get("aoi") is not None and aoi_fingerprint(parameters["aoi"]) not in (cut_to, None):
         return f"cut to --aoi {parameters['aoi']} as it was before its polygons were changed"
     return None
@@ -226,7 +259,7 @@ def check_resumable(
             record = json.loads(run_json.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # not a record: the scene runs again
-        what = difference(record, ref, card, parameters) if isinstance(record, dict) else None
+        what = difference(record, ref, card, parameters, scene) if isinstance(record, dict) else None
         if what:
             raise OutputError(
                 f"batch {outdir}: scene {run_json.parent.name} ({scene}) was {what}; "

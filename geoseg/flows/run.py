@@ -16,7 +16,7 @@ from typing import Any
 
 from geoseg.core.options import PredictOptions, Progress, RunOptions
 from geoseg.core.version import __version__
-from geoseg.flows.provenance import ModelRef, aoi_fingerprint
+from geoseg.flows.provenance import ModelRef, aoi_fingerprint, scene_stamp
 from geoseg.inference.loop import PredictResult
 from geoseg.inference.predict import assemble_blocks, open_model, predict
 from geoseg.io.features import PolygonSink
@@ -190,6 +190,7 @@ def _record(
         },
         "inputs": {
             "image": str(image),
+            "image_stamp": scene_stamp(image),
             "aoi": opts.predict.aoi,
             "aoi_sha256": aoi_fingerprint(opts.predict.aoi),
             "resolution": _resolution(opts),

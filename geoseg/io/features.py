@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from geoseg.core.classes import ClassInfo
 from geoseg.core.errors import OptionError, OutputError
-from geoseg.io.leftovers import temp_name
+from geoseg.io.leftovers import remove_stale, temp_name
 from geoseg.io.outputs import atomic_output, write_error
 from geoseg.io.paths import check_output
 
@@ -343,6 +343,7 @@ class PolygonSink:
             raise OutputError(f"cannot write {self.path} ({exc}): check the folder and free disk space") from None
 
     def __enter__(self) -> PolygonSink:
+        remove_stale(self.path)  # the scratch files of a writer killed before it finished
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None) -> None:
