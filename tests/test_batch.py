@@ -247,7 +247,7 @@ def test_resume_refuses_scenes_made_with_another_model_or_options(runner, unet_p
     result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--batch-size", 3, "--device", "cpu")
     assert result.exit_code == 0 and "0 done, 2 skipped" in result.stderr
     # nor what ran the same, spelled otherwise: the model's 64 px chips and 16 px overlap given, the preview's bands
-    same = ["--chip-size", 64, "--overlap", 0.25, "--preview-bands", "3,2,1"]
+    same = ["--chip-size", 64, "--overlap", 0.25, "--preview-bands", "3,2,1", "--bands", ",".join(BANDS)]
     result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, *same)
     assert result.exit_code == 0 and "0 done, 2 skipped" in result.stderr, result.output
     result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--overlap", 0.5)
@@ -557,3 +557,12 @@ def test_a_scheduler_without_workers_is_one_error_not_a_hang(monkeypatch: pytest
     with pytest.raises(InputError, match="no Dask worker joined the scheduler tcp://h:8786 in 120 s: start workers"):
         dask._with_workers(Client(), "tcp://h:8786")
     assert Client.closed
+
+
+def test_workers_and_scheduler_together_are_a_usage_error() -> None:
+    from geoseg.core.errors import OptionError
+    from geoseg.flows.dask import make_client
+
+    pytest.importorskip("distributed", reason="Dask is in the dev extra: pip install -e '.[dev]'")
+    with pytest.raises(OptionError, match="--workers and --scheduler are alternatives"):
+        make_client(2, "tcp://127.0.0.1:8786")

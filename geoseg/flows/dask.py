@@ -204,6 +204,11 @@ def make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
         from distributed import Client, LocalCluster
     except ImportError:
         raise InputError("--workers and --scheduler need Dask: pip install 'geoseg[dask]'") from None
+    if scheduler and workers is not None:
+        raise OptionError(
+            "--workers and --scheduler are alternatives: give --workers N for workers on this machine, "
+            "or --scheduler for a cluster that runs"
+        )
     if scheduler:
         return _with_workers(_connect(scheduler), scheduler), None
     if workers is None or workers < 1:

@@ -192,12 +192,16 @@ def _shown(value: Any) -> str:
 
 def _same(key: str, before: Mapping[str, Any], now: Mapping[str, Any], record: Mapping[str, Any], card: Any) -> bool:
     """Whether two values that read differently ran the same: ``--chip-size 256`` and the model's 256 (run.json's
-    ``effective``), ``--overlap 0.25`` and ``64px`` of 256 px chips, one area of interest spelled two ways."""
+    ``effective``), ``--overlap 0.25`` and ``64px`` of 256 px chips, one area of interest spelled two ways, the bands
+    picked without ``--bands`` given by their names."""
     from geoseg.core.grid import parse_overlap
     from geoseg.io.paths import same_file
 
     if key == "aoi":
         return before[key] is not None and now[key] is not None and same_file(before[key], now[key])
+    if key == "bands":  # the bands picked without --bands, now given by name: the same bands in the same order
+        ran = ",".join((record.get("effective") or {}).get("bands") or [])
+        return before[key] is None and bool(ran) and now[key] == ran
     if key not in ("chip_size", "overlap") or card is None or not hasattr(card, "chip_size"):
         return False
     ran = dict(record.get("effective") or {})
