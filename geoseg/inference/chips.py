@@ -125,6 +125,22 @@ class ChipSelection:
         for row in self.rows:
             yield from self._row(row, cols)
 
+    def work(self, blocks: list[tuple[int, int]]) -> int:
+        """How many chips predicting ``blocks`` one after another takes: a chip reaching two blocks is predicted for
+        each (the progress's total).
+
+        Example:
+            >>> from geoseg.core.grid import make_grid
+            >>> sel = ChipSelection(make_grid(1000, 800, 256, 0.25), 0, 1000)
+            >>> sel.count(), sel.work([(0, 500), (500, 1000)])
+            (20, 24)
+        """
+        return sum(len(self.rows) * len(self.columns(a, b)) if self.aoi is None else self._count(a, b) for a, b in blocks)
+
+    def _count(self, x0: int, x1: int) -> int:
+        cols = self.columns(x0, x1)
+        return sum(len(self._row(row, cols)) for row in self.rows)
+
     def count(self) -> int:
         """How many chips are selected (arithmetic without an area of interest)."""
         cols = self._columns(self.x0, self.x1)

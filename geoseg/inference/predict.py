@@ -362,6 +362,7 @@ def _chip_loop(
     bands = [ds.descriptions[i - 1] or f"band {i}" for i in scene.indexes]
     result.settings = {"chip_size": chip, "overlap_px": grid.overlap, "batch_size": batch_size, "backend": runner.backend}
     result.settings.update(device=str(runner.device), bands=bands)
+    blocks = [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, opts.block_width)]
     loop = ChipLoop(
         ds,
         scene.path,
@@ -374,11 +375,10 @@ def _chip_loop(
         batch_size,
         progress,
         result,
-        result.chips_total,
+        chips.work(blocks) if len(blocks) > 1 else result.chips_total,  # the progress's total: seam chips per block
         exclude=scene.exclude,
         mask_pixels=mask_pixels,
     )
-    blocks = [(x0 + a, x0 + b) for a, b in split_columns(x1 - x0, opts.block_width)]
     widest = max(b - a for a, b in blocks) + 2 * chip  # chips reach past a block's edges
     with gdal_env(cache_mb=chip_cache_mb(ds, min(widest, ds.width), chip, len(scene.indexes))):
         loop.run(chips, blocks)
