@@ -566,3 +566,21 @@ def test_workers_and_scheduler_together_are_a_usage_error() -> None:
     pytest.importorskip("distributed", reason="Dask is in the dev extra: pip install -e '.[dev]'")
     with pytest.raises(OptionError, match="--workers and --scheduler are alternatives"):
         make_client(2, "tcp://127.0.0.1:8786")
+
+
+def test_scenes_away_from_the_aoi_are_left_out_not_failed(runner, unet_path: Path, tmp_path: Path) -> None:
+    """A batch of tiles cut to an area of interest: tiles it does not touch are ``outside`` (exit 0, no folder),
+    not failures that make every rerun exit 3."""
+    import geopandas as gpd
+    import shapely
+
+    scenes = tiles(tmp_path / "in")[:2]  # tile_0 x 330000-331000, tile_1 x 331000-332000
+    aoi, out = tmp_path / "aoi.gpkg", tmp_path / "out"
+    gpd.GeoDataFrame(geometry=[shapely.box(330100, 5821300, 330600, 5821900)], crs=32633).to_file(aoi)
+    for rerun in (False, True):
+        result = run(runner, "run", *scenes, "-o", out, "-m", unet_path, "--aoi", aoi)
+        assert result.exit_code == 0, result.output
+        record = json.loads((out / "batch.json").read_text())
+        assert [s["status"] for s in record["scenes"]] == ["skipped" if rerun else "done", "outside"]
+        assert "does not overlap the scene" in record["scenes"][1]["reason"] and record["counts"]["outside"] == 1
+        assert not (out / "tile_1").exists() and (out / "classes.vrt").is_file()

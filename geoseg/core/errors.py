@@ -28,6 +28,10 @@ class OptionError(InputError):
     """
 
 
+class OutsideAreaError(InputError):
+    """The area of interest (``--aoi``) does not overlap the scene: in a batch that scene is left out, not failed."""
+
+
 class BandMismatchError(InputError):
     """The scene's bands do not match what the model expects."""
 

@@ -163,7 +163,7 @@ class BatchResult:
     @property
     def counts(self) -> dict[str, int]:
         """Scenes per status."""
-        return {k: sum(s["status"] == k for s in self.scenes) for k in ("done", "skipped", "failed")}
+        return {k: sum(s["status"] == k for s in self.scenes) for k in ("done", "skipped", "outside", "failed")}
 
 
 def run_batch(
@@ -310,7 +310,7 @@ def _write_batch_outputs(result: BatchResult) -> None:
     from geoseg.report.styles import polygons_qml
 
     out = result.outdir
-    finished = [out / s["folder"] for s in result.scenes if s["status"] != "failed"]
+    finished = [out / s["folder"] for s in result.scenes if s["status"] in ("done", "skipped")]
     result.merged = False
     _write_record(result)  # until classes.vrt and polygons.gpkg are written, batch.json says they are not
     if finished:

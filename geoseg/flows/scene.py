@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from geoseg.core.errors import GeosegError
+from geoseg.core.errors import GeosegError, OutsideAreaError
 from geoseg.core.options import Progress, RunOptions
 from geoseg.flows.provenance import ModelRef
 
@@ -38,6 +38,9 @@ def run_scene(
     try:
         run(scene, target, model, options, overwrite=True, progress=progress, blocks=blocks, model_ref=model_ref)
         status: dict[str, Any] = {"status": "done"}
+    except OutsideAreaError as exc:  # a tile of the batch away from the area of interest: left out, not failed
+        log.info("%s lies outside the area of interest: left out", scene)
+        status = {"status": "outside", "reason": str(exc).splitlines()[0]}
     except (GeosegError, OSError, ValueError, RuntimeError) as exc:
         status = failed(scene, exc)
     status["seconds"] = round(time.perf_counter() - started, 2)

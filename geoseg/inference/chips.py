@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.errors import InputError
+from geoseg.core.errors import OutsideAreaError
 from geoseg.core.grid import Chip, Grid
 
 __all__ = ["ChipSelection", "read_aoi"]
@@ -38,7 +38,7 @@ def read_aoi(aoi: str | os.PathLike[str], ds: Any, warnings: list[str]) -> tuple
     polygons = across_antimeridian(polygons, ds)
     union = shapely.union_all(polygons)
     if not union.intersects(shapely.box(*ds.bounds)):
-        raise InputError(f"--aoi {aoi} does not overlap the scene {ds.name}: check the file and its CRS")
+        raise OutsideAreaError(f"--aoi {aoi} does not overlap the scene {ds.name}: check the file and its CRS")
     shapely.prepare(union)
     return list(polygons), union
 
