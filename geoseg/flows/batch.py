@@ -205,8 +205,7 @@ def run_batch(
     opts = (options or RunOptions()).replace(**option_values)
     scenes = expand_inputs(images)
     out = Path(outdir)
-    _check_outdir(out, scenes)
-    _check_aoi(opts.predict.aoi)
+    _check_outdir(out, scenes, opts.predict.aoi)
     distributed = workers is not None or scheduler is not None
     if distributed and not isinstance(model, (str, os.PathLike)):
         raise InputError("--workers and --scheduler need the model as a file path (or 'default'), not an object")
@@ -229,17 +228,19 @@ def run_batch(
     return result
 
 
-def _check_outdir(out: Path, scenes: list[str]) -> None:
-    """OUTDIR may take the batch (an existing batch resumes), and holds no file a scene is made of."""
+def _check_outdir(out: Path, scenes: list[str], aoi: str | None = None) -> None:
+    """OUTDIR may take the batch (an existing batch resumes), and holds no file a scene is made of; the --aoi file
+    exists (one refusal before any work, not every scene's failure)."""
     from geoseg.io.outputs import check_outdir
     from geoseg.io.scene_files import check_files_outside
 
     check_outdir(out, scenes, overwrite=True, marks=BATCH_MARKS, create_parents=True)
     check_files_outside(out, scenes)  # building the folder would replace a scene's file
+    _check_aoi(aoi)
 
 
 def _check_aoi(aoi: str | None) -> None:
-    """A missing --aoi file is one refusal before any work, not every scene's failure."""
+    """A missing --aoi file is refused."""
     from geoseg.core.errors import VectorError
     from geoseg.io.paths import check_input_file, is_remote
     from geoseg.io.vector import split_layer

@@ -200,8 +200,8 @@ def _same(key: str, before: Mapping[str, Any], now: Mapping[str, Any], record: M
     if key == "aoi":
         return before[key] is not None and now[key] is not None and same_file(before[key], now[key])
     if key == "bands":  # the bands picked without --bands, now given by name: the same bands in the same order
-        ran = ",".join((record.get("effective") or {}).get("bands") or [])
-        return before[key] is None and bool(ran) and now[key] == ran
+        picked = ",".join((record.get("effective") or {}).get("bands") or [])
+        return before[key] is None and bool(picked) and now[key] == picked
     if key not in ("chip_size", "overlap") or card is None or not hasattr(card, "chip_size"):
         return False
     ran = dict(record.get("effective") or {})
