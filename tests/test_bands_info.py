@@ -38,7 +38,8 @@ def test_bands_naming_other_model_bands_are_warned() -> None:
 
 
 def test_bands_by_index_or_scene_names_stay_silent() -> None:
-    assert select_bands(tuple(MODEL), MODEL, "3,2,1,4") == ([3, 2, 1, 4], None)  # indexes: meant as given
+    indexes, note = select_bands(tuple(MODEL), MODEL, "3,2,1,4")  # indexes: taken as given, but named otherwise: said
+    assert indexes == [3, 2, 1, 4] and note and note.startswith("--bands 3,2,1,4 feeds scene band 3 (B04) to the model's B02")
     assert select_bands(tuple(MODEL), MODEL, "B02,B03,B04,B08") == ([1, 2, 3, 4], None)
     landsat = ("SR_B2", "SR_B3", "SR_B4", "SR_B5")  # the scene's own names, none of them a model band's
     assert select_bands(landsat, MODEL, "SR_B4,SR_B3,SR_B2,SR_B5") == ([3, 2, 1, 4], None)

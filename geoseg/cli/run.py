@@ -140,7 +140,11 @@ def _run_batch(
     finally:
         close()
     counts = result.counts
-    summary(f"geoseg: {outdir}: {counts['done']} done, {counts['skipped']} skipped (already complete), {counts['failed']} failed")
+    outside = f", {counts['outside']} outside --aoi" if counts["outside"] else ""
+    summary(
+        f"geoseg: {outdir}: {counts['done']} done, {counts['skipped']} skipped (already complete){outside}, "
+        f"{counts['failed']} failed"
+    )
     for note in result.notes:  # what the batch outputs left out (classes.vrt of scenes on other grids), as in batch.json
         summary(f"geoseg: note: {note}")
     for scene in result.failed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,20 @@ def _interrupted(run_dir: Path) -> str:
     if (run_dir / "resume.pt").is_file():
         return f"the epochs completed are kept in {run_dir}: continue with --resume"
     return "no epoch was completed: run the same command again to start over"
+
+
+def _main_process() -> bool:
+    """Whether this process prints the epoch lines and the closing line: the only one, or rank 0 under torchrun
+    (``WORLD_SIZE`` > 1, ``RANK`` 0), as :func:`geoseg.training.distributed.distributed` ranks them.
+
+    Example:
+        >>> _main_process()  # not under torchrun
+        True
+    """
+    try:
+        return int(os.environ.get("WORLD_SIZE") or 1) <= 1 or int(os.environ.get("RANK") or 0) == 0
+    except ValueError:  # not torchrun's numbers: one process as far as geoseg can tell
+        return True
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
@@ -65,7 +80,7 @@ def train(config: str, run_dir: str, resume: bool) -> None:
 
     update, close = make_progress()
     ctx = click.get_current_context()
-    quiet = ctx.meta.get("geoseg.quiet", 0)
+    shown = _main_process() and not ctx.meta.get("geoseg.quiet", 0)  # torchrun: every process trains, rank 0 tells
     ctx.meta[INTERRUPTED] = functools.partial(_interrupted, Path(run_dir))
     try:
         result = run_train(
@@ -73,9 +88,11 @@ def train(config: str, run_dir: str, resume: bool) -> None:
             run_dir,
             resume=resume,
             progress=update,
-            on_epoch=None if quiet else (lambda row: click.echo(_epoch_line(row), err=True)),
+            on_epoch=(lambda row: click.echo(_epoch_line(row), err=True)) if shown else None,
         )
     finally:
         close()
+    if not shown:
+        return
     best = "n/a" if result.best_miou is None else f"{result.best_miou:.3f}"
     summary(f"geoseg: best epoch {result.best_epoch} (validation mean IoU {best}): {result.model_path}")

@@ -12,6 +12,7 @@ for the model.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -26,6 +27,7 @@ __all__ = [
     "colour_name",
     "crossed_bands",
     "match_by_common_name",
+    "misnamed_indexes",
     "parse_requested",
     "select_bands",
 ]
@@ -139,6 +141,56 @@ def crossed_bands(requested: str | Sequence[str | int], model_bands: Sequence[st
     return f"--bands feeds {fed}: check the order (the model's bands are {', '.join(model_bands)})"
 
 
+_GENERIC = re.compile(r"^(band|layer|channel)[\s_]*\d+$", re.IGNORECASE)
+
+
+def misnamed_indexes(
+    requested: str | Sequence[str | int], indexes: Sequence[int], names: Sequence[str | None], model_bands: Sequence[str]
+) -> str | None:
+    """A warning when ``--bands`` items given as indexes pick scene bands named otherwise than the model bands they
+    feed, while the scene has a band named as each model band, else None. Indexes are taken as given: the warning
+    names the first such band and the ``--bands`` by name that would match.
+
+    Unnamed bands and generic names (``band 1``) contradict nothing.
+
+    Example:
+        >>> misnamed_indexes("1,2", [1, 2], ["B01", "B02", "B03"], ["B02", "B03"])[:62]
+        "--bands 1,2 feeds scene band 1 (B01) to the model's B02 (and 1"
+        >>> misnamed_indexes("2,3", [2, 3], ["B01", "B02", "B03"], ["B02", "B03"]) is None
+        True
+    """
+    items = _items(requested)
+    matched = _by_name(names, model_bands)
+    if matched is None or list(indexes) == matched:
+        return None
+    off = []
+    for k, (item, index, band) in enumerate(zip(items, indexes, model_bands)):
+        name = bare_name(names[index - 1] or "")
+        same = name.lower() in (band.strip().lower(), bare_name(band).lower())
+        if str(item).strip().isdigit() and index != matched[k] and name and not same and not _GENERIC.match(name):
+            off.append((index, name, band))
+    if not off:
+        return None
+    index, name, band = off[0]
+    more = f" (and {len(off) - 1} more band{'s' if len(off) > 2 else ''} of other names)" if len(off) > 1 else ""
+    return (
+        f"--bands {','.join(str(i).strip() for i in items)} feeds scene band {index} ({name}) to the model's {band}{more}: "
+        f"indexes are taken as given; to feed the bands by name give --bands {_by_name_option(names, matched)}"
+    )
+
+
+def _by_name_option(names: Sequence[str | None], indexes: Sequence[int]) -> str:
+    """A ``--bands`` value naming the scene bands ``indexes``: each band's name without its ``(common)`` part where
+    that picks the band, else its whole name, else its index."""
+    lookup = band_lookup(names)
+    picked = []
+    for index in indexes:
+        name = names[index - 1] or ""
+        short = bare_name(name)
+        picked.append(next((n for n in (short, name) if n and lookup.get(n.lower()) == index), str(index)))
+    return ",".join(picked)
+
+
 def band_lookup(descriptions: Sequence[str | None]) -> dict[str, int]:
     """1-based band index by every name a band answers to (lower case): its description, its name without the
     ``(common)`` part, and its common name where no other band shares it.
@@ -250,7 +302,7 @@ def select_bands(
     names, alpha = band_names(descriptions, colorinterp), alpha_bands(colorinterp)
     expected = f"{len(model_bands)} band(s) [{', '.join(model_bands)}]"
     if requested is not None and requested != "":
-        return _requested(requested, names, model_bands, bands_are_named, alpha)
+        return _requested(requested, names, model_bands, bands_are_named, alpha, descriptions)
     if bands_are_named:
         named = _by_name(names, model_bands)
         if named is not None:
@@ -290,9 +342,12 @@ def _requested(
     model_bands: Sequence[str],
     bands_are_named: bool,
     alpha: Sequence[int] = (),
+    descriptions: Sequence[str | None] = (),
 ) -> tuple[list[int], str | None]:
     """The bands ``--bands`` picks for the model (see :func:`select_bands`), and a warning when it looks wrong: also
-    when it picks an ``alpha`` band (the scene's mask, as GDAL reads it)."""
+    when it picks an ``alpha`` band (the scene's mask, as GDAL reads it), or indexes pick bands whose
+    ``descriptions`` name other model bands (:func:`misnamed_indexes`; colour interpretations do not count, GDAL
+    gives every 3-band byte GeoTIFF red, green, blue)."""
     indexes = parse_requested(requested, names, len(names))
     if len(indexes) != len(model_bands):
         raise BandMismatchError(
@@ -300,6 +355,9 @@ def _requested(
             f"[{', '.join(model_bands)}]: give {len(model_bands)}"
         )
     notes = [crossed_bands(requested, model_bands) if bands_are_named else None]
+    if bands_are_named and any(descriptions):
+        described = [n if d else None for n, d in zip(names, descriptions)]
+        notes.append(misnamed_indexes(requested, indexes, described, model_bands))
     repeated = sorted({i for i in indexes if indexes.count(i) > 1})
     if repeated:  # allowed (a grey scene into an RGB model), but rarely meant
         fed = "; ".join(f"band {i} as {', '.join(b for b, j in zip(model_bands, indexes) if j == i)}" for i in repeated)

@@ -25,6 +25,7 @@ __all__ = [
     "DomainCheck",
     "Radiometry",
     "check_columns",
+    "check_not_pattern",
     "check_outputs",
     "check_pixel_size",
     "check_scene_files",
@@ -101,6 +102,7 @@ def check_scene_files(outputs: dict[str, Path], scene: str | os.PathLike[str]) -
     """
     from geoseg.io.scene_files import file_id, scene_files
 
+    check_not_pattern(scene)
     files = scene_files(scene)
     ids = {file_id(f): f for f in [*files, *(f"{f}{suffix}" for f in files for suffix in SIDECARS)]}
     ids.pop(None, None)
@@ -115,6 +117,35 @@ def check_scene_files(outputs: dict[str, Path], scene: str | os.PathLike[str]) -
     if missing is not None:
         raise InputError(
             f"a source file of {scene} is missing: {missing}; restore it, or build {Path(scene).name} again from files that exist"
+        )
+
+
+_GLOB = frozenset("*?[")
+
+
+def check_not_pattern(scene: str | os.PathLike[str]) -> None:
+    """Refuse a scene that does not exist but is a glob pattern matching files (``'in/*.tif'``, quoted so the shell
+    left it): one scene is predicted at a time; ``geoseg run`` takes a pattern and predicts each file it matches.
+
+    Example:
+        >>> check_not_pattern("data_samples/brandenburg_s2*.tif")
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.InputError: scene data_samples/brandenburg_s2*.tif does not exist: it is a pattern matching 2 ...
+    """
+    import glob
+    import shlex
+
+    text = os.fspath(scene)
+    if not _GLOB & set(text) or text.startswith("/vsi") or "://" in text or os.path.lexists(text):
+        return
+    matches = sorted(glob.glob(text, recursive=True))
+    if matches:
+        shown = ", ".join(matches[:2]) + (", ..." if len(matches) > 2 else "")
+        raise InputError(
+            f"scene {text} does not exist: it is a pattern matching {len(matches)} file(s) ({shown}); predict takes one "
+            f"scene: give one of them, or predict each with geoseg run {shlex.quote(text)} -o OUTDIR -m MODEL "
+            "(one folder per scene)"
         )
 
 

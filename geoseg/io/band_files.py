@@ -13,8 +13,12 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import rasterio
+from rasterio.errors import RasterioIOError
+
 from geoseg.core.errors import InputError, RasterError
 from geoseg.core.sensors import COMMON_NAMES, band_number, is_common_name
+from geoseg.io.paths import sidecar_options
 from geoseg.io.vrt import BandFile
 
 __all__ = ["RASTER_SUFFIXES", "band_sort_key", "band_token", "folder_bands", "list_bands", "mtl_bands", "safe_bands"]
@@ -121,13 +125,37 @@ def list_bands(listing: Path) -> tuple[list[BandFile], str]:
     files = []
     for line in entries:
         path = _listed_path(line, listing.parent)
+        if not path.startswith("/vsi") and Path(path).is_dir():
+            raise InputError(f"band list {listing} names {line}, a folder: {_scene_list_fix(listing)}")
         if not path.startswith("/vsi") and not Path(path).is_file():
             raise InputError(
                 f"band list {listing} names {line}, which does not exist: fix the line (paths are relative to the list)"
             )
         files.append(BandFile(path, 1, band_token(line), label=line, single=True))
+    _check_single(listing, files)
     _check_unique([(f.name, f.label) for f in files if f.name], f"band list {listing}", "list each band once")
     return files, " ".join(Path(line).name for line in entries)
+
+
+def _scene_list_fix(listing: Path) -> str:
+    return (
+        f"if {listing.name} lists scenes, run them with geoseg run @{listing} -o OUTDIR (the @ reads it as a list of "
+        "scenes); a band list names one single-band file a line (gdal_translate -b N writes one band)"
+    )
+
+
+def _check_single(listing: Path, files: Sequence[BandFile]) -> None:
+    """Refuse a band list naming a raster of several bands: most likely a list of scenes given without its ``@``."""
+    for item in files:
+        if item.path.startswith("/vsi"):  # remote: its header is read with the others, by open_bands
+            continue
+        try:
+            with rasterio.Env(**sidecar_options(item.path)), rasterio.open(item.path) as ds:
+                count = ds.count
+        except RasterioIOError:
+            continue  # open_bands names the file that cannot be read
+        if count > 1:
+            raise InputError(f"band list {listing} names {item.label}, which holds {count} bands: {_scene_list_fix(listing)}")
 
 
 def is_safe(path: Path) -> bool:
