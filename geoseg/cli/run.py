@@ -72,17 +72,19 @@ def run(
 
     Several scenes (paths, a quoted glob such as 'tiles/*.tif', or @list.txt
     with one path per line) write OUTDIR/<scene name>/ per scene, batch.json
-    (each scene done, skipped or failed with the reason), classes.vrt (a
-    mosaic of the class maps) and polygons.gpkg (all polygons, field scene).
-    Running the same batch into the same OUTDIR again skips scenes that are
-    complete (--overwrite redoes all); when one was made with another model
-    or other options that change the outputs, the run is refused before any
+    (each scene done, skipped, outside --aoi, or failed with the reason),
+    classes.vrt (a mosaic of the class maps) and polygons.gpkg (all polygons,
+    field scene). Running the same batch into the same OUTDIR again skips
+    scenes that are complete (--overwrite redoes all); when one was made from
+    another file of its name or a file changed since, with another model or
+    other options that change the outputs, the run is refused before any
     work, naming the scene. A failed scene does not stop the others, and the
     exit code is then 3. batch.json is updated as each scene finishes;
     classes.vrt is left out (a note says why) when the scenes differ in CRS,
     pixel size, orientation or class table. --workers N or --scheduler ADDRESS
     run the scenes as Dask tasks (each worker loads the model once; the
-    outputs are the same as in one process) and always use the batch layout,
+    outputs are the same as in one process up to the model's floating-point
+    rounding, torch on one thread each) and always use the batch layout,
     also for one scene. A scene wider than --block-width is then split into
     vertical blocks predicted on different workers and joined into one
     seamless classes.tif (the same pixels and polygons as in one process).
