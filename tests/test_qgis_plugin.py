@@ -286,6 +286,15 @@ def test_runner_cancel_reaches_geoseg_without_signals(tmp_path: Path, monkeypatc
     assert time.monotonic() - started < 50 and sorted(tmp_path.iterdir()) == []
 
 
+def test_runner_names_a_windows_crash_not_its_exit_number() -> None:
+    """Windows ends a crashed process with an NTSTATUS code: 3221225477 is an access violation, said so."""
+    messages = runner._Messages(Feedback(), runner.Progress())
+    messages.last = "predict: 40% (4/10 chips)"
+    said = messages.failure("predict", 3221225477)
+    assert said == "geoseg predict crashed (access violation, 0xC0000005): predict: 40% (4/10 chips)"
+    assert messages.failure("predict", 4) == "geoseg predict failed with exit code 4: predict: 40% (4/10 chips)"
+
+
 def test_runner_shows_geosegs_line_for_a_real_bad_option_value(tmp_path: Path) -> None:
     args = ["vectorize", str(tmp_path / "classes.tif"), "-o", str(tmp_path / "p.gpkg"), "--min-area", "-1"]  # exits 2
     with pytest.raises(runner.GeosegError) as error:

@@ -98,7 +98,7 @@ def _exported(net: Any, chip: int, device: str, tensorrt: str | None, seconds: d
     key = (chip, device if tensorrt is None else f"tensorrt-{tensorrt}", sum(p._version for p in net.parameters()))
     if key not in exports:
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="geoseg-onnx-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="geoseg-onnx-", ignore_cleanup_errors=True) as tmp:
             path = export_onnx(net, Path(tmp) / "model.onnx", chip_size=chip, quiet=True)
             exports[key] = load_onnx(path, device, tensorrt=tensorrt)  # the session holds the graph in memory
         seconds["export_onnx"] = time.perf_counter() - started

@@ -200,7 +200,11 @@ def _cloud_mask(
     from geoseg.inference.clouds import CloudExclusion, write_cloud_mask
 
     with contextlib.ExitStack() as stack:
-        target = keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="geoseg-clouds-"))) / "clouds.tif"
+        target = (
+            keep
+            or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="geoseg-clouds-", ignore_cleanup_errors=True)))
+            / "clouds.tif"
+        )
         bands = _cloud_band_names(scene, card)
         made = write_cloud_mask(
             scene.path, target, bands=bands, device=opts.device, overwrite=True, style=keep is not None, progress=progress

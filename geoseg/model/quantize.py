@@ -366,7 +366,7 @@ def quantize_file(path: Path, graph_input: np.ndarray | None, calibration: str |
     q = _quantization()
     import onnx
 
-    with tempfile.TemporaryDirectory(prefix="geoseg-quantize-") as tmp, _quiet():
+    with tempfile.TemporaryDirectory(prefix="geoseg-quantize-", ignore_cleanup_errors=True) as tmp, _quiet():
         pre = Path(tmp) / "pre.onnx"
         q.shape_inference.quant_pre_process(str(path), str(pre))
         proto = onnx.load(str(pre))

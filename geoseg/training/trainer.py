@@ -108,7 +108,7 @@ def train(
         device = process_device(device, dist)
         threads = process_threads(config.train.threads, dist, device)
         shown = progress if dist.main else None
-        with tempfile.TemporaryDirectory(prefix="geoseg-train-") as work:
+        with tempfile.TemporaryDirectory(prefix="geoseg-train-", ignore_cleanup_errors=True) as work:
             opened = open_scenes(config, shown, Path(work))
             try:
                 with _deterministic(device, threads):

@@ -226,7 +226,8 @@ def stop(proc: subprocess.Popen, grace: float | None = None) -> None:
         proc.wait(GRACE_S if grace is None else grace)
     except subprocess.TimeoutExpired:
         if not posix:
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, check=False)
+            flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # no console window flashing up over QGIS
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, check=False, creationflags=flags)
         proc.kill()
         proc.wait()
     if posix:  # anything geoseg started that outlived it (Dask workers)
@@ -287,7 +288,22 @@ class _Messages:
             name = _signal_name(-code)
             cause = " (out of memory? the system stops the largest process when memory runs out)" if name == "SIGKILL" else ""
             return f"geoseg {command} was stopped by signal {name}{cause}{detail}"
+        crash = _WINDOWS_CRASHES.get(code & 0xFFFFFFFF)
+        if crash is not None:  # Windows: an NTSTATUS code, not geoseg's own exit code
+            return f"geoseg {command} crashed ({crash}, 0x{code & 0xFFFFFFFF:08X}){detail}"
         return f"geoseg {command} failed with exit code {code}{detail}"
+
+
+_WINDOWS_CRASHES = {
+    0xC0000005: "access violation",
+    0xC0000017: "out of memory",
+    0xC00000FD: "stack overflow",
+    0xC0000409: "stack buffer overrun",
+    0xC000001D: "illegal instruction: a library built for another processor",
+    0xC0000135: "a DLL was not found",
+    0xC0000139: "a DLL entry point was not found: mismatched library versions",
+}
+"""Windows' codes of a process that crashed (NTSTATUS), as the exit code Python sees, by what they mean."""
 
 
 def _signal_name(number: int) -> str:
