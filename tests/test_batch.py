@@ -42,7 +42,7 @@ def test_batch_records_failures_mosaics_and_resumes(runner, unet_path: Path, tmp
     record = json.loads((out / "batch.json").read_text())
     status = {Path(s["scene"]).name: s["status"] for s in record["scenes"]}
     assert status == {"broken.tif": "failed", "tile_0.tif": "done", "tile_1.tif": "done", "tile_2.tif": "done"}
-    assert record["counts"] == {"done": 3, "skipped": 0, "failed": 1}
+    assert record["counts"] == {"done": 3, "skipped": 0, "outside": 0, "failed": 1}
     assert not (out / "broken").exists()
     # the mosaic shows every scene's class map in its place
     with rasterio.open(out / "classes.vrt") as vrt:
@@ -65,7 +65,7 @@ def test_batch_records_failures_mosaics_and_resumes(runner, unet_path: Path, tmp
     result = run(runner, "run", tmp_path / "in" / "*.tif", "-o", out, "-m", unet_path, "--min-area", 200)
     assert result.exit_code == 0, result.output
     record = json.loads((out / "batch.json").read_text())
-    assert record["counts"] == {"done": 1, "skipped": 3, "failed": 0}
+    assert record["counts"] == {"done": 1, "skipped": 3, "outside": 0, "failed": 0}
     assert {s.stem: (out / s.stem / "run.json").stat().st_mtime_ns for s in scenes} == stamps
     with rasterio.open(out / "classes.vrt") as vrt:
         assert vrt.width == 400
@@ -584,3 +584,42 @@ def test_scenes_away_from_the_aoi_are_left_out_not_failed(runner, unet_path: Pat
         assert [s["status"] for s in record["scenes"]] == ["skipped" if rerun else "done", "outside"]
         assert "does not overlap the scene" in record["scenes"][1]["reason"] and record["counts"]["outside"] == 1
         assert not (out / "tile_1").exists() and (out / "classes.vrt").is_file()
+
+
+def test_a_scene_stamp_ignores_what_gis_tools_write_beside_a_scene(tmp_path: Path) -> None:
+    """Finder's .DS_Store in a band folder, GDAL's statistics written into a VRT or its .ovr are not another scene;
+    a band rewritten is; a remote scene of another path with the same file name is another scene."""
+    from geoseg.flows.provenance import _other_scene, scene_stamp
+    from tests.test_trust import write_vrt
+
+    folder = tmp_path / "bands"
+    folder.mkdir()
+    for i, name in enumerate(BANDS):
+        write_raster(folder / f"{name}.tif", random_scene((4, 40, 40), seed=i)[i])
+    vrt = write_vrt(tmp_path / "s.vrt", [folder / "B02.tif", folder / "B03.tif"])
+    stamps = {folder: scene_stamp(folder), vrt: scene_stamp(vrt)}
+    (folder / ".DS_Store").write_bytes(b"\0")
+    vrt.write_text(vrt.read_text().replace("</VRTDataset>", "<Metadata><MDI key='STATS'>1</MDI></Metadata></VRTDataset>"))
+    (tmp_path / "s.vrt.ovr").write_bytes(b"overviews")
+    assert {s: scene_stamp(s) for s in stamps} == stamps
+    write_raster(folder / "B02.tif", random_scene((4, 40, 40), seed=9)[0])  # in both scenes
+    assert all(scene_stamp(s) != stamps[s] for s in stamps)
+    record = {"image": "/vsicurl/https://example.com/2023/T33UUU.tif", "image_stamp": None}
+    assert _other_scene(record, "/vsicurl/https://example.com/2024/T33UUU.tif")
+    assert not _other_scene(record, "/vsicurl/https://example.com/2023/T33UUU.tif")
+
+
+def test_a_wide_scenes_block_away_from_the_aoi_is_left_out_on_dask_too(unet_path: Path, tmp_path: Path) -> None:
+    """A scene split into blocks on Dask: a block the area of interest does not reach says ``outside``, which the
+    scene's last task passes on (it said ``failed``, exit 3)."""
+    import geopandas as gpd
+    import shapely
+
+    from geoseg.core.options import RunOptions
+    from geoseg.flows.dask import _dask_block
+
+    scene = tiles(tmp_path / "in")[0]
+    far = tmp_path / "far.gpkg"
+    gpd.GeoDataFrame(geometry=[shapely.box(100000, 100000, 100500, 100500)], crs=32633).to_file(far)
+    entry = _dask_block(str(scene), str(tmp_path / "out" / "tile_0"), str(unet_path), RunOptions().replace(aoi=str(far)), (0, 50))
+    assert entry["status"] == "outside" and "does not overlap the scene" in entry["reason"]

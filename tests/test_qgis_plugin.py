@@ -272,6 +272,14 @@ def test_runner_names_the_signal_that_stopped_geoseg_not_its_last_warning(fake: 
     assert feedback.warnings == ["geoseg: warning: pixel size 20 m differs from the model's 10 m"]
 
 
+def test_runner_runs_the_real_geoseg_to_a_clean_end() -> None:
+    """The plugin starts geoseg with a stdin it watches (GEOSEG_STOP_WITH_STDIN): a command that finishes exits 0.
+    A watcher reading through sys.stdin's buffer made every finished command abort at exit (SIGABRT)."""
+    for _ in range(3):  # the abort came at interpreter shutdown, most of the time
+        stdout = runner.run_geoseg([str(GEOSEG)], ["info", "default"], Feedback())
+        assert any("chip" in line for line in stdout)
+
+
 def test_runner_cancel_reaches_geoseg_without_signals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On Windows QGIS has no console to send Ctrl+Break through: the cancel reaches geoseg as the end of its stdin,
     and it stops as on Ctrl-C, well within the grace period (no forced kill), leaving no output."""

@@ -171,8 +171,8 @@ def test_an_old_file_still_open_after_the_swap_is_left_for_a_later_run(
     real_temp_name = renames.temp_name
     olds: list[Path] = []
 
-    def temp_name(name: str, kind: str = "partial", suffix: str = "") -> str:
-        made = real_temp_name(name, kind, suffix)
+    def temp_name(name: str, kind: str = "partial", suffix: str = "", token: str | None = None) -> str:
+        made = real_temp_name(name, kind, suffix, token)
         if kind == "old":
             olds.append(out / made)
             locks.undeletable.add(str(out / made))  # deleting it fails: open in another program
@@ -195,7 +195,7 @@ def test_a_file_moved_aside_by_a_killed_process_is_put_back(tmp_path: Path) -> N
     ``classes`` moved aside is not taken for ``classes.tif`` (both match by stem)."""
     old_file = tmp_path / f".classes.tif.{DEAD}.0123abcd.old"
     old_file.write_bytes(b"old classes")
-    old_folder = tmp_path / f".classes.{DEAD}.0123abcd.old"
+    old_folder = tmp_path / f".classes.{DEAD}.4567cdef.old"  # another swap (a folder's): another token
     old_folder.mkdir()
     (old_folder / "run.json").write_text("{}")
     remove_stale(tmp_path / "classes.tif")
@@ -250,3 +250,26 @@ def test_windows_pid_alive(monkeypatch: pytest.MonkeyPatch, state: str, alive: b
     monkeypatch.setattr(ctypes, "get_last_error", lambda: 5 if state == "denied" else 87, raising=False)
     assert leftovers._windows_pid_alive(DEAD) is alive
     assert kernel32.closed == (state in ("running", "exited"))
+
+
+def test_files_moved_aside_together_are_put_back_together(tmp_path: Path) -> None:
+    """Killed after the new classes.tif was moved in but before the new confidence.tif: the next run puts both old
+    files back (the new map beside the old confidence would not match); a complete swap leaves the new pair."""
+    token = "89abcdef"
+    (tmp_path / "classes.tif").write_bytes(b"new classes")  # placed; confidence.tif still missing
+    (tmp_path / f".classes.tif.{DEAD}.{token}.old").write_bytes(b"old classes")
+    (tmp_path / f".confidence.tif.{DEAD}.{token}.old").write_bytes(b"old confidence")
+    remove_stale(tmp_path / "classes.tif")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {
+        "classes.tif": b"old classes",
+        "confidence.tif": b"old confidence",
+    }
+    (tmp_path / f".classes.tif.{DEAD}.{token}.old").write_bytes(b"old classes")  # both new files placed: kept
+    (tmp_path / f".confidence.tif.{DEAD}.{token}.old").write_bytes(b"old confidence")
+    (tmp_path / "classes.tif").write_bytes(b"new classes")
+    (tmp_path / "confidence.tif").write_bytes(b"new confidence")
+    remove_stale(tmp_path / "classes.tif")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {
+        "classes.tif": b"new classes",
+        "confidence.tif": b"new confidence",
+    }

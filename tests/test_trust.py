@@ -124,7 +124,7 @@ def test_a_batch_scene_folder_holding_user_files_fails_that_scene_only(model: Pa
     result = geoseg("run", scene, other, "-o", out, "-m", model, cwd=tmp_path)
     assert result.returncode == 3 and "did not write" in result.stderr
     assert (out / "a" / "notes.txt").read_text() == "mine"
-    assert json.loads((out / "batch.json").read_text())["counts"] == {"done": 0, "skipped": 1, "failed": 1}
+    assert json.loads((out / "batch.json").read_text())["counts"] == {"done": 0, "skipped": 1, "outside": 0, "failed": 1}
 
 
 def test_two_runs_into_one_new_folder_cannot_both_win(model: Path, tmp_path: Path) -> None:
@@ -394,7 +394,7 @@ def test_an_all_nodata_scene_in_a_batch_is_done_with_its_warning(model: Path, sc
     result = geoseg("run", scene, empty, "-o", out, "-m", model, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     batch = json.loads((out / "batch.json").read_text())
-    assert batch["counts"] == {"done": 2, "skipped": 0, "failed": 0}
+    assert batch["counts"] == {"done": 2, "skipped": 0, "outside": 0, "failed": 0}
     assert any("every pixel is nodata" in w for w in json.loads((out / "empty" / "run.json").read_text())["warnings"])
 
 

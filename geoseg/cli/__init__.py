@@ -66,6 +66,9 @@ def _tolerant_output() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
+_STOPPING = threading.Event()
+"""Set when a stop (SIGTERM, or the end of stdin) was turned into Ctrl-C: a second one would cut its cleanup short."""
+
 STOP_WITH_STDIN = "GEOSEG_STOP_WITH_STDIN"
 """Set to 1 by a program that drives geoseg (the QGIS plugin): closing geoseg's stdin stops it as Ctrl-C does, the
 way a cancel reaches it on Windows (no console to send Ctrl+Break through) and when the program itself ends."""
@@ -77,13 +80,20 @@ def _stop_with_stdin() -> None:
         return  # popped: processes geoseg starts do not inherit it
     import _thread
 
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):  # no stdin at all (pythonw): nothing to watch
+        return
+
     def watch() -> None:
-        try:
-            while sys.stdin.buffer.read(4096):
+        try:  # os.read holds no lock of sys.stdin's buffer: the interpreter ends normally around this thread
+            while os.read(fd, 4096):
                 pass
-        except (OSError, ValueError, AttributeError):  # closed, or no stdin at all (pythonw): stop as at its end
-            pass
-        _thread.interrupt_main()
+        except OSError:  # not readable: no way to be told, so never stopped this way
+            return
+        if not _STOPPING.is_set():
+            _STOPPING.set()
+            _thread.interrupt_main()
 
     threading.Thread(target=watch, name="geoseg-stdin", daemon=True).start()
 
@@ -94,6 +104,9 @@ def _terminate_like_interrupt() -> None:
         return
 
     def handler(signum: int, frame: object) -> None:
+        if _STOPPING.is_set():  # already stopping (stdin closed too, or a second SIGTERM): let the cleanup finish
+            return
+        _STOPPING.set()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from geoseg.core.errors import GeosegError, InputError, OptionError
+from geoseg.core.errors import GeosegError, InputError, OptionError, OutsideAreaError
 from geoseg.core.options import Progress, RunOptions
 from geoseg.flows.provenance import ModelRef
-from geoseg.flows.scene import failed, run_scene
+from geoseg.flows.scene import failed, outside, run_scene
 
 __all__ = ["WORKER_MEMORY_GB", "clear_blocks", "make_client", "max_workers", "run_on_dask", "scene_blocks"]
 
@@ -84,6 +84,8 @@ def _dask_block(
             overwrite=True,
             columns=columns,
         )
+    except OutsideAreaError as exc:  # a wide scene's blocks away from the area of interest: the scene is left out
+        return outside(scene, exc)
     except (GeosegError, OSError, ValueError, RuntimeError) as exc:
         return failed(scene, exc)
 
@@ -292,7 +294,8 @@ def run_on_dask(
 
     aoi = options.predict.aoi
     if aoi is not None and not is_remote(str(aoi)):  # the area of interest too, as the scenes and the model
-        options = options.replace(aoi=str(Path(aoi).resolve()))
+        file, _, layer = str(aoi).partition("|")  # fields.gpkg|layername=x: the file's path, the layer as given
+        options = options.replace(aoi=str(Path(file).resolve()) + (f"|{layer}" if layer else ""))
     ref = model_ref or ModelRef.of(model)  # hashed once here, not by every task
     client.run(_worker_logging, logging.getLogger("geoseg").getEffectiveLevel())
     futures = {}

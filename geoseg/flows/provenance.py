@@ -139,20 +139,32 @@ def scene_stamp(scene: str | os.PathLike[str]) -> str | None:
         >>> scene_stamp("/vsicurl/https://example.com/a.tif") is None
         True
     """
-    from geoseg.io.paths import canonical, is_connection, is_remote
+    from geoseg.io.paths import is_connection, is_remote
     from geoseg.io.scene_files import scene_files
 
     text = os.fspath(scene)
-    if is_remote(text):
+    if is_remote(text) and not is_connection(text):
         return None
+    parts = [f for f in scene_files(text) if not f.lower().endswith(_DERIVED)]  # a VRT's own overviews, statistics
     digest = hashlib.sha256()
-    for name in ([] if is_connection(text) else [text]) + sorted(scene_files(text)):
-        try:
-            st = os.stat(name)
-        except OSError:
+    if os.path.isfile(text):  # a band folder's own time changes with any file added (.DS_Store): its bands count
+        digest.update(_file_key(text, stat=not text.lower().endswith(".vrt")))  # GDAL writes statistics into a VRT
+    for name in sorted(parts):
+        if not os.path.exists(name):
             return None
-        digest.update(f"{canonical(name)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode("utf-8", "surrogateescape"))
+        digest.update(_file_key(name))
     return digest.hexdigest()
+
+
+_DERIVED = (".ovr", ".aux.xml")
+"""Files GDAL or QGIS write beside a scene (overviews, statistics): not what the scene is."""
+
+
+def _file_key(path: str, stat: bool = True) -> bytes:
+    """A file's name (not its folder: a worker may see the share under another path), size and modification time."""
+    st = os.stat(path)
+    key = f"{os.path.basename(path)}\0{st.st_size if stat else ''}\0{st.st_mtime_ns if stat else ''}\0"
+    return key.encode("utf-8", "surrogateescape")
 
 
 @functools.lru_cache(maxsize=8)
@@ -229,8 +241,11 @@ def difference(
         'made with --min-area not set (this run: 500.0)'
     """
     inputs = dict(record.get("inputs") or {})
-    if scene is not None and inputs.get("image_stamp") and scene_stamp(scene) not in (inputs["image_stamp"], None):
-        return f"made from {inputs.get('image')} as it was then (another file of the same name, or changed since)"
+    if scene is not None and _other_scene(inputs, scene):
+        return (
+            f"made from {inputs.get('image')} as it was then (another file of the same name, or changed since; "
+            "delete that scene's folder to run it again)"
+        )
     model = dict(record.get("model") or {})
     if _model_differs(model, ref, card):
         then = ModelRef(model.get("path") or model.get("name"), model.get("sha256"))
@@ -245,6 +260,17 @@ def difference(
     if cut_to and parameters.get("aoi") is not None and aoi_fingerprint(parameters["aoi"]) not in (cut_to, None):
         return f"cut to --aoi {parameters['aoi']} as it was before its polygons were changed"
     return None
+
+
+def _other_scene(inputs: Mapping[str, Any], scene: str) -> bool:
+    """Whether run.json's ``inputs`` are of another scene than ``scene``: by the files' stamp, or by the name of a
+    remote scene (``/vsicurl/.../2023/T33UUU.tif`` and ``.../2024/T33UUU.tif`` write one folder)."""
+    from geoseg.io.paths import is_remote
+
+    now = scene_stamp(scene)
+    if now is not None:
+        return bool(inputs.get("image_stamp")) and inputs["image_stamp"] != now
+    return is_remote(scene) and inputs.get("image") not in (None, scene)
 
 
 def check_resumable(

@@ -10,7 +10,7 @@ from geoseg.core.errors import GeosegError, OutsideAreaError
 from geoseg.core.options import Progress, RunOptions
 from geoseg.flows.provenance import ModelRef
 
-__all__ = ["failed", "run_scene"]
+__all__ = ["failed", "outside", "run_scene"]
 
 log = logging.getLogger("geoseg")
 
@@ -39,12 +39,22 @@ def run_scene(
         run(scene, target, model, options, overwrite=True, progress=progress, blocks=blocks, model_ref=model_ref)
         status: dict[str, Any] = {"status": "done"}
     except OutsideAreaError as exc:  # a tile of the batch away from the area of interest: left out, not failed
-        log.info("%s lies outside the area of interest: left out", scene)
-        status = {"status": "outside", "reason": str(exc).splitlines()[0]}
+        status = outside(scene, exc)
     except (GeosegError, OSError, ValueError, RuntimeError) as exc:
         status = failed(scene, exc)
     status["seconds"] = round(time.perf_counter() - started, 2)
     return status
+
+
+def outside(scene: str, exc: OutsideAreaError) -> dict[str, Any]:
+    """The ``outside`` status of a batch scene the area of interest does not reach: left out, not a failure.
+
+    Example:
+        >>> outside("a.tif", OutsideAreaError("--aoi f.gpkg does not overlap the scene a.tif: check it"))["status"]
+        'outside'
+    """
+    log.info("%s lies outside the area of interest: left out", scene)
+    return {"status": "outside", "reason": str(exc).splitlines()[0]}
 
 
 def failed(scene: str, exc: BaseException) -> dict[str, Any]:

@@ -34,17 +34,19 @@ def _short(name: str) -> str:
     return raw[:120].decode("utf-8", "ignore") + "~" + hashlib.sha1(raw).hexdigest()[:10]
 
 
-def temp_name(name: str, kind: str = "partial", suffix: str = "") -> str:
+def temp_name(name: str, kind: str = "partial", suffix: str = "", token: str | None = None) -> str:
     """The hidden name of geoseg's temporary sibling of ``name``: ``.NAME.PID.HEX.KIND[SUFFIX]``.
 
     The process id lets a later run tell a leftover of an interrupted process
     (removed by :func:`remove_stale`) from the work of one still running.
+    ``token`` (8 hex digits) is the HEX of files moved aside together: one
+    group, put back together (:func:`remove_stale`).
 
     Example:
         >>> temp_name("classes", "partial", ".tif").startswith(f".classes.{os.getpid()}.")
         True
     """
-    return f".{_short(name)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.{kind}{suffix}"
+    return f".{_short(name)}.{os.getpid()}.{token or uuid.uuid4().hex[:8]}.{kind}{suffix}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -99,7 +101,9 @@ def older_than(path: Path, seconds: float) -> bool:
         return False
 
 
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d{1,9})\.[0-9a-f]{8}\.(?P<kind>partial|old|cog\.partial)(?P<suffix>\.[^.]+)?$")
+_TEMP = re.compile(
+    r"^\.(?P<name>.+)\.(?P<pid>\d{1,9})\.(?P<hex>[0-9a-f]{8})\.(?P<kind>partial|old|cog\.partial)(?P<suffix>\.[^.]+)?$"
+)
 """A name made by :func:`temp_name`: ``.NAME.PID.HEX.KIND[SUFFIX]``."""
 _OLD_STYLE = re.compile(r"^\.(?P<name>.+)\.[0-9a-f]{8}\.(partial|old)(\.[^.]+)?$")
 """A temporary name of geoseg versions before 0.2 (no process id)."""
@@ -136,12 +140,25 @@ def remove_stale(target: Path) -> list[Path]:
         if match["kind"] == "old":
             if match["name"] != _short(target.name) or match["suffix"]:  # another output's (``target`` by stem)
                 continue
-            if not os.path.lexists(target):  # killed while swapping a folder or files: put the old one back
-                _restore(entry, target)
+            group = _old_group(entries, parent, match["pid"], match["hex"])  # files moved aside together
+            if any(not os.path.lexists(t) for _, t in group):  # killed while swapping: the whole group back
+                for old, its_target in group:
+                    _restore(old, its_target)
                 continue
+            removed += [old for old, _ in group if old != entry and _remove(old)]  # the new set was complete
         if _remove(entry):
             removed.append(entry)
     return removed
+
+
+def _old_group(entries: list[Path], parent: Path, pid: str, token: str) -> list[tuple[Path, Path]]:
+    """The outputs one process moved aside together (``.NAME.PID.TOKEN.old``), with the targets they came from."""
+    group = []
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match and match["kind"] == "old" and not match["suffix"] and (match["pid"], match["hex"]) == (pid, token):
+            group.append((entry, parent / match["name"]))
+    return group
 
 
 def _restore(entry: Path, target: Path) -> None:

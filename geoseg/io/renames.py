@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -128,10 +129,11 @@ def replace_files(moves: Iterable[tuple[Path, Path]]) -> None:
     aside: dict[Path, Path] = {}  # target: where it was moved
     placed: list[Path] = []
     target = moves[0][1]
+    token = uuid.uuid4().hex[:8]  # one group: a process killed in between has them all put back by the next run
     try:
         for _, target in moves:
             if os.path.lexists(target):
-                old = target.with_name(temp_name(target.name, "old"))
+                old = target.with_name(temp_name(target.name, "old", token=token))
                 rename(target, old)
                 aside[target] = old
         for tmp, target in moves:

@@ -275,7 +275,7 @@ def write_batches(batches: Iterable[GeoDataFrame], sinks: Sequence[PolygonSink])
         {'water': 12, 'forest': 40}
     """
     with contextlib.ExitStack() as stack:
-        close = getattr(batches, "close", None)  # a generator holds the class map open: closed before any cleanup
+        close = getattr(batches, "close", None)  # a generator holds the class map open: closed when this ends
         if close is not None:
             stack.callback(close)
         for sink in sinks:

@@ -30,10 +30,10 @@ LEGACY_SETTING_KEY = "geoseg/executable"
 """Where the former Processing script remembered the executable; read when the setting is empty."""
 
 GRACE_S = 10.0
+"""Seconds geoseg gets after a polite stop (it removes its temporary files) before its process group is killed."""
 STOP_WITH_STDIN = "GEOSEG_STOP_WITH_STDIN"
 """Set for geoseg by the plugin: geoseg stops as on Ctrl-C when its stdin closes (how a cancel reaches it on Windows,
 where QGIS has no console to send Ctrl+Break through; also when QGIS itself ends)."""
-"""Seconds geoseg gets after a polite stop (it removes its temporary files) before its process group is killed."""
 
 WHERE_TO_SET = (
     "set the full path of the geoseg executable (or of a Python interpreter that has geoseg installed) in "
