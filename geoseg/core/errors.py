@@ -9,6 +9,18 @@ the CLI prints it as one line on stderr and exits 1 (2 for an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+
+def first_few(items: Sequence[object], limit: int = 3) -> str:
+    """The first ``limit`` of ``items`` for a message, comma-separated, ``, ...`` when there are more.
+
+    Example:
+        >>> first_few(["a.tif", "b.tif", "c.tif", "d.tif"])
+        'a.tif, b.tif, c.tif, ...'
+    """
+    return ", ".join(map(str, items[:limit])) + (", ..." if len(items) > limit else "")
+
 
 class GeosegError(Exception):
     """Root of geoseg's errors."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.core.errors import InputError, OptionError, OutputError
+from geoseg.core.errors import InputError, OptionError, OutputError, first_few
 from geoseg.io.paths import SIDECARS, canonical, check_output
 from geoseg.io.pixels import pixel_sizes_m, shown_sizes, sizes_within
 from geoseg.model.card import ModelCard
@@ -141,7 +141,7 @@ def check_not_pattern(scene: str | os.PathLike[str]) -> None:
         return
     matches = sorted(glob.glob(text, recursive=True))
     if matches:
-        shown = ", ".join(matches[:2]) + (", ..." if len(matches) > 2 else "")
+        shown = first_few(matches, 2)
         raise InputError(
             f"scene {text} does not exist: it is a pattern matching {len(matches)} file(s) ({shown}); predict takes one "
             f"scene: give one of them, or predict each with geoseg run {shlex.quote(text)} -o OUTDIR -m MODEL "

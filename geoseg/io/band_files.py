@@ -16,7 +16,7 @@ from pathlib import Path
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from geoseg.core.errors import InputError, RasterError
+from geoseg.core.errors import InputError, RasterError, first_few
 from geoseg.core.sensors import COMMON_NAMES, band_number, is_common_name
 from geoseg.io.paths import sidecar_options
 from geoseg.io.vrt import BandFile
@@ -92,7 +92,7 @@ def folder_bands(folder: Path) -> tuple[list[BandFile], str]:
     named = [(band_token(p.name), p) for p in rasters]
     bands = sorted(((t, p) for t, p in named if t), key=lambda item: band_sort_key(item[0]))
     if not bands:
-        shown = ", ".join(p.name for p in rasters[:3]) + (", ..." if len(rasters) > 3 else "")
+        shown = first_few([p.name for p in rasters])
         raise InputError(
             f"folder {folder} holds {len(rasters)} raster file(s) ({shown}) but none is named with a band token such as "
             "B04, B8A, SR_B4 or red: rename them, or list them in order in a .txt file and give that"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from geoseg.core.errors import OutputError
+from geoseg.core.errors import OutputError, first_few
 from geoseg.io.paths import SIDECARS, sidecar_base
 
 __all__ = [
@@ -153,7 +153,7 @@ def check_contents(folder: Path, names: list[str], overwrite: bool, marks: tuple
             "the folder, or choose another folder"
         )
     listed = sorted(names) if foreign is None else foreign
-    shown = ", ".join(listed[:3]) + (", ..." if len(listed) > 3 else "")
+    shown = first_few(listed)
     raise OutputError(
         f"output folder {folder} holds files geoseg did not write ({shown}): choose a new or empty folder "
         f"(geoseg replaces only folders it wrote, marked by {marks[0]}, and only with --overwrite)"

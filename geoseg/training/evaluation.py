@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.core.classes import ClassInfo
-from geoseg.core.errors import InputError
+from geoseg.core.errors import InputError, first_few
 from geoseg.core.labels import Background, LabelMap, checked_labels, config_labels
 from geoseg.core.metrics import ConfusionMatrix, thin_support
 
@@ -230,7 +230,7 @@ def _id_notes(table: list[ClassInfo], labels: Any) -> list[str]:
     if own and {c.id: c.name for c in own}.items() <= {c.id: c.name for c in table}.items():
         return []
     scored = [c for c in table if c.id != nodata]  # the mask's nodata is not scored: not shown as a class
-    shown = ", ".join(f"{c.id} {c.name}" for c in scored[:4]) + (", ..." if len(scored) > 4 else "")
+    shown = first_few([f"{c.id} {c.name}" for c in scored], 4)
     if len(scored) < len(table):
         shown += f"; {nodata:g} is its nodata, not scored"
     why = "names its classes differently" if own else "carries no class table"

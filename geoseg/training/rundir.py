@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geoseg.core.errors import OutputError
+from geoseg.core.errors import OutputError, first_few
 from geoseg.io.outputs import atomic_output, write_text_atomic
 from geoseg.io.ownership import is_clutter
 from geoseg.report.scores import write_confusion_png
@@ -95,7 +95,7 @@ def _taken(run_dir: Path) -> str:
     if (run_dir / "resume.pt").is_file():
         return f"run folder {run_dir} already exists and is not empty: use --resume to continue it or choose another folder"
     names = sorted(p.name for p in run_dir.iterdir() if not is_clutter(p.name))
-    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    shown = first_few(names)
     return (
         f"run folder {run_dir} already exists and is not empty ({shown}; no run geoseg train can continue): "
         "choose another folder or empty it"
