@@ -623,3 +623,16 @@ def test_a_wide_scenes_block_away_from_the_aoi_is_left_out_on_dask_too(unet_path
     gpd.GeoDataFrame(geometry=[shapely.box(100000, 100000, 100500, 100500)], crs=32633).to_file(far)
     entry = _dask_block(str(scene), str(tmp_path / "out" / "tile_0"), str(unet_path), RunOptions().replace(aoi=str(far)), (0, 50))
     assert entry["status"] == "outside" and "does not overlap the scene" in entry["reason"]
+
+
+def test_a_glob_matching_the_batchs_own_outdir_resumes(runner, unet_path: Path, tmp_path: Path) -> None:
+    """``run 'data/*' -o data/results``: the rerun's glob also matches data/results, which is not a scene."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    tiles(folder / "t")
+    for path in (folder / "t").iterdir():
+        path.rename(folder / path.name)
+    pattern, out = str(folder / "tile_*"), folder / "tile_results"
+    assert run(runner, "run", pattern, "-o", out, "-m", unet_path).exit_code == 0
+    result = run(runner, "run", pattern, "-o", out, "-m", unet_path)
+    assert result.exit_code == 0 and "0 done, 3 skipped" in result.stderr, result.output

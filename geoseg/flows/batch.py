@@ -65,10 +65,10 @@ def is_batch(items: Sequence[str]) -> bool:
     return len(items) > 1 or any(_kind(str(i)) != "path" for i in items)
 
 
-def expand_inputs(items: Sequence[str]) -> list[str]:
+def expand_inputs(items: Sequence[str], outdir: str | os.PathLike[str] | None = None) -> list[str]:
     """Scene paths from paths, globs and ``@list.txt`` files (one path per line, ``#`` comments). A path that exists
     is taken as it is written (``scene[1].tif``, ``@scene.tif``); a glob's folders that exist are taken as written too
-    (``/data/[2023]/*.tif``).
+    (``/data/[2023]/*.tif``); a glob's match that is ``outdir`` (``data/*`` into ``data/results``) is left out.
 
     Example:
         >>> expand_inputs(["data_samples/brandenburg_s2_512.tif"])
@@ -82,6 +82,8 @@ def expand_inputs(items: Sequence[str]) -> list[str]:
             scenes.extend(_read_list(Path(text[1:])))
         elif kind == "glob":
             matches = sorted(glob.glob(_literal_folders(text), recursive=True))
+            if outdir is not None and os.path.isdir(outdir):  # the batch's own OUTDIR, made by the first run
+                matches = [m for m in matches if not same_file(m, outdir)]
             if not matches:
                 raise InputError(f"{text} matches no file: check the pattern (quote it so the shell leaves it to geoseg)")
             scenes.extend(matches)
@@ -203,8 +205,8 @@ def run_batch(
     from geoseg.io.outputs import claimed_folder
 
     opts = (options or RunOptions()).replace(**option_values)
-    scenes = expand_inputs(images)
     out = Path(outdir)
+    scenes = expand_inputs(images, out)
     _check_outdir(out, scenes, opts.predict.aoi)
     distributed = workers is not None or scheduler is not None
     if distributed and not isinstance(model, (str, os.PathLike)):
