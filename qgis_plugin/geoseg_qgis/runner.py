@@ -125,7 +125,7 @@ def check_version(prefix: list[str]) -> str:
             text=True,
             encoding="utf-8",
             errors="replace",
-            env=child_env(),
+            env={k: v for k, v in child_env().items() if k != STOP_WITH_STDIN},  # its stdin is empty: not a stop
             stdin=subprocess.DEVNULL,
             timeout=120,
             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
