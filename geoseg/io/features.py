@@ -24,6 +24,7 @@ from geoseg.core.errors import OptionError, OutputError
 from geoseg.io.leftovers import remove_stale, temp_name
 from geoseg.io.outputs import atomic_output, write_error
 from geoseg.io.paths import check_output
+from geoseg.io.renames import replace_file, replace_files
 
 if TYPE_CHECKING:
     from geopandas import GeoDataFrame
@@ -62,15 +63,14 @@ def finish_in_place(sink: PolygonSink) -> None:
     """The scratch GeoPackage is the output: store the sink's QGIS style in it and rename it into place."""
     if sink.style is not None:
         add_gpkg_style(sink.scratch, LAYER, sink.style)
-    os.replace(sink.scratch, sink.path)
+    replace_file(sink.scratch, sink.path)  # a file held open (Windows) is one clear error
 
 
 def finish_converted(sink: PolygonSink) -> None:
     """GDAL converts the scratch GeoPackage into the output, written under a temporary name and renamed.
 
-    A format with sidecar files is written into a scratch folder beside the
-    output and each file is moved into place; a sidecar the format did not
-    write this time is removed (a stale file of the output it replaces).
+    A format with sidecar files is written into a scratch folder beside the output; its files replace the old ones
+    all or none, and a sidecar it did not write this time (a stale one of the output it replaces) is then removed.
     """
     if not sink.format.sidecars:
         with atomic_output(sink.path) as tmp:
@@ -80,13 +80,17 @@ def finish_converted(sink: PolygonSink) -> None:
     folder.mkdir()
     try:
         sink.convert(folder / sink.path.name)
+        moves, stale = [], []
         for suffix in sink.format.sidecars:
             own = suffix.lower() == sink.path.suffix.lower()  # the output itself, spelled as given (UTM.SHP)
             side, written = sink.path if own else sink.path.with_suffix(suffix), (folder / sink.path.name).with_suffix(suffix)
             if written.exists():
-                os.replace(written, side)
-            elif side.exists():
-                side.unlink()
+                moves.append((written, side))
+            else:
+                stale.append(side)
+        replace_files(moves)  # a Shapefile's files replace the old ones together
+        for side in stale:
+            side.unlink(missing_ok=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -96,11 +100,9 @@ GEOJSON_FEATURE = '{ "type": "Feature"'
 
 
 def finish_geojson_lines(sink: PolygonSink) -> None:
-    """GeoJSON Lines are GeoJSON's features, one a line: the scratch layer is written as GeoJSON (RFC 7946:
-    EPSG:4326, right-hand winding, split at the antimeridian) and its feature lines are copied (each after an RS
-    character in a ``.geojsons``), so both files hold the same features. Should GDAL's GeoJSON not hold one
-    feature a line, GDAL converts it instead.
-    """
+    """GeoJSON Lines are GeoJSON's features one a line: the scratch layer is written as GeoJSON (RFC 7946: EPSG:4326,
+    right-hand winding, split at the antimeridian) and its feature lines copied (each after an RS in ``.geojsons``),
+    so both hold the same features; should GDAL's GeoJSON not hold one feature a line, GDAL converts it instead."""
     from pyogrio import read_info
 
     geojson = format_named("GeoJSON")
