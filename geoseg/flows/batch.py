@@ -25,12 +25,11 @@ from geoseg.core.options import Progress, RunOptions
 from geoseg.flows.provenance import ModelRef, check_resumable, output_parameters
 from geoseg.flows.scene import run_scene
 from geoseg.io.outputs import is_mark
-from geoseg.io.paths import same_file
+from geoseg.io.paths import GLOB_CHARS, is_pattern, same_file
 
 __all__ = ["BATCH_FILES", "BATCH_MARKS", "BatchResult", "expand_inputs", "is_batch", "run_batch"]
 
 log = logging.getLogger("geoseg")
-_GLOB = set("*?[")
 BATCH_MARKS = ("batch.json",)
 """The file that marks a folder as a geoseg batch OUTDIR (resumed when run again)."""
 BATCH_FILES = ("batch.json", "classes.vrt", "polygons.gpkg")
@@ -40,11 +39,9 @@ BATCH_FILES = ("batch.json", "classes.vrt", "polygons.gpkg")
 def _kind(item: str) -> str:
     """How an input item is read: ``path`` (a path that exists is taken as it is written, even with ``[`` or a leading
     ``@``), ``list`` (``@list.txt``) or ``glob``."""
-    if _exists(item):
-        return "path"
-    if item.startswith("@"):
+    if item.startswith("@") and not _exists(item):
         return "list"
-    return "glob" if _GLOB & set(item) and not item.startswith("/vsi") else "path"
+    return "glob" if is_pattern(item) else "path"
 
 
 def _exists(path: str) -> bool:
@@ -100,7 +97,7 @@ def _literal_folders(pattern: str) -> str:
     separators = "/\\" if os.name == "nt" else "/"  # Windows takes both C:/data and C:\\data
     for cut in (i for i in range(len(pattern) - 1, 0, -1) if pattern[i] in separators):
         folder = pattern[:cut]
-        if _GLOB & set(folder) and os.path.isdir(folder):
+        if GLOB_CHARS & set(folder) and os.path.isdir(folder):
             return glob.escape(folder) + pattern[cut:]
     return pattern
 
@@ -235,21 +232,12 @@ def _check_outdir(out: Path, scenes: list[str], aoi: str | None = None) -> None:
     exists (one refusal before any work, not every scene's failure)."""
     from geoseg.io.outputs import check_outdir
     from geoseg.io.scene_files import check_files_outside
+    from geoseg.io.vector import check_vector_source
 
     check_outdir(out, scenes, overwrite=True, marks=BATCH_MARKS, create_parents=True)
     check_files_outside(out, scenes)  # building the folder would replace a scene's file
-    _check_aoi(aoi)
-
-
-def _check_aoi(aoi: str | None) -> None:
-    """A missing --aoi file is refused."""
-    from geoseg.core.errors import VectorError
-    from geoseg.io.paths import check_input_file, is_remote
-    from geoseg.io.vector import split_layer
-
-    file = None if aoi is None else split_layer(aoi)[0]
-    if file is not None and not is_remote(file):
-        check_input_file(file, "--aoi", "give a vector file such as a GeoPackage", VectorError, folder_ok=True)
+    if aoi is not None:
+        check_vector_source(aoi, "--aoi")
 
 
 def _open_model(model: object, opts: RunOptions, distributed: bool) -> tuple[object, Any, ModelRef]:
@@ -287,11 +275,11 @@ def _run_all(
     result: BatchResult, net: object, ref: ModelRef, client: Any, progress: Progress | None, options: RunOptions
 ) -> None:
     """Run the pending scenes, here or on Dask, rewriting batch.json as each one finishes."""
+    from geoseg.flows.dask import clear_blocks
+
     out, total = result.outdir, len(result.scenes)
     todo = [entry for entry in result.scenes if entry["status"] == "pending"]
     _write_record(result)  # at once: an interrupted batch is still geoseg's, and resumes
-    from geoseg.flows.dask import clear_blocks
-
     for entry in result.scenes:  # a split scene's blocks left by an interrupted Dask batch, done or not
         clear_blocks(out / entry["folder"])
     if client is not None:

@@ -295,7 +295,7 @@ def run_on_dask(
     aoi = options.predict.aoi
     if aoi is not None and not is_remote(str(aoi)):  # the area of interest too, as the scenes and the model
         file, _, layer = str(aoi).partition("|")  # fields.gpkg|layername=x: the file's path, the layer as given
-        options = options.replace(aoi=str(Path(file).resolve()) + (f"|{layer}" if layer else ""))
+        options = options.replace(aoi=absolute(file) + (f"|{layer}" if layer else ""))
     ref = model_ref or ModelRef.of(model)  # hashed once here, not by every task
     client.run(_worker_logging, logging.getLogger("geoseg").getEffectiveLevel())
     futures = {}

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.errors import InputError, OptionError, OutputError, first_few
-from geoseg.io.paths import SIDECARS, canonical, check_output
+from geoseg.io.paths import SIDECARS, canonical, check_output, is_pattern
 from geoseg.io.pixels import pixel_sizes_m, shown_sizes, sizes_within
 from geoseg.model.card import ModelCard
 
@@ -120,9 +120,6 @@ def check_scene_files(outputs: dict[str, Path], scene: str | os.PathLike[str]) -
         )
 
 
-_GLOB = frozenset("*?[")
-
-
 def check_not_pattern(scene: str | os.PathLike[str]) -> None:
     """Refuse a scene that does not exist but is a glob pattern matching files (``'in/*.tif'``, quoted so the shell
     left it): one scene is predicted at a time; ``geoseg run`` takes a pattern and predicts each file it matches.
@@ -137,7 +134,7 @@ def check_not_pattern(scene: str | os.PathLike[str]) -> None:
     import shlex
 
     text = os.fspath(scene)
-    if not _GLOB & set(text) or text.startswith("/vsi") or "://" in text or os.path.lexists(text):
+    if not is_pattern(text):
         return
     matches = sorted(glob.glob(text, recursive=True))
     if matches:

@@ -66,6 +66,27 @@ _CONNECTION = re.compile(r"^[A-Z][A-Z0-9_]+:")
 capitals, digits or underscores before the colon, so a Windows drive letter (``C:``) is a path."""
 
 
+GLOB_CHARS = frozenset("*?[")
+"""The characters that make a name a glob pattern (``tiles/*.tif``, ``scene_?.tif``, ``[0-9]*.tif``)."""
+
+
+def is_pattern(path: str | os.PathLike) -> bool:
+    """True for a glob pattern: a name with ``*``, ``?`` or ``[`` that is no virtual path or URL and no existing
+    file's (``scene[1].tif`` that exists is a name).
+
+    Example:
+        >>> is_pattern("tiles/*.tif"), is_pattern("/vsicurl/https://example.com/a.tif?sig=1"), is_pattern("a.tif")
+        (True, False, False)
+    """
+    text = str(path)
+    if not GLOB_CHARS & set(text) or text.startswith("/vsi") or "://" in text:
+        return False
+    try:
+        return not os.path.lexists(text)
+    except (OSError, ValueError):  # a NUL byte, a name too long: no file of that name
+        return True
+
+
 def is_connection(path: str | os.PathLike) -> bool:
     """True for a GDAL driver's connection string such as ``NETCDF:"scene.nc":B04`` (not an existing file's name).
 

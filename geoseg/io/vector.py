@@ -108,6 +108,22 @@ def read_features(file: str, layer: str | None, where: str | None, what: str, **
         raise VectorError(f"{what} {file} is not a vector file GDAL can read ({str(exc).splitlines()[0]})") from None
 
 
+def check_vector_source(path: str | os.PathLike, what: str) -> tuple[str, str | int | None, str | None]:
+    """:func:`split_layer` of a vector source whose local file is checked first (it exists, is a regular file or a
+    folder such as a Shapefile's; a FIFO never hangs): the file, the layer and the filter.
+
+    Example:
+        >>> check_vector_source("/nonexistent/aoi.gpkg|layername=fields", "--aoi")
+        Traceback (most recent call last):
+        ...
+        geoseg.core.errors.VectorError: --aoi /nonexistent/aoi.gpkg does not exist: give a vector file such as a GeoPackage
+    """
+    file, layer, where = split_layer(path)
+    if not is_remote(file):
+        check_input_file(file, what, "give a vector file such as a GeoPackage", VectorError, folder_ok=True)
+    return file, layer, where
+
+
 def read_polygons(
     path: str | os.PathLike, crs: CRS, what: str = "vector file", fix: str = "give an area of interest as polygons"
 ) -> list:
@@ -120,9 +136,7 @@ def read_polygons(
         >>> polys = read_polygons("aoi.gpkg", CRS.from_epsg(32633))  # doctest: +SKIP
     """
     name = str(path)
-    file, layer, where = split_layer(name)
-    if not is_remote(file):
-        check_input_file(file, what, "give a vector file such as a GeoPackage", VectorError, folder_ok=True)
+    file, layer, where = check_vector_source(name, what)
     frame = read_features(file, vector_layer(file, layer, what), where, what)
     if frame.crs is None:
         raise VectorError(f"{what} {name} has no CRS: assign one (e.g. ogr2ogr -a_srs EPSG:4326)")
