@@ -63,14 +63,13 @@ def predict(
       geoseg predict scene.tif -m model.pt -o classes.tif --confidence confidence.tif
     """
     from geoseg.core.options import PredictOptions
-    from geoseg.inference.checks import check_scene_files
+    from geoseg.inference.checks import check_outputs
     from geoseg.inference.predict import predict as run_predict
     from geoseg.io.outputs import style_beside
-    from geoseg.io.paths import check_output
 
     named = {"classes": output, "confidence": confidence, "probabilities": probabilities}
-    check_scene_files({k: Path(v) for k, v in named.items() if v}, image)  # a scene's file: that, not "exists"
-    check_output(output, [image], overwrite)  # the map before its style: a rerun is refused naming the map
+    # the maps before their style: a rerun is refused naming the map, a scene's own file as that (not "exists")
+    check_outputs({k: Path(v) for k, v in named.items() if v}, [image], overwrite, scene=image)
     style = style_beside(Path(output), image, overwrite)  # not the scene's own (scene.tif into scene.tiff)
     update, close = make_progress()
     try:

@@ -135,15 +135,14 @@ class ChipSelection:
             >>> sel.count(), sel.work([(0, 500), (500, 1000)])
             (20, 24)
         """
-        return sum(len(self.rows) * len(self.columns(a, b)) if self.aoi is None else self._count(a, b) for a, b in blocks)
-
-    def _count(self, x0: int, x1: int) -> int:
-        cols = self.columns(x0, x1)
-        return sum(len(self._row(row, cols)) for row in self.rows)
+        return sum(self._count(a, b) for a, b in blocks)
 
     def count(self) -> int:
         """How many chips are selected (arithmetic without an area of interest)."""
-        cols = self._columns(self.x0, self.x1)
+        return self._count(self.x0, self.x1)
+
+    def _count(self, x0: int, x1: int) -> int:
+        cols = self.columns(x0, x1)
         if self.aoi is None:
             return len(self.rows) * len(cols)
         return sum(len(self._row(row, cols)) for row in self.rows)
