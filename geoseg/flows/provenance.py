@@ -129,8 +129,9 @@ def aoi_fingerprint(aoi: str | os.PathLike[str] | None) -> str | None:
 
 
 def scene_stamp(scene: str | os.PathLike[str]) -> str | None:
-    """SHA-256 of the canonical paths, sizes and modification times of a scene's files (itself and those it is made
-    of: a VRT's sources, a band folder's bands), or None for a remote scene or one that cannot be listed.
+    """SHA-256 of the names, sizes and modification times of a scene's files (itself, by name only for a VRT, which
+    GDAL rewrites with statistics, and those it is made of: a VRT's sources, a band folder's bands; not the overviews
+    and statistics beside them), or None for a remote scene or one whose files are missing.
 
     run.json records it, so a batch resumes a finished scene only when it is the same scene, unchanged: another
     file of the same name (``in2/s0.tif`` after ``in/s0.tif``) or a file edited since runs again or is refused.

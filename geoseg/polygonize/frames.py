@@ -46,7 +46,7 @@ class Plan:
     names: dict[int, str]
     pixel_area: float
     strip_rows: int | None
-    noded: bool = True
+    noded: bool = False
 
     @property
     def traced_noded(self) -> bool:
