@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from geoseg.cli.options import common_options, inference_options, model_option, polygon_options
-from geoseg.cli.progress import make_progress
+from geoseg.cli.progress import progress_shown
 
 log = logging.getLogger("geoseg")
 
@@ -91,11 +91,8 @@ def change(
     from geoseg.flows.change import change as compare
 
     options = RunOptions.from_mapping(option_values)
-    update, close = make_progress()
-    try:
+    with progress_shown() as update:
         result = compare(before, after, outdir, model, options, classes_table=classes_table, overwrite=overwrite, progress=update)
-    finally:
-        close()
     summary = result.summary
     log.info(
         "%s: %.2f%% of %d compared pixels changed, %d transitions, %d polygons",

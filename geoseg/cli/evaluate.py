@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from geoseg.cli.options import common_options, overwrite_option
-from geoseg.cli.progress import make_progress
+from geoseg.cli.progress import progress_shown
 
 
 def _json_output(path: Path, inputs: list[str], overwrite: bool) -> Path:
@@ -100,13 +100,10 @@ def evaluate(
         folder = canonical(Path(report))
         if canonical(out) == folder or folder in canonical(out).parents:
             raise OptionError(f"--json {json_path} lies inside --report {report}: the report holds metrics.json already")
-    update, close = make_progress()
-    try:
+    with progress_shown() as update:
         summary = run_evaluate(
             pred, truth, label_field=label_field, classes=classes, progress=update, report=report, overwrite=overwrite
         )
-    finally:
-        close()
     click.echo(format_table(summary))
     if out is not None:
         write_json(summary, out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from geoseg.cli.options import common_options, overwrite_option
-from geoseg.cli.progress import make_progress, summary
+from geoseg.cli.progress import progress_shown, summary
 
 
 @click.command(short_help="Export a model to ONNX for QGIS (Deepness, GeoDeep) and onnxruntime.")
@@ -91,8 +91,7 @@ def export(
     """
     from geoseg.model.onnx import export_onnx
 
-    update, close = make_progress(unit="step")
-    try:
+    with progress_shown(unit="step") as update:
         path = export_onnx(
             model,
             output,
@@ -103,6 +102,4 @@ def export(
             calibration=calibration,
             progress=update,
         )
-    finally:
-        close()
     summary(f"geoseg: wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from geoseg.cli.options import common_options, inference_options, model_option
-from geoseg.cli.progress import make_progress
+from geoseg.cli.progress import progress_shown
 
 log = logging.getLogger("geoseg")
 
@@ -71,8 +71,7 @@ def predict(
     # the maps before their style: a rerun is refused naming the map, a scene's own file as that (not "exists")
     check_outputs({k: Path(v) for k, v in named.items() if v}, [image], overwrite, scene=image)
     style = style_beside(Path(output), image, overwrite)  # not the scene's own (scene.tif into scene.tiff)
-    update, close = make_progress()
-    try:
+    with progress_shown() as update:
         result = run_predict(
             image,
             model,
@@ -83,8 +82,6 @@ def predict(
             overwrite=overwrite,
             progress=update,
         )
-    finally:
-        close()
     if style is not None:
         _write_style(Path(output), style)
     log.info(

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import click
 
-__all__ = ["INTERRUPTED", "LogProgress", "PROGRESS_LOGGER", "make_progress", "summary"]
+__all__ = ["INTERRUPTED", "LogProgress", "PROGRESS_LOGGER", "make_progress", "progress_shown", "summary"]
 
 PROGRESS_LOGGER = "geoseg.progress"
 """Progress lines of ``--progress auto`` off a terminal: INFO, yet shown at the default verbosity (not with -q)."""
@@ -69,6 +70,22 @@ def summary(text: str) -> None:
     """
     if not click.get_current_context().meta.get("geoseg.quiet", 0):
         click.echo(text, err=True)
+
+
+@contextlib.contextmanager
+def progress_shown(unit: str = "chip") -> Iterator[Callable[[str, int, int], None]]:
+    """The progress callback of the current command's ``--progress`` mode (:func:`make_progress`), its bars closed
+    when the block ends, also on an error.
+
+    Example:
+        >>> with progress_shown() as update:  # doctest: +SKIP
+        ...     geoseg.predict(scene, model, "classes.tif", progress=update)
+    """
+    update, close = make_progress(unit)
+    try:
+        yield update
+    finally:
+        close()
 
 
 def make_progress(unit: str = "chip") -> tuple[Callable[[str, int, int], None], Callable[[], None]]:

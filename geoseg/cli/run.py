@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from geoseg.cli.options import common_options, inference_options, model_option, polygon_options
-from geoseg.cli.progress import INTERRUPTED, make_progress, summary
+from geoseg.cli.progress import INTERRUPTED, progress_shown, summary
 
 if TYPE_CHECKING:
     from geoseg.core.options import RunOptions
@@ -105,11 +105,8 @@ def run(
         return
     from geoseg.flows.run import run as run_pipeline
 
-    update, close = make_progress()
-    try:
+    with progress_shown() as update:
         result = run_pipeline(images[0], outdir, model or "default", options, overwrite=overwrite, progress=update)
-    finally:
-        close()
     counts = result.record["counts"]
     log.info(
         "%s: %d chips, %d polygons, %.1f s",
@@ -133,14 +130,11 @@ def _run_batch(
 
     from geoseg.flows.batch import run_batch
 
-    update, close = make_progress()
     click.get_current_context().meta[INTERRUPTED] = f"scenes finished are kept in {outdir}: run the same command to go on"
-    try:
+    with progress_shown() as update:
         result = run_batch(
             images, outdir, model, overwrite=overwrite, progress=update, workers=workers, scheduler=scheduler, options=options
         )
-    finally:
-        close()
     counts = result.counts
     outside = f", {counts['outside']} outside --aoi" if counts["outside"] else ""
     summary(

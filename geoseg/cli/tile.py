@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from geoseg.cli.options import common_options, overwrite_option, resolution_option
-from geoseg.cli.progress import make_progress, summary
+from geoseg.cli.progress import progress_shown, summary
 
 
 @click.command(short_help="Cut a scene (and its labels) into georeferenced GeoTIFF chips.")
@@ -81,8 +81,7 @@ def tile(
     """
     from geoseg.training.chipset import tile as run_tile
 
-    update, close = make_progress()
-    try:
+    with progress_shown() as update:
         result = run_tile(
             image,
             chip_dir,
@@ -95,7 +94,5 @@ def tile(
             overwrite=overwrite,
             progress=update,
         )
-    finally:
-        close()
     skipped = f", {result.skipped_unlabeled} skipped as unlabeled" if labels else ""
     summary(f"geoseg: {chip_dir}: {result.written} chips written{skipped}, {result.skipped_empty} skipped as nodata")

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from geoseg.cli.options import common_options
-from geoseg.cli.progress import INTERRUPTED, make_progress, summary
+from geoseg.cli.progress import INTERRUPTED, progress_shown, summary
 
 
 def _interrupted(run_dir: Path) -> str:
@@ -78,11 +78,10 @@ def train(config: str, run_dir: str, resume: bool) -> None:
     """
     from geoseg.training.trainer import train as run_train
 
-    update, close = make_progress()
     ctx = click.get_current_context()
     shown = _main_process() and not ctx.meta.get("geoseg.quiet", 0)  # torchrun: every process trains, rank 0 tells
     ctx.meta[INTERRUPTED] = functools.partial(_interrupted, Path(run_dir))
-    try:
+    with progress_shown() as update:
         result = run_train(
             config,
             run_dir,
@@ -90,8 +89,6 @@ def train(config: str, run_dir: str, resume: bool) -> None:
             progress=update,
             on_epoch=(lambda row: click.echo(_epoch_line(row), err=True)) if shown else None,
         )
-    finally:
-        close()
     if not shown:
         return
     best = "n/a" if result.best_miou is None else f"{result.best_miou:.3f}"

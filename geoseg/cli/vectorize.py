@@ -7,7 +7,7 @@ import logging
 import click
 
 from geoseg.cli.options import common_options, overwrite_option, polygon_options
-from geoseg.cli.progress import make_progress
+from geoseg.cli.progress import progress_shown
 from geoseg.io.features import FORMATS
 
 log = logging.getLogger("geoseg")
@@ -104,8 +104,7 @@ def vectorize(
     from geoseg.polygonize.api import write_polygons
 
     options = VectorizeOptions(min_area=min_area, simplify=simplify, background=background, precision=precision)
-    update, close = make_progress()
-    try:
+    with progress_shown() as update:
         result = write_polygons(
             classes,
             output,
@@ -115,7 +114,5 @@ def vectorize(
             overwrite=overwrite,
             progress=update,
         )
-    finally:
-        close()
     counts = ", ".join(f"{name} {n}" for name, n in result.per_class.items())
     log.info("%s: %d polygons (%s) in %.1f s", output, result.polygons, counts or "none", result.seconds)
