@@ -58,6 +58,7 @@ def model_only(model, chips: int, bands: int, args: argparse.Namespace) -> tuple
     """Seconds for the forward pass and softmax of ``chips`` chips already on the device; the batch size used."""
     import torch
 
+    from geoseg.core.threads import run_ahead
     from geoseg.inference.backends import TorchRunner, Tuning, make_runner
 
     if args.backend != "torch":  # onnxruntime (CUDA or TensorRT): numpy batches in, probabilities back on the host
@@ -67,8 +68,9 @@ def model_only(model, chips: int, bands: int, args: argparse.Namespace) -> tuple
         for _ in range(3):  # warm-up (and the engine)
             runner(data)
         started = time.perf_counter()
-        for done in range(0, chips, batch):
-            runner(data[: min(batch, chips - done)])
+        parts = [data[: min(batch, chips - done)] for done in range(0, chips, batch)]
+        for _ in run_ahead(parts, runner, getattr(runner, "lanes", 1)):  # as predict runs them (2 at once on the CPU)
+            pass
         return time.perf_counter() - started, batch
     runner = TorchRunner(model, device=args.device, tuning=Tuning(args.precision, args.compile))
     batch = args.batch or runner.batch_for(bands, CHIP)

@@ -1,5 +1,6 @@
 """Small thread helpers: produce items in a background thread while the caller consumes them (:func:`prefetch`),
-and run calls in order in a background thread while the caller goes on (:class:`Serial`).
+run calls in order in a background thread while the caller goes on (:class:`Serial`), and run a few calls at once
+with their results taken in order (:func:`run_ahead`).
 
 Producer threads still running when the interpreter exits (an interrupted
 command whose generator was never closed) are stopped and joined at exit:
@@ -9,18 +10,28 @@ a daemon thread killed inside GDAL during finalization crashes the process.
 from __future__ import annotations
 
 import atexit
+import collections
+import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["Serial", "prefetch", "stop_all"]
+__all__ = ["LANE_THREADS", "MODEL_LANES", "Serial", "prefetch", "run_ahead", "stop_all"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 POLL_S = 0.1
 """How often a :class:`Serial` thread with nothing queued looks whether it is to stop."""
 STOP_WAIT_S = 10.0
 """How long closing a :class:`Serial` on an error waits for the call it is running."""
+MODEL_LANES = min(2, os.cpu_count() or 1)
+"""onnxruntime calls the chip loop runs at once on the CPU, each on :data:`LANE_THREADS` threads. Two one-thread
+calls kept 2 cores busier than one call on two threads, whose threads wait for each other after every layer and
+for any core another thread takes (BENCHMARKS.md)."""
+LANE_THREADS = max(1, (os.cpu_count() or 1) // MODEL_LANES)
+"""onnxruntime's threads per call on the CPU (its ``intra_op_num_threads``): the cores shared out over the lanes."""
 _DONE = object()
 _ACTIVE: dict[threading.Thread, tuple[threading.Event, queue.Queue]] = {}
 
@@ -153,3 +164,48 @@ class Serial:
         if self.error is not None and raise_error:
             error, self.error = self.error, None
             raise error
+
+
+def run_ahead(
+    items: Iterable[T], call: Callable[[T], R], lanes: int, name: str = "geoseg-lane"
+) -> Generator[tuple[T, R], None, None]:
+    """``(item, call(item))`` for each item, in order, with up to ``lanes`` calls running at once in threads.
+
+    ``call`` must release the GIL for the calls to overlap (onnxruntime's
+    ``run`` does). With ``lanes`` 1 each call runs in the caller's thread, as
+    a plain loop would. An item is taken from ``items`` only when a lane is
+    free, so at most ``lanes`` items are in calls or waiting to be yielded.
+    The first error is raised in order; calls still running are waited for
+    (they may use buffers the caller reuses), queued ones dropped.
+
+    Example:
+        >>> [r for _, r in run_ahead(range(5), lambda i: i * i, lanes=2)]
+        [0, 1, 4, 9, 16]
+    """
+    if lanes <= 1:
+        for item in items:
+            yield item, call(item)
+        return
+    pool = ThreadPoolExecutor(lanes, thread_name_prefix=name)
+    running: collections.deque[tuple[T, Future[R]]] = collections.deque()
+    try:
+        for item in items:
+            running.append((item, pool.submit(call, item)))
+            if len(running) == lanes:
+                yield _oldest(running)
+        while running:
+            yield _oldest(running)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _oldest(running: collections.deque[tuple[T, Future[R]]]) -> tuple[T, R]:
+    """The oldest call's item and result, waited for in short steps (a Ctrl-C is taken between them, also on Windows)."""
+    item, future = running[0]
+    while True:
+        try:
+            result = future.result(timeout=POLL_S)
+        except TimeoutError:
+            continue
+        running.popleft()
+        return item, result

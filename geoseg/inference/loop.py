@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import numpy as np
 
 from geoseg.core.grid import Chip, Grid, north_up_flips
 from geoseg.core.options import Progress
-from geoseg.core.threads import Serial, prefetch
+from geoseg.core.threads import Serial, prefetch, run_ahead
 from geoseg.inference.backends import RING_BATCHES, Runner
 from geoseg.inference.batches import Batch, BatchRing, normalize_chip, read_batches
 from geoseg.inference.checks import DOMAIN_STEP, DomainCheck, Radiometry
@@ -131,7 +131,8 @@ class ChipLoop:
             self._make_parts(parts, x0, x1, offset)
             cols = columns or self.grid.columns_in(x0, x1)
             pinned = bool(getattr(self.runner, "pinned", False))  # a GPU copies page-locked chips without staging
-            ring = BatchRing(RING_BATCHES, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
+            lanes = max(1, int(getattr(self.runner, "lanes", 1)))  # model calls at once (onnxruntime on the CPU: 2)
+            ring = BatchRing(RING_BATCHES + lanes - 1, self.batch_size, len(self.indexes), self.grid.chip_size, pinned)
             batches = read_batches(
                 itertools.chain([first], chips),
                 functools.partial(open_scene, self.image),
@@ -140,8 +141,12 @@ class ChipLoop:
                 ring,
                 columns=range(min(cols), max(cols) + 1),
             )
-            for batch in self._timed(prefetch(batches, depth=2)):
-                self._predict(batch, parts)
+            results = self._modelled(self._timed(prefetch(batches, depth=2)), lanes)
+            try:
+                for batch, probs in results:
+                    self._predicted(batch, probs, parts)
+            finally:
+                results.close()  # waits for model calls still running: they read the ring's arrays
             for part in parts:
                 self._stitch(part, part.stitcher.finish)
         finally:
@@ -209,15 +214,35 @@ class ChipLoop:
                 return
             yield batch
 
-    def _predict(self, batch: Batch, parts: list[_Part]) -> None:
+    def _modelled(self, batches: Iterator[Batch], lanes: int) -> Generator[tuple[Batch, Any], None, None]:
+        """Batches with their probabilities (None for a batch of skipped chips), in order, ``lanes`` model calls at
+        once; the time this thread waits for the model (not for the reader) counts as the model's."""
+        results = run_ahead(batches, self._run_model, lanes, "geoseg-model")
+        try:
+            while True:
+                t, read_wait = time.perf_counter(), self.times["read_wait"]
+                item = next(results, None)
+                self.times["model"] += time.perf_counter() - t - (self.times["read_wait"] - read_wait)
+                if item is None:
+                    return
+                yield item
+        finally:
+            results.close()
+
+    def _run_model(self, batch: Batch) -> Any:
+        """The probabilities of a batch's chips, on the file's grid (None when every chip was skipped)."""
+        if not batch.chips:
+            return None
+        if self.flips:
+            batch.data[...] = np.flip(batch.data, self.flips)
+        probs = self.runner(batch.data)
+        if self.flips:  # back onto the file's grid
+            probs = np.flip(probs, self.flips) if isinstance(probs, np.ndarray) else probs.flip(self.flips)
+        return probs
+
+    def _predicted(self, batch: Batch, probs: Any, parts: list[_Part]) -> None:
+        """Hand a batch's probabilities to the stitchers of the bands its chips lie in; count it as done."""
         if batch.chips:
-            t = time.perf_counter()
-            if self.flips:
-                batch.data[...] = np.flip(batch.data, self.flips)
-            probs = self.runner(batch.data)
-            if self.flips:  # back onto the file's grid
-                probs = np.flip(probs, self.flips) if isinstance(probs, np.ndarray) else probs.flip(self.flips)
-            self.times["model"] += time.perf_counter() - t
             for part in parts:
                 if part.thread is not None and part.thread.error is not None:  # a band failed: stop now, not later
                     raise part.thread.error

@@ -14,6 +14,7 @@ import numpy as np
 
 from geoseg.core.errors import OptionError
 from geoseg.core.options import PRECISIONS
+from geoseg.core.threads import MODEL_LANES
 from geoseg.model.deepness import binary_probabilities
 from geoseg.model.device import resolve_device
 from geoseg.model.onnx import OnnxModel
@@ -205,6 +206,7 @@ class OnnxRunner:
         self.max_batch = max_batch  # larger batches run in parts (a TensorRT engine's profile ends there)
         providers = model.session.get_providers()
         self.device = "cuda" if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(providers) else "cpu"
+        self.lanes = MODEL_LANES if self.device == "cpu" else 1  # calls the chip loop may run at once
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         m = self.model

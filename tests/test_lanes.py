@@ -1,0 +1,130 @@
+"""Model lanes: onnxruntime calls run two at once on the CPU, their results taken in order, outputs unchanged."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+import geoseg
+from geoseg.core.threads import LANE_THREADS, MODEL_LANES, run_ahead
+from geoseg.inference import runners
+from geoseg.model.onnx import export_onnx, load_onnx
+from tests.helpers import random_scene, tiny_unet, write_raster
+
+
+def test_run_ahead_overlaps_calls_and_keeps_their_order() -> None:
+    barrier = threading.Barrier(2, timeout=10)  # passes only when two calls run at once
+
+    def call(i: int) -> int:
+        if i < 2:
+            barrier.wait()
+        time.sleep(0.02 * (3 - i))  # later items finish first
+        return i * 10
+
+    assert [(i, r) for i, r in run_ahead(range(4), call, lanes=2)] == [(0, 0), (1, 10), (2, 20), (3, 30)]
+
+
+def test_one_lane_runs_each_call_in_the_callers_thread() -> None:
+    threads = [t for _, t in run_ahead(range(3), lambda _: threading.current_thread(), lanes=1)]
+    assert threads == [threading.main_thread()] * 3
+
+
+def test_run_ahead_takes_an_item_only_when_a_lane_is_free() -> None:
+    taken = []
+
+    def items():
+        for i in range(9):
+            taken.append(i)
+            yield i
+
+    for done, (i, _) in enumerate(run_ahead(items(), lambda i: i, lanes=3), start=1):
+        assert i == done - 1
+        assert len(taken) - done < 3  # at most the lanes' items are taken and not yet yielded
+    assert taken == list(range(9))
+
+
+def test_run_ahead_raises_the_first_error_after_the_running_calls_end() -> None:
+    finished = threading.Event()
+
+    def call(i: int) -> int:
+        if i == 1:
+            raise ValueError("chip 1 failed")
+        if i == 2:
+            time.sleep(0.3)
+            finished.set()
+        return i
+
+    results = []
+    with pytest.raises(ValueError, match="chip 1 failed"):
+        for item in run_ahead(range(6), call, lanes=2):
+            results.append(item)
+    assert results == [(0, 0)]
+    assert finished.is_set()  # a call still running (it may read a buffer the caller reuses) was waited for
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("lanes") / "tiny.onnx"
+    return export_onnx(tiny_unet(4, 3, pixel_size=10.0), path, quiet=True)
+
+
+def test_cpu_sessions_share_the_cores_out_over_the_lanes(onnx_model: Path) -> None:
+    model = load_onnx(onnx_model)
+    assert model.session.get_session_options().intra_op_num_threads == LANE_THREADS
+    assert runners.OnnxRunner(model).lanes == MODEL_LANES
+
+
+def _slow_forward(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each model call waits before it reads its chips: a batch array refilled by the reader meanwhile would show."""
+    forward = runners.OnnxRunner._forward
+
+    def slow(self: runners.OnnxRunner, x: np.ndarray) -> np.ndarray:
+        time.sleep(0.01)
+        return forward(self, x)
+
+    monkeypatch.setattr(runners.OnnxRunner, "_forward", slow)
+
+
+@pytest.mark.parametrize("lanes", [2, 4])
+def test_predict_in_lanes_writes_the_same_bytes_as_one_call_at_a_time(
+    tmp_path: Path, onnx_model: Path, monkeypatch: pytest.MonkeyPatch, lanes: int
+) -> None:
+    data = random_scene((4, 150, 230), seed=3)
+    data[:, :100, :120] = 0  # a nodata corner: batches of skipped chips pass through the lanes too
+    scene = write_raster(tmp_path / "s.tif", data, descriptions=["B02", "B03", "B04", "B08"], nodata=0)
+    _slow_forward(monkeypatch)
+    outputs = {}
+    for n in (1, lanes):
+        monkeypatch.setattr(runners, "MODEL_LANES", n)
+        out = tmp_path / f"lanes{n}.tif"
+        result = geoseg.predict(scene, onnx_model, out, confidence=tmp_path / f"conf{n}.tif", batch_size=1)
+        assert result.chips_predicted > 2 * lanes and result.chips_skipped > 0
+        with rasterio.open(out) as a, rasterio.open(tmp_path / f"conf{n}.tif") as c:
+            outputs[n] = (a.read(), c.read())
+    assert np.array_equal(outputs[1][0], outputs[lanes][0])
+    assert np.array_equal(outputs[1][1], outputs[lanes][1])
+
+
+def test_a_failing_model_call_in_a_lane_stops_predict_with_no_output(
+    tmp_path: Path, onnx_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scene = write_raster(tmp_path / "s.tif", random_scene((4, 150, 230)), descriptions=["B02", "B03", "B04", "B08"])
+    calls = []
+    forward = runners.OnnxRunner._forward
+
+    def failing(self: runners.OnnxRunner, x: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("onnxruntime ran out of memory")
+        return forward(self, x)
+
+    monkeypatch.setattr(runners.OnnxRunner, "_forward", failing)
+    monkeypatch.setattr(runners, "MODEL_LANES", 2)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        geoseg.predict(scene, onnx_model, tmp_path / "out.tif", batch_size=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]
