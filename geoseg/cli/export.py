@@ -62,10 +62,11 @@ def export(
 
     --quantize int8 trades a little agreement for speed on CPUs: an 8-bit
     integer model, a quarter of the size; the layers at fine resolution stay
-    float. On the project's shared 2-core x86 CPU (with VNNI) the bundled
-    model ran 1.07-1.16x faster end to end in geoseg predict and 1.24-1.31x
-    faster alone (BENCHMARKS.md), and its class map differed from the float
-    model's on about 1% of the pixels (where two classes are close). With
+    float. On a shared 2-core x86 CPU without VNNI the bundled model ran
+    1.09-1.15x faster end to end in geoseg predict and 1.10-1.12x faster
+    alone (1.2-1.3x alone on one with VNNI; BENCHMARKS.md), and its class
+    map differed from the float model's on about 1% of the pixels (where
+    two classes are close). With
     --calibration SCENE (static quantization) the activation ranges are
     measured on up to 16 chips spread over SCENE, read the way predict reads
     it (at the model's pixel size), each also flipped and turned: give a

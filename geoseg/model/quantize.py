@@ -55,7 +55,7 @@ QUANTIZE_TYPES = ("int8",)
 CALIBRATION_CHIPS = 16
 """Chips of the calibration scene that static quantization measures activation ranges on (fewer when the scene has
 fewer chips with valid pixels), each in :data:`CALIBRATION_VIEWS` views. The bundled 512 px sample has 9 chips and its
-top half 3; calibrated on those 3, the bundled model's int8 map agreed with the float one on 98.9% of the held-back
+top half 3; calibrated on those 3, the bundled model's int8 map agreed with the float one on 99.3% of the held-back
 bottom half. Calibration takes 5-15 seconds on 2 CPU cores."""
 
 CALIBRATION_VIEWS = 5
@@ -63,20 +63,23 @@ CALIBRATION_VIEWS = 5
 quarter turn each way (square chips). Imagery has no preferred orientation, and the decoder's activations depend on
 the layout: calibrated on 3 chips as read, the held-back half's activations reached twice the measured range in a
 decoder block (clipped: 96.6% agreement with the float model); with the 5 views, 98.9%. All 8 flips and rotations
-gave the same (98.9-99.0%) at 1.6 times the calibration time."""
+gave the same (98.9-99.0%) at 1.6 times the calibration time (measured on a CPU with VNNI, the encoder float at 1/2)."""
 
-FLOAT_ENCODER_SCALE = 2
+FLOAT_ENCODER_SCALE = 4
 """Nodes before the graph's coarsest convolution (the encoder) whose output is at ``1 / FLOAT_ENCODER_SCALE`` of
-the input's height and width or finer stay float (:func:`float_nodes`)."""
+the input's height and width or finer stay float (:func:`float_nodes`). At 2 (11 of the bundled model's 63
+convolutions float) the held-back agreement was 98.9% on a CPU with AVX512-VNNI but 97.5% on one without it, where
+onnxruntime's 8-bit products can saturate; at 4, 99.3% on both, at the same speed (BENCHMARKS.md)."""
 
 FLOAT_DECODER_SCALE = 4
 """Nodes after the graph's coarsest convolution (the decoder) at ``1 / FLOAT_DECODER_SCALE`` or finer stay float.
-On the bundled model that keeps 11 of 63 convolutions float: 98.9% held-back agreement at 1.3x the float model's
-speed, against 95.8% at 1.5x with only the first and last convolutions float (BENCHMARKS.md)."""
+With :data:`FLOAT_ENCODER_SCALE` that keeps 17 of the bundled model's 63 convolutions float: 99.3% held-back
+agreement, against 94-96% with only the first and last convolutions float, which ran 1.1-1.5x the float model's
+speed against 1.1-1.3x (BENCHMARKS.md)."""
 
 MIN_CALIBRATION_CHIPS = 3
 """Fewer calibration chips than this are warned about: 3 chips (the bundled sample's top half, 5 views each) are the
-fewest measured to calibrate well (98.9% agreement on the held-back half); one chip of a scene with 9 valid pixels gave
+fewest measured to calibrate well (99.3% agreement on the held-back half); one chip of a scene with 9 valid pixels gave
 86%."""
 
 MIN_VALID_SHARE = 0.05
