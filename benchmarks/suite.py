@@ -281,16 +281,16 @@ def job_whole_scene(scene: str, model: str, out: str) -> dict:
     """Whole-scene stitching as TerraTorch, geoai and solaris do it: full-size float accumulators per class."""
     import rasterio
 
+    from geoseg.core.threads import run_ahead
+
     t = time.perf_counter()
     ds, grid, net, runner, batches = _chips_and_runner(scene, model)
     k = net.card.num_classes
     acc = np.zeros((k, ds.height, ds.width), dtype=np.float32)  # every class, every pixel of the scene
     weight = np.zeros((ds.height, ds.width), dtype=np.float32)
     chips = 0
-    for batch in batches:
-        if not batch.chips:
-            continue
-        probs = runner(batch.data)
+    full = (b for b in batches if b.chips)  # the model runs as in predict: runner.lanes calls at once
+    for batch, probs in run_ahead(full, lambda b: runner(b.data), getattr(runner, "lanes", 1)):
         for chip, p in zip(batch.chips, probs):
             h, w = min(chip.y1, ds.height) - chip.y0, min(chip.x1, ds.width) - chip.x0
             acc[:, chip.y0 : chip.y0 + h, chip.x0 : chip.x0 + w] += p[:, :h, :w]

@@ -11,6 +11,7 @@ import pytest
 import rasterio
 
 import geoseg
+from geoseg.core import threads
 from geoseg.core.threads import LANE_THREADS, MODEL_LANES, run_ahead
 from geoseg.inference import runners
 from geoseg.model.onnx import export_onnx, load_onnx
@@ -48,6 +49,34 @@ def test_run_ahead_takes_an_item_only_when_a_lane_is_free() -> None:
     assert taken == list(range(9))
 
 
+def test_waiting_for_a_lane_survives_the_futures_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Future.result(timeout)`` raises ``concurrent.futures.TimeoutError``, not the builtin one before Python 3.11."""
+    import concurrent.futures
+
+    class Slow(concurrent.futures.Future):
+        waits = 0
+
+        def result(self, timeout: float | None = None) -> int:
+            Slow.waits += 1
+            if Slow.waits < 3:
+                raise concurrent.futures.TimeoutError()
+            return 7
+
+    monkeypatch.setattr(threads, "ThreadPoolExecutor", lambda *a, **k: _Pool(Slow))
+    assert list(run_ahead([1, 2], lambda i: i, lanes=2)) == [(1, 7), (2, 7)] and Slow.waits == 4
+
+
+class _Pool:
+    def __init__(self, future: type) -> None:
+        self.future = future
+
+    def submit(self, fn, *args):  # noqa: ANN001, ANN202 - a stand-in for ThreadPoolExecutor
+        return self.future()
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
 def test_run_ahead_raises_the_first_error_after_the_running_calls_end() -> None:
     finished = threading.Event()
 
@@ -73,21 +102,32 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_onnx(tiny_unet(4, 3, pixel_size=10.0), path, quiet=True)
 
 
-def test_cpu_sessions_share_the_cores_out_over_the_lanes(onnx_model: Path) -> None:
+def test_two_lanes_of_one_thread_on_two_cores_else_one_call_on_onnxruntimes_threads(onnx_model: Path) -> None:
     model = load_onnx(onnx_model)
     assert model.session.get_session_options().intra_op_num_threads == LANE_THREADS
     assert runners.OnnxRunner(model).lanes == MODEL_LANES
+    assert (MODEL_LANES, LANE_THREADS) == ((2, 1) if threads.usable_cores() == 2 else (1, 0))
 
 
-def _slow_forward(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each model call waits before it reads its chips: a batch array refilled by the reader meanwhile would show."""
+def _slow_forward(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each model call waits before it reads its chips: a batch array refilled by the reader meanwhile would show.
+    Returns [calls running now, most calls seen running at once]."""
     forward = runners.OnnxRunner._forward
+    running, lock = [0, 0], threading.Lock()
 
     def slow(self: runners.OnnxRunner, x: np.ndarray) -> np.ndarray:
+        with lock:
+            running[0] += 1
+            running[1] = max(running)
         time.sleep(0.01)
-        return forward(self, x)
+        try:
+            return forward(self, x)
+        finally:
+            with lock:
+                running[0] -= 1
 
     monkeypatch.setattr(runners.OnnxRunner, "_forward", slow)
+    return running
 
 
 @pytest.mark.parametrize("lanes", [2, 4])
@@ -97,13 +137,15 @@ def test_predict_in_lanes_writes_the_same_bytes_as_one_call_at_a_time(
     data = random_scene((4, 150, 230), seed=3)
     data[:, :100, :120] = 0  # a nodata corner: batches of skipped chips pass through the lanes too
     scene = write_raster(tmp_path / "s.tif", data, descriptions=["B02", "B03", "B04", "B08"], nodata=0)
-    _slow_forward(monkeypatch)
+    running = _slow_forward(monkeypatch)
     outputs = {}
     for n in (1, lanes):
         monkeypatch.setattr(runners, "MODEL_LANES", n)
+        running[1] = 0
         out = tmp_path / f"lanes{n}.tif"
         result = geoseg.predict(scene, onnx_model, out, confidence=tmp_path / f"conf{n}.tif", batch_size=1)
         assert result.chips_predicted > 2 * lanes and result.chips_skipped > 0
+        assert running[1] == n if n == 1 else running[1] > 1  # the calls did overlap
         with rasterio.open(out) as a, rasterio.open(tmp_path / f"conf{n}.tif") as c:
             outputs[n] = (a.read(), c.read())
     assert np.array_equal(outputs[1][0], outputs[lanes][0])

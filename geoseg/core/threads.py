@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import os
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["LANE_THREADS", "MODEL_LANES", "Serial", "prefetch", "run_ahead", "stop_all"]
+__all__ = ["LANE_THREADS", "MODEL_LANES", "Serial", "prefetch", "run_ahead", "stop_all", "usable_cores"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -26,12 +28,29 @@ POLL_S = 0.1
 """How often a :class:`Serial` thread with nothing queued looks whether it is to stop."""
 STOP_WAIT_S = 10.0
 """How long closing a :class:`Serial` on an error waits for the call it is running."""
-MODEL_LANES = min(2, os.cpu_count() or 1)
-"""onnxruntime calls the chip loop runs at once on the CPU, each on :data:`LANE_THREADS` threads. Two one-thread
-calls kept 2 cores busier than one call on two threads, whose threads wait for each other after every layer and
-for any core another thread takes (BENCHMARKS.md)."""
-LANE_THREADS = max(1, (os.cpu_count() or 1) // MODEL_LANES)
-"""onnxruntime's threads per call on the CPU (its ``intra_op_num_threads``): the cores shared out over the lanes."""
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells it, e.g. under ``taskset``), at least 1.
+
+    Example:
+        >>> usable_cores() >= 1
+        True
+    """
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        with contextlib.suppress(OSError):
+            return max(1, len(affinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+MODEL_LANES = 2 if usable_cores() == 2 else 1
+"""onnxruntime calls the chip loop runs at once on the CPU. On 2 cores two one-thread calls kept both cores busier
+than one call on two threads, whose threads wait for each other after every layer and for any core a reader,
+stitcher or writer thread takes (BENCHMARKS.md). Elsewhere one call at a time, on onnxruntime's own threads: calls
+at once share their session's thread pool, and more cores were not measured."""
+LANE_THREADS = 1 if MODEL_LANES > 1 else 0
+"""onnxruntime's threads per call on the CPU (its ``intra_op_num_threads``); 0: its default, a thread per core."""
 _DONE = object()
 _ACTIVE: dict[threading.Thread, tuple[threading.Event, queue.Queue]] = {}
 
@@ -205,7 +224,7 @@ def _oldest(running: collections.deque[tuple[T, Future[R]]]) -> tuple[T, R]:
     while True:
         try:
             result = future.result(timeout=POLL_S)
-        except TimeoutError:
+        except futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             continue
         running.popleft()
         return item, result

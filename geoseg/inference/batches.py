@@ -176,7 +176,8 @@ def read_batches(
     on chips with a valid pixel (observe the raw values, normalize in place).
     Chips without one are skipped and counted. The ring needs ``ahead`` + 4
     slots when batches are consumed through :func:`~geoseg.core.threads.prefetch`
-    with depth 2.
+    with depth 2, and one more for each model call beyond the first that runs
+    at once (:func:`~geoseg.core.threads.run_ahead`).
 
     Example:
         >>> batches = read_batches(grid, lambda: open_scene(path), read_into, prepare, BatchRing(5, 8, 3, 256))  # doctest: +SKIP

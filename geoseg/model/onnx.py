@@ -308,7 +308,11 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu", tensorrt: str | None
 
     ``tensorrt`` (a precision: fp32, fp16 or bf16) runs it with TensorRT
     first on the GPU (see :func:`tensorrt_provider`), CUDA for what TensorRT
-    does not take.
+    does not take. On a 2-core CPU the session runs each call on one thread
+    (:data:`~geoseg.core.threads.LANE_THREADS`) and predict runs two calls
+    at once; a caller running calls one after another uses one core there:
+    run them with :func:`~geoseg.core.threads.run_ahead` and
+    ``OnnxRunner.lanes``, as predict does.
     """
     p = Path(path)
     check_input_file(p, "model file", "give a .onnx file exported by geoseg or for Deepness", ModelError)
@@ -319,7 +323,7 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu", tensorrt: str | None
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = _providers(device) if tensorrt is None else [tensorrt_provider(p, tensorrt), *_providers("cuda")]
-    if providers == ["CPUExecutionProvider"]:  # the chip loop runs MODEL_LANES calls at once (OnnxRunner.lanes)
+    if providers == ["CPUExecutionProvider"] and LANE_THREADS:  # the chip loop runs calls at once (OnnxRunner.lanes)
         options.intra_op_num_threads = LANE_THREADS
     try:
         session = ort.InferenceSession(str(p), sess_options=options, providers=providers)
