@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -11,11 +12,15 @@ import pytest
 import rasterio
 
 import geoseg
+import geoseg.model.onnx as onnx_module
 from geoseg.core import threads
-from geoseg.core.threads import LANE_THREADS, MODEL_LANES, run_ahead
+from geoseg.core.threads import LANE_THREADS, MODEL_LANES, lanes_for, run_ahead
 from geoseg.inference import runners
 from geoseg.model.onnx import export_onnx, load_onnx
 from tests.helpers import random_scene, tiny_unet, write_raster
+
+pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev extra: pip install -e '.[dev]'")
+pytest.importorskip("onnx", reason="onnx is in the dev extra: pip install -e '.[dev]'")
 
 
 def test_run_ahead_overlaps_calls_and_keeps_their_order() -> None:
@@ -50,7 +55,8 @@ def test_run_ahead_takes_an_item_only_when_a_lane_is_free() -> None:
 
 
 def test_waiting_for_a_lane_survives_the_futures_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``Future.result(timeout)`` raises ``concurrent.futures.TimeoutError``, not the builtin one before Python 3.11."""
+    """``Future.result(timeout)`` raises ``concurrent.futures.TimeoutError``: the waits go on. (Before Python 3.11 it
+    is not the builtin ``TimeoutError``; this test tells the two apart only when run on 3.10.)"""
     import concurrent.futures
 
     class Slow(concurrent.futures.Future):
@@ -78,12 +84,14 @@ class _Pool:
 
 
 def test_run_ahead_raises_the_first_error_after_the_running_calls_end() -> None:
-    finished = threading.Event()
+    started, finished = threading.Event(), threading.Event()
 
     def call(i: int) -> int:
         if i == 1:
+            assert started.wait(10)  # item 2 is running when item 1 fails
             raise ValueError("chip 1 failed")
         if i == 2:
+            started.set()
             time.sleep(0.3)
             finished.set()
         return i
@@ -102,11 +110,25 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_onnx(tiny_unet(4, 3, pixel_size=10.0), path, quiet=True)
 
 
-def test_two_lanes_of_one_thread_on_two_cores_else_one_call_on_onnxruntimes_threads(onnx_model: Path) -> None:
+def test_two_lanes_of_one_thread_on_two_cores_else_one_call_on_onnxruntimes_threads(
+    onnx_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert [lanes_for(n) for n in (1, 2, 3, 4, 16)] == [(1, 0), (2, 1), (1, 0), (1, 0), (1, 0)]
     model = load_onnx(onnx_model)
     assert model.session.get_session_options().intra_op_num_threads == LANE_THREADS
     assert runners.OnnxRunner(model).lanes == MODEL_LANES
-    assert (MODEL_LANES, LANE_THREADS) == ((2, 1) if threads.usable_cores() == 2 else (1, 0))
+    _two_lanes(monkeypatch)
+    model = load_onnx(onnx_model)
+    assert model.session.get_session_options().intra_op_num_threads == 1 and runners.OnnxRunner(model).lanes == 2
+    monkeypatch.setattr(runners, "LANE_THREADS", 3)  # a session not made one thread per call (a CUDA fallback)
+    assert runners.OnnxRunner(model).lanes == 1
+
+
+def _two_lanes(monkeypatch: pytest.MonkeyPatch, lanes: int = 2) -> None:
+    """Sessions of one thread per call and ``lanes`` calls at once, whatever this machine's cores."""
+    monkeypatch.setattr(onnx_module, "LANE_THREADS", 1)
+    monkeypatch.setattr(runners, "LANE_THREADS", 1)
+    monkeypatch.setattr(runners, "MODEL_LANES", lanes)
 
 
 def _slow_forward(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -140,7 +162,7 @@ def test_predict_in_lanes_writes_the_same_bytes_as_one_call_at_a_time(
     running = _slow_forward(monkeypatch)
     outputs = {}
     for n in (1, lanes):
-        monkeypatch.setattr(runners, "MODEL_LANES", n)
+        _two_lanes(monkeypatch, n)
         running[1] = 0
         out = tmp_path / f"lanes{n}.tif"
         result = geoseg.predict(scene, onnx_model, out, confidence=tmp_path / f"conf{n}.tif", batch_size=1)
@@ -156,17 +178,16 @@ def test_a_failing_model_call_in_a_lane_stops_predict_with_no_output(
     tmp_path: Path, onnx_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scene = write_raster(tmp_path / "s.tif", random_scene((4, 150, 230)), descriptions=["B02", "B03", "B04", "B08"])
-    calls = []
+    calls = itertools.count(1)
     forward = runners.OnnxRunner._forward
 
     def failing(self: runners.OnnxRunner, x: np.ndarray) -> np.ndarray:
-        calls.append(1)
-        if len(calls) == 3:
+        if next(calls) == 3:  # one number per call, also from two threads at once
             raise RuntimeError("onnxruntime ran out of memory")
         return forward(self, x)
 
     monkeypatch.setattr(runners.OnnxRunner, "_forward", failing)
-    monkeypatch.setattr(runners, "MODEL_LANES", 2)
+    _two_lanes(monkeypatch)
     with pytest.raises(RuntimeError, match="out of memory"):
         geoseg.predict(scene, onnx_model, tmp_path / "out.tif", batch_size=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]

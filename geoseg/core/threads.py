@@ -20,7 +20,7 @@ from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["LANE_THREADS", "MODEL_LANES", "Serial", "prefetch", "run_ahead", "stop_all", "usable_cores"]
+__all__ = ["LANE_THREADS", "MODEL_LANES", "Serial", "lanes_for", "prefetch", "run_ahead", "stop_all", "usable_cores"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,13 +44,25 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-MODEL_LANES = 2 if usable_cores() == 2 else 1
-"""onnxruntime calls the chip loop runs at once on the CPU. On 2 cores two one-thread calls kept both cores busier
-than one call on two threads, whose threads wait for each other after every layer and for any core a reader,
-stitcher or writer thread takes (BENCHMARKS.md). Elsewhere one call at a time, on onnxruntime's own threads: calls
-at once share their session's thread pool, and more cores were not measured."""
-LANE_THREADS = 1 if MODEL_LANES > 1 else 0
-"""onnxruntime's threads per call on the CPU (its ``intra_op_num_threads``); 0: its default, a thread per core."""
+def lanes_for(cores: int) -> tuple[int, int]:
+    """onnxruntime calls run at once on the CPU, and threads per call (0: onnxruntime's default), for ``cores``.
+
+    On 2 cores two one-thread calls kept both cores busier than one call on two threads, whose threads wait for
+    each other after every layer and for any core a reader, stitcher or writer thread takes (BENCHMARKS.md).
+    Elsewhere one call at a time on onnxruntime's own threads: calls at once share their session's thread pool,
+    and more cores were not measured.
+
+    Example:
+        >>> lanes_for(1), lanes_for(2), lanes_for(16)
+        ((1, 0), (2, 1), (1, 0))
+    """
+    return (2, 1) if cores == 2 else (1, 0)
+
+
+MODEL_LANES, LANE_THREADS = lanes_for(usable_cores())
+"""The chip loop's onnxruntime calls at once on this machine's CPU, and onnxruntime's threads per call (its
+``intra_op_num_threads``; 0: its default, a thread per core); see :func:`lanes_for`. A CPU quota of a container
+(``docker --cpus``) is not seen, only the cores the process may run on."""
 _DONE = object()
 _ACTIVE: dict[threading.Thread, tuple[threading.Event, queue.Queue]] = {}
 

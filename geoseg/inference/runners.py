@@ -14,7 +14,7 @@ import numpy as np
 
 from geoseg.core.errors import OptionError
 from geoseg.core.options import PRECISIONS
-from geoseg.core.threads import MODEL_LANES
+from geoseg.core.threads import LANE_THREADS, MODEL_LANES
 from geoseg.model.deepness import binary_probabilities
 from geoseg.model.device import resolve_device
 from geoseg.model.onnx import OnnxModel
@@ -206,7 +206,10 @@ class OnnxRunner:
         self.max_batch = max_batch  # larger batches run in parts (a TensorRT engine's profile ends there)
         providers = model.session.get_providers()
         self.device = "cuda" if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(providers) else "cpu"
-        self.lanes = MODEL_LANES if self.device == "cpu" else 1  # calls the chip loop may run at once
+        # calls the chip loop may run at once: on the CPU, where load_onnx gave the session one thread per call
+        # (not where a CUDA session fell back to the CPU with onnxruntime's own threads)
+        one_thread = model.session.get_session_options().intra_op_num_threads == LANE_THREADS
+        self.lanes = MODEL_LANES if self.device == "cpu" and LANE_THREADS and one_thread else 1
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         m = self.model

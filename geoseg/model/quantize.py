@@ -61,9 +61,9 @@ bottom half. Calibration takes 5-15 seconds on 2 CPU cores."""
 CALIBRATION_VIEWS = 5
 """Views of each calibration chip the ranges are measured on: as read, flipped left-right and up-down, rotated a
 quarter turn each way (square chips). Imagery has no preferred orientation, and the decoder's activations depend on
-the layout: calibrated on 3 chips as read, the held-back half's activations reached twice the measured range in a
-decoder block (clipped: 96.6% agreement with the float model); with the 5 views, 98.9%. All 8 flips and rotations
-gave the same (98.9-99.0%) at 1.6 times the calibration time (measured on a CPU with VNNI, the encoder float at 1/2)."""
+the layout: calibrated on 3 chips as read (VNNI CPU, the encoder float only at 1/2: the default until 2026-12-01),
+the held-back half's activations reached twice the measured range in a decoder block (96.6% agreement with the
+float model); with the 5 views, 98.9%; all 8 views gave 98.9-99.0% at 1.6 times the calibration time."""
 
 FLOAT_ENCODER_SCALE = 4
 """Nodes before the graph's coarsest convolution (the encoder) whose output is at ``1 / FLOAT_ENCODER_SCALE`` of
@@ -74,7 +74,7 @@ onnxruntime's 8-bit products can saturate; at 4, 99.3% on both, at the same spee
 FLOAT_DECODER_SCALE = 4
 """Nodes after the graph's coarsest convolution (the decoder) at ``1 / FLOAT_DECODER_SCALE`` or finer stay float.
 With :data:`FLOAT_ENCODER_SCALE` that keeps 17 of the bundled model's 63 convolutions float: 99.3% held-back
-agreement, against 94-96% with only the first and last convolutions float, which ran 1.1-1.5x the float model's
+agreement, against 94-97% with only the first and last convolutions float, which ran 1.1-1.6x the float model's
 speed against 1.1-1.3x (BENCHMARKS.md)."""
 
 MIN_CALIBRATION_CHIPS = 3

@@ -33,7 +33,7 @@ class ExportAlgorithm(GeosegAlgorithm):
         "metadata the Deepness plugin and GeoDeep read, plus the geoseg model card, so geoseg runs it like the "
         "checkpoint.</p><p><b>INT8</b>: an 8-bit integer model, a quarter of the size and faster on many CPUs, "
         "calibrated on a scene like those the model will label (static quantization); its class maps match the "
-        "float model's on about 98.6% of pixels on the bundled sample. Without a calibration scene the "
+        "float model's on about 99.2% of pixels on the bundled sample. Without a calibration scene the "
         "quantization is dynamic, which needs no data but ran slower than the float model.</p>"
         "<p><b>Output</b>: the .onnx file.</p>"
     )
