@@ -12,15 +12,17 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import math
 import os
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["LANE_THREADS", "MODEL_LANES", "Serial", "lanes_for", "prefetch", "run_ahead", "stop_all", "usable_cores"]
+__all__ = ["LANE_THREADS", "MODEL_LANES", "Serial", "cpu_quota", "lanes_for", "prefetch", "run_ahead", "stop_all", "usable_cores"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -30,39 +32,109 @@ STOP_WAIT_S = 10.0
 """How long closing a :class:`Serial` on an error waits for the call it is running."""
 
 
+def cpu_quota(root: str | os.PathLike[str] = "/sys/fs/cgroup", own: str | os.PathLike[str] = "/proc/self/cgroup") -> float | None:
+    """CPUs a cgroup's quota lets this process use (``docker --cpus 1.5``: 1.5), or None where there is none.
+
+    Reads cgroup v2's ``cpu.max`` or v1's ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us`` under ``root``, in the
+    process's own cgroup (named in ``own``) and each one above it; the smallest quota counts. Inside a container
+    the container's cgroup is ``root`` itself.
+
+    Example:
+        >>> cpu_quota("/nonexistent") is None
+        True
+    """
+    root, quotas = Path(root), []
+    for path, files in _cgroup_dirs(root, Path(own)):
+        for folder in [path, *path.parents]:
+            if not folder.is_relative_to(files):
+                break
+            quota = _quota_in(folder)
+            if quota is not None:
+                quotas.append(quota)
+    return min(quotas) if quotas else None
+
+
+def _cgroup_dirs(root: Path, own: Path) -> list[tuple[Path, Path]]:
+    """(the process's cgroup folder, the controller's root folder) for cgroup v2 and v1's cpu controller."""
+    try:
+        lines = own.read_text().splitlines()
+    except OSError:
+        lines = []
+    found = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # v2: one hierarchy
+            tops = [root]
+        elif "cpu" in controllers.split(","):  # v1: the cpu controller's own hierarchy
+            tops = [root / name for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu")]
+        else:
+            continue
+        for top in tops:
+            if top.is_dir():
+                mine = top / path.lstrip("/")
+                found.append((mine if mine.is_dir() else top, top))  # a container sees its own cgroup at the top
+    return found or [(root, root)]
+
+
+def _quota_in(folder: Path) -> float | None:
+    """The CPU quota set in one cgroup folder (v2 ``cpu.max`` "200000 100000", v1 two files; -1 or max: none)."""
+    try:
+        if (folder / "cpu.max").is_file():
+            quota, period = ((folder / "cpu.max").read_text().split() + ["100000"])[:2]
+        elif (folder / "cpu.cfs_quota_us").is_file():
+            quota = (folder / "cpu.cfs_quota_us").read_text().strip()
+            period = (folder / "cpu.cfs_period_us").read_text().strip()
+        else:
+            return None
+        if quota in ("max", "-1") or float(period) <= 0:
+            return None
+        return float(quota) / float(period)
+    except (OSError, ValueError):
+        return None
+
+
 def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity where the OS tells it, e.g. under ``taskset``), at least 1.
+    """CPU cores this process may use, at least 1: those it may run on (its affinity where the OS tells it, e.g.
+    under ``taskset``), fewer where a container's or cgroup's CPU quota allows less (rounded up, see
+    :func:`cpu_quota`). geoseg sizes its thread pools, onnxruntime's threads and local Dask workers by it.
 
     Example:
         >>> usable_cores() >= 1
         True
     """
+    cores = os.cpu_count() or 1
     affinity = getattr(os, "sched_getaffinity", None)
     if affinity is not None:
         with contextlib.suppress(OSError):
-            return max(1, len(affinity(0)))
-    return max(1, os.cpu_count() or 1)
+            cores = len(affinity(0))
+    quota = cpu_quota()
+    if quota is not None:
+        cores = min(cores, math.ceil(quota))
+    return max(1, cores)
 
 
-def lanes_for(cores: int) -> tuple[int, int]:
-    """onnxruntime calls run at once on the CPU, and threads per call (0: onnxruntime's default), for ``cores``.
+def lanes_for(cores: int, machine: int | None = None) -> tuple[int, int]:
+    """onnxruntime calls run at once on the CPU, and threads per call (0: onnxruntime's default), for ``cores``
+    usable cores of a ``machine`` with that many (default: as many as ``cores``).
 
     On 2 cores two one-thread calls kept both cores busier than one call on two threads, whose threads wait for
     each other after every layer and for any core a reader, stitcher or writer thread takes (BENCHMARKS.md).
-    Elsewhere one call at a time on onnxruntime's own threads: calls at once share their session's thread pool,
-    and more cores were not measured.
+    Elsewhere one call at a time: calls at once share their session's thread pool, and more cores were not
+    measured. onnxruntime's default is a thread per core of the machine, so where fewer are usable (a container's
+    CPU quota) each call gets as many threads as are.
 
     Example:
-        >>> lanes_for(1), lanes_for(2), lanes_for(16)
-        ((1, 0), (2, 1), (1, 0))
+        >>> lanes_for(1), lanes_for(2), lanes_for(16), lanes_for(4, machine=64)
+        ((1, 0), (2, 1), (1, 0), (1, 4))
     """
-    return (2, 1) if cores == 2 else (1, 0)
+    if cores == 2:
+        return 2, 1
+    return 1, (cores if machine is not None and cores < machine else 0)
 
 
-MODEL_LANES, LANE_THREADS = lanes_for(usable_cores())
+MODEL_LANES, LANE_THREADS = lanes_for(usable_cores(), os.cpu_count())
 """The chip loop's onnxruntime calls at once on this machine's CPU, and onnxruntime's threads per call (its
-``intra_op_num_threads``; 0: its default, a thread per core); see :func:`lanes_for`. A CPU quota of a container
-(``docker --cpus``) is not seen, only the cores the process may run on."""
+``intra_op_num_threads``; 0: its default, a thread per core); see :func:`lanes_for` and :func:`usable_cores`."""
 _DONE = object()
 _ACTIVE: dict[threading.Thread, tuple[threading.Event, queue.Queue]] = {}
 

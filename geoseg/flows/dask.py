@@ -15,6 +15,7 @@ from typing import Any
 
 from geoseg.core.errors import GeosegError, InputError, OptionError, OutsideAreaError
 from geoseg.core.options import Progress, RunOptions
+from geoseg.core.threads import usable_cores
 from geoseg.flows.provenance import ModelRef
 from geoseg.flows.scene import failed, outside, run_scene
 
@@ -148,13 +149,15 @@ WORKER_MEMORY_GB = 1.0
 
 
 def max_workers() -> int:
-    """The most local Dask workers this machine can hold: one per CPU core, and about 1 GB of memory each.
+    """The most local Dask workers this machine can hold: one per usable CPU core, and about 1 GB of memory each.
+
+    Usable cores: :func:`~geoseg.core.threads.usable_cores` (a container's CPU quota counts).
 
     Example:
         >>> max_workers() >= 1
         True
     """
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     try:
         memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
     except (AttributeError, ValueError, OSError):  # not POSIX: cores alone
@@ -217,8 +220,8 @@ def make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
         raise OptionError(f"--workers {workers} must be at least 1")
     if workers > max_workers():
         raise InputError(
-            f"--workers {workers}: this machine holds at most {max_workers()} geoseg workers ({os.cpu_count()} CPU "
-            f"cores, about {WORKER_MEMORY_GB:g} GB of memory each); give --workers {max_workers()} or fewer, or "
+            f"--workers {workers}: this machine holds at most {max_workers()} geoseg workers ({usable_cores()} usable "
+            f"CPU cores, about {WORKER_MEMORY_GB:g} GB of memory each); give --workers {max_workers()} or fewer, or "
             "--scheduler for a cluster"
         )
     cluster = LocalCluster(

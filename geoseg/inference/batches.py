@@ -11,7 +11,6 @@ read what. :func:`iter_batches` is the same batching for one reader.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -22,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.grid import Chip
+from geoseg.core.threads import usable_cores
 
 __all__ = ["READ_WORKERS", "Batch", "BatchRing", "iter_batches", "normalize_chip", "read_batches"]
 
-READ_WORKERS = max(1, min(8, os.cpu_count() or 1))
-"""Threads reading chip windows at once: one per core, at most 8 (what a GPU needs fed: a core decompresses about
-40 Mpx/s of 3-band deflate; more threads only contend for the disk and the block cache)."""
+READ_WORKERS = max(1, min(8, usable_cores()))
+"""Threads reading chip windows at once: one per usable core (:func:`~geoseg.core.threads.usable_cores`), at most 8
+(what a GPU needs fed: a core decompresses about 40 Mpx/s of 3-band deflate; more threads only contend for the disk
+and the block cache)."""
 
 
 @dataclass

@@ -25,7 +25,7 @@ import numpy as np
 
 from geoseg.core.grid import Chip, Grid, north_up_flips
 from geoseg.core.options import Progress
-from geoseg.core.threads import Serial, prefetch, run_ahead
+from geoseg.core.threads import Serial, prefetch, run_ahead, usable_cores
 from geoseg.inference.backends import RING_BATCHES, Runner
 from geoseg.inference.batches import Batch, BatchRing, normalize_chip, read_batches
 from geoseg.inference.checks import DOMAIN_STEP, DomainCheck, Radiometry
@@ -297,7 +297,7 @@ class ChipLoop:
             self.times["write"] += time.perf_counter() - t
 
 
-STITCH_THREADS = max(1, min(4, os.cpu_count() or 1))
+STITCH_THREADS = max(1, min(4, usable_cores()))
 """Bands of columns stitched at once on the CPU, each in its own thread (a band is about 8 chips wide or more). Stage
 times of threads (``seconds["stitch"]``, ``["write"]``) are summed over the threads: they can exceed the wall time."""
 

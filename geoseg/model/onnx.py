@@ -312,7 +312,9 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu", tensorrt: str | None
     (:data:`~geoseg.core.threads.LANE_THREADS`) and predict runs two calls
     at once; a caller running calls one after another uses one core there:
     run them with :func:`~geoseg.core.threads.run_ahead` and
-    ``OnnxRunner.lanes``, as predict does.
+    ``OnnxRunner.lanes``, as predict does. Where a container's CPU quota
+    leaves fewer cores than the machine has, each call runs on as many
+    threads as it allows (:func:`~geoseg.core.threads.usable_cores`).
     """
     p = Path(path)
     check_input_file(p, "model file", "give a .onnx file exported by geoseg or for Deepness", ModelError)
@@ -323,7 +325,7 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu", tensorrt: str | None
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = _providers(device) if tensorrt is None else [tensorrt_provider(p, tensorrt), *_providers("cuda")]
-    if providers == ["CPUExecutionProvider"] and LANE_THREADS:  # the chip loop runs calls at once (OnnxRunner.lanes)
+    if providers == ["CPUExecutionProvider"] and LANE_THREADS:  # calls at once (OnnxRunner.lanes), or a CPU quota
         options.intra_op_num_threads = LANE_THREADS
     try:
         session = ort.InferenceSession(str(p), sess_options=options, providers=providers)

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from geoseg.core.threads import usable_cores
+
 __all__ = ["Dist", "distributed", "process_device", "process_threads", "wrap_model"]
 
 log = logging.getLogger("geoseg")
@@ -116,7 +118,7 @@ def process_device(device: str, dist: Dist) -> str:
 
 
 def process_threads(threads: int | None, dist: Dist, device: str) -> int | None:
-    """Torch CPU threads for this process: as configured, or the machine's cores shared between the processes on CPU.
+    """Torch CPU threads for this process: as configured, or the usable cores shared between the processes on CPU.
 
     Example:
         >>> process_threads(4, Dist(0, 2), "cpu"), process_threads(None, Dist(), "cpu")
@@ -124,7 +126,7 @@ def process_threads(threads: int | None, dist: Dist, device: str) -> int | None:
     """
     if dist.world > 1 and not threads and device == "cpu":
         local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
-        return max(1, (os.cpu_count() or 1) // local)
+        return max(1, usable_cores() // local)
     return threads
 
 

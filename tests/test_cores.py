@@ -1,0 +1,81 @@
+"""Usable cores: a container's CPU quota (cgroup v1 and v2) and the process's affinity size geoseg's threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from geoseg.core import threads
+from geoseg.core.threads import cpu_quota, lanes_for, usable_cores
+
+
+def _files(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_cgroup_v2_quota_of_a_container_and_of_a_nested_cgroup(tmp_path: Path) -> None:
+    root = _files(tmp_path / "a", {"cpu.max": "150000 100000\n", "own": "0::/\n"})
+    assert cpu_quota(root, root / "own") == 1.5  # docker --cpus 1.5: the container's cgroup is the root it sees
+    root = _files(
+        tmp_path / "b",
+        {"user.slice/job/cpu.max": "max 100000\n", "user.slice/cpu.max": "300000 100000\n", "own": "0::/user.slice/job\n"},
+    )
+    assert cpu_quota(root, root / "own") == 3.0  # no limit of its own: its parent's counts
+    _files(root, {"user.slice/job/cpu.max": "100000 50000\n"})
+    assert cpu_quota(root, root / "own") == 2.0  # the smallest of the cgroup and those above it
+
+
+def test_cgroup_v1_quota_and_no_quota(tmp_path: Path) -> None:
+    files = {"cpu,cpuacct/cpu.cfs_quota_us": "200000\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}
+    own = "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n"  # the host's path: not there inside the container
+    root = _files(tmp_path / "v1", {**files, "own": own})
+    assert cpu_quota(root, root / "own") == 2.0
+    _files(root, {"cpu,cpuacct/cpu.cfs_quota_us": "-1\n"})
+    assert cpu_quota(root, root / "own") is None  # -1: no quota
+    root = _files(tmp_path / "none", {"cpu.max": "max 100000\n", "own": "0::/\n"})
+    assert cpu_quota(root, root / "own") is None
+    root = _files(tmp_path / "bad", {"cpu.max": "lots\n", "own": "0::/\n"})
+    assert cpu_quota(root, root / "own") is None  # an unreadable value is no quota, not an error
+    assert cpu_quota(tmp_path / "missing", tmp_path / "missing" / "own") is None  # not Linux, or no cgroups
+
+
+def test_usable_cores_is_the_affinity_capped_by_the_quota_rounded_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    cores = usable_cores()
+    assert cores == len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores == os.cpu_count()
+    monkeypatch.setattr(threads, "cpu_quota", lambda: 0.5)
+    assert usable_cores() == 1
+    monkeypatch.setattr(threads, "cpu_quota", lambda: 1000.0)
+    assert usable_cores() == cores  # a quota above the cores changes nothing
+
+
+def test_onnxruntime_gets_the_usable_cores_where_the_machine_has_more() -> None:
+    assert lanes_for(4, machine=64) == (1, 4)  # onnxruntime's default would start 64 threads under a 4-CPU quota
+    assert lanes_for(2, machine=64) == (2, 1)
+    assert lanes_for(16, machine=16) == (1, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2, reason="needs 2 cores and Linux")
+def test_a_process_limited_to_one_core_sizes_every_pool_to_it() -> None:
+    code = (
+        "import json, os\n"
+        "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
+        "from geoseg.core import threads\n"
+        "from geoseg.inference import batches, loop\n"
+        "from geoseg.flows import dask\n"
+        "from geoseg.training.distributed import Dist, process_threads\n"
+        "print(json.dumps([threads.usable_cores(), threads.MODEL_LANES, threads.LANE_THREADS, batches.READ_WORKERS,\n"
+        "    loop.STITCH_THREADS, dask.max_workers(), process_threads(None, Dist(0, 2), 'cpu')]))\n"
+    )
+    env = {**os.environ, "LOCAL_WORLD_SIZE": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert json.loads(out) == [1, 1, 1, 1, 1, 1, 1]  # onnxruntime told 1 thread: its default is one per machine core
