@@ -79,3 +79,22 @@ def test_a_process_limited_to_one_core_sizes_every_pool_to_it() -> None:
     env = {**os.environ, "LOCAL_WORLD_SIZE": "2"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
     assert json.loads(out) == [1, 1, 1, 1, 1, 1, 1]  # onnxruntime told 1 thread: its default is one per machine core
+
+
+def test_torch_on_the_cpu_runs_no_more_threads_than_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from geoseg.inference.runners import TorchRunner
+    from geoseg.model import device
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(device, "usable_cores", lambda: 1)  # a container allowed 1 CPU
+        TorchRunner(torch.nn.Conv2d(3, 2, 1), "cpu")
+        assert torch.get_num_threads() == 1
+        monkeypatch.setattr(device, "usable_cores", lambda: 8)
+        TorchRunner(torch.nn.Conv2d(3, 2, 1), "cpu")
+        assert torch.get_num_threads() == 1  # never raised: a caller's own setting stays
+    finally:
+        torch.set_num_threads(before)

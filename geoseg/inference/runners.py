@@ -16,7 +16,7 @@ from geoseg.core.errors import OptionError
 from geoseg.core.options import PRECISIONS
 from geoseg.core.threads import LANE_THREADS, MODEL_LANES
 from geoseg.model.deepness import binary_probabilities
-from geoseg.model.device import resolve_device
+from geoseg.model.device import cpu_threads, resolve_device
 from geoseg.model.onnx import OnnxModel
 
 __all__ = ["CPU_BATCH", "GPU_BATCH", "PINNED_BYTES", "RING_BATCHES", "OnnxRunner", "Runner", "TorchRunner", "Tuning"]
@@ -101,6 +101,8 @@ class TorchRunner:
 
         self.torch = torch
         self.device = resolve_device(device)
+        if self.device == "cpu":
+            cpu_threads()  # no more threads than a container's CPU quota allows
         self.tuning = tuning or Tuning()
         self.precision = self.tuning.resolved_precision(self.device)
         self.pinned = self.device.startswith("cuda")

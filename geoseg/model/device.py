@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from geoseg.core.errors import InputError, OptionError
+from geoseg.core.threads import usable_cores
 
-__all__ = ["resolve_device"]
+__all__ = ["cpu_threads", "resolve_device"]
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -23,3 +24,21 @@ def resolve_device(device: str = "auto") -> str:
     if device != "cpu" and not device.startswith("cuda"):
         raise OptionError(f"--device {device!r} is not known: use auto, cpu or cuda")
     return device
+
+
+def cpu_threads() -> int:
+    """torch's CPU threads capped at the usable cores (:func:`~geoseg.core.threads.usable_cores`), set and returned.
+
+    torch starts a thread per core it may run on; in a container whose CPU quota allows fewer, those threads
+    are throttled in turn. Never raises torch's count (a caller's ``torch.set_num_threads(1)`` stays).
+
+    Example:
+        >>> cpu_threads() >= 1
+        True
+    """
+    import torch
+
+    threads = max(1, min(torch.get_num_threads(), usable_cores()))
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads

@@ -25,6 +25,7 @@ from typing import Any
 from geoseg.core.labels import LabelMap
 from geoseg.core.options import Progress
 from geoseg.model.card import DOMAIN_PERCENTILES
+from geoseg.model.device import cpu_threads
 from geoseg.training.config import TrainConfig, read_config
 from geoseg.training.data import SceneData, Split, band_percentiles, band_stats, class_counts
 from geoseg.training.distributed import Dist, distributed, process_device, process_threads
@@ -69,6 +70,8 @@ def _deterministic(device: str, threads: int | None) -> Iterator[None]:
     old_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    elif device == "cpu":
+        cpu_threads()  # no more threads than a container's CPU quota allows
     if device == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     try:
