@@ -74,7 +74,7 @@ def sample():  # each thread's CPU seconds, by its Python name (a thread's last 
                 continue
             cpu[tid] = (int(fields[11]) + int(fields[12])) / tick
         ready.set()
-        if stop.wait(0.5):
+        if stop.wait(0.1):
             return
 
 loop.ChipLoop._run_model, classmap.ClassMapWriter.commit = timed_model, timed_commit
@@ -84,16 +84,19 @@ if os.path.isdir("/proc/self/task"):
     sampler.start()
     ready.wait()
 before = dict(cpu)  # the threads' CPU before predict (the main thread's imports and model loading)
+usage0 = sum(os.times()[:2])
 t0 = time.perf_counter()
 result = geoseg.predict({scene!r}, net, {out!r}, overwrite=True)
 t1 = time.perf_counter()
+used = sum(os.times()[:2]) - usage0  # every thread's, those ended too
 stop.set()
 sampler.join() if sampler.is_alive() else None
 kinds = {{}}
 for tid, seconds in cpu.items():
     kind = re.sub(r"(_\\d+|\\d+(_\\d+)?)$", "", names.get(tid, "native"))
     kinds[kind] = kinds.get(kind, 0.0) + seconds - before.get(tid, 0.0)
-kinds.pop("sampler", None)
+sampler_s, _ = kinds.pop("sampler", 0.0), kinds.pop("native", 0.0)
+kinds["other (GDAL's threads; ended threads' last 0.1 s)"] = max(0.0, used - sampler_s - sum(kinds.values()))
 print(json.dumps({{"predict_s": t1 - t0, "head_s": marks["first"] - t0, "span_s": marks["last"] - marks["first"],
     "tail_s": t1 - marks["last"], "commit_s": marks.get("commit", 0.0), "chips": result.chips_predicted,
     "cpu": {{k: round(v, 2) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}}}}))
