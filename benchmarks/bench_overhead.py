@@ -96,7 +96,11 @@ for tid, seconds in cpu.items():
     kind = re.sub(r"(_\\d+|\\d+(_\\d+)?)$", "", names.get(tid, "native"))
     kinds[kind] = kinds.get(kind, 0.0) + seconds - before.get(tid, 0.0)
 sampler_s, _ = kinds.pop("sampler", 0.0), kinds.pop("native", 0.0)
-kinds["other (GDAL's threads; ended threads' last 0.1 s)"] = max(0.0, used - sampler_s - sum(kinds.values()))
+other = "threads not started by Python (GDAL's; onnxruntime's own pool beyond one lane thread), ended threads' last 0.1 s"
+if cpu:
+    kinds[other] = max(0.0, used - sampler_s - sum(kinds.values()))
+if "first" not in marks:
+    sys.exit("no chip ran: give a scene with valid pixels")
 print(json.dumps({{"predict_s": t1 - t0, "head_s": marks["first"] - t0, "span_s": marks["last"] - marks["first"],
     "tail_s": t1 - marks["last"], "commit_s": marks.get("commit", 0.0), "chips": result.chips_predicted,
     "cpu": {{k: round(v, 2) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}}}}))
@@ -162,13 +166,19 @@ def main() -> None:
         alone.append(child(ALONE.format(**fields))["wall_s"])
         print(f"round {i + 1}: predict {runs[-1]['predict_s']:.2f} s, model alone {alone[-1]:.2f} s", flush=True)
     best, model_s = min(runs, key=lambda r: r["predict_s"]), min(alone)
-    beside = best["span_s"] - model_s
-    print(f"\n{scene.name}, {model.name}, {best['chips']} chips; fastest predict of {args.rounds} and fastest model alone:")
-    print(f"  predict {best['predict_s']:.2f} s = {best['predict_s'] / model_s:.3f} x the model alone ({model_s:.2f} s)")
-    for name, seconds in (("head", best["head_s"]), ("beside the model", beside), ("tail", best["tail_s"])):
-        print(f"  {name:17s} {seconds:6.2f} s  {seconds / model_s:6.1%} of the model alone")
+    ratios = sorted(r["predict_s"] / a for r, a in zip(runs, alone))  # each round's pair: the machine's load shared
+    beside = sorted((r["span_s"] - a) / a for r, a in zip(runs, alone))
+    print(f"\n{scene.name}, {model.name}, {best['chips']} chips, {args.rounds} rounds:")
+    print(f"  predict / model alone, each round's pair: {', '.join(f'{x:.3f}' for x in ratios)}")
+    print(f"  fastest predict {best['predict_s']:.2f} s, fastest model alone {model_s:.2f} s: {best['predict_s'] / model_s:.3f}")
+    print(f"  beside the model, each round's pair: {', '.join(f'{x:.1%}' for x in beside)} of the model alone")
+    for name, seconds in (("head", best["head_s"]), ("tail", best["tail_s"])):
+        print(f"  {name} {seconds:.2f} s ({seconds / model_s:.1%} of the fastest model alone) in the fastest predict")
     print(f"  of the tail, the commit (COG rewrite): {best['commit_s']:.2f} s")
-    print("  CPU seconds by thread in that predict: " + ", ".join(f"{k} {v}" for k, v in best["cpu"].items()))
+    if best["cpu"]:
+        print("  CPU seconds by thread in that predict: " + ", ".join(f"{k} {v}" for k, v in best["cpu"].items()))
+    else:
+        print("  CPU seconds by thread: not available (no /proc on this system)")
     if args.levels:
         levels(Path(fields["out"]) if args.levels is True else args.levels)
 

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
+import geoseg.model.onnx as onnx_module
 from geoseg.core import threads
 from geoseg.core.threads import cpu_quota, lanes_for, usable_cores
+from geoseg.inference import runners
+from geoseg.model.onnx import export_onnx, load_onnx
+from tests.helpers import tiny_unet
 
 
 def _files(root: Path, files: dict[str, str]) -> Path:
@@ -48,6 +52,25 @@ def test_cgroup_v1_quota_and_no_quota(tmp_path: Path) -> None:
     assert cpu_quota(tmp_path / "missing", tmp_path / "missing" / "own") is None  # not Linux, or no cgroups
 
 
+def test_cgroup_v1_cpu_mounted_alone_nested_and_an_unreadable_own_file(tmp_path: Path) -> None:
+    files = {"cpu/cpu.cfs_quota_us": "150000\n", "cpu/cpu.cfs_period_us": "100000\n"}
+    nested = {"cpu/job/task/cpu.cfs_quota_us": "-1\n", "cpu/job/task/cpu.cfs_period_us": "100000\n"}
+    root = _files(tmp_path / "v1", {**files, **nested, "own": "1:cpu:/job/task\n2:cpuacct:/\n"})
+    assert cpu_quota(root, root / "own") == 1.5  # walked up from job/task to the top
+    root = _files(tmp_path / "v2", {"cpu.max": "200000 100000\n"})
+    assert cpu_quota(root, root / "unreadable") == 2.0  # no /proc/self/cgroup: the root's own limit
+
+
+def test_a_cgroup_folder_that_cannot_be_looked_at_is_no_quota(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _files(tmp_path, {"cpu.max": "200000 100000\n", "own": "0::/\n"})
+
+    def denied(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_dir", denied)
+    assert cpu_quota(root, root / "own") is None  # a sandbox that denies stat: geoseg still imports
+
+
 def test_usable_cores_is_the_affinity_capped_by_the_quota_rounded_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(threads, "cpu_quota", lambda: None)
     cores = usable_cores()
@@ -58,10 +81,17 @@ def test_usable_cores_is_the_affinity_capped_by_the_quota_rounded_up(monkeypatch
     assert usable_cores() == cores  # a quota above the cores changes nothing
 
 
-def test_onnxruntime_gets_the_usable_cores_where_the_machine_has_more() -> None:
-    assert lanes_for(4, machine=64) == (1, 4)  # onnxruntime's default would start 64 threads under a 4-CPU quota
-    assert lanes_for(2, machine=64) == (2, 1)
-    assert lanes_for(16, machine=16) == (1, 0)
+def test_onnxruntime_gets_the_usable_cores_where_a_quota_leaves_fewer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert lanes_for(4, runnable=64) == (1, 4)  # onnxruntime's default would start a thread per host core
+    assert lanes_for(2, runnable=64) == (2, 1)
+    assert lanes_for(16, runnable=16) == (1, 0)  # no quota (taskset alone): onnxruntime's own default
+    path = export_onnx(tiny_unet(4, 3, pixel_size=10.0), tmp_path / "tiny.onnx", quiet=True)
+    monkeypatch.setattr(onnx_module, "LANE_THREADS", 4)  # what a 4-CPU quota on a larger machine gives
+    monkeypatch.setattr(runners, "LANE_THREADS", 4)
+    monkeypatch.setattr(runners, "MODEL_LANES", 1)
+    model = load_onnx(path)
+    assert model.session.get_session_options().intra_op_num_threads == 4
+    assert runners.OnnxRunner(model).lanes == 1  # one call at a time on the quota's threads
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2, reason="needs 2 cores and Linux")
@@ -78,7 +108,7 @@ def test_a_process_limited_to_one_core_sizes_every_pool_to_it() -> None:
     )
     env = {**os.environ, "LOCAL_WORLD_SIZE": "2"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
-    assert json.loads(out) == [1, 1, 1, 1, 1, 1, 1]  # onnxruntime told 1 thread: its default is one per machine core
+    assert json.loads(out) == [1, 1, 0, 1, 1, 1, 1]  # affinity alone, no quota: onnxruntime keeps its own default
 
 
 def test_torch_on_the_cpu_runs_no_more_threads_than_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:

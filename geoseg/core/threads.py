@@ -22,7 +22,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["LANE_THREADS", "MODEL_LANES", "Serial", "cpu_quota", "lanes_for", "prefetch", "run_ahead", "stop_all", "usable_cores"]
+__all__ = [
+    "LANE_THREADS",
+    "MODEL_LANES",
+    "ONE_CALL_THREADS",
+    "Serial",
+    "cpu_quota",
+    "lanes_for",
+    "prefetch",
+    "quota_threads",
+    "run_ahead",
+    "stop_all",
+    "usable_cores",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,13 +56,16 @@ def cpu_quota(root: str | os.PathLike[str] = "/sys/fs/cgroup", own: str | os.Pat
         True
     """
     root, quotas = Path(root), []
-    for path, files in _cgroup_dirs(root, Path(own)):
-        for folder in [path, *path.parents]:
-            if not folder.is_relative_to(files):
-                break
-            quota = _quota_in(folder)
-            if quota is not None:
-                quotas.append(quota)
+    try:
+        for path, files in _cgroup_dirs(root, Path(own)):
+            for folder in [path, *path.parents]:
+                if not folder.is_relative_to(files):
+                    break
+                quota = _quota_in(folder)
+                if quota is not None:
+                    quotas.append(quota)
+    except OSError:  # a sandbox that denies looking at cgroups: no quota known (geoseg is imported all the same)
+        return None
     return min(quotas) if quotas else None
 
 
@@ -102,39 +117,56 @@ def usable_cores() -> int:
         >>> usable_cores() >= 1
         True
     """
-    cores = os.cpu_count() or 1
-    affinity = getattr(os, "sched_getaffinity", None)
-    if affinity is not None:
-        with contextlib.suppress(OSError):
-            cores = len(affinity(0))
+    cores = _affinity_cores()
     quota = cpu_quota()
     if quota is not None:
         cores = min(cores, math.ceil(quota))
     return max(1, cores)
 
 
-def lanes_for(cores: int, machine: int | None = None) -> tuple[int, int]:
+def _affinity_cores() -> int:
+    """The cores this process may run on (its affinity where the OS tells it), a CPU quota aside."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        with contextlib.suppress(OSError):
+            return max(1, len(affinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def lanes_for(cores: int, runnable: int | None = None) -> tuple[int, int]:
     """onnxruntime calls run at once on the CPU, and threads per call (0: onnxruntime's default), for ``cores``
-    usable cores of a ``machine`` with that many (default: as many as ``cores``).
+    usable cores of the ``runnable`` ones the process may run on (default: as many; fewer usable: a CPU quota).
 
     On 2 cores two one-thread calls kept both cores busier than one call on two threads, whose threads wait for
     each other after every layer and for any core a reader, stitcher or writer thread takes (BENCHMARKS.md).
     Elsewhere one call at a time: calls at once share their session's thread pool, and more cores were not
-    measured. onnxruntime's default is a thread per core of the machine, so where fewer are usable (a container's
-    CPU quota) each call gets as many threads as are.
+    measured; its threads: :func:`quota_threads`.
 
     Example:
-        >>> lanes_for(1), lanes_for(2), lanes_for(16), lanes_for(4, machine=64)
+        >>> lanes_for(1), lanes_for(2), lanes_for(16), lanes_for(4, runnable=64)
         ((1, 0), (2, 1), (1, 0), (1, 4))
     """
     if cores == 2:
         return 2, 1
-    return 1, (cores if machine is not None and cores < machine else 0)
+    return 1, quota_threads(cores, runnable)
 
 
-MODEL_LANES, LANE_THREADS = lanes_for(usable_cores(), os.cpu_count())
+def quota_threads(cores: int, runnable: int | None = None) -> int:
+    """onnxruntime threads for one call at a time: ``cores`` where a CPU quota leaves fewer usable than the
+    ``runnable`` cores, else 0 (onnxruntime's default: a thread per physical core, which does not see a quota).
+
+    Example:
+        >>> quota_threads(4, runnable=64), quota_threads(8, runnable=8), quota_threads(8)
+        (4, 0, 0)
+    """
+    return cores if runnable is not None and cores < runnable else 0
+
+
+MODEL_LANES, LANE_THREADS = lanes_for(usable_cores(), _affinity_cores())
 """The chip loop's onnxruntime calls at once on this machine's CPU, and onnxruntime's threads per call (its
-``intra_op_num_threads``; 0: its default, a thread per core); see :func:`lanes_for` and :func:`usable_cores`."""
+``intra_op_num_threads``; 0: its default); see :func:`lanes_for` and :func:`usable_cores`."""
+ONE_CALL_THREADS = quota_threads(usable_cores(), _affinity_cores())
+"""onnxruntime's threads for a session whose calls run one at a time (the cloud mask's): :func:`quota_threads`."""
 _DONE = object()
 _ACTIVE: dict[threading.Thread, tuple[threading.Event, queue.Queue]] = {}
 

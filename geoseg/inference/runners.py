@@ -102,7 +102,7 @@ class TorchRunner:
         self.torch = torch
         self.device = resolve_device(device)
         if self.device == "cpu":
-            cpu_threads()  # no more threads than a container's CPU quota allows
+            cpu_threads()  # no more threads than a container's CPU quota allows (process-wide, not restored)
         self.tuning = tuning or Tuning()
         self.precision = self.tuning.resolved_precision(self.device)
         self.pinned = self.device.startswith("cuda")
@@ -208,10 +208,10 @@ class OnnxRunner:
         self.max_batch = max_batch  # larger batches run in parts (a TensorRT engine's profile ends there)
         providers = model.session.get_providers()
         self.device = "cuda" if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(providers) else "cpu"
-        # calls the chip loop may run at once: on the CPU, where load_onnx gave the session one thread per call
+        # calls the chip loop may run at once: on the CPU, where load_onnx gave the session LANE_THREADS per call
         # (not where a CUDA session fell back to the CPU with onnxruntime's own threads)
-        one_thread = model.session.get_session_options().intra_op_num_threads == LANE_THREADS
-        self.lanes = MODEL_LANES if self.device == "cpu" and LANE_THREADS and one_thread else 1
+        ours = model.session.get_session_options().intra_op_num_threads == LANE_THREADS
+        self.lanes = MODEL_LANES if self.device == "cpu" and LANE_THREADS and ours else 1
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         m = self.model

@@ -25,6 +25,7 @@ from rasterio.windows import Window
 
 from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo, class_table_json, class_table_of_tag, colormap, default_colors
 from geoseg.core.errors import OutputError
+from geoseg.core.threads import usable_cores
 from geoseg.io.leftovers import remove_stale, temp_name
 from geoseg.io.outputs import write_error
 from geoseg.io.paths import drop_sidecars
@@ -292,7 +293,7 @@ class ClassMapWriter:
                     BIGTIFF="IF_SAFER",
                     overview_resampling=RASTER_OUTPUTS[kind].overview,
                     predictor="NO" if RASTER_OUTPUTS[kind].palette else "YES",
-                    num_threads="ALL_CPUS",
+                    num_threads=str(usable_cores()),  # a container's CPU quota counts
                 )
             except (rasterio.errors.RasterioError, OSError) as exc:
                 for path in cogs.values():
