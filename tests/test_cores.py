@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import geoseg.model.onnx as onnx_module
 from geoseg.core import threads
 from geoseg.core.threads import cpu_quota, lanes_for, usable_cores
 from geoseg.inference import runners
@@ -86,9 +85,8 @@ def test_onnxruntime_gets_the_usable_cores_where_a_quota_leaves_fewer(tmp_path: 
     assert lanes_for(2, runnable=64) == (2, 1)
     assert lanes_for(16, runnable=16) == (1, 0)  # no quota (taskset alone): onnxruntime's own default
     path = export_onnx(tiny_unet(4, 3, pixel_size=10.0), tmp_path / "tiny.onnx", quiet=True)
-    monkeypatch.setattr(onnx_module, "LANE_THREADS", 4)  # what a 4-CPU quota on a larger machine gives
-    monkeypatch.setattr(runners, "LANE_THREADS", 4)
-    monkeypatch.setattr(runners, "MODEL_LANES", 1)
+    monkeypatch.setattr(threads, "LANE_THREADS", 4)  # what a 4-CPU quota on a larger machine gives
+    monkeypatch.setattr(threads, "MODEL_LANES", 1)
     model = load_onnx(path)
     assert model.session.get_session_options().intra_op_num_threads == 4
     assert runners.OnnxRunner(model).lanes == 1  # one call at a time on the quota's threads
@@ -128,3 +126,22 @@ def test_torch_on_the_cpu_runs_no_more_threads_than_usable_cores(monkeypatch: py
         assert torch.get_num_threads() == 1  # never raised: a caller's own setting stays
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_dask_worker_runs_onnxruntime_one_call_at_a_time_on_its_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from geoseg.core.options import RunOptions
+    from geoseg.flows import dask
+
+    path = export_onnx(tiny_unet(4, 3, pixel_size=10.0), tmp_path / "tiny.onnx", quiet=True)
+    for name in ("MODEL_LANES", "LANE_THREADS", "ONE_CALL_THREADS"):  # restored after the test
+        monkeypatch.setattr(threads, name, getattr(threads, name))
+    monkeypatch.setattr(threads, "MODEL_LANES", 2)  # as on a 2-core machine: two calls at once
+    monkeypatch.setattr(threads, "LANE_THREADS", 1)
+    monkeypatch.setattr(dask, "_WORKER_MODELS", {})
+    monkeypatch.setattr(dask, "_worker_threads", lambda: 1)  # a worker given one thread, beside others
+    model = dask._worker_model(str(path), RunOptions())
+    assert model.session.get_session_options().intra_op_num_threads == 1
+    assert runners.OnnxRunner(model).lanes == 1  # not two calls in each of the machine's workers
+    assert threads.ONE_CALL_THREADS == 1  # the cloud mask's session too

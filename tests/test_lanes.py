@@ -12,7 +12,6 @@ import pytest
 import rasterio
 
 import geoseg
-import geoseg.model.onnx as onnx_module
 from geoseg.core import threads
 from geoseg.core.threads import LANE_THREADS, MODEL_LANES, lanes_for, run_ahead
 from geoseg.inference import runners
@@ -120,15 +119,14 @@ def test_two_lanes_of_one_thread_on_two_cores_else_one_call_on_onnxruntimes_thre
     _two_lanes(monkeypatch)
     model = load_onnx(onnx_model)
     assert model.session.get_session_options().intra_op_num_threads == 1 and runners.OnnxRunner(model).lanes == 2
-    monkeypatch.setattr(runners, "LANE_THREADS", 3)  # a session not made one thread per call (a CUDA fallback)
+    monkeypatch.setattr(threads, "LANE_THREADS", 3)  # a session not made one thread per call (a CUDA fallback)
     assert runners.OnnxRunner(model).lanes == 1
 
 
 def _two_lanes(monkeypatch: pytest.MonkeyPatch, lanes: int = 2) -> None:
     """Sessions of one thread per call and ``lanes`` calls at once, whatever this machine's cores."""
-    monkeypatch.setattr(onnx_module, "LANE_THREADS", 1)
-    monkeypatch.setattr(runners, "LANE_THREADS", 1)
-    monkeypatch.setattr(runners, "MODEL_LANES", lanes)
+    monkeypatch.setattr(threads, "LANE_THREADS", 1)
+    monkeypatch.setattr(threads, "MODEL_LANES", lanes)
 
 
 def _slow_forward(monkeypatch: pytest.MonkeyPatch) -> list[int]:

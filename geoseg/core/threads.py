@@ -29,6 +29,7 @@ __all__ = [
     "Serial",
     "cpu_quota",
     "lanes_for",
+    "limit_onnx_threads",
     "prefetch",
     "quota_threads",
     "run_ahead",
@@ -167,6 +168,22 @@ MODEL_LANES, LANE_THREADS = lanes_for(usable_cores(), _affinity_cores())
 ``intra_op_num_threads``; 0: its default); see :func:`lanes_for` and :func:`usable_cores`."""
 ONE_CALL_THREADS = quota_threads(usable_cores(), _affinity_cores())
 """onnxruntime's threads for a session whose calls run one at a time (the cloud mask's): :func:`quota_threads`."""
+
+
+def limit_onnx_threads(cores: int) -> None:
+    """Run onnxruntime one call at a time on ``cores`` threads in this process, for sessions opened from now on.
+
+    For a process that shares the machine with others of its kind, such as a Dask worker given ``cores``
+    threads: onnxruntime's default (a thread per physical core) or two calls at once in each of them would start
+    more threads than there are cores.
+
+    Example:
+        >>> limit_onnx_threads(1)  # doctest: +SKIP
+    """
+    global MODEL_LANES, LANE_THREADS, ONE_CALL_THREADS
+    MODEL_LANES, LANE_THREADS, ONE_CALL_THREADS = 1, max(1, cores), max(1, cores)
+
+
 _DONE = object()
 _ACTIVE: dict[threading.Thread, tuple[threading.Event, queue.Queue]] = {}
 

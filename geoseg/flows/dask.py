@@ -15,7 +15,7 @@ from typing import Any
 
 from geoseg.core.errors import GeosegError, InputError, OptionError, OutsideAreaError
 from geoseg.core.options import Progress, RunOptions
-from geoseg.core.threads import usable_cores
+from geoseg.core.threads import limit_onnx_threads, usable_cores
 from geoseg.flows.provenance import ModelRef
 from geoseg.flows.scene import failed, outside, run_scene
 
@@ -35,17 +35,25 @@ def _worker_model(model: str, options: RunOptions) -> object:
 
     backend, device = options.predict.backend, options.predict.device
     key = f"{model}|{backend}|{device}"
+    nthreads = _worker_threads()
+    if nthreads and not _WORKER_MODELS:  # before the first session: onnxruntime one call at a time, on its threads
+        limit_onnx_threads(nthreads)
     if key not in _WORKER_MODELS:
         _WORKER_MODELS[key] = open_model(model, backend, device)
     torch = sys.modules.get("torch")  # loaded with a .pt model; an .onnx model runs without importing it
-    if torch is not None:
-        try:
-            from distributed import get_worker
-
-            torch.set_num_threads(max(1, get_worker().state.nthreads))
-        except (ImportError, ValueError):
-            pass
+    if torch is not None and nthreads:
+        torch.set_num_threads(nthreads)
     return _WORKER_MODELS[key]
+
+
+def _worker_threads() -> int | None:
+    """The threads this Dask worker was given (None outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return max(1, get_worker().state.nthreads)
+    except (ImportError, ValueError):
+        return None
 
 
 def _dask_task(

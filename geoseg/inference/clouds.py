@@ -26,12 +26,12 @@ import numpy as np
 from rasterio.windows import Window
 from scipy.ndimage import binary_dilation
 
+from geoseg.core import threads
 from geoseg.core.bands import match_by_common_name, parse_requested
 from geoseg.core.classes import NODATA, ClassInfo
 from geoseg.core.errors import BandMismatchError, InputError, OptionError
 from geoseg.core.grid import Chip, make_grid, north_up, north_up_flips, north_up_grid, split_columns
 from geoseg.core.options import BLOCK_WIDTH, Progress
-from geoseg.core.threads import ONE_CALL_THREADS
 from geoseg.inference.cloud_scaling import Scaling, guess_scaling
 from geoseg.inference.stitch import Stitcher
 from geoseg.io.classmap import ClassMapWriter
@@ -134,8 +134,8 @@ def _session(path: str, device: str) -> Any:
 
     providers = ["CUDAExecutionProvider"] * onnx_device(device).startswith("cuda") + ["CPUExecutionProvider"]
     options = ort.SessionOptions()
-    if ONE_CALL_THREADS:  # a container's CPU quota: no more threads than it allows
-        options.intra_op_num_threads = ONE_CALL_THREADS
+    if threads.ONE_CALL_THREADS:  # a container's CPU quota, or a Dask worker's threads: no more
+        options.intra_op_num_threads = threads.ONE_CALL_THREADS
     return ort.InferenceSession(path, sess_options=options, providers=providers)
 
 

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from geoseg.core import threads
 from geoseg.core.errors import OptionError
 from geoseg.core.options import PRECISIONS
-from geoseg.core.threads import LANE_THREADS, MODEL_LANES
 from geoseg.model.deepness import binary_probabilities
 from geoseg.model.device import cpu_threads, resolve_device
 from geoseg.model.onnx import OnnxModel
@@ -210,8 +210,9 @@ class OnnxRunner:
         self.device = "cuda" if {"CUDAExecutionProvider", "TensorrtExecutionProvider"} & set(providers) else "cpu"
         # calls the chip loop may run at once: on the CPU, where load_onnx gave the session LANE_THREADS per call
         # (not where a CUDA session fell back to the CPU with onnxruntime's own threads)
-        ours = model.session.get_session_options().intra_op_num_threads == LANE_THREADS
-        self.lanes = MODEL_LANES if self.device == "cpu" and LANE_THREADS and ours else 1
+        lane_threads = threads.LANE_THREADS
+        ours = model.session.get_session_options().intra_op_num_threads == lane_threads
+        self.lanes = threads.MODEL_LANES if self.device == "cpu" and lane_threads and ours else 1
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         m = self.model

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from geoseg.core import threads
 from geoseg.core.errors import InputError, ModelError, OptionError
 from geoseg.core.options import check_positive_chip_size
-from geoseg.core.threads import LANE_THREADS
 from geoseg.io.paths import check_input_file
 from geoseg.model.card import ModelCard
 from geoseg.model.deepness import (
@@ -325,8 +325,8 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu", tensorrt: str | None
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = _providers(device) if tensorrt is None else [tensorrt_provider(p, tensorrt), *_providers("cuda")]
-    if providers == ["CPUExecutionProvider"] and LANE_THREADS:  # calls at once (OnnxRunner.lanes), or a CPU quota
-        options.intra_op_num_threads = LANE_THREADS
+    if providers == ["CPUExecutionProvider"] and threads.LANE_THREADS:  # calls at once (OnnxRunner.lanes), or a quota
+        options.intra_op_num_threads = threads.LANE_THREADS
     try:
         session = ort.InferenceSession(str(p), sess_options=options, providers=providers)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types for damaged files
