@@ -1,4 +1,5 @@
-"""Usable cores: a container's CPU quota (cgroup v1 and v2) and the process's affinity size geoseg's threads."""
+"""Usable cores and memory: a container's limits (cgroup v1 and v2) and the process's affinity size geoseg's threads
+and local Dask workers."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from geoseg.core import threads
-from geoseg.core.threads import cpu_quota, lanes_for, usable_cores
+from geoseg.core import limits, threads
+from geoseg.core.limits import cpu_quota, memory_limit, usable_cores, usable_memory
+from geoseg.core.threads import lanes_for
 from geoseg.inference import runners
 from geoseg.model.onnx import export_onnx, load_onnx
 from tests.helpers import tiny_unet
@@ -70,13 +72,36 @@ def test_a_cgroup_folder_that_cannot_be_looked_at_is_no_quota(tmp_path: Path, mo
     assert cpu_quota(root, root / "own") is None  # a sandbox that denies stat: geoseg still imports
 
 
+def test_memory_limits_of_cgroup_v1_and_v2(tmp_path: Path) -> None:
+    root = _files(tmp_path / "v2", {"memory.max": "4294967296\n", "own": "0::/\n"})
+    assert memory_limit(root, root / "own") == 4 << 30  # docker --memory 4g
+    root = _files(tmp_path / "v2n", {"job/memory.max": "max\n", "memory.max": "2147483648\n", "own": "0::/job\n"})
+    assert memory_limit(root, root / "own") == 2 << 30
+    own = "5:memory:/process_api/x\n3:cpu:/\n"
+    root = _files(tmp_path / "v1", {"memory/memory.limit_in_bytes": "9223372036854771712\n", "own": own})
+    assert memory_limit(root, root / "own") is None  # v1's unlimited
+    _files(root, {"memory/process_api/x/memory.limit_in_bytes": "1073741824\n"})
+    assert memory_limit(root, root / "own") == 1 << 30  # the process's own cgroup, below the root
+    assert cpu_quota(root, root / "own") is None  # the cpu hierarchy has no quota files
+
+
+def test_dask_workers_fit_a_containers_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from geoseg.flows import dask
+
+    monkeypatch.setattr(dask, "usable_cores", lambda: 8)
+    monkeypatch.setattr(limits, "memory_limit", lambda: 3 << 30)  # 3.2 GB: three workers of about 1 GB
+    assert usable_memory() == 3 << 30 and dask.max_workers() == 3
+    monkeypatch.setattr(limits, "memory_limit", lambda: None)
+    assert usable_memory() is None or usable_memory() > 3 << 30
+
+
 def test_usable_cores_is_the_affinity_capped_by_the_quota_rounded_up(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(threads, "cpu_quota", lambda: None)
+    monkeypatch.setattr(limits, "cpu_quota", lambda: None)
     cores = usable_cores()
     assert cores == len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores == os.cpu_count()
-    monkeypatch.setattr(threads, "cpu_quota", lambda: 0.5)
+    monkeypatch.setattr(limits, "cpu_quota", lambda: 0.5)
     assert usable_cores() == 1
-    monkeypatch.setattr(threads, "cpu_quota", lambda: 1000.0)
+    monkeypatch.setattr(limits, "cpu_quota", lambda: 1000.0)
     assert usable_cores() == cores  # a quota above the cores changes nothing
 
 
@@ -97,11 +122,11 @@ def test_a_process_limited_to_one_core_sizes_every_pool_to_it() -> None:
     code = (
         "import json, os\n"
         "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
-        "from geoseg.core import threads\n"
+        "from geoseg.core import limits, threads\n"
         "from geoseg.inference import batches, loop\n"
         "from geoseg.flows import dask\n"
         "from geoseg.training.distributed import Dist, process_threads\n"
-        "print(json.dumps([threads.usable_cores(), threads.MODEL_LANES, threads.LANE_THREADS, batches.READ_WORKERS,\n"
+        "print(json.dumps([limits.usable_cores(), threads.MODEL_LANES, threads.LANE_THREADS, batches.READ_WORKERS,\n"
         "    loop.STITCH_THREADS, dask.max_workers(), process_threads(None, Dist(0, 2), 'cpu')]))\n"
     )
     env = {**os.environ, "LOCAL_WORLD_SIZE": "2"}

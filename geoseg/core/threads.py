@@ -11,30 +11,26 @@ from __future__ import annotations
 
 import atexit
 import collections
-import contextlib
-import math
-import os
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import TypeVar
+
+from geoseg.core.limits import affinity_cores, usable_cores
 
 __all__ = [
     "LANE_THREADS",
     "MODEL_LANES",
     "ONE_CALL_THREADS",
     "Serial",
-    "cpu_quota",
     "lanes_for",
     "limit_onnx_threads",
     "prefetch",
     "quota_threads",
     "run_ahead",
     "stop_all",
-    "usable_cores",
 ]
 
 T = TypeVar("T")
@@ -43,95 +39,6 @@ POLL_S = 0.1
 """How often a :class:`Serial` thread with nothing queued looks whether it is to stop."""
 STOP_WAIT_S = 10.0
 """How long closing a :class:`Serial` on an error waits for the call it is running."""
-
-
-def cpu_quota(root: str | os.PathLike[str] = "/sys/fs/cgroup", own: str | os.PathLike[str] = "/proc/self/cgroup") -> float | None:
-    """CPUs a cgroup's quota lets this process use (``docker --cpus 1.5``: 1.5), or None where there is none.
-
-    Reads cgroup v2's ``cpu.max`` or v1's ``cpu.cfs_quota_us`` and ``cpu.cfs_period_us`` under ``root``, in the
-    process's own cgroup (named in ``own``) and each one above it; the smallest quota counts. Inside a container
-    the container's cgroup is ``root`` itself.
-
-    Example:
-        >>> cpu_quota("/nonexistent") is None
-        True
-    """
-    root, quotas = Path(root), []
-    try:
-        for path, files in _cgroup_dirs(root, Path(own)):
-            for folder in [path, *path.parents]:
-                if not folder.is_relative_to(files):
-                    break
-                quota = _quota_in(folder)
-                if quota is not None:
-                    quotas.append(quota)
-    except OSError:  # a sandbox that denies looking at cgroups: no quota known (geoseg is imported all the same)
-        return None
-    return min(quotas) if quotas else None
-
-
-def _cgroup_dirs(root: Path, own: Path) -> list[tuple[Path, Path]]:
-    """(the process's cgroup folder, the controller's root folder) for cgroup v2 and v1's cpu controller."""
-    try:
-        lines = own.read_text().splitlines()
-    except OSError:
-        lines = []
-    found = []
-    for line in lines:
-        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
-        if controllers == "":  # v2: one hierarchy
-            tops = [root]
-        elif "cpu" in controllers.split(","):  # v1: the cpu controller's own hierarchy
-            tops = [root / name for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu")]
-        else:
-            continue
-        for top in tops:
-            if top.is_dir():
-                mine = top / path.lstrip("/")
-                found.append((mine if mine.is_dir() else top, top))  # a container sees its own cgroup at the top
-    return found or [(root, root)]
-
-
-def _quota_in(folder: Path) -> float | None:
-    """The CPU quota set in one cgroup folder (v2 ``cpu.max`` "200000 100000", v1 two files; -1 or max: none)."""
-    try:
-        if (folder / "cpu.max").is_file():
-            quota, period = ((folder / "cpu.max").read_text().split() + ["100000"])[:2]
-        elif (folder / "cpu.cfs_quota_us").is_file():
-            quota = (folder / "cpu.cfs_quota_us").read_text().strip()
-            period = (folder / "cpu.cfs_period_us").read_text().strip()
-        else:
-            return None
-        if quota in ("max", "-1") or float(period) <= 0:
-            return None
-        return float(quota) / float(period)
-    except (OSError, ValueError):
-        return None
-
-
-def usable_cores() -> int:
-    """CPU cores this process may use, at least 1: those it may run on (its affinity where the OS tells it, e.g.
-    under ``taskset``), fewer where a container's or cgroup's CPU quota allows less (rounded up, see
-    :func:`cpu_quota`). geoseg sizes its thread pools, onnxruntime's threads and local Dask workers by it.
-
-    Example:
-        >>> usable_cores() >= 1
-        True
-    """
-    cores = _affinity_cores()
-    quota = cpu_quota()
-    if quota is not None:
-        cores = min(cores, math.ceil(quota))
-    return max(1, cores)
-
-
-def _affinity_cores() -> int:
-    """The cores this process may run on (its affinity where the OS tells it), a CPU quota aside."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    if affinity is not None:
-        with contextlib.suppress(OSError):
-            return max(1, len(affinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def lanes_for(cores: int, runnable: int | None = None) -> tuple[int, int]:
@@ -163,10 +70,10 @@ def quota_threads(cores: int, runnable: int | None = None) -> int:
     return cores if runnable is not None and cores < runnable else 0
 
 
-MODEL_LANES, LANE_THREADS = lanes_for(usable_cores(), _affinity_cores())
+MODEL_LANES, LANE_THREADS = lanes_for(usable_cores(), affinity_cores())
 """The chip loop's onnxruntime calls at once on this machine's CPU, and onnxruntime's threads per call (its
-``intra_op_num_threads``; 0: its default); see :func:`lanes_for` and :func:`usable_cores`."""
-ONE_CALL_THREADS = quota_threads(usable_cores(), _affinity_cores())
+``intra_op_num_threads``; 0: its default); see :func:`lanes_for` and :func:`~geoseg.core.limits.usable_cores`."""
+ONE_CALL_THREADS = quota_threads(usable_cores(), affinity_cores())
 """onnxruntime's threads for a session whose calls run one at a time (the cloud mask's): :func:`quota_threads`."""
 
 

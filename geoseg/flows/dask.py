@@ -8,14 +8,14 @@ one, checked within seconds so a wrong address never hangs.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from geoseg.core.errors import GeosegError, InputError, OptionError, OutsideAreaError
+from geoseg.core.limits import usable_cores, usable_memory
 from geoseg.core.options import Progress, RunOptions
-from geoseg.core.threads import limit_onnx_threads, usable_cores
+from geoseg.core.threads import limit_onnx_threads
 from geoseg.flows.provenance import ModelRef
 from geoseg.flows.scene import failed, outside, run_scene
 
@@ -157,20 +157,19 @@ WORKER_MEMORY_GB = 1.0
 
 
 def max_workers() -> int:
-    """The most local Dask workers this machine can hold: one per usable CPU core, and about 1 GB of memory each.
+    """The most local Dask workers this machine can hold: one per usable CPU core, and about 1 GB of usable memory each.
 
-    Usable cores: :func:`~geoseg.core.threads.usable_cores` (a container's CPU quota counts).
+    Usable cores and memory: :func:`~geoseg.core.limits.usable_cores` and ``usable_memory`` (a container's limits
+    count).
 
     Example:
         >>> max_workers() >= 1
         True
     """
-    cores = usable_cores()
-    try:
-        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-    except (AttributeError, ValueError, OSError):  # not POSIX: cores alone
+    cores, memory = usable_cores(), usable_memory()
+    if memory is None:  # not POSIX: cores alone
         return cores
-    return max(1, min(cores, int(memory_gb / WORKER_MEMORY_GB)))
+    return max(1, min(cores, int(memory / 1e9 / WORKER_MEMORY_GB)))
 
 
 def _check_scheduler(address: str, timeout: float = 5.0) -> None:
@@ -229,7 +228,7 @@ def make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
     if workers > max_workers():
         raise InputError(
             f"--workers {workers}: this machine holds at most {max_workers()} geoseg workers ({usable_cores()} usable "
-            f"CPU cores, about {WORKER_MEMORY_GB:g} GB of memory each); give --workers {max_workers()} or fewer, or "
+            f"CPU cores, about {WORKER_MEMORY_GB:g} GB of usable memory each); give --workers {max_workers()} or fewer, or "
             "--scheduler for a cluster"
         )
     cluster = LocalCluster(

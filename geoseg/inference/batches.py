@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.grid import Chip
-from geoseg.core.threads import usable_cores
+from geoseg.core.limits import usable_cores
 
 __all__ = ["READ_WORKERS", "Batch", "BatchRing", "iter_batches", "normalize_chip", "read_batches"]
 
 READ_WORKERS = max(1, min(8, usable_cores()))
-"""Threads reading chip windows at once: one per usable core (:func:`~geoseg.core.threads.usable_cores`), at most 8
+"""Threads reading chip windows at once: one per usable core (:func:`~geoseg.core.limits.usable_cores`), at most 8
 (what a GPU needs fed: a core decompresses about 40 Mpx/s of 3-band deflate; more threads only contend for the disk
 and the block cache)."""
 

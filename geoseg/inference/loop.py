@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.grid import Chip, Grid, north_up_flips
+from geoseg.core.limits import usable_cores
 from geoseg.core.options import Progress
-from geoseg.core.threads import Serial, prefetch, run_ahead, usable_cores
+from geoseg.core.threads import Serial, prefetch, run_ahead
 from geoseg.inference.backends import RING_BATCHES, Runner
 from geoseg.inference.batches import Batch, BatchRing, normalize_chip, read_batches
 from geoseg.inference.checks import DOMAIN_STEP, DomainCheck, Radiometry

@@ -25,7 +25,7 @@ from rasterio.windows import Window
 
 from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo, class_table_json, class_table_of_tag, colormap, default_colors
 from geoseg.core.errors import OutputError
-from geoseg.core.threads import usable_cores
+from geoseg.core.limits import usable_cores
 from geoseg.io.leftovers import remove_stale, temp_name
 from geoseg.io.outputs import write_error
 from geoseg.io.paths import drop_sidecars

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from geoseg.core.errors import InputError, OptionError
-from geoseg.core.threads import usable_cores
+from geoseg.core.limits import usable_cores
 
 __all__ = ["cpu_threads", "resolve_device"]
 
@@ -27,7 +27,7 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def cpu_threads() -> int:
-    """torch's CPU threads capped at the usable cores (:func:`~geoseg.core.threads.usable_cores`), set and returned.
+    """torch's CPU threads capped at the usable cores (:func:`~geoseg.core.limits.usable_cores`), set and returned.
 
     torch starts a thread per core it may run on; in a container whose CPU quota allows fewer, those threads
     are throttled in turn. Never raises torch's count (a caller's ``torch.set_num_threads(1)`` stays).

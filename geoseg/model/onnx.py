@@ -314,7 +314,7 @@ def load_onnx(path: str | os.PathLike, device: str = "cpu", tensorrt: str | None
     run them with :func:`~geoseg.core.threads.run_ahead` and
     ``OnnxRunner.lanes``, as predict does. Where a container's CPU quota
     leaves fewer cores than the machine has, each call runs on as many
-    threads as it allows (:func:`~geoseg.core.threads.usable_cores`).
+    threads as it allows (:func:`~geoseg.core.limits.usable_cores`).
     """
     p = Path(path)
     check_input_file(p, "model file", "give a .onnx file exported by geoseg or for Deepness", ModelError)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from geoseg.core.threads import usable_cores
+from geoseg.core.limits import usable_cores
 
 __all__ = ["Dist", "distributed", "process_device", "process_threads", "wrap_model"]
 
