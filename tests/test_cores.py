@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from geoseg.core import limits, threads
+from geoseg.core.errors import InputError
 from geoseg.core.limits import cpu_quota, memory_limit, usable_cores, usable_memory
 from geoseg.core.threads import lanes_for
 from geoseg.inference import runners
@@ -77,6 +78,8 @@ def test_memory_limits_of_cgroup_v1_and_v2(tmp_path: Path) -> None:
     assert memory_limit(root, root / "own") == 4 << 30  # docker --memory 4g
     root = _files(tmp_path / "v2n", {"job/memory.max": "max\n", "memory.max": "2147483648\n", "own": "0::/job\n"})
     assert memory_limit(root, root / "own") == 2 << 30
+    _files(root, {"job/memory.max": "4294967296\n"})
+    assert memory_limit(root, root / "own") == 2 << 30  # a parent's smaller limit counts
     own = "5:memory:/process_api/x\n3:cpu:/\n"
     root = _files(tmp_path / "v1", {"memory/memory.limit_in_bytes": "9223372036854771712\n", "own": own})
     assert memory_limit(root, root / "own") is None  # v1's unlimited
@@ -89,10 +92,17 @@ def test_dask_workers_fit_a_containers_memory(monkeypatch: pytest.MonkeyPatch) -
     from geoseg.flows import dask
 
     monkeypatch.setattr(dask, "usable_cores", lambda: 8)
-    monkeypatch.setattr(limits, "memory_limit", lambda: 3 << 30)  # 3.2 GB: three workers of about 1 GB
-    assert usable_memory() == 3 << 30 and dask.max_workers() == 3
-    monkeypatch.setattr(limits, "memory_limit", lambda: None)
-    assert usable_memory() is None or usable_memory() > 3 << 30
+    monkeypatch.setattr(dask, "usable_memory", lambda: 3 << 30)  # a container of 3.2 GB: three workers of about 1 GB
+    assert dask.max_workers() == 3
+    monkeypatch.setattr(dask, "usable_memory", lambda: 512 << 20)
+    assert dask.max_workers() == 1  # still one
+    monkeypatch.setattr(dask, "usable_memory", lambda: None)  # not known: the cores alone
+    assert dask.max_workers() == 8
+    monkeypatch.setattr(limits, "memory_limit", lambda: 3 << 30)
+    assert usable_memory() == 3 << 30 or usable_memory() < 3 << 30  # the limit, or the machine's where smaller
+    monkeypatch.setattr(dask, "usable_memory", lambda: 3 << 30)
+    with pytest.raises(InputError, match=r"at most 3 geoseg workers \(8 usable CPU cores, 3.2 GB of usable memory"):
+        dask.make_client(4, None)
 
 
 def test_usable_cores_is_the_affinity_capped_by_the_quota_rounded_up(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,9 +163,9 @@ def test_torch_on_the_cpu_runs_no_more_threads_than_usable_cores(monkeypatch: py
         torch.set_num_threads(before)
 
 
-def test_a_dask_worker_runs_onnxruntime_one_call_at_a_time_on_its_threads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_dask_worker_runs_each_model_call_on_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
     from geoseg.core.options import RunOptions
     from geoseg.flows import dask
 
@@ -163,10 +173,16 @@ def test_a_dask_worker_runs_onnxruntime_one_call_at_a_time_on_its_threads(
     for name in ("MODEL_LANES", "LANE_THREADS", "ONE_CALL_THREADS"):  # restored after the test
         monkeypatch.setattr(threads, name, getattr(threads, name))
     monkeypatch.setattr(threads, "MODEL_LANES", 2)  # as on a 2-core machine: two calls at once
-    monkeypatch.setattr(threads, "LANE_THREADS", 1)
+    monkeypatch.setattr(threads, "LANE_THREADS", 3)
     monkeypatch.setattr(dask, "_WORKER_MODELS", {})
-    monkeypatch.setattr(dask, "_worker_threads", lambda: 1)  # a worker given one thread, beside others
-    model = dask._worker_model(str(path), RunOptions())
+    monkeypatch.setattr(dask, "_in_worker", lambda: True)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        model = dask._worker_model(str(path), RunOptions())
+        assert torch.get_num_threads() == 1  # a worker runs as many tasks at once as it has threads
+    finally:
+        torch.set_num_threads(before)
     assert model.session.get_session_options().intra_op_num_threads == 1
     assert runners.OnnxRunner(model).lanes == 1  # not two calls in each of the machine's workers
     assert threads.ONE_CALL_THREADS == 1  # the cloud mask's session too

@@ -151,7 +151,7 @@ def usable_cores() -> int:
 
 def usable_memory() -> int | None:
     """Bytes of memory this process may use: the machine's, less where a cgroup's limit allows less (see
-    :func:`memory_limit`); None where neither is known (not POSIX, no limit).
+    :func:`memory_limit`); None where neither is known (Windows without psutil).
 
     Example:
         >>> usable_memory() is None or usable_memory() > 0
@@ -159,8 +159,13 @@ def usable_memory() -> int | None:
     """
     try:
         physical: int | None = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not POSIX
-        physical = None
+    except (AttributeError, ValueError, OSError):  # not POSIX (Windows): psutil where installed (Dask brings it)
+        try:
+            import psutil
+
+            physical = int(psutil.virtual_memory().total)
+        except ImportError:
+            physical = None
     limit = memory_limit()
     known = [m for m in (physical, limit) if m]
     return min(known) if known else None

@@ -80,9 +80,9 @@ ONE_CALL_THREADS = quota_threads(usable_cores(), affinity_cores())
 def limit_onnx_threads(cores: int) -> None:
     """Run onnxruntime one call at a time on ``cores`` threads in this process, for sessions opened from now on.
 
-    For a process that shares the machine with others of its kind, such as a Dask worker given ``cores``
-    threads: onnxruntime's default (a thread per physical core) or two calls at once in each of them would start
-    more threads than there are cores.
+    For a process that shares the machine with others of its kind, such as a Dask worker (which runs one task per
+    thread it has, each with ``cores=1``): onnxruntime's default (a thread per physical core) or two calls at once
+    in each of them would start more threads than there are cores.
 
     Example:
         >>> limit_onnx_threads(1)  # doctest: +SKIP

@@ -8,6 +8,7 @@ one, checked within seconds so a wrong address never hangs.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,33 +28,42 @@ log = logging.getLogger("geoseg")
 _WORKER_MODELS: dict[str, object] = {}
 
 
+_WORKER_LOCK = threading.Lock()
+
+
 def _worker_model(model: str, options: RunOptions) -> object:
-    """The model of this Dask worker process: loaded on first use and kept."""
+    """The model of this Dask worker process: loaded on first use and kept.
+
+    A worker runs as many tasks at once as it has threads (``--workers``: one), so each model call runs on one
+    thread: onnxruntime one call at a time (:func:`~geoseg.core.threads.limit_onnx_threads`), torch on one thread.
+    """
     import sys
 
     from geoseg.inference.predict import open_model
 
     backend, device = options.predict.backend, options.predict.device
     key = f"{model}|{backend}|{device}"
-    nthreads = _worker_threads()
-    if nthreads and not _WORKER_MODELS:  # before the first session: onnxruntime one call at a time, on its threads
-        limit_onnx_threads(nthreads)
-    if key not in _WORKER_MODELS:
-        _WORKER_MODELS[key] = open_model(model, backend, device)
+    in_worker = _in_worker()
+    with _WORKER_LOCK:  # tasks of a worker with several threads: one loads the model, the others wait for it
+        if in_worker:
+            limit_onnx_threads(1)  # before any session opens (cloud masks' too)
+        if key not in _WORKER_MODELS:
+            _WORKER_MODELS[key] = open_model(model, backend, device)
     torch = sys.modules.get("torch")  # loaded with a .pt model; an .onnx model runs without importing it
-    if torch is not None and nthreads:
-        torch.set_num_threads(nthreads)
+    if torch is not None and in_worker:
+        torch.set_num_threads(1)
     return _WORKER_MODELS[key]
 
 
-def _worker_threads() -> int | None:
-    """The threads this Dask worker was given (None outside a worker)."""
+def _in_worker() -> bool:
+    """True in a Dask worker."""
     try:
         from distributed import get_worker
 
-        return max(1, get_worker().state.nthreads)
+        get_worker()
     except (ImportError, ValueError):
-        return None
+        return False
+    return True
 
 
 def _dask_task(
@@ -226,9 +236,11 @@ def make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
     if workers is None or workers < 1:
         raise OptionError(f"--workers {workers} must be at least 1")
     if workers > max_workers():
+        memory = usable_memory()
+        held = f"{memory / 1e9:.1f} GB of usable memory, " if memory else ""
         raise InputError(
             f"--workers {workers}: this machine holds at most {max_workers()} geoseg workers ({usable_cores()} usable "
-            f"CPU cores, about {WORKER_MEMORY_GB:g} GB of usable memory each); give --workers {max_workers()} or fewer, or "
+            f"CPU cores, {held}about {WORKER_MEMORY_GB:g} GB per worker); give --workers {max_workers()} or fewer, or "
             "--scheduler for a cluster"
         )
     cluster = LocalCluster(
