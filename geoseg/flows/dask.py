@@ -177,7 +177,7 @@ def max_workers() -> int:
         True
     """
     cores, memory = usable_cores(), usable_memory()
-    if memory is None:  # not POSIX: cores alone
+    if memory is None:  # not known (Windows without psutil): cores alone
         return cores
     return max(1, min(cores, int(memory / 1e9 / WORKER_MEMORY_GB)))
 
