@@ -25,6 +25,14 @@ def unet_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Unet for 4 bands with 3 classes, exported to ONNX (read only: sessions are opened on it)."""
+    from geoseg.model.onnx import export_onnx
+
+    return export_onnx(tiny_unet(4, 3, pixel_size=10.0), tmp_path_factory.mktemp("onnx") / "tiny.onnx", quiet=True)
+
+
 @pytest.fixture
 def scene4(tmp_path: Path) -> Path:
     """A 4-band uint16 67 x 45 scene with band descriptions, EPSG:32633."""

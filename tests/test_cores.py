@@ -16,8 +16,7 @@ from geoseg.core.errors import InputError
 from geoseg.core.limits import cpu_quota, memory_limit, usable_cores, usable_memory
 from geoseg.core.threads import lanes_for
 from geoseg.inference import runners
-from geoseg.model.onnx import export_onnx, load_onnx
-from tests.helpers import tiny_unet
+from geoseg.model.onnx import load_onnx
 
 
 def _files(root: Path, files: dict[str, str]) -> Path:
@@ -115,14 +114,13 @@ def test_usable_cores_is_the_affinity_capped_by_the_quota_rounded_up(monkeypatch
     assert usable_cores() == cores  # a quota above the cores changes nothing
 
 
-def test_onnxruntime_gets_the_usable_cores_where_a_quota_leaves_fewer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnxruntime_gets_the_usable_cores_where_a_quota_leaves_fewer(onnx_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert lanes_for(4, runnable=64) == (1, 4)  # onnxruntime's default would start a thread per host core
     assert lanes_for(2, runnable=64) == (2, 1)
     assert lanes_for(16, runnable=16) == (1, 0)  # no quota (taskset alone): onnxruntime's own default
-    path = export_onnx(tiny_unet(4, 3, pixel_size=10.0), tmp_path / "tiny.onnx", quiet=True)
     monkeypatch.setattr(threads, "LANE_THREADS", 4)  # what a 4-CPU quota on a larger machine gives
     monkeypatch.setattr(threads, "MODEL_LANES", 1)
-    model = load_onnx(path)
+    model = load_onnx(onnx_model)
     assert model.session.get_session_options().intra_op_num_threads == 4
     assert runners.OnnxRunner(model).lanes == 1  # one call at a time on the quota's threads
 
@@ -163,13 +161,12 @@ def test_torch_on_the_cpu_runs_no_more_threads_than_usable_cores(monkeypatch: py
         torch.set_num_threads(before)
 
 
-def test_a_dask_worker_runs_each_model_call_on_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dask_worker_runs_each_model_call_on_one_thread(onnx_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     from geoseg.core.options import RunOptions
     from geoseg.flows import dask
 
-    path = export_onnx(tiny_unet(4, 3, pixel_size=10.0), tmp_path / "tiny.onnx", quiet=True)
     for name in ("MODEL_LANES", "LANE_THREADS", "ONE_CALL_THREADS"):  # restored after the test
         monkeypatch.setattr(threads, name, getattr(threads, name))
     monkeypatch.setattr(threads, "MODEL_LANES", 2)  # as on a 2-core machine: two calls at once
@@ -179,7 +176,7 @@ def test_a_dask_worker_runs_each_model_call_on_one_thread(tmp_path: Path, monkey
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        model = dask._worker_model(str(path), RunOptions())
+        model = dask._worker_model(str(onnx_model), RunOptions())
         assert torch.get_num_threads() == 1  # a worker runs as many tasks at once as it has threads
     finally:
         torch.set_num_threads(before)

@@ -15,8 +15,8 @@ import geoseg
 from geoseg.core import threads
 from geoseg.core.threads import LANE_THREADS, MODEL_LANES, lanes_for, run_ahead
 from geoseg.inference import runners
-from geoseg.model.onnx import export_onnx, load_onnx
-from tests.helpers import random_scene, tiny_unet, write_raster
+from geoseg.model.onnx import load_onnx
+from tests.helpers import random_scene, write_raster
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is in the dev extra: pip install -e '.[dev]'")
 pytest.importorskip("onnx", reason="onnx is in the dev extra: pip install -e '.[dev]'")
@@ -101,12 +101,6 @@ def test_run_ahead_raises_the_first_error_after_the_running_calls_end() -> None:
             results.append(item)
     assert results == [(0, 0)]
     assert finished.is_set()  # a call still running (it may read a buffer the caller reuses) was waited for
-
-
-@pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("lanes") / "tiny.onnx"
-    return export_onnx(tiny_unet(4, 3, pixel_size=10.0), path, quiet=True)
 
 
 def test_two_lanes_of_one_thread_on_two_cores_else_one_call_on_onnxruntimes_threads(

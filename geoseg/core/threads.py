@@ -70,10 +70,11 @@ def quota_threads(cores: int, runnable: int | None = None) -> int:
     return cores if runnable is not None and cores < runnable else 0
 
 
-MODEL_LANES, LANE_THREADS = lanes_for(usable_cores(), affinity_cores())
+_CORES, _RUNNABLE = usable_cores(), affinity_cores()  # read once: the cgroup files and the affinity
+MODEL_LANES, LANE_THREADS = lanes_for(_CORES, _RUNNABLE)
 """The chip loop's onnxruntime calls at once on this machine's CPU, and onnxruntime's threads per call (its
 ``intra_op_num_threads``; 0: its default); see :func:`lanes_for` and :func:`~geoseg.core.limits.usable_cores`."""
-ONE_CALL_THREADS = quota_threads(usable_cores(), affinity_cores())
+ONE_CALL_THREADS = quota_threads(_CORES, _RUNNABLE)
 """onnxruntime's threads for a session whose calls run one at a time (the cloud mask's): :func:`quota_threads`."""
 
 
