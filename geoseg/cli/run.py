@@ -82,12 +82,12 @@ def run(
     exit code is then 3. batch.json is updated as each scene finishes;
     classes.vrt is left out (a note says why) when the scenes differ in CRS,
     pixel size, orientation or class table. --workers N or --scheduler ADDRESS
-    run the scenes as Dask tasks (each worker loads the model once; the
-    outputs are the same as in one process up to the model's floating-point
-    rounding, torch on one thread each) and always use the batch layout,
-    also for one scene. A scene wider than --block-width is then split into
-    vertical blocks predicted on different workers and joined into one
-    seamless classes.tif (the same pixels and polygons as in one process).
+    run the scenes as Dask tasks (each worker loads the model once and runs
+    each model call on one thread; the outputs are the same as in one
+    process up to the model's floating-point rounding) and always use the
+    batch layout, also for one scene. A scene wider than --block-width is
+    then split into vertical blocks predicted on different workers and
+    joined into one seamless classes.tif (the same pixels and polygons as in one process).
 
     \b
     Example:
