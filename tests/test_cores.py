@@ -131,11 +131,11 @@ def test_a_process_limited_to_one_core_sizes_every_pool_to_it() -> None:
         "import json, os\n"
         "os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})\n"
         "from geoseg.core import limits, threads\n"
-        "from geoseg.inference import batches, loop\n"
+        "from geoseg.inference import loop\n"
         "from geoseg.flows import dask\n"
         "from geoseg.training.distributed import Dist, process_threads\n"
-        "print(json.dumps([limits.usable_cores(), threads.MODEL_LANES, threads.LANE_THREADS, batches.READ_WORKERS,\n"
-        "    loop.STITCH_THREADS, dask.max_workers(), process_threads(None, Dist(0, 2), 'cpu')]))\n"
+        "print(json.dumps([limits.usable_cores(), threads.MODEL_LANES, threads.LANE_THREADS, threads.read_workers(),\n"
+        "    len(loop.stitch_bands(0, 100000, 256)), dask.max_workers(), process_threads(None, Dist(0, 2), 'cpu')]))\n"
     )
     env = {**os.environ, "LOCAL_WORLD_SIZE": "2"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
@@ -161,16 +161,19 @@ def test_torch_on_the_cpu_runs_no_more_threads_than_usable_cores(monkeypatch: py
         torch.set_num_threads(before)
 
 
-def test_a_dask_worker_runs_each_model_call_on_one_thread(onnx_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dask_worker_runs_each_task_on_one_core(onnx_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     from geoseg.core.options import RunOptions
     from geoseg.flows import dask
+    from geoseg.inference import loop
 
-    for name in ("MODEL_LANES", "LANE_THREADS", "ONE_CALL_THREADS"):  # restored after the test
+    for name in ("MODEL_LANES", "LANE_THREADS", "ONE_CALL_THREADS", "PIPELINE_CORES"):  # restored after the test
         monkeypatch.setattr(threads, name, getattr(threads, name))
     monkeypatch.setattr(threads, "MODEL_LANES", 2)  # as on a 2-core machine: two calls at once
     monkeypatch.setattr(threads, "LANE_THREADS", 3)
+    monkeypatch.setattr(threads, "PIPELINE_CORES", 8)  # as on an 8-core machine: 8 readers, 4 stitching threads
+    assert (threads.read_workers(), len(loop.stitch_bands(0, 100000, 256))) == (8, 4)
     monkeypatch.setattr(dask, "_WORKER_MODELS", {})
     monkeypatch.setattr(dask, "_in_worker", lambda: True)
     before = torch.get_num_threads()
@@ -183,3 +186,52 @@ def test_a_dask_worker_runs_each_model_call_on_one_thread(onnx_model: Path, monk
     assert model.session.get_session_options().intra_op_num_threads == 1
     assert runners.OnnxRunner(model).lanes == 1  # not two calls in each of the machine's workers
     assert threads.ONE_CALL_THREADS == 1  # the cloud mask's session too
+    assert (threads.read_workers(), len(loop.stitch_bands(0, 100000, 256))) == (1, 1)  # not the whole machine's
+
+
+def test_predict_sizes_its_readers_stitchers_and_cog_rewrite_to_the_pipeline_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a Dask worker's share of the cores (threads.PIPELINE_CORES) gives a predict on the CPU: as many chip
+    reader threads, stitching threads (bands of at least 8 chips) and GDAL threads in the COG rewrite; a model on a
+    GPU keeps the usable cores for its readers."""
+    import threading
+
+    import rasterio.shutil
+
+    import geoseg
+    from geoseg.inference import loop
+    from tests.helpers import BandLogits, random_scene, wrap, write_raster
+
+    scene = write_raster(tmp_path / "s.tif", random_scene((3, 64, 1600), "uint16", seed=5))
+    model = wrap(BandLogits(), 3, 3, 32, "8px")  # 67 chips across: bands of 8 chips fit 4 stitching threads
+    seen: dict[str, set[str]] = {"read": set(), "stitch": set(), "cog": set()}
+    read, rows, copy = loop.ChipLoop._read, loop.ChipLoop.write_rows, rasterio.shutil.copy
+
+    def reading(self, *args):  # noqa: ANN001, ANN202
+        seen["read"].add(threading.current_thread().name)
+        return read(self, *args)
+
+    def stitching(self, *args):  # noqa: ANN001, ANN202 - the stitcher's sink runs in its band's thread
+        seen["stitch"].add(threading.current_thread().name)
+        return rows(self, *args)
+
+    def rewriting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen["cog"].add(kwargs["num_threads"])
+        return copy(*args, **kwargs)
+
+    monkeypatch.setattr(loop.ChipLoop, "_read", reading)
+    monkeypatch.setattr(loop.ChipLoop, "write_rows", stitching)
+    monkeypatch.setattr(rasterio.shutil, "copy", rewriting)
+    for cores in (1, 3):
+        monkeypatch.setattr(threads, "PIPELINE_CORES", cores)
+        for kind in seen:
+            seen[kind].clear()
+        geoseg.predict(scene, model, tmp_path / f"c{cores}.tif", device="cpu", overwrite=True)
+        assert len(seen["read"]) == cores and all(name.startswith("geoseg-read") for name in seen["read"])
+        assert len(seen["stitch"]) == cores and all(name.startswith("geoseg-stitch") for name in seen["stitch"])
+        assert seen["cog"] == {str(cores)}
+    monkeypatch.setattr(threads, "_CORES", 3)
+    monkeypatch.setattr(threads, "PIPELINE_CORES", 1)  # a Dask worker's one core, with its model on a GPU
+    assert (threads.read_workers(gpu=True), threads.stitch_threads(gpu=True)) == (3, 3)
+    assert (threads.read_workers(), threads.stitch_threads()) == (1, 1)

@@ -250,6 +250,7 @@ def test_temporary_files_of_a_killed_predict_are_removed_by_the_next(tmp_path: P
 def test_bands_of_columns_stitched_in_threads_equal_one_stitcher(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On the CPU bands of columns are stitched in threads (each with its own rows to the writer, sharing the scene's
     mask reads and the checks): every output is the same bytes as with one stitcher, nodata included."""
+    from geoseg.core import threads as core_threads
     from geoseg.inference import loop
 
     data = random_scene((3, 150, 1100), "uint16", seed=7)
@@ -258,7 +259,7 @@ def test_bands_of_columns_stitched_in_threads_equal_one_stitcher(tmp_path: Path,
     model = wrap(BandLogits(), 3, 3, 32, "8px")
     outputs = {}
     for threads in (1, 4):
-        monkeypatch.setattr(loop, "STITCH_THREADS", threads)
+        monkeypatch.setattr(core_threads, "PIPELINE_CORES", threads)
         assert len(loop.stitch_bands(0, 1100, 32)) == threads
         names = {kind: tmp_path / f"{kind}{threads}.tif" for kind in ("c", "conf", "p")}
         result = geoseg.predict(
@@ -309,10 +310,11 @@ def test_an_error_in_a_stitching_thread_is_raised_once_and_every_thread_ends(
     thread is joined and no file is left behind."""
     import threading
 
+    from geoseg.core import threads
     from geoseg.core.errors import OutputError
     from geoseg.inference import loop
 
-    monkeypatch.setattr(loop, "STITCH_THREADS", 3)
+    monkeypatch.setattr(threads, "PIPELINE_CORES", 3)
     original = loop.ChipLoop.write_rows
 
     def failing(self, x0, x1, offset, y0, y1, probs, weight):  # noqa: ANN001, ANN202

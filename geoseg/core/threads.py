@@ -24,12 +24,15 @@ __all__ = [
     "LANE_THREADS",
     "MODEL_LANES",
     "ONE_CALL_THREADS",
+    "PIPELINE_CORES",
     "Serial",
     "lanes_for",
-    "limit_onnx_threads",
     "prefetch",
     "quota_threads",
+    "read_workers",
     "run_ahead",
+    "share_cores",
+    "stitch_threads",
     "stop_all",
 ]
 
@@ -78,18 +81,52 @@ ONE_CALL_THREADS = quota_threads(_CORES, _RUNNABLE)
 """onnxruntime's threads for a session whose calls run one at a time (the cloud mask's): :func:`quota_threads`."""
 
 
-def limit_onnx_threads(cores: int) -> None:
-    """Run onnxruntime one call at a time on ``cores`` threads in this process, for sessions opened from now on.
+PIPELINE_CORES = _CORES
+"""The cores one predict's own threads are sized to with a model on the CPU: its chip readers (:func:`read_workers`),
+its stitching threads (:func:`stitch_threads`) and GDAL's threads when its outputs are rewritten as COGs. The usable
+cores, or a Dask worker's share of them (:func:`share_cores`)."""
+
+
+def share_cores(cores: int) -> None:
+    """Size what this process runs from now on to ``cores`` of the machine: onnxruntime one call at a time on
+    ``cores`` threads (for sessions opened from now on), and :data:`PIPELINE_CORES`.
 
     For a process that shares the machine with others of its kind, such as a Dask worker (which runs one task per
-    thread it has, each with ``cores=1``): onnxruntime's default (a thread per physical core) or two calls at once
-    in each of them would start more threads than there are cores.
+    thread it has, each with ``cores=1``): onnxruntime's default (a thread per physical core), two calls at once,
+    or readers and stitchers sized to the whole machine in each of them would start more threads than there are
+    cores. A model on a GPU keeps its readers and stitchers sized to the usable cores (:func:`read_workers`).
 
     Example:
-        >>> limit_onnx_threads(1)  # doctest: +SKIP
+        >>> share_cores(1)  # doctest: +SKIP
+        >>> read_workers(), stitch_threads()  # doctest: +SKIP
+        (1, 1)
     """
-    global MODEL_LANES, LANE_THREADS, ONE_CALL_THREADS
-    MODEL_LANES, LANE_THREADS, ONE_CALL_THREADS = 1, max(1, cores), max(1, cores)
+    global MODEL_LANES, LANE_THREADS, ONE_CALL_THREADS, PIPELINE_CORES
+    cores = max(1, cores)
+    MODEL_LANES, LANE_THREADS, ONE_CALL_THREADS, PIPELINE_CORES = 1, cores, cores, cores
+
+
+def read_workers(gpu: bool = False) -> int:
+    """Threads reading chip windows at once: one per core of :data:`PIPELINE_CORES` (for a model on a GPU, ``gpu``:
+    of the usable cores, also in a Dask worker), at most 8 (what a GPU needs fed: a core decompresses about 40 Mpx/s
+    of 3-band deflate; more threads only contend for the disk and the block cache).
+
+    Example:
+        >>> 1 <= read_workers() <= read_workers(gpu=True) <= 8
+        True
+    """
+    return max(1, min(8, _CORES if gpu else PIPELINE_CORES))
+
+
+def stitch_threads(gpu: bool = False) -> int:
+    """Bands of columns stitched at once on the CPU, each in its own thread: one per core of :data:`PIPELINE_CORES`
+    (for a model on a GPU whose probabilities come back to the CPU, ``gpu``: of the usable cores), at most 4.
+
+    Example:
+        >>> 1 <= stitch_threads() <= stitch_threads(gpu=True) <= 4
+        True
+    """
+    return max(1, min(4, _CORES if gpu else PIPELINE_CORES))
 
 
 _DONE = object()

@@ -16,7 +16,7 @@ from typing import Any
 from geoseg.core.errors import GeosegError, InputError, OptionError, OutsideAreaError
 from geoseg.core.limits import usable_cores, usable_memory
 from geoseg.core.options import Progress, RunOptions
-from geoseg.core.threads import limit_onnx_threads
+from geoseg.core.threads import share_cores
 from geoseg.flows.provenance import ModelRef
 from geoseg.flows.scene import failed, outside, run_scene
 
@@ -34,8 +34,9 @@ _WORKER_LOCK = threading.Lock()
 def _worker_model(model: str, options: RunOptions) -> object:
     """The model of this Dask worker process: loaded on first use and kept.
 
-    A worker runs as many tasks at once as it has threads (``--workers``: one), so each model call runs on one
-    thread: onnxruntime one call at a time (:func:`~geoseg.core.threads.limit_onnx_threads`), torch on one thread.
+    A worker runs as many tasks at once as it has threads (``--workers``: one), so each task gets one core
+    (:func:`~geoseg.core.threads.share_cores`): onnxruntime one call at a time on one thread, torch on one thread,
+    one chip reader and one stitching thread.
     """
     import sys
 
@@ -46,7 +47,7 @@ def _worker_model(model: str, options: RunOptions) -> object:
     in_worker = _in_worker()
     with _WORKER_LOCK:  # tasks of a worker with several threads: one loads the model, the others wait for it
         if in_worker:
-            limit_onnx_threads(1)  # before any session opens (cloud masks' too)
+            share_cores(1)  # before any session opens (cloud masks' too) and any reader starts
         if key not in _WORKER_MODELS:
             _WORKER_MODELS[key] = open_model(model, backend, device)
     torch = sys.modules.get("torch")  # loaded with a .pt model; an .onnx model runs without importing it

@@ -21,14 +21,9 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.grid import Chip
-from geoseg.core.limits import usable_cores
+from geoseg.core.threads import read_workers
 
-__all__ = ["READ_WORKERS", "Batch", "BatchRing", "iter_batches", "normalize_chip", "read_batches"]
-
-READ_WORKERS = max(1, min(8, usable_cores()))
-"""Threads reading chip windows at once: one per usable core (:func:`~geoseg.core.limits.usable_cores`), at most 8
-(what a GPU needs fed: a core decompresses about 40 Mpx/s of 3-band deflate; more threads only contend for the disk
-and the block cache)."""
+__all__ = ["Batch", "BatchRing", "iter_batches", "normalize_chip", "read_batches"]
 
 
 @dataclass
@@ -159,11 +154,12 @@ def read_batches(
     read_into: Callable[[Any, Chip, np.ndarray], np.ndarray],
     prepare: Callable[[Chip, np.ndarray, np.ndarray], None],
     ring: BatchRing,
-    workers: int = READ_WORKERS,
+    workers: int | None = None,
     ahead: int = 1,
     columns: range | None = None,
 ) -> Iterator[Batch]:
-    """Batches of chips read by ``workers`` threads into ``ring``'s slots, ``ahead`` batches in advance.
+    """Batches of chips read by ``workers`` threads (default :func:`~geoseg.core.threads.read_workers`) into
+    ``ring``'s slots, ``ahead`` batches in advance.
 
     ``read_into(ds, chip, out)`` reads a chip's bands into ``out`` ``(C, S, S)``
     with a dataset from ``opener`` (one per thread) and returns its validity.
@@ -185,7 +181,7 @@ def read_batches(
     """
     handles = _Handles(opener)
     size = ring.slots[0][0].shape[0]
-    workers = max(1, workers)
+    workers = read_workers() if workers is None else max(1, workers)
     lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"geoseg-read{i}") for i in range(workers)]
     turn = itertools.count()
 

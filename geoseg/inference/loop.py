@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from geoseg.core.grid import Chip, Grid, north_up_flips
-from geoseg.core.limits import usable_cores
 from geoseg.core.options import Progress
-from geoseg.core.threads import Serial, prefetch, run_ahead
+from geoseg.core.threads import Serial, prefetch, read_workers, run_ahead, stitch_threads
 from geoseg.inference.backends import RING_BATCHES, Runner
 from geoseg.inference.batches import Batch, BatchRing, normalize_chip, read_batches
 from geoseg.inference.checks import DOMAIN_STEP, DomainCheck, Radiometry
@@ -36,12 +35,13 @@ from geoseg.inference.stitch import Stitcher, TorchStitcher
 from geoseg.io.classmap import RASTER_OUTPUTS, TILE, ClassMapWriter
 from geoseg.io.raster import open_scene, read_window, scene_has_mask
 
-__all__ = ["STITCH_THREADS", "ChipLoop", "PredictResult", "stitch_bands"]
+__all__ = ["ChipLoop", "PredictResult", "stitch_bands"]
 
 
 @dataclass
 class PredictResult:
-    """What :func:`geoseg.predict` wrote and how long each part took (seconds)."""
+    """What :func:`geoseg.predict` wrote and how long each part took (seconds; the times of stages run in threads,
+    ``seconds["stitch"]`` and ``["write"]``, are summed over the threads: they can exceed the wall time)."""
 
     outputs: dict[str, Path]
     chips_total: int
@@ -87,6 +87,7 @@ class ChipLoop:
         self.exclude = exclude  # exclude(window) -> bool rows, True where outputs must be nodata (e.g. clouds)
         self.mask_pixels = mask_pixels  # False: only pixels no chip reached are nodata (masked later, on another grid)
         self.net, self.runner, self.writer, self.polygons = net, runner, writer, polygons
+        self.gpu = str(getattr(runner, "device", "cpu")) != "cpu"  # readers and stitchers: the usable cores, also on Dask
         self.batch_size, self.progress, self.result, self.total = batch_size, progress, result, total
         self.masked = scene_has_mask(ds)
         self.flips = north_up_flips(ds.transform)  # a south-up (or east-to-west) scene's chips are shown north up
@@ -140,6 +141,7 @@ class ChipLoop:
                 self._read,
                 self._prepare,
                 ring,
+                workers=read_workers(self.gpu),
                 columns=range(min(cols), max(cols) + 1),
             )
             results = self._modelled(self._timed(prefetch(batches, depth=2)), lanes)
@@ -160,7 +162,8 @@ class ChipLoop:
             sink = functools.partial(self.write_rows, x0, x1, offset)
             parts.append(_Part(TorchStitcher(self.grid, x0, x1, k, sink, device=self.runner.device)))
             return
-        for i, (a, b) in enumerate(stitch_bands(x0, x1, self.grid.chip_size)):  # on the CPU: a thread per band
+        bands = stitch_bands(x0, x1, self.grid.chip_size, stitch_threads(self.gpu))
+        for i, (a, b) in enumerate(bands):  # on the CPU: a thread per band
             stitcher = Stitcher(self.grid, a, b, k, functools.partial(self.write_rows, a, b, offset))
             parts.append(_Part(stitcher, Serial(f"geoseg-stitch{i}", depth=1), frozenset(self.grid.columns_in(a, b))))
 
@@ -298,11 +301,6 @@ class ChipLoop:
             self.times["write"] += time.perf_counter() - t
 
 
-STITCH_THREADS = max(1, min(4, usable_cores()))
-"""Bands of columns stitched at once on the CPU, each in its own thread (a band is about 8 chips wide or more). Stage
-times of threads (``seconds["stitch"]``, ``["write"]``) are summed over the threads: they can exceed the wall time."""
-
-
 @dataclass
 class _Part:
     """A band of columns' stitcher, the thread it runs in (None: in the caller's) and its grid columns (None: all)."""
@@ -314,13 +312,14 @@ class _Part:
 
 def stitch_bands(x0: int, x1: int, chip_size: int, threads: int | None = None) -> list[tuple[int, int]]:
     """Columns ``[x0, x1)`` cut into at most ``threads`` bands of about 8 chips or more, cut on the 256-px tiles of
-    the outputs (so no tile is written by two bands); ``threads`` defaults to :data:`STITCH_THREADS`.
+    the outputs (so no tile is written by two bands); ``threads`` defaults to
+    :func:`~geoseg.core.threads.stitch_threads`.
 
     Example:
         >>> stitch_bands(0, 10000, 256, threads=2), stitch_bands(0, 3000, 256, threads=4), stitch_bands(0, 200, 8, 3)
         ([(0, 5120), (5120, 10000)], [(0, 3000)], [(0, 200)])
     """
-    count = max(1, min(threads or STITCH_THREADS, (x1 - x0) // (8 * chip_size)))
+    count = max(1, min(threads or stitch_threads(), (x1 - x0) // (8 * chip_size)))
     inner = {x0 + round((x1 - x0) * i / count / TILE) * TILE for i in range(1, count)}
     cuts = sorted({x0, x1, *(c for c in inner if x0 < c < x1)})
     return list(zip(cuts, cuts[1:]))

@@ -23,9 +23,9 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
+from geoseg.core import threads
 from geoseg.core.classes import CLASSES_TAG, NODATA, ClassInfo, class_table_json, class_table_of_tag, colormap, default_colors
 from geoseg.core.errors import OutputError
-from geoseg.core.limits import usable_cores
 from geoseg.io.leftovers import remove_stale, temp_name
 from geoseg.io.outputs import write_error
 from geoseg.io.paths import drop_sidecars
@@ -293,7 +293,7 @@ class ClassMapWriter:
                     BIGTIFF="IF_SAFER",
                     overview_resampling=RASTER_OUTPUTS[kind].overview,
                     predictor="NO" if RASTER_OUTPUTS[kind].palette else "YES",
-                    num_threads=str(usable_cores()),  # a container's CPU quota counts
+                    num_threads=str(threads.PIPELINE_CORES),  # a container's CPU quota, a Dask worker's share
                 )
             except (rasterio.errors.RasterioError, OSError) as exc:
                 for path in cogs.values():
