@@ -83,8 +83,8 @@ def run(
     classes.vrt is left out (a note says why) when the scenes differ in CRS,
     pixel size, orientation or class table. --workers N or --scheduler ADDRESS
     run the scenes as Dask tasks (each worker loads the model once and runs
-    each task on one core: one thread for the model, one chip reader, one
-    stitching thread; the outputs are the same as in one process up to the
+    each task on one core: one thread for the model and, with the model on
+    the CPU, one chip reader and one stitching thread; the outputs are the same as in one process up to the
     model's floating-point rounding) and always use the
     batch layout, also for one scene. A scene wider than --block-width is
     then split into vertical blocks predicted on different workers and

@@ -82,9 +82,9 @@ ONE_CALL_THREADS = quota_threads(_CORES, _RUNNABLE)
 
 
 PIPELINE_CORES = _CORES
-"""The cores one predict's own threads are sized to with a model on the CPU: its chip readers (:func:`read_workers`),
-its stitching threads (:func:`stitch_threads`) and GDAL's threads when its outputs are rewritten as COGs. The usable
-cores, or a Dask worker's share of them (:func:`share_cores`)."""
+"""The cores one predict's own threads are sized to: its chip readers (:func:`read_workers`) and stitching threads
+(:func:`stitch_threads`) with a model on the CPU, and GDAL's threads when its outputs are rewritten as COGs. The
+usable cores, or a Dask worker's share of them (:func:`share_cores`)."""
 
 
 def share_cores(cores: int) -> None:

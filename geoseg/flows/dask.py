@@ -36,7 +36,7 @@ def _worker_model(model: str, options: RunOptions) -> object:
 
     A worker runs as many tasks at once as it has threads (``--workers``: one), so each task gets one core
     (:func:`~geoseg.core.threads.share_cores`): onnxruntime one call at a time on one thread, torch on one thread,
-    one chip reader and one stitching thread.
+    and with the model on the CPU one chip reader and one stitching thread.
     """
     import sys
 
